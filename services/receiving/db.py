@@ -1,0 +1,208 @@
+"""Every SQL statement of the receiving service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shared.runtime.database import Connection, Record
+
+LOT_COLUMNS = """
+    lot_id, sku, lot_code, gtin, uom, supplier_id, supplier_name, supplier_lot_code,
+    production_date, expiry_date, best_before_date, unit_cost, currency,
+    received_quantity, consumed_quantity, first_received_at, last_received_at
+"""
+
+
+async def lock_idempotency_key(connection: Connection, key: str) -> None:
+    """Serialise requests that carry the same key: the second sees the first's answer."""
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", key)
+
+
+async def find_receipt(
+    connection: Connection, *, receipt_id: str | None, idempotency_key: str | None
+) -> Record | None:
+    return await connection.fetchrow(
+        "SELECT receipt_id, request_hash, response FROM receipts"
+        " WHERE receipt_id = $1 OR idempotency_key = $2 LIMIT 1",
+        receipt_id,
+        idempotency_key,
+    )
+
+
+async def next_sequence(connection: Connection, sku: str, day: date) -> int:
+    sequence: int = await connection.fetchval(
+        """
+        INSERT INTO lot_code_sequences (sku, day, last_seq) VALUES ($1, $2, 1)
+        ON CONFLICT (sku, day) DO UPDATE SET last_seq = lot_code_sequences.last_seq + 1
+        RETURNING last_seq
+        """,
+        sku,
+        day,
+    )
+    return sequence
+
+
+async def lock_lot_by_code(connection: Connection, sku: str, lot_code: str) -> Record | None:
+    return await connection.fetchrow(
+        f"SELECT {LOT_COLUMNS} FROM lots WHERE sku = $1 AND lot_code = $2 FOR UPDATE",
+        sku,
+        lot_code,
+    )
+
+
+async def insert_lot(connection: Connection, lot: dict[str, Any]) -> bool:
+    """Create the lot; False when a concurrent receipt created the same (sku, lot_code) first."""
+    inserted = await connection.fetchval(
+        """
+        INSERT INTO lots (lot_id, sku, lot_code, gtin, uom, supplier_id, supplier_name,
+                          supplier_lot_code, production_date, expiry_date, best_before_date,
+                          unit_cost, currency, received_quantity, first_received_at,
+                          last_received_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+        ON CONFLICT (sku, lot_code) DO NOTHING
+        RETURNING true
+        """,
+        lot["lot_id"],
+        lot["sku"],
+        lot["lot_code"],
+        lot["gtin"],
+        lot["uom"],
+        lot["supplier_id"],
+        lot["supplier_name"],
+        lot["supplier_lot_code"],
+        lot["production_date"],
+        lot["expiry_date"],
+        lot["best_before_date"],
+        lot["unit_cost"],
+        lot["currency"],
+        lot["quantity"],
+        lot["received_at"],
+    )
+    return bool(inserted)
+
+
+async def add_to_lot(
+    connection: Connection,
+    lot_id: UUID,
+    *,
+    quantity: Decimal,
+    received_at: datetime,
+    production_date: date | None,
+    expiry_date: date | None,
+    best_before_date: date | None,
+    unit_cost: Decimal | None,
+    currency: str | None,
+    gtin: str | None,
+) -> None:
+    await connection.execute(
+        """
+        UPDATE lots SET received_quantity = received_quantity + $2,
+                        last_received_at = greatest(last_received_at, $3),
+                        production_date = $4, expiry_date = $5, best_before_date = $6,
+                        unit_cost = $7, currency = $8, gtin = coalesce(gtin, $9)
+        WHERE lot_id = $1
+        """,
+        lot_id,
+        quantity,
+        received_at,
+        production_date,
+        expiry_date,
+        best_before_date,
+        unit_cost,
+        currency,
+        gtin,
+    )
+
+
+async def lock_input_lots(
+    connection: Connection, lot_ids: list[UUID], codes: list[tuple[str, str]]
+) -> list[Record]:
+    """Lock the input lots in lot_id order, so concurrent production receipts cannot deadlock."""
+    return await connection.fetch(
+        f"""
+        SELECT {LOT_COLUMNS}, received_quantity - consumed_quantity AS available FROM lots
+        WHERE lot_id = ANY($1::uuid[])
+           OR (sku, lot_code) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+        ORDER BY lot_id
+        FOR UPDATE
+        """,
+        lot_ids,
+        [sku for sku, _ in codes],
+        [code for _, code in codes],
+    )
+
+
+async def consume(connection: Connection, lot_id: UUID, quantity: Decimal) -> None:
+    await connection.execute(
+        "UPDATE lots SET consumed_quantity = consumed_quantity + $2 WHERE lot_id = $1",
+        lot_id,
+        quantity,
+    )
+
+
+async def insert_receipt(
+    connection: Connection,
+    *,
+    receipt_id: str,
+    idempotency_key: str | None,
+    request_hash: str,
+    lot_id: UUID,
+    quantity: Decimal,
+    uom: str,
+    location: str,
+    purchase_order: str | None,
+    received_at: datetime,
+    response: str,
+    inputs: list[tuple[UUID, Decimal, str]],
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO receipts (receipt_id, idempotency_key, request_hash, lot_id, quantity, uom,
+                              location, purchase_order, received_at, response)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+        """,
+        receipt_id,
+        idempotency_key,
+        request_hash,
+        lot_id,
+        quantity,
+        uom,
+        location,
+        purchase_order,
+        received_at,
+        response,
+    )
+    if inputs:
+        await connection.execute(
+            """
+            INSERT INTO receipt_inputs (receipt_id, input_lot_id, quantity, uom)
+            SELECT $1, * FROM unnest($2::uuid[], $3::numeric[], $4::text[])
+            """,
+            receipt_id,
+            [lot_id for lot_id, _, _ in inputs],
+            [quantity for _, quantity, _ in inputs],
+            [uom for _, _, uom in inputs],
+        )
+
+
+async def get_lot(connection: Connection, lot_id: UUID) -> Record | None:
+    return await connection.fetchrow(f"SELECT {LOT_COLUMNS} FROM lots WHERE lot_id = $1", lot_id)
+
+
+async def find_lots(
+    connection: Connection, *, lot_code: str | None, sku: str | None, limit: int
+) -> list[Record]:
+    return await connection.fetch(
+        f"""
+        SELECT {LOT_COLUMNS} FROM lots
+        WHERE ($1::text IS NULL OR lot_code = $1) AND ($2::text IS NULL OR sku = $2)
+        ORDER BY first_received_at DESC, lot_id
+        LIMIT $3
+        """,
+        lot_code,
+        sku,
+        limit,
+    )

@@ -1,0 +1,237 @@
+"""Receiving rules: lot numbering, when a re-receipt may join an existing lot, and whether
+input lots can give what a production receipt consumes. Pure: no I/O, no framework."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+DEFAULT_LOT_CODE_PATTERN = "{sku}-{received:%Y%m%d}-{seq:04d}"
+PATTERN_FIELDS = frozenset({"sku", "received", "seq", "supplier_lot_code", "supplier_id", "gtin"})
+_SAMPLE: dict[str, Any] = {
+    "sku": "SKU",
+    "received": datetime(2026, 1, 31, 12, 0),
+    "seq": 1,
+    "supplier_lot_code": "S1",
+    "supplier_id": "SUP",
+    "gtin": "09501101530003",
+}
+MAX_LOT_CODE_LENGTH = 64
+
+
+class ReceivingError(Exception):
+    """A receipt that cannot be accepted; `code` is stable, the message names the problem."""
+
+    def __init__(self, code: str, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+# ------------------------------------------------------------------------- lot numbering
+
+
+@dataclass(frozen=True)
+class LotCodeRule:
+    pattern: str
+
+    def __post_init__(self) -> None:
+        fields = {name for _, name, _, _ in string.Formatter().parse(self.pattern) if name}
+        unknown = fields - PATTERN_FIELDS
+        if unknown:
+            raise ValueError(
+                f"lot code pattern {self.pattern!r} uses unknown fields {sorted(unknown)};"
+                f" allowed: {sorted(PATTERN_FIELDS)}"
+            )
+        try:
+            self.pattern.format(**_SAMPLE)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"lot code pattern {self.pattern!r} is invalid: {error}") from error
+
+    @property
+    def needs_sequence(self) -> bool:
+        return "seq" in self.fields
+
+    @property
+    def needs_supplier_lot_code(self) -> bool:
+        return "supplier_lot_code" in self.fields
+
+    @property
+    def fields(self) -> frozenset[str]:
+        return frozenset(name for _, name, _, _ in string.Formatter().parse(self.pattern) if name)
+
+    def render(
+        self,
+        *,
+        sku: str,
+        received: datetime,
+        seq: int,
+        supplier_lot_code: str | None,
+        supplier_id: str | None,
+        gtin: str | None,
+    ) -> str:
+        if self.needs_supplier_lot_code and not supplier_lot_code:
+            raise ReceivingError(
+                "supplier_lot_code_required",
+                f"the lot code rule for {sku} uses the supplier's lot code: give supplier_lot_code",
+            )
+        code = self.pattern.format(
+            sku=sku,
+            received=received,
+            seq=seq,
+            supplier_lot_code=supplier_lot_code or "",
+            supplier_id=supplier_id or "",
+            gtin=gtin or "",
+        )
+        if not code or len(code) > MAX_LOT_CODE_LENGTH:
+            raise ReceivingError(
+                "invalid_lot_code", f"generated lot code {code!r} is empty or too long"
+            )
+        return code
+
+
+@dataclass(frozen=True)
+class LotNumbering:
+    """Which rule numbers a lot: per SKU first, then per supplier, then the default."""
+
+    default: LotCodeRule = field(default_factory=lambda: LotCodeRule(DEFAULT_LOT_CODE_PATTERN))
+    by_sku: dict[str, LotCodeRule] = field(default_factory=dict)
+    by_supplier: dict[str, LotCodeRule] = field(default_factory=dict)
+
+    def rule_for(self, sku: str, supplier_id: str | None) -> LotCodeRule:
+        if sku in self.by_sku:
+            return self.by_sku[sku]
+        if supplier_id and supplier_id in self.by_supplier:
+            return self.by_supplier[supplier_id]
+        return self.default
+
+    @classmethod
+    def from_mapping(cls, document: dict[str, Any]) -> LotNumbering:
+        """Build from `{default: pattern, skus: {sku: pattern}, suppliers: {id: pattern}}`."""
+        unknown = set(document) - {"default", "skus", "suppliers"}
+        if unknown:
+            raise ValueError(f"unknown keys in lot code rules: {sorted(unknown)}")
+        return cls(
+            default=LotCodeRule(str(document.get("default", DEFAULT_LOT_CODE_PATTERN))),
+            by_sku={str(k): LotCodeRule(str(v)) for k, v in (document.get("skus") or {}).items()},
+            by_supplier={
+                str(k): LotCodeRule(str(v)) for k, v in (document.get("suppliers") or {}).items()
+            },
+        )
+
+
+# ------------------------------------------------------------------------- lots
+
+
+@dataclass(frozen=True)
+class LotDates:
+    production_date: date | None = None
+    expiry_date: date | None = None
+    best_before_date: date | None = None
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.production_date and self.expiry_date and self.expiry_date < self.production_date:
+            found.append("expiry_date is before production_date")
+        if (
+            self.production_date
+            and self.best_before_date
+            and self.best_before_date < self.production_date
+        ):
+            found.append("best_before_date is before production_date")
+        return found
+
+
+def conflicting_dates(existing: LotDates, incoming: LotDates) -> list[str]:
+    """Dates both sides state and state differently: such a receipt is not the same lot."""
+    conflicts = []
+    for name in ("production_date", "expiry_date", "best_before_date"):
+        mine, theirs = getattr(existing, name), getattr(incoming, name)
+        if mine is not None and theirs is not None and mine != theirs:
+            conflicts.append(f"{name} {theirs} differs from the lot's {mine}")
+    return conflicts
+
+
+def merged_dates(existing: LotDates, incoming: LotDates) -> LotDates:
+    """A re-receipt may fill in a date the lot did not have yet."""
+    return LotDates(
+        production_date=existing.production_date or incoming.production_date,
+        expiry_date=existing.expiry_date or incoming.expiry_date,
+        best_before_date=existing.best_before_date or incoming.best_before_date,
+    )
+
+
+# ------------------------------------------------------------------------- production
+
+
+@dataclass(frozen=True)
+class InputLot:
+    lot_id: Any
+    lot_code: str
+    sku: str
+    uom: str
+    available: Decimal
+
+
+@dataclass(frozen=True)
+class InputRequest:
+    lot_id: Any | None
+    lot_code: str | None
+    sku: str | None
+    quantity: Decimal
+    uom: str | None
+
+    def describe(self) -> str:
+        if self.lot_id is not None:
+            return f"lot {self.lot_id}"
+        return f"lot {self.lot_code} of {self.sku}"
+
+
+def check_consumption(request: InputRequest, lot: InputLot | None, *, produced_lot_id: Any) -> None:
+    """Refuse an input that does not exist, is the produced lot itself, or cannot give enough."""
+    if lot is None:
+        raise ReceivingError("unknown_input_lot", f"input {request.describe()} is not a known lot")
+    if lot.lot_id == produced_lot_id:
+        raise ReceivingError("input_is_output", f"lot {lot.lot_code} cannot be made from itself")
+    if request.uom is not None and request.uom != lot.uom:
+        raise ReceivingError(
+            "uom_mismatch",
+            f"input lot {lot.lot_code} is counted in {lot.uom}, not {request.uom}",
+        )
+    if request.quantity > lot.available:
+        raise ReceivingError(
+            "insufficient_input",
+            f"input lot {lot.lot_code} has {lot.available} {lot.uom} left,"
+            f" {request.quantity} requested",
+            status=409,
+        )
+
+
+# ------------------------------------------------------------------------- cost
+
+
+def blended_unit_cost(
+    cost: Decimal | None,
+    currency: str | None,
+    quantity: Decimal,
+    new_cost: Decimal | None,
+    new_currency: str | None,
+    new_quantity: Decimal,
+) -> tuple[Decimal | None, str | None]:
+    """The lot's actual unit cost after a re-receipt: the quantity-weighted average."""
+    if new_cost is None:
+        return cost, currency
+    if cost is None:
+        return new_cost, new_currency
+    if currency != new_currency:
+        raise ReceivingError(
+            "currency_mismatch",
+            f"the lot is costed in {currency}; this receipt is in {new_currency}",
+            status=409,
+        )
+    total = quantity + new_quantity
+    blended = (cost * quantity + new_cost * new_quantity) / total
+    return blended.quantize(Decimal("0.000001")), currency

@@ -1,0 +1,124 @@
+"""HTTP request and response bodies of the receiving service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from shared.contracts.types import (
+    Gtin,
+    Identifier,
+    LotCode,
+    Money,
+    Quantity,
+    SignedQuantity,
+    Sku,
+    Supplier,
+    Uom,
+)
+
+
+class InputRef(BaseModel):
+    """An input lot, by id or by lot code and SKU."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lot_id: UUID | None = None
+    lot_code: LotCode | None = None
+    sku: Sku | None = None
+    quantity: Quantity
+    uom: Uom | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> InputRef:
+        if self.lot_id is None and not (self.lot_code and self.sku):
+            raise ValueError("an input needs lot_id, or lot_code and sku")
+        return self
+
+
+class ReceiptRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "sku": "OJ-1L",
+                    "quantity": "120",
+                    "supplier": {"supplier_id": "GROVE", "name": "Grove Farms"},
+                    "supplier_lot_code": "GF-7781",
+                    "purchase_order": "PO-5531",
+                    "expiry_date": "2027-03-31",
+                }
+            ]
+        },
+    )
+
+    receipt_id: Identifier | None = None
+    sku: Sku
+    gtin: Gtin | None = None
+    quantity: Quantity
+    uom: Uom = "EA"
+    location: Identifier | None = None
+    supplier: Supplier | None = None
+    supplier_lot_code: LotCode | None = None
+    lot_code: LotCode | None = None
+    purchase_order: Identifier | None = None
+    production_date: date | None = None
+    expiry_date: date | None = None
+    best_before_date: date | None = None
+    unit_cost: Money | None = None
+    received_at: AwareDatetime | None = Field(
+        default=None, description="When the goods arrived; now when omitted."
+    )
+    inputs: list[InputRef] = Field(default_factory=list, max_length=1000)
+
+
+class ReceiptView(BaseModel):
+    """A receipt and the lot it created or added to."""
+
+    receipt_id: str
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    gtin: str | None = None
+    quantity: Quantity
+    uom: str
+    location: str
+    received_at: datetime
+    supplier: Supplier | None = None
+    supplier_lot_code: str | None = None
+    purchase_order: str | None = None
+    production_date: date | None = None
+    expiry_date: date | None = None
+    best_before_date: date | None = None
+    unit_cost: Money | None = None
+    inputs: list[dict[str, str]] = Field(default_factory=list)
+    lot_received_quantity: SignedQuantity
+    new_lot: bool
+
+
+class LotView(BaseModel):
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    gtin: str | None = None
+    uom: str
+    supplier: Supplier | None = None
+    supplier_lot_code: str | None = None
+    production_date: date | None = None
+    expiry_date: date | None = None
+    best_before_date: date | None = None
+    unit_cost: Money | None = None
+    received_quantity: SignedQuantity
+    consumed_quantity: SignedQuantity
+    first_received_at: datetime
+    last_received_at: datetime
+
+
+def money(amount: Decimal | None, currency: str | None) -> Money | None:
+    if amount is None or currency is None:
+        return None
+    return Money(amount=amount, currency=currency)

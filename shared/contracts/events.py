@@ -1,0 +1,321 @@
+"""The event payloads of ../shared/design/CONTRACTS.md, one pydantic model each.
+
+Field names and types are fixed by the contract: add optional fields, never rename,
+retype or drop one. Every model names its CloudEvents `type`, its topic and how its
+Kafka key and CloudEvents subject are derived.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, PlainSerializer, model_validator
+
+from shared.contracts.types import (
+    DEFAULT_UOM,
+    ContractModel,
+    Customer,
+    Gtin,
+    Identifier,
+    LongText,
+    LotCode,
+    Money,
+    Quantity,
+    ShortText,
+    Sku,
+    Supplier,
+    Uom,
+)
+
+LineNo = Annotated[int, Field(ge=0, le=1_000_000, description="Line number, unique within the order.")]
+NonNegativeQuantity = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="always"),
+]
+
+
+class Event(ContractModel):
+    """A payload carried as the `data` of a CloudEvent."""
+
+    event_type: ClassVar[str]
+    topic: ClassVar[str]
+
+    def key(self) -> str:
+        """The Kafka message key: all events of one key share a partition, so their order holds."""
+        raise NotImplementedError
+
+    def subject(self) -> str:
+        """The CloudEvents subject: the entity the event is about."""
+        return self.key()
+
+
+# ---------------------------------------------------------------------------- orders
+
+
+class OrderLine(ContractModel):
+    line_no: LineNo
+    sku: Sku
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+
+
+class OrderPlaced(Event):
+    """An upstream order system accepted an order; inventory allocates it, fulfillment ships it."""
+
+    event_type: ClassVar[str] = "lottrace.order-placed.v1"
+    topic: ClassVar[str] = "order-placed"
+
+    order_id: Identifier = Field(examples=["SO-1001"])
+    customer: Customer
+    lines: list[OrderLine] = Field(min_length=1, max_length=1000)
+    min_remaining_shelf_life_days: int = Field(
+        default=0,
+        ge=0,
+        le=36_500,
+        description="A lot whose expiry is before ship date + this many days is not allocated.",
+    )
+    placed_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _line_numbers_unique(self) -> OrderPlaced:
+        numbers = [line.line_no for line in self.lines]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("line_no must be unique within the order")
+        return self
+
+    def key(self) -> str:
+        return self.order_id
+
+
+class OrderCancelled(Event):
+    """Releases what was reserved for the order and not yet shipped."""
+
+    event_type: ClassVar[str] = "lottrace.order-cancelled.v1"
+    topic: ClassVar[str] = "order-cancelled"
+
+    order_id: Identifier
+    reason: LongText | None = None
+
+    def key(self) -> str:
+        return self.order_id
+
+
+# ---------------------------------------------------------------------------- receiving
+
+
+class LotInput(ContractModel):
+    """A lot consumed to make the received lot (production or transformation)."""
+
+    lot_id: UUID
+    lot_code: LotCode
+    sku: Sku
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+
+
+class GoodsReceived(Event):
+    """A quantity of one lot entered stock: a purchase received, or a lot produced from inputs."""
+
+    event_type: ClassVar[str] = "lottrace.goods-received.v1"
+    topic: ClassVar[str] = "goods-received"
+
+    receipt_id: Identifier
+    lot_id: UUID
+    lot_code: LotCode
+    sku: Sku
+    gtin: Gtin | None = None
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+    location: Identifier = "MAIN"
+    received_at: AwareDatetime
+    supplier: Supplier | None = None
+    supplier_lot_code: LotCode | None = None
+    purchase_order: Identifier | None = None
+    production_date: date | None = None
+    expiry_date: date | None = None
+    best_before_date: date | None = None
+    unit_cost: Money | None = None
+    inputs: list[LotInput] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Lots consumed to make this one; empty for purchases.",
+    )
+
+    def key(self) -> str:
+        return str(self.lot_id)
+
+
+# ---------------------------------------------------------------------------- allocation
+
+
+class Allocation(ContractModel):
+    line_no: LineNo
+    sku: Sku
+    lot_id: UUID
+    lot_code: LotCode
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+    expiry_date: date | None = None
+    location: Identifier = "MAIN"
+
+
+class Backorder(ContractModel):
+    line_no: LineNo
+    sku: Sku
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+    reason: ShortText
+
+
+class LotAllocated(Event):
+    """What inventory reserved for an order, lot by lot, and what it could not.
+
+    Every unshipped ordered unit appears either in `allocations` or in `backordered`. Each
+    event is the order's whole current allocation and supersedes earlier ones: `revision`
+    grows with every change.
+    """
+
+    event_type: ClassVar[str] = "lottrace.lot-allocated.v1"
+    topic: ClassVar[str] = "lot-allocated"
+
+    order_id: Identifier
+    customer_id: Identifier
+    allocations: list[Allocation] = Field(default_factory=list, max_length=10_000)
+    backordered: list[Backorder] = Field(default_factory=list, max_length=10_000)
+    strategy: Literal["FEFO"] = "FEFO"
+    revision: int | None = Field(
+        default=None, ge=1, description="Grows with every allocation change of the order."
+    )
+    allocated_at: AwareDatetime | None = None
+
+    def key(self) -> str:
+        return self.order_id
+
+
+# ---------------------------------------------------------------------------- shipping
+
+
+class ShipmentLine(ContractModel):
+    line_no: LineNo
+    sku: Sku
+    lot_id: UUID
+    lot_code: LotCode
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+
+
+class OrderShipped(Event):
+    """Goods left the building: which lots went to which customer."""
+
+    event_type: ClassVar[str] = "lottrace.order-shipped.v1"
+    topic: ClassVar[str] = "order-shipped"
+
+    shipment_id: Identifier
+    order_id: Identifier
+    customer: Customer
+    shipped_at: AwareDatetime
+    lines: list[ShipmentLine] = Field(min_length=1, max_length=10_000)
+
+    def key(self) -> str:
+        return self.order_id
+
+
+# ---------------------------------------------------------------------------- recall
+
+Classification = Literal["I", "II", "III"]
+
+
+class RecallScope(ContractModel):
+    lot_ids: list[UUID] | None = Field(default=None, max_length=10_000)
+    lot_codes: list[LotCode] | None = Field(default=None, max_length=10_000)
+    sku: Sku | None = None
+    supplier_id: Identifier | None = None
+    received_from: date | None = None
+    received_to: date | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> RecallScope:
+        if not (self.lot_ids or self.lot_codes or self.sku or self.supplier_id):
+            raise ValueError("scope needs lot_ids, lot_codes, sku or supplier_id")
+        if self.received_from and self.received_to and self.received_from > self.received_to:
+            raise ValueError("received_from is after received_to")
+        return self
+
+
+class AffectedLot(ContractModel):
+    lot_id: UUID
+    lot_code: LotCode
+    sku: Sku
+    supplier_id: Identifier | None = None
+    via_lot_id: UUID | None = Field(
+        default=None, description="The recalled ancestor, for lots made from it."
+    )
+
+
+class RecallIssued(Event):
+    """A recall: its scope, every affected lot, and how much of them went out. One per recall."""
+
+    event_type: ClassVar[str] = "lottrace.recall-issued.v1"
+    topic: ClassVar[str] = "recall-issued"
+
+    recall_id: Identifier
+    issued_at: AwareDatetime
+    reason: LongText
+    classification: Classification = "II"
+    scope: RecallScope
+    affected_lots: list[AffectedLot] = Field(default_factory=list)
+    affected_customer_count: int = Field(ge=0)
+    shipped_quantity: NonNegativeQuantity
+
+    def key(self) -> str:
+        return self.recall_id
+
+
+class NoticeShipment(ContractModel):
+    shipment_id: Identifier
+    order_id: Identifier
+    shipped_at: datetime
+    sku: Sku
+    lot_id: UUID
+    lot_code: LotCode
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+
+
+class RecallCustomerNotice(Event):
+    """One affected customer and what they received of the recalled lots."""
+
+    event_type: ClassVar[str] = "lottrace.recall-customer-notice.v1"
+    topic: ClassVar[str] = "recall-issued"
+
+    recall_id: Identifier
+    customer: Customer
+    shipments: list[NoticeShipment] = Field(min_length=1)
+    late: bool = Field(
+        default=False, description="True when the shipment became known after the recall was issued."
+    )
+    reason: LongText | None = None
+    classification: Classification | None = None
+    part: int | None = Field(
+        default=None, ge=1, description="Which notice of this customer's split set this is."
+    )
+    parts: int | None = Field(default=None, ge=1, description="How many notices the set has.")
+
+    def key(self) -> str:
+        return self.recall_id
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    OrderPlaced,
+    OrderCancelled,
+    GoodsReceived,
+    LotAllocated,
+    OrderShipped,
+    RecallIssued,
+    RecallCustomerNotice,
+)
+EVENTS_BY_TYPE: dict[str, type[Event]] = {event.event_type: event for event in ALL_EVENTS}

@@ -1,0 +1,99 @@
+"""The Kafka topics of the contract: what each carries, who writes and who reads it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.contracts.events import (
+    Event,
+    GoodsReceived,
+    LotAllocated,
+    OrderCancelled,
+    OrderPlaced,
+    OrderShipped,
+    RecallCustomerNotice,
+    RecallIssued,
+)
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    events: tuple[type[Event], ...]
+    producer: str
+    consumers: tuple[str, ...]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        return dead_letter_topic(self.name)
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(event.event_type for event in self.events)
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(
+        name="order-placed",
+        key="order_id",
+        events=(OrderPlaced,),
+        producer="upstream order systems",
+        consumers=("inventory", "fulfillment"),
+        description="Orders accepted upstream, to allocate by lot and to ship.",
+    ),
+    TopicSpec(
+        name="order-cancelled",
+        key="order_id",
+        events=(OrderCancelled,),
+        producer="upstream order systems",
+        consumers=("inventory", "fulfillment"),
+        description="Orders withdrawn upstream: unshipped reservations are released.",
+    ),
+    TopicSpec(
+        name="goods-received",
+        key="lot_id",
+        events=(GoodsReceived,),
+        producer="receiving",
+        consumers=("inventory", "recall"),
+        description="Quantities of a lot entering stock, with the lot's genealogy.",
+    ),
+    TopicSpec(
+        name="lot-allocated",
+        key="order_id",
+        events=(LotAllocated,),
+        producer="inventory",
+        consumers=("fulfillment",),
+        description="An order's current allocation, lot by lot, and its backorders.",
+    ),
+    TopicSpec(
+        name="order-shipped",
+        key="order_id",
+        events=(OrderShipped,),
+        producer="fulfillment",
+        consumers=("inventory", "recall"),
+        description="Shipments: which lots went to which customer.",
+    ),
+    TopicSpec(
+        name="recall-issued",
+        key="recall_id",
+        events=(RecallIssued, RecallCustomerNotice),
+        producer="recall",
+        consumers=("notification services", "inventory", "fulfillment"),
+        description="A recall summary, then one notice per affected customer.",
+    ),
+)
+
+TOPICS_BY_NAME: dict[str, TopicSpec] = {topic.name: topic for topic in TOPICS}
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+def all_topic_names() -> list[str]:
+    """Every topic the platform needs, dead-letter topics included."""
+    return [name for topic in TOPICS for name in (topic.name, topic.dlq)]

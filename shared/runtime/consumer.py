@@ -1,0 +1,354 @@
+"""The batch consumer: Kafka records in, one database transaction per batch, offsets out.
+
+For each batch:
+1. every record is parsed into a typed event of its topic, or rejected with a reason;
+2. in ONE transaction: the inbox claims each event by (source, id) (a duplicate is skipped),
+   the service's handlers apply the new events set-based, and rejected records become
+   dead-letter rows in the outbox;
+3. only after that commit are offsets committed, per partition, as `last offset + 1`.
+
+A transient failure (database or network) retries the same batch with backoff and never
+commits its offsets. Any other failure isolates the batch: each event is applied alone, and
+the one that still fails goes to `<topic>.dlq` with the reason, so the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from shared.contracts.envelope import Incoming, OutgoingMessage, Rejected, TopicDecoder
+from shared.contracts.events import Event
+from shared.contracts.topics import TOPICS_BY_NAME, dead_letter_topic
+from shared.runtime import metrics
+from shared.runtime.database import Database, UnitOfWork, is_transient
+from shared.runtime.logging import get_logger
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer
+
+    from shared.runtime.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+EventHandler = Callable[[UnitOfWork, list[Incoming[Any]]], Awaitable[None]]
+Record = ConsumerRecord  # type: ignore[type-arg]
+
+DLQ_HEADERS = ("error_type", "error_message", "source_topic", "source_partition", "source_offset")
+
+
+class EventRejected(Exception):
+    """Raised by a handler when one event breaks a rule: the event goes to the DLQ."""
+
+    def __init__(self, message: str, *, error_type: str = "rejected") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def dead_letter(record: Record, error_type: str, error_message: str) -> OutgoingMessage:
+    """The DLQ copy of a record: same key, value and headers, plus why and where from."""
+    kept = [(name, raw) for name, raw in record.headers if name not in DLQ_HEADERS]
+    return OutgoingMessage(
+        topic=dead_letter_topic(record.topic),
+        key=record.key,
+        value=record.value or b"",
+        headers=[
+            *kept,
+            ("error_type", error_type.encode()),
+            ("error_message", error_message[:2000].encode()),
+            ("source_topic", record.topic.encode()),
+            ("source_partition", str(record.partition).encode()),
+            ("source_offset", str(record.offset).encode()),
+        ],
+    )
+
+
+@dataclass
+class _Candidate:
+    record: Record
+    event: Incoming[Any] | None = None
+    rejection: Rejected | None = None
+
+    @property
+    def inbox_key(self) -> tuple[str, str]:
+        if self.event is not None:
+            return (self.event.source, self.event.id)
+        # A record without a usable id is known by where it sits in the log.
+        record = self.record
+        return (f"kafka:{record.topic}/{record.partition}", f"{record.offset}@{record.timestamp}")
+
+    @property
+    def event_type(self) -> str:
+        return self.event.type if self.event is not None else "invalid"
+
+
+@dataclass
+class BatchOutcome:
+    processed: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    dead_lettered: int = 0
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class BatchConsumer:
+    """One consumer group reading a service's input topics, dispatching by event type.
+
+    Handlers run in the order they are registered, each with every new event of its type in
+    the batch, in log order. Event types a topic carries but the service does not handle are
+    skipped; types the topic's contract does not allow go to the DLQ.
+    """
+
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        handlers: Sequence[tuple[type[Event], EventHandler]],
+        max_value_bytes: int = 1_000_000,
+    ) -> None:
+        self.group_id = group_id
+        self._handlers: dict[str, EventHandler] = {
+            event.event_type: handler for event, handler in handlers
+        }
+        self.topics: list[str] = list(dict.fromkeys(event.topic for event, _ in handlers))
+        self._decoders = {topic: TopicDecoder(TOPICS_BY_NAME[topic]) for topic in self.topics}
+        self._max_value_bytes = max_value_bytes
+        self._stopping = False
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ parsing
+
+    def _candidate(self, record: Record) -> _Candidate:
+        value: bytes | None = record.value
+        if value is not None and len(value) > self._max_value_bytes:
+            return _Candidate(
+                record,
+                rejection=Rejected(
+                    "too_large", f"value of {len(value)} bytes exceeds {self._max_value_bytes}"
+                ),
+            )
+        parsed = self._decoders[record.topic].decode(
+            value=value,
+            headers=record.headers,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+        )
+        if isinstance(parsed, Rejected):
+            return _Candidate(record, rejection=parsed)
+        return _Candidate(record, event=parsed)
+
+    # ------------------------------------------------------------------ applying
+
+    async def apply(self, database: Database, records: Sequence[Record]) -> BatchOutcome:
+        """Apply a batch once. Raises only for transient failures (the caller retries)."""
+        outcome = BatchOutcome()
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            outcome.offsets[tp] = max(outcome.offsets.get(tp, -1), record.offset + 1)
+
+        candidates: list[_Candidate] = []
+        seen: set[tuple[str, str]] = set()
+        for record in records:
+            candidate = self._candidate(record)
+            if candidate.event is not None and candidate.event.type not in self._handlers:
+                outcome.ignored += 1
+                metrics.EVENTS_CONSUMED.labels(record.topic, "ignored").inc()
+                continue
+            if candidate.inbox_key in seen:
+                outcome.duplicates += 1
+                metrics.EVENTS_CONSUMED.labels(record.topic, "duplicate").inc()
+                continue
+            seen.add(candidate.inbox_key)
+            candidates.append(candidate)
+        if not candidates:
+            return outcome
+
+        try:
+            async with database.transaction() as unit:
+                fresh = await _claim(unit, candidates)
+                await self._apply_fresh(unit, fresh, outcome)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            log.warning(
+                "batch failed, applying its events one by one",
+                error=f"{type(error).__name__}: {error}",
+                records=len(records),
+            )
+            outcome = BatchOutcome(offsets=outcome.offsets, ignored=outcome.ignored)
+            await self._apply_isolated(database, candidates, outcome)
+        return outcome
+
+    async def _apply_fresh(
+        self, unit: UnitOfWork, fresh: list[_Candidate], outcome: BatchOutcome
+    ) -> None:
+        by_type: dict[str, list[Incoming[Any]]] = defaultdict(list)
+        for candidate in fresh:
+            if candidate.event is None:
+                assert candidate.rejection is not None
+                self._dead_letter(unit, candidate, candidate.rejection, outcome)
+            else:
+                by_type[candidate.event.type].append(candidate.event)
+        for event_type, handler in self._handlers.items():
+            events = by_type.get(event_type)
+            if events:
+                started = time.perf_counter()
+                await handler(unit, events)
+                metrics.HANDLER_SECONDS.labels(event_type).observe(time.perf_counter() - started)
+                outcome.processed += len(events)
+                metrics.EVENTS_CONSUMED.labels(events[0].topic, "processed").inc(len(events))
+
+    async def _apply_isolated(
+        self, database: Database, candidates: list[_Candidate], outcome: BatchOutcome
+    ) -> None:
+        order = {event_type: rank for rank, event_type in enumerate(self._handlers)}
+        ordered = sorted(candidates, key=lambda c: order.get(c.event_type, -1))
+        for candidate in ordered:
+            try:
+                async with database.transaction() as unit:
+                    await self._apply_fresh(unit, await _claim(unit, [candidate]), outcome)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                if isinstance(error, EventRejected):
+                    rejection = Rejected(error.error_type, str(error))
+                else:
+                    log.exception("event failed alone; dead-lettering it", **_context(candidate))
+                    rejection = Rejected("processing_failed", f"{type(error).__name__}: {error}")
+                async with database.transaction() as unit:
+                    if await _claim(unit, [candidate]):
+                        self._dead_letter(unit, candidate, rejection, outcome)
+
+    def _dead_letter(
+        self, unit: UnitOfWork, candidate: _Candidate, rejection: Rejected, outcome: BatchOutcome
+    ) -> None:
+        record = candidate.record
+        log.warning(
+            "record dead-lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            error_type=rejection.error_type,
+            error_message=rejection.error_message[:300],
+        )
+        unit.emit_message(dead_letter(record, rejection.error_type, rejection.error_message))
+        outcome.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(record.topic, rejection.error_type).inc()
+        metrics.EVENTS_CONSUMED.labels(record.topic, "dead_lettered").inc()
+
+    # ------------------------------------------------------------------ Kafka wiring
+
+    def subscribe(self, broker: KafkaBroker, database: Database, settings: ServiceSettings) -> None:
+        """Register the FastStream batch subscriber: manual offsets, raw records."""
+        kafka = settings.kafka
+
+        async def raw_records(_: Any) -> None:
+            return None  # the batch is parsed record by record, so one bad record is just one
+
+        subscriber = broker.subscriber(
+            *self.topics,
+            group_id=self.group_id,
+            batch=True,
+            max_records=settings.consumer_max_records,
+            batch_timeout_ms=settings.consumer_batch_timeout_ms,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            session_timeout_ms=kafka.session_timeout_ms,
+            heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+            max_poll_interval_ms=kafka.max_poll_interval_ms,
+            decoder=raw_records,
+            title=f"{self.group_id}-consumer",
+            description=f"{self.group_id} consumes {', '.join(self.topics)} in batches.",
+        )
+
+        @subscriber
+        async def consume(body: Any, message: KafkaMessage) -> None:
+            records: tuple[Record, ...] = message.raw_message  # type: ignore[assignment]
+            await self.consume(database, records, message.consumer)  # type: ignore[arg-type]
+
+    async def consume(
+        self, database: Database, records: Sequence[Record], consumer: AIOKafkaConsumer
+    ) -> None:
+        if not records:
+            return
+        started = time.perf_counter()
+        delay = 0.2
+        while True:
+            try:
+                outcome = await self.apply(database, records)
+                self.last_error = None
+                break
+            except Exception as error:
+                self.last_error = f"{type(error).__name__}: {error}"
+                metrics.CONSUMER_RETRIES.inc()
+                if self._stopping:
+                    return  # not committed: whoever owns the partitions next reads it again
+                log.warning("batch will be retried", error=self.last_error, in_seconds=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        try:
+            await consumer.commit(outcome.offsets)
+        except (KafkaError, AssertionError) as error:
+            # Partitions moved to another member: it re-reads them and the inbox skips
+            # what was already applied.
+            log.warning("offset commit failed", error=f"{type(error).__name__}: {error}")
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        log.debug(
+            "batch applied",
+            records=len(records),
+            processed=outcome.processed,
+            duplicates=outcome.duplicates,
+            ignored=outcome.ignored,
+            dead_lettered=outcome.dead_lettered,
+        )
+
+    def stop(self) -> None:
+        self._stopping = True
+
+
+async def _claim(unit: UnitOfWork, candidates: Sequence[_Candidate]) -> list[_Candidate]:
+    """Record the events in the inbox; returns those not seen before, in their order."""
+    keys = [candidate.inbox_key for candidate in candidates]
+    rows = await unit.connection.fetch(
+        """
+        INSERT INTO inbox (source, event_id, event_type, topic, partition, kafka_offset)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[])
+        ON CONFLICT DO NOTHING
+        RETURNING source, event_id
+        """,
+        [source for source, _ in keys],
+        [event_id for _, event_id in keys],
+        [candidate.event_type for candidate in candidates],
+        [candidate.record.topic for candidate in candidates],
+        [candidate.record.partition for candidate in candidates],
+        [candidate.record.offset for candidate in candidates],
+    )
+    new = {(row["source"], row["event_id"]) for row in rows}
+    fresh = [candidate for candidate in candidates if candidate.inbox_key in new]
+    duplicates = len(candidates) - len(fresh)
+    if duplicates:
+        metrics.EVENTS_CONSUMED.labels(candidates[0].record.topic, "duplicate").inc(duplicates)
+    return fresh
+
+
+def _context(candidate: _Candidate) -> dict[str, Any]:
+    record = candidate.record
+    context: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+    }
+    if candidate.event is not None:
+        context.update(candidate.event.log_context())
+    return context

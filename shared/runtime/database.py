@@ -1,0 +1,168 @@
+"""PostgreSQL access: the connection pool, the unit of work (projection change + outbox rows
+in one transaction), and what counts as a transient failure worth retrying."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.envelope import OutgoingMessage, encode
+from shared.contracts.events import Event
+
+Connection = asyncpg.Connection  # type: ignore[type-arg]
+Record = asyncpg.Record
+
+OUTBOX_CHANNEL = "lottrace_outbox"
+MAX_MESSAGE_BYTES = 900 * 1024  # the contract's ceiling for any message
+
+
+class OversizedMessage(ValueError):
+    """An event too large for the contract: split it before emitting."""
+
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")  # connection, rollback, resources, operator
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that may succeed on retry: the database or network, not the data."""
+    if isinstance(error, (OSError, ConnectionError, asyncio.TimeoutError)):
+        return True
+    if isinstance(error, (asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError)):
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        sqlstate = getattr(error, "sqlstate", None) or ""
+        return sqlstate.startswith(_TRANSIENT_SQLSTATE_CLASSES)
+    return False
+
+
+def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
+    # latin-1 maps every byte to one code point, so arbitrary header bytes survive jsonb.
+    return json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
+
+
+def headers_from_json(stored: str | list[list[str]]) -> list[tuple[str, bytes]]:
+    pairs = json.loads(stored) if isinstance(stored, str) else stored
+    return [(name, value.encode("latin-1")) for name, value in pairs]
+
+
+class UnitOfWork:
+    """One database transaction; events emitted in it reach the outbox in the same commit."""
+
+    def __init__(self, connection: Connection, *, source: str) -> None:
+        self.connection = connection
+        self.source = source
+        self._outgoing: list[OutgoingMessage] = []
+
+    def emit(self, event: Event, *, event_id: str | None = None, time: datetime | None = None) -> str:
+        """Queue an event for the outbox; returns its CloudEvents id."""
+        message = encode(event, source=self.source, event_id=event_id, time=time)
+        self.emit_message(message)
+        return dict(message.headers)["ce_id"].decode()
+
+    def emit_message(self, message: OutgoingMessage) -> None:
+        size = len(message.value) + sum(len(n) + len(v) for n, v in message.headers)
+        if size > MAX_MESSAGE_BYTES:
+            raise OversizedMessage(f"{message.topic} message of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
+        self._outgoing.append(message)
+
+    @property
+    def pending(self) -> int:
+        return len(self._outgoing)
+
+    async def flush_outbox(self) -> None:
+        if not self._outgoing:
+            return
+        messages, self._outgoing = self._outgoing, []
+        await self.connection.execute(
+            """
+            INSERT INTO outbox (topic, key, value, headers)
+            SELECT topic, key, value, headers::jsonb
+            FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[])
+                AS m(topic, key, value, headers)
+            """,
+            [m.topic for m in messages],
+            [m.key for m in messages],
+            [m.value for m in messages],
+            [_headers_json(m.headers) for m in messages],
+        )
+        await self.connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+
+
+class Database:
+    """A pool over one service's database."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        source: str,
+        min_size: int = 2,
+        max_size: int = 10,
+        statement_timeout_ms: int = 30_000,
+    ) -> None:
+        self.url = url
+        self.source = source
+        self._min_size = min_size
+        self._max_size = max_size
+        self._statement_timeout_ms = statement_timeout_ms
+        self._pool: asyncpg.Pool | None = None  # type: ignore[type-arg]
+
+    @property
+    def pool(self) -> asyncpg.Pool:  # type: ignore[type-arg]
+        if self._pool is None:
+            raise RuntimeError("database pool is not open")
+        return self._pool
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.url,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            timeout=10,
+            command_timeout=self._statement_timeout_ms / 1000 + 5,
+            server_settings={
+                "statement_timeout": str(self._statement_timeout_ms),
+                "application_name": self.source.strip("/").replace("/", "-")[:60],
+            },
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.wait_for(pool.close(), timeout=10)
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        if self._pool is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._pool.fetchval("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def transaction(self, *, isolation: str = "read_committed") -> AsyncIterator[UnitOfWork]:
+        """A unit of work: its changes and its outbox rows commit together or not at all."""
+        async with self.pool.acquire() as connection, connection.transaction(isolation=isolation):
+            unit = UnitOfWork(connection, source=self.source)
+            yield unit
+            await unit.flush_outbox()
+
+    async def fetch(self, query: str, *args: Any) -> list[Record]:
+        return await self.pool.fetch(query, *args)  # type: ignore[no-any-return]
+
+    async def fetchrow(self, query: str, *args: Any) -> Record | None:
+        return await self.pool.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self.pool.fetchval(query, *args)

@@ -1,0 +1,108 @@
+"""Numbered `.sql` migrations, applied in order, each once, safe when replicas start together.
+
+Files are named `NNNN_description.sql`. The runtime's own tables (inbox, outbox) are the
+`runtime` component; each service's projection is its own component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from shared.runtime.logging import get_logger
+
+RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = 0x6C6F7474  # "lott": one advisory lock per database for all migrators
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    component: str
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def discover(component: str, folder: Path) -> list[Migration]:
+    migrations = []
+    for path in sorted(folder.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"{path}: migration files are named NNNN_description.sql")
+        migrations.append(
+            Migration(component, int(match.group(1)), match.group(2), path.read_text())
+        )
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"{folder}: two migrations share a number")
+    return migrations
+
+
+async def migrate(url: str, components: list[tuple[str, Path]]) -> list[str]:
+    """Apply what is pending; returns the names applied. Holds an advisory lock meanwhile."""
+    applied_now: list[str] = []
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await connection.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                component  text        NOT NULL,
+                version    integer     NOT NULL,
+                name       text        NOT NULL,
+                checksum   text        NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (component, version)
+            )
+            """
+        )
+        done = {
+            (row["component"], row["version"]): row["checksum"]
+            for row in await connection.fetch(
+                "SELECT component, version, checksum FROM schema_migrations"
+            )
+        }
+        for component, folder in components:
+            for migration in discover(component, folder):
+                key = (component, migration.version)
+                if key in done:
+                    if done[key] != migration.checksum:
+                        log.warning(
+                            "migration changed after it was applied",
+                            component=component,
+                            version=migration.version,
+                        )
+                    continue
+                async with connection.transaction():
+                    await connection.execute(migration.sql)
+                    await connection.execute(
+                        "INSERT INTO schema_migrations (component, version, name, checksum)"
+                        " VALUES ($1, $2, $3, $4)",
+                        component,
+                        migration.version,
+                        migration.name,
+                        migration.checksum,
+                    )
+                applied_now.append(f"{component}/{migration.version:04d}_{migration.name}")
+                log.info("migration applied", component=component, version=migration.version)
+    finally:
+        try:
+            await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        finally:
+            await connection.close()
+    return applied_now

@@ -1,0 +1,153 @@
+"""The outbox relay: publishes committed outbox rows in id order, then marks them sent.
+
+One relay per database is active at a time (a session advisory lock elects it), so rows
+keep their order per key across replicas; the others wait to take over. The relay sleeps on
+LISTEN/NOTIFY (every unit of work that writes to the outbox notifies at commit) with a slow
+safety poll, so it neither spins nor lags. A crash between publish and mark re-publishes the
+tail: consumers de-duplicate by CloudEvents id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from shared.runtime import metrics
+from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json
+from shared.runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+_RELAY_LOCK_KEY = 0x6F757462  # "outb"
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        url: str,
+        producer: AIOKafkaProducer,
+        *,
+        batch_size: int = 2_000,
+        idle_poll_seconds: float = 5.0,
+        retention_hours: float = 24.0,
+        inbox_retention_days: float = 30.0,
+    ) -> None:
+        self._url = url
+        self._producer = producer
+        self._batch_size = batch_size
+        self._idle_poll_seconds = idle_poll_seconds
+        self._retention_hours = retention_hours
+        self._inbox_retention_days = inbox_retention_days
+        self._wakeup = asyncio.Event()
+        self.is_leader = False
+        self.last_error: str | None = None
+        self.published = 0
+
+    def wake(self, *_: Any) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Relay until cancelled, reconnecting after any failure."""
+        delay = 0.5
+        while True:
+            try:
+                await self._run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                self.is_leader = False
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning("outbox relay interrupted", error=self.last_error, in_seconds=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                delay = 0.5
+
+    async def _run_once(self) -> None:
+        connection = await asyncpg.connect(self._url, timeout=10)
+        try:
+            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK_KEY):
+                await asyncio.sleep(self._idle_poll_seconds)
+            self.is_leader = True
+            log.info("outbox relay active")
+            await connection.add_listener(OUTBOX_CHANNEL, self.wake)
+            polls = 0
+            while True:
+                self._wakeup.clear()
+                published = await self._publish_batch(connection)
+                if published >= self._batch_size:
+                    continue  # more is waiting
+                if published == 0:
+                    polls += 1
+                    if polls % 60 == 1:
+                        await self._purge(connection)
+                    await self._observe_backlog(connection)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 5)
+
+    async def _publish_batch(self, connection: asyncpg.Connection) -> int:  # type: ignore[type-arg]
+        rows = await connection.fetch(
+            "SELECT id, topic, key, value, headers FROM outbox"
+            " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            return 0
+        futures = []
+        for row in rows:
+            futures.append(
+                await self._producer.send(
+                    row["topic"],
+                    value=row["value"],
+                    key=row["key"],
+                    headers=headers_from_json(row["headers"]),
+                )
+            )
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        # Mark the prefix that was acknowledged: order per key survives a partial failure.
+        sent_ids: list[int] = []
+        failure: BaseException | None = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = result
+                break
+            sent_ids.append(row["id"])
+        if sent_ids:
+            await connection.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent_ids
+            )
+            self.published += len(sent_ids)
+            for row in rows[: len(sent_ids)]:
+                metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+        if failure is not None:
+            raise failure
+        return len(rows)
+
+    async def _observe_backlog(self, connection: asyncpg.Connection) -> None:  # type: ignore[type-arg]
+        row = await connection.fetchrow(
+            "SELECT count(*) AS backlog,"
+            " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
+            " FROM outbox WHERE sent_at IS NULL"
+        )
+        if row is not None:
+            metrics.OUTBOX_BACKLOG.set(row["backlog"])
+            metrics.OUTBOX_OLDEST_SECONDS.set(float(row["oldest"]))
+
+    async def _purge(self, connection: asyncpg.Connection) -> None:  # type: ignore[type-arg]
+        """Forget sent rows and old inbox entries; the inbox outlives the topics' retention."""
+        await connection.execute(
+            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+            self._retention_hours * 3600,
+        )
+        await connection.execute(
+            "DELETE FROM inbox WHERE received_at < now() - make_interval(days => $1)",
+            int(self._inbox_retention_days),
+        )

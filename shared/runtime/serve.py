@@ -1,0 +1,26 @@
+"""Run one service's HTTP app (and with it, its consumer and relay) under uvicorn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from shared.runtime.logging import configure_logging
+from shared.runtime.settings import ServiceSettings
+
+
+def serve(name: str, create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+    configure_logging(service=name, level=settings.log_level, fmt=settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )

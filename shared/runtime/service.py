@@ -1,0 +1,165 @@
+"""A service's life: connect, migrate, relay, consume; wait and retry while a dependency is
+down (reporting not-ready) instead of exiting in a crash loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from shared.runtime import metrics
+from shared.runtime.consumer import BatchConsumer
+from shared.runtime.database import Database
+from shared.runtime.kafka import make_broker, make_producer
+from shared.runtime.logging import get_logger
+from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from shared.runtime.outbox import OutboxRelay
+from shared.runtime.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+class ServiceRuntime:
+    """Everything a service needs besides its own rules: database, outbox relay, consumer."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        settings: ServiceSettings,
+        migrations: Path,
+        consumer: BatchConsumer | None = None,
+        background: list[Callable[[ServiceRuntime], Awaitable[None]]] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.source = settings.event_source or f"/lottrace/{name}"
+        self._migrations = migrations
+        self._url = settings.database_url.get_secret_value()
+        self.database = Database(
+            self._url,
+            source=self.source,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            statement_timeout_ms=settings.db_statement_timeout_ms,
+        )
+        self.consumer = consumer
+        self.broker = make_broker(settings.kafka, service=name) if consumer else None
+        if consumer is not None and self.broker is not None:
+            consumer.subscribe(self.broker, self.database, settings)
+        # aiokafka clients belong to a running event loop: made at start-up.
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self._background = background or []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = asyncio.Event()
+        self.startup_problem: str | None = "starting"
+
+    async def start(self) -> None:
+        """Begin start-up in the background; HTTP serves health and readiness meanwhile."""
+        self._tasks.append(asyncio.create_task(self._start_up(), name=f"{self.name}-startup"))
+
+    async def _start_up(self) -> None:
+        await self._until_done("database", self._open_database)
+        await self._until_done("producer", self._start_producer)
+        assert self.producer is not None
+        self.relay = OutboxRelay(
+            self._url,
+            self.producer,
+            batch_size=self.settings.outbox_batch_size,
+            retention_hours=self.settings.outbox_retention_hours,
+            inbox_retention_days=self.settings.inbox_retention_days,
+        )
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        if self.broker is not None:
+            await self._until_done("broker", self._start_broker)
+        for job in self._background:
+            self._tasks.append(asyncio.create_task(job(self), name=f"{self.name}-job"))
+        self.startup_problem = None
+        self.started.set()
+        log.info("service started")
+
+    async def _open_database(self) -> None:
+        if self.settings.migrate_on_start:
+            await migrate(self._url, [("runtime", RUNTIME_MIGRATIONS), (self.name, self._migrations)])
+        if not self.database.is_open:
+            await self.database.open()
+
+    async def _start_producer(self) -> None:
+        producer = make_producer(self.settings.kafka, service=self.name)
+        try:
+            await producer.start()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self.producer = producer
+
+    async def _start_broker(self) -> None:
+        assert self.broker is not None
+        try:
+            await self.broker.start()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.broker.stop()
+            raise
+
+    async def _until_done(self, what: str, step: Callable[[], Awaitable[Any]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await step()
+                return
+            except Exception as error:
+                self.startup_problem = f"{what}: {type(error).__name__}: {error}"
+                log.warning("waiting for dependency", dependency=what, error=str(error)[:300])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self.broker is not None and self.started.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.broker.stop(), 15)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.stop(), 10)
+        with contextlib.suppress(Exception):
+            await self.database.close()
+        log.info("service stopped")
+
+    async def readiness(self) -> dict[str, Any]:
+        database_ok = await self.database.ping()
+        broker_ok = self.started.is_set() and await self._ping_broker()
+        checks: dict[str, Any] = {
+            "database": "ok" if database_ok else "unreachable",
+            "broker": "ok" if broker_ok else "unreachable",
+        }
+        if self.startup_problem:
+            checks["starting"] = self.startup_problem
+        if self.consumer is not None and self.consumer.last_error:
+            checks["consumer"] = self.consumer.last_error
+        ready = database_ok and broker_ok and self.started.is_set()
+        metrics.READY.set(1 if ready else 0)
+        return {"ready": ready, "checks": checks}
+
+    async def _ping_broker(self) -> bool:
+        """A metadata round trip through the producer's connection."""
+        if self.producer is None:
+            return False
+        try:
+            async with asyncio.timeout(2.0):
+                await self.producer.client.fetch_all_metadata()
+        except Exception:
+            return False
+        return True

@@ -1,0 +1,97 @@
+"""Settings read from the environment (and a `.env` file), validated at start-up.
+
+Shared settings have the names SRE teams expect (`KAFKA_BOOTSTRAP_SERVERS`, `LOG_LEVEL`);
+each service adds its own database URL (`INVENTORY_DATABASE_URL`, falling back to
+`DATABASE_URL`) and its own options.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", env_file=".env", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    enable_idempotence: bool = Field(
+        default=True,
+        description="Idempotent producer; the embedded Tansu broker cannot (InitProducerId fails).",
+    )
+    client_id_prefix: str = "lottrace"
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    linger_ms: int = Field(default=2, ge=0)
+    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
+
+
+class ServiceSettings(BaseSettings):
+    """What every service shares; a service subclasses it and declares `database_url`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: SecretStr
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    event_source: str | None = Field(
+        default=None, description="CloudEvents `source` of what this service emits."
+    )
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=1)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=100)
+    consumer_max_records: int = Field(default=500, ge=1, le=10_000)
+    consumer_batch_timeout_ms: int = Field(default=50, ge=1)
+    outbox_batch_size: int = Field(default=2_000, ge=1, le=50_000)
+    outbox_retention_hours: float = Field(default=24.0, gt=0)
+    inbox_retention_days: float = Field(default=30.0, gt=0)
+    migrate_on_start: bool = True
+    max_request_bytes: int = Field(default=1_000_000, ge=1_024)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+
+def per_service(service: str, name: str, default: object, **field_options: object) -> Any:
+    """A field read from `<SERVICE>_<NAME>` first, then from the shared `<NAME>`."""
+    return Field(
+        default=default,
+        validation_alias=AliasChoices(f"{service.upper()}_{name.upper()}", name.upper()),
+        **field_options,  # type: ignore[arg-type]
+    )
+
+
+def database_url_field(service: str, *, port: int = 5432) -> Any:
+    return per_service(
+        service,
+        "database_url",
+        SecretStr(f"postgresql://postgres@127.0.0.1:{port}/lottrace_{service}"),
+        description=f"PostgreSQL URL of the {service} projection.",
+    )
