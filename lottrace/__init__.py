@@ -1,0 +1,1 @@
+"""lottrace: command line, local platform and embedded infrastructure."""

@@ -155,7 +155,7 @@ async def insert_receipt(
     location: str,
     purchase_order: str | None,
     received_at: datetime,
-    response: str,
+    response: dict[str, Any],
     inputs: list[tuple[UUID, Decimal, str]],
 ) -> None:
     await connection.execute(

@@ -63,7 +63,7 @@ async def receive(
                     f"receipt {earlier['receipt_id']} was made with a different body",
                     status=409,
                 )
-            return ReceiptOutcome(ReceiptView.model_validate_json(earlier["response"]), True)
+            return ReceiptOutcome(ReceiptView.model_validate(earlier["response"]), True)
 
     dates = LotDates(request.production_date, request.expiry_date, request.best_before_date)
     if problems := dates.problems():
@@ -123,7 +123,7 @@ async def receive(
         location=location,
         purchase_order=request.purchase_order,
         received_at=received_at,
-        response=view.model_dump_json(),
+        response=view.model_dump(mode="json"),
         inputs=[(item.lot_id, item.quantity, item.uom) for item in inputs],
     )
     return ReceiptOutcome(view, False)

@@ -43,7 +43,14 @@ log = get_logger(__name__)
 EventHandler = Callable[[UnitOfWork, list[Incoming[Any]]], Awaitable[None]]
 Record = ConsumerRecord  # type: ignore[type-arg]
 
-DLQ_HEADERS = ("error_type", "error_message", "source_topic", "source_partition", "source_offset")
+DLQ_HEADERS = (
+    "error_type",
+    "error_message",
+    "source_topic",
+    "source_partition",
+    "source_offset",
+    "consumer_group",
+)
 
 
 class EventRejected(Exception):
@@ -54,8 +61,11 @@ class EventRejected(Exception):
         self.error_type = error_type
 
 
-def dead_letter(record: Record, error_type: str, error_message: str) -> OutgoingMessage:
-    """The DLQ copy of a record: same key, value and headers, plus why and where from."""
+def dead_letter(
+    record: Record, error_type: str, error_message: str, *, consumer_group: str
+) -> OutgoingMessage:
+    """The DLQ copy of a record: same key, value and headers, plus why, where from, and which
+    consumer refused it (each consumer group of a topic dead-letters on its own)."""
     kept = [(name, raw) for name, raw in record.headers if name not in DLQ_HEADERS]
     return OutgoingMessage(
         topic=dead_letter_topic(record.topic),
@@ -68,6 +78,7 @@ def dead_letter(record: Record, error_type: str, error_message: str) -> Outgoing
             ("source_topic", record.topic.encode()),
             ("source_partition", str(record.partition).encode()),
             ("source_offset", str(record.offset).encode()),
+            ("consumer_group", consumer_group.encode()),
         ],
     )
 
@@ -241,7 +252,14 @@ class BatchConsumer:
             error_type=rejection.error_type,
             error_message=rejection.error_message[:300],
         )
-        unit.emit_message(dead_letter(record, rejection.error_type, rejection.error_message))
+        unit.emit_message(
+            dead_letter(
+                record,
+                rejection.error_type,
+                rejection.error_message,
+                consumer_group=self.group_id,
+            )
+        )
         outcome.dead_lettered += 1
         metrics.DEAD_LETTERED.labels(record.topic, rejection.error_type).inc()
         metrics.EVENTS_CONSUMED.labels(record.topic, "dead_lettered").inc()

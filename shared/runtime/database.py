@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
 
+T = TypeVar("T")
 Connection = asyncpg.Connection  # type: ignore[type-arg]
 Record = asyncpg.Record
 
@@ -93,6 +94,13 @@ class UnitOfWork:
         await self.connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
+async def _init_connection(connection: Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
 class Database:
     """A pool over one service's database."""
 
@@ -125,6 +133,7 @@ class Database:
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self.url,
+            init=_init_connection,
             min_size=self._min_size,
             max_size=self._max_size,
             timeout=10,
@@ -157,6 +166,19 @@ class Database:
             unit = UnitOfWork(connection, source=self.source)
             yield unit
             await unit.flush_outbox()
+
+    async def run(self, work: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 4) -> T:
+        """Run `work` in a unit of work, again when the database rolled it back for a deadlock
+        or a serialization conflict (another transaction touched the same rows)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as unit:
+                    return await work(unit)
+            except asyncpg.exceptions.TransactionRollbackError:
+                if attempt == attempts:
+                    raise
+                await asyncio.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")
 
     async def fetch(self, query: str, *args: Any) -> list[Record]:
         return await self.pool.fetch(query, *args)  # type: ignore[no-any-return]

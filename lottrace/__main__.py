@@ -1,0 +1,3 @@
+from lottrace.cli import main
+
+main()

@@ -1,0 +1,262 @@
+"""The whole platform on one machine: broker, PostgreSQL, topics, databases, four services.
+
+Used by `make run` (`lottrace dev`), the end-to-end tests and the benchmark. With
+`KAFKA_BOOTSTRAP_SERVERS` set it uses that Kafka instead of starting Tansu; with
+`LOTTRACE_POSTGRES_URL` (a superuser URL of an existing server) it creates the service
+databases there instead of starting an embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from lottrace.infra import SERVICES, EmbeddedPostgres, TansuBroker, wait_until
+from shared.contracts.topics import all_topic_names
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.settings import KafkaSettings
+
+DEFAULT_HTTP_PORTS = {"receiving": 8081, "inventory": 8082, "fulfillment": 8083, "recall": 8084}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path | None
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self.log_path is not None:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT if self._log else None,
+        )
+
+    def signal(self, signum: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+@dataclass
+class Platform:
+    """Start with `await platform.start()`, stop with `platform.stop()`."""
+
+    kafka_port: int = 9092
+    postgres_port: int = 5432
+    http_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
+    partitions: int = 6
+    durable_postgres: bool = True
+    log_dir: Path | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    services: tuple[str, ...] = SERVICES
+
+    broker: TansuBroker | None = None
+    postgres: EmbeddedPostgres | None = None
+    processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    bootstrap_servers: str = ""
+    database_urls: dict[str, str] = field(default_factory=dict)
+
+    async def start(self, *, timeout: float = 120) -> None:
+        await self.start_infrastructure()
+        for name in self.services:
+            self.start_service(name)
+        await self.wait_ready(timeout=timeout)
+
+    async def start_infrastructure(self) -> None:
+        external_kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if external_kafka:
+            self.bootstrap_servers = external_kafka
+        else:
+            self.broker = TansuBroker(
+                self.kafka_port, log_path=self.log_dir / "tansu.log" if self.log_dir else None
+            )
+            await self.broker.start()
+            self.bootstrap_servers = self.broker.bootstrap_servers
+        await ensure_topics(
+            KafkaSettings(bootstrap_servers=self.bootstrap_servers),
+            all_topic_names(),
+            partitions=self.partitions,
+        )
+
+        admin_url = os.environ.get("LOTTRACE_POSTGRES_URL")
+        if admin_url:
+            server = admin_url
+            await _create_databases(admin_url, self.services)
+        else:
+            self.postgres = EmbeddedPostgres(self.postgres_port, durable=self.durable_postgres)
+            await self.postgres.start()
+            server = self.postgres.url()
+            for name in self.services:
+                await self.postgres.create_database(f"lottrace_{name}")
+        self.database_urls = {name: _with_database(server, f"lottrace_{name}") for name in self.services}
+
+    def environment(self, name: str) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            f"{name.upper()}_DATABASE_URL": self.database_urls[name],
+            f"{name.upper()}_HTTP_PORT": str(self.http_ports[name]),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.broker is not None:
+            env["KAFKA_ENABLE_IDEMPOTENCE"] = "false"  # Tansu cannot do InitProducerId
+        env.update(self.extra_env)
+        env.update(self.service_env.get(name, {}))
+        return env
+
+    def start_service(self, name: str) -> ServiceProcess:
+        process = ServiceProcess(
+            name=name,
+            port=self.http_ports[name],
+            env=self.environment(name),
+            log_path=self.log_dir / f"{name}.log" if self.log_dir else None,
+        )
+        process.start()
+        self.processes[name] = process
+        return process
+
+    async def wait_ready(self, *, timeout: float = 120, names: tuple[str, ...] | None = None) -> None:
+        async with httpx.AsyncClient(timeout=3) as client:
+            for name in names or tuple(self.processes):
+                process = self.processes[name]
+
+                async def ready(process: ServiceProcess = process) -> bool:
+                    if process.process is None or process.process.poll() is not None:
+                        raise RuntimeError(f"{process.name} exited; see its log")
+                    response = await client.get(f"{process.url}/readyz")
+                    return response.status_code == 200
+
+                await wait_until(ready, timeout=timeout, interval=0.2, what=f"{name} ready")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: the process gets no chance to finish what it was doing."""
+        process = self.processes[name]
+        process.signal(signal.SIGKILL)
+        if process.process is not None:
+            process.process.wait(10)
+        process.stop()
+
+    async def restart(self, name: str, *, timeout: float = 120) -> None:
+        self.processes[name].stop()
+        self.start_service(name)
+        await self.wait_ready(timeout=timeout, names=(name,))
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.signal(signal.SIGTERM)
+        for process in self.processes.values():
+            process.stop()
+        self.processes.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.postgres is not None:
+            self.postgres.remove()
+            self.postgres = None
+
+    def urls(self) -> dict[str, str]:
+        return {name: process.url for name, process in self.processes.items()}
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def _create_databases(admin_url: str, services: tuple[str, ...]) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(admin_url)
+    try:
+        for name in services:
+            database = f"lottrace_{name}"
+            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
+                await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()
+
+
+async def run_until_interrupted(platform: Platform) -> None:
+    """`make run`: start everything, print where it listens, stop cleanly on Ctrl-C."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    started = time.monotonic()
+    try:
+        with console.status("starting broker, PostgreSQL and the four services…"):
+            await platform.start()
+        table = Table(title=f"lottrace is up ({time.monotonic() - started:.1f}s)")
+        table.add_column("component")
+        table.add_column("address")
+        table.add_row("Kafka (Tansu)" if platform.broker else "Kafka", platform.bootstrap_servers)
+        for name, url in platform.database_urls.items():
+            table.add_row(f"PostgreSQL ({name})", url)
+        for name, url in platform.urls().items():
+            table.add_row(name, f"{url}  (docs: {url}/docs)")
+        console.print(table)
+        if platform.log_dir:
+            console.print(f"logs: {platform.log_dir}")
+        console.print("Ctrl-C stops everything.")
+        watchers = [asyncio.create_task(_watch(process, stop)) for process in platform.processes.values()]
+        await stop.wait()
+        for watcher in watchers:
+            watcher.cancel()
+    finally:
+        console.print("stopping…")
+        platform.stop()
+        console.print("stopped.")
+
+
+async def _watch(process: ServiceProcess, stop: asyncio.Event) -> None:
+    while process.process is not None and process.process.poll() is None:
+        await asyncio.sleep(1)
+    with contextlib.suppress(Exception):
+        print(f"{process.name} exited; stopping the platform", file=sys.stderr)
+    stop.set()

@@ -1,0 +1,48 @@
+"""Fulfillment wiring: settings, consumer, runtime, routes. Nothing connects at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from shared.runtime.consumer import BatchConsumer
+from shared.runtime.http import create_http_app
+from shared.runtime.service import ServiceRuntime
+from shared.runtime.settings import ServiceSettings, database_url_field, per_service
+
+from services.fulfillment.api import router
+from services.fulfillment.handlers import Fulfillment
+
+NAME = "fulfillment"
+
+
+class Settings(ServiceSettings):
+    database_url: SecretStr = database_url_field(NAME)
+    http_port: int = per_service(NAME, "http_port", 8083)
+    auto_ship: bool = per_service(
+        NAME, "auto_ship", False, description="Ship every allocation at once (demos, load tests)."
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    fulfillment = Fulfillment(auto_ship=settings.auto_ship)
+    consumer = BatchConsumer(
+        group_id=NAME, handlers=fulfillment.handlers(), max_value_bytes=settings.kafka.max_message_bytes
+    )
+    runtime = ServiceRuntime(
+        name=NAME,
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        consumer=consumer,
+    )
+    app = create_http_app(
+        runtime,
+        title="lottrace fulfillment",
+        description="Ships orders lot by lot, from what inventory allocated.",
+        routers=[router],
+    )
+    app.state.fulfillment = fulfillment
+    return app

@@ -1,0 +1,188 @@
+"""Fulfillment rules: what a shipment may contain. Pure: no I/O, no framework.
+
+An order is shipped only from what is allocated to it, never more than was ordered, never
+from a lot that is recalled or on hold, and, when the picker scans, only the lots scanned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+ZERO = Decimal(0)
+
+
+class ShipmentRefused(Exception):
+    """Nothing is shipped; `code` is stable and the message names the lot or line."""
+
+    def __init__(self, code: str, message: str, *, status: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Line:
+    line_no: int
+    sku: str
+    uom: str
+    ordered: Decimal
+    shipped: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.ordered - self.shipped, ZERO)
+
+
+@dataclass(frozen=True)
+class Allocated:
+    line_no: int
+    sku: str
+    lot_id: UUID
+    lot_code: str
+    quantity: Decimal
+    uom: str
+    expiry_date: date | None = None
+
+
+@dataclass(frozen=True)
+class ScannedLot:
+    """A lot as a scanned case names it: the lot code, and the GTIN when the label has one."""
+
+    lot_code: str
+    gtin: str | None = None
+
+
+@dataclass(frozen=True)
+class ShipLine:
+    line_no: int
+    sku: str
+    lot_id: UUID
+    lot_code: str
+    quantity: Decimal
+    uom: str
+
+
+@dataclass
+class ShipmentPlan:
+    lines: list[ShipLine] = field(default_factory=list)
+    waiting: list[Allocated] = field(default_factory=list)  # blocked lots: wait for re-allocation
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.lines
+
+
+def plan_shipment(
+    lines: Sequence[Line],
+    allocations: Sequence[Allocated],
+    *,
+    blocked: Mapping[UUID, str],
+    requested: Mapping[int, Decimal | None] | None = None,
+    scanned: Sequence[ScannedLot] | None = None,
+    strict: bool = True,
+) -> ShipmentPlan:
+    """Which allocated quantities ship now.
+
+    `requested` limits the shipment to some lines (a quantity, or None for all that remains).
+    `scanned` limits it to the lots the picker scanned; a scanned lot not allocated to the order
+    refuses the whole shipment. `blocked` lots (recalled, on hold) refuse it when `strict`,
+    else their lines wait. Never more than the line's ordered quantity minus what shipped.
+    """
+    by_line: dict[int, list[Allocated]] = defaultdict(list)
+    for allocation in allocations:
+        by_line[allocation.line_no].append(allocation)
+    known_lines = {line.line_no: line for line in lines}
+
+    if requested is not None:
+        for line_no in requested:
+            if line_no not in known_lines:
+                raise ShipmentRefused("unknown_line", f"the order has no line {line_no}", status=422)
+
+    scanned_codes: set[str] | None = None
+    if scanned is not None:
+        scanned_codes = set()
+        allocated_codes = {a.lot_code for a in allocations}
+        for scan in scanned:
+            if scan.lot_code not in allocated_codes:
+                raise ShipmentRefused(
+                    "lot_not_allocated",
+                    f"scanned lot {scan.lot_code} is not allocated to this order",
+                )
+            scanned_codes.add(scan.lot_code)
+
+    plan = ShipmentPlan()
+    for line in lines:
+        if requested is not None and line.line_no not in requested:
+            continue
+        cap = line.remaining
+        if requested is not None and requested[line.line_no] is not None:
+            wanted = requested[line.line_no]
+            assert wanted is not None
+            if wanted > cap:
+                raise ShipmentRefused(
+                    "over_shipment",
+                    f"line {line.line_no} has {cap} {line.uom} left to ship, {wanted} requested",
+                )
+            cap = wanted
+        for allocation in sorted(by_line[line.line_no], key=_fefo):
+            if cap <= ZERO:
+                break
+            if scanned_codes is not None and allocation.lot_code not in scanned_codes:
+                continue
+            if allocation.lot_id in blocked:
+                if strict:
+                    raise ShipmentRefused(
+                        "lot_blocked",
+                        f"lot {allocation.lot_code} is {blocked[allocation.lot_id]}:"
+                        f" line {line.line_no} waits for re-allocation",
+                    )
+                plan.waiting.append(allocation)
+                continue
+            take = min(cap, allocation.quantity)
+            if take <= ZERO:
+                continue
+            plan.lines.append(
+                ShipLine(
+                    line.line_no, line.sku, allocation.lot_id, allocation.lot_code, take, line.uom
+                )
+            )
+            cap -= take
+    return plan
+
+
+def _fefo(allocation: Allocated) -> tuple[bool, date, str]:
+    return (
+        allocation.expiry_date is None,
+        allocation.expiry_date or date.max,
+        str(allocation.lot_id),
+    )
+
+
+def remaining_allocations(
+    allocations: Sequence[Allocated], shipped: Sequence[ShipLine]
+) -> list[Allocated]:
+    """The allocation left after a shipment took its part."""
+    taken: dict[tuple[int, UUID], Decimal] = defaultdict(Decimal)
+    for line in shipped:
+        taken[(line.line_no, line.lot_id)] += line.quantity
+    left = []
+    for allocation in allocations:
+        rest = allocation.quantity - taken.pop((allocation.line_no, allocation.lot_id), ZERO)
+        if rest > ZERO:
+            left.append(
+                Allocated(
+                    allocation.line_no,
+                    allocation.sku,
+                    allocation.lot_id,
+                    allocation.lot_code,
+                    rest,
+                    allocation.uom,
+                    allocation.expiry_date,
+                )
+            )
+    return left

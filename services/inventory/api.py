@@ -1,0 +1,224 @@
+"""Inventory HTTP routes: stock per lot, holds, counts, history, valuation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+
+from shared.contracts.types import Money
+from shared.runtime.actors import actor_of
+from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.http import ApiError, database_of
+
+from services.inventory import db, domain
+from services.inventory.handlers import Inventory, InventoryError
+from services.inventory.schemas import (
+    AdjustmentRequest,
+    AdjustmentView,
+    HistoryEntry,
+    HoldRequest,
+    LotView,
+    OrderLineView,
+    OrderView,
+    ReleaseRequest,
+    ReservationView,
+    SkuValuation,
+    ValuationLine,
+)
+
+router = APIRouter(tags=["inventory"])
+
+
+def _inventory(request: Request) -> Inventory:
+    inventory: Inventory = request.app.state.inventory
+    return inventory
+
+
+def lot_view(row: Record, inventory: Inventory) -> LotView:
+    return LotView(
+        **{key: row[key] for key in LotView.model_fields if key not in ("status", "unit_cost")},
+        status=domain.lot_status(
+            recalled=row["recalled"],
+            on_hold=row["on_hold"],
+            expiry_date=row["expiry_date"],
+            today=inventory.today(),
+        ),
+        unit_cost=Money(amount=row["unit_cost"], currency=row["currency"])
+        if row["unit_cost"] is not None and row["currency"]
+        else None,
+    )
+
+
+async def _lot_or_404(request: Request, lot_id: UUID) -> LotView:
+    async with database_of(request).pool.acquire() as connection:
+        row = await db.get_lot(connection, lot_id)
+    if row is None:
+        raise ApiError(404, "lot_not_found", f"no lot {lot_id}")
+    return lot_view(row, _inventory(request))
+
+
+@router.get("/lots/expiring", summary="Lots with stock that expire within the given days")
+async def expiring(
+    request: Request, within_days: Annotated[int, Query(ge=0, le=3650)] = 30
+) -> list[LotView]:
+    inventory = _inventory(request)
+    until = inventory.today() + timedelta(days=within_days)
+    async with database_of(request).pool.acquire() as connection:
+        rows = await db.expiring(connection, until, limit=5000)
+    return [lot_view(row, inventory) for row in rows]
+
+
+@router.get("/lots/{lot_id}", summary="Stock of one lot: on hand, reserved, available, status")
+async def get_lot(lot_id: UUID, request: Request) -> LotView:
+    return await _lot_or_404(request, lot_id)
+
+
+@router.get("/lots/{lot_id}/history", summary="Every change to the lot, with its cause")
+async def lot_history(
+    lot_id: UUID, request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+) -> list[HistoryEntry]:
+    await _lot_or_404(request, lot_id)
+    async with database_of(request).pool.acquire() as connection:
+        rows = await db.lot_history(connection, lot_id, limit)
+    return [HistoryEntry(**dict(row)) for row in rows]
+
+
+@router.get("/stock", summary="Per-lot stock in FEFO order")
+async def stock(
+    request: Request,
+    sku: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[LotView]:
+    inventory = _inventory(request)
+    async with database_of(request).pool.acquire() as connection:
+        rows = await db.stock(connection, sku, limit)
+    return [lot_view(row, inventory) for row in rows]
+
+
+async def _command(request: Request, work: Any) -> None:
+    try:
+        await database_of(request).run(work)
+    except InventoryError as error:
+        raise ApiError(error.status, error.code, str(error)) from error
+
+
+@router.post("/lots/{lot_id}/hold", summary="Quality hold: the lot is quarantined")
+async def hold(lot_id: UUID, body: HoldRequest, request: Request) -> LotView:
+    actor = actor_of(request)
+
+    async def work(unit: UnitOfWork) -> None:
+        await _inventory(request).hold(unit, lot_id, reason=body.reason, actor=actor)
+
+    await _command(request, work)
+    return await _lot_or_404(request, lot_id)
+
+
+@router.post("/lots/{lot_id}/release", summary="Release a quality hold")
+async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = None) -> LotView:
+    actor = actor_of(request)
+
+    async def work(unit: UnitOfWork) -> None:
+        await _inventory(request).release_hold(
+            unit, lot_id, reason=body.reason if body else None, actor=actor
+        )
+
+    await _command(request, work)
+    return await _lot_or_404(request, lot_id)
+
+
+@router.post("/adjustments", status_code=201, summary="Cycle count at lot level")
+async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
+    actor = actor_of(request)
+    change = Decimal(0)
+
+    async def work(unit: UnitOfWork) -> None:
+        nonlocal change
+        change = await _inventory(request).adjust(
+            unit, body.lot_id, delta=body.quantity, counted=body.counted, reason=body.reason, actor=actor
+        )
+
+    await _command(request, work)
+    return AdjustmentView(lot_id=body.lot_id, change=change, lot=await _lot_or_404(request, body.lot_id))
+
+
+@router.get("/orders/{order_id}", summary="An order's lines, reservations and backorders")
+async def get_order(order_id: str, request: Request) -> OrderView:
+    async with database_of(request).pool.acquire() as connection:
+        order = await db.get_order(connection, order_id)
+        if order is None:
+            raise ApiError(404, "order_not_found", f"no order {order_id}")
+        lines = await db.line_states(connection, [order_id])
+        reservations = await db.reservations_with_lots(connection, [order_id])
+    return OrderView(
+        order_id=order_id,
+        customer_id=order["customer_id"],
+        status=order["status"],
+        revision=order["revision"],
+        lines=[
+            OrderLineView(
+                line_no=line.line_no,
+                sku=line.sku,
+                uom=line.uom,
+                ordered=line.ordered,
+                shipped=line.shipped,
+                reserved=line.reserved,
+                backordered=line.backordered,
+                backorder_reason=line.backorder_reason if line.backordered > 0 else None,
+            )
+            for line in lines
+        ],
+        reservations=[
+            ReservationView(
+                line_no=row["line_no"],
+                lot_id=row["lot_id"],
+                lot_code=row["lot_code"],
+                quantity=row["quantity"],
+                expiry_date=row["expiry_date"],
+            )
+            for row in reservations
+        ],
+    )
+
+
+@router.get("/valuation", summary="Inventory value at actual lot cost, per SKU and lot")
+async def valuation(
+    request: Request, sku: Annotated[str | None, Query(max_length=64)] = None
+) -> list[SkuValuation]:
+    async with database_of(request).pool.acquire() as connection:
+        rows = await db.valuation(connection, sku)
+    per_sku: dict[str, list[Record]] = defaultdict(list)
+    for row in rows:
+        per_sku[row["sku"]].append(row)
+    result = []
+    for name, lots in per_sku.items():
+        currencies = {row["currency"] for row in lots if row["currency"]}
+        result.append(
+            SkuValuation(
+                sku=name,
+                currency=currencies.pop() if len(currencies) == 1 else None,
+                on_hand=sum((row["on_hand"] for row in lots), Decimal(0)),
+                value=sum((row["value"] for row in lots if row["value"] is not None), Decimal(0)),
+                uncosted_quantity=sum(
+                    (row["on_hand"] for row in lots if row["unit_cost"] is None), Decimal(0)
+                ),
+                lots=[
+                    ValuationLine(
+                        sku=name,
+                        lot_id=row["lot_id"],
+                        lot_code=row["lot_code"],
+                        on_hand=row["on_hand"],
+                        unit_cost=Money(amount=row["unit_cost"], currency=row["currency"])
+                        if row["unit_cost"] is not None and row["currency"]
+                        else None,
+                        value=row["value"],
+                    )
+                    for row in lots
+                ],
+            )
+        )
+    return result

@@ -1,0 +1,242 @@
+"""Inventory rules: FEFO allocation, lot status, what an order's allocation looks like, which
+reservations give way when stock shrinks. Pure: no I/O, no framework."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+ZERO = Decimal(0)
+
+
+class LotStatus(StrEnum):
+    AVAILABLE = "available"
+    QUARANTINED = "quarantined"
+    RECALLED = "recalled"
+    EXPIRED = "expired"
+
+
+class BackorderReason(StrEnum):
+    NO_STOCK = "no_stock"
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    SHORT_DATED = "short_dated"
+    UOM_MISMATCH = "uom_mismatch"
+
+
+def lot_status(*, recalled: bool, on_hold: bool, expiry_date: date | None, today: date) -> LotStatus:
+    """Recalled outranks a hold, a hold outranks expiry."""
+    if recalled:
+        return LotStatus.RECALLED
+    if on_hold:
+        return LotStatus.QUARANTINED
+    if expiry_date is not None and expiry_date < today:
+        return LotStatus.EXPIRED
+    return LotStatus.AVAILABLE
+
+
+@dataclass(frozen=True)
+class StockLot:
+    """A lot that may be allocated from: not on hold, not recalled, not expired."""
+
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    uom: str
+    available: Decimal
+    expiry_date: date | None = None
+    received_at: datetime | None = None
+    location: str = "MAIN"
+
+
+@dataclass(frozen=True)
+class Demand:
+    """The unallocated, unshipped quantity of one order line."""
+
+    order_id: str
+    line_no: int
+    sku: str
+    uom: str
+    quantity: Decimal
+    min_remaining_shelf_life_days: int = 0
+
+
+@dataclass(frozen=True)
+class Reserve:
+    order_id: str
+    line_no: int
+    lot_id: UUID
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    order_id: str
+    line_no: int
+    sku: str
+    uom: str
+    quantity: Decimal
+    reason: BackorderReason
+
+
+@dataclass
+class AllocationResult:
+    reserves: list[Reserve] = field(default_factory=list)
+    shortfalls: list[Shortfall] = field(default_factory=list)
+
+    def reserved_per_lot(self) -> dict[UUID, Decimal]:
+        totals: dict[UUID, Decimal] = defaultdict(Decimal)
+        for reserve in self.reserves:
+            totals[reserve.lot_id] += reserve.quantity
+        return dict(totals)
+
+
+def fefo_key(lot: StockLot) -> tuple[Any, ...]:
+    """First expired, first out; then first received; lots without expiry last, FIFO among them."""
+    return (
+        lot.expiry_date is None,
+        lot.expiry_date or date.max,
+        lot.received_at is None,
+        lot.received_at or datetime.max,
+        str(lot.lot_id),
+    )
+
+
+def allocate(demands: Sequence[Demand], lots: Iterable[StockLot], *, today: date) -> AllocationResult:
+    """Allocate demands in the order given (arrival order), each FEFO from eligible lots.
+
+    A lot is eligible for a line when it is the same SKU and unit, has quantity left, and does
+    not expire before today + the order's minimum remaining shelf life. A line may be split
+    across lots; what cannot be allocated is a shortfall with its reason.
+    """
+    by_sku: dict[str, list[StockLot]] = defaultdict(list)
+    for lot in lots:
+        by_sku[lot.sku].append(lot)
+    for candidates in by_sku.values():
+        candidates.sort(key=fefo_key)
+    left = {lot.lot_id: lot.available for candidates in by_sku.values() for lot in candidates}
+
+    result = AllocationResult()
+    for demand in demands:
+        if demand.quantity <= ZERO:
+            continue
+        need = demand.quantity
+        cutoff = today + timedelta(days=demand.min_remaining_shelf_life_days)
+        short_dated = uom_mismatch = False
+        for lot in by_sku.get(demand.sku, ()):
+            if need <= ZERO:
+                break
+            if left[lot.lot_id] <= ZERO:
+                continue
+            if lot.uom != demand.uom:
+                uom_mismatch = True
+                continue
+            if lot.expiry_date is not None and lot.expiry_date < cutoff:
+                short_dated = True
+                continue
+            take = min(need, left[lot.lot_id])
+            left[lot.lot_id] -= take
+            need -= take
+            result.reserves.append(Reserve(demand.order_id, demand.line_no, lot.lot_id, take))
+        if need > ZERO:
+            reason = _shortfall_reason(
+                partly=need < demand.quantity,
+                short_dated=short_dated,
+                uom_mismatch=uom_mismatch,
+                sku_in_stock=demand.sku in by_sku,
+            )
+            result.shortfalls.append(
+                Shortfall(demand.order_id, demand.line_no, demand.sku, demand.uom, need, reason)
+            )
+    return result
+
+
+def _shortfall_reason(
+    *, partly: bool, short_dated: bool, uom_mismatch: bool, sku_in_stock: bool
+) -> BackorderReason:
+    if partly:
+        return BackorderReason.INSUFFICIENT_STOCK
+    if short_dated:
+        return BackorderReason.SHORT_DATED
+    if uom_mismatch:
+        return BackorderReason.UOM_MISMATCH
+    return BackorderReason.INSUFFICIENT_STOCK if sku_in_stock else BackorderReason.NO_STOCK
+
+
+# ------------------------------------------------------------------ giving reservations back
+
+
+@dataclass(frozen=True)
+class Held:
+    """A reservation as it stands, with the lot's expiry for choosing which gives way."""
+
+    order_id: str
+    line_no: int
+    lot_id: UUID
+    quantity: Decimal
+    expiry_date: date | None = None
+
+
+def excess_to_release(
+    reservations: Sequence[Held], *, ordered: Decimal, shipped: Decimal
+) -> list[Reserve]:
+    """When a line's reserved + shipped exceeds what was ordered (it shipped from another lot
+    than reserved), give back the excess, latest-expiring lots first."""
+    excess = shipped + sum((r.quantity for r in reservations), ZERO) - ordered
+    released: list[Reserve] = []
+    for held in sorted(
+        reservations,
+        key=lambda r: (r.expiry_date is not None, r.expiry_date or date.min),
+        reverse=True,
+    ):
+        if excess <= ZERO:
+            break
+        give = min(excess, held.quantity)
+        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give))
+        excess -= give
+    return released
+
+
+def shrink_reservations(reservations: Sequence[Held], *, available_for_orders: Decimal) -> list[Reserve]:
+    """When a lot's stock falls below what is reserved from it (a count found less), give back
+    reservations of the latest orders first until the rest fits."""
+    excess = sum((r.quantity for r in reservations), ZERO) - max(available_for_orders, ZERO)
+    released: list[Reserve] = []
+    for held in reversed(reservations):
+        if excess <= ZERO:
+            break
+        give = min(excess, held.quantity)
+        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give))
+        excess -= give
+    return released
+
+
+# ------------------------------------------------------------------ the order's allocation
+
+
+@dataclass(frozen=True)
+class LineState:
+    order_id: str
+    line_no: int
+    sku: str
+    uom: str
+    ordered: Decimal
+    shipped: Decimal
+    reserved: Decimal
+    backorder_reason: str | None
+
+    @property
+    def backordered(self) -> Decimal:
+        return max(self.ordered - self.shipped - self.reserved, ZERO)
+
+
+def adjustment_problem(*, on_hand: Decimal, delta: Decimal) -> str | None:
+    """Stock never goes negative."""
+    if on_hand + delta < ZERO:
+        return f"on hand would be {on_hand + delta}: stock cannot go negative"
+    return None

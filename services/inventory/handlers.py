@@ -1,0 +1,444 @@
+"""Inventory: events and commands in, domain decisions, rows and `lot-allocated` out.
+
+Lock order, everywhere: order lines first (by order id), then lots (by lot id). Allocation
+re-reads a lot's availability under its row lock, so two replicas never reserve one unit
+twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shared.contracts.envelope import Incoming
+from shared.contracts.events import (
+    Allocation,
+    Backorder,
+    GoodsReceived,
+    LotAllocated,
+    OrderCancelled,
+    OrderPlaced,
+    OrderShipped,
+    RecallIssued,
+)
+from shared.runtime.consumer import EventHandler
+from shared.runtime.database import UnitOfWork
+from shared.runtime.logging import get_logger
+
+from services.inventory import db, domain
+from services.inventory.db import LotFacts, Movement
+from services.inventory.domain import Reserve
+
+log = get_logger(__name__)
+
+Today = Callable[[], date]
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class InventoryError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class Inventory:
+    """The inventory application: one instance per service, its clock injectable for tests."""
+
+    def __init__(self, today: Today = utc_today) -> None:
+        self.today = today
+
+    # ------------------------------------------------------------------ event handlers
+
+    def handlers(self) -> list[tuple[type[Any], EventHandler]]:
+        """In the order a batch applies them: stock first, then what consumes it."""
+        return [
+            (GoodsReceived, self.on_goods_received),
+            (RecallIssued, self.on_recall_issued),
+            (OrderShipped, self.on_order_shipped),
+            (OrderCancelled, self.on_order_cancelled),
+            (OrderPlaced, self.on_order_placed),
+        ]
+
+    async def on_goods_received(self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]) -> None:
+        connection = unit.connection
+        received: dict[UUID, dict[str, Any]] = {}
+        consumed: dict[UUID, Decimal] = defaultdict(Decimal)
+        input_facts: list[LotFacts] = []
+        movements: list[Movement] = []
+        for incoming in events:
+            event = incoming.data
+            row = received.get(event.lot_id)
+            if row is None:
+                received[event.lot_id] = {
+                    "lot_id": event.lot_id,
+                    "sku": event.sku,
+                    "lot_code": event.lot_code,
+                    "gtin": event.gtin,
+                    "uom": event.uom,
+                    "location": event.location,
+                    "supplier_id": event.supplier.supplier_id if event.supplier else None,
+                    "expiry_date": event.expiry_date,
+                    "received_at": event.received_at,
+                    "unit_cost": event.unit_cost.amount if event.unit_cost else None,
+                    "currency": event.unit_cost.currency if event.unit_cost else None,
+                    "quantity": event.quantity,
+                }
+            else:
+                row["quantity"] += event.quantity
+                row["expiry_date"] = event.expiry_date or row["expiry_date"]
+            movements.append(
+                Movement(event.lot_id, "received", event.quantity, incoming.id, detail=event.receipt_id)
+            )
+            for item in event.inputs:
+                consumed[item.lot_id] += item.quantity
+                input_facts.append(LotFacts(item.lot_id, item.sku, item.lot_code, item.uom))
+                movements.append(
+                    Movement(
+                        item.lot_id,
+                        "consumed",
+                        item.quantity,
+                        incoming.id,
+                        detail=f"made into lot {event.lot_code}",
+                    )
+                )
+        await db.upsert_received(connection, list(received.values()))
+        if consumed:
+            await db.ensure_lots(connection, input_facts)
+            await db.lock_lots(connection, consumed)
+            await db.add_to_lot_column(connection, "consumed", dict(consumed))
+        await db.record_movements(connection, movements)
+        if consumed:
+            await self._fit_reservations(unit, consumed, cause="production consumed stock")
+        await self._refill(unit, {row["sku"] for row in received.values()}, cause="stock received")
+
+    async def on_order_placed(self, unit: UnitOfWork, events: list[Incoming[OrderPlaced]]) -> None:
+        orders: dict[str, Incoming[OrderPlaced]] = {}
+        for incoming in events:
+            orders.setdefault(incoming.data.order_id, incoming)  # a re-sent order counts once
+        new_ids = await db.insert_orders(
+            unit.connection,
+            [
+                {
+                    "order_id": order_id,
+                    "customer_id": incoming.data.customer.customer_id,
+                    "min_remaining_shelf_life_days": incoming.data.min_remaining_shelf_life_days,
+                    "placed_at": incoming.data.placed_at,
+                }
+                for order_id, incoming in orders.items()
+            ],
+        )
+        await db.insert_order_lines(
+            unit.connection,
+            [
+                {
+                    "order_id": order_id,
+                    "line_no": line.line_no,
+                    "sku": line.sku,
+                    "uom": line.uom,
+                    "quantity": line.quantity,
+                }
+                for order_id in new_ids
+                for line in orders[order_id].data.lines
+            ],
+        )
+        await self._allocate(unit, new_ids, causes={oid: orders[oid].id for oid in new_ids})
+
+    async def on_order_cancelled(self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]) -> None:
+        cause = {incoming.data.order_id: incoming.id for incoming in events}
+        cancelled = await db.cancel_orders(unit.connection, list(cause))
+        if not cancelled:
+            return
+        await db.lock_order_lines(unit.connection, cancelled)
+        held = await db.held_for_orders(unit.connection, cancelled)
+        releases = [Reserve(h.order_id, h.line_no, h.lot_id, h.quantity) for h in held]
+        await self._release(unit, releases, change="released", causes=cause, detail="order cancelled")
+        skus = await self._skus_of(unit, {r.lot_id for r in releases})
+        await self._refill(unit, skus, cause="stock released by a cancellation")
+
+    async def on_order_shipped(self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]) -> None:
+        connection = unit.connection
+        per_reservation: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
+        per_lot: dict[UUID, Decimal] = defaultdict(Decimal)
+        per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+        facts: list[LotFacts] = []
+        movements: list[Movement] = []
+        for incoming in events:
+            shipment = incoming.data
+            for line in shipment.lines:
+                per_reservation[(shipment.order_id, line.line_no, line.lot_id)] += line.quantity
+                per_lot[line.lot_id] += line.quantity
+                per_line[(shipment.order_id, line.line_no)] += line.quantity
+                facts.append(LotFacts(line.lot_id, line.sku, line.lot_code, line.uom))
+                movements.append(
+                    Movement(
+                        line.lot_id,
+                        "shipped",
+                        line.quantity,
+                        incoming.id,
+                        order_id=shipment.order_id,
+                        detail=shipment.shipment_id,
+                    )
+                )
+        order_ids = sorted({order_id for order_id, _ in per_line})
+        await db.lock_order_lines(connection, order_ids)
+        await db.ensure_lots(connection, facts)
+        await db.lock_lots(connection, per_lot)
+        await db.add_to_lot_column(connection, "shipped", dict(per_lot))
+        await db.consume_reservations(connection, dict(per_reservation))
+        await db.add_line_shipped(connection, dict(per_line))
+        await db.record_movements(connection, movements)
+
+        # A line that shipped from another lot than reserved still holds its reservation:
+        # give the excess back so the stock serves other orders.
+        states = {(s.order_id, s.line_no): s for s in await db.line_states(connection, order_ids)}
+        over = [key for key, s in states.items() if s.shipped + s.reserved > s.ordered and s.reserved > 0]
+        releases: list[Reserve] = []
+        if over:
+            held_by_line: dict[tuple[str, int], list[domain.Held]] = defaultdict(list)
+            for held in await db.held_for_lines(connection, over):
+                held_by_line[(held.order_id, held.line_no)].append(held)
+            for key in over:
+                state = states[key]
+                releases += domain.excess_to_release(
+                    held_by_line[key], ordered=state.ordered, shipped=state.shipped
+                )
+            await self._release(unit, releases, change="released", causes={}, detail="shipped otherwise")
+        await db.close_fulfilled_orders(connection, order_ids)
+        await self._fit_reservations(unit, per_lot, cause="shipped beyond reservations")
+        if releases:
+            await self._publish(unit, sorted({r.order_id for r in releases}))
+            await self._refill(unit, await self._skus_of(unit, {r.lot_id for r in releases}), cause="released")
+
+    async def on_recall_issued(self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]) -> None:
+        connection = unit.connection
+        for incoming in events:
+            recall = incoming.data
+            lot_ids = [lot.lot_id for lot in recall.affected_lots]
+            await db.ensure_lots(
+                connection,
+                [LotFacts(lot.lot_id, lot.sku, lot.lot_code, "EA") for lot in recall.affected_lots],
+            )
+            newly = await db.mark_recalled(connection, lot_ids, recall.recall_id)
+            await db.record_movements(
+                connection,
+                [Movement(lot_id, "recalled", None, incoming.id, detail=recall.recall_id) for lot_id in newly],
+            )
+            await self._withdraw(unit, newly, cause=incoming.id, detail=f"recall {recall.recall_id}")
+
+    # ------------------------------------------------------------------ commands (HTTP)
+
+    async def hold(self, unit: UnitOfWork, lot_id: UUID, *, reason: str, actor: str) -> None:
+        await self._require_lot(unit, lot_id)
+        await db.set_hold(unit.connection, lot_id, on_hold=True, reason=reason)
+        await db.record_movements(
+            unit.connection, [Movement(lot_id, "hold", None, f"user:{actor}", detail=reason)]
+        )
+        await self._withdraw(unit, [lot_id], cause=f"user:{actor}", detail=f"quality hold: {reason}")
+
+    async def release_hold(self, unit: UnitOfWork, lot_id: UUID, *, reason: str | None, actor: str) -> None:
+        lot = await self._require_lot(unit, lot_id)
+        if lot["recalled"]:
+            raise InventoryError(409, "lot_recalled", f"lot {lot['lot_code']} is recalled; it stays blocked")
+        await db.set_hold(unit.connection, lot_id, on_hold=False, reason=None)
+        await db.record_movements(
+            unit.connection, [Movement(lot_id, "release", None, f"user:{actor}", detail=reason)]
+        )
+        await self._refill(unit, [lot["sku"]], cause="hold released")
+
+    async def adjust(
+        self,
+        unit: UnitOfWork,
+        lot_id: UUID,
+        *,
+        delta: Decimal | None,
+        counted: Decimal | None,
+        reason: str,
+        actor: str,
+    ) -> Decimal:
+        lot = await self._require_lot(unit, lot_id)
+        change = delta if delta is not None else (counted or Decimal(0)) - lot["on_hand"]
+        if problem := domain.adjustment_problem(on_hand=lot["on_hand"], delta=change):
+            raise InventoryError(409, "negative_stock", f"lot {lot['lot_code']}: {problem}")
+        if change == 0:
+            return Decimal(0)
+        await db.add_to_lot_column(unit.connection, "adjusted", {lot_id: change})
+        await db.record_movements(
+            unit.connection, [Movement(lot_id, "adjusted", change, f"user:{actor}", detail=reason)]
+        )
+        if change < 0:
+            await self._fit_reservations(unit, [lot_id], cause=f"user:{actor}")
+        else:
+            await self._refill(unit, [lot["sku"]], cause="stock counted up")
+        return change
+
+    async def sweep_expired(self, unit: UnitOfWork) -> int:
+        """Release reservations on lots that expired since they were made, and re-allocate."""
+        expired = await db.expired_with_reservations(unit.connection, self.today())
+        if expired:
+            await self._withdraw(unit, expired, cause="rule:expiry", detail="lot expired")
+        return len(expired)
+
+    # ------------------------------------------------------------------ allocation
+
+    async def _allocate(
+        self, unit: UnitOfWork, order_ids: Sequence[str], *, causes: dict[str, str] | None = None
+    ) -> None:
+        """Allocate the open demand of these orders FEFO, then publish their allocation."""
+        if not order_ids:
+            return
+        connection = unit.connection
+        demands = await db.open_demand(connection, order_ids)
+        if demands:
+            today = self.today()
+            lots = await db.lock_allocatable(connection, {d.sku for d in demands}, today)
+            result = domain.allocate(demands, lots, today=today)
+            await db.add_reservations(connection, result.reserves)
+            await db.set_backorder_reasons(connection, demands, result.shortfalls)
+            await db.record_movements(
+                connection,
+                [
+                    Movement(
+                        r.lot_id,
+                        "reserved",
+                        r.quantity,
+                        (causes or {}).get(r.order_id, "rule:allocation"),
+                        order_id=r.order_id,
+                    )
+                    for r in result.reserves
+                ],
+            )
+        await self._publish(unit, order_ids)
+
+    async def _refill(self, unit: UnitOfWork, skus: Iterable[str], *, cause: str) -> None:
+        """Stock became available: fill waiting orders, oldest first."""
+        skus = sorted(set(skus))
+        if not skus:
+            return
+        waiting = await db.orders_waiting_for(unit.connection, skus)
+        if waiting:
+            log.debug("filling backorders", orders=len(waiting), cause=cause)
+            await self._allocate(unit, waiting)
+
+    async def _withdraw(self, unit: UnitOfWork, lot_ids: Sequence[UUID], *, cause: str, detail: str) -> None:
+        """A lot can no longer be shipped: its reservations go, and their orders re-allocate."""
+        if not lot_ids:
+            return
+        held = await db.held_on_lots(unit.connection, lot_ids)
+        if not held:
+            return
+        order_ids = sorted({h.order_id for h in held})
+        await db.lock_order_lines(unit.connection, order_ids)
+        held = await db.held_on_lots(unit.connection, lot_ids)  # as it stands under the locks
+        releases = [Reserve(h.order_id, h.line_no, h.lot_id, h.quantity) for h in held]
+        await self._release(unit, releases, change="released", causes=dict.fromkeys(order_ids, cause), detail=detail)
+        await self._allocate(unit, order_ids, causes=dict.fromkeys(order_ids, cause))
+
+    async def _fit_reservations(self, unit: UnitOfWork, lot_ids: Iterable[UUID], *, cause: str) -> None:
+        """Where a lot's stock fell below its reservations, the latest orders give way."""
+        over = await db.overcommitted_lots(unit.connection, lot_ids)
+        if not over:
+            return
+        lots = {row["lot_id"]: row for row in await db.lock_lots(unit.connection, over)}
+        held_by_lot: dict[UUID, list[domain.Held]] = defaultdict(list)
+        for held in await db.held_on_lots(unit.connection, over):
+            held_by_lot[held.lot_id].append(held)
+        releases: list[Reserve] = []
+        for lot_id in over:
+            releases += domain.shrink_reservations(
+                held_by_lot[lot_id], available_for_orders=lots[lot_id]["on_hand"]
+            )
+        await self._release(unit, releases, change="released", causes={}, detail=cause)
+        await self._allocate(unit, sorted({r.order_id for r in releases}))
+
+    async def _release(
+        self,
+        unit: UnitOfWork,
+        releases: Sequence[Reserve],
+        *,
+        change: str,
+        causes: dict[str, str],
+        detail: str,
+    ) -> None:
+        if not releases:
+            return
+        await db.release_reservations(unit.connection, releases)
+        await db.record_movements(
+            unit.connection,
+            [
+                Movement(
+                    r.lot_id,
+                    change,
+                    r.quantity,
+                    causes.get(r.order_id, "rule:allocation"),
+                    order_id=r.order_id,
+                    detail=detail,
+                )
+                for r in releases
+            ],
+        )
+
+    async def _publish(self, unit: UnitOfWork, order_ids: Sequence[str]) -> None:
+        """Emit each open order's whole current allocation, with a new revision."""
+        connection = unit.connection
+        orders = [row for row in await db.bump_revisions(connection, order_ids) if row["status"] == "open"]
+        if not orders:
+            return
+        ids = [row["order_id"] for row in orders]
+        lines: dict[str, list[domain.LineState]] = defaultdict(list)
+        for state in await db.line_states(connection, ids):
+            lines[state.order_id].append(state)
+        allocations: dict[str, list[Allocation]] = defaultdict(list)
+        for row in await db.reservations_with_lots(connection, ids):
+            allocations[row["order_id"]].append(
+                Allocation(
+                    line_no=row["line_no"],
+                    sku=row["sku"],
+                    lot_id=row["lot_id"],
+                    lot_code=row["lot_code"],
+                    quantity=row["quantity"],
+                    uom=row["uom"],
+                    expiry_date=row["expiry_date"],
+                    location=row["location"],
+                )
+            )
+        now = datetime.now(UTC)
+        for row in orders:
+            order_id = row["order_id"]
+            unit.emit(
+                LotAllocated(
+                    order_id=order_id,
+                    customer_id=row["customer_id"],
+                    allocations=allocations[order_id],
+                    backordered=[
+                        Backorder(
+                            line_no=state.line_no,
+                            sku=state.sku,
+                            quantity=state.backordered,
+                            uom=state.uom,
+                            reason=state.backorder_reason or domain.BackorderReason.INSUFFICIENT_STOCK,
+                        )
+                        for state in lines[order_id]
+                        if state.backordered > 0
+                    ],
+                    revision=row["revision"],
+                    allocated_at=now,
+                ),
+                time=now,
+            )
+
+    async def _skus_of(self, unit: UnitOfWork, lot_ids: Iterable[UUID]) -> set[str]:
+        return await db.skus_of(unit.connection, lot_ids)
+
+    async def _require_lot(self, unit: UnitOfWork, lot_id: UUID) -> Any:
+        rows = await db.lock_lots(unit.connection, [lot_id])
+        if not rows:
+            raise InventoryError(404, "lot_not_found", f"no lot {lot_id}")
+        return rows[0]

@@ -1,0 +1,5 @@
+from shared.runtime.serve import serve
+
+from services.recall.app import NAME, Settings, create_app
+
+serve(NAME, create_app, Settings())

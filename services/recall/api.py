@@ -1,0 +1,345 @@
+"""Recall HTTP routes: issue and follow recalls; trace lots forward and backward."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from shared.runtime.actors import actor_of
+from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.http import ApiError, database_of
+
+from services.recall import db
+from services.recall.domain import Edge, mermaid_genealogy, walk
+from services.recall.handlers import IssuedRecall, RecallError, Recalls
+from services.recall.schemas import (
+    AffectedCustomer,
+    CloseRequest,
+    CustomerShipment,
+    LotSummary,
+    RecallAccepted,
+    RecallRequest,
+    RecallView,
+    TraceLot,
+    TraceShipment,
+)
+
+router = APIRouter()
+
+
+def _recalls(request: Request) -> Recalls:
+    recalls: Recalls = request.app.state.recalls
+    return recalls
+
+
+@router.post("/recalls", status_code=202, tags=["recall"], summary="Issue a recall")
+async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
+    """Resolves the scope (following genealogy: lots made from a recalled lot are recalled
+    too), emits `recall-issued`, then one `recall-customer-notice` per affected customer."""
+    recalls = _recalls(request)
+    actor = actor_of(request)
+    issued: IssuedRecall | None = None
+
+    async def work(unit: UnitOfWork) -> None:
+        nonlocal issued
+        issued = await recalls.issue(
+            unit, reason=body.reason, classification=body.classification, scope=body.scope, actor=actor
+        )
+
+    try:
+        await database_of(request).run(work)
+    except RecallError as error:
+        raise ApiError(error.status, error.code, str(error)) from error
+    assert issued is not None
+    recalls.notices_wanted.set()
+    return RecallAccepted(
+        recall_id=issued.recall_id,
+        status="open",
+        affected_lots=issued.affected_lots,
+        affected_customer_count=issued.affected_customer_count,
+        shipped_quantity=issued.shipped_quantity,
+    )
+
+
+async def _recall_or_404(connection: Any, recall_id: str) -> Record:
+    recall = await db.get_recall(connection, recall_id)
+    if recall is None:
+        raise ApiError(404, "recall_not_found", f"no recall {recall_id}")
+    return recall
+
+
+def _affected_customers(rows: list[Record]) -> list[AffectedCustomer]:
+    customers: dict[str, AffectedCustomer] = {}
+    for row in rows:
+        customer = customers.get(row["customer_id"])
+        if customer is None:
+            customer = customers[row["customer_id"]] = AffectedCustomer(
+                customer_id=row["customer_id"],
+                name=row["name"],
+                email=row["email"],
+                phone=row["phone"],
+                address=row["address"],
+                shipments=[],
+            )
+        customer.shipments.append(
+            CustomerShipment(
+                shipment_id=row["shipment_id"],
+                order_id=row["order_id"],
+                shipped_at=row["shipped_at"],
+                sku=row["sku"],
+                lot_id=row["lot_id"],
+                lot_code=row["lot_code"],
+                quantity=row["quantity"],
+                uom=row["uom"],
+                late=row["late"],
+            )
+        )
+    return list(customers.values())
+
+
+@router.get("/recalls/{recall_id}", tags=["recall"], summary="A recall: status, lots, customers")
+async def get_recall(
+    recall_id: str,
+    request: Request,
+    customers_limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
+    customers_offset: Annotated[int, Query(ge=0)] = 0,
+) -> RecallView:
+    async with database_of(request).pool.acquire() as connection:
+        recall = await _recall_or_404(connection, recall_id)
+        lots = await db.recall_lots(connection, recall_id)
+        rows = await db.recall_customer_lines(
+            connection, recall_id, limit=customers_limit, offset=customers_offset
+        )
+    return RecallView(
+        recall_id=recall_id,
+        status=recall["status"],
+        issued_at=recall["issued_at"],
+        reason=recall["reason"],
+        classification=recall["classification"],
+        scope=recall["scope"],
+        requested_by=recall["requested_by"],
+        affected_customer_count=recall["affected_customer_count"],
+        shipped_quantity=recall["shipped_quantity"],
+        notified_customers=recall["notified_customers"],
+        notices_complete=recall["notices_done_at"] is not None,
+        late_notices=recall["late_notices"],
+        closed_at=recall["closed_at"],
+        closed_by=recall["closed_by"],
+        affected_lots=[LotSummary(**dict(row)) for row in lots],
+        customers=_affected_customers(rows),
+    )
+
+
+@router.get(
+    "/recalls/{recall_id}/customers.csv",
+    tags=["recall"],
+    summary="Affected customers and what they received, as CSV",
+    response_class=StreamingResponse,
+)
+async def recall_customers_csv(recall_id: str, request: Request) -> StreamingResponse:
+    database = database_of(request)
+    async with database.pool.acquire() as connection:
+        await _recall_or_404(connection, recall_id)
+
+    async def rows() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(
+            ["customer_id", "name", "email", "phone", "address", "shipment_id", "order_id",
+             "shipped_at", "sku", "lot_id", "lot_code", "quantity", "uom", "late"]
+        )  # fmt: skip
+        page, offset = 5000, 0
+        while True:
+            async with database.pool.acquire() as connection:
+                chunk = await db.recall_customer_lines(connection, recall_id, limit=page, offset=offset)
+            for row in chunk:
+                address = row["address"] or {}
+                writer.writerow(
+                    [
+                        row["customer_id"], row["name"], row["email"], row["phone"],
+                        ", ".join(str(v) for v in address.values() if v),
+                        row["shipment_id"], row["order_id"], row["shipped_at"].isoformat(),
+                        row["sku"], row["lot_id"], row["lot_code"], row["quantity"], row["uom"],
+                        "yes" if row["late"] else "no",
+                    ]
+                )  # fmt: skip
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            customers = {row["customer_id"] for row in chunk}
+            if len(customers) < page:
+                return
+            offset += page
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="recall-{recall_id}-customers.csv"'},
+    )
+
+
+@router.post("/recalls/{recall_id}/close", tags=["recall"], summary="Close a recall")
+async def close_recall(recall_id: str, request: Request, body: CloseRequest | None = None) -> RecallAccepted:
+    actor = actor_of(request)
+    async with database_of(request).pool.acquire() as connection:
+        recall = await _recall_or_404(connection, recall_id)
+        if recall["status"] == "closed":
+            raise ApiError(409, "recall_closed", f"recall {recall_id} is closed already")
+        await db.close_recall(connection, recall_id, actor=actor, note=body.note if body else None)
+    return RecallAccepted(
+        recall_id=recall_id,
+        status="closed",
+        affected_lots=0,
+        affected_customer_count=recall["affected_customer_count"],
+        shipped_quantity=recall["shipped_quantity"],
+    )
+
+
+# ------------------------------------------------------------------ trace
+
+
+def _trace_lot(lot_id: UUID, rows: dict[UUID, Record], depth: int, parents: list[UUID]) -> TraceLot:
+    row = rows.get(lot_id)
+    return TraceLot(
+        lot_id=lot_id,
+        lot_code=row["lot_code"] if row else None,
+        sku=row["sku"] if row else None,
+        depth=depth,
+        linked_to=parents,
+        supplier_id=row["supplier_id"] if row else None,
+        supplier_name=row["supplier_name"] if row else None,
+        purchase_order=row["purchase_order"] if row else None,
+        expiry_date=row["expiry_date"] if row else None,
+        received_at=row["first_received_at"] if row else None,
+        received=bool(row and row["received"]),
+    )
+
+
+async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
+    rows = await db.lot_rows(connection, [lot_id])
+    if lot_id not in rows:
+        raise ApiError(404, "lot_not_found", f"no lot {lot_id}")
+    return rows
+
+
+@router.get("/trace/lots/{lot_id}/forward", tags=["trace"], summary="Lots made from it, shipments, customers")
+async def trace_forward(
+    lot_id: UUID, request: Request, shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000
+) -> dict[str, Any]:
+    async with database_of(request).pool.acquire() as connection:
+        await _root_lot(connection, lot_id)
+        edges = await db.forward_edges(connection, lot_id)
+        nodes = walk(lot_id, edges, forward=True)
+        rows = await db.lot_rows(connection, nodes)
+        shipments = await db.shipments_of_lots(connection, nodes, shipments_limit)
+        counts = await db.shipment_counts(connection, nodes)
+    customers: dict[str, dict[str, Any]] = {}
+    for row in shipments:
+        entry = customers.setdefault(
+            row["customer_id"], {"customer_id": row["customer_id"], "name": row["customer_name"], "lots": set()}
+        )
+        entry["lots"].add(row["lot_code"])
+    return {
+        "lot": _trace_lot(lot_id, rows, 0, []).model_dump(mode="json"),
+        "made_into": [
+            _trace_lot(node.lot_id, rows, node.depth, node.parents).model_dump(mode="json")
+            for node in nodes.values()
+            if node.lot_id != lot_id
+        ],
+        "shipments": [TraceShipment(**dict(row)).model_dump(mode="json") for row in shipments],
+        "customers": [
+            {**entry, "lots": sorted(entry["lots"])} for entry in sorted(customers.values(), key=lambda e: e["customer_id"])
+        ],
+        "totals": {
+            "lots": len(nodes),
+            "customers": len(customers),
+            "shipment_lines": sum(row["lines"] for row in counts),
+            "shipments_truncated": len(shipments) >= shipments_limit > 0,
+        },
+    }
+
+
+@router.get("/trace/lots/{lot_id}/backward", tags=["trace"], summary="Supplier, purchase order, inputs to the root")
+async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
+    async with database_of(request).pool.acquire() as connection:
+        await _root_lot(connection, lot_id)
+        edges = await db.backward_edges(connection, lot_id)
+        nodes = walk(lot_id, edges, forward=False)
+        rows = await db.lot_rows(connection, nodes)
+        receipts = await db.receipts_of_lots(connection, nodes)
+    consumed = {(edge.lot_id, edge.input_lot_id): edge for edge in edges}
+    inputs = []
+    for node in nodes.values():
+        if node.lot_id == lot_id:
+            continue
+        entry = _trace_lot(node.lot_id, rows, node.depth, node.parents).model_dump(mode="json")
+        entry["consumed"] = [
+            {"into_lot_id": str(parent), "quantity": str(consumed[(parent, node.lot_id)].quantity),
+             "uom": consumed[(parent, node.lot_id)].uom}
+            for parent in node.parents
+            if (parent, node.lot_id) in consumed
+        ]  # fmt: skip
+        inputs.append(entry)
+    receipts_by_lot: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for receipt in receipts:
+        receipts_by_lot[str(receipt["lot_id"])].append(
+            {key: (str(value) if value is not None else None) for key, value in dict(receipt).items()}
+        )
+    with_inputs = {edge.lot_id for edge in edges}
+    return {
+        "lot": _trace_lot(lot_id, rows, 0, []).model_dump(mode="json"),
+        "inputs": inputs,
+        "roots": [str(node) for node in nodes if node not in with_inputs],
+        "receipts": receipts_by_lot,
+    }
+
+
+@router.get("/trace/orders/{order_id}", tags=["trace"], summary="Lots shipped in an order and their origin")
+async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
+    async with database_of(request).pool.acquire() as connection:
+        lines = await db.order_lines(connection, order_id)
+        if not lines:
+            raise ApiError(404, "order_not_found", f"no shipment of order {order_id} is known")
+        traces = {}
+        for lot_id in {line["lot_id"] for line in lines}:
+            edges = await db.backward_edges(connection, lot_id)
+            nodes = walk(lot_id, edges, forward=False)
+            rows = await db.lot_rows(connection, nodes)
+            traces[str(lot_id)] = [
+                _trace_lot(node.lot_id, rows, node.depth, node.parents).model_dump(mode="json")
+                for node in nodes.values()
+            ]
+    return {
+        "order_id": order_id,
+        "shipments": [
+            {key: str(value) if isinstance(value, UUID) else value for key, value in dict(line).items()}
+            for line in lines
+        ],
+        "lots": traces,
+    }
+
+
+@router.get(
+    "/trace/lots/{lot_id}/genealogy.mmd",
+    tags=["trace"],
+    summary="The lot's genealogy as a Mermaid flowchart",
+    response_class=PlainTextResponse,
+)
+async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
+    async with database_of(request).pool.acquire() as connection:
+        await _root_lot(connection, lot_id)
+        edges: list[Edge] = await db.backward_edges(connection, lot_id) + await db.forward_edges(connection, lot_id)
+        lot_ids = {lot_id} | {e.lot_id for e in edges} | {e.input_lot_id for e in edges}
+        rows = await db.lot_rows(connection, lot_ids)
+        counts = {row["lot_id"]: int(row["customers"]) for row in await db.shipment_counts(connection, lot_ids)}
+    chart = mermaid_genealogy(
+        {key: dict(value) for key, value in rows.items()}, edges, highlight=lot_id, customers=counts
+    )
+    return PlainTextResponse(chart, media_type="text/vnd.mermaid")

@@ -1,0 +1,53 @@
+"""Recall wiring: settings, consumer, notifier, runtime, routes. Nothing connects at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from shared.runtime.consumer import BatchConsumer
+from shared.runtime.http import create_http_app
+from shared.runtime.service import ServiceRuntime
+from shared.runtime.settings import ServiceSettings, database_url_field, per_service
+
+from services.recall.api import router
+from services.recall.handlers import Recalls, run_notifier
+
+NAME = "recall"
+
+
+class Settings(ServiceSettings):
+    database_url: SecretStr = database_url_field(NAME)
+    http_port: int = per_service(NAME, "http_port", 8084)
+    notice_chunk: int = per_service(
+        NAME, "notice_chunk", 2000, description="Customers notified per transaction."
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    recalls = Recalls(notice_chunk=settings.notice_chunk)
+    consumer = BatchConsumer(
+        group_id=NAME, handlers=recalls.handlers(), max_value_bytes=settings.kafka.max_message_bytes
+    )
+
+    async def notifier(runtime: ServiceRuntime) -> None:
+        await run_notifier(recalls, runtime.database)
+
+    runtime = ServiceRuntime(
+        name=NAME,
+        settings=settings,
+        migrations=Path(__file__).parent / "migrations",
+        consumer=consumer,
+        background=[notifier],
+    )
+    app = create_http_app(
+        runtime,
+        title="lottrace recall",
+        description="Lot genealogy, recalls with per-customer notices, traces and reports.",
+        routers=[router],
+    )
+    app.state.recalls = recalls
+    return app

@@ -1,0 +1,553 @@
+"""Every SQL statement of the recall service. The recall path is set-based: scope, genealogy
+closure and affected customers are computed in the database, not row by row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shared.runtime.database import Connection, Record
+
+from services.recall.domain import Edge
+
+# Shipment ingestion holds this lock shared; issuing a recall holds it exclusively, so a
+# recall's watermark splits shipment lines cleanly into "known at issue" and "late".
+SHIPMENTS_LOCK = 0x72636C6C  # "rcll"
+
+
+async def lock_shipments_shared(connection: Connection) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock_shared($1)", SHIPMENTS_LOCK)
+
+
+async def lock_shipments_exclusive(connection: Connection) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", SHIPMENTS_LOCK)
+
+
+# ------------------------------------------------------------------ projection
+
+
+async def upsert_lots(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await connection.execute(
+        """
+        INSERT INTO lots AS l (lot_id, lot_code, sku, gtin, uom, supplier_id, supplier_name,
+                               supplier_lot_code, purchase_order, location, production_date,
+                               expiry_date, best_before_date, first_received_at,
+                               received_quantity, received)
+        SELECT *, true FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                   $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                   $11::date[], $12::date[], $13::date[], $14::timestamptz[],
+                                   $15::numeric[])
+        ON CONFLICT (lot_id) DO UPDATE SET
+            lot_code = EXCLUDED.lot_code, sku = EXCLUDED.sku,
+            gtin = coalesce(EXCLUDED.gtin, l.gtin), uom = EXCLUDED.uom,
+            supplier_id = coalesce(l.supplier_id, EXCLUDED.supplier_id),
+            supplier_name = coalesce(l.supplier_name, EXCLUDED.supplier_name),
+            supplier_lot_code = coalesce(l.supplier_lot_code, EXCLUDED.supplier_lot_code),
+            purchase_order = coalesce(l.purchase_order, EXCLUDED.purchase_order),
+            location = coalesce(l.location, EXCLUDED.location),
+            production_date = coalesce(EXCLUDED.production_date, l.production_date),
+            expiry_date = coalesce(EXCLUDED.expiry_date, l.expiry_date),
+            best_before_date = coalesce(EXCLUDED.best_before_date, l.best_before_date),
+            first_received_at = least(l.first_received_at, EXCLUDED.first_received_at),
+            received_quantity = l.received_quantity + EXCLUDED.received_quantity,
+            received = true
+        """,
+        *[
+            [row[name] for row in rows]
+            for name in (
+                "lot_id lot_code sku gtin uom supplier_id supplier_name supplier_lot_code"
+                " purchase_order location production_date expiry_date best_before_date"
+                " received_at quantity"
+            ).split()
+        ],
+    )
+
+
+async def ensure_lots(connection: Connection, lots: Iterable[tuple[UUID, str, str, str]]) -> None:
+    """Placeholder rows (lot id, code, SKU, unit) for lots named before their receipt."""
+    unique = {lot[0]: lot for lot in lots}
+    if not unique:
+        return
+    await connection.execute(
+        """
+        INSERT INTO lots (lot_id, lot_code, sku, uom)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+        ON CONFLICT (lot_id) DO NOTHING
+        """,
+        list(unique),
+        [lot[1] for lot in unique.values()],
+        [lot[2] for lot in unique.values()],
+        [lot[3] for lot in unique.values()],
+    )
+
+
+async def insert_receipts(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await connection.execute(
+        """
+        INSERT INTO receipts (receipt_id, lot_id, quantity, uom, received_at, location,
+                              purchase_order, supplier_id, supplier_name, event_id)
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::numeric[], $4::text[],
+                             $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[],
+                             $10::text[])
+        ON CONFLICT (receipt_id) DO NOTHING
+        """,
+        *[
+            [row[name] for row in rows]
+            for name in (
+                "receipt_id lot_id quantity uom received_at location purchase_order"
+                " supplier_id supplier_name event_id"
+            ).split()
+        ],
+    )
+
+
+async def insert_inputs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    await connection.execute(
+        """
+        INSERT INTO lot_inputs (receipt_id, lot_id, input_lot_id, input_lot_code, input_sku,
+                                quantity, uom)
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                             $6::numeric[], $7::text[])
+        ON CONFLICT DO NOTHING
+        """,
+        *[
+            [row[name] for row in rows]
+            for name in "receipt_id lot_id input_lot_id input_lot_code input_sku quantity uom".split()
+        ],
+    )
+
+
+async def upsert_customers(connection: Connection, customers: Sequence[dict[str, Any]]) -> None:
+    await connection.execute(
+        """
+        INSERT INTO customers AS c (customer_id, name, email, phone, address)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
+        ON CONFLICT (customer_id) DO UPDATE SET
+            name = coalesce(EXCLUDED.name, c.name), email = coalesce(EXCLUDED.email, c.email),
+            phone = coalesce(EXCLUDED.phone, c.phone), address = coalesce(EXCLUDED.address, c.address),
+            updated_at = now()
+        """,
+        *[[row[name] for row in customers] for name in "customer_id name email phone address".split()],
+    )
+
+
+async def insert_shipment_lines(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[Record]:
+    """Store lines; returns the ones that were new."""
+    return await connection.fetch(
+        """
+        INSERT INTO shipment_lines (shipment_id, line_no, lot_id, order_id, customer_id, sku,
+                                    lot_code, quantity, uom, shipped_at)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::numeric[], $9::text[], $10::timestamptz[])
+        ON CONFLICT DO NOTHING
+        RETURNING shipment_id, line_no, lot_id, order_id, customer_id, sku, lot_code, quantity,
+                  uom, shipped_at
+        """,
+        *[
+            [row[name] for row in rows]
+            for name in (
+                "shipment_id line_no lot_id order_id customer_id sku lot_code quantity uom shipped_at"
+            ).split()
+        ],
+    )
+
+
+# ------------------------------------------------------------------ recalls
+
+
+async def scope_roots(
+    connection: Connection,
+    *,
+    lot_ids: list[UUID] | None,
+    lot_codes: list[str] | None,
+    sku: str | None,
+    supplier_id: str | None,
+    received_from: date | None,
+    received_to: date | None,
+) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT lot_id, lot_code, sku, supplier_id FROM lots
+        WHERE ($1::uuid[] IS NULL OR lot_id = ANY($1))
+          AND ($2::text[] IS NULL OR lot_code = ANY($2))
+          AND ($3::text IS NULL OR sku = $3)
+          AND ($4::text IS NULL OR supplier_id = $4)
+          AND ($5::date IS NULL OR first_received_at >= $5::date)
+          AND ($6::date IS NULL OR first_received_at < $6::date + 1)
+        ORDER BY lot_id
+        """,
+        lot_ids,
+        lot_codes,
+        sku,
+        supplier_id,
+        received_from,
+        received_to,
+    )
+
+
+async def descendants(connection: Connection, roots: Sequence[UUID]) -> list[Record]:
+    """Every lot made from the roots at any depth, with the root it descends from."""
+    return await connection.fetch(
+        """
+        WITH RECURSIVE made(lot_id, via_lot_id, depth) AS (
+            SELECT i.lot_id, i.input_lot_id, 1
+            FROM lot_inputs i WHERE i.input_lot_id = ANY($1::uuid[])
+            UNION
+            SELECT i.lot_id, m.via_lot_id, m.depth + 1
+            FROM lot_inputs i JOIN made m ON i.input_lot_id = m.lot_id
+            WHERE m.depth < 50
+        )
+        SELECT DISTINCT ON (m.lot_id) m.lot_id, m.via_lot_id, l.lot_code, l.sku, l.supplier_id
+        FROM made m JOIN lots l USING (lot_id)
+        WHERE m.lot_id <> ALL($1::uuid[])
+        ORDER BY m.lot_id, m.depth
+        """,
+        list(roots),
+    )
+
+
+async def create_recall(
+    connection: Connection,
+    *,
+    recall_id: str,
+    issued_at: datetime,
+    reason: str,
+    classification: str,
+    scope: dict[str, Any],
+    requested_by: str,
+    lots: Sequence[tuple[UUID, str, str, str | None, UUID | None]],
+) -> tuple[int, Decimal]:
+    """Store the recall, its lots and its customers to notify; returns (customers, quantity)."""
+    watermark = await connection.fetchval("SELECT coalesce(max(seq), 0) FROM shipment_lines")
+    await connection.execute(
+        """
+        INSERT INTO recalls (recall_id, issued_at, reason, classification, scope, requested_by,
+                             shipment_watermark, affected_customer_count, shipped_quantity)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)
+        """,
+        recall_id,
+        issued_at,
+        reason,
+        classification,
+        scope,
+        requested_by,
+        watermark,
+    )
+    await connection.execute(
+        """
+        INSERT INTO recall_lots (recall_id, lot_id, lot_code, sku, supplier_id, via_lot_id)
+        SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[])
+        """,
+        recall_id,
+        [lot[0] for lot in lots],
+        [lot[1] for lot in lots],
+        [lot[2] for lot in lots],
+        [lot[3] for lot in lots],
+        [lot[4] for lot in lots],
+    )
+    row = await connection.fetchrow(
+        """
+        WITH affected AS (
+            SELECT s.customer_id, s.quantity FROM shipment_lines s
+            WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+              AND s.seq <= $2
+        ), inserted AS (
+            INSERT INTO recall_customers (recall_id, customer_id)
+            SELECT DISTINCT $1, customer_id FROM affected
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM inserted) AS customers,
+               (SELECT coalesce(sum(quantity), 0) FROM affected) AS quantity
+        """,
+        recall_id,
+        watermark,
+    )
+    assert row is not None
+    await connection.execute(
+        "UPDATE recalls SET affected_customer_count = $2, shipped_quantity = $3 WHERE recall_id = $1",
+        recall_id,
+        row["customers"],
+        row["quantity"],
+    )
+    return int(row["customers"]), Decimal(row["quantity"])
+
+
+async def pending_notices(connection: Connection, limit: int) -> tuple[Record | None, list[str]]:
+    """The oldest recall with customers not notified yet, and a chunk of them (locked, so
+    replicas share the work)."""
+    recall = await connection.fetchrow(
+        """
+        SELECT r.recall_id, r.reason, r.classification, r.shipment_watermark
+        FROM recalls r
+        WHERE r.notices_done_at IS NULL
+        ORDER BY r.issued_at, r.recall_id
+        LIMIT 1
+        """
+    )
+    if recall is None:
+        return None, []
+    rows = await connection.fetch(
+        """
+        SELECT customer_id FROM recall_customers
+        WHERE recall_id = $1 AND notified_at IS NULL
+        ORDER BY customer_id
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """,
+        recall["recall_id"],
+        limit,
+    )
+    return recall, [row["customer_id"] for row in rows]
+
+
+async def finish_notices_if_done(connection: Connection, recall_id: str) -> bool:
+    done = await connection.fetchval(
+        """
+        UPDATE recalls SET notices_done_at = now()
+        WHERE recall_id = $1 AND notices_done_at IS NULL
+          AND NOT EXISTS (SELECT 1 FROM recall_customers
+                          WHERE recall_id = $1 AND notified_at IS NULL)
+        RETURNING true
+        """,
+        recall_id,
+    )
+    return bool(done)
+
+
+async def customer_shipments(
+    connection: Connection, recall_id: str, customer_ids: Sequence[str], watermark: int
+) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
+               s.lot_code, s.quantity, s.uom
+        FROM shipment_lines s
+        WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+          AND s.customer_id = ANY($2::text[]) AND s.seq <= $3
+        ORDER BY s.customer_id, s.shipped_at, s.shipment_id, s.line_no
+        """,
+        recall_id,
+        list(customer_ids),
+        watermark,
+    )
+
+
+async def customers_by_id(connection: Connection, customer_ids: Iterable[str]) -> dict[str, Record]:
+    rows = await connection.fetch(
+        "SELECT customer_id, name, email, phone, address FROM customers WHERE customer_id = ANY($1::text[])",
+        sorted(set(customer_ids)),
+    )
+    return {row["customer_id"]: row for row in rows}
+
+
+async def mark_notified(connection: Connection, recall_id: str, customer_ids: Sequence[str]) -> None:
+    await connection.execute(
+        """
+        UPDATE recall_customers SET notified_at = now()
+        WHERE recall_id = $1 AND customer_id = ANY($2::text[])
+        """,
+        recall_id,
+        list(customer_ids),
+    )
+
+
+async def record_notices(connection: Connection, notices: Sequence[tuple[str, str, str, bool, int, int, int]]) -> None:
+    if not notices:
+        return
+    await connection.execute(
+        """
+        INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part, parts)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int[], $6::int[], $7::int[])
+        """,
+        *[[notice[i] for notice in notices] for i in range(7)],
+    )
+
+
+async def open_recalls_of_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT rl.recall_id, rl.lot_id, rl.via_lot_id, r.reason, r.classification
+        FROM recall_lots rl JOIN recalls r USING (recall_id)
+        WHERE rl.lot_id = ANY($1::uuid[]) AND r.status = 'open'
+        """,
+        sorted(set(lot_ids)),
+    )
+
+
+async def add_recall_lots(connection: Connection, rows: Sequence[tuple[str, UUID, str, str, str | None, UUID]]) -> None:
+    await connection.execute(
+        """
+        INSERT INTO recall_lots (recall_id, lot_id, lot_code, sku, supplier_id, via_lot_id)
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[])
+        ON CONFLICT DO NOTHING
+        """,
+        *[[row[i] for row in rows] for i in range(6)],
+    )
+
+
+async def get_recall(connection: Connection, recall_id: str) -> Record | None:
+    return await connection.fetchrow(
+        """
+        SELECT recall_id, issued_at, reason, classification, scope, status, requested_by,
+               affected_customer_count, shipped_quantity, notices_done_at, closed_at, closed_by,
+               close_note,
+               (SELECT count(*) FROM recall_customers c
+                WHERE c.recall_id = r.recall_id AND c.notified_at IS NOT NULL) AS notified_customers,
+               (SELECT count(*) FROM recall_notices n
+                WHERE n.recall_id = r.recall_id AND n.late) AS late_notices
+        FROM recalls r WHERE recall_id = $1
+        """,
+        recall_id,
+    )
+
+
+async def recall_lots(connection: Connection, recall_id: str) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT lot_id, lot_code, sku, supplier_id, via_lot_id FROM recall_lots
+        WHERE recall_id = $1 ORDER BY via_lot_id NULLS FIRST, lot_code
+        """,
+        recall_id,
+    )
+
+
+async def recall_customer_lines(
+    connection: Connection, recall_id: str, *, limit: int | None, offset: int = 0
+) -> list[Record]:
+    """Affected customers with their shipments of affected lots (late ones included)."""
+    return await connection.fetch(
+        """
+        WITH page AS (
+            SELECT DISTINCT s.customer_id FROM shipment_lines s
+            WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+            ORDER BY s.customer_id
+            LIMIT $2 OFFSET $3
+        )
+        SELECT c.customer_id, c.name, c.email, c.phone, c.address,
+               s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id, s.lot_code,
+               s.quantity, s.uom,
+               s.seq > (SELECT shipment_watermark FROM recalls WHERE recall_id = $1) AS late
+        FROM page p
+        JOIN shipment_lines s ON s.customer_id = p.customer_id
+        LEFT JOIN customers c ON c.customer_id = p.customer_id
+        WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+        ORDER BY p.customer_id, s.shipped_at, s.shipment_id, s.line_no
+        """,
+        recall_id,
+        limit,
+        offset,
+    )
+
+
+async def close_recall(connection: Connection, recall_id: str, *, actor: str, note: str | None) -> Record | None:
+    return await connection.fetchrow(
+        """
+        UPDATE recalls SET status = 'closed', closed_at = now(), closed_by = $2, close_note = $3
+        WHERE recall_id = $1 AND status = 'open'
+        RETURNING recall_id
+        """,
+        recall_id,
+        actor,
+        note,
+    )
+
+
+# ------------------------------------------------------------------ trace
+
+
+async def lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID, Record]:
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, lot_code, sku, gtin, uom, supplier_id, supplier_name, supplier_lot_code,
+               purchase_order, location, production_date, expiry_date, best_before_date,
+               first_received_at, received_quantity, received
+        FROM lots WHERE lot_id = ANY($1::uuid[])
+        """,
+        sorted(set(lot_ids)),
+    )
+    return {row["lot_id"]: row for row in rows}
+
+
+async def forward_edges(connection: Connection, lot_id: UUID) -> list[Edge]:
+    rows = await connection.fetch(
+        """
+        WITH RECURSIVE made(lot_id, input_lot_id, quantity, uom, depth) AS (
+            SELECT lot_id, input_lot_id, quantity, uom, 1 FROM lot_inputs WHERE input_lot_id = $1
+            UNION
+            SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom, m.depth + 1
+            FROM lot_inputs i JOIN made m ON i.input_lot_id = m.lot_id WHERE m.depth < 50
+        )
+        SELECT DISTINCT lot_id, input_lot_id, quantity, uom FROM made
+        """,
+        lot_id,
+    )
+    return [Edge(row["lot_id"], row["input_lot_id"], row["quantity"], row["uom"]) for row in rows]
+
+
+async def backward_edges(connection: Connection, lot_id: UUID) -> list[Edge]:
+    rows = await connection.fetch(
+        """
+        WITH RECURSIVE used(lot_id, input_lot_id, quantity, uom, depth) AS (
+            SELECT lot_id, input_lot_id, quantity, uom, 1 FROM lot_inputs WHERE lot_id = $1
+            UNION
+            SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom, u.depth + 1
+            FROM lot_inputs i JOIN used u ON i.lot_id = u.input_lot_id WHERE u.depth < 50
+        )
+        SELECT DISTINCT lot_id, input_lot_id, quantity, uom FROM used
+        """,
+        lot_id,
+    )
+    return [Edge(row["lot_id"], row["input_lot_id"], row["quantity"], row["uom"]) for row in rows]
+
+
+async def shipments_of_lots(connection: Connection, lot_ids: Iterable[UUID], limit: int) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT s.shipment_id, s.order_id, s.customer_id, c.name AS customer_name, s.shipped_at,
+               s.sku, s.lot_id, s.lot_code, s.quantity, s.uom
+        FROM shipment_lines s LEFT JOIN customers c USING (customer_id)
+        WHERE s.lot_id = ANY($1::uuid[])
+        ORDER BY s.shipped_at, s.shipment_id, s.line_no
+        LIMIT $2
+        """,
+        sorted(set(lot_ids)),
+        limit,
+    )
+
+
+async def shipment_counts(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT lot_id, count(DISTINCT customer_id) AS customers, count(*) AS lines,
+               sum(quantity) AS quantity
+        FROM shipment_lines WHERE lot_id = ANY($1::uuid[]) GROUP BY lot_id
+        """,
+        sorted(set(lot_ids)),
+    )
+
+
+async def receipts_of_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT receipt_id, lot_id, quantity, uom, received_at, location, purchase_order,
+               supplier_id, supplier_name
+        FROM receipts WHERE lot_id = ANY($1::uuid[]) ORDER BY received_at
+        """,
+        sorted(set(lot_ids)),
+    )
+
+
+async def order_lines(connection: Connection, order_id: str) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT s.shipment_id, s.line_no, s.customer_id, s.shipped_at, s.sku, s.lot_id,
+               s.lot_code, s.quantity, s.uom
+        FROM shipment_lines s WHERE s.order_id = $1 ORDER BY s.shipped_at, s.line_no
+        """,
+        order_id,
+    )

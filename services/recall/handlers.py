@@ -1,0 +1,386 @@
+"""Recall: the genealogy and shipment projection in; recalls, notices and traces out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shared.contracts.envelope import Incoming
+from shared.contracts.events import (
+    AffectedLot,
+    GoodsReceived,
+    NoticeShipment,
+    OrderShipped,
+    RecallCustomerNotice,
+    RecallIssued,
+    RecallScope,
+)
+from shared.contracts.types import Customer
+from shared.ids import new_id
+from shared.runtime.consumer import EventHandler
+from shared.runtime.database import Database, Record, UnitOfWork
+from shared.runtime.logging import get_logger
+
+from services.recall import db
+from services.recall.domain import split_for_notices
+
+log = get_logger(__name__)
+
+
+class RecallError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+@dataclass(frozen=True)
+class IssuedRecall:
+    recall_id: str
+    affected_lots: int
+    affected_customer_count: int
+    shipped_quantity: Decimal
+
+
+class Recalls:
+    def __init__(self, *, notice_chunk: int = 2000) -> None:
+        self.notice_chunk = notice_chunk
+        self.notices_wanted = asyncio.Event()
+
+    def handlers(self) -> list[tuple[type[Any], EventHandler]]:
+        return [(GoodsReceived, self.on_goods_received), (OrderShipped, self.on_order_shipped)]
+
+    # ------------------------------------------------------------------ projection
+
+    async def on_goods_received(self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]) -> None:
+        connection = unit.connection
+        lots: dict[UUID, dict[str, Any]] = {}
+        receipts = []
+        inputs = []
+        for incoming in events:
+            event = incoming.data
+            lot = lots.get(event.lot_id)
+            if lot is None:
+                lots[event.lot_id] = {
+                    "lot_id": event.lot_id,
+                    "lot_code": event.lot_code,
+                    "sku": event.sku,
+                    "gtin": event.gtin,
+                    "uom": event.uom,
+                    "supplier_id": event.supplier.supplier_id if event.supplier else None,
+                    "supplier_name": event.supplier.name if event.supplier else None,
+                    "supplier_lot_code": event.supplier_lot_code,
+                    "purchase_order": event.purchase_order,
+                    "location": event.location,
+                    "production_date": event.production_date,
+                    "expiry_date": event.expiry_date,
+                    "best_before_date": event.best_before_date,
+                    "received_at": event.received_at,
+                    "quantity": event.quantity,
+                }
+            else:
+                lot["quantity"] += event.quantity
+                lot["received_at"] = min(lot["received_at"], event.received_at)
+            receipts.append(
+                {
+                    "receipt_id": event.receipt_id,
+                    "lot_id": event.lot_id,
+                    "quantity": event.quantity,
+                    "uom": event.uom,
+                    "received_at": event.received_at,
+                    "location": event.location,
+                    "purchase_order": event.purchase_order,
+                    "supplier_id": event.supplier.supplier_id if event.supplier else None,
+                    "supplier_name": event.supplier.name if event.supplier else None,
+                    "event_id": incoming.id,
+                }
+            )
+            inputs += [
+                {
+                    "receipt_id": event.receipt_id,
+                    "lot_id": event.lot_id,
+                    "input_lot_id": item.lot_id,
+                    "input_lot_code": item.lot_code,
+                    "input_sku": item.sku,
+                    "quantity": item.quantity,
+                    "uom": item.uom,
+                }
+                for item in event.inputs
+            ]
+        await db.upsert_lots(connection, list(lots.values()))
+        await db.insert_receipts(connection, receipts)
+        if inputs:
+            await db.ensure_lots(
+                connection,
+                [(i["input_lot_id"], i["input_lot_code"], i["input_sku"], i["uom"]) for i in inputs],
+            )
+            await db.insert_inputs(connection, inputs)
+            await self._extend_open_recalls(unit, inputs, lots)
+
+    async def _extend_open_recalls(
+        self, unit: UnitOfWork, inputs: list[dict[str, Any]], lots: dict[UUID, dict[str, Any]]
+    ) -> None:
+        """A lot made from a recalled lot after the recall joins it: its shipments will be
+        late notices of that recall."""
+        recalled = await db.open_recalls_of_lots(unit.connection, [i["input_lot_id"] for i in inputs])
+        if not recalled:
+            return
+        by_input: dict[UUID, list[Record]] = defaultdict(list)
+        for row in recalled:
+            by_input[row["lot_id"]].append(row)
+        additions = []
+        for item in inputs:
+            for row in by_input.get(item["input_lot_id"], ()):
+                lot = lots[item["lot_id"]]
+                additions.append(
+                    (
+                        row["recall_id"],
+                        item["lot_id"],
+                        lot["lot_code"],
+                        lot["sku"],
+                        lot["supplier_id"],
+                        row["via_lot_id"] or item["input_lot_id"],
+                    )
+                )
+        await db.add_recall_lots(unit.connection, additions)
+        log.warning("lot made from a recalled lot joins the recall", lots=len(additions))
+
+    async def on_order_shipped(self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]) -> None:
+        connection = unit.connection
+        await db.lock_shipments_shared(connection)
+        customers: dict[str, dict[str, Any]] = {}
+        lines = []
+        for incoming in events:
+            shipment = incoming.data
+            customer = shipment.customer
+            customers[customer.customer_id] = {
+                "customer_id": customer.customer_id,
+                "name": customer.name,
+                "email": customer.email,
+                "phone": customer.phone,
+                "address": customer.address.model_dump(mode="json") if customer.address else None,
+            }
+            lines += [
+                {
+                    "shipment_id": shipment.shipment_id,
+                    "line_no": line.line_no,
+                    "lot_id": line.lot_id,
+                    "order_id": shipment.order_id,
+                    "customer_id": customer.customer_id,
+                    "sku": line.sku,
+                    "lot_code": line.lot_code,
+                    "quantity": line.quantity,
+                    "uom": line.uom,
+                    "shipped_at": shipment.shipped_at,
+                }
+                for line in shipment.lines
+            ]
+        await db.upsert_customers(connection, list(customers.values()))
+        await db.ensure_lots(connection, [(l["lot_id"], l["lot_code"], l["sku"], l["uom"]) for l in lines])
+        new_lines = await db.insert_shipment_lines(connection, lines)
+        if new_lines:
+            await self._late_notices(unit, new_lines)
+
+    async def _late_notices(self, unit: UnitOfWork, new_lines: Sequence[Record]) -> None:
+        """Shipments of a recalled lot that became known after the recall: notify again."""
+        recalled = await db.open_recalls_of_lots(unit.connection, {line["lot_id"] for line in new_lines})
+        if not recalled:
+            return
+        recalls_by_lot: dict[UUID, list[Record]] = defaultdict(list)
+        for row in recalled:
+            recalls_by_lot[row["lot_id"]].append(row)
+        per_notice: dict[tuple[str, str], list[Record]] = defaultdict(list)
+        about: dict[str, Record] = {}
+        for line in new_lines:
+            for recall in recalls_by_lot.get(line["lot_id"], ()):
+                per_notice[(recall["recall_id"], line["customer_id"])].append(line)
+                about[recall["recall_id"]] = recall
+        customers = await db.customers_by_id(unit.connection, {customer for _, customer in per_notice})
+        notices = []
+        for (recall_id, customer_id), shipments in per_notice.items():
+            recall = about[recall_id]
+            notices += self._emit_notices(
+                unit,
+                recall_id=recall_id,
+                reason=recall["reason"],
+                classification=recall["classification"],
+                customer=_customer(customers.get(customer_id), customer_id),
+                shipments=shipments,
+                late=True,
+            )
+        await db.record_notices(unit.connection, notices)
+        log.warning("late shipments of recalled lots notified", notices=len(notices))
+
+    # ------------------------------------------------------------------ issuing
+
+    async def issue(
+        self,
+        unit: UnitOfWork,
+        *,
+        reason: str,
+        classification: str,
+        scope: RecallScope,
+        actor: str,
+    ) -> IssuedRecall:
+        connection = unit.connection
+        await db.lock_shipments_exclusive(connection)
+        roots = await db.scope_roots(
+            connection,
+            lot_ids=scope.lot_ids,
+            lot_codes=scope.lot_codes,
+            sku=scope.sku,
+            supplier_id=scope.supplier_id,
+            received_from=scope.received_from,
+            received_to=scope.received_to,
+        )
+        if not roots:
+            raise RecallError(404, "no_lots_in_scope", "no known lot matches the recall scope")
+        made_from = await db.descendants(connection, [row["lot_id"] for row in roots])
+        affected = [
+            AffectedLot(lot_id=r["lot_id"], lot_code=r["lot_code"], sku=r["sku"], supplier_id=r["supplier_id"])
+            for r in roots
+        ] + [
+            AffectedLot(
+                lot_id=r["lot_id"],
+                lot_code=r["lot_code"],
+                sku=r["sku"],
+                supplier_id=r["supplier_id"],
+                via_lot_id=r["via_lot_id"],
+            )
+            for r in made_from
+        ]
+        recall_id = new_id()
+        issued_at = datetime.now(UTC)
+        customers, quantity = await db.create_recall(
+            connection,
+            recall_id=recall_id,
+            issued_at=issued_at,
+            reason=reason,
+            classification=classification,
+            scope=scope.model_dump(mode="json", exclude_none=True),
+            requested_by=actor,
+            lots=[(a.lot_id, a.lot_code, a.sku, a.supplier_id, a.via_lot_id) for a in affected],
+        )
+        unit.emit(
+            RecallIssued(
+                recall_id=recall_id,
+                issued_at=issued_at,
+                reason=reason,
+                classification=classification,  # type: ignore[arg-type]
+                scope=scope,
+                affected_lots=affected,
+                affected_customer_count=customers,
+                shipped_quantity=quantity,
+            ),
+            time=issued_at,
+        )
+        log.info("recall issued", recall_id=recall_id, lots=len(affected), customers=customers)
+        return IssuedRecall(recall_id, len(affected), customers, quantity)
+
+    # ------------------------------------------------------------------ notices
+
+    async def notify_chunk(self, unit: UnitOfWork) -> int:
+        """Emit the notices of the next chunk of affected customers; returns how many customers."""
+        connection = unit.connection
+        recall, customer_ids = await db.pending_notices(connection, self.notice_chunk)
+        if recall is None:
+            return 0
+        recall_id = recall["recall_id"]
+        if not customer_ids:
+            await db.finish_notices_if_done(connection, recall_id)
+            return 0
+        rows = await db.customer_shipments(connection, recall_id, customer_ids, recall["shipment_watermark"])
+        customers = await db.customers_by_id(connection, customer_ids)
+        per_customer: dict[str, list[Record]] = defaultdict(list)
+        for row in rows:
+            per_customer[row["customer_id"]].append(row)
+        notices = []
+        for customer_id in customer_ids:
+            shipments = per_customer.get(customer_id)
+            if shipments:
+                notices += self._emit_notices(
+                    unit,
+                    recall_id=recall_id,
+                    reason=recall["reason"],
+                    classification=recall["classification"],
+                    customer=_customer(customers.get(customer_id), customer_id),
+                    shipments=shipments,
+                    late=False,
+                )
+        await db.mark_notified(connection, recall_id, customer_ids)
+        await db.record_notices(connection, notices)
+        await db.finish_notices_if_done(connection, recall_id)
+        return len(customer_ids)
+
+    def _emit_notices(
+        self,
+        unit: UnitOfWork,
+        *,
+        recall_id: str,
+        reason: str,
+        classification: str,
+        customer: Customer,
+        shipments: Sequence[Record],
+        late: bool,
+    ) -> list[tuple[str, str, str, bool, int, int, int]]:
+        parts = split_for_notices(shipments)
+        emitted = []
+        for number, part in enumerate(parts, start=1):
+            # Values come from validated events in our own tables: no need to validate again.
+            notice = RecallCustomerNotice.model_construct(
+                recall_id=recall_id,
+                customer=customer,
+                shipments=[
+                    NoticeShipment.model_construct(
+                        shipment_id=row["shipment_id"],
+                        order_id=row["order_id"],
+                        shipped_at=row["shipped_at"],
+                        sku=row["sku"],
+                        lot_id=row["lot_id"],
+                        lot_code=row["lot_code"],
+                        quantity=row["quantity"],
+                        uom=row["uom"],
+                    )
+                    for row in part
+                ],
+                late=late,
+                reason=reason,
+                classification=classification,
+                part=number if len(parts) > 1 else None,
+                parts=len(parts) if len(parts) > 1 else None,
+            )
+            event_id = unit.emit(notice)
+            emitted.append((event_id, recall_id, customer.customer_id, late, len(part), number, len(parts)))
+        return emitted
+
+
+async def run_notifier(recalls: Recalls, database: Database, *, idle_seconds: float = 5.0) -> None:
+    """Work through pending notices chunk by chunk; woken when a recall is issued."""
+    while True:
+        try:
+            done = await database.run(recalls.notify_chunk)
+        except Exception as error:
+            log.warning("notifier failed; retrying", error=str(error))
+            done = 0
+            await asyncio.sleep(1.0)
+        if done:
+            continue
+        recalls.notices_wanted.clear()
+        try:
+            await asyncio.wait_for(recalls.notices_wanted.wait(), idle_seconds)
+        except TimeoutError:
+            pass
+
+
+def _customer(row: Record | None, customer_id: str) -> Customer:
+    if row is None:
+        return Customer(customer_id=customer_id)
+    return Customer.model_validate(
+        {key: row[key] for key in ("customer_id", "name", "email", "phone", "address") if row[key] is not None}
+    )

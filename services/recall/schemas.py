@@ -1,0 +1,119 @@
+"""HTTP request and response bodies of the recall service."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.events import RecallScope
+from shared.contracts.types import LongText, ShortText, SignedQuantity
+
+
+class RecallRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "reason": "Customer complaint: off taste, possible fermentation",
+                    "classification": "II",
+                    "scope": {"lot_codes": ["OJ-1L-20261121-0002"], "sku": "OJ-1L"},
+                }
+            ]
+        },
+    )
+
+    reason: LongText = Field(min_length=1)
+    classification: Literal["I", "II", "III"] = "II"
+    scope: RecallScope
+
+
+class RecallAccepted(BaseModel):
+    recall_id: str
+    status: str
+    affected_lots: int
+    affected_customer_count: int
+    shipped_quantity: SignedQuantity
+
+
+class CloseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: ShortText | None = None
+
+
+class LotSummary(BaseModel):
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    supplier_id: str | None = None
+    via_lot_id: UUID | None = None
+
+
+class CustomerShipment(BaseModel):
+    shipment_id: str
+    order_id: str
+    shipped_at: datetime
+    sku: str
+    lot_id: UUID
+    lot_code: str
+    quantity: SignedQuantity
+    uom: str
+    late: bool
+
+
+class AffectedCustomer(BaseModel):
+    customer_id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: dict[str, Any] | None = None
+    shipments: list[CustomerShipment]
+
+
+class RecallView(BaseModel):
+    recall_id: str
+    status: str
+    issued_at: datetime
+    reason: str
+    classification: str
+    scope: dict[str, Any]
+    requested_by: str
+    affected_customer_count: int
+    shipped_quantity: SignedQuantity
+    notified_customers: int
+    notices_complete: bool
+    late_notices: int
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    affected_lots: list[LotSummary]
+    customers: list[AffectedCustomer]
+
+
+class TraceLot(BaseModel):
+    lot_id: UUID
+    lot_code: str | None
+    sku: str | None
+    depth: int
+    linked_to: list[UUID]
+    supplier_id: str | None = None
+    supplier_name: str | None = None
+    purchase_order: str | None = None
+    expiry_date: date | None = None
+    received_at: datetime | None = None
+    received: bool
+
+
+class TraceShipment(BaseModel):
+    shipment_id: str
+    order_id: str
+    customer_id: str
+    customer_name: str | None = None
+    shipped_at: datetime
+    sku: str
+    lot_id: UUID
+    lot_code: str
+    quantity: SignedQuantity
+    uom: str
