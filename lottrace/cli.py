@@ -19,7 +19,9 @@ def dev(
     log_dir: Annotated[
         Path | None, typer.Option(help="Where service logs go (default: a new temporary folder).")
     ] = None,
-    auto_ship: Annotated[bool, typer.Option(help="Fulfillment ships every allocation at once.")] = False,
+    auto_ship: Annotated[
+        bool, typer.Option(help="Fulfillment ships every allocation at once.")
+    ] = False,
 ) -> None:
     """Start the whole platform on the embedded broker and PostgreSQL (what `make run` does)."""
     from lottrace.devstack import Platform, run_until_interrupted
@@ -37,7 +39,9 @@ def dev(
 
 @app.command()
 def contracts(
-    out: Annotated[Path, typer.Option(help="Folder for the AsyncAPI and JSON Schema documents.")] = Path("docs/contracts"),
+    out: Annotated[
+        Path, typer.Option(help="Folder for the AsyncAPI and JSON Schema documents.")
+    ] = Path("docs/contracts"),
 ) -> None:
     """Write the AsyncAPI document and the JSON Schemas of every event."""
     from shared.contracts.docs import write_documents

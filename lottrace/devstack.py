@@ -130,7 +130,9 @@ class Platform:
             server = self.postgres.url()
             for name in self.services:
                 await self.postgres.create_database(f"lottrace_{name}")
-        self.database_urls = {name: _with_database(server, f"lottrace_{name}") for name in self.services}
+        self.database_urls = {
+            name: _with_database(server, f"lottrace_{name}") for name in self.services
+        }
 
     def environment(self, name: str) -> dict[str, str]:
         env = {
@@ -157,7 +159,9 @@ class Platform:
         self.processes[name] = process
         return process
 
-    async def wait_ready(self, *, timeout: float = 120, names: tuple[str, ...] | None = None) -> None:
+    async def wait_ready(
+        self, *, timeout: float = 120, names: tuple[str, ...] | None = None
+    ) -> None:
         async with httpx.AsyncClient(timeout=3) as client:
             for name in names or tuple(self.processes):
                 process = self.processes[name]
@@ -212,7 +216,9 @@ async def _create_databases(admin_url: str, services: tuple[str, ...]) -> None:
     try:
         for name in services:
             database = f"lottrace_{name}"
-            if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
+            if not await connection.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", database
+            ):
                 await connection.execute(f'CREATE DATABASE "{database}"')
     finally:
         await connection.close()
@@ -244,7 +250,9 @@ async def run_until_interrupted(platform: Platform) -> None:
         if platform.log_dir:
             console.print(f"logs: {platform.log_dir}")
         console.print("Ctrl-C stops everything.")
-        watchers = [asyncio.create_task(_watch(process, stop)) for process in platform.processes.values()]
+        watchers = [
+            asyncio.create_task(_watch(process, stop)) for process in platform.processes.values()
+        ]
         await stop.wait()
         for watcher in watchers:
             watcher.cancel()
@@ -255,7 +263,8 @@ async def run_until_interrupted(platform: Platform) -> None:
 
 
 async def _watch(process: ServiceProcess, stop: asyncio.Event) -> None:
-    while process.process is not None and process.process.poll() is None:
+    # A child process has no awaitable exit here (it is a Popen): look once a second.
+    while process.process is not None and process.process.poll() is None:  # noqa: ASYNC110
         await asyncio.sleep(1)
     with contextlib.suppress(Exception):
         print(f"{process.name} exited; stopping the platform", file=sys.stderr)

@@ -79,6 +79,12 @@ class TansuBroker:
     async def start(self, timeout: float = 30) -> None:
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken: is another broker running?")
+        self._spawn()
+        await wait_until(
+            self.is_ready, timeout=timeout, what=f"Tansu on {self.bootstrap_servers} answering"
+        )
+
+    def _spawn(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
         output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -96,14 +102,15 @@ class TansuBroker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        await wait_until(self.is_ready, timeout=timeout, what=f"Tansu on {url} answering metadata")
 
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"Tansu exited with {self.process.returncode}")
         if port_is_free(self.port):
             return False  # not listening yet
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000
+        )
         try:
             await admin.start()
             await admin.list_topics()
@@ -143,7 +150,9 @@ class EmbeddedPostgres:
     ) -> None:
         self.port = port or free_port()
         self._own_dir = data_dir is None
-        self.base_dir = Path(tempfile.mkdtemp(prefix="lottrace-pg-")) if data_dir is None else data_dir
+        self.base_dir = (
+            Path(tempfile.mkdtemp(prefix="lottrace-pg-")) if data_dir is None else data_dir
+        )
         self.data_dir = self.base_dir / "data"
         self.durable = durable
         self.process: subprocess.Popen[bytes] | None = None
@@ -199,16 +208,33 @@ class EmbeddedPostgres:
             "-c", f"unix_socket_directories={self.base_dir}",
         ]  # fmt: skip
         if not self.durable:
-            settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        self._spawn(settings)
+        await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
+
+    def _spawn(self, settings: list[str]) -> None:
         log = open(self.base_dir / "postgres.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [str(self.bin_dir() / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), *settings],
+            [
+                str(self.bin_dir() / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                *settings,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             user=self.run_as,
             start_new_session=True,
         )
-        await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
 
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:

@@ -7,36 +7,46 @@ import threading
 import time
 from uuid import UUID
 
-_lock = threading.Lock()
-_last_millis = 0
-_counter = 0
+
+class _Uuid7Generator:
+    """Keeps ids made in one process strictly increasing, even within one millisecond."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_millis = 0
+        self._counter = 0
+
+    def __call__(self) -> UUID:
+        with self._lock:
+            millis = time.time_ns() // 1_000_000
+            if millis > self._last_millis:
+                self._last_millis = millis
+                self._counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+            else:
+                self._counter += 1
+                if self._counter > 0xFFF:
+                    self._last_millis += 1
+                    self._counter = 0
+            millis, counter = self._last_millis, self._counter
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (millis & ((1 << 48) - 1)) << 80
+        value |= 0x7 << 76
+        value |= (counter & 0xFFF) << 64
+        value |= 0b10 << 62
+        value |= rand_b
+        return UUID(int=value)
+
+
+_generate = _Uuid7Generator()
 
 
 def uuid7() -> UUID:
-    """A UUIDv7: 48 bits of Unix milliseconds, then a counter and random bits.
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then a counter and random bits.
 
     Ids made in one process are strictly increasing, so rows keyed by them stay in
     insertion order and B-tree inserts stay local.
     """
-    global _last_millis, _counter
-    with _lock:
-        millis = time.time_ns() // 1_000_000
-        if millis > _last_millis:
-            _last_millis = millis
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
-        else:
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_millis += 1
-                _counter = 0
-            millis = _last_millis
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76
-    value |= (_counter & 0xFFF) << 64
-    value |= 0b10 << 62
-    value |= rand_b
-    return UUID(int=value)
+    return _generate()
 
 
 def new_id() -> str:

@@ -7,11 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from shared.gs1 import Gs1Error, parse_gs1
-from shared.runtime.actors import actor_of
-from shared.runtime.database import UnitOfWork
-from shared.runtime.http import ApiError, database_of
-
 from services.fulfillment import db
 from services.fulfillment.domain import ScannedLot, ShipmentRefused
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
@@ -24,6 +19,10 @@ from services.fulfillment.schemas import (
     ShipmentView,
     ShippedLine,
 )
+from shared.gs1 import Gs1Error, parse_gs1
+from shared.runtime.actors import actor_of
+from shared.runtime.database import UnitOfWork
+from shared.runtime.http import ApiError, database_of
 
 router = APIRouter(tags=["fulfillment"])
 
@@ -62,7 +61,9 @@ def _view(result: ShipmentResult, shipped_by: str | None = None) -> ShipmentView
         " ships nothing). A recalled lot is 409 naming it. `lines` ships part of the order."
     ),
 )
-async def create_shipment(body: ShipmentRequest, request: Request, response: Response) -> ShipmentView:
+async def create_shipment(
+    body: ShipmentRequest, request: Request, response: Response
+) -> ShipmentView:
     fulfillment: Fulfillment = request.app.state.fulfillment
     scanned = _scanned(body.scans) if body.scans is not None else None
     requested: dict[int, Decimal | None] | None = (
@@ -106,18 +107,20 @@ async def get_order(order_id: str, request: Request) -> OrderView:
         shipped_lines = await db.shipment_lines(connection, [s["shipment_id"] for s in shipments])
     per_shipment: dict[str, list[Any]] = {}
     for row in shipped_lines:
-        per_shipment.setdefault(row["shipment_id"], []).append(ShippedLine(**dict(row_without(row, "shipment_id"))))
+        per_shipment.setdefault(row["shipment_id"], []).append(
+            ShippedLine(**dict(row_without(row, "shipment_id")))
+        )
     customer = order["customer"]
     return OrderView(
         order_id=order_id,
-        status=order["status"] if order["customer_id"] or order["status"] != "open" else "awaiting_order",
+        status=order["status"]
+        if order["customer_id"] or order["status"] != "open"
+        else "awaiting_order",
         customer=customer,
         placed_at=order["placed_at"],
         allocation_revision=order["allocation_revision"],
         lines=[OrderLineView(**vars(line)) for line in lines],
-        allocations=[
-            AllocationView(**vars(a), blocked=blocked.get(a.lot_id)) for a in allocations
-        ],
+        allocations=[AllocationView(**vars(a), blocked=blocked.get(a.lot_id)) for a in allocations],
         backordered=[BackorderView(**dict(row)) for row in backorders],
         shipments=[
             ShipmentView(

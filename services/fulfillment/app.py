@@ -7,13 +7,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.fulfillment.api import router
+from services.fulfillment.handlers import Fulfillment
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.http import create_http_app
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-
-from services.fulfillment.api import router
-from services.fulfillment.handlers import Fulfillment
 
 NAME = "fulfillment"
 
@@ -30,7 +29,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     fulfillment = Fulfillment(auto_ship=settings.auto_ship)
     consumer = BatchConsumer(
-        group_id=NAME, handlers=fulfillment.handlers(), max_value_bytes=settings.kafka.max_message_bytes
+        group_id=NAME,
+        handlers=fulfillment.handlers(),
+        max_value_bytes=settings.kafka.max_message_bytes,
     )
     runtime = ServiceRuntime(
         name=NAME,

@@ -8,9 +8,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.runtime.database import Connection, Record
-
 from services.fulfillment.domain import Allocated, Line, ShipLine
+from shared.runtime.database import Connection, Record
 
 
 async def upsert_orders(connection: Connection, orders: Sequence[dict[str, Any]]) -> list[str]:
@@ -76,8 +75,12 @@ async def replace_allocations(
     allocations: Sequence[dict[str, Any]],
     backorders: Sequence[dict[str, Any]],
 ) -> None:
-    await connection.execute("DELETE FROM allocations WHERE order_id = ANY($1::text[])", list(order_ids))
-    await connection.execute("DELETE FROM backorders WHERE order_id = ANY($1::text[])", list(order_ids))
+    await connection.execute(
+        "DELETE FROM allocations WHERE order_id = ANY($1::text[])", list(order_ids)
+    )
+    await connection.execute(
+        "DELETE FROM backorders WHERE order_id = ANY($1::text[])", list(order_ids)
+    )
     await connection.execute(
         """
         UPDATE orders o SET allocation_revision = coalesce(d.revision, o.allocation_revision + 1),
@@ -102,7 +105,17 @@ async def replace_allocations(
             *[
                 [a[name] for a in allocations]
                 for name in (
-                    "order_id line_no lot_id lot_code sku quantity uom expiry_date location".split()
+                    [
+                        "order_id",
+                        "line_no",
+                        "lot_id",
+                        "lot_code",
+                        "sku",
+                        "quantity",
+                        "uom",
+                        "expiry_date",
+                        "location",
+                    ]
                 )
             ],
         )
@@ -116,7 +129,7 @@ async def replace_allocations(
             """,
             *[
                 [b[name] for b in backorders]
-                for name in "order_id line_no sku quantity uom reason".split()
+                for name in ["order_id", "line_no", "sku", "quantity", "uom", "reason"]
             ],
         )
 
@@ -137,7 +150,9 @@ async def cancel_orders(connection: Connection, cancellations: dict[str, str | N
     return [row["order_id"] for row in rows]
 
 
-async def block_lots(connection: Connection, lots: Sequence[tuple[UUID, str, str]], reason: str) -> None:
+async def block_lots(
+    connection: Connection, lots: Sequence[tuple[UUID, str, str]], reason: str
+) -> None:
     await connection.execute(
         """
         INSERT INTO blocked_lots (lot_id, lot_code, recall_id, reason)
@@ -190,7 +205,9 @@ async def lines_of(connection: Connection, order_ids: Sequence[str]) -> dict[str
     return result
 
 
-async def allocations_of(connection: Connection, order_ids: Sequence[str]) -> dict[str, list[Allocated]]:
+async def allocations_of(
+    connection: Connection, order_ids: Sequence[str]
+) -> dict[str, list[Allocated]]:
     rows = await connection.fetch(
         """
         SELECT order_id, line_no, sku, lot_id, lot_code, quantity, uom, expiry_date
@@ -250,7 +267,9 @@ async def record_shipments(
     per_line: dict[tuple[str, int], Decimal] = {}
     per_allocation: dict[tuple[str, int, UUID], Decimal] = {}
     for _, order_id, line in flat:
-        per_line[(order_id, line.line_no)] = per_line.get((order_id, line.line_no), Decimal(0)) + line.quantity
+        per_line[(order_id, line.line_no)] = (
+            per_line.get((order_id, line.line_no), Decimal(0)) + line.quantity
+        )
         key = (order_id, line.line_no, line.lot_id)
         per_allocation[key] = per_allocation.get(key, Decimal(0)) + line.quantity
     await connection.execute(
@@ -272,7 +291,8 @@ async def record_shipments(
     await connection.execute(
         """
         DELETE FROM allocations a
-        USING unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[]) AS d(order_id, line_no, lot_id, quantity)
+        USING unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
+            AS d(order_id, line_no, lot_id, quantity)
         WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
           AND a.quantity <= d.quantity
         """,
@@ -281,7 +301,8 @@ async def record_shipments(
     await connection.execute(
         """
         UPDATE allocations a SET quantity = a.quantity - d.quantity
-        FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[]) AS d(order_id, line_no, lot_id, quantity)
+        FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
+            AS d(order_id, line_no, lot_id, quantity)
         WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
           AND a.quantity > d.quantity
         """,
@@ -291,7 +312,8 @@ async def record_shipments(
         """
         UPDATE orders o SET status = 'shipped', updated_at = now()
         WHERE o.order_id = ANY($1::text[]) AND o.status = 'open'
-          AND NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.shipped < l.ordered)
+          AND NOT EXISTS (SELECT 1 FROM order_lines l
+                          WHERE l.order_id = o.order_id AND l.shipped < l.ordered)
         """,
         sorted({s[1] for s in shipments}),
     )
@@ -299,7 +321,8 @@ async def record_shipments(
 
 async def find_shipment(connection: Connection, shipment_id: str) -> Record | None:
     return await connection.fetchrow(
-        "SELECT shipment_id, order_id, shipped_at FROM shipments WHERE shipment_id = $1", shipment_id
+        "SELECT shipment_id, order_id, shipped_at FROM shipments WHERE shipment_id = $1",
+        shipment_id,
     )
 
 
@@ -326,13 +349,15 @@ async def get_order(connection: Connection, order_id: str) -> Record | None:
 
 async def backorders_of(connection: Connection, order_id: str) -> list[Record]:
     return await connection.fetch(
-        "SELECT line_no, sku, quantity, uom, reason FROM backorders WHERE order_id = $1 ORDER BY line_no",
+        "SELECT line_no, sku, quantity, uom, reason FROM backorders"
+        " WHERE order_id = $1 ORDER BY line_no",
         order_id,
     )
 
 
 async def shipments_of(connection: Connection, order_id: str) -> list[Record]:
     return await connection.fetch(
-        "SELECT shipment_id, shipped_at, shipped_by FROM shipments WHERE order_id = $1 ORDER BY shipped_at",
+        "SELECT shipment_id, shipped_at, shipped_by FROM shipments"
+        " WHERE order_id = $1 ORDER BY shipped_at",
         order_id,
     )

@@ -101,7 +101,9 @@ def plan_shipment(
     if requested is not None:
         for line_no in requested:
             if line_no not in known_lines:
-                raise ShipmentRefused("unknown_line", f"the order has no line {line_no}", status=422)
+                raise ShipmentRefused(
+                    "unknown_line", f"the order has no line {line_no}", status=422
+                )
 
     scanned_codes: set[str] | None = None
     if scanned is not None:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from services.fulfillment import db
+from services.fulfillment.domain import ScannedLot, ShipLine, ShipmentRefused, plan_shipment
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     LotAllocated,
@@ -21,9 +23,6 @@ from shared.contracts.types import Customer
 from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import UnitOfWork
-
-from services.fulfillment import db
-from services.fulfillment.domain import ScannedLot, ShipLine, ShipmentRefused, plan_shipment
 
 AUTO_SHIPPER = "rule:auto_ship"
 
@@ -84,12 +83,16 @@ class Fulfillment:
             # An allocation that arrived before its order can ship now.
             await self._auto_ship(unit, stored)
 
-    async def on_order_cancelled(self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]) -> None:
+    async def on_order_cancelled(
+        self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]
+    ) -> None:
         await db.cancel_orders(
             unit.connection, {incoming.data.order_id: incoming.data.reason for incoming in events}
         )
 
-    async def on_lot_allocated(self, unit: UnitOfWork, events: list[Incoming[LotAllocated]]) -> None:
+    async def on_lot_allocated(
+        self, unit: UnitOfWork, events: list[Incoming[LotAllocated]]
+    ) -> None:
         latest: dict[str, LotAllocated] = {}
         for incoming in events:  # log order per key: the last one is the newest
             event = incoming.data
@@ -124,7 +127,9 @@ class Fulfillment:
         if self.auto_ship:
             await self._auto_ship(unit, [event.order_id for event in fresh])
 
-    async def on_recall_issued(self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]) -> None:
+    async def on_recall_issued(
+        self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
+    ) -> None:
         for incoming in events:
             recall = incoming.data
             await db.block_lots(
@@ -151,7 +156,9 @@ class Fulfillment:
         shipments = []
         now = datetime.now(UTC)
         for order_id in ready:
-            plan = plan_shipment(lines[order_id], allocations[order_id], blocked=blocked, strict=False)
+            plan = plan_shipment(
+                lines[order_id], allocations[order_id], blocked=blocked, strict=False
+            )
             if not plan.is_empty:
                 shipments.append((new_id(), order_id, now, AUTO_SHIPPER, plan.lines))
         await self._record(unit, shipments, customers)
@@ -236,7 +243,9 @@ class Fulfillment:
             customer=Customer.model_validate(order["customer"]),
             shipped_at=earlier["shipped_at"],
             lines=[
-                ShipLine(r["line_no"], r["sku"], r["lot_id"], r["lot_code"], r["quantity"], r["uom"])
+                ShipLine(
+                    r["line_no"], r["sku"], r["lot_id"], r["lot_code"], r["quantity"], r["uom"]
+                )
                 for r in rows
             ],
             replayed=True,

@@ -1,5 +1,4 @@
-from shared.runtime.serve import serve
-
 from services.inventory.app import NAME, Settings, create_app
+from shared.runtime.serve import serve
 
 serve(NAME, create_app, Settings())

@@ -10,11 +10,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from shared.contracts.types import Money
-from shared.runtime.actors import actor_of
-from shared.runtime.database import Record, UnitOfWork
-from shared.runtime.http import ApiError, database_of
-
 from services.inventory import db, domain
 from services.inventory.handlers import Inventory, InventoryError
 from services.inventory.schemas import (
@@ -30,6 +25,10 @@ from services.inventory.schemas import (
     SkuValuation,
     ValuationLine,
 )
+from shared.contracts.types import Money
+from shared.runtime.actors import actor_of
+from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.http import ApiError, database_of
 
 router = APIRouter(tags=["inventory"])
 
@@ -139,11 +138,18 @@ async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
     async def work(unit: UnitOfWork) -> None:
         nonlocal change
         change = await _inventory(request).adjust(
-            unit, body.lot_id, delta=body.quantity, counted=body.counted, reason=body.reason, actor=actor
+            unit,
+            body.lot_id,
+            delta=body.quantity,
+            counted=body.counted,
+            reason=body.reason,
+            actor=actor,
         )
 
     await _command(request, work)
-    return AdjustmentView(lot_id=body.lot_id, change=change, lot=await _lot_or_404(request, body.lot_id))
+    return AdjustmentView(
+        lot_id=body.lot_id, change=change, lot=await _lot_or_404(request, body.lot_id)
+    )
 
 
 @router.get("/orders/{order_id}", summary="An order's lines, reservations and backorders")

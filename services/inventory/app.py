@@ -8,14 +8,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.inventory.api import router
+from services.inventory.handlers import Inventory
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.http import create_http_app
 from shared.runtime.logging import get_logger
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-
-from services.inventory.api import router
-from services.inventory.handlers import Inventory
 
 NAME = "inventory"
 log = get_logger(__name__)
@@ -25,7 +24,10 @@ class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8082)
     expiry_sweep_seconds: float = per_service(
-        NAME, "expiry_sweep_seconds", 300.0, description="How often expired lots give up reservations."
+        NAME,
+        "expiry_sweep_seconds",
+        300.0,
+        description="How often expired lots give up reservations.",
     )
 
 

@@ -11,9 +11,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.runtime.database import Connection, Record
-
 from services.inventory.domain import Demand, Held, LineState, Reserve, Shortfall, StockLot
+from shared.runtime.database import Connection, Record
 
 LOT_VIEW_COLUMNS = """
     lot_id, sku, lot_code, gtin, uom, location, supplier_id, expiry_date, received_at,
@@ -60,7 +59,8 @@ async def upsert_received(connection: Connection, rows: Sequence[dict[str, Any]]
             lot_code    = EXCLUDED.lot_code,
             gtin        = coalesce(EXCLUDED.gtin, l.gtin),
             uom         = EXCLUDED.uom,
-            location    = CASE WHEN l.received_at IS NULL THEN EXCLUDED.location ELSE l.location END,
+            location    = CASE WHEN l.received_at IS NULL THEN EXCLUDED.location
+                               ELSE l.location END,
             supplier_id = coalesce(l.supplier_id, EXCLUDED.supplier_id),
             expiry_date = coalesce(EXCLUDED.expiry_date, l.expiry_date),
             received_at = coalesce(l.received_at, EXCLUDED.received_at),
@@ -96,7 +96,8 @@ async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None
 
 async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
     return await connection.fetch(
-        f"SELECT {LOT_VIEW_COLUMNS} FROM lots WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE",
+        f"SELECT {LOT_VIEW_COLUMNS} FROM lots WHERE lot_id = ANY($1::uuid[])"
+        " ORDER BY lot_id FOR UPDATE",
         sorted(set(lot_ids)),
     )
 
@@ -118,7 +119,9 @@ async def add_to_lot_column(
     )
 
 
-async def lock_allocatable(connection: Connection, skus: Iterable[str], today: date) -> list[StockLot]:
+async def lock_allocatable(
+    connection: Connection, skus: Iterable[str], today: date
+) -> list[StockLot]:
     rows = await connection.fetch(
         """
         SELECT lot_id, lot_code, sku, uom, location, expiry_date, received_at,
@@ -154,7 +157,9 @@ async def skus_of(connection: Connection, lot_ids: Iterable[UUID]) -> set[str]:
     return {row["sku"] for row in rows}
 
 
-async def set_hold(connection: Connection, lot_id: UUID, *, on_hold: bool, reason: str | None) -> None:
+async def set_hold(
+    connection: Connection, lot_id: UUID, *, on_hold: bool, reason: str | None
+) -> None:
     await connection.execute(
         "UPDATE lots SET on_hold = $2, hold_reason = $3, updated_at = now() WHERE lot_id = $1",
         lot_id,
@@ -163,7 +168,9 @@ async def set_hold(connection: Connection, lot_id: UUID, *, on_hold: bool, reaso
     )
 
 
-async def mark_recalled(connection: Connection, lot_ids: Sequence[UUID], recall_id: str) -> list[UUID]:
+async def mark_recalled(
+    connection: Connection, lot_ids: Sequence[UUID], recall_id: str
+) -> list[UUID]:
     rows = await connection.fetch(
         """
         UPDATE lots SET recalled = true, recall_id = $2, updated_at = now()
@@ -261,7 +268,9 @@ async def open_demand(connection: Connection, order_ids: Sequence[str]) -> list[
     ]
 
 
-async def orders_waiting_for(connection: Connection, skus: Iterable[str], limit: int = 10_000) -> list[str]:
+async def orders_waiting_for(
+    connection: Connection, skus: Iterable[str], limit: int = 10_000
+) -> list[str]:
     """Open orders with unallocated demand for these SKUs, oldest first."""
     rows = await connection.fetch(
         """
@@ -441,7 +450,8 @@ async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> 
 async def overcommitted_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[UUID]:
     """Lots whose on-hand stock fell below what is reserved from them."""
     rows = await connection.fetch(
-        "SELECT lot_id FROM lots WHERE lot_id = ANY($1::uuid[]) AND reserved > greatest(on_hand, 0)",
+        "SELECT lot_id FROM lots"
+        " WHERE lot_id = ANY($1::uuid[]) AND reserved > greatest(on_hand, 0)",
         sorted(set(lot_ids)),
     )
     return [row["lot_id"] for row in rows]
@@ -546,7 +556,9 @@ async def record_movements(connection: Connection, movements: Sequence[Movement]
 
 
 async def get_lot(connection: Connection, lot_id: UUID) -> Record | None:
-    return await connection.fetchrow(f"SELECT {LOT_VIEW_COLUMNS} FROM lots WHERE lot_id = $1", lot_id)
+    return await connection.fetchrow(
+        f"SELECT {LOT_VIEW_COLUMNS} FROM lots WHERE lot_id = $1", lot_id
+    )
 
 
 async def stock(connection: Connection, sku: str | None, limit: int) -> list[Record]:

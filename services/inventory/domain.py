@@ -29,7 +29,9 @@ class BackorderReason(StrEnum):
     UOM_MISMATCH = "uom_mismatch"
 
 
-def lot_status(*, recalled: bool, on_hold: bool, expiry_date: date | None, today: date) -> LotStatus:
+def lot_status(
+    *, recalled: bool, on_hold: bool, expiry_date: date | None, today: date
+) -> LotStatus:
     """Recalled outranks a hold, a hold outranks expiry."""
     if recalled:
         return LotStatus.RECALLED
@@ -107,7 +109,9 @@ def fefo_key(lot: StockLot) -> tuple[Any, ...]:
     )
 
 
-def allocate(demands: Sequence[Demand], lots: Iterable[StockLot], *, today: date) -> AllocationResult:
+def allocate(
+    demands: Sequence[Demand], lots: Iterable[StockLot], *, today: date
+) -> AllocationResult:
     """Allocate demands in the order given (arrival order), each FEFO from eligible lots.
 
     A lot is eligible for a line when it is the same SKU and unit, has quantity left, and does
@@ -186,12 +190,13 @@ def excess_to_release(
     reservations: Sequence[Held], *, ordered: Decimal, shipped: Decimal
 ) -> list[Reserve]:
     """When a line's reserved + shipped exceeds what was ordered (it shipped from another lot
-    than reserved), give back the excess, latest-expiring lots first."""
+    than reserved), give back the excess: lots without expiry first, then latest-expiring."""
     excess = shipped + sum((r.quantity for r in reservations), ZERO) - ordered
     released: list[Reserve] = []
+    # Keep what FEFO would ship first: give back undated lots, then the latest-expiring.
     for held in sorted(
         reservations,
-        key=lambda r: (r.expiry_date is not None, r.expiry_date or date.min),
+        key=lambda r: (r.expiry_date is None, r.expiry_date or date.max),
         reverse=True,
     ):
         if excess <= ZERO:
@@ -202,7 +207,9 @@ def excess_to_release(
     return released
 
 
-def shrink_reservations(reservations: Sequence[Held], *, available_for_orders: Decimal) -> list[Reserve]:
+def shrink_reservations(
+    reservations: Sequence[Held], *, available_for_orders: Decimal
+) -> list[Reserve]:
     """When a lot's stock falls below what is reserved from it (a count found less), give back
     reservations of the latest orders first until the rest fits."""
     excess = sum((r.quantity for r in reservations), ZERO) - max(available_for_orders, ZERO)

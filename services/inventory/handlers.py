@@ -14,6 +14,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from services.inventory import db, domain
+from services.inventory.db import LotFacts, Movement
+from services.inventory.domain import Reserve
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     Allocation,
@@ -28,10 +31,6 @@ from shared.contracts.events import (
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import UnitOfWork
 from shared.runtime.logging import get_logger
-
-from services.inventory import db, domain
-from services.inventory.db import LotFacts, Movement
-from services.inventory.domain import Reserve
 
 log = get_logger(__name__)
 
@@ -67,7 +66,9 @@ class Inventory:
             (OrderPlaced, self.on_order_placed),
         ]
 
-    async def on_goods_received(self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]) -> None:
+    async def on_goods_received(
+        self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]
+    ) -> None:
         connection = unit.connection
         received: dict[UUID, dict[str, Any]] = {}
         consumed: dict[UUID, Decimal] = defaultdict(Decimal)
@@ -95,7 +96,9 @@ class Inventory:
                 row["quantity"] += event.quantity
                 row["expiry_date"] = event.expiry_date or row["expiry_date"]
             movements.append(
-                Movement(event.lot_id, "received", event.quantity, incoming.id, detail=event.receipt_id)
+                Movement(
+                    event.lot_id, "received", event.quantity, incoming.id, detail=event.receipt_id
+                )
             )
             for item in event.inputs:
                 consumed[item.lot_id] += item.quantity
@@ -151,7 +154,9 @@ class Inventory:
         )
         await self._allocate(unit, new_ids, causes={oid: orders[oid].id for oid in new_ids})
 
-    async def on_order_cancelled(self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]) -> None:
+    async def on_order_cancelled(
+        self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]
+    ) -> None:
         cause = {incoming.data.order_id: incoming.id for incoming in events}
         cancelled = await db.cancel_orders(unit.connection, list(cause))
         if not cancelled:
@@ -159,11 +164,15 @@ class Inventory:
         await db.lock_order_lines(unit.connection, cancelled)
         held = await db.held_for_orders(unit.connection, cancelled)
         releases = [Reserve(h.order_id, h.line_no, h.lot_id, h.quantity) for h in held]
-        await self._release(unit, releases, change="released", causes=cause, detail="order cancelled")
+        await self._release(
+            unit, releases, change="released", causes=cause, detail="order cancelled"
+        )
         skus = await self._skus_of(unit, {r.lot_id for r in releases})
         await self._refill(unit, skus, cause="stock released by a cancellation")
 
-    async def on_order_shipped(self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]) -> None:
+    async def on_order_shipped(
+        self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
+    ) -> None:
         connection = unit.connection
         per_reservation: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
         per_lot: dict[UUID, Decimal] = defaultdict(Decimal)
@@ -199,7 +208,11 @@ class Inventory:
         # A line that shipped from another lot than reserved still holds its reservation:
         # give the excess back so the stock serves other orders.
         states = {(s.order_id, s.line_no): s for s in await db.line_states(connection, order_ids)}
-        over = [key for key, s in states.items() if s.shipped + s.reserved > s.ordered and s.reserved > 0]
+        over = [
+            key
+            for key, s in states.items()
+            if s.shipped + s.reserved > s.ordered and s.reserved > 0
+        ]
         releases: list[Reserve] = []
         if over:
             held_by_line: dict[tuple[str, int], list[domain.Held]] = defaultdict(list)
@@ -210,14 +223,20 @@ class Inventory:
                 releases += domain.excess_to_release(
                     held_by_line[key], ordered=state.ordered, shipped=state.shipped
                 )
-            await self._release(unit, releases, change="released", causes={}, detail="shipped otherwise")
+            await self._release(
+                unit, releases, change="released", causes={}, detail="shipped otherwise"
+            )
         await db.close_fulfilled_orders(connection, order_ids)
         await self._fit_reservations(unit, per_lot, cause="shipped beyond reservations")
         if releases:
             await self._publish(unit, sorted({r.order_id for r in releases}))
-            await self._refill(unit, await self._skus_of(unit, {r.lot_id for r in releases}), cause="released")
+            await self._refill(
+                unit, await self._skus_of(unit, {r.lot_id for r in releases}), cause="released"
+            )
 
-    async def on_recall_issued(self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]) -> None:
+    async def on_recall_issued(
+        self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
+    ) -> None:
         connection = unit.connection
         for incoming in events:
             recall = incoming.data
@@ -229,9 +248,14 @@ class Inventory:
             newly = await db.mark_recalled(connection, lot_ids, recall.recall_id)
             await db.record_movements(
                 connection,
-                [Movement(lot_id, "recalled", None, incoming.id, detail=recall.recall_id) for lot_id in newly],
+                [
+                    Movement(lot_id, "recalled", None, incoming.id, detail=recall.recall_id)
+                    for lot_id in newly
+                ],
             )
-            await self._withdraw(unit, newly, cause=incoming.id, detail=f"recall {recall.recall_id}")
+            await self._withdraw(
+                unit, newly, cause=incoming.id, detail=f"recall {recall.recall_id}"
+            )
 
     # ------------------------------------------------------------------ commands (HTTP)
 
@@ -241,12 +265,18 @@ class Inventory:
         await db.record_movements(
             unit.connection, [Movement(lot_id, "hold", None, f"user:{actor}", detail=reason)]
         )
-        await self._withdraw(unit, [lot_id], cause=f"user:{actor}", detail=f"quality hold: {reason}")
+        await self._withdraw(
+            unit, [lot_id], cause=f"user:{actor}", detail=f"quality hold: {reason}"
+        )
 
-    async def release_hold(self, unit: UnitOfWork, lot_id: UUID, *, reason: str | None, actor: str) -> None:
+    async def release_hold(
+        self, unit: UnitOfWork, lot_id: UUID, *, reason: str | None, actor: str
+    ) -> None:
         lot = await self._require_lot(unit, lot_id)
         if lot["recalled"]:
-            raise InventoryError(409, "lot_recalled", f"lot {lot['lot_code']} is recalled; it stays blocked")
+            raise InventoryError(
+                409, "lot_recalled", f"lot {lot['lot_code']} is recalled; it stays blocked"
+            )
         await db.set_hold(unit.connection, lot_id, on_hold=False, reason=None)
         await db.record_movements(
             unit.connection, [Movement(lot_id, "release", None, f"user:{actor}", detail=reason)]
@@ -327,7 +357,9 @@ class Inventory:
             log.debug("filling backorders", orders=len(waiting), cause=cause)
             await self._allocate(unit, waiting)
 
-    async def _withdraw(self, unit: UnitOfWork, lot_ids: Sequence[UUID], *, cause: str, detail: str) -> None:
+    async def _withdraw(
+        self, unit: UnitOfWork, lot_ids: Sequence[UUID], *, cause: str, detail: str
+    ) -> None:
         """A lot can no longer be shipped: its reservations go, and their orders re-allocate."""
         if not lot_ids:
             return
@@ -338,10 +370,14 @@ class Inventory:
         await db.lock_order_lines(unit.connection, order_ids)
         held = await db.held_on_lots(unit.connection, lot_ids)  # as it stands under the locks
         releases = [Reserve(h.order_id, h.line_no, h.lot_id, h.quantity) for h in held]
-        await self._release(unit, releases, change="released", causes=dict.fromkeys(order_ids, cause), detail=detail)
+        await self._release(
+            unit, releases, change="released", causes=dict.fromkeys(order_ids, cause), detail=detail
+        )
         await self._allocate(unit, order_ids, causes=dict.fromkeys(order_ids, cause))
 
-    async def _fit_reservations(self, unit: UnitOfWork, lot_ids: Iterable[UUID], *, cause: str) -> None:
+    async def _fit_reservations(
+        self, unit: UnitOfWork, lot_ids: Iterable[UUID], *, cause: str
+    ) -> None:
         """Where a lot's stock fell below its reservations, the latest orders give way."""
         over = await db.overcommitted_lots(unit.connection, lot_ids)
         if not over:
@@ -388,7 +424,9 @@ class Inventory:
     async def _publish(self, unit: UnitOfWork, order_ids: Sequence[str]) -> None:
         """Emit each open order's whole current allocation, with a new revision."""
         connection = unit.connection
-        orders = [row for row in await db.bump_revisions(connection, order_ids) if row["status"] == "open"]
+        orders = [
+            row for row in await db.bump_revisions(connection, order_ids) if row["status"] == "open"
+        ]
         if not orders:
             return
         ids = [row["order_id"] for row in orders]
@@ -423,7 +461,8 @@ class Inventory:
                             sku=state.sku,
                             quantity=state.backordered,
                             uom=state.uom,
-                            reason=state.backorder_reason or domain.BackorderReason.INSUFFICIENT_STOCK,
+                            reason=state.backorder_reason
+                            or domain.BackorderReason.INSUFFICIENT_STOCK,
                         )
                         for state in lines[order_id]
                         if state.backordered > 0

@@ -8,9 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts.types import Money, SignedQuantity, ShortText
-
 from services.inventory.domain import LotStatus
+from shared.contracts.types import Money, ShortText, SignedQuantity
 
 
 class LotView(BaseModel):

@@ -12,10 +12,6 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from shared.runtime.actors import actor_of
-from shared.runtime.database import Record, UnitOfWork
-from shared.runtime.http import ApiError, database_of
-
 from services.recall import db
 from services.recall.domain import Edge, mermaid_genealogy, walk
 from services.recall.handlers import IssuedRecall, RecallError, Recalls
@@ -30,6 +26,9 @@ from services.recall.schemas import (
     TraceLot,
     TraceShipment,
 )
+from shared.runtime.actors import actor_of
+from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.http import ApiError, database_of
 
 router = APIRouter()
 
@@ -50,7 +49,11 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
     async def work(unit: UnitOfWork) -> None:
         nonlocal issued
         issued = await recalls.issue(
-            unit, reason=body.reason, classification=body.classification, scope=body.scope, actor=actor
+            unit,
+            reason=body.reason,
+            classification=body.classification,
+            scope=body.scope,
+            actor=actor,
         )
 
     try:
@@ -158,7 +161,9 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
         page, offset = 5000, 0
         while True:
             async with database.pool.acquire() as connection:
-                chunk = await db.recall_customer_lines(connection, recall_id, limit=page, offset=offset)
+                chunk = await db.recall_customer_lines(
+                    connection, recall_id, limit=page, offset=offset
+                )
             for row in chunk:
                 address = row["address"] or {}
                 writer.writerow(
@@ -186,7 +191,9 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
 
 
 @router.post("/recalls/{recall_id}/close", tags=["recall"], summary="Close a recall")
-async def close_recall(recall_id: str, request: Request, body: CloseRequest | None = None) -> RecallAccepted:
+async def close_recall(
+    recall_id: str, request: Request, body: CloseRequest | None = None
+) -> RecallAccepted:
     actor = actor_of(request)
     async with database_of(request).pool.acquire() as connection:
         recall = await _recall_or_404(connection, recall_id)
@@ -229,9 +236,15 @@ async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
     return rows
 
 
-@router.get("/trace/lots/{lot_id}/forward", tags=["trace"], summary="Lots made from it, shipments, customers")
+@router.get(
+    "/trace/lots/{lot_id}/forward",
+    tags=["trace"],
+    summary="Lots made from it, shipments, customers",
+)
 async def trace_forward(
-    lot_id: UUID, request: Request, shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000
+    lot_id: UUID,
+    request: Request,
+    shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000,
 ) -> dict[str, Any]:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
@@ -243,7 +256,8 @@ async def trace_forward(
     customers: dict[str, dict[str, Any]] = {}
     for row in shipments:
         entry = customers.setdefault(
-            row["customer_id"], {"customer_id": row["customer_id"], "name": row["customer_name"], "lots": set()}
+            row["customer_id"],
+            {"customer_id": row["customer_id"], "name": row["customer_name"], "lots": set()},
         )
         entry["lots"].add(row["lot_code"])
     return {
@@ -255,7 +269,8 @@ async def trace_forward(
         ],
         "shipments": [TraceShipment(**dict(row)).model_dump(mode="json") for row in shipments],
         "customers": [
-            {**entry, "lots": sorted(entry["lots"])} for entry in sorted(customers.values(), key=lambda e: e["customer_id"])
+            {**entry, "lots": sorted(entry["lots"])}
+            for entry in sorted(customers.values(), key=lambda e: e["customer_id"])
         ],
         "totals": {
             "lots": len(nodes),
@@ -266,7 +281,11 @@ async def trace_forward(
     }
 
 
-@router.get("/trace/lots/{lot_id}/backward", tags=["trace"], summary="Supplier, purchase order, inputs to the root")
+@router.get(
+    "/trace/lots/{lot_id}/backward",
+    tags=["trace"],
+    summary="Supplier, purchase order, inputs to the root",
+)
 async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
@@ -290,7 +309,10 @@ async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
     receipts_by_lot: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for receipt in receipts:
         receipts_by_lot[str(receipt["lot_id"])].append(
-            {key: (str(value) if value is not None else None) for key, value in dict(receipt).items()}
+            {
+                key: (str(value) if value is not None else None)
+                for key, value in dict(receipt).items()
+            }
         )
     with_inputs = {edge.lot_id for edge in edges}
     return {
@@ -301,7 +323,9 @@ async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/trace/orders/{order_id}", tags=["trace"], summary="Lots shipped in an order and their origin")
+@router.get(
+    "/trace/orders/{order_id}", tags=["trace"], summary="Lots shipped in an order and their origin"
+)
 async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
     async with database_of(request).pool.acquire() as connection:
         lines = await db.order_lines(connection, order_id)
@@ -319,7 +343,10 @@ async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
     return {
         "order_id": order_id,
         "shipments": [
-            {key: str(value) if isinstance(value, UUID) else value for key, value in dict(line).items()}
+            {
+                key: str(value) if isinstance(value, UUID) else value
+                for key, value in dict(line).items()
+            }
             for line in lines
         ],
         "lots": traces,
@@ -335,10 +362,15 @@ async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
 async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
-        edges: list[Edge] = await db.backward_edges(connection, lot_id) + await db.forward_edges(connection, lot_id)
+        edges: list[Edge] = await db.backward_edges(connection, lot_id) + await db.forward_edges(
+            connection, lot_id
+        )
         lot_ids = {lot_id} | {e.lot_id for e in edges} | {e.input_lot_id for e in edges}
         rows = await db.lot_rows(connection, lot_ids)
-        counts = {row["lot_id"]: int(row["customers"]) for row in await db.shipment_counts(connection, lot_ids)}
+        counts = {
+            row["lot_id"]: int(row["customers"])
+            for row in await db.shipment_counts(connection, lot_ids)
+        }
     chart = mermaid_genealogy(
         {key: dict(value) for key, value in rows.items()}, edges, highlight=lot_id, customers=counts
     )

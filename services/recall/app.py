@@ -7,13 +7,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.recall.api import router
+from services.recall.handlers import Recalls, run_notifier
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.http import create_http_app
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-
-from services.recall.api import router
-from services.recall.handlers import Recalls, run_notifier
 
 NAME = "recall"
 

@@ -9,9 +9,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.runtime.database import Connection, Record
-
 from services.recall.domain import Edge
+from shared.runtime.database import Connection, Record
 
 # Shipment ingestion holds this lock shared; issuing a recall holds it exclusively, so a
 # recall's watermark splits shipment lines cleanly into "known at issue" and "late".
@@ -57,16 +56,28 @@ async def upsert_lots(connection: Connection, rows: Sequence[dict[str, Any]]) ->
         """,
         *[
             [row[name] for row in rows]
-            for name in (
-                "lot_id lot_code sku gtin uom supplier_id supplier_name supplier_lot_code"
-                " purchase_order location production_date expiry_date best_before_date"
-                " received_at quantity"
-            ).split()
+            for name in [
+                "lot_id",
+                "lot_code",
+                "sku",
+                "gtin",
+                "uom",
+                "supplier_id",
+                "supplier_name",
+                "supplier_lot_code",
+                "purchase_order",
+                "location",
+                "production_date",
+                "expiry_date",
+                "best_before_date",
+                "received_at",
+                "quantity",
+            ]
         ],
     )
 
 
-async def ensure_lots(connection: Connection, lots: Iterable[tuple[UUID, str, str, str]]) -> None:
+async def ensure_lots(connection: Connection, lots: Iterable[tuple[Any, Any, Any, Any]]) -> None:
     """Placeholder rows (lot id, code, SKU, unit) for lots named before their receipt."""
     unique = {lot[0]: lot for lot in lots}
     if not unique:
@@ -96,10 +107,18 @@ async def insert_receipts(connection: Connection, rows: Sequence[dict[str, Any]]
         """,
         *[
             [row[name] for row in rows]
-            for name in (
-                "receipt_id lot_id quantity uom received_at location purchase_order"
-                " supplier_id supplier_name event_id"
-            ).split()
+            for name in [
+                "receipt_id",
+                "lot_id",
+                "quantity",
+                "uom",
+                "received_at",
+                "location",
+                "purchase_order",
+                "supplier_id",
+                "supplier_name",
+                "event_id",
+            ]
         ],
     )
 
@@ -117,7 +136,15 @@ async def insert_inputs(connection: Connection, rows: Sequence[dict[str, Any]]) 
         """,
         *[
             [row[name] for row in rows]
-            for name in "receipt_id lot_id input_lot_id input_lot_code input_sku quantity uom".split()
+            for name in [
+                "receipt_id",
+                "lot_id",
+                "input_lot_id",
+                "input_lot_code",
+                "input_sku",
+                "quantity",
+                "uom",
+            ]
         ],
     )
 
@@ -129,14 +156,20 @@ async def upsert_customers(connection: Connection, customers: Sequence[dict[str,
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
         ON CONFLICT (customer_id) DO UPDATE SET
             name = coalesce(EXCLUDED.name, c.name), email = coalesce(EXCLUDED.email, c.email),
-            phone = coalesce(EXCLUDED.phone, c.phone), address = coalesce(EXCLUDED.address, c.address),
+            phone = coalesce(EXCLUDED.phone, c.phone),
+            address = coalesce(EXCLUDED.address, c.address),
             updated_at = now()
         """,
-        *[[row[name] for row in customers] for name in "customer_id name email phone address".split()],
+        *[
+            [row[name] for row in customers]
+            for name in ["customer_id", "name", "email", "phone", "address"]
+        ],
     )
 
 
-async def insert_shipment_lines(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[Record]:
+async def insert_shipment_lines(
+    connection: Connection, rows: Sequence[dict[str, Any]]
+) -> list[Record]:
     """Store lines; returns the ones that were new."""
     return await connection.fetch(
         """
@@ -150,9 +183,18 @@ async def insert_shipment_lines(connection: Connection, rows: Sequence[dict[str,
         """,
         *[
             [row[name] for row in rows]
-            for name in (
-                "shipment_id line_no lot_id order_id customer_id sku lot_code quantity uom shipped_at"
-            ).split()
+            for name in [
+                "shipment_id",
+                "line_no",
+                "lot_id",
+                "order_id",
+                "customer_id",
+                "sku",
+                "lot_code",
+                "quantity",
+                "uom",
+                "shipped_at",
+            ]
         ],
     )
 
@@ -269,7 +311,8 @@ async def create_recall(
     )
     assert row is not None
     await connection.execute(
-        "UPDATE recalls SET affected_customer_count = $2, shipped_quantity = $3 WHERE recall_id = $1",
+        "UPDATE recalls SET affected_customer_count = $2, shipped_quantity = $3"
+        " WHERE recall_id = $1",
         recall_id,
         row["customers"],
         row["quantity"],
@@ -339,13 +382,16 @@ async def customer_shipments(
 
 async def customers_by_id(connection: Connection, customer_ids: Iterable[str]) -> dict[str, Record]:
     rows = await connection.fetch(
-        "SELECT customer_id, name, email, phone, address FROM customers WHERE customer_id = ANY($1::text[])",
+        "SELECT customer_id, name, email, phone, address FROM customers"
+        " WHERE customer_id = ANY($1::text[])",
         sorted(set(customer_ids)),
     )
     return {row["customer_id"]: row for row in rows}
 
 
-async def mark_notified(connection: Connection, recall_id: str, customer_ids: Sequence[str]) -> None:
+async def mark_notified(
+    connection: Connection, recall_id: str, customer_ids: Sequence[str]
+) -> None:
     await connection.execute(
         """
         UPDATE recall_customers SET notified_at = now()
@@ -356,13 +402,16 @@ async def mark_notified(connection: Connection, recall_id: str, customer_ids: Se
     )
 
 
-async def record_notices(connection: Connection, notices: Sequence[tuple[str, str, str, bool, int, int, int]]) -> None:
+async def record_notices(
+    connection: Connection, notices: Sequence[tuple[str, str, str, bool, int, int, int]]
+) -> None:
     if not notices:
         return
     await connection.execute(
         """
         INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part, parts)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int[], $6::int[], $7::int[])
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int[],
+                             $6::int[], $7::int[])
         """,
         *[[notice[i] for notice in notices] for i in range(7)],
     )
@@ -379,7 +428,9 @@ async def open_recalls_of_lots(connection: Connection, lot_ids: Iterable[UUID]) 
     )
 
 
-async def add_recall_lots(connection: Connection, rows: Sequence[tuple[str, UUID, str, str, str | None, UUID]]) -> None:
+async def add_recall_lots(
+    connection: Connection, rows: Sequence[tuple[str, UUID, str, str, str | None, UUID]]
+) -> None:
     await connection.execute(
         """
         INSERT INTO recall_lots (recall_id, lot_id, lot_code, sku, supplier_id, via_lot_id)
@@ -397,7 +448,8 @@ async def get_recall(connection: Connection, recall_id: str) -> Record | None:
                affected_customer_count, shipped_quantity, notices_done_at, closed_at, closed_by,
                close_note,
                (SELECT count(*) FROM recall_customers c
-                WHERE c.recall_id = r.recall_id AND c.notified_at IS NOT NULL) AS notified_customers,
+                WHERE c.recall_id = r.recall_id AND c.notified_at IS NOT NULL)
+                   AS notified_customers,
                (SELECT count(*) FROM recall_notices n
                 WHERE n.recall_id = r.recall_id AND n.late) AS late_notices
         FROM recalls r WHERE recall_id = $1
@@ -444,7 +496,9 @@ async def recall_customer_lines(
     )
 
 
-async def close_recall(connection: Connection, recall_id: str, *, actor: str, note: str | None) -> Record | None:
+async def close_recall(
+    connection: Connection, recall_id: str, *, actor: str, note: str | None
+) -> Record | None:
     return await connection.fetchrow(
         """
         UPDATE recalls SET status = 'closed', closed_at = now(), closed_by = $2, close_note = $3
@@ -505,7 +559,9 @@ async def backward_edges(connection: Connection, lot_id: UUID) -> list[Edge]:
     return [Edge(row["lot_id"], row["input_lot_id"], row["quantity"], row["uom"]) for row in rows]
 
 
-async def shipments_of_lots(connection: Connection, lot_ids: Iterable[UUID], limit: int) -> list[Record]:
+async def shipments_of_lots(
+    connection: Connection, lot_ids: Iterable[UUID], limit: int
+) -> list[Record]:
     return await connection.fetch(
         """
         SELECT s.shipment_id, s.order_id, s.customer_id, c.name AS customer_name, s.shipped_at,

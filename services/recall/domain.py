@@ -14,11 +14,15 @@ T = TypeVar("T")
 MAX_SHIPMENTS_PER_NOTICE = 2000
 
 
-def split_for_notices(shipments: Sequence[T], *, per_notice: int = MAX_SHIPMENTS_PER_NOTICE) -> list[list[T]]:
+def split_for_notices(
+    shipments: Sequence[T], *, per_notice: int = MAX_SHIPMENTS_PER_NOTICE
+) -> list[list[T]]:
     """A customer with very many shipments gets several notices, each under the size limit."""
     if per_notice < 1:
         raise ValueError("per_notice must be at least 1")
-    return [list(shipments[i : i + per_notice]) for i in range(0, len(shipments), per_notice)] or [[]]
+    return [list(shipments[i : i + per_notice]) for i in range(0, len(shipments), per_notice)] or [
+        []
+    ]
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,9 @@ class TraceNode:
     parents: list[UUID] = field(default_factory=list)
 
 
-def walk(start: UUID, edges: Iterable[Edge], *, forward: bool, max_depth: int = 100) -> dict[UUID, TraceNode]:
+def walk(
+    start: UUID, edges: Iterable[Edge], *, forward: bool, max_depth: int = 100
+) -> dict[UUID, TraceNode]:
     """Every lot reachable from `start` (made from it when forward, its inputs when backward),
     with its depth; cycles in bad data end the walk instead of looping."""
     links: dict[UUID, list[UUID]] = defaultdict(list)
@@ -74,8 +80,9 @@ def mermaid_genealogy(
 ) -> str:
     """A Mermaid flowchart of lots (input -> output), the traced lot highlighted, each lot
     with the number of customers who received it."""
+
     def node_id(lot_id: UUID) -> str:
-        return "L" + lot_id.hex[:12]
+        return "L" + lot_id.hex
 
     lines = ["flowchart LR"]
     for lot_id, lot in lots.items():
@@ -87,7 +94,11 @@ def mermaid_genealogy(
         lines.append(f'    {node_id(lot_id)}["{label}"]')
     seen = set()
     for edge in edges:
-        if edge.lot_id in lots and edge.input_lot_id in lots and (edge.input_lot_id, edge.lot_id) not in seen:
+        if (
+            edge.lot_id in lots
+            and edge.input_lot_id in lots
+            and (edge.input_lot_id, edge.lot_id) not in seen
+        ):
             seen.add((edge.input_lot_id, edge.lot_id))
             quantity = f"|{edge.quantity} {edge.uom}|" if edge.quantity is not None else ""
             lines.append(f"    {node_id(edge.input_lot_id)} -->{quantity} {node_id(edge.lot_id)}")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+from services.recall import db
+from services.recall.domain import split_for_notices
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
+    Classification,
     GoodsReceived,
     NoticeShipment,
     OrderShipped,
@@ -26,9 +30,6 @@ from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import Database, Record, UnitOfWork
 from shared.runtime.logging import get_logger
-
-from services.recall import db
-from services.recall.domain import split_for_notices
 
 log = get_logger(__name__)
 
@@ -58,7 +59,9 @@ class Recalls:
 
     # ------------------------------------------------------------------ projection
 
-    async def on_goods_received(self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]) -> None:
+    async def on_goods_received(
+        self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]
+    ) -> None:
         connection = unit.connection
         lots: dict[UUID, dict[str, Any]] = {}
         receipts = []
@@ -118,7 +121,10 @@ class Recalls:
         if inputs:
             await db.ensure_lots(
                 connection,
-                [(i["input_lot_id"], i["input_lot_code"], i["input_sku"], i["uom"]) for i in inputs],
+                [
+                    (i["input_lot_id"], i["input_lot_code"], i["input_sku"], i["uom"])
+                    for i in inputs
+                ],
             )
             await db.insert_inputs(connection, inputs)
             await self._extend_open_recalls(unit, inputs, lots)
@@ -128,7 +134,9 @@ class Recalls:
     ) -> None:
         """A lot made from a recalled lot after the recall joins it: its shipments will be
         late notices of that recall."""
-        recalled = await db.open_recalls_of_lots(unit.connection, [i["input_lot_id"] for i in inputs])
+        recalled = await db.open_recalls_of_lots(
+            unit.connection, [i["input_lot_id"] for i in inputs]
+        )
         if not recalled:
             return
         by_input: dict[UUID, list[Record]] = defaultdict(list)
@@ -151,7 +159,9 @@ class Recalls:
         await db.add_recall_lots(unit.connection, additions)
         log.warning("lot made from a recalled lot joins the recall", lots=len(additions))
 
-    async def on_order_shipped(self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]) -> None:
+    async def on_order_shipped(
+        self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
+    ) -> None:
         connection = unit.connection
         await db.lock_shipments_shared(connection)
         customers: dict[str, dict[str, Any]] = {}
@@ -182,14 +192,18 @@ class Recalls:
                 for line in shipment.lines
             ]
         await db.upsert_customers(connection, list(customers.values()))
-        await db.ensure_lots(connection, [(l["lot_id"], l["lot_code"], l["sku"], l["uom"]) for l in lines])
+        await db.ensure_lots(
+            connection, [(row["lot_id"], row["lot_code"], row["sku"], row["uom"]) for row in lines]
+        )
         new_lines = await db.insert_shipment_lines(connection, lines)
         if new_lines:
             await self._late_notices(unit, new_lines)
 
     async def _late_notices(self, unit: UnitOfWork, new_lines: Sequence[Record]) -> None:
         """Shipments of a recalled lot that became known after the recall: notify again."""
-        recalled = await db.open_recalls_of_lots(unit.connection, {line["lot_id"] for line in new_lines})
+        recalled = await db.open_recalls_of_lots(
+            unit.connection, {line["lot_id"] for line in new_lines}
+        )
         if not recalled:
             return
         recalls_by_lot: dict[UUID, list[Record]] = defaultdict(list)
@@ -201,7 +215,9 @@ class Recalls:
             for recall in recalls_by_lot.get(line["lot_id"], ()):
                 per_notice[(recall["recall_id"], line["customer_id"])].append(line)
                 about[recall["recall_id"]] = recall
-        customers = await db.customers_by_id(unit.connection, {customer for _, customer in per_notice})
+        customers = await db.customers_by_id(
+            unit.connection, {customer for _, customer in per_notice}
+        )
         notices = []
         for (recall_id, customer_id), shipments in per_notice.items():
             recall = about[recall_id]
@@ -243,7 +259,12 @@ class Recalls:
             raise RecallError(404, "no_lots_in_scope", "no known lot matches the recall scope")
         made_from = await db.descendants(connection, [row["lot_id"] for row in roots])
         affected = [
-            AffectedLot(lot_id=r["lot_id"], lot_code=r["lot_code"], sku=r["sku"], supplier_id=r["supplier_id"])
+            AffectedLot(
+                lot_id=r["lot_id"],
+                lot_code=r["lot_code"],
+                sku=r["sku"],
+                supplier_id=r["supplier_id"],
+            )
             for r in roots
         ] + [
             AffectedLot(
@@ -272,7 +293,7 @@ class Recalls:
                 recall_id=recall_id,
                 issued_at=issued_at,
                 reason=reason,
-                classification=classification,  # type: ignore[arg-type]
+                classification=cast("Classification", classification),
                 scope=scope,
                 affected_lots=affected,
                 affected_customer_count=customers,
@@ -295,7 +316,9 @@ class Recalls:
         if not customer_ids:
             await db.finish_notices_if_done(connection, recall_id)
             return 0
-        rows = await db.customer_shipments(connection, recall_id, customer_ids, recall["shipment_watermark"])
+        rows = await db.customer_shipments(
+            connection, recall_id, customer_ids, recall["shipment_watermark"]
+        )
         customers = await db.customers_by_id(connection, customer_ids)
         per_customer: dict[str, list[Record]] = defaultdict(list)
         for row in rows:
@@ -351,12 +374,14 @@ class Recalls:
                 ],
                 late=late,
                 reason=reason,
-                classification=classification,
+                classification=cast("Classification", classification),
                 part=number if len(parts) > 1 else None,
                 parts=len(parts) if len(parts) > 1 else None,
             )
             event_id = unit.emit(notice)
-            emitted.append((event_id, recall_id, customer.customer_id, late, len(part), number, len(parts)))
+            emitted.append(
+                (event_id, recall_id, customer.customer_id, late, len(part), number, len(parts))
+            )
         return emitted
 
 
@@ -372,15 +397,17 @@ async def run_notifier(recalls: Recalls, database: Database, *, idle_seconds: fl
         if done:
             continue
         recalls.notices_wanted.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(recalls.notices_wanted.wait(), idle_seconds)
-        except TimeoutError:
-            pass
 
 
 def _customer(row: Record | None, customer_id: str) -> Customer:
     if row is None:
         return Customer(customer_id=customer_id)
     return Customer.model_validate(
-        {key: row[key] for key in ("customer_id", "name", "email", "phone", "address") if row[key] is not None}
+        {
+            key: row[key]
+            for key in ("customer_id", "name", "email", "phone", "address")
+            if row[key] is not None
+        }
     )

@@ -8,11 +8,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
-from shared.runtime.http import ApiError, database_of
-
 from services.receiving import db, handlers
 from services.receiving.domain import LotNumbering, ReceivingError
 from services.receiving.schemas import LotView, ReceiptRequest, ReceiptView
+from shared.runtime.http import ApiError, database_of
 
 router = APIRouter(tags=["receiving"])
 

@@ -9,12 +9,11 @@ import yaml
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from services.receiving.api import router
+from services.receiving.domain import LotNumbering
 from shared.runtime.http import create_http_app
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-
-from services.receiving.api import router
-from services.receiving.domain import LotNumbering
 
 NAME = "receiving"
 

@@ -39,17 +39,26 @@ class LotCodeRule:
     pattern: str
 
     def __post_init__(self) -> None:
-        fields = {name for _, name, _, _ in string.Formatter().parse(self.pattern) if name}
-        unknown = fields - PATTERN_FIELDS
-        if unknown:
-            raise ValueError(
-                f"lot code pattern {self.pattern!r} uses unknown fields {sorted(unknown)};"
-                f" allowed: {sorted(PATTERN_FIELDS)}"
-            )
         try:
+            parsed = list(string.Formatter().parse(self.pattern))
+            fields = {name for _, name, _, _ in parsed if name is not None}
+            unknown = fields - PATTERN_FIELDS
+            if unknown:
+                raise ValueError(
+                    f"uses unknown fields {sorted(unknown)}; allowed: {sorted(PATTERN_FIELDS)}"
+                )
             self.pattern.format(**_SAMPLE)
-        except (ValueError, TypeError, KeyError) as error:
+        except (ValueError, TypeError, KeyError, IndexError) as error:
             raise ValueError(f"lot code pattern {self.pattern!r} is invalid: {error}") from error
+        # Without a part that varies, every receipt of a SKU would land in one lot.
+        varying = {"seq", "supplier_lot_code"} & fields or any(
+            name == "received" and "%" in (spec or "") for _, name, spec, _ in parsed
+        )
+        if not varying:
+            raise ValueError(
+                f"lot code pattern {self.pattern!r} never varies: use {{seq}},"
+                " {supplier_lot_code} or a date such as {received:%Y%m%d}"
+            )
 
     @property
     def needs_sequence(self) -> bool:
@@ -114,11 +123,21 @@ class LotNumbering:
         unknown = set(document) - {"default", "skus", "suppliers"}
         if unknown:
             raise ValueError(f"unknown keys in lot code rules: {sorted(unknown)}")
+
+        def rule(where: str, value: Any) -> LotCodeRule:
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"lot code rule {where} must be a non-empty pattern")
+            return LotCodeRule(value)
+
+        default = document.get("default", DEFAULT_LOT_CODE_PATTERN)
         return cls(
-            default=LotCodeRule(str(document.get("default", DEFAULT_LOT_CODE_PATTERN))),
-            by_sku={str(k): LotCodeRule(str(v)) for k, v in (document.get("skus") or {}).items()},
+            default=rule("default", default),
+            by_sku={
+                str(k): rule(f"for SKU {k}", v) for k, v in (document.get("skus") or {}).items()
+            },
             by_supplier={
-                str(k): LotCodeRule(str(v)) for k, v in (document.get("suppliers") or {}).items()
+                str(k): rule(f"for supplier {k}", v)
+                for k, v in (document.get("suppliers") or {}).items()
             },
         )
 
@@ -194,6 +213,10 @@ def check_consumption(request: InputRequest, lot: InputLot | None, *, produced_l
     """Refuse an input that does not exist, is the produced lot itself, or cannot give enough."""
     if lot is None:
         raise ReceivingError("unknown_input_lot", f"input {request.describe()} is not a known lot")
+    if request.sku is not None and request.sku != lot.sku:
+        raise ReceivingError(
+            "input_sku_mismatch", f"input lot {lot.lot_code} is of {lot.sku}, not {request.sku}"
+        )
     if lot.lot_id == produced_lot_id:
         raise ReceivingError("input_is_output", f"lot {lot.lot_code} cannot be made from itself")
     if request.uom is not None and request.uom != lot.uom:

@@ -9,11 +9,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from shared.contracts.events import GoodsReceived, LotInput
-from shared.contracts.types import Supplier
-from shared.ids import new_id, uuid7
-from shared.runtime.database import Record, UnitOfWork
-
 from services.receiving import db
 from services.receiving.domain import (
     InputLot,
@@ -27,6 +22,10 @@ from services.receiving.domain import (
     merged_dates,
 )
 from services.receiving.schemas import LotView, ReceiptRequest, ReceiptView, money
+from shared.contracts.events import GoodsReceived, LotInput
+from shared.contracts.types import Supplier
+from shared.ids import new_id, uuid7
+from shared.runtime.database import Record, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -244,7 +243,11 @@ async def _consume_inputs(
     rows = await db.lock_input_lots(
         unit.connection,
         [item.lot_id for item in wanted if item.lot_id is not None],
-        [(item.sku, item.lot_code) for item in wanted if item.lot_id is None and item.sku and item.lot_code],
+        [
+            (item.sku, item.lot_code)
+            for item in wanted
+            if item.lot_id is None and item.sku and item.lot_code
+        ],
     )
     by_id = {row["lot_id"]: row for row in rows}
     by_code = {(row["sku"], row["lot_code"]): row for row in rows}
@@ -252,7 +255,9 @@ async def _consume_inputs(
     inputs: list[LotInput] = []
     for item in wanted:
         row = by_id.get(item.lot_id) if item.lot_id else by_code.get((item.sku, item.lot_code))
-        lot = _input_lot(row, already=consumed.get(row["lot_id"], Decimal(0)) if row else Decimal(0))
+        lot = _input_lot(
+            row, already=consumed.get(row["lot_id"], Decimal(0)) if row else Decimal(0)
+        )
         check_consumption(item, lot, produced_lot_id=produced_lot_id)
         assert lot is not None
         consumed[lot.lot_id] = consumed.get(lot.lot_id, Decimal(0)) + item.quantity

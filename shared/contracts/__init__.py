@@ -28,7 +28,13 @@ from shared.contracts.events import (
     RecallScope,
     ShipmentLine,
 )
-from shared.contracts.topics import TOPICS, TOPICS_BY_NAME, TopicSpec, all_topic_names, dead_letter_topic
+from shared.contracts.topics import (
+    TOPICS,
+    TOPICS_BY_NAME,
+    TopicSpec,
+    all_topic_names,
+    dead_letter_topic,
+)
 from shared.contracts.types import Address, Customer, Money, Supplier
 
 __all__ = [

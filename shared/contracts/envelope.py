@@ -44,11 +44,12 @@ class Envelope(BaseModel):
 
 def envelope_model(event: type[Event]) -> type[Envelope]:
     """The CloudEvent model of one event type, e.g. `OrderPlacedCloudEvent`."""
+    type_field: Any = Literal[event.event_type]  # a literal made at run time, one per type
     return create_model(
         f"{event.__name__}CloudEvent",
         __base__=Envelope,
         __doc__=f"CloudEvent carrying `{event.event_type}`. {event.__doc__ or ''}".strip(),
-        type=(Literal[event.event_type], Field(examples=[event.event_type])),  # type: ignore[valid-type]
+        type=(type_field, Field(examples=[event.event_type])),
         data=(event, ...),
     )
 
@@ -115,7 +116,9 @@ def encode(
         ("ce_type", event.event_type.encode()),
         ("ce_source", source.encode()),
     ]
-    return OutgoingMessage(topic=event.topic, key=event.key().encode(), value=value, headers=headers)
+    return OutgoingMessage(
+        topic=event.topic, key=event.key().encode(), value=value, headers=headers
+    )
 
 
 class TopicDecoder:
@@ -125,9 +128,8 @@ class TopicDecoder:
         self.topic = topic
         models = tuple(envelope_model(event) for event in topic.events)
         union: Any = models[0] if len(models) == 1 else Union[models]  # noqa: UP007
-        self._adapter: TypeAdapter[Any] = TypeAdapter(
-            union if len(models) == 1 else Annotated[union, Field(discriminator="type")]
-        )
+        tagged: Any = union if len(models) == 1 else Annotated[union, Field(discriminator="type")]
+        self._adapter: TypeAdapter[Any] = TypeAdapter(tagged)
 
     def decode(
         self,
@@ -186,12 +188,16 @@ def _rejection(error: ValidationError) -> Rejected:
     first = problems[0]
     if first["type"] == "json_invalid":
         return Rejected("malformed_json", f"not valid JSON: {first['msg']}")
-    if first["type"] == "json_type":
-        return Rejected("malformed_json", "the value is not a JSON object")
     if first["type"] == "union_tag_invalid" or (
         first["type"] == "literal_error" and tuple(first["loc"]) == ("type",)
     ):
-        return Rejected("unknown_event_type", f"type not accepted on this topic: {first['msg']}")
+        received = error.errors(include_url=False)[0].get("input")
+        if isinstance(received, dict):
+            received = received.get("type")
+        return Rejected(
+            "unknown_event_type",
+            f"type {str(received)[:200]!r} is not carried by this topic ({first['msg']})",
+        )
     detail = "; ".join(
         f"{'.'.join(str(part) for part in problem['loc']) or 'value'}: {problem['msg']}"
         for problem in problems[:5]

@@ -7,7 +7,7 @@ Kafka key and CloudEvents subject are derived.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
@@ -30,7 +30,9 @@ from shared.contracts.types import (
     Uom,
 )
 
-LineNo = Annotated[int, Field(ge=0, le=1_000_000, description="Line number, unique within the order.")]
+LineNo = Annotated[
+    int, Field(ge=0, le=1_000_000, description="Line number, unique within the order.")
+]
 NonNegativeQuantity = Annotated[
     Decimal,
     Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False),
@@ -278,7 +280,7 @@ class RecallIssued(Event):
 class NoticeShipment(ContractModel):
     shipment_id: Identifier
     order_id: Identifier
-    shipped_at: datetime
+    shipped_at: AwareDatetime
     sku: Sku
     lot_id: UUID
     lot_code: LotCode
@@ -296,7 +298,8 @@ class RecallCustomerNotice(Event):
     customer: Customer
     shipments: list[NoticeShipment] = Field(min_length=1)
     late: bool = Field(
-        default=False, description="True when the shipment became known after the recall was issued."
+        default=False,
+        description="True when the shipment became known after the recall was issued.",
     )
     reason: LongText | None = None
     classification: Classification | None = None

@@ -19,7 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 EventHandler = Callable[[UnitOfWork, list[Incoming[Any]]], Awaitable[None]]
-Record = ConsumerRecord  # type: ignore[type-arg]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 DLQ_HEADERS = (
     "error_type",
@@ -51,6 +51,9 @@ DLQ_HEADERS = (
     "source_offset",
     "consumer_group",
 )
+
+
+DEAD_LETTER_VALUE_LIMIT = 800 * 1024
 
 
 class EventRejected(Exception):
@@ -67,10 +70,15 @@ def dead_letter(
     """The DLQ copy of a record: same key, value and headers, plus why, where from, and which
     consumer refused it (each consumer group of a topic dead-letters on its own)."""
     kept = [(name, raw) for name, raw in record.headers if name not in DLQ_HEADERS]
+    value: bytes = record.value or b""
+    if len(value) > DEAD_LETTER_VALUE_LIMIT:
+        # Too large to publish again: keep the head, and say how long the original was.
+        kept.append(("value_truncated_from", str(len(value)).encode()))
+        value = value[:DEAD_LETTER_VALUE_LIMIT]
     return OutgoingMessage(
         topic=dead_letter_topic(record.topic),
         key=record.key,
-        value=record.value or b"",
+        value=value,
         headers=[
             *kept,
             ("error_type", error_type.encode()),
@@ -291,8 +299,8 @@ class BatchConsumer:
 
         @subscriber
         async def consume(body: Any, message: KafkaMessage) -> None:
-            records: tuple[Record, ...] = message.raw_message  # type: ignore[assignment]
-            await self.consume(database, records, message.consumer)  # type: ignore[arg-type]
+            records = cast("tuple[Record, ...]", message.raw_message)
+            await self.consume(database, records, cast("AIOKafkaConsumer", message.consumer))
 
     async def consume(
         self, database: Database, records: Sequence[Record], consumer: AIOKafkaConsumer
@@ -341,7 +349,8 @@ async def _claim(unit: UnitOfWork, candidates: Sequence[_Candidate]) -> list[_Ca
     rows = await unit.connection.fetch(
         """
         INSERT INTO inbox (source, event_id, event_type, topic, partition, kafka_offset)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::bigint[])
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                             $6::bigint[])
         ON CONFLICT DO NOTHING
         RETURNING source, event_id
         """,

@@ -8,16 +8,21 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
 
 T = TypeVar("T")
-Connection = asyncpg.Connection  # type: ignore[type-arg]
 Record = asyncpg.Record
+# What a pool hands out is a proxy of a connection; both answer the same queries.
+if TYPE_CHECKING:
+    Connection: TypeAlias = asyncpg.Connection[Record] | PoolConnectionProxy[Record]
+else:
+    Connection = asyncpg.Connection
 
 OUTBOX_CHANNEL = "lottrace_outbox"
 MAX_MESSAGE_BYTES = 900 * 1024  # the contract's ceiling for any message
@@ -25,6 +30,7 @@ MAX_MESSAGE_BYTES = 900 * 1024  # the contract's ceiling for any message
 
 class OversizedMessage(ValueError):
     """An event too large for the contract: split it before emitting."""
+
 
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")  # connection, rollback, resources, operator
 
@@ -59,7 +65,9 @@ class UnitOfWork:
         self.source = source
         self._outgoing: list[OutgoingMessage] = []
 
-    def emit(self, event: Event, *, event_id: str | None = None, time: datetime | None = None) -> str:
+    def emit(
+        self, event: Event, *, event_id: str | None = None, time: datetime | None = None
+    ) -> str:
         """Queue an event for the outbox; returns its CloudEvents id."""
         message = encode(event, source=self.source, event_id=event_id, time=time)
         self.emit_message(message)
@@ -68,7 +76,9 @@ class UnitOfWork:
     def emit_message(self, message: OutgoingMessage) -> None:
         size = len(message.value) + sum(len(n) + len(v) for n, v in message.headers)
         if size > MAX_MESSAGE_BYTES:
-            raise OversizedMessage(f"{message.topic} message of {size} bytes exceeds {MAX_MESSAGE_BYTES}")
+            raise OversizedMessage(
+                f"{message.topic} message of {size} bytes exceeds {MAX_MESSAGE_BYTES}"
+            )
         self._outgoing.append(message)
 
     @property
@@ -118,10 +128,10 @@ class Database:
         self._min_size = min_size
         self._max_size = max_size
         self._statement_timeout_ms = statement_timeout_ms
-        self._pool: asyncpg.Pool | None = None  # type: ignore[type-arg]
+        self._pool: asyncpg.Pool | None = None
 
     @property
-    def pool(self) -> asyncpg.Pool:  # type: ignore[type-arg]
+    def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             raise RuntimeError("database pool is not open")
         return self._pool
@@ -160,9 +170,9 @@ class Database:
         return True
 
     @asynccontextmanager
-    async def transaction(self, *, isolation: str = "read_committed") -> AsyncIterator[UnitOfWork]:
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """A unit of work: its changes and its outbox rows commit together or not at all."""
-        async with self.pool.acquire() as connection, connection.transaction(isolation=isolation):
+        async with self.pool.acquire() as connection, connection.transaction():
             unit = UnitOfWork(connection, source=self.source)
             yield unit
             await unit.flush_outbox()
@@ -181,7 +191,7 @@ class Database:
         raise AssertionError("unreachable")
 
     async def fetch(self, query: str, *args: Any) -> list[Record]:
-        return await self.pool.fetch(query, *args)  # type: ignore[no-any-return]
+        return await self.pool.fetch(query, *args)
 
     async def fetchrow(self, query: str, *args: Any) -> Record | None:
         return await self.pool.fetchrow(query, *args)

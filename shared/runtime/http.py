@@ -85,9 +85,9 @@ class BodySizeLimit:
             return
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await error_response(
-                    413, "too_large", f"request body over {self.max_bytes} bytes"
-                )(scope, receive, send)
+                await error_response(413, "too_large", f"request body over {self.max_bytes} bytes")(
+                    scope, receive, send
+                )
                 return
         received = 0
 
@@ -159,7 +159,10 @@ def create_http_app(
         if is_transient(error):
             log.warning("request failed on a dependency", path=request.url.path, error=str(error))
             return error_response(
-                503, "unavailable", "a dependency is unavailable; retry shortly", **{"Retry-After": "2"}
+                503,
+                "unavailable",
+                "a dependency is unavailable; retry shortly",
+                **{"Retry-After": "2"},
             )
         log.exception("request failed", path=request.url.path)
         return error_response(500, "internal_error", "unexpected error; see the service log")

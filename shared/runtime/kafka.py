@@ -3,6 +3,7 @@ and topic administration. Credentials come from settings and are never logged.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
@@ -21,12 +22,13 @@ from shared.runtime.settings import KafkaSettings
 def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext | None:
     if settings.security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    return create_ssl_context(
+    context: ssl.SSLContext = create_ssl_context(
         cafile=settings.ssl_cafile,
         certfile=settings.ssl_certfile,
         keyfile=settings.ssl_keyfile,
         password=settings.ssl_password.get_secret_value() if settings.ssl_password else None,
     )
+    return context
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -106,12 +108,11 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in topics if name not in existing]
         if missing:
-            try:
+            # Another starter may win the race: what we wanted exists then.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [NewTopic(name, partitions, replication_factor) for name in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another starter won the race; what we wanted exists
         return missing
     finally:
         await admin.close()

@@ -55,10 +55,11 @@ def configure_logging(
 
     # Libraries log through the standard library: render them the same way.
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared, processors=[
+        foreign_pre_chain=shared,
+        processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             renderer,
-        ]
+        ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -10,8 +11,10 @@ from fastapi import FastAPI
 from shared.runtime.logging import configure_logging
 from shared.runtime.settings import ServiceSettings
 
+S = TypeVar("S", bound=ServiceSettings)
 
-def serve(name: str, create_app: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+
+def serve(name: str, create_app: Callable[[S], FastAPI], settings: S) -> None:
     configure_logging(service=name, level=settings.log_level, fmt=settings.log_format)
     uvicorn.run(
         create_app(settings),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ class ServiceRuntime:
         settings: ServiceSettings,
         migrations: Path,
         consumer: BatchConsumer | None = None,
-        background: list[Callable[[ServiceRuntime], Awaitable[None]]] | None = None,
+        background: list[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -85,7 +85,9 @@ class ServiceRuntime:
 
     async def _open_database(self) -> None:
         if self.settings.migrate_on_start:
-            await migrate(self._url, [("runtime", RUNTIME_MIGRATIONS), (self.name, self._migrations)])
+            await migrate(
+                self._url, [("runtime", RUNTIME_MIGRATIONS), (self.name, self._migrations)]
+            )
         if not self.database.is_open:
             await self.database.open()
 

@@ -79,12 +79,12 @@ class ServiceSettings(BaseSettings):
         return value
 
 
-def per_service(service: str, name: str, default: object, **field_options: object) -> Any:
+def per_service(service: str, name: str, default: Any, *, description: str | None = None) -> Any:
     """A field read from `<SERVICE>_<NAME>` first, then from the shared `<NAME>`."""
     return Field(
         default=default,
         validation_alias=AliasChoices(f"{service.upper()}_{name.upper()}", name.upper()),
-        **field_options,  # type: ignore[arg-type]
+        description=description,
     )
 
 

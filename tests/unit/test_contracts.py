@@ -1,0 +1,565 @@
+"""The external contract (CONTRACTS.md): CloudEvents envelopes on Kafka, event payloads, their
+keys and subjects, and how a consumer accepts or rejects what it reads."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+from pydantic import ValidationError
+
+from shared.contracts import (
+    ALL_EVENTS,
+    TOPICS,
+    TOPICS_BY_NAME,
+    Allocation,
+    Backorder,
+    Event,
+    GoodsReceived,
+    Incoming,
+    LotAllocated,
+    LotInput,
+    NoticeShipment,
+    OrderCancelled,
+    OrderLine,
+    OrderPlaced,
+    OrderShipped,
+    RecallCustomerNotice,
+    RecallIssued,
+    RecallScope,
+    Rejected,
+    ShipmentLine,
+    TopicDecoder,
+    TopicSpec,
+    encode,
+)
+from shared.contracts.types import ContractModel
+
+LOT_ID = UUID("0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a10")
+INPUT_LOT_ID = UUID("0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a11")
+AT = datetime(2026, 11, 21, 10, 15, tzinfo=UTC)
+CUSTOMER = {"customer_id": "C-77", "name": "Corner Shop"}
+
+SAMPLES: dict[type[Event], Event] = {
+    OrderPlaced: OrderPlaced(
+        order_id="SO-1001",
+        customer=CUSTOMER,
+        lines=[
+            {"line_no": 1, "sku": "OJ-1L", "quantity": "12.5", "uom": "L"},
+            {"line_no": 2, "sku": "AJ-1L", "quantity": 3},
+        ],
+        min_remaining_shelf_life_days=14,
+        placed_at=AT,
+    ),
+    OrderCancelled: OrderCancelled(order_id="SO-1001", reason="customer changed their mind"),
+    GoodsReceived: GoodsReceived(
+        receipt_id="R-1",
+        lot_id=LOT_ID,
+        lot_code="OJ-1L-20261121-0001",
+        sku="OJ-1L",
+        gtin="09501101530003",
+        quantity="120",
+        received_at=AT,
+        supplier={"supplier_id": "SUP-1"},
+        expiry_date=date(2027, 5, 1),
+        unit_cost={"amount": "1.25", "currency": "EUR"},
+        inputs=[
+            {
+                "lot_id": INPUT_LOT_ID,
+                "lot_code": "ORG-7",
+                "sku": "ORANGE",
+                "quantity": "40.5",
+                "uom": "KG",
+            }
+        ],
+    ),
+    LotAllocated: LotAllocated(
+        order_id="SO-1001",
+        customer_id="C-77",
+        allocations=[
+            {
+                "line_no": 1,
+                "sku": "OJ-1L",
+                "lot_id": LOT_ID,
+                "lot_code": "OJ-1L-20261121-0001",
+                "quantity": "10",
+                "uom": "L",
+                "expiry_date": date(2027, 5, 1),
+            }
+        ],
+        backordered=[
+            {"line_no": 1, "sku": "OJ-1L", "quantity": "2.5", "uom": "L", "reason": "no_stock"}
+        ],
+        revision=1,
+    ),
+    OrderShipped: OrderShipped(
+        shipment_id="SH-1",
+        order_id="SO-1001",
+        customer=CUSTOMER,
+        shipped_at=AT,
+        lines=[
+            {
+                "line_no": 1,
+                "sku": "OJ-1L",
+                "lot_id": LOT_ID,
+                "lot_code": "OJ-1L-20261121-0001",
+                "quantity": "10",
+            }
+        ],
+    ),
+    RecallIssued: RecallIssued(
+        recall_id="RC-9",
+        issued_at=AT,
+        reason="undeclared allergen",
+        classification="I",
+        scope={"lot_ids": [INPUT_LOT_ID]},
+        affected_lots=[
+            {"lot_id": LOT_ID, "lot_code": "OJ-1L-20261121-0001", "sku": "OJ-1L"},
+        ],
+        affected_customer_count=1,
+        shipped_quantity="10",
+    ),
+    RecallCustomerNotice: RecallCustomerNotice(
+        recall_id="RC-9",
+        customer=CUSTOMER,
+        shipments=[
+            {
+                "shipment_id": "SH-1",
+                "order_id": "SO-1001",
+                "shipped_at": AT,
+                "sku": "OJ-1L",
+                "lot_id": LOT_ID,
+                "lot_code": "OJ-1L-20261121-0001",
+                "quantity": "10",
+            }
+        ],
+    ),
+}
+SUBJECTS = {
+    OrderPlaced: "SO-1001",
+    OrderCancelled: "SO-1001",
+    GoodsReceived: str(LOT_ID),
+    LotAllocated: "SO-1001",
+    OrderShipped: "SO-1001",
+    RecallIssued: "RC-9",
+    RecallCustomerNotice: "RC-9",
+}
+
+
+def structured(event_type: str, data: Any, **attributes: Any) -> bytes:
+    envelope = {"specversion": "1.0", "id": "ev-1", "source": "/oms/eu-1", "type": event_type}
+    return json.dumps({**envelope, **attributes, "data": data}, default=str).encode()
+
+
+def decode(
+    topic: str, value: bytes, headers: list[tuple[str, bytes]] | None = None
+) -> Incoming[Any] | Rejected:
+    return TopicDecoder(TOPICS_BY_NAME[topic]).decode(
+        value=value, headers=headers or [], partition=0, offset=42, key=None
+    )
+
+
+def order_data(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "order_id": "SO-1001",
+        "customer": {"customer_id": "C-77"},
+        "lines": [{"line_no": 1, "sku": "OJ-1L", "quantity": "12.5"}],
+    }
+    data.update(changes)
+    return data
+
+
+def decode_order(data: Any) -> Incoming[Any] | Rejected:
+    return decode("order-placed", structured(OrderPlaced.event_type, data))
+
+
+def accepted(result: Incoming[Any] | Rejected) -> Incoming[Any]:
+    assert isinstance(result, Incoming), result
+    return result
+
+
+def rejected(result: Incoming[Any] | Rejected) -> Rejected:
+    assert isinstance(result, Rejected), result
+    return result
+
+
+def sample_id(event: type[Event]) -> str:
+    return event.__name__
+
+
+# ------------------------------------------------------------------ producing
+
+
+@pytest.mark.parametrize("event_class", ALL_EVENTS, ids=sample_id)
+def test_an_event_is_sent_as_a_structured_cloudevent_with_routing_headers(
+    event_class: type[Event],
+) -> None:
+    event = SAMPLES[event_class]
+
+    message = encode(event, source="/lottrace/test", event_id="ev-123", time=AT)
+
+    body = json.loads(message.value)
+    assert body["specversion"] == "1.0"
+    assert body["id"] == "ev-123"
+    assert body["type"] == event_class.event_type
+    assert body["source"] == "/lottrace/test"
+    assert body["time"] == "2026-11-21T10:15:00Z"
+    assert body["subject"] == SUBJECTS[event_class]
+    assert body["datacontenttype"] == "application/json"
+    assert body["data"] == event.model_dump(mode="json", exclude_none=True)
+    assert dict(message.headers) == {
+        "content-type": b"application/cloudevents+json",
+        "ce_id": b"ev-123",
+        "ce_type": event_class.event_type.encode(),
+        "ce_source": b"/lottrace/test",
+    }
+    assert message.topic == event_class.topic
+    assert message.key == SUBJECTS[event_class].encode()
+
+
+def test_each_sent_event_gets_its_own_id_when_none_is_given() -> None:
+    first = encode(SAMPLES[OrderCancelled], source="/oms")
+    second = encode(SAMPLES[OrderCancelled], source="/oms")
+
+    assert json.loads(first.value)["id"] != json.loads(second.value)["id"]
+
+
+@pytest.mark.parametrize("event_class", ALL_EVENTS, ids=sample_id)
+def test_what_is_sent_is_read_back_as_the_same_event(event_class: type[Event]) -> None:
+    event = SAMPLES[event_class]
+    message = encode(event, source="/lottrace/test", event_id="ev-123")
+
+    incoming = accepted(decode(event_class.topic, message.value, message.headers))
+
+    assert incoming.data == event
+    assert (incoming.id, incoming.source, incoming.type) == (
+        "ev-123",
+        "/lottrace/test",
+        event_class.event_type,
+    )
+    assert incoming.subject == SUBJECTS[event_class]
+
+
+def test_quantities_are_sent_as_decimal_strings() -> None:
+    data = json.loads(encode(SAMPLES[OrderPlaced], source="/oms").value)["data"]
+    received = json.loads(encode(SAMPLES[GoodsReceived], source="/rcv").value)["data"]
+    recall = json.loads(encode(SAMPLES[RecallIssued], source="/rcl").value)["data"]
+
+    assert [line["quantity"] for line in data["lines"]] == ["12.5", "3"]
+    assert received["quantity"] == "120"
+    assert received["inputs"][0]["quantity"] == "40.5"
+    assert received["unit_cost"] == {"amount": "1.25", "currency": "EUR"}
+    assert recall["shipped_quantity"] == "10"
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [("12.50", "12.5"), (12, "12"), ("12.000", "12"), (0.1, "0.1"), ("1E+1", "10")],
+)
+def test_a_quantity_has_one_spelling_on_the_wire(given: Any, sent: str) -> None:
+    line = OrderLine(line_no=1, sku="OJ-1L", quantity=given)
+
+    assert json.loads(line.model_dump_json())["quantity"] == sent
+
+
+# ------------------------------------------------------------------ quantities read
+
+
+@pytest.mark.parametrize("quantity", [12.5, "12.5", "12.50"])
+def test_a_quantity_is_accepted_as_a_json_number_or_a_decimal_string(quantity: Any) -> None:
+    lines = [{"line_no": 1, "sku": "OJ-1L", "quantity": quantity}]
+
+    incoming = accepted(decode_order(order_data(lines=lines)))
+
+    assert incoming.data.lines[0].quantity == Decimal("12.5")
+
+
+AMOUNTS_MOVED: list[tuple[type[ContractModel], dict[str, Any]]] = [
+    (OrderLine, {"line_no": 1, "sku": "OJ-1L"}),
+    (
+        LotInput,
+        {"lot_id": INPUT_LOT_ID, "lot_code": "ORG-7", "sku": "ORANGE"},
+    ),
+    (
+        Allocation,
+        {"line_no": 1, "sku": "OJ-1L", "lot_id": LOT_ID, "lot_code": "L1"},
+    ),
+    (Backorder, {"line_no": 1, "sku": "OJ-1L", "reason": "no_stock"}),
+    (
+        ShipmentLine,
+        {"line_no": 1, "sku": "OJ-1L", "lot_id": LOT_ID, "lot_code": "L1"},
+    ),
+    (
+        NoticeShipment,
+        {
+            "shipment_id": "SH-1",
+            "order_id": "SO-1",
+            "shipped_at": AT,
+            "sku": "OJ-1L",
+            "lot_id": LOT_ID,
+            "lot_code": "L1",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("quantity", [0, "0", "-1", -0.5, "NaN", "Infinity"])
+@pytest.mark.parametrize(
+    ("model", "fields"), AMOUNTS_MOVED, ids=[model.__name__ for model, _ in AMOUNTS_MOVED]
+)
+def test_an_amount_moved_must_be_a_positive_finite_number(
+    model: type[ContractModel], fields: dict[str, Any], quantity: Any
+) -> None:
+    with pytest.raises(ValidationError, match="quantity"):
+        model.model_validate({**fields, "quantity": quantity})
+
+
+def test_a_received_quantity_must_be_positive() -> None:
+    data = SAMPLES[GoodsReceived].model_dump(mode="json")
+
+    with pytest.raises(ValidationError, match="quantity"):
+        GoodsReceived.model_validate({**data, "quantity": "0"})
+
+
+def test_a_recall_may_report_nothing_shipped_but_not_a_negative_amount() -> None:
+    data = SAMPLES[RecallIssued].model_dump(mode="json")
+
+    assert RecallIssued.model_validate({**data, "shipped_quantity": 0}).shipped_quantity == 0
+    with pytest.raises(ValidationError, match="shipped_quantity"):
+        RecallIssued.model_validate({**data, "shipped_quantity": "-1"})
+
+
+# ------------------------------------------------------------------ consuming
+
+
+def test_a_binary_mode_event_is_accepted() -> None:
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"bin-1"),
+        ("ce_source", b"/oms/us-2"),
+        ("ce_type", OrderPlaced.event_type.encode()),
+        ("ce_subject", b"SO-1001"),
+        ("ce_time", b"2026-11-21T10:15:00+01:00"),
+        ("content-type", b"application/json"),
+    ]
+
+    incoming = accepted(decode("order-placed", json.dumps(order_data()).encode(), headers))
+
+    assert (incoming.id, incoming.source, incoming.subject) == ("bin-1", "/oms/us-2", "SO-1001")
+    assert incoming.time == datetime(2026, 11, 21, 9, 15, tzinfo=UTC)
+    assert incoming.data.lines[0].quantity == Decimal("12.5")
+    assert (incoming.topic, incoming.offset) == ("order-placed", 42)
+
+
+def test_a_binary_mode_event_whose_data_is_not_json_is_malformed() -> None:
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"bin-1"),
+        ("ce_source", b"/oms"),
+        ("ce_type", OrderPlaced.event_type.encode()),
+    ]
+
+    assert rejected(decode("order-placed", b"{not json", headers)).error_type == "malformed_json"
+
+
+@pytest.mark.parametrize("value", [b"{not json", b'{"specversion": "1.0",', b"\xff\xfe"])
+def test_a_value_that_is_not_json_is_malformed(value: bytes) -> None:
+    assert rejected(decode("order-placed", value)).error_type == "malformed_json"
+
+
+def test_an_empty_message_is_rejected() -> None:
+    assert rejected(decode("order-placed", b"")).error_type == "malformed_message"
+
+
+def test_an_event_type_the_topic_does_not_carry_is_unknown() -> None:
+    value = structured("lottrace.order-amended.v1", order_data())
+
+    result = rejected(decode("order-placed", value))
+
+    assert result.error_type == "unknown_event_type"
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        pytest.param(
+            {k: v for k, v in order_data().items() if k != "customer"},
+            "data.customer",
+            id="missing customer",
+        ),
+        pytest.param(
+            order_data(lines=[{"line_no": 1, "sku": "OJ-1L", "quantity": "-2"}]),
+            "data.lines.0.quantity",
+            id="negative quantity",
+        ),
+        pytest.param(
+            order_data(
+                lines=[
+                    {"line_no": 1, "sku": "OJ-1L", "quantity": 1},
+                    {"line_no": 1, "sku": "AJ-1L", "quantity": 1},
+                ]
+            ),
+            "line_no must be unique",
+            id="line_no repeated",
+        ),
+        pytest.param(order_data(lines=[]), "data.lines", id="no lines"),
+        pytest.param(
+            order_data(min_remaining_shelf_life_days=-1),
+            "data.min_remaining_shelf_life_days",
+            id="negative shelf life",
+        ),
+        pytest.param(
+            order_data(placed_at="2026-11-21T10:15:00"),
+            "data.placed_at",
+            id="timestamp without offset",
+        ),
+    ],
+)
+def test_an_event_breaking_the_contract_is_rejected_naming_the_field(data: Any, field: str) -> None:
+    result = rejected(decode_order(data))
+
+    assert result.error_type == "contract_violation"
+    assert field in result.error_message
+
+
+def test_an_envelope_without_an_id_is_a_contract_violation() -> None:
+    value = json.dumps(
+        {
+            "specversion": "1.0",
+            "source": "/oms",
+            "type": OrderPlaced.event_type,
+            "data": order_data(),
+        }
+    ).encode()
+
+    result = rejected(decode("order-placed", value))
+
+    assert result.error_type == "contract_violation"
+    assert "id" in result.error_message
+
+
+def test_fields_a_newer_producer_adds_are_ignored() -> None:
+    data = order_data(
+        priority="express", lines=[{"line_no": 1, "sku": "OJ-1L", "quantity": 2, "gift_wrap": True}]
+    )
+    value = structured(OrderPlaced.event_type, data, traceparent="00-abc-def-01")
+
+    incoming = accepted(decode("order-placed", value))
+
+    assert incoming.data.order_id == "SO-1001"
+    assert incoming.data.lines[0].quantity == Decimal(2)
+
+
+def test_an_order_line_defaults_to_eaches_and_reads_unit_codes_in_upper_case() -> None:
+    lines = [
+        {"line_no": 1, "sku": "OJ-1L", "quantity": 1},
+        {"line_no": 2, "sku": "SUGAR", "quantity": 1, "uom": "kg"},
+    ]
+
+    incoming = accepted(decode_order(order_data(lines=lines)))
+
+    assert [line.uom for line in incoming.data.lines] == ["EA", "KG"]
+
+
+@pytest.mark.parametrize("event_class", [RecallIssued, RecallCustomerNotice], ids=sample_id)
+def test_the_recall_topic_accepts_both_recall_event_types(event_class: type[Event]) -> None:
+    event = SAMPLES[event_class]
+    value = structured(event_class.event_type, event.model_dump(mode="json"))
+
+    assert isinstance(accepted(decode("recall-issued", value)).data, event_class)
+
+
+def test_the_recall_topic_rejects_an_order() -> None:
+    result = rejected(decode("recall-issued", structured(OrderPlaced.event_type, order_data())))
+
+    assert result.error_type == "unknown_event_type"
+
+
+def test_a_recall_notice_must_list_at_least_one_shipment() -> None:
+    data = SAMPLES[RecallCustomerNotice].model_dump(mode="json")
+    value = structured(RecallCustomerNotice.event_type, {**data, "shipments": []})
+
+    result = rejected(decode("recall-issued", value))
+
+    assert result.error_type == "contract_violation"
+    assert "shipments" in result.error_message
+
+
+# ------------------------------------------------------------------ payload rules
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {"lot_ids": [LOT_ID]},
+        {"lot_codes": ["OJ-1L-20261121-0001"]},
+        {"sku": "OJ-1L"},
+        {"supplier_id": "SUP-1"},
+        {"sku": "OJ-1L", "received_from": "2026-11-01", "received_to": "2026-11-01"},
+    ],
+)
+def test_a_recall_scope_naming_lots_a_sku_or_a_supplier_is_valid(scope: dict[str, Any]) -> None:
+    RecallScope.model_validate(scope)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        {},
+        {"lot_ids": [], "lot_codes": []},
+        {"received_from": "2026-11-01", "received_to": "2026-11-30"},
+    ],
+)
+def test_a_recall_scope_must_name_something_to_recall(scope: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="scope needs"):
+        RecallScope.model_validate(scope)
+
+
+def test_a_recall_scope_cannot_end_before_it_starts() -> None:
+    with pytest.raises(ValidationError, match="received_from is after received_to"):
+        RecallScope.model_validate(
+            {"sku": "OJ-1L", "received_from": "2026-11-30", "received_to": "2026-11-01"}
+        )
+
+
+def test_a_received_lot_id_must_be_a_uuid() -> None:
+    data = SAMPLES[GoodsReceived].model_dump(mode="json")
+    value = structured(GoodsReceived.event_type, {**data, "lot_id": "LOT-42"})
+
+    result = rejected(decode("goods-received", value))
+
+    assert result.error_type == "contract_violation"
+    assert "data.lot_id" in result.error_message
+
+
+def test_a_gtin_must_have_a_gs1_length() -> None:
+    data = SAMPLES[GoodsReceived].model_dump(mode="json")
+
+    with pytest.raises(ValidationError, match="gtin"):
+        GoodsReceived.model_validate({**data, "gtin": "0950110153000"[:11]})
+
+
+# ------------------------------------------------------------------ topics and keys
+
+
+@pytest.mark.parametrize(
+    ("topic", "event_class"),
+    [(topic, event) for topic in TOPICS for event in topic.events],
+    ids=lambda value: value.name if isinstance(value, TopicSpec) else value.__name__,
+)
+def test_every_event_is_keyed_by_its_topics_key(topic: TopicSpec, event_class: type[Event]) -> None:
+    event = SAMPLES[event_class]
+
+    assert event.topic == topic.name
+    assert event.key() == str(getattr(event, topic.key))
+    assert encode(event, source="/t").key == str(getattr(event, topic.key)).encode()
+
+
+def test_every_event_type_travels_on_exactly_one_topic() -> None:
+    carried = [event for topic in TOPICS for event in topic.events]
+
+    assert sorted(e.__name__ for e in carried) == sorted(e.__name__ for e in ALL_EVENTS)

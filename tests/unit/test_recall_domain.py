@@ -1,0 +1,187 @@
+"""Recall and traceability rules: splitting a customer's notice, walking the genealogy forward
+and backward, and drawing it as a Mermaid flowchart."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from services.recall.domain import Edge, TraceNode, mermaid_genealogy, split_for_notices, walk
+
+APPLES = UUID("0193a6d2-0001-7000-8000-000000000001")
+ORANGES = UUID("0193a6d2-0002-7000-8000-000000000002")
+JUICE = UUID("0193a6d2-0003-7000-8000-000000000003")
+MULTIPACK = UUID("0193a6d2-0004-7000-8000-000000000004")
+GIFT_BOX = UUID("0193a6d2-0005-7000-8000-000000000005")
+
+# apples + oranges -> juice -> multipack and gift box; the gift box also takes apples directly
+GENEALOGY = [
+    Edge(lot_id=JUICE, input_lot_id=APPLES, quantity=Decimal(40), uom="KG"),
+    Edge(lot_id=JUICE, input_lot_id=ORANGES, quantity=Decimal(60), uom="KG"),
+    Edge(lot_id=MULTIPACK, input_lot_id=JUICE, quantity=Decimal(24), uom="EA"),
+    Edge(lot_id=GIFT_BOX, input_lot_id=JUICE, quantity=Decimal(6), uom="EA"),
+    Edge(lot_id=GIFT_BOX, input_lot_id=APPLES, quantity=Decimal(2), uom="KG"),
+]
+LOTS: dict[UUID, dict[str, Any]] = {
+    APPLES: {"lot_code": "APL-01", "sku": "APPLE"},
+    ORANGES: {"lot_code": "ORG-01", "sku": "ORANGE"},
+    JUICE: {"lot_code": "JUI-01", "sku": "JUICE-1L"},
+    MULTIPACK: {"lot_code": "MP-01", "sku": "JUICE-6X1L"},
+    GIFT_BOX: {"lot_code": "GB-01", "sku": "GIFT"},
+}
+
+
+def depths(nodes: dict[UUID, TraceNode]) -> dict[UUID, int]:
+    return {lot_id: node.depth for lot_id, node in nodes.items()}
+
+
+# ------------------------------------------------------------------ notices
+
+
+@pytest.mark.parametrize(("count", "per_notice"), [(0, 3), (1, 3), (3, 3), (7, 3), (7, 1), (5, 10)])
+def test_a_customers_shipments_are_split_into_notices_each_once_and_in_order(
+    count: int, per_notice: int
+) -> None:
+    shipments = [f"SH-{index}" for index in range(count)]
+
+    parts = split_for_notices(shipments, per_notice=per_notice)
+
+    assert [shipment for part in parts for shipment in part] == shipments
+    assert all(len(part) <= per_notice for part in parts)
+    assert all(parts) or parts == [[]]
+
+
+def test_a_customer_without_shipments_gets_one_empty_part() -> None:
+    assert split_for_notices([]) == [[]]
+
+
+def test_a_notice_cannot_hold_fewer_than_one_shipment() -> None:
+    with pytest.raises(ValueError, match="per_notice"):
+        split_for_notices(["SH-1"], per_notice=0)
+
+
+def test_the_default_split_keeps_two_thousand_shipments_per_notice() -> None:
+    parts = split_for_notices(list(range(4001)))
+
+    assert [len(part) for part in parts] == [2000, 2000, 1]
+
+
+# ------------------------------------------------------------------ tracing
+
+
+def test_a_forward_trace_finds_every_lot_made_from_an_ingredient_with_its_depth() -> None:
+    nodes = walk(APPLES, GENEALOGY, forward=True)
+
+    # the gift box is one step from the apples directly, though also two steps via the juice
+    assert depths(nodes) == {APPLES: 0, JUICE: 1, GIFT_BOX: 1, MULTIPACK: 2}
+    assert nodes[JUICE].parents == [APPLES]
+    assert nodes[MULTIPACK].parents == [JUICE]
+    assert set(nodes[GIFT_BOX].parents) == {APPLES, JUICE}
+
+
+def test_a_forward_trace_from_one_ingredient_leaves_out_the_other_ingredients() -> None:
+    nodes = walk(ORANGES, GENEALOGY, forward=True)
+
+    assert depths(nodes) == {ORANGES: 0, JUICE: 1, MULTIPACK: 2, GIFT_BOX: 2}
+    assert APPLES not in nodes
+
+
+def test_a_backward_trace_finds_every_input_down_to_the_raw_ingredients() -> None:
+    nodes = walk(MULTIPACK, GENEALOGY, forward=False)
+
+    assert depths(nodes) == {MULTIPACK: 0, JUICE: 1, APPLES: 2, ORANGES: 2}
+    assert nodes[APPLES].parents == [JUICE]
+    assert nodes[ORANGES].parents == [JUICE]
+    assert nodes[MULTIPACK].parents == []
+
+
+def test_a_lot_nothing_was_made_from_traces_to_itself_alone() -> None:
+    assert depths(walk(MULTIPACK, GENEALOGY, forward=True)) == {MULTIPACK: 0}
+
+
+def test_a_cycle_in_bad_genealogy_data_ends_the_walk() -> None:
+    looping = [
+        *GENEALOGY,
+        Edge(lot_id=APPLES, input_lot_id=MULTIPACK),  # bad data: the multipack made the apples
+    ]
+
+    forward = walk(APPLES, looping, forward=True)
+    backward = walk(JUICE, looping, forward=False)
+
+    assert depths(forward) == {APPLES: 0, JUICE: 1, GIFT_BOX: 1, MULTIPACK: 2}
+    assert forward[APPLES].parents == []
+    assert depths(backward) == {JUICE: 0, APPLES: 1, ORANGES: 1, MULTIPACK: 2}
+
+
+def test_a_trace_stops_at_the_maximum_depth() -> None:
+    nodes = walk(APPLES, GENEALOGY, forward=True, max_depth=1)
+
+    assert depths(nodes) == {APPLES: 0, JUICE: 1, GIFT_BOX: 1}
+
+
+# ------------------------------------------------------------------ Mermaid
+
+NODE = re.compile(r'^    (L[0-9a-f]+)\["(.*)"\]$')
+ARROW = re.compile(r"^    (L[0-9a-f]+) -->(?:\|[^|]*\|)? (L[0-9a-f]+)$")
+
+
+def node_ids(chart: str) -> dict[str, str]:
+    """Mermaid node id -> label."""
+    return {m[1]: m[2] for line in chart.splitlines() if (m := NODE.match(line))}
+
+
+def arrows(chart: str) -> list[tuple[str, str]]:
+    return [(m[1], m[2]) for line in chart.splitlines() if (m := ARROW.match(line))]
+
+
+def test_the_genealogy_chart_has_one_node_per_lot_and_one_arrow_per_input() -> None:
+    chart = mermaid_genealogy(LOTS, [*GENEALOGY, GENEALOGY[0]], customers={MULTIPACK: 3})
+
+    assert chart.startswith("flowchart")
+    nodes = node_ids(chart)
+    assert len(nodes) == len(LOTS)
+    by_code = {label.split("<br/>")[0]: node for node, label in nodes.items()}
+    assert set(by_code) == {"APL-01", "ORG-01", "JUI-01", "MP-01", "GB-01"}
+    expected = {
+        (by_code[LOTS[e.input_lot_id]["lot_code"]], by_code[LOTS[e.lot_id]["lot_code"]])
+        for e in GENEALOGY
+    }
+    drawn = arrows(chart)
+    assert len(drawn) == len(GENEALOGY)  # the repeated edge is drawn once
+    assert set(drawn) == expected
+    assert "3 customers" in nodes[by_code["MP-01"]]
+    assert "|40 KG|" in chart
+
+
+def test_the_genealogy_chart_highlights_the_traced_lot() -> None:
+    chart = mermaid_genealogy(LOTS, GENEALOGY, highlight=JUICE)
+
+    juice = next(node for node, label in node_ids(chart).items() if label.startswith("JUI-01"))
+    assert re.search(rf"^    class {juice} traced$", chart, re.MULTILINE)
+    assert "classDef traced" in chart
+
+
+def test_a_lot_code_with_double_quotes_does_not_break_the_chart() -> None:
+    chart = mermaid_genealogy({APPLES: {"lot_code": 'A"1', "sku": "APPLE"}}, [])
+
+    assert list(node_ids(chart).values()) == ["A'1<br/>APPLE"]
+
+
+def test_lots_created_in_the_same_millisecond_are_distinct_nodes() -> None:
+    # two UUIDv7s of one millisecond differ only after the 48-bit timestamp
+    first = UUID("019aa6d2-7c1e-7b7e-9a51-3c0f2f0d9a10")
+    second = UUID("019aa6d2-7c1e-7b7f-8c02-11aa22bb33cc")
+    lots = {
+        first: {"lot_code": "IN-1", "sku": "APPLE"},
+        second: {"lot_code": "OUT-1", "sku": "PIE"},
+    }
+
+    chart = mermaid_genealogy(lots, [Edge(lot_id=second, input_lot_id=first)])
+
+    assert len(node_ids(chart)) == 2
+    ((source, target),) = arrows(chart)
+    assert source != target
