@@ -292,3 +292,16 @@ def _yymmdd(day: date | None) -> str | None:
 
 def _snippet(text: str) -> str:
     return text if len(text) <= 24 else f"{text[:24]}…"
+
+
+def normalize_gtin(value: str) -> str:
+    """A GTIN-8, -12, -13 or -14 as the 14 digits a scanned (01) carries, check digit verified."""
+    digits = value.strip()
+    if not digits.isdigit() or len(digits) not in (8, 12, 13, 14):
+        raise Gs1Error("(01)", f"GTIN {value!r} must be 8, 12, 13 or 14 digits.")
+    expected = gs1_standard_check_digit(digits[:-1])
+    if int(digits[-1]) != expected:
+        raise Gs1Error(
+            "(01)", f"GTIN {digits} ends in check digit {digits[-1]}, but it must be {expected}."
+        )
+    return digits.zfill(14)

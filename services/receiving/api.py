@@ -6,11 +6,19 @@ from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from services.receiving import db, handlers
 from services.receiving.domain import LotNumbering, ReceivingError
-from services.receiving.schemas import LotView, ReceiptRequest, ReceiptView
+from services.receiving.schemas import (
+    LotView,
+    ProductRequest,
+    ProductView,
+    ReceiptRequest,
+    ReceiptView,
+    ScanReceiptRequest,
+)
+from shared.runtime.database import UnitOfWork
 from shared.runtime.http import ApiError, database_of
 
 router = APIRouter(tags=["receiving"])
@@ -33,23 +41,88 @@ async def create_receipt(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReceiptView:
-    database = database_of(request)
-    numbering: LotNumbering = request.app.state.lot_numbering
+    return await _receive(request, response, body, idempotency_key)
+
+
+@router.post(
+    "/receipts/scan",
+    status_code=201,
+    summary="Receive goods from a scanned GS1 label",
+    description=(
+        "`barcode` is a GS1 element string as a scanner sends it (symbology prefix `]C1`,"
+        " `]d2`, `]Q3` optional, FNC1 as ASCII 29) or the human-readable form with"
+        " parentheses. (01) GTIN, (10) lot, (11) production date, (15) best before,"
+        " (17) expiry and (37) count fill the receipt. The product is the given `sku`, else"
+        " the one whose GTIN is scanned, else the GTIN itself. A bad check digit, an unknown"
+        " AI or an invalid date is a 422 naming the element."
+    ),
+)
+async def create_receipt_from_scan(
+    body: ScanReceiptRequest,
+    request: Request,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> ReceiptView:
     try:
-        async with database.transaction() as unit:
-            outcome = await handlers.receive(
-                unit,
-                body,
-                numbering=numbering,
-                default_location=request.app.state.default_location,
-                idempotency_key=idempotency_key,
-                now=datetime.now(UTC),
-            )
+        async with database_of(request).pool.acquire() as connection:
+            receipt = await handlers.receipt_from_scan(connection, body)
     except ReceivingError as error:
         raise ApiError(error.status, error.code, str(error)) from error
+    return await _receive(request, response, receipt, idempotency_key)
+
+
+async def _receive(
+    request: Request, response: Response, body: ReceiptRequest, idempotency_key: str | None
+) -> ReceiptView:
+    numbering: LotNumbering = request.app.state.lot_numbering
+    outcome: handlers.ReceiptOutcome | None = None
+
+    async def work(unit: UnitOfWork) -> None:
+        nonlocal outcome
+        outcome = await handlers.receive(
+            unit,
+            body,
+            numbering=numbering,
+            default_location=request.app.state.default_location,
+            idempotency_key=idempotency_key,
+            now=datetime.now(UTC),
+        )
+
+    try:
+        await database_of(request).run(work)
+    except ReceivingError as error:
+        raise ApiError(error.status, error.code, str(error)) from error
+    assert outcome is not None
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return outcome.view
+
+
+@router.put("/products/{sku}", summary="Create or update a product and its GTINs")
+async def put_product(
+    sku: Annotated[str, Path(max_length=64)], body: ProductRequest, request: Request
+) -> ProductView:
+    product: ProductView | None = None
+
+    async def work(unit: UnitOfWork) -> None:
+        nonlocal product
+        product = await handlers.put_product(unit, sku, body)
+
+    try:
+        await database_of(request).run(work)
+    except ReceivingError as error:
+        raise ApiError(error.status, error.code, str(error)) from error
+    assert product is not None
+    return product
+
+
+@router.get("/products/{sku}", summary="A product and its GTINs")
+async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request) -> ProductView:
+    async with database_of(request).pool.acquire() as connection:
+        row = await db.get_product(connection, sku)
+    if row is None:
+        raise ApiError(404, "product_not_found", f"no product {sku}")
+    return ProductView(**dict(row))
 
 
 @router.get("/lots/{lot_id}", summary="One lot as receiving knows it")

@@ -206,3 +206,59 @@ async def find_lots(
         sku,
         limit,
     )
+
+
+# ------------------------------------------------------------------ products
+
+
+async def lock_gtins(connection: Connection, gtins: list[str]) -> list[Record]:
+    return await connection.fetch(
+        "SELECT gtin, sku FROM product_gtins WHERE gtin = ANY($1::text[]) FOR UPDATE", gtins
+    )
+
+
+async def put_product(
+    connection: Connection, sku: str, *, description: str | None, uom: str, gtins: list[str]
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO products (sku, description, uom) VALUES ($1, $2, $3)
+        ON CONFLICT (sku) DO UPDATE
+            SET description = EXCLUDED.description, uom = EXCLUDED.uom, updated_at = now()
+        """,
+        sku,
+        description,
+        uom,
+    )
+    await connection.execute(
+        "DELETE FROM product_gtins WHERE sku = $1 AND gtin <> ALL($2::text[])", sku, gtins
+    )
+    await connection.execute(
+        """
+        INSERT INTO product_gtins (gtin, sku) SELECT unnest($2::text[]), $1
+        ON CONFLICT (gtin) DO NOTHING
+        """,
+        sku,
+        gtins,
+    )
+
+
+async def get_product(connection: Connection, sku: str) -> Record | None:
+    return await connection.fetchrow(
+        """
+        SELECT p.sku, p.description, p.uom, p.updated_at,
+               coalesce(array_agg(g.gtin ORDER BY g.gtin) FILTER (WHERE g.gtin IS NOT NULL),
+                        '{}') AS gtins
+        FROM products p LEFT JOIN product_gtins g USING (sku)
+        WHERE p.sku = $1
+        GROUP BY p.sku
+        """,
+        sku,
+    )
+
+
+async def sku_for_gtin(connection: Connection, gtin: str) -> str | None:
+    sku: str | None = await connection.fetchval(
+        "SELECT sku FROM product_gtins WHERE gtin = $1", gtin
+    )
+    return sku

@@ -21,11 +21,20 @@ from services.receiving.domain import (
     conflicting_dates,
     merged_dates,
 )
-from services.receiving.schemas import LotView, ReceiptRequest, ReceiptView, money
+from services.receiving.schemas import (
+    LotView,
+    ProductRequest,
+    ProductView,
+    ReceiptRequest,
+    ReceiptView,
+    ScanReceiptRequest,
+    money,
+)
 from shared.contracts.events import GoodsReceived, LotInput
 from shared.contracts.types import Supplier
+from shared.gs1 import Gs1Error, parse_gs1
 from shared.ids import new_id, uuid7
-from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.database import Connection, Record, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -320,3 +329,65 @@ def lot_view(row: Record) -> LotView:
         first_received_at=row["first_received_at"],
         last_received_at=row["last_received_at"],
     )
+
+
+# ------------------------------------------------------------------ scanning and products
+
+
+async def receipt_from_scan(
+    connection: Connection, scan_request: ScanReceiptRequest
+) -> ReceiptRequest:
+    """Turn a scanned GS1 label into a receipt: the label's batch is the lot code (so every case
+    of one batch lands in one lot), its dates are the lot's dates, its count the quantity."""
+    try:
+        scan = parse_gs1(scan_request.barcode)
+    except Gs1Error as error:
+        raise ReceivingError("invalid_barcode", f"{error.element}: {error}") from error
+    quantity = scan_request.quantity or (scan.count if scan.count else None)
+    if quantity is None:
+        raise ReceivingError(
+            "quantity_required", "give quantity, or scan a label with a count (37)"
+        )
+    sku = scan_request.sku
+    if sku is None and scan.gtin:
+        sku = await db.sku_for_gtin(connection, scan.gtin) or scan.gtin
+    if sku is None:
+        raise ReceivingError("sku_required", "the barcode has no GTIN (01): give sku")
+    try:
+        return ReceiptRequest(
+            receipt_id=scan_request.receipt_id,
+            sku=sku,
+            gtin=scan.gtin,
+            quantity=quantity,
+            uom=scan_request.uom or "EA",
+            location=scan_request.location,
+            supplier=scan_request.supplier,
+            supplier_lot_code=scan.lot_code,
+            lot_code=scan.lot_code,
+            purchase_order=scan_request.purchase_order,
+            production_date=scan.production_date,
+            expiry_date=scan.expiry_date,
+            best_before_date=scan.best_before_date,
+            unit_cost=scan_request.unit_cost,
+        )
+    except ValueError as error:
+        raise ReceivingError(
+            "invalid_barcode", f"the scanned values are not a valid receipt: {error}"
+        ) from error
+
+
+async def put_product(unit: UnitOfWork, sku: str, request: ProductRequest) -> ProductView:
+    gtins = sorted(set(request.gtins))
+    taken = [row for row in await db.lock_gtins(unit.connection, gtins) if row["sku"] != sku]
+    if taken:
+        raise ReceivingError(
+            "gtin_taken",
+            "; ".join(f"GTIN {row['gtin']} is already SKU {row['sku']}" for row in taken),
+            status=409,
+        )
+    await db.put_product(
+        unit.connection, sku, description=request.description, uom=request.uom, gtins=gtins
+    )
+    row = await db.get_product(unit.connection, sku)
+    assert row is not None
+    return ProductView(**dict(row))

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from shared.contracts.types import (
     Gtin,
@@ -14,11 +22,24 @@ from shared.contracts.types import (
     LotCode,
     Money,
     Quantity,
+    ShortText,
     SignedQuantity,
     Sku,
     Supplier,
     Uom,
 )
+from shared.gs1 import Gs1Error, normalize_gtin
+
+
+def _checked_gtin(value: str) -> str:
+    try:
+        return normalize_gtin(value)
+    except Gs1Error as error:
+        raise ValueError(str(error)) from error
+
+
+CheckedGtin = Annotated[Gtin, AfterValidator(_checked_gtin)]
+"""A GTIN whose check digit is right, as the 14 digits a scanned (01) carries."""
 
 
 class InputRef(BaseModel):
@@ -58,7 +79,7 @@ class ReceiptRequest(BaseModel):
 
     receipt_id: Identifier | None = None
     sku: Sku
-    gtin: Gtin | None = None
+    gtin: CheckedGtin | None = None
     quantity: Quantity
     uom: Uom = "EA"
     location: Identifier | None = None
@@ -122,3 +143,48 @@ def money(amount: Decimal | None, currency: str | None) -> Money | None:
     if amount is None or currency is None:
         return None
     return Money(amount=amount, currency=currency)
+
+
+class ScanReceiptRequest(BaseModel):
+    """A receipt from a scanned GS1 label: GTIN, lot, dates and count come from the barcode."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "barcode": "]C10109501101530003172703311510D9T\u001d3712",
+                    "supplier": {"supplier_id": "GROVE"},
+                    "purchase_order": "PO-5531",
+                }
+            ]
+        },
+    )
+
+    barcode: str = Field(min_length=1, max_length=500)
+    receipt_id: Identifier | None = None
+    sku: Sku | None = Field(
+        default=None, description="Else the product whose GTIN is scanned, else the GTIN itself."
+    )
+    quantity: Quantity | None = Field(default=None, description="Else the count (37) scanned.")
+    uom: Uom | None = None
+    location: Identifier | None = None
+    supplier: Supplier | None = None
+    purchase_order: Identifier | None = None
+    unit_cost: Money | None = None
+
+
+class ProductRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: ShortText | None = None
+    uom: Uom = "EA"
+    gtins: list[CheckedGtin] = Field(default_factory=list, max_length=100)
+
+
+class ProductView(BaseModel):
+    sku: str
+    description: str | None = None
+    uom: str
+    gtins: list[str]
+    updated_at: datetime
