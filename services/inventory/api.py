@@ -17,6 +17,7 @@ from services.inventory.schemas import (
     AdjustmentView,
     HistoryEntry,
     HoldRequest,
+    LocationStock,
     LotView,
     OrderLineView,
     OrderView,
@@ -39,8 +40,16 @@ def _inventory(request: Request) -> Inventory:
 
 
 def lot_view(row: Record, inventory: Inventory) -> LotView:
+    locations = [LocationStock(**place) for place in row["locations"]]
+    main = max(locations, key=lambda place: place.on_hand, default=None)
     return LotView(
-        **{key: row[key] for key in LotView.model_fields if key not in ("status", "unit_cost")},
+        **{
+            key: row[key]
+            for key in LotView.model_fields
+            if key not in ("status", "unit_cost", "location", "locations")
+        },
+        location=main.location if main else None,
+        locations=locations,
         status=domain.lot_status(
             recalled=row["recalled"],
             on_hold=row["on_hold"],
@@ -130,7 +139,7 @@ async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = 
     return await _lot_or_404(request, lot_id)
 
 
-@router.post("/adjustments", status_code=201, summary="Cycle count at lot level")
+@router.post("/adjustments", status_code=201, summary="Cycle count of a lot at a location")
 async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
     actor = actor_of(request)
     change = Decimal(0)
@@ -140,6 +149,7 @@ async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
         change = await _inventory(request).adjust(
             unit,
             body.lot_id,
+            location=body.location,
             delta=body.quantity,
             counted=body.counted,
             reason=body.reason,

@@ -1,5 +1,5 @@
 """Every SQL statement of the inventory service. Writes are set-based (unnest); rows that a
-transaction changes on several lots are locked in lot_id order first."""
+transaction changes on several lots are locked in (lot_id, location) order first."""
 
 from __future__ import annotations
 
@@ -14,10 +14,19 @@ from uuid import UUID
 from services.inventory.domain import Demand, Held, LineState, Reserve, Shortfall, StockLot
 from shared.runtime.database import Connection, Record
 
-LOT_VIEW_COLUMNS = """
-    lot_id, sku, lot_code, gtin, uom, location, supplier_id, expiry_date, received_at,
-    unit_cost, currency, received, consumed, shipped, adjusted, reserved, on_hand,
-    on_hand - reserved AS available, on_hold, hold_reason, recalled, recall_id, updated_at
+StockKey = tuple[UUID, str]
+
+LOT_TOTALS = """
+    l.lot_id, l.sku, l.lot_code, l.gtin, l.uom, l.supplier_id, l.expiry_date, l.received_at,
+    l.unit_cost, l.currency, l.on_hold, l.hold_reason, l.recalled, l.recall_id, l.updated_at,
+    coalesce(sum(s.received), 0) AS received, coalesce(sum(s.consumed), 0) AS consumed,
+    coalesce(sum(s.shipped), 0) AS shipped, coalesce(sum(s.adjusted), 0) AS adjusted,
+    coalesce(sum(s.reserved), 0) AS reserved, coalesce(sum(s.on_hand), 0) AS on_hand,
+    coalesce(sum(s.on_hand - s.reserved), 0) AS available,
+    coalesce(jsonb_agg(jsonb_build_object(
+        'location', s.location, 'on_hand', s.on_hand::text, 'reserved', s.reserved::text,
+        'available', (s.on_hand - s.reserved)::text) ORDER BY s.location)
+        FILTER (WHERE s.location IS NOT NULL), '[]') AS locations
 """
 
 
@@ -39,28 +48,30 @@ class Movement:
     cause: str
     order_id: str | None = None
     detail: str | None = None
+    location: str | None = None
 
 
-# ------------------------------------------------------------------ lots
+# ------------------------------------------------------------------ lots and stock
 
 
 async def upsert_received(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Add received quantities; a lot first named by a shipment or recall takes its identity."""
+    """Record lots and add received quantities at their locations. A lot first named by a
+    shipment or recall takes its identity from the receipt."""
     await connection.execute(
         """
-        INSERT INTO lots AS l (lot_id, sku, lot_code, gtin, uom, location, supplier_id,
-                               expiry_date, received_at, unit_cost, currency, received)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::text[], $7::text[], $8::date[], $9::timestamptz[],
-                             $10::numeric[], $11::text[], $12::numeric[])
+        INSERT INTO lots AS l (lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date,
+                               received_at, unit_cost, currency)
+        SELECT DISTINCT ON (lot_id) *
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::date[], $8::timestamptz[], $9::numeric[], $10::text[])
+            AS d(lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date, received_at,
+                 unit_cost, currency)
+        ORDER BY lot_id
         ON CONFLICT (lot_id) DO UPDATE SET
-            received    = l.received + EXCLUDED.received,
             sku         = EXCLUDED.sku,
             lot_code    = EXCLUDED.lot_code,
             gtin        = coalesce(EXCLUDED.gtin, l.gtin),
             uom         = EXCLUDED.uom,
-            location    = CASE WHEN l.received_at IS NULL THEN EXCLUDED.location
-                               ELSE l.location END,
             supplier_id = coalesce(l.supplier_id, EXCLUDED.supplier_id),
             expiry_date = coalesce(EXCLUDED.expiry_date, l.expiry_date),
             received_at = coalesce(l.received_at, EXCLUDED.received_at),
@@ -70,10 +81,13 @@ async def upsert_received(connection: Connection, rows: Sequence[dict[str, Any]]
         """,
         *_columns(
             rows,
-            "lot_id sku lot_code gtin uom location supplier_id expiry_date received_at"
-            " unit_cost currency quantity",
+            "lot_id sku lot_code gtin uom supplier_id expiry_date received_at unit_cost currency",
         ),
     )
+    received: dict[StockKey, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        received[(row["lot_id"], row["location"])] += row["quantity"]
+    await add_to_stock(connection, "received", received)
 
 
 async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None:
@@ -95,42 +109,96 @@ async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None
 
 
 async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
+    """Lock lots (and their stock rows) in lot id order; returns each lot with its totals."""
+    ids = sorted(set(lot_ids))
+    await connection.execute(
+        "SELECT 1 FROM lots WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE", ids
+    )
+    await connection.execute(
+        "SELECT 1 FROM stock WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id, location FOR UPDATE",
+        ids,
+    )
+    return await lots_with_totals(connection, ids)
+
+
+async def lots_with_totals(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
     return await connection.fetch(
-        f"SELECT {LOT_VIEW_COLUMNS} FROM lots WHERE lot_id = ANY($1::uuid[])"
-        " ORDER BY lot_id FOR UPDATE",
-        sorted(set(lot_ids)),
+        f"""
+        SELECT {LOT_TOTALS}
+        FROM lots l LEFT JOIN stock s USING (lot_id)
+        WHERE l.lot_id = ANY($1::uuid[])
+        GROUP BY l.lot_id
+        ORDER BY l.lot_id
+        """,
+        list(lot_ids),
     )
 
 
-async def add_to_lot_column(
-    connection: Connection, column: str, amounts: dict[UUID, Decimal]
+async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID, list[Record]]:
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, location, on_hand, reserved FROM stock
+        WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id, location
+        """,
+        sorted(set(lot_ids)),
+    )
+    result: dict[UUID, list[Record]] = defaultdict(list)
+    for row in rows:
+        result[row["lot_id"]].append(row)
+    return result
+
+
+async def add_to_stock(
+    connection: Connection, column: str, amounts: dict[StockKey, Decimal]
 ) -> None:
-    assert column in {"consumed", "shipped", "adjusted", "reserved"}
+    """Add signed amounts to one quantity column of stock rows, creating rows as needed."""
+    assert column in {"received", "consumed", "shipped", "adjusted", "reserved"}
     if not amounts:
         return
+    keys = sorted(amounts)
+    lot_ids = [lot_id for lot_id, _ in keys]
+    locations = [location for _, location in keys]
+    # Two steps, not INSERT .. ON CONFLICT DO UPDATE: PostgreSQL checks the CHECK constraints
+    # of the row it would insert, and a negative amount alone is not a valid row.
+    await connection.execute(
+        """
+        INSERT INTO stock (lot_id, location)
+        SELECT * FROM unnest($1::uuid[], $2::text[])
+        ON CONFLICT (lot_id, location) DO NOTHING
+        """,
+        lot_ids,
+        locations,
+    )
     await connection.execute(
         f"""
-        UPDATE lots SET {column} = lots.{column} + d.amount, updated_at = now()
-        FROM unnest($1::uuid[], $2::numeric[]) AS d(lot_id, amount)
-        WHERE lots.lot_id = d.lot_id
+        UPDATE stock s SET {column} = s.{column} + d.amount
+        FROM unnest($1::uuid[], $2::text[], $3::numeric[]) AS d(lot_id, location, amount)
+        WHERE s.lot_id = d.lot_id AND s.location = d.location
         """,
-        list(amounts),
-        list(amounts.values()),
+        lot_ids,
+        locations,
+        [amounts[key] for key in keys],
+    )
+    await connection.execute(
+        "UPDATE lots SET updated_at = now() WHERE lot_id = ANY($1::uuid[])",
+        sorted({lot_id for lot_id, _ in keys}),
     )
 
 
 async def lock_allocatable(
     connection: Connection, skus: Iterable[str], today: date
 ) -> list[StockLot]:
+    """Stock that may be allocated, locked: its rows for update, its lots against a hold."""
     rows = await connection.fetch(
         """
-        SELECT lot_id, lot_code, sku, uom, location, expiry_date, received_at,
-               on_hand - reserved AS available
-        FROM lots
-        WHERE sku = ANY($1::text[]) AND NOT on_hold AND NOT recalled
-          AND (expiry_date IS NULL OR expiry_date >= $2) AND on_hand > reserved
-        ORDER BY lot_id
-        FOR UPDATE
+        SELECT l.lot_id, l.lot_code, l.sku, l.uom, s.location, l.expiry_date, l.received_at,
+               s.on_hand - s.reserved AS available
+        FROM lots l JOIN stock s USING (lot_id)
+        WHERE l.sku = ANY($1::text[]) AND NOT l.on_hold AND NOT l.recalled
+          AND (l.expiry_date IS NULL OR l.expiry_date >= $2) AND s.on_hand > s.reserved
+        ORDER BY l.lot_id, s.location
+        FOR UPDATE OF s
+        FOR SHARE OF l
         """,
         sorted(set(skus)),
         today,
@@ -177,7 +245,7 @@ async def mark_recalled(
         WHERE lot_id = ANY($1::uuid[]) AND NOT recalled
         RETURNING lot_id
         """,
-        list(lot_ids),
+        sorted(set(lot_ids)),
         recall_id,
     )
     return [row["lot_id"] for row in rows]
@@ -243,6 +311,7 @@ async def close_fulfilled_orders(connection: Connection, order_ids: Sequence[str
 
 
 async def open_demand(connection: Connection, order_ids: Sequence[str]) -> list[Demand]:
+    """Unallocated demand of open orders, their lines locked, oldest order first."""
     rows = await connection.fetch(
         """
         SELECT l.order_id, l.line_no, l.sku, l.uom, l.ordered - l.shipped - l.reserved AS open,
@@ -333,49 +402,47 @@ async def line_states(connection: Connection, order_ids: Sequence[str]) -> list[
     return [LineState(**dict(row)) for row in rows]
 
 
+async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> None:
+    await connection.execute(
+        """
+        SELECT 1 FROM order_lines WHERE order_id = ANY($1::text[])
+        ORDER BY order_id, line_no FOR UPDATE
+        """,
+        sorted(set(order_ids)),
+    )
+
+
 # ------------------------------------------------------------------ reservations
 
 
 async def add_reservations(connection: Connection, reserves: Sequence[Reserve]) -> None:
     if not reserves:
         return
-    merged: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
-    for r in reserves:
-        merged[(r.order_id, r.line_no, r.lot_id)] += r.quantity
+    merged = _merged(reserves)
     await connection.execute(
         """
-        INSERT INTO reservations AS r (order_id, line_no, lot_id, quantity)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
-        ON CONFLICT (order_id, line_no, lot_id)
+        INSERT INTO reservations AS r (order_id, line_no, lot_id, location, quantity)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
+        ON CONFLICT (order_id, line_no, lot_id, location)
         DO UPDATE SET quantity = r.quantity + EXCLUDED.quantity
         """,
-        [k[0] for k in merged],
-        [k[1] for k in merged],
-        [k[2] for k in merged],
-        list(merged.values()),
+        *_reservation_columns(merged),
     )
     await _shift_reserved(connection, reserves, sign=1)
 
 
 async def release_reservations(connection: Connection, releases: Sequence[Reserve]) -> None:
+    """Give reservations back. Callers never release more than a reservation holds."""
     if not releases:
         return
-    merged: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
-    for r in releases:
-        merged[(r.order_id, r.line_no, r.lot_id)] += r.quantity
-    arguments = (
-        [k[0] for k in merged],
-        [k[1] for k in merged],
-        [k[2] for k in merged],
-        list(merged.values()),
-    )
-    # Callers never release more than a reservation holds (the domain sees to it).
+    arguments = _reservation_columns(_merged(releases))
     await connection.execute(
         """
         DELETE FROM reservations r
-        USING unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
-            AS d(order_id, line_no, lot_id, quantity)
-        WHERE r.order_id = d.order_id AND r.line_no = d.line_no AND r.lot_id = d.lot_id
+        USING unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
+            AS d(order_id, line_no, lot_id, location, quantity)
+        WHERE (r.order_id, r.line_no, r.lot_id, r.location)
+            = (d.order_id, d.line_no, d.lot_id, d.location)
           AND r.quantity <= d.quantity
         """,
         *arguments,
@@ -383,9 +450,10 @@ async def release_reservations(connection: Connection, releases: Sequence[Reserv
     await connection.execute(
         """
         UPDATE reservations r SET quantity = r.quantity - d.quantity
-        FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
-            AS d(order_id, line_no, lot_id, quantity)
-        WHERE r.order_id = d.order_id AND r.line_no = d.line_no AND r.lot_id = d.lot_id
+        FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
+            AS d(order_id, line_no, lot_id, location, quantity)
+        WHERE (r.order_id, r.line_no, r.lot_id, r.location)
+            = (d.order_id, d.line_no, d.lot_id, d.location)
           AND r.quantity > d.quantity
         """,
         *arguments,
@@ -393,13 +461,31 @@ async def release_reservations(connection: Connection, releases: Sequence[Reserv
     await _shift_reserved(connection, releases, sign=-1)
 
 
+def _merged(changes: Sequence[Reserve]) -> dict[tuple[str, int, UUID, str], Decimal]:
+    merged: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
+    for r in changes:
+        merged[(r.order_id, r.line_no, r.lot_id, r.location)] += r.quantity
+    return merged
+
+
+def _reservation_columns(merged: dict[tuple[str, int, UUID, str], Decimal]) -> list[list[Any]]:
+    keys = sorted(merged)
+    return [
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+        [merged[k] for k in keys],
+    ]
+
+
 async def _shift_reserved(connection: Connection, changes: Sequence[Reserve], *, sign: int) -> None:
-    per_lot: dict[UUID, Decimal] = defaultdict(Decimal)
+    per_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
     per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
     for change in changes:
-        per_lot[change.lot_id] += change.quantity * sign
+        per_stock[(change.lot_id, change.location)] += change.quantity * sign
         per_line[(change.order_id, change.line_no)] += change.quantity * sign
-    await add_to_lot_column(connection, "reserved", per_lot)
+    await add_to_stock(connection, "reserved", per_stock)
     await connection.execute(
         """
         UPDATE order_lines l SET reserved = l.reserved + d.quantity
@@ -412,64 +498,47 @@ async def _shift_reserved(connection: Connection, changes: Sequence[Reserve], *,
     )
 
 
+_HELD = """
+    SELECT r.order_id, r.line_no, r.lot_id, r.quantity, l.expiry_date, r.location
+    FROM reservations r JOIN lots l USING (lot_id)
+"""
+
+
 async def held_on_lots(connection: Connection, lot_ids: Sequence[UUID]) -> list[Held]:
     rows = await connection.fetch(
-        """
-        SELECT r.order_id, r.line_no, r.lot_id, r.quantity, l.expiry_date
-        FROM reservations r JOIN lots l USING (lot_id) JOIN orders o USING (order_id)
+        f"""
+        {_HELD} JOIN orders o USING (order_id)
         WHERE r.lot_id = ANY($1::uuid[])
-        ORDER BY o.arrival, r.line_no
+        ORDER BY o.arrival, r.line_no, r.lot_id, r.location
         """,
         list(lot_ids),
     )
     return [Held(**dict(row)) for row in rows]
 
 
-async def held_for_orders(connection: Connection, order_ids: Sequence[str]) -> list[Held]:
+async def held_on_stock(connection: Connection, keys: Sequence[StockKey]) -> list[Held]:
     rows = await connection.fetch(
-        """
-        SELECT r.order_id, r.line_no, r.lot_id, r.quantity, l.expiry_date
-        FROM reservations r JOIN lots l USING (lot_id)
-        WHERE r.order_id = ANY($1::text[])
+        f"""
+        {_HELD} JOIN orders o USING (order_id)
+        WHERE (r.lot_id, r.location) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+        ORDER BY o.arrival, r.line_no
         """,
-        list(order_ids),
+        [lot_id for lot_id, _ in keys],
+        [location for _, location in keys],
     )
     return [Held(**dict(row)) for row in rows]
 
 
-async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> None:
-    await connection.execute(
-        """
-        SELECT 1 FROM order_lines WHERE order_id = ANY($1::text[])
-        ORDER BY order_id, line_no FOR UPDATE
-        """,
-        sorted(set(order_ids)),
-    )
-
-
-async def overcommitted_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[UUID]:
-    """Lots whose on-hand stock fell below what is reserved from them."""
-    rows = await connection.fetch(
-        "SELECT lot_id FROM lots"
-        " WHERE lot_id = ANY($1::uuid[]) AND reserved > greatest(on_hand, 0)",
-        sorted(set(lot_ids)),
-    )
-    return [row["lot_id"] for row in rows]
-
-
-async def expired_with_reservations(connection: Connection, today: date) -> list[UUID]:
-    rows = await connection.fetch(
-        "SELECT lot_id FROM lots WHERE expiry_date < $1 AND reserved > 0 ORDER BY lot_id", today
-    )
-    return [row["lot_id"] for row in rows]
+async def held_for_orders(connection: Connection, order_ids: Sequence[str]) -> list[Held]:
+    rows = await connection.fetch(f"{_HELD} WHERE r.order_id = ANY($1::text[])", list(order_ids))
+    return [Held(**dict(row)) for row in rows]
 
 
 async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]) -> list[Held]:
     keys = list(keys)
     rows = await connection.fetch(
-        """
-        SELECT r.order_id, r.line_no, r.lot_id, r.quantity, l.expiry_date
-        FROM reservations r JOIN lots l USING (lot_id)
+        f"""
+        {_HELD}
         WHERE (r.order_id, r.line_no) IN (SELECT * FROM unnest($1::text[], $2::int[]))
         """,
         [order_id for order_id, _ in keys],
@@ -481,27 +550,71 @@ async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]
 async def consume_reservations(
     connection: Connection, shipped: dict[tuple[str, int, UUID], Decimal]
 ) -> list[Reserve]:
-    """Shipping turns reservations into shipments: reduce each by what shipped, up to what it
-    held. Returns the reductions."""
+    """Shipping turns reservations into shipments: each (order line, lot) shipment uses up the
+    line's reservations of that lot, at whichever locations hold them. Returns what it used."""
     if not shipped:
         return []
     keys = list(shipped)
     rows = await connection.fetch(
         """
-        SELECT r.order_id, r.line_no, r.lot_id, least(r.quantity, d.quantity) AS used
+        SELECT r.order_id, r.line_no, r.lot_id, r.location, r.quantity, d.quantity AS shipped
         FROM reservations r
         JOIN unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
             AS d(order_id, line_no, lot_id, quantity)
           ON r.order_id = d.order_id AND r.line_no = d.line_no AND r.lot_id = d.lot_id
+        ORDER BY r.order_id, r.line_no, r.lot_id, r.location
         """,
         [k[0] for k in keys],
         [k[1] for k in keys],
         [k[2] for k in keys],
         list(shipped.values()),
     )
-    used = [Reserve(row["order_id"], row["line_no"], row["lot_id"], row["used"]) for row in rows]
+    remaining = dict(shipped)
+    used: list[Reserve] = []
+    for row in rows:
+        key = (row["order_id"], row["line_no"], row["lot_id"])
+        take = min(row["quantity"], remaining[key])
+        if take > 0:
+            used.append(Reserve(key[0], key[1], key[2], take, row["location"]))
+            remaining[key] -= take
     await release_reservations(connection, used)
     return used
+
+
+async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -> list[StockKey]:
+    """Stock rows whose on-hand quantity fell below what is reserved from them."""
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, location FROM stock
+        WHERE lot_id = ANY($1::uuid[]) AND reserved > greatest(on_hand, 0)
+        ORDER BY lot_id, location
+        """,
+        sorted(set(lot_ids)),
+    )
+    return [(row["lot_id"], row["location"]) for row in rows]
+
+
+async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[StockKey, Record]:
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, location, on_hand, reserved FROM stock
+        WHERE (lot_id, location) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+        """,
+        [lot_id for lot_id, _ in keys],
+        [location for _, location in keys],
+    )
+    return {(row["lot_id"], row["location"]): row for row in rows}
+
+
+async def expired_with_reservations(connection: Connection, today: date) -> list[UUID]:
+    rows = await connection.fetch(
+        """
+        SELECT DISTINCT l.lot_id FROM lots l JOIN stock s USING (lot_id)
+        WHERE l.expiry_date < $1 AND s.reserved > 0 ORDER BY l.lot_id
+        """,
+        today,
+    )
+    return [row["lot_id"] for row in rows]
 
 
 # ------------------------------------------------------------------ allocation snapshots
@@ -521,11 +634,11 @@ async def bump_revisions(connection: Connection, order_ids: Sequence[str]) -> li
 async def reservations_with_lots(connection: Connection, order_ids: Sequence[str]) -> list[Record]:
     return await connection.fetch(
         """
-        SELECT r.order_id, r.line_no, r.quantity, l.lot_id, l.lot_code, l.sku, l.uom,
-               l.expiry_date, l.location
+        SELECT r.order_id, r.line_no, r.quantity, r.location, l.lot_id, l.lot_code, l.sku, l.uom,
+               l.expiry_date
         FROM reservations r JOIN lots l USING (lot_id)
         WHERE r.order_id = ANY($1::text[])
-        ORDER BY r.order_id, r.line_no, l.expiry_date NULLS LAST, l.lot_id
+        ORDER BY r.order_id, r.line_no, l.expiry_date NULLS LAST, l.lot_id, r.location
         """,
         list(order_ids),
     )
@@ -539,11 +652,12 @@ async def record_movements(connection: Connection, movements: Sequence[Movement]
         return
     await connection.execute(
         """
-        INSERT INTO lot_history (lot_id, change, quantity, order_id, cause, detail)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::text[], $5::text[],
-                             $6::text[])
+        INSERT INTO lot_history (lot_id, location, change, quantity, order_id, cause, detail)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::text[],
+                             $6::text[], $7::text[])
         """,
         [m.lot_id for m in movements],
+        [m.location for m in movements],
         [m.change for m in movements],
         [m.quantity for m in movements],
         [m.order_id for m in movements],
@@ -556,17 +670,18 @@ async def record_movements(connection: Connection, movements: Sequence[Movement]
 
 
 async def get_lot(connection: Connection, lot_id: UUID) -> Record | None:
-    return await connection.fetchrow(
-        f"SELECT {LOT_VIEW_COLUMNS} FROM lots WHERE lot_id = $1", lot_id
-    )
+    rows = await lots_with_totals(connection, [lot_id])
+    return rows[0] if rows else None
 
 
 async def stock(connection: Connection, sku: str | None, limit: int) -> list[Record]:
     return await connection.fetch(
         f"""
-        SELECT {LOT_VIEW_COLUMNS} FROM lots
-        WHERE ($1::text IS NULL OR sku = $1)
-        ORDER BY sku, expiry_date NULLS LAST, received_at NULLS LAST, lot_id
+        SELECT {LOT_TOTALS}
+        FROM lots l LEFT JOIN stock s USING (lot_id)
+        WHERE ($1::text IS NULL OR l.sku = $1)
+        GROUP BY l.lot_id
+        ORDER BY l.sku, l.expiry_date NULLS LAST, l.received_at NULLS LAST, l.lot_id
         LIMIT $2
         """,
         sku,
@@ -577,9 +692,12 @@ async def stock(connection: Connection, sku: str | None, limit: int) -> list[Rec
 async def expiring(connection: Connection, until: date, limit: int) -> list[Record]:
     return await connection.fetch(
         f"""
-        SELECT {LOT_VIEW_COLUMNS} FROM lots
-        WHERE expiry_date <= $1 AND received - consumed - shipped + adjusted > 0
-        ORDER BY expiry_date, sku, lot_id
+        SELECT {LOT_TOTALS}
+        FROM lots l LEFT JOIN stock s USING (lot_id)
+        WHERE l.expiry_date <= $1
+        GROUP BY l.lot_id
+        HAVING coalesce(sum(s.on_hand), 0) > 0
+        ORDER BY l.expiry_date, l.sku, l.lot_id
         LIMIT $2
         """,
         until,
@@ -590,7 +708,7 @@ async def expiring(connection: Connection, until: date, limit: int) -> list[Reco
 async def lot_history(connection: Connection, lot_id: UUID, limit: int) -> list[Record]:
     return await connection.fetch(
         """
-        SELECT at, change, quantity, order_id, cause, detail FROM lot_history
+        SELECT at, change, quantity, location, order_id, cause, detail FROM lot_history
         WHERE lot_id = $1 ORDER BY id LIMIT $2
         """,
         lot_id,
@@ -609,10 +727,13 @@ async def get_order(connection: Connection, order_id: str) -> Record | None:
 async def valuation(connection: Connection, sku: str | None) -> list[Record]:
     return await connection.fetch(
         """
-        SELECT sku, lot_id, lot_code, on_hand, unit_cost, currency, on_hand * unit_cost AS value
-        FROM lots
-        WHERE ($1::text IS NULL OR sku = $1) AND on_hand <> 0
-        ORDER BY sku, lot_id
+        SELECT l.sku, l.lot_id, l.lot_code, sum(s.on_hand) AS on_hand, l.unit_cost, l.currency,
+               sum(s.on_hand) * l.unit_cost AS value
+        FROM lots l JOIN stock s USING (lot_id)
+        WHERE ($1::text IS NULL OR l.sku = $1)
+        GROUP BY l.lot_id
+        HAVING sum(s.on_hand) <> 0
+        ORDER BY l.sku, l.lot_id
         """,
         sku,
     )

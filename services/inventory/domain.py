@@ -74,6 +74,7 @@ class Reserve:
     line_no: int
     lot_id: UUID
     quantity: Decimal
+    location: str = "MAIN"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ class AllocationResult:
             totals[reserve.lot_id] += reserve.quantity
         return dict(totals)
 
+    def reserved_per_stock(self) -> dict[tuple[UUID, str], Decimal]:
+        totals: dict[tuple[UUID, str], Decimal] = defaultdict(Decimal)
+        for reserve in self.reserves:
+            totals[(reserve.lot_id, reserve.location)] += reserve.quantity
+        return dict(totals)
+
 
 def fefo_key(lot: StockLot) -> tuple[Any, ...]:
     """First expired, first out; then first received; lots without expiry last, FIFO among them."""
@@ -106,6 +113,7 @@ def fefo_key(lot: StockLot) -> tuple[Any, ...]:
         lot.received_at is None,
         lot.received_at or datetime.max,
         str(lot.lot_id),
+        lot.location,
     )
 
 
@@ -123,7 +131,12 @@ def allocate(
         by_sku[lot.sku].append(lot)
     for candidates in by_sku.values():
         candidates.sort(key=fefo_key)
-    left = {lot.lot_id: lot.available for candidates in by_sku.values() for lot in candidates}
+    # Stock of one lot may sit at several locations: each is its own pool.
+    left = {
+        (lot.lot_id, lot.location): lot.available
+        for candidates in by_sku.values()
+        for lot in candidates
+    }
 
     result = AllocationResult()
     for demand in demands:
@@ -135,7 +148,7 @@ def allocate(
         for lot in by_sku.get(demand.sku, ()):
             if need <= ZERO:
                 break
-            if left[lot.lot_id] <= ZERO:
+            if left[(lot.lot_id, lot.location)] <= ZERO:
                 continue
             if lot.uom != demand.uom:
                 uom_mismatch = True
@@ -143,10 +156,12 @@ def allocate(
             if lot.expiry_date is not None and lot.expiry_date < cutoff:
                 short_dated = True
                 continue
-            take = min(need, left[lot.lot_id])
-            left[lot.lot_id] -= take
+            take = min(need, left[(lot.lot_id, lot.location)])
+            left[(lot.lot_id, lot.location)] -= take
             need -= take
-            result.reserves.append(Reserve(demand.order_id, demand.line_no, lot.lot_id, take))
+            result.reserves.append(
+                Reserve(demand.order_id, demand.line_no, lot.lot_id, take, lot.location)
+            )
         if need > ZERO:
             reason = _shortfall_reason(
                 partly=need < demand.quantity,
@@ -184,6 +199,7 @@ class Held:
     lot_id: UUID
     quantity: Decimal
     expiry_date: date | None = None
+    location: str = "MAIN"
 
 
 def excess_to_release(
@@ -202,7 +218,7 @@ def excess_to_release(
         if excess <= ZERO:
             break
         give = min(excess, held.quantity)
-        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give))
+        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give, held.location))
         excess -= give
     return released
 
@@ -218,7 +234,7 @@ def shrink_reservations(
         if excess <= ZERO:
             break
         give = min(excess, held.quantity)
-        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give))
+        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give, held.location))
         excess -= give
     return released
 
@@ -240,6 +256,32 @@ class LineState:
     @property
     def backordered(self) -> Decimal:
         return max(self.ordered - self.shipped - self.reserved, ZERO)
+
+
+def draw_from_locations(
+    stock: Sequence[tuple[str, Decimal]], quantity: Decimal
+) -> list[tuple[str, Decimal]]:
+    """Where a quantity leaves a lot when the event does not say where (production inputs,
+    shipments beyond reservations): the locations holding most give first. What no location
+    holds is taken from the largest, so the gap shows as negative stock there."""
+    if not stock:
+        return []
+    taken: list[tuple[str, Decimal]] = []
+    need = quantity
+    ordered = sorted(stock, key=lambda item: (-item[1], item[0]))
+    for location, on_hand in ordered:
+        if need <= ZERO:
+            break
+        take = min(need, max(on_hand, ZERO))
+        if take > ZERO:
+            taken.append((location, take))
+            need -= take
+    if need > ZERO:
+        first = ordered[0][0]
+        merged = dict(taken)
+        merged[first] = merged.get(first, ZERO) + need
+        taken = sorted(merged.items(), key=lambda item: item[0] != first)
+    return taken
 
 
 def adjustment_problem(*, on_hand: Decimal, delta: Decimal) -> str | None:

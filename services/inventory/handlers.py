@@ -1,8 +1,8 @@
 """Inventory: events and commands in, domain decisions, rows and `lot-allocated` out.
 
-Lock order, everywhere: order lines first (by order id), then lots (by lot id). Allocation
-re-reads a lot's availability under its row lock, so two replicas never reserve one unit
-twice.
+Stock is kept per lot and location. Lock order, everywhere: order lines first (by order id),
+then lots and their stock rows (by lot id, location). Allocation re-reads availability under
+those row locks, so two replicas never reserve one unit twice.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from services.inventory import db, domain
-from services.inventory.db import LotFacts, Movement
+from services.inventory.db import LotFacts, Movement, StockKey
 from services.inventory.domain import Reserve
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
@@ -29,12 +29,16 @@ from shared.contracts.events import (
     RecallIssued,
 )
 from shared.runtime.consumer import EventHandler
-from shared.runtime.database import UnitOfWork
+from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
 Today = Callable[[], date]
+
+# Where stock that left a lot goes when no receipt has said yet where the lot is.
+UNKNOWN_LOCATION = "UNKNOWN"
+ZERO = Decimal(0)
 
 
 def utc_today() -> date:
@@ -70,15 +74,15 @@ class Inventory:
         self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]
     ) -> None:
         connection = unit.connection
-        received: dict[UUID, dict[str, Any]] = {}
+        received: dict[StockKey, dict[str, Any]] = {}
         consumed: dict[UUID, Decimal] = defaultdict(Decimal)
         input_facts: list[LotFacts] = []
         movements: list[Movement] = []
         for incoming in events:
             event = incoming.data
-            row = received.get(event.lot_id)
+            row = received.get((event.lot_id, event.location))
             if row is None:
-                received[event.lot_id] = {
+                received[(event.lot_id, event.location)] = {
                     "lot_id": event.lot_id,
                     "sku": event.sku,
                     "lot_code": event.lot_code,
@@ -97,26 +101,27 @@ class Inventory:
                 row["expiry_date"] = event.expiry_date or row["expiry_date"]
             movements.append(
                 Movement(
-                    event.lot_id, "received", event.quantity, incoming.id, detail=event.receipt_id
+                    event.lot_id,
+                    "received",
+                    event.quantity,
+                    incoming.id,
+                    detail=event.receipt_id,
+                    location=event.location,
                 )
             )
             for item in event.inputs:
                 consumed[item.lot_id] += item.quantity
                 input_facts.append(LotFacts(item.lot_id, item.sku, item.lot_code, item.uom))
-                movements.append(
-                    Movement(
-                        item.lot_id,
-                        "consumed",
-                        item.quantity,
-                        incoming.id,
-                        detail=f"made into lot {event.lot_code}",
-                    )
-                )
         await db.upsert_received(connection, list(received.values()))
         if consumed:
             await db.ensure_lots(connection, input_facts)
             await db.lock_lots(connection, consumed)
-            await db.add_to_lot_column(connection, "consumed", dict(consumed))
+            drawn = await self._draw(unit, consumed)
+            await db.add_to_stock(connection, "consumed", drawn)
+            movements += [
+                Movement(lot_id, "consumed", quantity, "rule:production", location=location)
+                for (lot_id, location), quantity in drawn.items()
+            ]
         await db.record_movements(connection, movements)
         if consumed:
             await self._fit_reservations(unit, consumed, cause="production consumed stock")
@@ -163,47 +168,66 @@ class Inventory:
             return
         await db.lock_order_lines(unit.connection, cancelled)
         held = await db.held_for_orders(unit.connection, cancelled)
-        releases = [Reserve(h.order_id, h.line_no, h.lot_id, h.quantity) for h in held]
-        await self._release(
-            unit, releases, change="released", causes=cause, detail="order cancelled"
-        )
-        skus = await self._skus_of(unit, {r.lot_id for r in releases})
+        releases = [_reserve(h) for h in held]
+        await self._release(unit, releases, causes=cause, detail="order cancelled")
+        skus = await db.skus_of(unit.connection, {r.lot_id for r in releases})
         await self._refill(unit, skus, cause="stock released by a cancellation")
 
     async def on_order_shipped(
         self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
     ) -> None:
         connection = unit.connection
-        per_reservation: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
-        per_lot: dict[UUID, Decimal] = defaultdict(Decimal)
+        shipped: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
         per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+        causes: dict[tuple[str, int, UUID], tuple[str, str]] = {}
         facts: list[LotFacts] = []
-        movements: list[Movement] = []
         for incoming in events:
             shipment = incoming.data
             for line in shipment.lines:
-                per_reservation[(shipment.order_id, line.line_no, line.lot_id)] += line.quantity
-                per_lot[line.lot_id] += line.quantity
+                shipment_key = (shipment.order_id, line.line_no, line.lot_id)
+                shipped[shipment_key] += line.quantity
                 per_line[(shipment.order_id, line.line_no)] += line.quantity
+                causes[shipment_key] = (incoming.id, shipment.shipment_id)
                 facts.append(LotFacts(line.lot_id, line.sku, line.lot_code, line.uom))
-                movements.append(
-                    Movement(
-                        line.lot_id,
-                        "shipped",
-                        line.quantity,
-                        incoming.id,
-                        order_id=shipment.order_id,
-                        detail=shipment.shipment_id,
-                    )
-                )
         order_ids = sorted({order_id for order_id, _ in per_line})
+        lot_ids = {lot_id for _, _, lot_id in shipped}
         await db.lock_order_lines(connection, order_ids)
         await db.ensure_lots(connection, facts)
-        await db.lock_lots(connection, per_lot)
-        await db.add_to_lot_column(connection, "shipped", dict(per_lot))
-        await db.consume_reservations(connection, dict(per_reservation))
+        await db.lock_lots(connection, lot_ids)
+
+        # Shipped stock leaves where it was reserved; beyond that, where most of the lot is.
+        shipped_from: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
+        unreserved = dict(shipped)
+        for reserve in await db.consume_reservations(connection, dict(shipped)):
+            shipped_from[(reserve.order_id, reserve.line_no, reserve.lot_id, reserve.location)] += (
+                reserve.quantity
+            )
+            unreserved[(reserve.order_id, reserve.line_no, reserve.lot_id)] -= reserve.quantity
+        stock = await db.stock_of(connection, lot_ids)
+        for (order_id, line_no, lot_id), quantity in unreserved.items():
+            if quantity > ZERO:
+                for location, part in domain.draw_from_locations(_places(stock, lot_id), quantity):
+                    shipped_from[(order_id, line_no, lot_id, location)] += part
+        per_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
+        for (_, _, lot_id, location), quantity in shipped_from.items():
+            per_stock[(lot_id, location)] += quantity
+        await db.add_to_stock(connection, "shipped", per_stock)
         await db.add_line_shipped(connection, dict(per_line))
-        await db.record_movements(connection, movements)
+        await db.record_movements(
+            connection,
+            [
+                Movement(
+                    lot_id,
+                    "shipped",
+                    quantity,
+                    causes[(order_id, line_no, lot_id)][0],
+                    order_id=order_id,
+                    detail=causes[(order_id, line_no, lot_id)][1],
+                    location=location,
+                )
+                for (order_id, line_no, lot_id, location), quantity in shipped_from.items()
+            ],
+        )
 
         # A line that shipped from another lot than reserved still holds its reservation:
         # give the excess back so the stock serves other orders.
@@ -223,16 +247,13 @@ class Inventory:
                 releases += domain.excess_to_release(
                     held_by_line[key], ordered=state.ordered, shipped=state.shipped
                 )
-            await self._release(
-                unit, releases, change="released", causes={}, detail="shipped otherwise"
-            )
+            await self._release(unit, releases, causes={}, detail="shipped otherwise")
         await db.close_fulfilled_orders(connection, order_ids)
-        await self._fit_reservations(unit, per_lot, cause="shipped beyond reservations")
+        await self._fit_reservations(unit, lot_ids, cause="shipped beyond reservations")
         if releases:
             await self._publish(unit, sorted({r.order_id for r in releases}))
-            await self._refill(
-                unit, await self._skus_of(unit, {r.lot_id for r in releases}), cause="released"
-            )
+            skus = await db.skus_of(connection, {r.lot_id for r in releases})
+            await self._refill(unit, skus, cause="released")
 
     async def on_recall_issued(
         self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
@@ -288,20 +309,40 @@ class Inventory:
         unit: UnitOfWork,
         lot_id: UUID,
         *,
+        location: str | None,
         delta: Decimal | None,
         counted: Decimal | None,
         reason: str,
         actor: str,
     ) -> Decimal:
+        """A count at one location of a lot; stock never goes negative."""
         lot = await self._require_lot(unit, lot_id)
-        change = delta if delta is not None else (counted or Decimal(0)) - lot["on_hand"]
-        if problem := domain.adjustment_problem(on_hand=lot["on_hand"], delta=change):
-            raise InventoryError(409, "negative_stock", f"lot {lot['lot_code']}: {problem}")
+        stock = await db.stock_of(unit.connection, [lot_id])
+        places = {row["location"]: row["on_hand"] for row in stock.get(lot_id, [])}
+        if location is None:
+            if len(places) != 1:
+                raise InventoryError(
+                    422,
+                    "location_required",
+                    f"lot {lot['lot_code']} is at {len(places)} locations: say which was counted",
+                )
+            location = next(iter(places))
+        on_hand = places.get(location, ZERO)
+        change = delta if delta is not None else (counted or ZERO) - on_hand
+        if problem := domain.adjustment_problem(on_hand=on_hand, delta=change):
+            raise InventoryError(
+                409, "negative_stock", f"lot {lot['lot_code']} at {location}: {problem}"
+            )
         if change == 0:
-            return Decimal(0)
-        await db.add_to_lot_column(unit.connection, "adjusted", {lot_id: change})
+            return ZERO
+        await db.add_to_stock(unit.connection, "adjusted", {(lot_id, location): change})
         await db.record_movements(
-            unit.connection, [Movement(lot_id, "adjusted", change, f"user:{actor}", detail=reason)]
+            unit.connection,
+            [
+                Movement(
+                    lot_id, "adjusted", change, f"user:{actor}", detail=reason, location=location
+                )
+            ],
         )
         if change < 0:
             await self._fit_reservations(unit, [lot_id], cause=f"user:{actor}")
@@ -341,6 +382,7 @@ class Inventory:
                         r.quantity,
                         (causes or {}).get(r.order_id, "rule:allocation"),
                         order_id=r.order_id,
+                        location=r.location,
                     )
                     for r in result.reserves
                 ],
@@ -349,10 +391,10 @@ class Inventory:
 
     async def _refill(self, unit: UnitOfWork, skus: Iterable[str], *, cause: str) -> None:
         """Stock became available: fill waiting orders, oldest first."""
-        skus = sorted(set(skus))
-        if not skus:
+        wanted = sorted(set(skus))
+        if not wanted:
             return
-        waiting = await db.orders_waiting_for(unit.connection, skus)
+        waiting = await db.orders_waiting_for(unit.connection, wanted)
         if waiting:
             log.debug("filling backorders", orders=len(waiting), cause=cause)
             await self._allocate(unit, waiting)
@@ -369,29 +411,27 @@ class Inventory:
         order_ids = sorted({h.order_id for h in held})
         await db.lock_order_lines(unit.connection, order_ids)
         held = await db.held_on_lots(unit.connection, lot_ids)  # as it stands under the locks
-        releases = [Reserve(h.order_id, h.line_no, h.lot_id, h.quantity) for h in held]
-        await self._release(
-            unit, releases, change="released", causes=dict.fromkeys(order_ids, cause), detail=detail
-        )
-        await self._allocate(unit, order_ids, causes=dict.fromkeys(order_ids, cause))
+        causes = dict.fromkeys(order_ids, cause)
+        await self._release(unit, [_reserve(h) for h in held], causes=causes, detail=detail)
+        await self._allocate(unit, order_ids, causes=causes)
 
     async def _fit_reservations(
         self, unit: UnitOfWork, lot_ids: Iterable[UUID], *, cause: str
     ) -> None:
-        """Where a lot's stock fell below its reservations, the latest orders give way."""
-        over = await db.overcommitted_lots(unit.connection, lot_ids)
+        """Where stock at a location fell below its reservations, the latest orders give way."""
+        over = await db.overcommitted_stock(unit.connection, lot_ids)
         if not over:
             return
-        lots = {row["lot_id"]: row for row in await db.lock_lots(unit.connection, over)}
-        held_by_lot: dict[UUID, list[domain.Held]] = defaultdict(list)
-        for held in await db.held_on_lots(unit.connection, over):
-            held_by_lot[held.lot_id].append(held)
+        rows = await db.stock_rows(unit.connection, over)
+        held_by_stock: dict[StockKey, list[domain.Held]] = defaultdict(list)
+        for held in await db.held_on_stock(unit.connection, over):
+            held_by_stock[(held.lot_id, held.location)].append(held)
         releases: list[Reserve] = []
-        for lot_id in over:
+        for key in over:
             releases += domain.shrink_reservations(
-                held_by_lot[lot_id], available_for_orders=lots[lot_id]["on_hand"]
+                held_by_stock[key], available_for_orders=rows[key]["on_hand"]
             )
-        await self._release(unit, releases, change="released", causes={}, detail=cause)
+        await self._release(unit, releases, causes={}, detail=cause)
         await self._allocate(unit, sorted({r.order_id for r in releases}))
 
     async def _release(
@@ -399,7 +439,6 @@ class Inventory:
         unit: UnitOfWork,
         releases: Sequence[Reserve],
         *,
-        change: str,
         causes: dict[str, str],
         detail: str,
     ) -> None:
@@ -411,11 +450,12 @@ class Inventory:
             [
                 Movement(
                     r.lot_id,
-                    change,
+                    "released",
                     r.quantity,
                     causes.get(r.order_id, "rule:allocation"),
                     order_id=r.order_id,
                     detail=detail,
+                    location=r.location,
                 )
                 for r in releases
             ],
@@ -473,11 +513,28 @@ class Inventory:
                 time=now,
             )
 
-    async def _skus_of(self, unit: UnitOfWork, lot_ids: Iterable[UUID]) -> set[str]:
-        return await db.skus_of(unit.connection, lot_ids)
+    async def _draw(
+        self, unit: UnitOfWork, quantities: dict[UUID, Decimal]
+    ) -> dict[StockKey, Decimal]:
+        """Where quantities that an event does not locate leave their lots."""
+        stock = await db.stock_of(unit.connection, quantities)
+        drawn: dict[StockKey, Decimal] = defaultdict(Decimal)
+        for lot_id, quantity in quantities.items():
+            for location, part in domain.draw_from_locations(_places(stock, lot_id), quantity):
+                drawn[(lot_id, location)] += part
+        return dict(drawn)
 
     async def _require_lot(self, unit: UnitOfWork, lot_id: UUID) -> Any:
         rows = await db.lock_lots(unit.connection, [lot_id])
         if not rows:
             raise InventoryError(404, "lot_not_found", f"no lot {lot_id}")
         return rows[0]
+
+
+def _reserve(held: domain.Held) -> Reserve:
+    return Reserve(held.order_id, held.line_no, held.lot_id, held.quantity, held.location)
+
+
+def _places(stock: dict[UUID, list[Record]], lot_id: UUID) -> list[tuple[str, Decimal]]:
+    places = [(row["location"], row["on_hand"]) for row in stock.get(lot_id, [])]
+    return places or [(UNKNOWN_LOCATION, ZERO)]

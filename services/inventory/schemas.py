@@ -9,7 +9,14 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.inventory.domain import LotStatus
-from shared.contracts.types import Money, ShortText, SignedQuantity
+from shared.contracts.types import Identifier, Money, ShortText, SignedQuantity
+
+
+class LocationStock(BaseModel):
+    location: str
+    on_hand: SignedQuantity
+    reserved: SignedQuantity
+    available: SignedQuantity
 
 
 class LotView(BaseModel):
@@ -18,7 +25,10 @@ class LotView(BaseModel):
     sku: str
     gtin: str | None = None
     uom: str
-    location: str
+    location: str | None = Field(
+        default=None, description="Where most of the lot is; every location is in `locations`."
+    )
+    locations: list[LocationStock] = Field(default_factory=list)
     supplier_id: str | None = None
     expiry_date: date | None = None
     received_at: datetime | None = None
@@ -50,6 +60,9 @@ class AdjustmentRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     lot_id: UUID
+    location: Identifier | None = Field(
+        default=None, description="Where the count was made; needed when the lot is at several."
+    )
     quantity: SignedQuantity | None = Field(default=None, description="Signed change to on hand.")
     counted: SignedQuantity | None = Field(default=None, ge=0, description="On hand as counted.")
     reason: ShortText = Field(min_length=1, examples=["cycle count"])

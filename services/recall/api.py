@@ -1,4 +1,5 @@
-"""Recall HTTP routes: issue and follow recalls; trace lots forward and backward."""
+"""Recall HTTP routes: issue and follow recalls; trace lots forward and backward; FSMA 204
+and EPCIS traceability reports."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BeforeValidator, StringConstraints
 
-from services.recall import db
+from services.recall import db, reports
 from services.recall.domain import Edge, mermaid_genealogy, walk
 from services.recall.handlers import IssuedRecall, RecallError, Recalls
 from services.recall.schemas import (
@@ -375,3 +378,117 @@ async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
         {key: dict(value) for key, value in rows.items()}, edges, highlight=lot_id, customers=counts
     )
     return PlainTextResponse(chart, media_type="text/vnd.mermaid")
+
+
+# ------------------------------------------------------------------ reports
+
+
+def _blank_as_none(value: Any) -> Any:
+    # The contract's URL template sends unused filters as empty values (`sku=&lot_code=`).
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+ReportFormat = Literal["csv", "xlsx"]
+OptionalDate = Annotated[date | None, BeforeValidator(_blank_as_none)]
+OptionalFilter = Annotated[
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None,
+    BeforeValidator(_blank_as_none),
+]
+
+
+@router.get(
+    "/reports/fsma204",
+    tags=["reports"],
+    summary="FDA FSMA 204 electronic sortable spreadsheet (CSV or XLSX)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "One row per critical tracking event (per input lot for"
+            " transformations), sorted by event date, then traceability lot code.",
+            "content": {"text/csv": {}, reports.XLSX_MEDIA_TYPE: {}},
+        }
+    },
+)
+async def fsma204_report(
+    request: Request,
+    event_from: Annotated[
+        OptionalDate, Query(alias="from", description="First event date (UTC), inclusive.")
+    ] = None,
+    event_to: Annotated[
+        OptionalDate, Query(alias="to", description="Last event date (UTC), inclusive.")
+    ] = None,
+    sku: Annotated[
+        OptionalFilter,
+        Query(description="Events of this SKU, or consuming it as an input."),
+    ] = None,
+    lot_code: Annotated[
+        OptionalFilter,
+        Query(description="Events of this lot code, or consuming it."),
+    ] = None,
+    report_format: Annotated[ReportFormat, Query(alias="format")] = "csv",
+) -> Response:
+    """The traceability records FDA may ask for within 24 hours (21 CFR 1.1455(c)(3)(ii)):
+    receiving, transformation and shipping events with their key data elements."""
+    if event_from is not None and event_to is not None and event_from > event_to:
+        raise ApiError(422, "invalid_date_range", f"from ({event_from}) is after to ({event_to})")
+    async with (
+        database_of(request).pool.acquire() as connection,
+        # One snapshot for the three reads: no shipment without the receipt it ships.
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        filters: dict[str, Any] = {
+            "event_from": event_from,
+            "event_to": event_to,
+            "sku": sku,
+            "lot_code": lot_code,
+        }
+        receipts = await db.report_receipts(connection, **filters)
+        inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
+        shipments = await db.report_shipment_lines(connection, **filters)
+    rows = reports.fsma_rows(
+        [dict(row) for row in receipts],
+        [dict(row) for row in inputs],
+        [dict(row) for row in shipments],
+    )
+    filename = f"fsma204_{event_from or 'start'}_{event_to or 'now'}.{report_format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if report_format == "xlsx":
+        try:
+            workbook = reports.fsma_xlsx(rows)
+        except reports.ReportTooLarge as error:
+            raise ApiError(
+                422, "report_too_large", f"{error}: narrow the date range or use format=csv"
+            ) from error
+        return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
+    return Response(
+        reports.fsma_csv(rows).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers=headers,
+    )
+
+
+@router.get(
+    "/reports/epcis",
+    tags=["reports"],
+    summary="A lot's events as a GS1 EPCIS 2.0 JSON-LD document",
+    response_class=JSONResponse,
+    responses={200: {"content": {reports.EPCIS_MEDIA_TYPE: {}}}},
+)
+async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
+    """ObjectEvents for its receipts (ADD, receiving) and shipments (OBSERVE, shipping),
+    TransformationEvents for its production and for lots made from it."""
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        await _root_lot(connection, lot_id)
+        receipts = await db.receipts_touching_lot(connection, lot_id)
+        inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
+        shipments = await db.shipment_lines_of_lot(connection, lot_id)
+    document = reports.epcis_document(
+        receipts=[dict(row) for row in receipts],
+        inputs=[dict(row) for row in inputs],
+        shipments=[dict(row) for row in shipments],
+        created_at=datetime.now(UTC),
+    )
+    return JSONResponse(document, media_type=reports.EPCIS_MEDIA_TYPE)

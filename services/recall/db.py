@@ -607,3 +607,129 @@ async def order_lines(connection: Connection, order_id: str) -> list[Record]:
         """,
         order_id,
     )
+
+
+# ------------------------------------------------------------------ reports
+
+# A lot is "produced" when some receipt made it from input lots; its lot code is then ours.
+_PRODUCED = "EXISTS (SELECT 1 FROM lot_inputs x WHERE x.lot_id = l.lot_id) AS produced"
+
+# Event dates are UTC dates; the bounds stay comparisons on the indexed timestamp.
+_FROM_UTC = "($1::date)::timestamp AT TIME ZONE 'UTC'"
+_TO_UTC = "($2::date + 1)::timestamp AT TIME ZONE 'UTC'"
+
+_RECEIPT_COLUMNS = f"""
+    r.receipt_id, r.lot_id, l.lot_code, l.sku, l.gtin, r.quantity, r.uom, r.received_at,
+    coalesce(r.location, l.location) AS location, l.location AS lot_location,
+    r.purchase_order, coalesce(r.supplier_id, l.supplier_id) AS supplier_id,
+    coalesce(r.supplier_name, l.supplier_name) AS supplier_name, l.supplier_lot_code,
+    l.production_date, l.expiry_date, l.best_before_date, {_PRODUCED}
+"""
+
+_SHIPMENT_COLUMNS = f"""
+    s.shipment_id, s.line_no, s.order_id, s.lot_id, s.lot_code, s.sku, l.gtin, s.quantity,
+    s.uom, s.shipped_at, s.customer_id, c.name AS customer_name, c.phone AS customer_phone,
+    c.address AS customer_address, l.location AS lot_location, l.supplier_id, l.supplier_name,
+    l.supplier_lot_code, l.production_date, l.expiry_date, l.best_before_date, {_PRODUCED}
+"""
+
+
+async def report_receipts(
+    connection: Connection,
+    *,
+    event_from: date | None,
+    event_to: date | None,
+    sku: str | None,
+    lot_code: str | None,
+) -> list[Record]:
+    """Receipts (receiving and transformation events) in the UTC date range. A SKU or lot
+    code selects the receipts of that lot and those that consumed it as an input."""
+    return await connection.fetch(
+        f"""
+        SELECT {_RECEIPT_COLUMNS}
+        FROM receipts r JOIN lots l USING (lot_id)
+        WHERE ($1::date IS NULL OR r.received_at >= {_FROM_UTC})
+          AND ($2::date IS NULL OR r.received_at < {_TO_UTC})
+          AND ($3::text IS NULL OR l.sku = $3
+               OR EXISTS (SELECT 1 FROM lot_inputs i
+                          WHERE i.receipt_id = r.receipt_id AND i.input_sku = $3))
+          AND ($4::text IS NULL OR l.lot_code = $4
+               OR EXISTS (SELECT 1 FROM lot_inputs i
+                          WHERE i.receipt_id = r.receipt_id AND i.input_lot_code = $4))
+        ORDER BY r.received_at, r.receipt_id
+        """,
+        event_from,
+        event_to,
+        sku,
+        lot_code,
+    )
+
+
+async def report_shipment_lines(
+    connection: Connection,
+    *,
+    event_from: date | None,
+    event_to: date | None,
+    sku: str | None,
+    lot_code: str | None,
+) -> list[Record]:
+    """Shipment lines (shipping events) in the UTC date range, with lot and customer."""
+    return await connection.fetch(
+        f"""
+        SELECT {_SHIPMENT_COLUMNS}
+        FROM shipment_lines s
+        LEFT JOIN lots l ON l.lot_id = s.lot_id
+        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        WHERE ($1::date IS NULL OR s.shipped_at >= {_FROM_UTC})
+          AND ($2::date IS NULL OR s.shipped_at < {_TO_UTC})
+          AND ($3::text IS NULL OR s.sku = $3)
+          AND ($4::text IS NULL OR s.lot_code = $4)
+        ORDER BY s.shipped_at, s.shipment_id, s.line_no
+        """,
+        event_from,
+        event_to,
+        sku,
+        lot_code,
+    )
+
+
+async def inputs_of_receipts(connection: Connection, receipt_ids: Iterable[str]) -> list[Record]:
+    """The input lots each receipt consumed, with the input lot's GTIN where known."""
+    return await connection.fetch(
+        """
+        SELECT i.receipt_id, i.input_lot_id, i.input_lot_code, i.input_sku,
+               il.gtin AS input_gtin, i.quantity, i.uom
+        FROM lot_inputs i LEFT JOIN lots il ON il.lot_id = i.input_lot_id
+        WHERE i.receipt_id = ANY($1::text[])
+        ORDER BY i.receipt_id, i.input_lot_code, i.input_lot_id
+        """,
+        sorted(set(receipt_ids)),
+    )
+
+
+async def receipts_touching_lot(connection: Connection, lot_id: UUID) -> list[Record]:
+    """The lot's own receipts and the receipts of lots made from it."""
+    return await connection.fetch(
+        f"""
+        SELECT {_RECEIPT_COLUMNS}
+        FROM receipts r JOIN lots l USING (lot_id)
+        WHERE r.lot_id = $1
+           OR r.receipt_id IN (SELECT receipt_id FROM lot_inputs WHERE input_lot_id = $1)
+        ORDER BY r.received_at, r.receipt_id
+        """,
+        lot_id,
+    )
+
+
+async def shipment_lines_of_lot(connection: Connection, lot_id: UUID) -> list[Record]:
+    return await connection.fetch(
+        f"""
+        SELECT {_SHIPMENT_COLUMNS}
+        FROM shipment_lines s
+        LEFT JOIN lots l ON l.lot_id = s.lot_id
+        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        WHERE s.lot_id = $1
+        ORDER BY s.shipped_at, s.shipment_id, s.line_no
+        """,
+        lot_id,
+    )

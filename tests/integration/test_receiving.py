@@ -39,7 +39,7 @@ async def receiving(
         "  HONEY: 'H{received:%y%j}{seq:03d}'\n"
     )
     settings = Settings(
-        database_url=database_url,  # type: ignore[arg-type]
+        database_url=database_url,
         kafka=KafkaSettings(**kafka_env(broker)),
         lot_code_rules_file=rules,
     )

@@ -1,33 +1,38 @@
--- Stock per lot. Every quantity that moves has its own column, so that
--- received - consumed - shipped + adjusted = on_hand holds by construction.
+-- Lots: identity, dates, cost, and the blocks that apply to the whole lot (hold, recall).
 CREATE TABLE lots (
     lot_id      uuid PRIMARY KEY,
     sku         text        NOT NULL,
     lot_code    text        NOT NULL,
     gtin        text,
     uom         text        NOT NULL DEFAULT 'EA',
-    location    text        NOT NULL DEFAULT 'MAIN',
     supplier_id text,
     expiry_date date,
     received_at timestamptz,          -- first receipt; NULL while only a shipment or recall named it
     unit_cost   numeric,
     currency    text,
-    received    numeric     NOT NULL DEFAULT 0,
-    consumed    numeric     NOT NULL DEFAULT 0,   -- by production of other lots
-    shipped     numeric     NOT NULL DEFAULT 0,
-    adjusted    numeric     NOT NULL DEFAULT 0,   -- cycle counts, signed
-    reserved    numeric     NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-    on_hand     numeric GENERATED ALWAYS AS (received - consumed - shipped + adjusted) STORED,
     on_hold     boolean     NOT NULL DEFAULT false,
     hold_reason text,
     recalled    boolean     NOT NULL DEFAULT false,
     recall_id   text,
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX lots_allocatable ON lots (sku, expiry_date, received_at, lot_id)
-    WHERE NOT on_hold AND NOT recalled;
+CREATE INDEX lots_sku ON lots (sku, expiry_date, received_at, lot_id) WHERE NOT on_hold AND NOT recalled;
 CREATE INDEX lots_expiry ON lots (expiry_date) WHERE expiry_date IS NOT NULL;
 CREATE INDEX lots_code ON lots (lot_code);
+
+-- Stock of a lot at a location. Every quantity that moves has its own column, so that
+-- received - consumed - shipped + adjusted = on_hand holds by construction.
+CREATE TABLE stock (
+    lot_id   uuid        NOT NULL REFERENCES lots (lot_id),
+    location text        NOT NULL,
+    received numeric     NOT NULL DEFAULT 0,
+    consumed numeric     NOT NULL DEFAULT 0,   -- by production of other lots
+    shipped  numeric     NOT NULL DEFAULT 0,
+    adjusted numeric     NOT NULL DEFAULT 0,   -- cycle counts, signed
+    reserved numeric     NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    on_hand  numeric GENERATED ALWAYS AS (received - consumed - shipped + adjusted) STORED,
+    PRIMARY KEY (lot_id, location)
+);
 
 -- Orders as inventory needs them: demand per line, in arrival order.
 CREATE TABLE orders (
@@ -55,21 +60,24 @@ CREATE TABLE order_lines (
 );
 CREATE INDEX order_lines_open_demand ON order_lines (sku) WHERE ordered > shipped + reserved;
 
--- What is set aside for which order line from which lot (not yet shipped).
+-- What is set aside for which order line from which lot at which location (not yet shipped).
 CREATE TABLE reservations (
     order_id text    NOT NULL,
     line_no  integer NOT NULL,
-    lot_id   uuid    NOT NULL REFERENCES lots (lot_id),
+    lot_id   uuid    NOT NULL,
+    location text    NOT NULL,
     quantity numeric NOT NULL CHECK (quantity > 0),
-    PRIMARY KEY (order_id, line_no, lot_id),
-    FOREIGN KEY (order_id, line_no) REFERENCES order_lines (order_id, line_no)
+    PRIMARY KEY (order_id, line_no, lot_id, location),
+    FOREIGN KEY (order_id, line_no) REFERENCES order_lines (order_id, line_no),
+    FOREIGN KEY (lot_id, location) REFERENCES stock (lot_id, location)
 );
-CREATE INDEX reservations_lot ON reservations (lot_id);
+CREATE INDEX reservations_lot ON reservations (lot_id, location);
 
 -- Every change to a lot with its cause: the event id, or the user or rule behind it.
 CREATE TABLE lot_history (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     lot_id   uuid        NOT NULL,
+    location text,
     at       timestamptz NOT NULL DEFAULT now(),
     change   text        NOT NULL,
     quantity numeric,

@@ -1,0 +1,555 @@
+"""Traceability reports from the recall projection: the FDA FSMA 204 electronic sortable
+spreadsheet (rows, CSV, XLSX) and a lot's GS1 EPCIS 2.0 JSON-LD document.
+
+Pure: the functions take rows already read from the database (plain mappings) and return rows,
+text, bytes or JSON-ready dicts. Filtering by date, SKU and lot code happens in SQL.
+
+Event dates and times are given in UTC, the zone the projection stores timestamps in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeAlias
+from urllib.parse import quote
+from uuid import NAMESPACE_URL, uuid5
+
+import xlsxwriter
+
+# ------------------------------------------------------------------ FSMA 204 spreadsheet
+
+
+class FsmaColumn(StrEnum):
+    """The spreadsheet's columns, in their fixed order (the industry template's key data
+    elements, one row per critical tracking event and, for transformations, per input lot)."""
+
+    EVENT_TYPE = "Event Type"
+    TLC = "Traceability Lot Code (TLC)"
+    LOT_CODE = "Lot Code"
+    GTIN = "GTIN"
+    PRODUCT_DESCRIPTION = "Product Description"
+    QUANTITY = "Quantity"
+    UNIT_OF_MEASURE = "Unit of Measure"
+    EVENT_DATE = "Event Date"
+    EVENT_TIME = "Event Time (UTC)"
+    EVENT_LOCATION = "Event Location (Receive / Transform / Ship-From)"
+    PREVIOUS_SOURCE = "Immediate Previous Source"
+    PREVIOUS_SOURCE_ID = "Immediate Previous Source ID"
+    RECIPIENT = "Ship-To (Immediate Subsequent Recipient)"
+    RECIPIENT_ID = "Ship-To ID"
+    RECIPIENT_ADDRESS = "Ship-To Address"
+    RECIPIENT_PHONE = "Ship-To Phone"
+    TLC_SOURCE = "TLC Source"
+    TLC_SOURCE_REFERENCE = "TLC Source Reference"
+    SUPPLIER_LOT_CODE = "Supplier Lot Code"
+    REFERENCE_DOCUMENT_TYPE = "Reference Document Type"
+    REFERENCE_DOCUMENT_NUMBER = "Reference Document Number"
+    ORDER_NUMBER = "Order Number"
+    INPUT_TLC = "Input TLC"
+    INPUT_LOT_CODE = "Input Lot Code"
+    INPUT_PRODUCT_DESCRIPTION = "Input Product Description"
+    INPUT_QUANTITY = "Input Quantity"
+    INPUT_UNIT_OF_MEASURE = "Input Unit of Measure"
+    DATE_CODE = "Date Code"
+    DATE_CODE_TYPE = "Date Code Type"
+
+
+FSMA_COLUMNS: tuple[FsmaColumn, ...] = tuple(FsmaColumn)
+
+
+class EventType(StrEnum):
+    RECEIVING = "Receiving"
+    TRANSFORMATION = "Transformation"
+    SHIPPING = "Shipping"
+
+
+# Within one day and lot, a lot is received or made before it is shipped.
+_EVENT_ORDER = {EventType.RECEIVING: 0, EventType.TRANSFORMATION: 1, EventType.SHIPPING: 2}
+
+OWN_FACILITY = "Own facility"
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_SHEET_NAME = "FSMA 204"
+XLSX_MAX_DATA_ROWS = 1_048_575  # Excel's row limit less the header
+
+Cell: TypeAlias = str | Decimal | date | time | None
+FsmaRow: TypeAlias = dict[FsmaColumn, Cell]
+
+
+def traceability_lot_code(gtin: str | None, lot_code: str) -> str:
+    """GTIN + batch in GS1 element-string form when the GTIN is known, else the lot code."""
+    if gtin:
+        return f"(01){gtin.zfill(14)}(10){lot_code}"
+    return lot_code
+
+
+def date_code(lot: Mapping[str, Any]) -> tuple[date | None, str | None]:
+    """The date printed on the lot that matters most for recalls: expiry, then best-before,
+    then production date."""
+    for field, label in (
+        ("expiry_date", "Expiry Date"),
+        ("best_before_date", "Best Before Date"),
+        ("production_date", "Production Date"),
+    ):
+        if lot.get(field) is not None:
+            return lot[field], label
+    return None, None
+
+
+def tlc_source(lot: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Who assigned the lot code, and a reference to them.
+
+    A produced lot's code is ours. A purchased lot's code is the supplier's, unless the
+    supplier's own lot code is known and differs (we gave the lot a code of our own) or no
+    supplier is known (the code entered the records here).
+    """
+    supplier_id = lot.get("supplier_id")
+    supplier_lot_code = lot.get("supplier_lot_code")
+    assigned_by_supplier = (
+        not lot.get("produced")
+        and supplier_id is not None
+        and supplier_lot_code in (None, lot["lot_code"])
+    )
+    if assigned_by_supplier:
+        return str(lot.get("supplier_name") or supplier_id), str(supplier_id)
+    location = lot.get("lot_location") or lot.get("location")
+    return (f"{OWN_FACILITY} ({location})" if location else OWN_FACILITY), location
+
+
+def format_address(address: Mapping[str, Any] | None) -> str | None:
+    if not address:
+        return None
+    parts = [
+        address.get(part) for part in ("line1", "line2", "city", "region", "postal_code", "country")
+    ]
+    return ", ".join(str(part) for part in parts if part) or None
+
+
+def _utc(moment: datetime) -> tuple[date, time]:
+    utc = moment.astimezone(UTC)
+    return utc.date(), utc.time().replace(microsecond=0)
+
+
+def _lot_cells(lot: Mapping[str, Any]) -> FsmaRow:
+    """Cells describing the lot an event is about (the produced lot for transformations)."""
+    source, source_reference = tlc_source(lot)
+    code, code_type = date_code(lot)
+    return {
+        FsmaColumn.TLC: traceability_lot_code(lot.get("gtin"), lot["lot_code"]),
+        FsmaColumn.LOT_CODE: lot["lot_code"],
+        FsmaColumn.GTIN: lot.get("gtin"),
+        FsmaColumn.PRODUCT_DESCRIPTION: lot["sku"],
+        FsmaColumn.QUANTITY: Decimal(lot["quantity"]),
+        FsmaColumn.UNIT_OF_MEASURE: lot["uom"],
+        FsmaColumn.TLC_SOURCE: source,
+        FsmaColumn.TLC_SOURCE_REFERENCE: source_reference,
+        FsmaColumn.SUPPLIER_LOT_CODE: lot.get("supplier_lot_code"),
+        FsmaColumn.DATE_CODE: code,
+        FsmaColumn.DATE_CODE_TYPE: code_type,
+    }
+
+
+def receipt_rows(receipt: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]]) -> list[FsmaRow]:
+    """A purchase is one Receiving row; a production receipt is one Transformation row per
+    input lot, each naming the input and the produced lot."""
+    event_date, event_time = _utc(receipt["received_at"])
+    common: FsmaRow = {
+        **_lot_cells(receipt),
+        FsmaColumn.EVENT_DATE: event_date,
+        FsmaColumn.EVENT_TIME: event_time,
+        FsmaColumn.EVENT_LOCATION: receipt.get("location"),
+    }
+    if not inputs:
+        purchase_order = receipt.get("purchase_order")
+        return [
+            {
+                **common,
+                FsmaColumn.EVENT_TYPE: EventType.RECEIVING.value,
+                FsmaColumn.PREVIOUS_SOURCE: receipt.get("supplier_name")
+                or receipt.get("supplier_id"),
+                FsmaColumn.PREVIOUS_SOURCE_ID: receipt.get("supplier_id"),
+                FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Purchase Order"
+                if purchase_order
+                else "Receipt",
+                FsmaColumn.REFERENCE_DOCUMENT_NUMBER: purchase_order or receipt["receipt_id"],
+                FsmaColumn.ORDER_NUMBER: purchase_order,
+            }
+        ]
+    return [
+        {
+            **common,
+            FsmaColumn.EVENT_TYPE: EventType.TRANSFORMATION.value,
+            FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Production Receipt",
+            FsmaColumn.REFERENCE_DOCUMENT_NUMBER: receipt["receipt_id"],
+            FsmaColumn.INPUT_TLC: traceability_lot_code(
+                item.get("input_gtin"), item["input_lot_code"]
+            ),
+            FsmaColumn.INPUT_LOT_CODE: item["input_lot_code"],
+            FsmaColumn.INPUT_PRODUCT_DESCRIPTION: item["input_sku"],
+            FsmaColumn.INPUT_QUANTITY: Decimal(item["quantity"]),
+            FsmaColumn.INPUT_UNIT_OF_MEASURE: item["uom"],
+        }
+        for item in inputs
+    ]
+
+
+def shipment_row(line: Mapping[str, Any]) -> FsmaRow:
+    """One Shipping row per shipment line: our ship-from location to the customer."""
+    event_date, event_time = _utc(line["shipped_at"])
+    return {
+        **_lot_cells(line),
+        FsmaColumn.EVENT_TYPE: EventType.SHIPPING.value,
+        FsmaColumn.EVENT_DATE: event_date,
+        FsmaColumn.EVENT_TIME: event_time,
+        FsmaColumn.EVENT_LOCATION: line.get("lot_location"),
+        FsmaColumn.RECIPIENT: line.get("customer_name") or line["customer_id"],
+        FsmaColumn.RECIPIENT_ID: line["customer_id"],
+        FsmaColumn.RECIPIENT_ADDRESS: format_address(line.get("customer_address")),
+        FsmaColumn.RECIPIENT_PHONE: line.get("customer_phone"),
+        FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Shipment",
+        FsmaColumn.REFERENCE_DOCUMENT_NUMBER: line["shipment_id"],
+        FsmaColumn.ORDER_NUMBER: line["order_id"],
+    }
+
+
+def _sort_key(row: FsmaRow) -> tuple[Any, ...]:
+    def text(column: FsmaColumn) -> str:
+        value = row.get(column)
+        return "" if value is None else str(value)
+
+    return (
+        row[FsmaColumn.EVENT_DATE],
+        text(FsmaColumn.TLC),
+        row[FsmaColumn.EVENT_TIME],
+        _EVENT_ORDER[EventType(text(FsmaColumn.EVENT_TYPE))],
+        text(FsmaColumn.REFERENCE_DOCUMENT_NUMBER),
+        text(FsmaColumn.INPUT_TLC),
+    )
+
+
+def fsma_rows(
+    receipts: Iterable[Mapping[str, Any]],
+    inputs: Iterable[Mapping[str, Any]],
+    shipments: Iterable[Mapping[str, Any]],
+) -> list[FsmaRow]:
+    """Every critical tracking event as spreadsheet rows, sorted by event date, then TLC.
+
+    `receipts` carry the receipt and its lot's attributes (`produced` is true for a lot made
+    from inputs); `inputs` are the input lots of those receipts, by `receipt_id`;
+    `shipments` carry the shipment line, its lot's attributes and the customer.
+    """
+    inputs_by_receipt: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for item in inputs:
+        inputs_by_receipt[item["receipt_id"]].append(item)
+    rows: list[FsmaRow] = []
+    for receipt in receipts:
+        rows += receipt_rows(receipt, inputs_by_receipt.get(receipt["receipt_id"], []))
+    rows += [shipment_row(line) for line in shipments]
+    return sorted(rows, key=_sort_key)
+
+
+def _plain_decimal(value: Decimal) -> str:
+    # "40.000" and "40" are the same quantity; show the short spelling without exponent.
+    if value == value.to_integral_value():
+        return format(value.quantize(Decimal(1)), "f")
+    return format(value.normalize(), "f")
+
+
+def cell_text(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return _plain_decimal(value)
+    if isinstance(value, time):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def fsma_csv(rows: Iterable[FsmaRow]) -> str:
+    """RFC 4180 CSV: a header row, CRLF line ends, fields quoted only when they must be."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([column.value for column in FSMA_COLUMNS])
+    for row in rows:
+        writer.writerow([cell_text(row.get(column)) for column in FSMA_COLUMNS])
+    return buffer.getvalue()
+
+
+class ReportTooLarge(ValueError):
+    """More rows than one spreadsheet can hold."""
+
+
+def fsma_xlsx(rows: Sequence[FsmaRow]) -> bytes:
+    """One sheet: bold frozen header with an autofilter, dates and times as Excel values,
+    quantities as numbers, and every text written as text (never read as a formula)."""
+    if len(rows) > XLSX_MAX_DATA_ROWS:
+        raise ReportTooLarge(
+            f"{len(rows)} rows do not fit in one sheet ({XLSX_MAX_DATA_ROWS} at most)"
+        )
+    output = io.BytesIO()
+    workbook = xlsxwriter.Workbook(output, {"in_memory": True})
+    sheet = workbook.add_worksheet(XLSX_SHEET_NAME)
+    header = workbook.add_format({"bold": True, "bottom": 1})
+    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    time_format = workbook.add_format({"num_format": "hh:mm:ss"})
+    widths = [len(column.value) for column in FSMA_COLUMNS]
+    for index, column in enumerate(FSMA_COLUMNS):
+        sheet.write_string(0, index, column.value, header)
+    for row_index, row in enumerate(rows, start=1):
+        for index, column in enumerate(FSMA_COLUMNS):
+            value = row.get(column)
+            if value is None:
+                continue
+            if isinstance(value, Decimal):
+                sheet.write_number(row_index, index, float(value))
+            elif isinstance(value, time):
+                sheet.write_datetime(row_index, index, value, time_format)
+            elif isinstance(value, date):
+                sheet.write_datetime(row_index, index, value, date_format)
+            else:
+                sheet.write_string(row_index, index, value)
+            widths[index] = max(widths[index], len(cell_text(value)))
+    for index, width in enumerate(widths):
+        sheet.set_column(index, index, min(width + 2, 60))
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, len(rows), len(FSMA_COLUMNS) - 1)
+    workbook.close()
+    return output.getvalue()
+
+
+# ------------------------------------------------------------------ EPCIS 2.0
+
+EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
+EPCIS_MEDIA_TYPE = "application/ld+json"
+# Event ids are UUIDv5 of our own ids under this namespace: re-exporting gives the same ids.
+EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lottrace:epcis:event")
+_PRIVATE_URN = "urn:lottrace"
+
+# UN/CEFACT Recommendation 20 codes for the units people type; EPCIS wants Rec. 20.
+_REC20_UNITS = {
+    "KG": "KGM",
+    "G": "GRM",
+    "MG": "MGM",
+    "T": "TNE",
+    "L": "LTR",
+    "ML": "MLT",
+    "LB": "LBR",
+    "OZ": "ONZ",
+    "M": "MTR",
+    "PC": "H87",
+    "PCS": "H87",
+}
+
+
+def _component(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+def private_urn(kind: str, *parts: Any) -> str:
+    return ":".join([_PRIVATE_URN, kind, *(_component(part) for part in parts)])
+
+
+def epc_class(sku: str, lot_code: str, gtin: str | None) -> str:
+    """The lot as an EPC class: GS1 Digital Link (GTIN + batch) when the GTIN is known, else a
+    private URN naming our SKU and lot code."""
+    if gtin and gtin.isdigit():
+        return f"https://id.gs1.org/01/{gtin.zfill(14)}/10/{_component(lot_code)}"
+    return private_urn("class", sku, lot_code)
+
+
+def rec20_unit(uom: str) -> str:
+    return _REC20_UNITS.get(uom.upper(), uom.upper())
+
+
+def _json_number(value: Any) -> int | float:
+    amount = Decimal(value)
+    return int(amount) if amount == amount.to_integral_value() else float(amount)
+
+
+def quantity_element(
+    sku: str, lot_code: str, gtin: str | None, quantity: Any, uom: str
+) -> dict[str, Any]:
+    return {
+        "epcClass": epc_class(sku, lot_code, gtin),
+        "quantity": _json_number(quantity),
+        "uom": rec20_unit(uom),
+    }
+
+
+def event_id(kind: str, *ids: Any) -> str:
+    return f"urn:uuid:{uuid5(EVENT_ID_NAMESPACE, ':'.join([kind, *map(str, ids)]))}"
+
+
+def _event_time(moment: datetime) -> dict[str, str]:
+    return {
+        "eventTime": moment.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "eventTimeZoneOffset": "+00:00",
+    }
+
+
+def lot_master_data(lot: Mapping[str, Any]) -> dict[str, str]:
+    """ILMD: the lot number and its dates, in the CBV master data vocabulary."""
+    ilmd = {"cbvmda:lotNumber": str(lot["lot_code"])}
+    for field, term in (
+        ("expiry_date", "cbvmda:itemExpirationDate"),
+        ("best_before_date", "cbvmda:bestBeforeDate"),
+        ("production_date", "cbvmda:productionDate"),
+    ):
+        if lot.get(field) is not None:
+            ilmd[term] = lot[field].isoformat()
+    return ilmd
+
+
+def _location(location: Any) -> str:
+    return private_urn("location", location)
+
+
+def receiving_event(receipt: Mapping[str, Any]) -> dict[str, Any]:
+    """A purchase received: ObjectEvent ADD, the lot enters our custody with its master data."""
+    event: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventID": event_id("receiving", receipt["receipt_id"]),
+        **_event_time(receipt["received_at"]),
+        "quantityList": [
+            quantity_element(
+                receipt["sku"],
+                receipt["lot_code"],
+                receipt.get("gtin"),
+                receipt["quantity"],
+                receipt["uom"],
+            )
+        ],
+        "action": "ADD",
+        "bizStep": "receiving",
+        "disposition": "in_progress",
+    }
+    if receipt.get("location"):
+        event["readPoint"] = {"id": _location(receipt["location"])}
+        event["bizLocation"] = {"id": _location(receipt["location"])}
+    if receipt.get("purchase_order"):
+        event["bizTransactionList"] = [
+            {"type": "po", "bizTransaction": private_urn("po", receipt["purchase_order"])}
+        ]
+    if receipt.get("supplier_id"):
+        event["sourceList"] = [
+            {
+                "type": "owning_party",
+                "source": private_urn("party", "supplier", receipt["supplier_id"]),
+            }
+        ]
+    if receipt.get("location"):
+        event["destinationList"] = [
+            {"type": "location", "destination": _location(receipt["location"])}
+        ]
+    event["ilmd"] = lot_master_data(receipt)
+    return event
+
+
+def transformation_event(
+    receipt: Mapping[str, Any], inputs: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A lot produced from input lots: the new lot is commissioned, the inputs consumed."""
+    event: dict[str, Any] = {
+        "type": "TransformationEvent",
+        "eventID": event_id("transformation", receipt["receipt_id"]),
+        **_event_time(receipt["received_at"]),
+        "inputQuantityList": [
+            quantity_element(
+                item["input_sku"],
+                item["input_lot_code"],
+                item.get("input_gtin"),
+                item["quantity"],
+                item["uom"],
+            )
+            for item in inputs
+        ],
+        "outputQuantityList": [
+            quantity_element(
+                receipt["sku"],
+                receipt["lot_code"],
+                receipt.get("gtin"),
+                receipt["quantity"],
+                receipt["uom"],
+            )
+        ],
+        "bizStep": "commissioning",
+        "disposition": "active",
+    }
+    if receipt.get("location"):
+        event["readPoint"] = {"id": _location(receipt["location"])}
+        event["bizLocation"] = {"id": _location(receipt["location"])}
+    event["ilmd"] = lot_master_data(receipt)
+    return event
+
+
+def shipping_event(line: Mapping[str, Any]) -> dict[str, Any]:
+    """A shipment line leaving us for the customer: ObjectEvent OBSERVE, in transit. No
+    bizLocation: the goods are on their way, no longer at a location of ours."""
+    event: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventID": event_id("shipping", line["shipment_id"], line["line_no"], line["lot_id"]),
+        **_event_time(line["shipped_at"]),
+        "quantityList": [
+            quantity_element(
+                line["sku"], line["lot_code"], line.get("gtin"), line["quantity"], line["uom"]
+            )
+        ],
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "disposition": "in_transit",
+    }
+    if line.get("lot_location"):
+        event["readPoint"] = {"id": _location(line["lot_location"])}
+    event["bizTransactionList"] = [
+        {"type": "desadv", "bizTransaction": private_urn("shipment", line["shipment_id"])},
+        {"type": "po", "bizTransaction": private_urn("order", line["order_id"])},
+    ]
+    if line.get("lot_location"):
+        event["sourceList"] = [{"type": "location", "source": _location(line["lot_location"])}]
+    event["destinationList"] = [
+        {
+            "type": "owning_party",
+            "destination": private_urn("party", "customer", line["customer_id"]),
+        }
+    ]
+    return event
+
+
+def epcis_document(
+    *,
+    receipts: Iterable[Mapping[str, Any]],
+    inputs: Iterable[Mapping[str, Any]],
+    shipments: Iterable[Mapping[str, Any]],
+    created_at: datetime,
+) -> dict[str, Any]:
+    """A lot's events as an EPCIS 2.0 JSON-LD document, in time order.
+
+    `receipts` are the receipts of the lot and those of lots made from it (each with its
+    output lot's attributes); `inputs` the input lots of those receipts; `shipments` the
+    lot's shipment lines. A receipt with inputs is a TransformationEvent, so the document
+    shows the lot both as made from its inputs and as an input to other lots.
+    """
+    inputs_by_receipt: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for item in inputs:
+        inputs_by_receipt[item["receipt_id"]].append(item)
+    events: list[tuple[datetime, dict[str, Any]]] = []
+    for receipt in receipts:
+        consumed = inputs_by_receipt.get(receipt["receipt_id"])
+        event = transformation_event(receipt, consumed) if consumed else receiving_event(receipt)
+        events.append((receipt["received_at"], event))
+    events += [(line["shipped_at"], shipping_event(line)) for line in shipments]
+    events.sort(key=lambda pair: (pair[0], pair[1]["eventID"]))
+    return {
+        "@context": EPCIS_CONTEXT,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": created_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "epcisBody": {"eventList": [event for _, event in events]},
+    }

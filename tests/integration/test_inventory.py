@@ -1,0 +1,391 @@
+"""Inventory against a real broker and PostgreSQL: stock per lot and location, FEFO
+allocation from events, holds, counts, backorders filled by arriving stock, and two
+replicas in one consumer group that never allocate the same unit twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest_asyncio
+
+from lottrace.infra import TansuBroker, wait_until
+from services.inventory.app import Settings, create_app
+from services.inventory.handlers import Inventory
+from shared.contracts.envelope import Incoming
+from shared.contracts.events import GoodsReceived, OrderPlaced
+from shared.runtime.database import Database
+from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from shared.runtime.settings import KafkaSettings
+from tests.integration.service_apps import kafka_env, running
+from tests.kafka_helpers import committed_offsets, end_offsets, publish, read_topic
+
+TODAY = date.today()
+INVENTORY_MIGRATIONS = Path(create_app.__code__.co_filename).parent / "migrations"
+
+
+def received(
+    sku: str,
+    quantity: int,
+    *,
+    days: int | None,
+    location: str = "MAIN",
+    lot_id: uuid.UUID | None = None,
+) -> GoodsReceived:
+    lot = lot_id or uuid.uuid4()
+    return GoodsReceived(
+        receipt_id=f"R-{uuid.uuid4().hex[:8]}",
+        lot_id=lot,
+        lot_code=f"{sku}-{str(lot)[:6]}",
+        sku=sku,
+        quantity=quantity,
+        location=location,
+        received_at=datetime.now(UTC),
+        expiry_date=TODAY + timedelta(days=days) if days is not None else None,
+    )
+
+
+def order(order_id: str, sku: str, quantity: int, *, shelf_life: int = 0) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order_id,
+        customer={"customer_id": f"C-{order_id}"},
+        lines=[{"line_no": 1, "sku": sku, "quantity": quantity}],
+        min_remaining_shelf_life_days=shelf_life,
+    )
+
+
+def inventory_app(database_url: str, broker: TansuBroker) -> Any:
+    settings = Settings(
+        database_url=database_url,
+        kafka=KafkaSettings(**kafka_env(broker)),
+        consumer_batch_timeout_ms=20,
+    )
+    return create_app(settings)
+
+
+@pytest_asyncio.fixture
+async def inventory(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(inventory_app(database_url, broker)) as client:
+        yield client
+
+
+async def latest_allocations(bootstrap: str, *, orders: int) -> dict[str, dict[str, Any]]:
+    """The newest allocation of each order, as fulfillment would see it."""
+    latest: dict[str, dict[str, Any]] = {}
+
+    async def complete() -> bool:
+        for record in await read_topic(bootstrap, "lot-allocated", timeout=10):
+            data = json.loads(record.value)["data"]
+            seen = latest.get(data["order_id"])
+            if seen is None or data["revision"] > seen["revision"]:
+                latest[data["order_id"]] = data
+        return len(latest) >= orders
+
+    await wait_until(complete, timeout=30, what=f"allocations of {orders} orders")
+    return latest
+
+
+async def test_orders_are_allocated_fefo_across_lots_and_locations(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    soon, later, undated = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await publish(
+        broker.bootstrap_servers,
+        received("OJ", 3, days=10, lot_id=soon, location="DOCK-1"),
+        received("OJ", 4, days=10, lot_id=soon, location="DOCK-2"),  # same lot, another place
+        received("OJ", 10, days=40, lot_id=later),
+        received("OJ", 10, days=None, lot_id=undated),
+    )
+    lot = await _until(inventory, f"/lots/{soon}", lambda body: body["on_hand"] == "7")
+    assert {p["location"]: p["on_hand"] for p in lot["locations"]} == {"DOCK-1": "3", "DOCK-2": "4"}
+
+    await publish(broker.bootstrap_servers, order("SO-1", "OJ", 9))
+    allocation = (await latest_allocations(broker.bootstrap_servers, orders=1))["SO-1"]
+    taken = {(a["lot_id"], a["location"]): a["quantity"] for a in allocation["allocations"]}
+    assert taken == {
+        (str(soon), "DOCK-1"): "3",
+        (str(soon), "DOCK-2"): "4",
+        (str(later), "MAIN"): "2",
+    }
+    assert allocation["backordered"] == []
+
+    stock = (await inventory.get("/stock", params={"sku": "OJ"})).json()
+    assert [row["lot_id"] for row in stock] == [str(soon), str(later), str(undated)]  # FEFO order
+    assert [row["available"] for row in stock] == ["0", "8", "10"]
+
+
+async def test_short_dated_stock_is_not_allocated_and_a_backorder_fills_when_stock_arrives(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    await publish(bootstrap, received("MILK", 10, days=3))
+    await publish(bootstrap, order("SO-2", "MILK", 4, shelf_life=7))
+    first = (await latest_allocations(bootstrap, orders=1))["SO-2"]
+    assert first["allocations"] == []
+    assert first["backordered"] == [
+        {"line_no": 1, "sku": "MILK", "quantity": "4", "uom": "EA", "reason": "short_dated"}
+    ]
+    fresh = uuid.uuid4()
+    await publish(bootstrap, received("MILK", 10, days=30, lot_id=fresh))
+
+    async def filled() -> bool:
+        allocation = (await latest_allocations(bootstrap, orders=1))["SO-2"]
+        return bool(allocation["allocations"])
+
+    await wait_until(filled, timeout=30, what="backorder filled")
+    allocation = (await latest_allocations(bootstrap, orders=1))["SO-2"]
+    assert [(a["lot_id"], a["quantity"]) for a in allocation["allocations"]] == [(str(fresh), "4")]
+    assert allocation["backordered"] == []
+
+
+async def test_a_hold_moves_reservations_to_other_lots_and_release_makes_the_lot_available(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        bootstrap,
+        received("JAM", 5, days=20, lot_id=first),
+        received("JAM", 5, days=40, lot_id=second),
+    )
+    await _until(inventory, f"/lots/{second}", lambda body: body["on_hand"] == "5")
+    await publish(bootstrap, order("SO-3", "JAM", 3))
+    await _until(inventory, f"/lots/{first}", lambda body: body["reserved"] == "3")
+
+    held = await inventory.post(
+        f"/lots/{first}/hold", json={"reason": "mould seen"}, headers={"X-Actor": "qa-anna"}
+    )
+    assert held.status_code == 200, held.text
+    assert held.json()["status"] == "quarantined"
+    assert held.json()["reserved"] == "0"
+    moved = await _until(inventory, "/orders/SO-3", lambda body: body["revision"] >= 2)
+    assert [(r["lot_id"], r["quantity"]) for r in moved["reservations"]] == [(str(second), "3")]
+    history = (await inventory.get(f"/lots/{first}/history")).json()
+    assert [(h["change"], h["cause"]) for h in history][-2:] == [
+        ("hold", "user:qa-anna"),
+        ("released", "user:qa-anna"),
+    ]
+    released = await inventory.post(f"/lots/{first}/release", json={"reason": "lab clear"})
+    assert released.json()["status"] == "available"
+    assert released.json()["available"] == "5"
+
+
+async def test_counts_adjust_stock_per_location_and_never_below_zero(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    lot = uuid.uuid4()
+    await publish(
+        broker.bootstrap_servers,
+        received("TEA", 6, days=90, lot_id=lot, location="A"),
+        received("TEA", 4, days=90, lot_id=lot, location="B"),
+    )
+    await _until(inventory, f"/lots/{lot}", lambda body: body["on_hand"] == "10")
+    unlocated = await inventory.post(
+        "/adjustments", json={"lot_id": str(lot), "counted": "5", "reason": "count"}
+    )
+    assert unlocated.status_code == 422
+    assert unlocated.json()["error"] == "location_required"
+    counted = await inventory.post(
+        "/adjustments",
+        json={"lot_id": str(lot), "location": "A", "counted": "5", "reason": "cycle count"},
+    )
+    assert counted.status_code == 201, counted.text
+    assert counted.json()["change"] == "-1"
+    assert counted.json()["lot"]["on_hand"] == "9"
+    negative = await inventory.post(
+        "/adjustments",
+        json={"lot_id": str(lot), "location": "B", "quantity": "-5", "reason": "breakage"},
+    )
+    assert negative.status_code == 409
+    assert negative.json()["error"] == "negative_stock"
+    assert (await inventory.get(f"/lots/{lot}")).json()["on_hand"] == "9"
+    both = await inventory.post(
+        "/adjustments", json={"lot_id": str(lot), "quantity": "1", "counted": "1", "reason": "x"}
+    )
+    assert both.status_code == 422
+
+
+async def test_expiring_lists_lots_with_stock_that_expire_soon(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    soon, later = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        broker.bootstrap_servers,
+        received("EGG", 5, days=5, lot_id=soon),
+        received("EGG", 5, days=50, lot_id=later),
+    )
+    await _until(inventory, f"/lots/{later}", lambda body: body["on_hand"] == "5")
+    expiring = (await inventory.get("/lots/expiring", params={"within_days": 30})).json()
+    assert [row["lot_id"] for row in expiring] == [str(soon)]
+
+
+async def test_two_replicas_in_one_group_never_allocate_the_same_unit_twice(
+    database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    lots = {uuid.uuid4(): 40, uuid.uuid4(): 40, uuid.uuid4(): 40}
+    async with AsyncExitStack() as stack:
+        replicas = [
+            await stack.enter_async_context(running(inventory_app(database_url, broker)))
+            for _ in range(2)
+        ]
+
+        async def both_assigned() -> bool:
+            counts = []
+            for client in replicas:
+                runtime = client._transport.app.state.runtime  # type: ignore[attr-defined]
+                subscriber = runtime.broker.subscribers[0]
+                counts.append(len(subscriber.consumer.assignment()) if subscriber.consumer else 0)
+            return all(counts) and sum(counts) == 3 * 5  # 3 partitions of each of 5 topics
+
+        await wait_until(both_assigned, timeout=60, what="both replicas own partitions")
+        await publish(
+            bootstrap,
+            *(
+                received("OJ", quantity, days=30 + n, lot_id=lot)
+                for n, (lot, quantity) in enumerate(lots.items())
+            ),
+        )
+        rng = random.Random(7)
+        # All at once, so both replicas allocate from the same lots at the same moment.
+        orders = [order(f"SO-{n:03d}", "OJ", rng.randint(1, 3)) for n in range(300)]
+        publishing = asyncio.create_task(publish(bootstrap, *orders))
+        # Holds and releases through both replicas while orders are being allocated.
+        hold_target = next(iter(lots))
+        for round_ in range(4):
+            client = replicas[round_ % 2]
+            await client.post(f"/lots/{hold_target}/hold", json={"reason": f"check {round_}"})
+            await asyncio.sleep(0.05)
+            await client.post(f"/lots/{hold_target}/release", json={"reason": "ok"})
+        await publishing
+
+        async def all_applied() -> bool:
+            ends = await end_offsets(bootstrap, "order-placed")
+            committed = await committed_offsets(bootstrap, "inventory", "order-placed")
+            return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+
+        await wait_until(all_applied, timeout=60, what="both replicas caught up")
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        stock = await connection.fetch(
+            """
+            SELECT s.lot_id, s.location, s.on_hand, s.reserved,
+                   coalesce((SELECT sum(quantity) FROM reservations r
+                             WHERE r.lot_id = s.lot_id AND r.location = s.location), 0) AS held
+            FROM stock s
+            """
+        )
+        lines = await connection.fetch("SELECT order_id, ordered, reserved FROM order_lines")
+    finally:
+        await connection.close()
+    for row in stock:
+        assert row["reserved"] == row["held"], row
+        assert row["reserved"] <= row["on_hand"], row
+    assert all(line["reserved"] <= line["ordered"] for line in lines)
+    assert sum(row["reserved"] for row in stock) == sum(lots.values())  # demand exceeds stock
+
+    latest = await latest_allocations(bootstrap, orders=len(orders))
+    per_lot: dict[str, Decimal] = defaultdict(Decimal)
+    for allocation in latest.values():
+        for item in allocation["allocations"]:
+            per_lot[item["lot_id"]] += Decimal(item["quantity"])
+    for lot_id, quantity in lots.items():
+        assert per_lot[str(lot_id)] <= quantity
+
+
+async def test_concurrent_allocations_from_the_same_lots_never_reserve_a_unit_twice(
+    database_url: str,
+) -> None:
+    """Eight transactions, each allocating other orders from the same two lots at the same
+    moment, as replicas or HTTP commands do: the row locks serialise what they take."""
+    await migrate(
+        database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", INVENTORY_MIGRATIONS)]
+    )
+    databases = [Database(database_url, source="/test", min_size=1, max_size=1) for _ in range(8)]
+    for database in databases:
+        await database.open()
+    inventory = Inventory()
+    try:
+        for round_ in range(3):  # the race is timing-dependent: give it several chances
+            sku = f"OJ-{round_}"
+            lots = [uuid.uuid4(), uuid.uuid4()]
+            async with databases[0].transaction() as unit:
+                await inventory.on_goods_received(
+                    unit,
+                    [
+                        _incoming(received(sku, 25, days=30 + n, lot_id=lot))
+                        for n, lot in enumerate(lots)
+                    ],
+                )
+            start = asyncio.Event()
+
+            async def allocate(
+                worker: int, database: Database, sku: str = sku, start: asyncio.Event = start
+            ) -> None:
+                orders = [_incoming(order(f"SO-{sku}-{worker}-{n}", sku, 2)) for n in range(10)]
+                await start.wait()
+                await database.run(lambda unit: inventory.on_order_placed(unit, orders))
+
+            workers = [asyncio.create_task(allocate(n, db)) for n, db in enumerate(databases)]
+            await asyncio.sleep(0.05)
+            start.set()
+            await asyncio.gather(*workers)
+
+            rows = await databases[0].fetch(
+                "SELECT s.lot_id, s.on_hand, s.reserved,"
+                " (SELECT coalesce(sum(quantity), 0) FROM reservations r"
+                "  WHERE r.lot_id = s.lot_id) AS held"
+                " FROM stock s WHERE s.lot_id = ANY($1::uuid[])",
+                lots,
+            )
+            for row in rows:
+                assert row["reserved"] == row["held"] == row["on_hand"] == 25, dict(row)
+            backordered = await databases[0].fetchval(
+                "SELECT sum(ordered - shipped - reserved) FROM order_lines WHERE sku = $1", sku
+            )
+            assert backordered == 8 * 10 * 2 - 50
+    finally:
+        for database in databases:
+            await database.close()
+
+
+def _incoming(event: Any) -> Incoming[Any]:
+    return Incoming(
+        id=str(uuid.uuid4()),
+        source="/test",
+        type=event.event_type,
+        subject=event.subject(),
+        time=None,
+        data=event,
+        topic=event.topic,
+        partition=0,
+        offset=0,
+        key=None,
+    )
+
+
+async def _until(client: httpx.AsyncClient, path: str, accept: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    async def check() -> bool:
+        response = await client.get(path)
+        if response.status_code != 200:
+            return False
+        found.clear()
+        found.update(response.json())
+        return bool(accept(found))
+
+    await wait_until(check, timeout=30, what=f"{path} as expected")
+    return found
