@@ -44,7 +44,7 @@ test-e2e: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services lottrace tests
+	$(BIN)/mypy shared services lottrace tests bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -4,13 +4,20 @@ Used by `make run` (`lottrace dev`), the end-to-end tests and the benchmark. Wit
 `KAFKA_BOOTSTRAP_SERVERS` set it uses that Kafka instead of starting Tansu; with
 `LOTTRACE_POSTGRES_URL` (a superuser URL of an existing server) it creates the service
 databases there instead of starting an embedded PostgreSQL.
+
+Authentication stays on (`AUTH_MODE=required`, unless the environment says otherwise): each
+platform makes one random admin key, `platform.admin_key`, and gives every service only its
+hash. Entries in the environment's `API_KEYS` (JSON, as the services read it) are added to it,
+for demos with several roles; `API_KEYS_FILE` is passed through as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +32,7 @@ import httpx
 
 from lottrace.infra import SERVICES, EmbeddedPostgres, TansuBroker, wait_until
 from shared.contracts.topics import all_topic_names
+from shared.runtime.auth import Role, hash_key
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.settings import KafkaSettings
 
@@ -97,6 +105,25 @@ class Platform:
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
     bootstrap_servers: str = ""
     database_urls: dict[str, str] = field(default_factory=dict)
+    # Every role; printed by `lottrace dev`, sent by the end-to-end tests and the benchmark.
+    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    _api_keys: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def api_keys(self) -> str:
+        """API_KEYS for the services: the admin key's hash (never the key), then any entries
+        of the environment's API_KEYS."""
+        if self._api_keys is None:
+            extra = self.extra_env.get("API_KEYS") or os.environ.get("API_KEYS") or "[]"
+            try:
+                entries = json.loads(extra)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"API_KEYS is not a JSON list of key entries: {error}") from None
+            if not isinstance(entries, list):
+                raise ValueError("API_KEYS must be a JSON list of {name, roles, hash} entries")
+            admin = {"name": "admin", "roles": [Role.ADMIN.value], "hash": hash_key(self.admin_key)}
+            self._api_keys = json.dumps([admin, *entries])
+        return self._api_keys
 
     async def start(self, *, timeout: float = 120) -> None:
         await self.start_infrastructure()
@@ -144,8 +171,11 @@ class Platform:
         }
         if self.broker is not None:
             env["KAFKA_ENABLE_IDEMPOTENCE"] = "false"  # Tansu cannot do InitProducerId
+            # Tansu holds a fetch for its whole max wait even when data arrives: keep it short.
+            env["KAFKA_FETCH_MAX_WAIT_MS"] = "50"
         env.update(self.extra_env)
         env.update(self.service_env.get(name, {}))
+        env["API_KEYS"] = self.api_keys
         return env
 
     def start_service(self, name: str) -> ServiceProcess:
@@ -247,6 +277,16 @@ async def run_until_interrupted(platform: Platform) -> None:
         for name, url in platform.urls().items():
             table.add_row(name, f"{url}  (docs: {url}/docs)")
         console.print(table)
+        if platform.environment(platform.services[0]).get("AUTH_MODE") == "disabled":
+            console.print("authentication is off (AUTH_MODE=disabled): every route is open")
+        else:
+            receiving = platform.urls().get("receiving", "http://127.0.0.1:8081")
+            console.print(f"API key (admin): {platform.admin_key}", highlight=False, soft_wrap=True)
+            console.print(
+                f"  curl -s {receiving}/lots -H 'Authorization: Bearer {platform.admin_key}'",
+                highlight=False,
+                soft_wrap=True,
+            )
         if platform.log_dir:
             console.print(f"logs: {platform.log_dir}")
         console.print("Ctrl-C stops everything.")

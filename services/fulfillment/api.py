@@ -21,6 +21,7 @@ from services.fulfillment.schemas import (
 )
 from shared.gs1 import Gs1Error, parse_gs1
 from shared.runtime.actors import actor_of
+from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
 from shared.runtime.http import ApiError, database_of
 
@@ -60,6 +61,7 @@ def _view(result: ShipmentResult, shipped_by: str | None = None) -> ShipmentView
         " ship and each must be allocated to the order (a mismatch is 409 naming the lot and"
         " ships nothing). A recalled lot is 409 naming it. `lines` ships part of the order."
     ),
+    dependencies=[requires(Role.SHIPPER)],
 )
 async def create_shipment(
     body: ShipmentRequest, request: Request, response: Response
@@ -93,7 +95,11 @@ async def create_shipment(
     return _view(result, shipped_by=actor)
 
 
-@router.get("/orders/{order_id}", summary="An order: lines, allocation, backorders, shipments")
+@router.get(
+    "/orders/{order_id}",
+    summary="An order: lines, allocation, backorders, shipments",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def get_order(order_id: str, request: Request) -> OrderView:
     async with database_of(request).pool.acquire() as connection:
         order = await db.get_order(connection, order_id)

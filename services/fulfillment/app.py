@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.fulfillment.api import router
 from services.fulfillment.handlers import Fulfillment
@@ -20,6 +21,9 @@ NAME = "fulfillment"
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8083)
+    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
+        NAME, "ops_http_port", None
+    )
     auto_ship: bool = per_service(
         NAME, "auto_ship", False, description="Ship every allocation at once (demos, load tests)."
     )

@@ -28,6 +28,7 @@ from services.inventory.schemas import (
 )
 from shared.contracts.types import Money
 from shared.runtime.actors import actor_of
+from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import ApiError, database_of
 
@@ -70,7 +71,11 @@ async def _lot_or_404(request: Request, lot_id: UUID) -> LotView:
     return lot_view(row, _inventory(request))
 
 
-@router.get("/lots/expiring", summary="Lots with stock that expire within the given days")
+@router.get(
+    "/lots/expiring",
+    summary="Lots with stock that expire within the given days",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def expiring(
     request: Request, within_days: Annotated[int, Query(ge=0, le=3650)] = 30
 ) -> list[LotView]:
@@ -81,12 +86,20 @@ async def expiring(
     return [lot_view(row, inventory) for row in rows]
 
 
-@router.get("/lots/{lot_id}", summary="Stock of one lot: on hand, reserved, available, status")
+@router.get(
+    "/lots/{lot_id}",
+    summary="Stock of one lot: on hand, reserved, available, status",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def get_lot(lot_id: UUID, request: Request) -> LotView:
     return await _lot_or_404(request, lot_id)
 
 
-@router.get("/lots/{lot_id}/history", summary="Every change to the lot, with its cause")
+@router.get(
+    "/lots/{lot_id}/history",
+    summary="Every change to the lot, with its cause",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def lot_history(
     lot_id: UUID, request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
 ) -> list[HistoryEntry]:
@@ -96,7 +109,7 @@ async def lot_history(
     return [HistoryEntry(**dict(row)) for row in rows]
 
 
-@router.get("/stock", summary="Per-lot stock in FEFO order")
+@router.get("/stock", summary="Per-lot stock in FEFO order", dependencies=[requires(Role.VIEWER)])
 async def stock(
     request: Request,
     sku: Annotated[str | None, Query(max_length=64)] = None,
@@ -115,7 +128,11 @@ async def _command(request: Request, work: Any) -> None:
         raise ApiError(error.status, error.code, str(error)) from error
 
 
-@router.post("/lots/{lot_id}/hold", summary="Quality hold: the lot is quarantined")
+@router.post(
+    "/lots/{lot_id}/hold",
+    summary="Quality hold: the lot is quarantined",
+    dependencies=[requires(Role.INVENTORY_CONTROLLER)],
+)
 async def hold(lot_id: UUID, body: HoldRequest, request: Request) -> LotView:
     actor = actor_of(request)
 
@@ -126,7 +143,11 @@ async def hold(lot_id: UUID, body: HoldRequest, request: Request) -> LotView:
     return await _lot_or_404(request, lot_id)
 
 
-@router.post("/lots/{lot_id}/release", summary="Release a quality hold")
+@router.post(
+    "/lots/{lot_id}/release",
+    summary="Release a quality hold",
+    dependencies=[requires(Role.INVENTORY_CONTROLLER)],
+)
 async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = None) -> LotView:
     actor = actor_of(request)
 
@@ -139,7 +160,12 @@ async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = 
     return await _lot_or_404(request, lot_id)
 
 
-@router.post("/adjustments", status_code=201, summary="Cycle count of a lot at a location")
+@router.post(
+    "/adjustments",
+    status_code=201,
+    summary="Cycle count of a lot at a location",
+    dependencies=[requires(Role.INVENTORY_CONTROLLER)],
+)
 async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
     actor = actor_of(request)
     change = Decimal(0)
@@ -162,7 +188,11 @@ async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
     )
 
 
-@router.get("/orders/{order_id}", summary="An order's lines, reservations and backorders")
+@router.get(
+    "/orders/{order_id}",
+    summary="An order's lines, reservations and backorders",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def get_order(order_id: str, request: Request) -> OrderView:
     async with database_of(request).pool.acquire() as connection:
         order = await db.get_order(connection, order_id)
@@ -201,7 +231,11 @@ async def get_order(order_id: str, request: Request) -> OrderView:
     )
 
 
-@router.get("/valuation", summary="Inventory value at actual lot cost, per SKU and lot")
+@router.get(
+    "/valuation",
+    summary="Inventory value at actual lot cost, per SKU and lot",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def valuation(
     request: Request, sku: Annotated[str | None, Query(max_length=64)] = None
 ) -> list[SkuValuation]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.inventory.api import router
 from services.inventory.handlers import Inventory
@@ -23,6 +24,9 @@ log = get_logger(__name__)
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8082)
+    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
+        NAME, "ops_http_port", None
+    )
     expiry_sweep_seconds: float = per_service(
         NAME,
         "expiry_sweep_seconds",

@@ -30,6 +30,7 @@ from services.recall.schemas import (
     TraceShipment,
 )
 from shared.runtime.actors import actor_of
+from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import ApiError, database_of
 
@@ -41,7 +42,13 @@ def _recalls(request: Request) -> Recalls:
     return recalls
 
 
-@router.post("/recalls", status_code=202, tags=["recall"], summary="Issue a recall")
+@router.post(
+    "/recalls",
+    status_code=202,
+    tags=["recall"],
+    summary="Issue a recall",
+    dependencies=[requires(Role.RECALL_MANAGER)],
+)
 async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
     """Resolves the scope (following genealogy: lots made from a recalled lot are recalled
     too), emits `recall-issued`, then one `recall-customer-notice` per affected customer."""
@@ -110,7 +117,12 @@ def _affected_customers(rows: list[Record]) -> list[AffectedCustomer]:
     return list(customers.values())
 
 
-@router.get("/recalls/{recall_id}", tags=["recall"], summary="A recall: status, lots, customers")
+@router.get(
+    "/recalls/{recall_id}",
+    tags=["recall"],
+    summary="A recall: status, lots, customers",
+    dependencies=[requires(Role.VIEWER)],
+)
 async def get_recall(
     recall_id: str,
     request: Request,
@@ -148,6 +160,7 @@ async def get_recall(
     tags=["recall"],
     summary="Affected customers and what they received, as CSV",
     response_class=StreamingResponse,
+    dependencies=[requires(Role.VIEWER)],
 )
 async def recall_customers_csv(recall_id: str, request: Request) -> StreamingResponse:
     database = database_of(request)
@@ -193,7 +206,12 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
     )
 
 
-@router.post("/recalls/{recall_id}/close", tags=["recall"], summary="Close a recall")
+@router.post(
+    "/recalls/{recall_id}/close",
+    tags=["recall"],
+    summary="Close a recall",
+    dependencies=[requires(Role.RECALL_MANAGER)],
+)
 async def close_recall(
     recall_id: str, request: Request, body: CloseRequest | None = None
 ) -> RecallAccepted:
@@ -243,6 +261,7 @@ async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
     "/trace/lots/{lot_id}/forward",
     tags=["trace"],
     summary="Lots made from it, shipments, customers",
+    dependencies=[requires(Role.VIEWER)],
 )
 async def trace_forward(
     lot_id: UUID,
@@ -288,6 +307,7 @@ async def trace_forward(
     "/trace/lots/{lot_id}/backward",
     tags=["trace"],
     summary="Supplier, purchase order, inputs to the root",
+    dependencies=[requires(Role.VIEWER)],
 )
 async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
     async with database_of(request).pool.acquire() as connection:
@@ -327,7 +347,10 @@ async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
 
 
 @router.get(
-    "/trace/orders/{order_id}", tags=["trace"], summary="Lots shipped in an order and their origin"
+    "/trace/orders/{order_id}",
+    tags=["trace"],
+    summary="Lots shipped in an order and their origin",
+    dependencies=[requires(Role.VIEWER)],
 )
 async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
     async with database_of(request).pool.acquire() as connection:
@@ -361,6 +384,7 @@ async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
     tags=["trace"],
     summary="The lot's genealogy as a Mermaid flowchart",
     response_class=PlainTextResponse,
+    dependencies=[requires(Role.VIEWER)],
 )
 async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
     async with database_of(request).pool.acquire() as connection:
@@ -408,6 +432,7 @@ OptionalFilter = Annotated[
             "content": {"text/csv": {}, reports.XLSX_MEDIA_TYPE: {}},
         }
     },
+    dependencies=[requires(Role.VIEWER)],
 )
 async def fsma204_report(
     request: Request,
@@ -473,6 +498,7 @@ async def fsma204_report(
     summary="A lot's events as a GS1 EPCIS 2.0 JSON-LD document",
     response_class=JSONResponse,
     responses={200: {"content": {reports.EPCIS_MEDIA_TYPE: {}}}},
+    dependencies=[requires(Role.VIEWER)],
 )
 async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
     """ObjectEvents for its receipts (ADD, receiving) and shipments (OBSERVE, shipping),

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.recall.api import router
 from services.recall.handlers import Recalls, run_notifier
@@ -20,6 +21,9 @@ NAME = "recall"
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8084)
+    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
+        NAME, "ops_http_port", None
+    )
     notice_chunk: int = per_service(
         NAME, "notice_chunk", 2000, description="Customers notified per transaction."
     )

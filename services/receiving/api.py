@@ -18,6 +18,7 @@ from services.receiving.schemas import (
     ReceiptView,
     ScanReceiptRequest,
 )
+from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
 from shared.runtime.http import ApiError, database_of
 
@@ -34,6 +35,7 @@ router = APIRouter(tags=["receiving"])
         " `receipt_id` or `Idempotency-Key` returns the first answer and creates nothing new."
         " `inputs` consume quantity from existing lots (production)."
     ),
+    dependencies=[requires(Role.RECEIVER)],
 )
 async def create_receipt(
     body: ReceiptRequest,
@@ -56,6 +58,7 @@ async def create_receipt(
         " the one whose GTIN is scanned, else the GTIN itself. A bad check digit, an unknown"
         " AI or an invalid date is a 422 naming the element."
     ),
+    dependencies=[requires(Role.RECEIVER)],
 )
 async def create_receipt_from_scan(
     body: ScanReceiptRequest,
@@ -98,7 +101,11 @@ async def _receive(
     return outcome.view
 
 
-@router.put("/products/{sku}", summary="Create or update a product and its GTINs")
+@router.put(
+    "/products/{sku}",
+    summary="Create or update a product and its GTINs",
+    dependencies=[requires(Role.RECEIVER)],
+)
 async def put_product(
     sku: Annotated[str, Path(max_length=64)], body: ProductRequest, request: Request
 ) -> ProductView:
@@ -116,7 +123,9 @@ async def put_product(
     return product
 
 
-@router.get("/products/{sku}", summary="A product and its GTINs")
+@router.get(
+    "/products/{sku}", summary="A product and its GTINs", dependencies=[requires(Role.VIEWER)]
+)
 async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request) -> ProductView:
     async with database_of(request).pool.acquire() as connection:
         row = await db.get_product(connection, sku)
@@ -125,7 +134,9 @@ async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request
     return ProductView(**dict(row))
 
 
-@router.get("/lots/{lot_id}", summary="One lot as receiving knows it")
+@router.get(
+    "/lots/{lot_id}", summary="One lot as receiving knows it", dependencies=[requires(Role.VIEWER)]
+)
 async def get_lot(lot_id: UUID, request: Request) -> LotView:
     async with database_of(request).pool.acquire() as connection:
         row = await db.get_lot(connection, lot_id)
@@ -134,7 +145,9 @@ async def get_lot(lot_id: UUID, request: Request) -> LotView:
     return handlers.lot_view(row)
 
 
-@router.get("/lots", summary="Find lots by lot code and/or SKU")
+@router.get(
+    "/lots", summary="Find lots by lot code and/or SKU", dependencies=[requires(Role.VIEWER)]
+)
 async def find_lots(
     request: Request,
     lot_code: Annotated[str | None, Query(max_length=64)] = None,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.receiving.api import router
 from services.receiving.domain import LotNumbering
@@ -21,6 +21,9 @@ NAME = "receiving"
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8081)
+    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
+        NAME, "ops_http_port", None
+    )
     default_location: str = per_service(NAME, "default_location", "MAIN")
     lot_code_rules_file: Path | None = per_service(
         NAME,

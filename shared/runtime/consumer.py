@@ -292,6 +292,7 @@ class BatchConsumer:
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             max_poll_interval_ms=kafka.max_poll_interval_ms,
+            fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             decoder=raw_records,
             title=f"{self.group_id}-consumer",
             description=f"{self.group_id} consumes {', '.join(self.topics)} in batches.",

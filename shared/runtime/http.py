@@ -1,22 +1,36 @@
-"""The HTTP side of every service: FastAPI app, error shape, health, readiness, metrics.
+"""The HTTP side of every service: FastAPI app, error shape, authentication, health,
+readiness, metrics.
 
 Errors are always `{"error": code, "detail": text}`; bad input is a 4xx, never a 500.
+
+Every route but the operations endpoints declares the role it needs
+(`dependencies=[requires(Role.X)]`, see shared/runtime/auth.py); an app with a route that
+declares none is refused at start-up. `/healthz`, `/readyz` and `/metrics` are open: on the
+main port by default, or only on `OPS_HTTP_PORT` when that is set (a second uvicorn server in
+the same process and event loop).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.runtime import metrics
+from shared.runtime.auth import Authenticator, required_role
 from shared.runtime.database import Database, is_transient
 from shared.runtime.logging import get_logger
 from shared.runtime.service import ServiceRuntime
@@ -41,6 +55,14 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 404, 409, 413, 422, 503)
+}
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorBody,
+        "description": "No API key, or an unknown one (`WWW-Authenticate: Bearer`).",
+    },
+    403: {"model": ErrorBody, "description": "The key lacks the role this route needs."},
 }
 
 _STATUS_CODES = {
@@ -120,13 +142,31 @@ def create_http_app(
     routers: Sequence[APIRouter],
     version: str = "1.0.0",
 ) -> FastAPI:
+    settings = runtime.settings
+    # Malformed keys stop the service here, at start-up, naming the entry (AuthConfigError).
+    authenticator = Authenticator.from_settings(settings)
+    operations = _operations_router(runtime, authenticator)
+    ops_app: FastAPI | None = None
+    if settings.ops_http_port is not None:
+        ops_app = FastAPI(
+            title=f"{title} (operations)", openapi_url=None, docs_url=None, redoc_url=None
+        )
+        ops_app.include_router(operations)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        _log_auth(authenticator)
+        ops_server: _OpsServer | None = None
+        if ops_app is not None:
+            assert settings.ops_http_port is not None
+            ops_server = await _OpsServer.start(ops_app, settings.http_host, settings.ops_http_port)
         await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
+            if ops_server is not None:
+                await ops_server.stop()
 
     app = FastAPI(
         title=title,
@@ -136,7 +176,8 @@ def create_http_app(
         responses=ERROR_RESPONSES,
     )
     app.state.runtime = runtime
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)
+    app.state.authenticator = authenticator
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> JSONResponse:
@@ -152,7 +193,7 @@ def create_http_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(error.status_code, "error")
-        return error_response(error.status_code, code, str(error.detail))
+        return error_response(error.status_code, code, str(error.detail), **(error.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -167,25 +208,128 @@ def create_http_app(
         log.exception("request failed", path=request.url.path)
         return error_response(500, "internal_error", "unexpected error; see the service log")
 
+    if ops_app is None:
+        app.include_router(operations)
+    for router in routers:
+        _declare_roles(router)
+        app.include_router(router, responses=AUTH_RESPONSES)
+    return app
+
+
+def _operations_router(runtime: ServiceRuntime, authenticator: Authenticator) -> APIRouter:
+    """Health, readiness and metrics: open (no key), for probes and scrapers."""
     operations = APIRouter(tags=["operations"])
 
     @operations.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": runtime.name}
 
-    @operations.get("/readyz", summary="The database and the broker are reachable")
+    @operations.get(
+        "/readyz",
+        summary="The database and the broker are reachable, and API keys are configured",
+    )
     async def readyz() -> JSONResponse:
         report = await runtime.readiness()
+        problem = authenticator.problem
+        if problem is not None:
+            # Serving nothing but 401s is not ready: a rollout without its keys stalls
+            # instead of replacing working pods (the consumer keeps consuming meanwhile).
+            report["checks"]["auth"] = problem
+            report["ready"] = False
+            metrics.READY.set(0)
         return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
     @operations.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(operations)
-    for router in routers:
-        app.include_router(router)
-    return app
+    return operations
+
+
+def _declare_roles(router: APIRouter) -> None:
+    """Every route must declare its role (else the app is refused); the role goes into the
+    OpenAPI document (`x-required-role` and a line of the description). Idempotent: a
+    service's router is shared by every app made from it."""
+    for route in router.routes:
+        if not isinstance(route, APIRoute):
+            raise RuntimeError(f"{route!r}: only plain API routes can declare a role")
+        role = required_role([*router.dependencies, *route.dependencies])
+        if role is None:
+            methods = ",".join(sorted(route.methods or ()))
+            raise RuntimeError(
+                f"{methods} {route.path} declares no role: add"
+                " `dependencies=[requires(Role.<ROLE>)]` (shared/runtime/auth.py)"
+            )
+        note = f"Needs the `{role.value}` role (or `admin`)."
+        if note not in (route.description or ""):
+            route.description = f"{route.description}\n\n{note}" if route.description else note
+        route.openapi_extra = {**(route.openapi_extra or {}), "x-required-role": role.value}
+
+
+def _log_auth(authenticator: Authenticator) -> None:
+    if authenticator.mode == "disabled":
+        log.warning(
+            "AUTH_MODE=disabled: every route is open and callers name themselves (X-Actor);"
+            " for demos only"
+        )
+    elif authenticator.problem is not None:
+        log.warning(
+            "no API keys are configured: every request except /healthz, /readyz and /metrics"
+            " is refused with 401, and /readyz reports not ready. Set API_KEYS or"
+            " API_KEYS_FILE (entries from `lottrace hash-key`), or AUTH_MODE=disabled for a demo"
+        )
+    else:
+        log.info("authentication required", key_names=authenticator.names)
+
+
+class _OpsServer(uvicorn.Server):
+    """The operations endpoints on their own port, in this process and event loop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The main server owns SIGINT/SIGTERM; this one stops when the main app's lifespan ends.
+        yield
+
+    @classmethod
+    async def start(cls, app: FastAPI, host: str, port: int) -> _OpsServer:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            listener = socket.create_server((host, port), family=family)
+        except OSError as error:
+            raise RuntimeError(
+                f"cannot serve the operations endpoints on {host}:{port} (OPS_HTTP_PORT): {error}"
+            ) from error
+        server = cls(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+            )
+        )
+        server.listener = listener
+        server.task = asyncio.create_task(server.serve(sockets=[listener]), name="ops-http")
+        # uvicorn's `started` is a plain flag, not an awaitable: look every 10 ms.
+        while not server.started and not server.task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        if server.task.done():
+            listener.close()
+            server.task.result()
+            raise RuntimeError(f"the operations server on {host}:{port} stopped at start-up")
+        log.info("operations endpoints listening", host=host, port=port)
+        return server
+
+    listener: socket.socket
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        self.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.task, 10)
+        self.listener.close()
 
 
 def runtime_of(request: Request) -> ServiceRuntime:

@@ -12,7 +12,18 @@ from typing import Any, Literal
 
 import structlog
 
-_SECRET_KEYS = frozenset({"password", "sasl_password", "database_url", "token", "api_key"})
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "sasl_password",
+        "database_url",
+        "token",
+        "api_key",
+        "api_keys",
+        "authorization",
+        "hash",
+    }
+)
 
 
 def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ each service adds its own database URL (`INVENTORY_DATABASE_URL`, falling back t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -38,6 +39,12 @@ class KafkaSettings(BaseSettings):
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     linger_ms: int = Field(default=2, ge=0)
+    fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=1,
+        description="How long the broker may hold a fetch for new data. Kafka answers as soon"
+        " as data arrives; the embedded Tansu broker waits this long, so `make run` lowers it.",
+    )
     max_message_bytes: int = Field(default=1_000_000, ge=10_000)
 
     @property
@@ -68,6 +75,26 @@ class ServiceSettings(BaseSettings):
     inbox_retention_days: float = Field(default=30.0, gt=0)
     migrate_on_start: bool = True
     max_request_bytes: int = Field(default=1_000_000, ge=1_024)
+    auth_mode: Literal["required", "disabled"] = Field(
+        default="required",
+        description="`required`: every route but health, readiness and metrics needs an API key"
+        " with the route's role; `disabled`: everything is open (demos only).",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="JSON list of {name, roles, hash} entries (`lottrace hash-key` makes one).",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="YAML or JSON file of {name, roles, hash} entries, added to API_KEYS.",
+    )
+    ops_http_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="When set, /healthz, /readyz and /metrics are served on this port only"
+        " (not on the main port); unset, they are served, open, on the main port.",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
     @field_validator("database_url")

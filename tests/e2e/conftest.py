@@ -27,12 +27,19 @@ def make_platform(**service_env: dict[str, str]) -> Platform:
 
 
 class Clients:
+    """One HTTP client per service, each sending the platform's admin key."""
+
     def __init__(self, platform: Platform) -> None:
         urls = platform.urls()
-        self.receiving = httpx.AsyncClient(base_url=urls["receiving"], timeout=30)
-        self.inventory = httpx.AsyncClient(base_url=urls["inventory"], timeout=30)
-        self.fulfillment = httpx.AsyncClient(base_url=urls["fulfillment"], timeout=30)
-        self.recall = httpx.AsyncClient(base_url=urls["recall"], timeout=30)
+        headers = {"Authorization": f"Bearer {platform.admin_key}"}
+
+        def client(name: str) -> httpx.AsyncClient:
+            return httpx.AsyncClient(base_url=urls[name], timeout=30, headers=headers)
+
+        self.receiving = client("receiving")
+        self.inventory = client("inventory")
+        self.fulfillment = client("fulfillment")
+        self.recall = client("recall")
         self.bootstrap = platform.bootstrap_servers
         self.platform = platform
 

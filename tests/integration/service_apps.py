@@ -1,18 +1,27 @@
 """Running a service's ASGI app in the test's event loop, against a real broker and a real
-PostgreSQL: HTTP goes through httpx in process, Kafka and SQL over the network."""
+PostgreSQL: HTTP goes through httpx in process, Kafka and SQL over the network.
+
+Authentication stays on, as in production: a test's settings carry `api_keys(...)` (for
+most, `ADMIN_API_KEYS`) and `running()` sends `ADMIN_KEY` unless told otherwise."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from lottrace.infra import TansuBroker, wait_until
+from shared.runtime.auth import MIN_ITERATIONS, Role, hash_key
 from shared.runtime.service import ServiceRuntime
+
+ADMIN_KEY = "integration-tests-admin-key-4f1c0d"
 
 
 def kafka_env(broker: TansuBroker) -> dict[str, Any]:
@@ -23,17 +32,51 @@ def kafka_env(broker: TansuBroker) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _hash(key: str) -> str:
+    # The cheapest cost the services accept: the tests hash many keys.
+    return hash_key(key, iterations=MIN_ITERATIONS)
+
+
+def api_keys(*entries: tuple[str, str, tuple[Role, ...]]) -> SecretStr:
+    """API_KEYS for test settings from (name, key, roles) triples."""
+    return SecretStr(
+        json.dumps(
+            [
+                {"name": name, "roles": [role.value for role in roles], "hash": _hash(key)}
+                for name, key, roles in entries
+            ]
+        )
+    )
+
+
+ADMIN_API_KEYS = api_keys(("admin", ADMIN_KEY, (Role.ADMIN,)))
+
+
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Start the app's lifespan, wait until it is ready, and give an HTTP client to it."""
+async def running(
+    app: FastAPI, *, api_key: str | None = ADMIN_KEY
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Start the app's lifespan, wait until it is ready, and give an HTTP client to it that
+    sends `api_key` as a bearer token (none when None)."""
     async with app.router.lifespan_context(app):
         runtime: ServiceRuntime = app.state.runtime
         await asyncio.wait_for(runtime.started.wait(), 60)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else {}
+        ops_port = runtime.settings.ops_http_port
+        # /readyz is served on the operations port when there is one, over real HTTP.
+        ops_url = f"http://127.0.0.1:{ops_port}" if ops_port else None
+        async with (
+            httpx.AsyncClient(
+                transport=transport, base_url="http://service", headers=headers
+            ) as client,
+            httpx.AsyncClient(base_url=ops_url or "http://service", transport=None) as ops,
+        ):
+            probe = ops if ops_url else client
 
             async def ready() -> bool:
-                return (await client.get("/readyz")).status_code == 200
+                return (await probe.get("/readyz")).status_code == 200
 
             await wait_until(ready, timeout=30, what="service ready")
             yield client

@@ -17,7 +17,7 @@ import pytest_asyncio
 from lottrace.infra import TansuBroker
 from services.receiving.app import Settings, create_app
 from shared.runtime.settings import KafkaSettings
-from tests.integration.service_apps import kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
 from tests.kafka_helpers import read_topic
 
 GS = "\x1d"
@@ -42,6 +42,7 @@ async def receiving(
         database_url=database_url,
         kafka=KafkaSettings(**kafka_env(broker)),
         lot_code_rules_file=rules,
+        api_keys=ADMIN_API_KEYS,
     )
     async with running(create_app(settings)) as client:
         client.database_url = database_url  # type: ignore[attr-defined]

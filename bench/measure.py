@@ -1,0 +1,85 @@
+"""Measuring helpers: percentiles, consumer lag, peak memory of service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+import psutil
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile; `fraction` in [0, 1]."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Records in `topics` the consumer group has not committed yet."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(partitions)
+        lag = 0
+        for tp in partitions:
+            committed = await consumer.committed(tp) or 0
+            lag += max(0, ends[tp] - committed)
+        return lag
+    finally:
+        await consumer.stop()
+
+
+async def wait_caught_up(
+    bootstrap: str, group: str, topics: Sequence[str], *, timeout: float, interval: float = 0.5
+) -> float:
+    """Wait until the group has consumed everything in `topics`; returns when (monotonic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await group_lag(bootstrap, group, topics) == 0:
+            return time.monotonic()
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"{group} still lagging on {topics} after {timeout}s")
+
+
+class MemorySampler:
+    """Samples the resident memory of processes by name; keeps each one's peak."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
+        self.pids = dict(pids)
+        self.interval = interval
+        self.peak_mb: dict[str, float] = dict.fromkeys(pids, 0.0)
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, name: str, pid: int) -> None:
+        self.pids[name] = pid
+        self.peak_mb.setdefault(name, 0.0)
+
+    async def _run(self) -> None:
+        while True:
+            for name, pid in list(self.pids.items()):
+                with contextlib.suppress(psutil.Error):
+                    rss = psutil.Process(pid).memory_info().rss / (1024 * 1024)
+                    self.peak_mb[name] = max(self.peak_mb[name], rss)
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -1,0 +1,167 @@
+"""Writing the results: JSON for machines, a table and a plot for people."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+NOTES_START = "<!-- notes:start -->"
+NOTES_END = "<!-- notes:end -->"
+
+# (section, key, label, unit, target, met) -- met(value) says whether the target holds.
+TARGETS: list[tuple[str, str, str, str, str, Any]] = [
+    (
+        "pipeline",
+        "order_lines_per_s",
+        "pipeline order lines/s (sustained)",
+        "lines/s",
+        ">= 2,000",
+        lambda v: v >= 2000,
+    ),
+    ("pipeline", "baseline_lines_per_s", "raw baseline order lines/s", "lines/s", "", None),
+    ("pipeline", "ratio_to_baseline", "ratio to raw baseline", "", ">= 0.5", lambda v: v >= 0.5),
+    ("pipeline", "p50_ms", "placed -> shipped p50 at half rate", "ms", "", None),
+    (
+        "pipeline",
+        "p99_ms",
+        "placed -> shipped p99 at half rate",
+        "ms",
+        "< 1,000",
+        lambda v: v < 1000,
+    ),
+    ("receiving", "receipts_per_s", "receipts over HTTP", "receipts/s", "", None),
+    ("recall", "shipment_lines", "shipment lines in the projection", "lines", "1,000,000", None),
+    ("recall", "customers", "customers of the recalled lot", "customers", "100,000", None),
+    ("recall", "ingest_lines_per_s", "order-shipped ingest into recall", "lines/s", "", None),
+    ("recall", "summary_s", "recall-issued after the request", "s", "<= 2", lambda v: v <= 2),
+    (
+        "recall",
+        "all_notices_s",
+        "every customer notice after the request",
+        "s",
+        "<= 10",
+        lambda v: v <= 10,
+    ),
+    ("trace", "p99_ms", "trace forward/backward p99", "ms", "< 50", lambda v: v < 50),
+]
+
+
+def _format(value: Any, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}"
+    return f"{text} {unit}".strip()
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = ["| metric | value | target | met |", "|---|---:|---|:---:|"]
+    for section, key, label, unit, target, met in TARGETS:
+        value = results.get(section, {}).get(key)
+        verdict = "" if met is None or value is None else ("yes" if met(value) else "**no**")
+        rows.append(
+            f"| `{section}.{key}`: {label} | {_format(value, unit)} | {target} | {verdict} |"
+        )
+    for name, mb in sorted(results.get("rss_mb", {}).items()):
+        verdict = "yes" if mb < 200 else "**no**"
+        rows.append(
+            f"| `rss_mb.{name}`: peak resident memory | {mb:,.0f} MB | < 200 MB | {verdict} |"
+        )
+    return "\n".join(rows)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pipeline = results["pipeline"]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6.5), constrained_layout=True)
+    top.plot(pipeline["throughput_timeline"], label="lottrace (4 services)", color="#1f77b4")
+    top.plot(pipeline["baseline_timeline"], label="raw baseline", color="#999999", linestyle="--")
+    top.axhline(2000, color="#d62728", linewidth=0.8, label="target 2,000 lines/s")
+    top.set_title("Order lines shipped per second, all orders placed at once")
+    top.set_xlabel("seconds")
+    top.set_ylabel("order lines / s")
+    top.legend()
+    latencies = pipeline["latency_timeline_p99_ms"]
+    bottom.plot(
+        [v if v is not None else float("nan") for v in latencies],
+        color="#2ca02c",
+        label="p99 per second",
+    )
+    bottom.axhline(1000, color="#d62728", linewidth=0.8, label="target 1,000 ms")
+    bottom.set_title(
+        f"Placed -> shipped latency at {pipeline['latency_rate_lines_per_s']:,.0f} lines/s"
+    )
+    bottom.set_xlabel("seconds (by time placed)")
+    bottom.set_ylabel("ms")
+    bottom.legend()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def markdown(results: dict[str, Any], *, command: str, plot_name: str, notes: str) -> str:
+    machine = results["machine"]
+    receiving = results.get("receiving", {})
+    recall = results.get("recall", {})
+    return f"""# Benchmarks
+
+Measured by `{command}` on {results["finished_at"]} ({results["size"]} size). Raw results:
+`bench/results/latest.json`. Machine: {machine["cpus"]} CPUs ({machine["cpu_model"]}),
+{machine["memory_gb"]} GB, {machine["system"]}, Python {machine["python"]}. Broker (Tansu),
+PostgreSQL (fsync on) and the services all run on this one machine.
+
+{table(results)}
+
+![throughput and latency]({plot_name})
+
+## What each figure measures
+
+- **Pipeline order lines/s**: {results["pipeline"]["order_lines"]:,} order lines (orders of
+  one to five lines) published to `order-placed` at once; the time from the first publish
+  until the last line appears on `order-shipped`, with inventory (FEFO allocation),
+  fulfillment (`auto_ship`), and the `order-shipped` consumers (inventory, recall) all
+  working. Stock: {receiving.get("lots", "n/a")} lots, of which
+  {receiving.get("expired_lots", "n/a")} expired and {receiving.get("held_lots", "n/a")} on
+  hold, plus {receiving.get("produced_lots", "n/a")} lots produced from ingredient lots.
+- **Raw baseline**: the same hops (consume `order-placed` twice, write with an inbox, produce,
+  consume, write, produce `order-shipped`, consume it twice) by minimal aiokafka + asyncpg
+  loops, one process per role, on the same broker and PostgreSQL in the same run
+  (`bench/baseline.py`). The ratio is lottrace's rate divided by the baseline's.
+- **Latency**: orders placed at half the measured rate for the configured time; each order
+  from the moment it is sent to `order-placed` until its `order-shipped` reaches a consumer.
+- **Receipts over HTTP**: `POST /receipts` with 16 concurrent clients, each a new lot with a
+  generated lot code, committed with its `goods-received` outbox row.
+- **Recall at scale**: a recall service alone, fed {recall.get("shipment_lines", 0):,}
+  shipment lines ({recall.get("shipments", 0):,} `order-shipped` events) through the real
+  topic; one lot is in the shipments of {recall.get("customers", 0):,} distinct customers.
+  Times run from sending `POST /recalls` until the `recall-issued` summary, and until the last
+  customer notice, as read from the `recall-issued` topic.
+- **Trace**: `GET /trace/lots/{{id}}/forward` and `/backward` for random lots (and every produced
+  and ingredient lot), one request at a time after the pipeline run.
+- **Memory**: peak resident set size of each service process, sampled twice a second.
+
+{NOTES_START}
+{notes.strip()}
+{NOTES_END}
+"""
+
+
+def write(results: dict[str, Any], *, json_path: Path, docs: Path, command: str) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    docs.mkdir(parents=True, exist_ok=True)
+    plot(results, docs / "benchmarks.png")
+    page = docs / "benchmarks.md"
+    notes = ""
+    if page.exists():
+        existing = page.read_text()
+        if NOTES_START in existing and NOTES_END in existing:
+            notes = existing.split(NOTES_START, 1)[1].split(NOTES_END, 1)[0]
+    page.write_text(markdown(results, command=command, plot_name="benchmarks.png", notes=notes))

@@ -1,0 +1,556 @@
+"""The benchmark: the whole platform on this machine, a synthetic workload through the real
+topics and HTTP endpoints, and a raw baseline measured in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import baseline, workload
+from bench.measure import MemorySampler, percentile, wait_caught_up
+from bench.workload import Size
+from lottrace.devstack import ROOT, Platform
+from lottrace.infra import SERVICES, free_port
+from shared.contracts.envelope import OutgoingMessage, encode
+from shared.contracts.events import OrderPlaced
+from shared.runtime.kafka import ensure_topics
+from shared.runtime.settings import KafkaSettings
+
+Progressor = Callable[[str, int], Callable[[int], None]]
+
+
+def make_platform(log_dir: Path, *, services: tuple[str, ...] = SERVICES) -> Platform:
+    return Platform(
+        kafka_port=free_port(),
+        postgres_port=free_port(),
+        http_ports={name: free_port() for name in SERVICES},
+        partitions=6,
+        durable_postgres=True,
+        log_dir=log_dir,
+        services=services,
+        extra_env={"LOG_LEVEL": "WARNING"},
+        service_env={"fulfillment": {"FULFILLMENT_AUTO_SHIP": "true"}},
+    )
+
+
+def auth_headers(platform: Platform) -> dict[str, str]:
+    key = getattr(platform, "admin_key", None)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def produce(
+    bootstrap: str,
+    messages: Sequence[OutgoingMessage],
+    advance: Callable[[int], None] | None = None,
+) -> float:
+    """Publish as fast as the broker takes them; returns the monotonic time the first went."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        started = time.monotonic()
+        for start in range(0, len(messages), 5_000):
+            futures = [
+                await producer.send(m.topic, m.value, key=m.key, headers=m.headers)
+                for m in messages[start : start + 5_000]
+            ]
+            await asyncio.gather(*futures)
+            if advance:
+                advance(len(futures))
+        return started
+    finally:
+        await producer.stop()
+
+
+class Tail:
+    """Reads a topic from its current end onwards (what is published after it starts)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+        )
+        self.topic = topic
+
+    async def __aenter__(self) -> Tail:
+        await self.consumer.start()
+        partitions = [
+            TopicPartition(self.topic, p)
+            for p in sorted(self.consumer.partitions_for_topic(self.topic) or ())
+        ]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            await self.consumer.position(partition)  # resolve the end now, not at first fetch
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+
+    async def read(self, timeout_ms: int = 200) -> list[Any]:
+        batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
+        return [record for records in batch.values() for record in records]
+
+
+# ------------------------------------------------------------------ seeding
+
+
+async def seed(
+    platform: Platform, size: Size, rng: random.Random, progress: Progressor
+) -> dict[str, Any]:
+    urls = platform.urls()
+    headers = auth_headers(platform)
+    catalogue = workload.catalogue(size, rng, date.today())
+    lots: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=urls["receiving"], timeout=60, headers=headers) as client:
+        advance = progress("receiving lots over HTTP", len(catalogue.receipts))
+        semaphore = asyncio.Semaphore(16)
+
+        async def receive(body: dict[str, Any]) -> None:
+            async with semaphore:
+                response = await client.post("/receipts", json=body)
+                response.raise_for_status()
+                lots.append(response.json())
+                advance(1)
+
+        started = time.monotonic()
+        await asyncio.gather(*(receive(body) for body in catalogue.receipts))
+        receipts_per_s = len(catalogue.receipts) / (time.monotonic() - started)
+
+        # Production: juice lots made from ingredient lots.
+        ingredients = []
+        for n in range(10):
+            response = await client.post(
+                "/receipts",
+                json={
+                    "sku": f"ORANGES-{n}",
+                    "quantity": "10000",
+                    "uom": "KG",
+                    "supplier": {"supplier_id": f"FARM-{n}"},
+                },
+            )
+            response.raise_for_status()
+            ingredients.append(response.json())
+        produced = []
+        for n in range(20):
+            inputs = rng.sample(ingredients, 2)
+            response = await client.post(
+                "/receipts",
+                json={
+                    "sku": catalogue.skus[n],
+                    "quantity": str(size.lot_quantity),
+                    "expiry_date": date.fromordinal(date.today().toordinal() + 200).isoformat(),
+                    "inputs": [
+                        {"lot_id": i["lot_id"], "quantity": "100", "uom": "KG"} for i in inputs
+                    ],
+                },
+            )
+            response.raise_for_status()
+            produced.append(response.json())
+    await wait_caught_up(platform.bootstrap_servers, "inventory", ["goods-received"], timeout=120)
+
+    # Quality holds on a few lots.
+    held = rng.sample(lots, max(1, len(lots) // 50))
+    async with httpx.AsyncClient(base_url=urls["inventory"], timeout=60, headers=headers) as client:
+        for lot in held:
+            response = await client.post(
+                f"/lots/{lot['lot_id']}/hold", json={"reason": "bench: sample held"}
+            )
+            response.raise_for_status()
+    await wait_caught_up(platform.bootstrap_servers, "recall", ["goods-received"], timeout=120)
+    return {
+        "receipts_per_s": receipts_per_s,
+        "lots": lots,
+        "produced": produced,
+        "ingredients": ingredients,
+        "skus": catalogue.orderable_skus,
+        "held": len(held),
+        "expired": sum(1 for lot in lots if lot["expiry_date"] < date.today().isoformat()),
+    }
+
+
+# ------------------------------------------------------------------ pipeline
+
+
+async def throughput(
+    bootstrap: str,
+    orders: list[OrderPlaced],
+    *,
+    placed_topic: str = "order-placed",
+    shipped_topic: str = "order-shipped",
+    progress: Progressor,
+    label: str,
+) -> dict[str, Any]:
+    """Publish every order at once and time until every line has shipped."""
+    messages = [_on_topic(encode(order, source="/bench/oms"), placed_topic) for order in orders]
+    wanted = {(order.order_id, line.line_no) for order in orders for line in order.lines}
+    shipped: set[tuple[str, int]] = set()
+    per_second: dict[int, int] = defaultdict(int)
+    advance = progress(label, len(wanted))
+    async with Tail(bootstrap, shipped_topic) as tail:
+        started = time.monotonic()
+        publishing = asyncio.create_task(produce(bootstrap, messages))
+        last = time.monotonic()
+        while len(shipped) < len(wanted) and time.monotonic() - last < 60:
+            for record in await tail.read():
+                data = json.loads(record.value)["data"]
+                before = len(shipped)
+                shipped.update((data["order_id"], line["line_no"]) for line in data["lines"])
+                new = len(shipped) - before
+                if new:
+                    last = time.monotonic()
+                    per_second[int(last - started)] += new
+                    advance(new)
+        await publishing
+    elapsed = last - started
+    return {
+        "order_lines": len(wanted),
+        "order_lines_shipped": len(shipped & wanted),
+        "seconds": elapsed,
+        "order_lines_per_s": len(shipped & wanted) / elapsed,
+        "timeline": [per_second.get(second, 0) for second in range(int(elapsed) + 1)],
+    }
+
+
+async def latency(
+    bootstrap: str, orders: list[OrderPlaced], *, lines_per_s: float, progress: Progressor
+) -> dict[str, Any]:
+    """Publish at a steady rate and time each order from placed to shipped."""
+    average_lines = sum(len(o.lines) for o in orders) / len(orders)
+    orders_per_s = lines_per_s / average_lines
+    messages = [encode(order, source="/bench/oms") for order in orders]
+    sent_at: dict[str, float] = {}
+    latencies: dict[str, float] = {}
+    per_second: dict[int, list[float]] = defaultdict(list)
+    advance = progress(f"placing orders at {lines_per_s:.0f} lines/s", len(orders))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+    async with Tail(bootstrap, "order-shipped") as tail:
+
+        async def collect() -> None:
+            while len(latencies) < len(orders):
+                for record in await tail.read(timeout_ms=100):
+                    arrived = time.monotonic()
+                    order_id = json.loads(record.value)["data"]["order_id"]
+                    if order_id in sent_at and order_id not in latencies:
+                        latencies[order_id] = arrived - sent_at[order_id]
+                        per_second[int(sent_at[order_id] - started)].append(latencies[order_id])
+                        advance(1)
+
+        collecting = asyncio.create_task(collect())
+        started = time.monotonic()
+        for n, message in enumerate(messages):
+            due = started + n / orders_per_s
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[message.key.decode() if message.key else ""] = time.monotonic()
+            await producer.send(
+                message.topic, message.value, key=message.key, headers=message.headers
+            )
+        await producer.flush()
+        try:
+            await asyncio.wait_for(collecting, timeout=60)
+        finally:
+            collecting.cancel()
+            await producer.stop()
+    values = [seconds * 1000 for seconds in latencies.values()]
+    return {
+        "orders": len(orders),
+        "orders_shipped": len(latencies),
+        "lines_per_s": lines_per_s,
+        "p50_ms": percentile(values, 0.50),
+        "p99_ms": percentile(values, 0.99),
+        "max_ms": max(values) if values else float("nan"),
+        "timeline_p99_ms": [
+            percentile([v * 1000 for v in per_second[s]], 0.99) if per_second.get(s) else None
+            for s in range(max(per_second, default=0) + 1)
+        ],
+    }
+
+
+async def raw_baseline(
+    platform: Platform, orders: list[OrderPlaced], progress: Progressor
+) -> dict[str, Any]:
+    """The same hops without the framework, on the same broker and PostgreSQL, now."""
+    assert platform.postgres is not None
+    await ensure_topics(
+        KafkaSettings(bootstrap_servers=platform.bootstrap_servers),
+        baseline.TOPICS,
+        partitions=platform.partitions,
+    )
+    processes = []
+    for role in baseline.ROLES:
+        database = f"baseline_{role}"
+        await platform.postgres.create_database(database)
+        processes.append(
+            _start_baseline(role, platform.bootstrap_servers, platform.postgres.url(database))
+        )
+    try:
+        placed, shipped = baseline.TOPICS[0], baseline.TOPICS[2]
+        warm_up = workload.orders(
+            "BASE-WARM", 20, [o.lines[0].sku for o in orders[:50]], workload.QUICK, random.Random(1)
+        )
+        await throughput(
+            platform.bootstrap_servers,
+            warm_up,
+            placed_topic=placed,
+            shipped_topic=shipped,
+            progress=progress,
+            label="raw baseline: joining",
+        )
+        return await throughput(
+            platform.bootstrap_servers,
+            orders,
+            placed_topic=placed,
+            shipped_topic=shipped,
+            progress=progress,
+            label="raw baseline: order lines shipped",
+        )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(20)
+
+
+def _start_baseline(role: str, bootstrap: str, dsn: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "bench.baseline", "--role", role]
+    return subprocess.Popen([*command, "--bootstrap", bootstrap, "--dsn", dsn], cwd=ROOT)
+
+
+# ------------------------------------------------------------------ traces
+
+
+async def traces(platform: Platform, lot_ids: list[str], progress: Progressor) -> dict[str, Any]:
+    timings: dict[str, list[float]] = {"forward": [], "backward": []}
+    advance = progress("tracing lots forward and backward", len(lot_ids) * 2)
+    async with httpx.AsyncClient(
+        base_url=platform.urls()["recall"], timeout=30, headers=auth_headers(platform)
+    ) as client:
+        for lot_id in lot_ids:
+            for direction in ("forward", "backward"):
+                started = time.perf_counter()
+                response = await client.get(f"/trace/lots/{lot_id}/{direction}")
+                timings[direction].append((time.perf_counter() - started) * 1000)
+                response.raise_for_status()
+                advance(1)
+    both = timings["forward"] + timings["backward"]
+    return {
+        "lots": len(lot_ids),
+        "p50_ms": percentile(both, 0.50),
+        "p99_ms": percentile(both, 0.99),
+        "forward_p99_ms": percentile(timings["forward"], 0.99),
+        "backward_p99_ms": percentile(timings["backward"], 0.99),
+    }
+
+
+# ------------------------------------------------------------------ recall at scale
+
+
+async def recall_at_scale(
+    size: Size, rng: random.Random, sampler: MemorySampler, progress: Progressor
+) -> dict[str, Any]:
+    """A lot shipped to many customers among many shipment lines, all through `order-shipped`."""
+    load = workload.recall_load(size, rng)
+    log_dir = Path(tempfile.mkdtemp(prefix="lottrace-bench-recall-"))
+    platform = make_platform(log_dir, services=("recall",))
+    await platform.start(timeout=180)
+    sampler.watch("recall (at scale)", platform.processes["recall"].pid or 0)
+    try:
+        receipts = [
+            encode(lot, source="/bench/receiving") for lot in [load.big_lot, *load.other_lots]
+        ]
+        await produce(platform.bootstrap_servers, receipts)
+        advance = progress("publishing shipment lines", load.lines)
+        messages = [encode(shipment, source="/bench/fulfillment") for shipment in load.shipments]
+        started = await produce(platform.bootstrap_servers, messages, lambda n: advance(n * 5))
+        caught_up = await wait_caught_up(
+            platform.bootstrap_servers,
+            "recall",
+            ["order-shipped", "goods-received"],
+            timeout=900,
+            interval=1.0,
+        )
+        ingest_s = caught_up - started
+
+        async with (
+            Tail(platform.bootstrap_servers, "recall-issued") as tail,
+            httpx.AsyncClient(
+                base_url=platform.urls()["recall"], timeout=60, headers=auth_headers(platform)
+            ) as client,
+        ):
+            requested = time.monotonic()
+            response = await client.post(
+                "/recalls",
+                json={
+                    "reason": "bench: contaminated batch",
+                    "classification": "I",
+                    "scope": {"lot_ids": [str(load.big_lot.lot_id)]},
+                },
+            )
+            answered = time.monotonic()
+            response.raise_for_status()
+            recall_id = response.json()["recall_id"]
+            expected = response.json()["affected_customer_count"]
+            advance = progress("customer notices", expected)
+            summary_at: float | None = None
+            notices = 0
+            customers: set[str] = set()
+            while notices < expected and time.monotonic() - requested < 120:
+                for record in await tail.read():
+                    event = json.loads(record.value)
+                    if event["data"]["recall_id"] != recall_id:
+                        continue
+                    if event["type"] == "lottrace.recall-issued.v1":
+                        summary_at = time.monotonic()
+                    else:
+                        notices += 1
+                        customers.add(event["data"]["customer"]["customer_id"])
+                        advance(1)
+            done_at = time.monotonic()
+        return {
+            "shipment_lines": load.lines,
+            "shipments": len(load.shipments),
+            "customers": expected,
+            "distinct_customers_notified": len(customers),
+            "ingest_lines_per_s": load.lines / ingest_s,
+            "request_s": answered - requested,
+            "summary_s": (summary_at - requested) if summary_at else None,
+            "all_notices_s": done_at - requested,
+            "notices": notices,
+        }
+    finally:
+        platform.stop()
+
+
+# ------------------------------------------------------------------ the whole run
+
+
+async def run(size: Size) -> dict[str, Any]:
+    rng = random.Random(2026)
+    log_dir = Path(tempfile.mkdtemp(prefix="lottrace-bench-"))
+    results: dict[str, Any] = {
+        "size": size.name,
+        "machine": machine(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    ) as bars:
+
+        def progress(description: str, total: int) -> Callable[[int], None]:
+            task = bars.add_task(description, total=total)
+            return lambda n: bars.advance(task, n)
+
+        platform = make_platform(log_dir)
+        advance = progress("starting broker, PostgreSQL and four services", 1)
+        await platform.start(timeout=180)
+        advance(1)
+        sampler = MemorySampler(
+            {name: process.pid or 0 for name, process in platform.processes.items()}
+        )
+        sampler.start()
+        try:
+            seeded = await seed(platform, size, rng, progress)
+            results["receiving"] = {
+                "receipts_per_s": seeded["receipts_per_s"],
+                "lots": len(seeded["lots"]),
+                "held_lots": seeded["held"],
+                "expired_lots": seeded["expired"],
+                "produced_lots": len(seeded["produced"]),
+            }
+            skus = seeded["skus"]
+            peak = await throughput(
+                platform.bootstrap_servers,
+                workload.orders("TP", size.throughput_orders, skus, size, rng),
+                progress=progress,
+                label="pipeline: order lines shipped",
+            )
+            half_rate = peak["order_lines_per_s"] / 2
+            steady_orders = int(half_rate / 3 * size.half_rate_seconds)  # ~3 lines an order
+            steady = await latency(
+                platform.bootstrap_servers,
+                workload.orders("LAT", steady_orders, skus, size, rng),
+                lines_per_s=half_rate,
+                progress=progress,
+            )
+            trace_lots = [
+                lot["lot_id"]
+                for lot in rng.sample(seeded["lots"], min(size.traces, len(seeded["lots"])))
+            ]
+            trace_lots += [lot["lot_id"] for lot in seeded["produced"] + seeded["ingredients"]]
+            results["trace"] = await traces(platform, trace_lots, progress)
+            raw = await raw_baseline(
+                platform, workload.orders("RAW", size.throughput_orders, skus, size, rng), progress
+            )
+            results["pipeline"] = {
+                "order_lines_per_s": peak["order_lines_per_s"],
+                "order_lines": peak["order_lines"],
+                "order_lines_shipped": peak["order_lines_shipped"],
+                "p50_ms": steady["p50_ms"],
+                "p99_ms": steady["p99_ms"],
+                "max_ms": steady["max_ms"],
+                "latency_rate_lines_per_s": steady["lines_per_s"],
+                "latency_orders": steady["orders"],
+                "latency_orders_shipped": steady["orders_shipped"],
+                "baseline_lines_per_s": raw["order_lines_per_s"],
+                "ratio_to_baseline": peak["order_lines_per_s"] / raw["order_lines_per_s"],
+                "throughput_timeline": peak["timeline"],
+                "baseline_timeline": raw["timeline"],
+                "latency_timeline_p99_ms": steady["timeline_p99_ms"],
+            }
+        finally:
+            platform.stop()
+        results["recall"] = await recall_at_scale(size, rng, sampler, progress)
+        await sampler.stop()
+    results["rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
+    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return results
+
+
+def machine() -> dict[str, Any]:
+    import platform as host
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import psutil
+
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": host.python_version(),
+        "system": f"{host.system()} {host.release()}",
+    }
+
+
+def _on_topic(message: OutgoingMessage, topic: str) -> OutgoingMessage:
+    return OutgoingMessage(
+        topic=topic, key=message.key, value=message.value, headers=message.headers
+    )
