@@ -107,6 +107,20 @@ class Tail:
         return [record for records in batch.values() for record in records]
 
 
+CONSUMED = {
+    "inventory": ["goods-received", "order-placed", "order-cancelled", "order-shipped", "recall-issued"],
+    "fulfillment": ["order-placed", "order-cancelled", "lot-allocated", "recall-issued"],
+    "recall": ["goods-received", "order-shipped"],
+}
+
+
+async def quiesce(platform: Platform, timeout: float = 300) -> None:
+    """Wait until every service has consumed everything published so far."""
+    for group, topics in CONSUMED.items():
+        if group in platform.processes:
+            await wait_caught_up(platform.bootstrap_servers, group, topics, timeout=timeout)
+
+
 # ------------------------------------------------------------------ seeding
 
 
@@ -486,6 +500,8 @@ async def run(size: Size) -> dict[str, Any]:
                 progress=progress,
                 label="pipeline: order lines shipped",
             )
+            # Steady state: the consumers of what the burst produced finish before we time.
+            await quiesce(platform)
             half_rate = peak["order_lines_per_s"] / 2
             steady_orders = int(half_rate / 3 * size.half_rate_seconds)  # ~3 lines an order
             steady = await latency(

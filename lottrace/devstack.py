@@ -95,6 +95,7 @@ class Platform:
     http_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     partitions: int = 6
     durable_postgres: bool = True
+    postgres_settings: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -152,7 +153,11 @@ class Platform:
             server = admin_url
             await _create_databases(admin_url, self.services)
         else:
-            self.postgres = EmbeddedPostgres(self.postgres_port, durable=self.durable_postgres)
+            self.postgres = EmbeddedPostgres(
+                self.postgres_port,
+                durable=self.durable_postgres,
+                settings=dict(self.postgres_settings),
+            )
             await self.postgres.start()
             server = self.postgres.url()
             for name in self.services:

@@ -147,6 +147,7 @@ class EmbeddedPostgres:
         *,
         data_dir: Path | None = None,
         durable: bool = True,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.port = port or free_port()
         self._own_dir = data_dir is None
@@ -155,6 +156,7 @@ class EmbeddedPostgres:
         )
         self.data_dir = self.base_dir / "data"
         self.durable = durable
+        self.settings = dict(settings or {})
         self.process: subprocess.Popen[bytes] | None = None
         # PostgreSQL refuses to run as root: run it as an unprivileged user then.
         self.run_as = "nobody" if os.geteuid() == 0 else None
@@ -216,6 +218,8 @@ class EmbeddedPostgres:
                 "-c",
                 "full_page_writes=off",
             ]
+        for name, value in self.settings.items():
+            settings += ["-c", f"{name}={value}"]
         self._spawn(settings)
         await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -12,42 +13,68 @@ from services.fulfillment.domain import Allocated, Line, ShipLine
 from shared.runtime.database import Connection, Record
 
 
-async def upsert_orders(connection: Connection, orders: Sequence[dict[str, Any]]) -> list[str]:
-    """Store orders; one that only an allocation or cancellation named so far is completed.
-    Returns the ids stored or completed now."""
+async def store_orders(
+    connection: Connection, orders: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]
+) -> list[tuple[str, bool]]:
+    """Store orders and their lines in one statement. An order that only an allocation or a
+    cancellation named so far is completed. Returns (order id, was waiting) for each order
+    stored now: one that was waiting may have an allocation to ship."""
     rows = await connection.fetch(
         """
-        INSERT INTO orders AS o (order_id, customer_id, customer, placed_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[])
-        ON CONFLICT (order_id) DO UPDATE SET
-            customer_id = EXCLUDED.customer_id, customer = EXCLUDED.customer,
-            placed_at = EXCLUDED.placed_at, updated_at = now()
-        WHERE o.customer_id IS NULL
-        RETURNING order_id
+        WITH stored AS (
+            INSERT INTO orders AS o (order_id, customer_id, customer, placed_at)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[])
+            ON CONFLICT (order_id) DO UPDATE SET
+                customer_id = EXCLUDED.customer_id, customer = EXCLUDED.customer,
+                placed_at = EXCLUDED.placed_at, updated_at = now()
+            WHERE o.customer_id IS NULL
+            RETURNING order_id, xmax <> 0 AS was_waiting
+        ), stored_lines AS (
+            INSERT INTO order_lines (order_id, line_no, sku, uom, ordered)
+            SELECT d.* FROM unnest($5::text[], $6::int[], $7::text[], $8::text[], $9::numeric[])
+                AS d(order_id, line_no, sku, uom, ordered)
+            WHERE d.order_id IN (SELECT order_id FROM stored)
+            ON CONFLICT DO NOTHING
+        )
+        SELECT order_id, was_waiting FROM stored
         """,
         [o["order_id"] for o in orders],
         [o["customer_id"] for o in orders],
         [o["customer"] for o in orders],
         [o["placed_at"] for o in orders],
+        *[
+            [line[name] for line in lines]
+            for name in ["order_id", "line_no", "sku", "uom", "quantity"]
+        ],
     )
-    return [row["order_id"] for row in rows]
+    return [(row["order_id"], row["was_waiting"]) for row in rows]
 
 
-async def insert_lines(connection: Connection, lines: Sequence[dict[str, Any]]) -> None:
-    if not lines:
-        return
-    await connection.execute(
+async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict[str, Record]:
+    """Lock these orders (creating the ones not known yet), in one statement."""
+    rows = await connection.fetch(
         """
-        INSERT INTO order_lines (order_id, line_no, sku, uom, ordered)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::numeric[])
-        ON CONFLICT DO NOTHING
+        WITH created AS (
+            INSERT INTO orders (order_id) SELECT unnest($1::text[])
+            ON CONFLICT DO NOTHING
+            RETURNING order_id, customer_id, customer, status, allocation_revision
+        )
+        SELECT order_id, customer_id, customer, status, allocation_revision FROM orders
+        WHERE order_id = ANY($1::text[])
+        FOR UPDATE
         """,
-        [line["order_id"] for line in lines],
-        [line["line_no"] for line in lines],
-        [line["sku"] for line in lines],
-        [line["uom"] for line in lines],
-        [line["quantity"] for line in lines],
+        sorted(set(order_ids)),
     )
+    found = {row["order_id"]: row for row in rows}
+    missing = sorted(set(order_ids) - set(found))
+    if missing:  # created by this statement, so not visible to its own SELECT
+        for row in await connection.fetch(
+            "SELECT order_id, customer_id, customer, status, allocation_revision FROM orders"
+            " WHERE order_id = ANY($1::text[]) FOR UPDATE",
+            missing,
+        ):
+            found[row["order_id"]] = row
+    return found
 
 
 async def ensure_orders(connection: Connection, order_ids: Iterable[str]) -> None:
@@ -74,64 +101,66 @@ async def replace_allocations(
     allocated_at: Sequence[datetime | None],
     allocations: Sequence[dict[str, Any]],
     backorders: Sequence[dict[str, Any]],
+    shipped_in_full: Sequence[bool] | None = None,
 ) -> None:
-    await connection.execute(
-        "DELETE FROM allocations WHERE order_id = ANY($1::text[])", list(order_ids)
-    )
-    await connection.execute(
-        "DELETE FROM backorders WHERE order_id = ANY($1::text[])", list(order_ids)
-    )
+    """Put these orders' allocation and backorders in place of what they had; mark the ones
+    a shipment in this transaction completed."""
     await connection.execute(
         """
+        WITH cleared AS (
+            DELETE FROM allocations WHERE order_id = ANY($1::text[])
+        ), cleared_backorders AS (
+            DELETE FROM backorders WHERE order_id = ANY($1::text[])
+        )
         UPDATE orders o SET allocation_revision = coalesce(d.revision, o.allocation_revision + 1),
-                            allocated_at = d.allocated_at, updated_at = now()
-        FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS d(order_id, revision, allocated_at)
+                            allocated_at = d.allocated_at, updated_at = now(),
+                            status = CASE WHEN d.complete AND o.status = 'open' THEN 'shipped'
+                                          ELSE o.status END
+        FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::bool[])
+            AS d(order_id, revision, allocated_at, complete)
         WHERE o.order_id = d.order_id
         """,
         list(order_ids),
         list(revisions),
         list(allocated_at),
+        list(shipped_in_full) if shipped_in_full is not None else [False] * len(order_ids),
     )
-    if allocations:
-        await connection.execute(
-            """
+    if not allocations and not backorders:
+        return
+    await connection.execute(
+        """
+        WITH stored AS (
             INSERT INTO allocations (order_id, line_no, lot_id, lot_code, sku, quantity, uom,
                                      expiry_date, location)
             SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
                                  $6::numeric[], $7::text[], $8::date[], $9::text[])
             ON CONFLICT (order_id, line_no, lot_id) DO UPDATE
                 SET quantity = allocations.quantity + EXCLUDED.quantity
-            """,
-            *[
-                [a[name] for a in allocations]
-                for name in (
-                    [
-                        "order_id",
-                        "line_no",
-                        "lot_id",
-                        "lot_code",
-                        "sku",
-                        "quantity",
-                        "uom",
-                        "expiry_date",
-                        "location",
-                    ]
-                )
-            ],
         )
-    if backorders:
-        await connection.execute(
-            """
-            INSERT INTO backorders (order_id, line_no, sku, quantity, uom, reason)
-            SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::numeric[], $5::text[],
-                                 $6::text[])
-            ON CONFLICT (order_id, line_no) DO UPDATE SET quantity = EXCLUDED.quantity
-            """,
-            *[
-                [b[name] for b in backorders]
-                for name in ["order_id", "line_no", "sku", "quantity", "uom", "reason"]
-            ],
-        )
+        INSERT INTO backorders (order_id, line_no, sku, quantity, uom, reason)
+        SELECT * FROM unnest($10::text[], $11::int[], $12::text[], $13::numeric[], $14::text[],
+                             $15::text[])
+        ON CONFLICT (order_id, line_no) DO UPDATE SET quantity = EXCLUDED.quantity
+        """,
+        *[
+            [a[name] for a in allocations]
+            for name in [
+                "order_id",
+                "line_no",
+                "lot_id",
+                "lot_code",
+                "sku",
+                "quantity",
+                "uom",
+                "expiry_date",
+                "location",
+            ]
+        ],
+        *[
+            [b[name] for b in backorders]
+            for name in ["order_id", "line_no", "sku", "quantity", "uom", "reason"]
+        ],
+    )
 
 
 async def cancel_orders(connection: Connection, cancellations: dict[str, str | None]) -> list[str]:
@@ -234,28 +263,37 @@ async def allocations_of(
 async def record_shipments(
     connection: Connection,
     shipments: Sequence[tuple[str, str, datetime, str, Sequence[ShipLine]]],
+    *,
+    close_orders: bool = True,
 ) -> None:
-    """Store shipments (id, order, when, by whom, lines), add to the lines' shipped
-    quantities, take the shipped part off the allocations, and close fulfilled orders."""
+    """Store shipments (id, order, when, by whom, lines) and add to the lines' shipped
+    quantities in one statement; then (unless the caller does it) mark the orders that
+    shipped in full."""
     if not shipments:
         return
+    flat = [(s[0], s[1], line) for s in shipments for line in s[4]]
+    per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+    for _, order_id, line in flat:
+        per_line[(order_id, line.line_no)] += line.quantity
     await connection.execute(
         """
-        INSERT INTO shipments (shipment_id, order_id, shipped_at, shipped_by)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+        WITH stored AS (
+            INSERT INTO shipments (shipment_id, order_id, shipped_at, shipped_by)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
+        ), stored_lines AS (
+            INSERT INTO shipment_lines (shipment_id, line_no, lot_id, lot_code, sku, quantity,
+                                        uom)
+            SELECT * FROM unnest($5::text[], $6::int[], $7::uuid[], $8::text[], $9::text[],
+                                 $10::numeric[], $11::text[])
+        )
+        UPDATE order_lines l SET shipped = l.shipped + d.quantity
+        FROM unnest($12::text[], $13::int[], $14::numeric[]) AS d(order_id, line_no, quantity)
+        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
         """,
         [s[0] for s in shipments],
         [s[1] for s in shipments],
         [s[2] for s in shipments],
         [s[3] for s in shipments],
-    )
-    flat = [(s[0], s[1], line) for s in shipments for line in s[4]]
-    await connection.execute(
-        """
-        INSERT INTO shipment_lines (shipment_id, line_no, lot_id, lot_code, sku, quantity, uom)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
-                             $6::numeric[], $7::text[])
-        """,
         [shipment_id for shipment_id, _, _ in flat],
         [line.line_no for _, _, line in flat],
         [line.lot_id for _, _, line in flat],
@@ -263,51 +301,12 @@ async def record_shipments(
         [line.sku for _, _, line in flat],
         [line.quantity for _, _, line in flat],
         [line.uom for _, _, line in flat],
-    )
-    per_line: dict[tuple[str, int], Decimal] = {}
-    per_allocation: dict[tuple[str, int, UUID], Decimal] = {}
-    for _, order_id, line in flat:
-        per_line[(order_id, line.line_no)] = (
-            per_line.get((order_id, line.line_no), Decimal(0)) + line.quantity
-        )
-        key = (order_id, line.line_no, line.lot_id)
-        per_allocation[key] = per_allocation.get(key, Decimal(0)) + line.quantity
-    await connection.execute(
-        """
-        UPDATE order_lines l SET shipped = l.shipped + d.quantity
-        FROM unnest($1::text[], $2::int[], $3::numeric[]) AS d(order_id, line_no, quantity)
-        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
-        """,
-        [k[0] for k in per_line],
-        [k[1] for k in per_line],
+        [order_id for order_id, _ in per_line],
+        [line_no for _, line_no in per_line],
         list(per_line.values()),
     )
-    arguments = (
-        [k[0] for k in per_allocation],
-        [k[1] for k in per_allocation],
-        [k[2] for k in per_allocation],
-        list(per_allocation.values()),
-    )
-    await connection.execute(
-        """
-        DELETE FROM allocations a
-        USING unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
-            AS d(order_id, line_no, lot_id, quantity)
-        WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
-          AND a.quantity <= d.quantity
-        """,
-        *arguments,
-    )
-    await connection.execute(
-        """
-        UPDATE allocations a SET quantity = a.quantity - d.quantity
-        FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
-            AS d(order_id, line_no, lot_id, quantity)
-        WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
-          AND a.quantity > d.quantity
-        """,
-        *arguments,
-    )
+    if not close_orders:
+        return
     await connection.execute(
         """
         UPDATE orders o SET status = 'shipped', updated_at = now()
@@ -316,6 +315,34 @@ async def record_shipments(
                           WHERE l.order_id = o.order_id AND l.shipped < l.ordered)
         """,
         sorted({s[1] for s in shipments}),
+    )
+
+
+async def take_from_allocations(
+    connection: Connection, order_id: str, lines: Sequence[ShipLine]
+) -> None:
+    """What a shipment took is no longer allocated to its order."""
+    per_allocation: dict[tuple[int, UUID], Decimal] = defaultdict(Decimal)
+    for line in lines:
+        per_allocation[(line.line_no, line.lot_id)] += line.quantity
+    await connection.execute(
+        """
+        WITH d AS (
+            SELECT $1::text AS order_id, * FROM unnest($2::int[], $3::uuid[], $4::numeric[])
+                AS d(line_no, lot_id, quantity)
+        ), gone AS (
+            DELETE FROM allocations a USING d
+            WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
+              AND a.quantity <= d.quantity
+        )
+        UPDATE allocations a SET quantity = a.quantity - d.quantity FROM d
+        WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
+          AND a.quantity > d.quantity
+        """,
+        order_id,
+        [line_no for line_no, _ in per_allocation],
+        [lot_id for _, lot_id in per_allocation],
+        list(per_allocation.values()),
     )
 
 

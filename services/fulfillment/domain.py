@@ -188,3 +188,11 @@ def remaining_allocations(
                 )
             )
     return left
+
+
+def ships_in_full(lines: Sequence[Line], shipped: Sequence[ShipLine]) -> bool:
+    """Whether these shipment lines complete every line of the order."""
+    now_shipped: dict[int, Decimal] = defaultdict(Decimal)
+    for line in shipped:
+        now_shipped[line.line_no] += line.quantity
+    return all(line.shipped + now_shipped[line.line_no] >= line.ordered for line in lines)

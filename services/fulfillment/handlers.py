@@ -9,7 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 from services.fulfillment import db
-from services.fulfillment.domain import ScannedLot, ShipLine, ShipmentRefused, plan_shipment
+from services.fulfillment.domain import (
+    Allocated,
+    ScannedLot,
+    ShipLine,
+    ShipmentRefused,
+    plan_shipment,
+    remaining_allocations,
+    ships_in_full,
+)
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     LotAllocated,
@@ -53,7 +61,7 @@ class Fulfillment:
         orders: dict[str, OrderPlaced] = {}
         for incoming in events:
             orders.setdefault(incoming.data.order_id, incoming.data)
-        stored = await db.upsert_orders(
+        stored = await db.store_orders(
             unit.connection,
             [
                 {
@@ -64,24 +72,22 @@ class Fulfillment:
                 }
                 for order in orders.values()
             ],
-        )
-        await db.insert_lines(
-            unit.connection,
             [
                 {
-                    "order_id": order_id,
+                    "order_id": order.order_id,
                     "line_no": line.line_no,
                     "sku": line.sku,
                     "uom": line.uom,
                     "quantity": line.quantity,
                 }
-                for order_id in stored
-                for line in orders[order_id].lines
+                for order in orders.values()
+                for line in order.lines
             ],
         )
-        if self.auto_ship and stored:
+        waiting = [order_id for order_id, was_waiting in stored if was_waiting]
+        if self.auto_ship and waiting:
             # An allocation that arrived before its order can ship now.
-            await self._auto_ship(unit, stored)
+            await self._auto_ship(unit, waiting)
 
     async def on_order_cancelled(
         self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]
@@ -99,33 +105,61 @@ class Fulfillment:
             previous = latest.get(event.order_id)
             if previous is None or (event.revision or 0) >= (previous.revision or 0):
                 latest[event.order_id] = event
-        await db.ensure_orders(unit.connection, latest)
-        current = {row["order_id"]: row for row in await db.lock_orders(unit.connection, latest)}
+        orders = await db.claim_orders(unit.connection, latest)
         fresh = [
             event
             for order_id, event in latest.items()
-            if event.revision is None or event.revision > current[order_id]["allocation_revision"]
+            if event.revision is None or event.revision > orders[order_id]["allocation_revision"]
         ]
         if not fresh:
             return
+        remaining = {event.order_id: _allocated(event) for event in fresh}
+        shipments: list[tuple[str, str, datetime, str, list[ShipLine]]] = []
+        customers: dict[str, Customer] = {}
+        complete: set[str] = set()
+        if self.auto_ship:
+            # Ship from the allocation as it arrives; only what cannot ship stays allocated.
+            ready = [
+                event.order_id
+                for event in fresh
+                if orders[event.order_id]["status"] == "open"
+                and orders[event.order_id]["customer_id"] is not None
+            ]
+            lines = await db.lines_of(unit.connection, ready)
+            blocked = await db.blocked_among(
+                unit.connection, {a.lot_id for order_id in ready for a in remaining[order_id]}
+            )
+            now = datetime.now(UTC)
+            for order_id in ready:
+                plan = plan_shipment(
+                    lines[order_id], remaining[order_id], blocked=blocked, strict=False
+                )
+                if not plan.is_empty:
+                    shipments.append((new_id(), order_id, now, AUTO_SHIPPER, plan.lines))
+                    customers[order_id] = Customer.model_validate(orders[order_id]["customer"])
+                    remaining[order_id] = remaining_allocations(remaining[order_id], plan.lines)
+                    if ships_in_full(lines[order_id], plan.lines):
+                        complete.add(order_id)
         await db.replace_allocations(
             unit.connection,
             [event.order_id for event in fresh],
             [event.revision for event in fresh],
             [event.allocated_at for event in fresh],
             [
-                {**allocation.model_dump(), "order_id": event.order_id}
-                for event in fresh
-                for allocation in event.allocations
+                {**vars(allocation), "order_id": order_id, "location": location}
+                for order_id, allocated in remaining.items()
+                for allocation, location in zip(
+                    allocated, _locations(latest[order_id], allocated), strict=True
+                )
             ],
             [
                 {**backorder.model_dump(), "order_id": event.order_id}
                 for event in fresh
                 for backorder in event.backordered
             ],
+            shipped_in_full=[event.order_id in complete for event in fresh],
         )
-        if self.auto_ship:
-            await self._auto_ship(unit, [event.order_id for event in fresh])
+        await self._record(unit, shipments, customers, close_orders=False)
 
     async def on_recall_issued(
         self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
@@ -161,6 +195,7 @@ class Fulfillment:
             )
             if not plan.is_empty:
                 shipments.append((new_id(), order_id, now, AUTO_SHIPPER, plan.lines))
+                await db.take_from_allocations(unit.connection, order_id, plan.lines)
         await self._record(unit, shipments, customers)
 
     async def ship(
@@ -202,6 +237,7 @@ class Fulfillment:
         customer = Customer.model_validate(order["customer"])
         shipment = (shipment_id or new_id(), order_id, datetime.now(UTC), actor, plan.lines)
         await self._record(unit, [shipment], {order_id: customer})
+        await db.take_from_allocations(unit.connection, order_id, plan.lines)
         return ShipmentResult(shipment[0], order_id, customer, shipment[2], plan.lines)
 
     async def _record(
@@ -209,8 +245,10 @@ class Fulfillment:
         unit: UnitOfWork,
         shipments: list[tuple[str, str, datetime, str, list[ShipLine]]],
         customers: dict[str, Customer],
+        *,
+        close_orders: bool = True,
     ) -> None:
-        await db.record_shipments(unit.connection, shipments)
+        await db.record_shipments(unit.connection, shipments, close_orders=close_orders)
         for shipment_id, order_id, shipped_at, _, lines in shipments:
             unit.emit(
                 OrderShipped(
@@ -250,3 +288,16 @@ class Fulfillment:
             ],
             replayed=True,
         )
+
+
+def _allocated(event: LotAllocated) -> list[Allocated]:
+    return [
+        Allocated(a.line_no, a.sku, a.lot_id, a.lot_code, a.quantity, a.uom, a.expiry_date)
+        for a in event.allocations
+    ]
+
+
+def _locations(event: LotAllocated, allocated: Sequence[Allocated]) -> list[str]:
+    """Where each remaining allocation is, as the event said."""
+    where = {(a.line_no, a.lot_id): a.location for a in event.allocations}
+    return [where.get((a.line_no, a.lot_id), "MAIN") for a in allocated]

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.inventory.domain import Demand, Held, LineState, Reserve, Shortfall, StockLot
+from services.inventory.domain import Demand, Held, LineState, Reserve, StockLot
 from shared.runtime.database import Connection, Record
 
 StockKey = tuple[UUID, str]
@@ -84,10 +84,10 @@ async def upsert_received(connection: Connection, rows: Sequence[dict[str, Any]]
             "lot_id sku lot_code gtin uom supplier_id expiry_date received_at unit_cost currency",
         ),
     )
-    received: dict[StockKey, Decimal] = defaultdict(Decimal)
+    received: dict[StockKey, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in rows:
-        received[(row["lot_id"], row["location"])] += row["quantity"]
-    await add_to_stock(connection, "received", received)
+        received[(row["lot_id"], row["location"])]["received"] += row["quantity"]
+    await change_stock(connection, received, create=True)
 
 
 async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None:
@@ -148,40 +148,54 @@ async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID
     return result
 
 
-async def add_to_stock(
-    connection: Connection, column: str, amounts: dict[StockKey, Decimal]
+STOCK_COLUMNS = ("received", "consumed", "shipped", "adjusted", "reserved")
+
+
+async def change_stock(
+    connection: Connection,
+    deltas: dict[StockKey, dict[str, Decimal]],
+    *,
+    create: bool = False,
 ) -> None:
-    """Add signed amounts to one quantity column of stock rows, creating rows as needed."""
-    assert column in {"received", "consumed", "shipped", "adjusted", "reserved"}
-    if not amounts:
+    """Add signed amounts to stock rows, every column in one statement. `create` first adds
+    the rows that may not exist yet (a receipt at a new location)."""
+    if not deltas:
         return
-    keys = sorted(amounts)
+    keys = sorted(deltas)
     lot_ids = [lot_id for lot_id, _ in keys]
     locations = [location for _, location in keys]
-    # Two steps, not INSERT .. ON CONFLICT DO UPDATE: PostgreSQL checks the CHECK constraints
-    # of the row it would insert, and a negative amount alone is not a valid row.
+    if create:
+        await connection.execute(
+            """
+            INSERT INTO stock (lot_id, location)
+            SELECT * FROM unnest($1::uuid[], $2::text[])
+            ON CONFLICT (lot_id, location) DO NOTHING
+            """,
+            lot_ids,
+            locations,
+        )
+    zero = Decimal(0)
     await connection.execute(
         """
-        INSERT INTO stock (lot_id, location)
-        SELECT * FROM unnest($1::uuid[], $2::text[])
-        ON CONFLICT (lot_id, location) DO NOTHING
-        """,
-        lot_ids,
-        locations,
-    )
-    await connection.execute(
-        f"""
-        UPDATE stock s SET {column} = s.{column} + d.amount
-        FROM unnest($1::uuid[], $2::text[], $3::numeric[]) AS d(lot_id, location, amount)
+        UPDATE stock s SET received = s.received + d.received, consumed = s.consumed + d.consumed,
+                           shipped = s.shipped + d.shipped, adjusted = s.adjusted + d.adjusted,
+                           reserved = s.reserved + d.reserved
+        FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[],
+                    $6::numeric[], $7::numeric[])
+            AS d(lot_id, location, received, consumed, shipped, adjusted, reserved)
         WHERE s.lot_id = d.lot_id AND s.location = d.location
         """,
         lot_ids,
         locations,
-        [amounts[key] for key in keys],
+        *[[deltas[key].get(column, zero) for key in keys] for column in STOCK_COLUMNS],
     )
+
+
+async def lock_lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> None:
+    """Lock lots (not their totals) in lot id order: writers of a lot's stock take this first."""
     await connection.execute(
-        "UPDATE lots SET updated_at = now() WHERE lot_id = ANY($1::uuid[])",
-        sorted({lot_id for lot_id, _ in keys}),
+        "SELECT 1 FROM lots WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE",
+        sorted(set(lot_ids)),
     )
 
 
@@ -254,34 +268,31 @@ async def mark_recalled(
 # ------------------------------------------------------------------ orders
 
 
-async def insert_orders(connection: Connection, orders: Sequence[dict[str, Any]]) -> list[str]:
-    """Store new orders; returns the ids that were new (an order cancelled before it was
-    placed is completed but stays cancelled)."""
+async def insert_new_orders(
+    connection: Connection, orders: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]
+) -> list[str]:
+    """Store orders never seen before with their lines, in one statement; returns their ids.
+    Their first allocation will be revision 1."""
     rows = await connection.fetch(
         """
-        INSERT INTO orders AS o (order_id, customer_id, min_remaining_shelf_life_days, placed_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
-        ON CONFLICT (order_id) DO UPDATE SET
-            customer_id = EXCLUDED.customer_id,
-            min_remaining_shelf_life_days = EXCLUDED.min_remaining_shelf_life_days,
-            placed_at = EXCLUDED.placed_at
-        WHERE o.customer_id IS NULL
-        RETURNING order_id
+        WITH new AS (
+            INSERT INTO orders (order_id, customer_id, min_remaining_shelf_life_days, placed_at,
+                                revision)
+            SELECT *, 1 FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
+            ON CONFLICT (order_id) DO NOTHING
+            RETURNING order_id
+        ), lines AS (
+            INSERT INTO order_lines (order_id, line_no, sku, uom, ordered)
+            SELECT d.* FROM unnest($5::text[], $6::int[], $7::text[], $8::text[], $9::numeric[])
+                AS d(order_id, line_no, sku, uom, ordered)
+            WHERE d.order_id IN (SELECT order_id FROM new)
+        )
+        SELECT order_id FROM new
         """,
         *_columns(orders, "order_id customer_id min_remaining_shelf_life_days placed_at"),
-    )
-    return [row["order_id"] for row in rows]
-
-
-async def insert_order_lines(connection: Connection, lines: Sequence[dict[str, Any]]) -> None:
-    await connection.execute(
-        """
-        INSERT INTO order_lines (order_id, line_no, sku, uom, ordered)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::numeric[])
-        ON CONFLICT DO NOTHING
-        """,
         *_columns(lines, "order_id line_no sku uom quantity"),
     )
+    return [row["order_id"] for row in rows]
 
 
 async def cancel_orders(connection: Connection, order_ids: Sequence[str]) -> list[str]:
@@ -357,40 +368,6 @@ async def orders_waiting_for(
     return [row["order_id"] for row in rows]
 
 
-async def set_backorder_reasons(
-    connection: Connection, demands: Sequence[Demand], shortfalls: Sequence[Shortfall]
-) -> None:
-    reasons = {(s.order_id, s.line_no): s.reason.value for s in shortfalls}
-    keys = [(d.order_id, d.line_no) for d in demands]
-    if not keys:
-        return
-    await connection.execute(
-        """
-        UPDATE order_lines l SET backorder_reason = d.reason
-        FROM unnest($1::text[], $2::int[], $3::text[]) AS d(order_id, line_no, reason)
-        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
-        """,
-        [order_id for order_id, _ in keys],
-        [line_no for _, line_no in keys],
-        [reasons.get(key) for key in keys],
-    )
-
-
-async def add_line_shipped(connection: Connection, shipped: dict[tuple[str, int], Decimal]) -> None:
-    if not shipped:
-        return
-    await connection.execute(
-        """
-        UPDATE order_lines l SET shipped = l.shipped + d.quantity
-        FROM unnest($1::text[], $2::int[], $3::numeric[]) AS d(order_id, line_no, quantity)
-        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
-        """,
-        [order_id for order_id, _ in shipped],
-        [line_no for _, line_no in shipped],
-        list(shipped.values()),
-    )
-
-
 async def line_states(connection: Connection, order_ids: Sequence[str]) -> list[LineState]:
     rows = await connection.fetch(
         """
@@ -415,50 +392,104 @@ async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> 
 # ------------------------------------------------------------------ reservations
 
 
-async def add_reservations(connection: Connection, reserves: Sequence[Reserve]) -> None:
-    if not reserves:
-        return
+async def reserve(
+    connection: Connection,
+    reserves: Sequence[Reserve],
+    reasons: dict[tuple[str, int], str | None],
+) -> None:
+    """Reserve stock for order lines and record each allocated line's backorder reason (None
+    when nothing is missing): reservations, stock and order lines in one statement."""
     merged = _merged(reserves)
+    per_stock, per_line = _totals(reserves)
+    for key in reasons:
+        per_line.setdefault(key, Decimal(0))
+    stock_keys, line_keys = sorted(per_stock), sorted(per_line)
     await connection.execute(
         """
-        INSERT INTO reservations AS r (order_id, line_no, lot_id, location, quantity)
-        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
-        ON CONFLICT (order_id, line_no, lot_id, location)
-        DO UPDATE SET quantity = r.quantity + EXCLUDED.quantity
+        WITH taken AS (
+            INSERT INTO reservations AS r (order_id, line_no, lot_id, location, quantity)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
+            ON CONFLICT (order_id, line_no, lot_id, location)
+            DO UPDATE SET quantity = r.quantity + EXCLUDED.quantity
+        ), stock_rows AS (
+            UPDATE stock s SET reserved = s.reserved + d.quantity
+            FROM unnest($6::uuid[], $7::text[], $8::numeric[]) AS d(lot_id, location, quantity)
+            WHERE s.lot_id = d.lot_id AND s.location = d.location
+        )
+        UPDATE order_lines l
+        SET reserved = l.reserved + d.quantity,
+            backorder_reason = CASE WHEN d.known THEN d.reason ELSE l.backorder_reason END
+        FROM unnest($9::text[], $10::int[], $11::numeric[], $12::text[], $13::bool[])
+            AS d(order_id, line_no, quantity, reason, known)
+        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
         """,
         *_reservation_columns(merged),
+        [lot_id for lot_id, _ in stock_keys],
+        [location for _, location in stock_keys],
+        [per_stock[key] for key in stock_keys],
+        [order_id for order_id, _ in line_keys],
+        [line_no for _, line_no in line_keys],
+        [per_line[key] for key in line_keys],
+        [reasons.get(key) for key in line_keys],
+        [key in reasons for key in line_keys],
     )
-    await _shift_reserved(connection, reserves, sign=1)
 
 
-async def release_reservations(connection: Connection, releases: Sequence[Reserve]) -> None:
-    """Give reservations back. Callers never release more than a reservation holds."""
-    if not releases:
-        return
-    arguments = _reservation_columns(_merged(releases))
+async def release(
+    connection: Connection,
+    releases: Sequence[Reserve],
+    shipped: dict[tuple[str, int, UUID, str], Decimal] | None = None,
+) -> None:
+    """Give reservations back, in one statement: reservations, stock and order lines. With
+    `shipped`, they go because the stock left: shipped quantities are added to the stock rows
+    and order lines in the same statement. Callers never release more than a reservation holds.
+    """
+    merged = _merged(releases)
+    reserved_stock, reserved_lines = _totals(releases)
+    shipped_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
+    shipped_lines: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+    for (order_id, line_no, lot_id, location), quantity in (shipped or {}).items():
+        shipped_stock[(lot_id, location)] += quantity
+        shipped_lines[(order_id, line_no)] += quantity
+    stock_keys = sorted(set(reserved_stock) | set(shipped_stock))
+    line_keys = sorted(set(reserved_lines) | set(shipped_lines))
+    zero = Decimal(0)
     await connection.execute(
         """
-        DELETE FROM reservations r
-        USING unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
-            AS d(order_id, line_no, lot_id, location, quantity)
-        WHERE (r.order_id, r.line_no, r.lot_id, r.location)
-            = (d.order_id, d.line_no, d.lot_id, d.location)
-          AND r.quantity <= d.quantity
+        WITH d AS (
+            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
+                AS d(order_id, line_no, lot_id, location, quantity)
+        ), gone AS (
+            DELETE FROM reservations r USING d
+            WHERE (r.order_id, r.line_no, r.lot_id, r.location)
+                = (d.order_id, d.line_no, d.lot_id, d.location)
+              AND r.quantity <= d.quantity
+        ), shrunk AS (
+            UPDATE reservations r SET quantity = r.quantity - d.quantity FROM d
+            WHERE (r.order_id, r.line_no, r.lot_id, r.location)
+                = (d.order_id, d.line_no, d.lot_id, d.location)
+              AND r.quantity > d.quantity
+        ), stock_rows AS (
+            UPDATE stock s SET reserved = s.reserved - x.reserved, shipped = s.shipped + x.shipped
+            FROM unnest($6::uuid[], $7::text[], $8::numeric[], $9::numeric[])
+                AS x(lot_id, location, reserved, shipped)
+            WHERE s.lot_id = x.lot_id AND s.location = x.location
+        )
+        UPDATE order_lines l SET reserved = l.reserved - y.reserved, shipped = l.shipped + y.shipped
+        FROM unnest($10::text[], $11::int[], $12::numeric[], $13::numeric[])
+            AS y(order_id, line_no, reserved, shipped)
+        WHERE l.order_id = y.order_id AND l.line_no = y.line_no
         """,
-        *arguments,
+        *_reservation_columns(merged),
+        [lot_id for lot_id, _ in stock_keys],
+        [location for _, location in stock_keys],
+        [reserved_stock.get(key, zero) for key in stock_keys],
+        [shipped_stock.get(key, zero) for key in stock_keys],
+        [order_id for order_id, _ in line_keys],
+        [line_no for _, line_no in line_keys],
+        [reserved_lines.get(key, zero) for key in line_keys],
+        [shipped_lines.get(key, zero) for key in line_keys],
     )
-    await connection.execute(
-        """
-        UPDATE reservations r SET quantity = r.quantity - d.quantity
-        FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
-            AS d(order_id, line_no, lot_id, location, quantity)
-        WHERE (r.order_id, r.line_no, r.lot_id, r.location)
-            = (d.order_id, d.line_no, d.lot_id, d.location)
-          AND r.quantity > d.quantity
-        """,
-        *arguments,
-    )
-    await _shift_reserved(connection, releases, sign=-1)
 
 
 def _merged(changes: Sequence[Reserve]) -> dict[tuple[str, int, UUID, str], Decimal]:
@@ -466,6 +497,17 @@ def _merged(changes: Sequence[Reserve]) -> dict[tuple[str, int, UUID, str], Deci
     for r in changes:
         merged[(r.order_id, r.line_no, r.lot_id, r.location)] += r.quantity
     return merged
+
+
+def _totals(
+    changes: Sequence[Reserve],
+) -> tuple[dict[StockKey, Decimal], dict[tuple[str, int], Decimal]]:
+    per_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
+    per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+    for change in changes:
+        per_stock[(change.lot_id, change.location)] += change.quantity
+        per_line[(change.order_id, change.line_no)] += change.quantity
+    return per_stock, per_line
 
 
 def _reservation_columns(merged: dict[tuple[str, int, UUID, str], Decimal]) -> list[list[Any]]:
@@ -477,25 +519,6 @@ def _reservation_columns(merged: dict[tuple[str, int, UUID, str], Decimal]) -> l
         [k[3] for k in keys],
         [merged[k] for k in keys],
     ]
-
-
-async def _shift_reserved(connection: Connection, changes: Sequence[Reserve], *, sign: int) -> None:
-    per_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
-    per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
-    for change in changes:
-        per_stock[(change.lot_id, change.location)] += change.quantity * sign
-        per_line[(change.order_id, change.line_no)] += change.quantity * sign
-    await add_to_stock(connection, "reserved", per_stock)
-    await connection.execute(
-        """
-        UPDATE order_lines l SET reserved = l.reserved + d.quantity
-        FROM unnest($1::text[], $2::int[], $3::numeric[]) AS d(order_id, line_no, quantity)
-        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
-        """,
-        [k[0] for k in per_line],
-        [k[1] for k in per_line],
-        list(per_line.values()),
-    )
 
 
 _HELD = """
@@ -547,38 +570,40 @@ async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]
     return [Held(**dict(row)) for row in rows]
 
 
-async def consume_reservations(
-    connection: Connection, shipped: dict[tuple[str, int, UUID], Decimal]
+async def reservations_for(
+    connection: Connection, keys: Iterable[tuple[str, int, UUID]]
 ) -> list[Reserve]:
-    """Shipping turns reservations into shipments: each (order line, lot) shipment uses up the
-    line's reservations of that lot, at whichever locations hold them. Returns what it used."""
-    if not shipped:
-        return []
-    keys = list(shipped)
+    """The reservations of these (order, line, lot), at whichever locations hold them."""
+    keys = list(keys)
     rows = await connection.fetch(
         """
-        SELECT r.order_id, r.line_no, r.lot_id, r.location, r.quantity, d.quantity AS shipped
+        SELECT r.order_id, r.line_no, r.lot_id, r.location, r.quantity
         FROM reservations r
-        JOIN unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[])
-            AS d(order_id, line_no, lot_id, quantity)
+        JOIN unnest($1::text[], $2::int[], $3::uuid[]) AS d(order_id, line_no, lot_id)
           ON r.order_id = d.order_id AND r.line_no = d.line_no AND r.lot_id = d.lot_id
         ORDER BY r.order_id, r.line_no, r.lot_id, r.location
         """,
         [k[0] for k in keys],
         [k[1] for k in keys],
         [k[2] for k in keys],
-        list(shipped.values()),
     )
-    remaining = dict(shipped)
-    used: list[Reserve] = []
-    for row in rows:
-        key = (row["order_id"], row["line_no"], row["lot_id"])
-        take = min(row["quantity"], remaining[key])
-        if take > 0:
-            used.append(Reserve(key[0], key[1], key[2], take, row["location"]))
-            remaining[key] -= take
-    await release_reservations(connection, used)
-    return used
+    return [
+        Reserve(row["order_id"], row["line_no"], row["lot_id"], row["quantity"], row["location"])
+        for row in rows
+    ]
+
+
+async def over_reserved_lines(connection: Connection, order_ids: Sequence[str]) -> list[LineState]:
+    """Lines whose reservations plus shipments exceed what was ordered."""
+    rows = await connection.fetch(
+        """
+        SELECT order_id, line_no, sku, uom, ordered, shipped, reserved, backorder_reason
+        FROM order_lines
+        WHERE order_id = ANY($1::text[]) AND shipped + reserved > ordered AND reserved > 0
+        """,
+        list(order_ids),
+    )
+    return [LineState(**dict(row)) for row in rows]
 
 
 async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -> list[StockKey]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -117,7 +118,11 @@ class Inventory:
             await db.ensure_lots(connection, input_facts)
             await db.lock_lots(connection, consumed)
             drawn = await self._draw(unit, consumed)
-            await db.add_to_stock(connection, "consumed", drawn)
+            await db.change_stock(
+                connection,
+                {key: {"consumed": quantity} for key, quantity in drawn.items()},
+                create=True,
+            )
             movements += [
                 Movement(lot_id, "consumed", quantity, "rule:production", location=location)
                 for (lot_id, location), quantity in drawn.items()
@@ -131,7 +136,7 @@ class Inventory:
         orders: dict[str, Incoming[OrderPlaced]] = {}
         for incoming in events:
             orders.setdefault(incoming.data.order_id, incoming)  # a re-sent order counts once
-        new_ids = await db.insert_orders(
+        new_ids = await db.insert_new_orders(
             unit.connection,
             [
                 {
@@ -142,9 +147,6 @@ class Inventory:
                 }
                 for order_id, incoming in orders.items()
             ],
-        )
-        await db.insert_order_lines(
-            unit.connection,
             [
                 {
                     "order_id": order_id,
@@ -153,11 +155,65 @@ class Inventory:
                     "uom": line.uom,
                     "quantity": line.quantity,
                 }
-                for order_id in new_ids
-                for line in orders[order_id].data.lines
+                for order_id, incoming in orders.items()
+                for line in incoming.data.lines
             ],
         )
-        await self._allocate(unit, new_ids, causes={oid: orders[oid].id for oid in new_ids})
+        if not new_ids:
+            return
+        # New orders: their demand is what they ordered, and no one else has seen their lines.
+        demands = [
+            domain.Demand(
+                order_id=order_id,
+                line_no=line.line_no,
+                sku=line.sku,
+                uom=line.uom,
+                quantity=line.quantity,
+                min_remaining_shelf_life_days=orders[order_id].data.min_remaining_shelf_life_days,
+            )
+            for order_id in new_ids
+            for line in orders[order_id].data.lines
+        ]
+        result = await self._reserve(unit, demands, causes={oid: orders[oid].id for oid in new_ids})
+        now = datetime.now(UTC)
+        allocations: dict[str, list[Allocation]] = defaultdict(list)
+        for reserve in result.reserves:
+            lot = result.lots[(reserve.lot_id, reserve.location)]
+            allocations[reserve.order_id].append(
+                Allocation(
+                    line_no=reserve.line_no,
+                    sku=lot.sku,
+                    lot_id=lot.lot_id,
+                    lot_code=lot.lot_code,
+                    quantity=reserve.quantity,
+                    uom=lot.uom,
+                    expiry_date=lot.expiry_date,
+                    location=lot.location,
+                )
+            )
+        backorders: dict[str, list[Backorder]] = defaultdict(list)
+        for shortfall in result.shortfalls:
+            backorders[shortfall.order_id].append(
+                Backorder(
+                    line_no=shortfall.line_no,
+                    sku=shortfall.sku,
+                    quantity=shortfall.quantity,
+                    uom=shortfall.uom,
+                    reason=shortfall.reason,
+                )
+            )
+        for order_id in new_ids:
+            unit.emit(
+                LotAllocated(
+                    order_id=order_id,
+                    customer_id=orders[order_id].data.customer.customer_id,
+                    allocations=allocations[order_id],
+                    backordered=backorders[order_id],
+                    revision=1,
+                    allocated_at=now,
+                ),
+                time=now,
+            )
 
     async def on_order_cancelled(
         self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]
@@ -193,26 +249,35 @@ class Inventory:
         lot_ids = {lot_id for _, _, lot_id in shipped}
         await db.lock_order_lines(connection, order_ids)
         await db.ensure_lots(connection, facts)
-        await db.lock_lots(connection, lot_ids)
+        await db.lock_lot_rows(connection, lot_ids)
 
         # Shipped stock leaves where it was reserved; beyond that, where most of the lot is.
+        used: list[Reserve] = []
         shipped_from: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
         unreserved = dict(shipped)
-        for reserve in await db.consume_reservations(connection, dict(shipped)):
-            shipped_from[(reserve.order_id, reserve.line_no, reserve.lot_id, reserve.location)] += (
-                reserve.quantity
+        for reservation in await db.reservations_for(connection, shipped):
+            order_id, line_no, lot_id = shipped_key = (
+                reservation.order_id,
+                reservation.line_no,
+                reservation.lot_id,
             )
-            unreserved[(reserve.order_id, reserve.line_no, reserve.lot_id)] -= reserve.quantity
-        stock = await db.stock_of(connection, lot_ids)
-        for (order_id, line_no, lot_id), quantity in unreserved.items():
-            if quantity > ZERO:
+            take = min(reservation.quantity, unreserved[shipped_key])
+            if take > ZERO:
+                used.append(Reserve(order_id, line_no, lot_id, take, reservation.location))
+                shipped_from[(order_id, line_no, lot_id, reservation.location)] += take
+                unreserved[shipped_key] -= take
+        beyond = {key: quantity for key, quantity in unreserved.items() if quantity > ZERO}
+        if beyond:
+            stock = await db.stock_of(connection, {lot_id for _, _, lot_id in beyond})
+            for (order_id, line_no, lot_id), quantity in beyond.items():
                 for location, part in domain.draw_from_locations(_places(stock, lot_id), quantity):
                     shipped_from[(order_id, line_no, lot_id, location)] += part
-        per_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
-        for (_, _, lot_id, location), quantity in shipped_from.items():
-            per_stock[(lot_id, location)] += quantity
-        await db.add_to_stock(connection, "shipped", per_stock)
-        await db.add_line_shipped(connection, dict(per_line))
+            await db.change_stock(
+                connection,
+                {(lot_id, location): {} for (_, _, lot_id, location) in shipped_from},
+                create=True,
+            )
+        await db.release(connection, used, shipped=shipped_from)
         await db.record_movements(
             connection,
             [
@@ -228,28 +293,26 @@ class Inventory:
                 for (order_id, line_no, lot_id, location), quantity in shipped_from.items()
             ],
         )
+        await db.close_fulfilled_orders(connection, order_ids)
+        if not beyond:
+            return  # everything left from its reservations: nothing else can have changed
 
         # A line that shipped from another lot than reserved still holds its reservation:
         # give the excess back so the stock serves other orders.
-        states = {(s.order_id, s.line_no): s for s in await db.line_states(connection, order_ids)}
-        over = [
-            key
-            for key, s in states.items()
-            if s.shipped + s.reserved > s.ordered and s.reserved > 0
-        ]
+        states = {
+            (s.order_id, s.line_no): s for s in await db.over_reserved_lines(connection, order_ids)
+        }
         releases: list[Reserve] = []
-        if over:
+        if states:
             held_by_line: dict[tuple[str, int], list[domain.Held]] = defaultdict(list)
-            for held in await db.held_for_lines(connection, over):
+            for held in await db.held_for_lines(connection, states):
                 held_by_line[(held.order_id, held.line_no)].append(held)
-            for key in over:
-                state = states[key]
+            for line_key, state in states.items():
                 releases += domain.excess_to_release(
-                    held_by_line[key], ordered=state.ordered, shipped=state.shipped
+                    held_by_line[line_key], ordered=state.ordered, shipped=state.shipped
                 )
             await self._release(unit, releases, causes={}, detail="shipped otherwise")
-        await db.close_fulfilled_orders(connection, order_ids)
-        await self._fit_reservations(unit, lot_ids, cause="shipped beyond reservations")
+        await self._fit_reservations(unit, set(lot_ids), cause="shipped beyond reservations")
         if releases:
             await self._publish(unit, sorted({r.order_id for r in releases}))
             skus = await db.skus_of(connection, {r.lot_id for r in releases})
@@ -335,7 +398,9 @@ class Inventory:
             )
         if change == 0:
             return ZERO
-        await db.add_to_stock(unit.connection, "adjusted", {(lot_id, location): change})
+        await db.change_stock(
+            unit.connection, {(lot_id, location): {"adjusted": change}}, create=True
+        )
         await db.record_movements(
             unit.connection,
             [
@@ -365,29 +430,44 @@ class Inventory:
         """Allocate the open demand of these orders FEFO, then publish their allocation."""
         if not order_ids:
             return
-        connection = unit.connection
-        demands = await db.open_demand(connection, order_ids)
+        demands = await db.open_demand(unit.connection, order_ids)
         if demands:
-            today = self.today()
-            lots = await db.lock_allocatable(connection, {d.sku for d in demands}, today)
-            result = domain.allocate(demands, lots, today=today)
-            await db.add_reservations(connection, result.reserves)
-            await db.set_backorder_reasons(connection, demands, result.shortfalls)
-            await db.record_movements(
-                connection,
-                [
-                    Movement(
-                        r.lot_id,
-                        "reserved",
-                        r.quantity,
-                        (causes or {}).get(r.order_id, "rule:allocation"),
-                        order_id=r.order_id,
-                        location=r.location,
-                    )
-                    for r in result.reserves
-                ],
-            )
+            await self._reserve(unit, demands, causes=causes or {})
         await self._publish(unit, order_ids)
+
+    async def _reserve(
+        self, unit: UnitOfWork, demands: Sequence[domain.Demand], *, causes: dict[str, str]
+    ) -> Reservation:
+        """FEFO over the lots that may be allocated, locked; reservations and reasons stored."""
+        connection = unit.connection
+        today = self.today()
+        lots = await db.lock_allocatable(connection, {d.sku for d in demands}, today)
+        result = domain.allocate(demands, lots, today=today)
+        reasons: dict[tuple[str, int], str | None] = {
+            (d.order_id, d.line_no): None for d in demands
+        }
+        for shortfall in result.shortfalls:
+            reasons[(shortfall.order_id, shortfall.line_no)] = shortfall.reason.value
+        await db.reserve(connection, result.reserves, reasons)
+        await db.record_movements(
+            connection,
+            [
+                Movement(
+                    r.lot_id,
+                    "reserved",
+                    r.quantity,
+                    causes.get(r.order_id, "rule:allocation"),
+                    order_id=r.order_id,
+                    location=r.location,
+                )
+                for r in result.reserves
+            ],
+        )
+        return Reservation(
+            reserves=result.reserves,
+            shortfalls=result.shortfalls,
+            lots={(lot.lot_id, lot.location): lot for lot in lots},
+        )
 
     async def _refill(self, unit: UnitOfWork, skus: Iterable[str], *, cause: str) -> None:
         """Stock became available: fill waiting orders, oldest first."""
@@ -444,7 +524,7 @@ class Inventory:
     ) -> None:
         if not releases:
             return
-        await db.release_reservations(unit.connection, releases)
+        await db.release(unit.connection, releases)
         await db.record_movements(
             unit.connection,
             [
@@ -529,6 +609,13 @@ class Inventory:
         if not rows:
             raise InventoryError(404, "lot_not_found", f"no lot {lot_id}")
         return rows[0]
+
+
+@dataclass
+class Reservation:
+    reserves: list[Reserve]
+    shortfalls: list[domain.Shortfall]
+    lots: dict[StockKey, domain.StockLot] = field(default_factory=dict)
 
 
 def _reserve(held: domain.Held) -> Reserve:

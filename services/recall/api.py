@@ -13,7 +13,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BeforeValidator, StringConstraints
+from pydantic import BaseModel, BeforeValidator, StringConstraints
 
 from services.recall import db, reports
 from services.recall.domain import Edge, mermaid_genealogy, walk
@@ -21,13 +21,22 @@ from services.recall.handlers import IssuedRecall, RecallError, Recalls
 from services.recall.schemas import (
     AffectedCustomer,
     CloseRequest,
+    Consumed,
     CustomerShipment,
     LotSummary,
+    OrderShipmentLine,
     RecallAccepted,
     RecallRequest,
     RecallView,
+    TraceBackward,
+    TraceCustomer,
+    TraceForward,
+    TraceInput,
     TraceLot,
+    TraceOrder,
+    TraceReceipt,
     TraceShipment,
+    TraceTotals,
 )
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
@@ -235,7 +244,7 @@ async def close_recall(
 
 def _trace_lot(lot_id: UUID, rows: dict[UUID, Record], depth: int, parents: list[UUID]) -> TraceLot:
     row = rows.get(lot_id)
-    return TraceLot(
+    return TraceLot.model_construct(
         lot_id=lot_id,
         lot_code=row["lot_code"] if row else None,
         sku=row["sku"] if row else None,
@@ -261,13 +270,14 @@ async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
     "/trace/lots/{lot_id}/forward",
     tags=["trace"],
     summary="Lots made from it, shipments, customers",
+    response_model=TraceForward,
     dependencies=[requires(Role.VIEWER)],
 )
 async def trace_forward(
     lot_id: UUID,
     request: Request,
     shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000,
-) -> dict[str, Any]:
+) -> Response:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
         edges = await db.forward_edges(connection, lot_id)
@@ -275,41 +285,42 @@ async def trace_forward(
         rows = await db.lot_rows(connection, nodes)
         shipments = await db.shipments_of_lots(connection, nodes, shipments_limit)
         counts = await db.shipment_counts(connection, nodes)
-    customers: dict[str, dict[str, Any]] = {}
+    customers: dict[str, TraceCustomer] = {}
     for row in shipments:
-        entry = customers.setdefault(
-            row["customer_id"],
-            {"customer_id": row["customer_id"], "name": row["customer_name"], "lots": set()},
-        )
-        entry["lots"].add(row["lot_code"])
-    return {
-        "lot": _trace_lot(lot_id, rows, 0, []).model_dump(mode="json"),
-        "made_into": [
-            _trace_lot(node.lot_id, rows, node.depth, node.parents).model_dump(mode="json")
+        customer = customers.get(row["customer_id"])
+        if customer is None:
+            customer = customers[row["customer_id"]] = TraceCustomer.model_construct(
+                customer_id=row["customer_id"], name=row["customer_name"], lots=[]
+            )
+        if row["lot_code"] not in customer.lots:
+            customer.lots.append(row["lot_code"])
+    trace = TraceForward.model_construct(
+        lot=_trace_lot(lot_id, rows, 0, []),
+        made_into=[
+            _trace_lot(node.lot_id, rows, node.depth, node.parents)
             for node in nodes.values()
             if node.lot_id != lot_id
         ],
-        "shipments": [TraceShipment(**dict(row)).model_dump(mode="json") for row in shipments],
-        "customers": [
-            {**entry, "lots": sorted(entry["lots"])}
-            for entry in sorted(customers.values(), key=lambda e: e["customer_id"])
-        ],
-        "totals": {
-            "lots": len(nodes),
-            "customers": len(customers),
-            "shipment_lines": sum(row["lines"] for row in counts),
-            "shipments_truncated": len(shipments) >= shipments_limit > 0,
-        },
-    }
+        shipments=[TraceShipment.model_construct(**dict(row)) for row in shipments],
+        customers=[customers[key] for key in sorted(customers)],
+        totals=TraceTotals(
+            lots=len(nodes),
+            customers=len(customers),
+            shipment_lines=sum(row["lines"] for row in counts),
+            shipments_truncated=len(shipments) >= shipments_limit > 0,
+        ),
+    )
+    return _json(trace)
 
 
 @router.get(
     "/trace/lots/{lot_id}/backward",
     tags=["trace"],
     summary="Supplier, purchase order, inputs to the root",
+    response_model=TraceBackward,
     dependencies=[requires(Role.VIEWER)],
 )
-async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
+async def trace_backward(lot_id: UUID, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
         edges = await db.backward_edges(connection, lot_id)
@@ -321,38 +332,44 @@ async def trace_backward(lot_id: UUID, request: Request) -> dict[str, Any]:
     for node in nodes.values():
         if node.lot_id == lot_id:
             continue
-        entry = _trace_lot(node.lot_id, rows, node.depth, node.parents).model_dump(mode="json")
-        entry["consumed"] = [
-            {"into_lot_id": str(parent), "quantity": str(consumed[(parent, node.lot_id)].quantity),
-             "uom": consumed[(parent, node.lot_id)].uom}
-            for parent in node.parents
-            if (parent, node.lot_id) in consumed
-        ]  # fmt: skip
-        inputs.append(entry)
-    receipts_by_lot: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        lot = _trace_lot(node.lot_id, rows, node.depth, node.parents)
+        inputs.append(
+            TraceInput.model_construct(
+                **dict(lot),
+                consumed=[
+                    Consumed.model_construct(
+                        into_lot_id=parent,
+                        quantity=consumed[(parent, node.lot_id)].quantity,
+                        uom=consumed[(parent, node.lot_id)].uom,
+                    )
+                    for parent in node.parents
+                    if (parent, node.lot_id) in consumed
+                ],
+            )
+        )
+    receipts_by_lot: dict[str, list[TraceReceipt]] = defaultdict(list)
     for receipt in receipts:
         receipts_by_lot[str(receipt["lot_id"])].append(
-            {
-                key: (str(value) if value is not None else None)
-                for key, value in dict(receipt).items()
-            }
+            TraceReceipt.model_construct(**dict(receipt))
         )
     with_inputs = {edge.lot_id for edge in edges}
-    return {
-        "lot": _trace_lot(lot_id, rows, 0, []).model_dump(mode="json"),
-        "inputs": inputs,
-        "roots": [str(node) for node in nodes if node not in with_inputs],
-        "receipts": receipts_by_lot,
-    }
+    trace = TraceBackward.model_construct(
+        lot=_trace_lot(lot_id, rows, 0, []),
+        inputs=inputs,
+        roots=[node for node in nodes if node not in with_inputs],
+        receipts=dict(receipts_by_lot),
+    )
+    return _json(trace)
 
 
 @router.get(
     "/trace/orders/{order_id}",
     tags=["trace"],
     summary="Lots shipped in an order and their origin",
+    response_model=TraceOrder,
     dependencies=[requires(Role.VIEWER)],
 )
-async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
+async def trace_order(order_id: str, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
         lines = await db.order_lines(connection, order_id)
         if not lines:
@@ -363,20 +380,19 @@ async def trace_order(order_id: str, request: Request) -> dict[str, Any]:
             nodes = walk(lot_id, edges, forward=False)
             rows = await db.lot_rows(connection, nodes)
             traces[str(lot_id)] = [
-                _trace_lot(node.lot_id, rows, node.depth, node.parents).model_dump(mode="json")
-                for node in nodes.values()
+                _trace_lot(node.lot_id, rows, node.depth, node.parents) for node in nodes.values()
             ]
-    return {
-        "order_id": order_id,
-        "shipments": [
-            {
-                key: str(value) if isinstance(value, UUID) else value
-                for key, value in dict(line).items()
-            }
-            for line in lines
-        ],
-        "lots": traces,
-    }
+    trace = TraceOrder.model_construct(
+        order_id=order_id,
+        shipments=[OrderShipmentLine.model_construct(**dict(line)) for line in lines],
+        lots=traces,
+    )
+    return _json(trace)
+
+
+def _json(model: BaseModel) -> Response:
+    """Serialised by pydantic at once: the model was built from our own, already valid rows."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 @router.get(

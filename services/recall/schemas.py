@@ -117,3 +117,75 @@ class TraceShipment(BaseModel):
     lot_code: str
     quantity: SignedQuantity
     uom: str
+
+
+class TraceCustomer(BaseModel):
+    customer_id: str
+    name: str | None = None
+    lots: list[str]
+
+
+class TraceTotals(BaseModel):
+    lots: int
+    customers: int
+    shipment_lines: int
+    shipments_truncated: bool
+
+
+class TraceForward(BaseModel):
+    """Everything made from a lot, at any depth, and who received any of it."""
+
+    lot: TraceLot
+    made_into: list[TraceLot]
+    shipments: list[TraceShipment]
+    customers: list[TraceCustomer]
+    totals: TraceTotals
+
+
+class Consumed(BaseModel):
+    into_lot_id: UUID
+    quantity: SignedQuantity
+    uom: str | None = None
+
+
+class TraceInput(TraceLot):
+    consumed: list[Consumed]
+
+
+class TraceReceipt(BaseModel):
+    receipt_id: str
+    lot_id: UUID
+    quantity: SignedQuantity
+    uom: str
+    received_at: datetime
+    location: str | None = None
+    purchase_order: str | None = None
+    supplier_id: str | None = None
+    supplier_name: str | None = None
+
+
+class TraceBackward(BaseModel):
+    """Where a lot came from: its inputs to the root, suppliers and purchase orders."""
+
+    lot: TraceLot
+    inputs: list[TraceInput]
+    roots: list[UUID]
+    receipts: dict[str, list[TraceReceipt]]
+
+
+class OrderShipmentLine(BaseModel):
+    shipment_id: str
+    line_no: int
+    customer_id: str
+    shipped_at: datetime
+    sku: str
+    lot_id: UUID
+    lot_code: str
+    quantity: SignedQuantity
+    uom: str
+
+
+class TraceOrder(BaseModel):
+    order_id: str
+    shipments: list[OrderShipmentLine]
+    lots: dict[str, list[TraceLot]]

@@ -89,19 +89,24 @@ class UnitOfWork:
         if not self._outgoing:
             return
         messages, self._outgoing = self._outgoing, []
+        # One round trip: the rows, and the notification the relay wakes on at commit.
         await self.connection.execute(
             """
-            INSERT INTO outbox (topic, key, value, headers)
-            SELECT topic, key, value, headers::jsonb
-            FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[])
-                AS m(topic, key, value, headers)
+            WITH written AS (
+                INSERT INTO outbox (topic, key, value, headers)
+                SELECT topic, key, value, headers::jsonb
+                FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[])
+                    AS m(topic, key, value, headers)
+                RETURNING 1
+            )
+            SELECT pg_notify($5, '') FROM (SELECT count(*) FROM written) AS done
             """,
             [m.topic for m in messages],
             [m.key for m in messages],
             [m.value for m in messages],
             [_headers_json(m.headers) for m in messages],
+            OUTBOX_CHANNEL,
         )
-        await self.connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
 
 
 async def _init_connection(connection: Connection) -> None:

@@ -79,16 +79,16 @@ class OutboxRelay:
             log.info("outbox relay active")
             await connection.add_listener(OUTBOX_CHANNEL, self.wake)
             polls = 0
+            sent: list[int] = []
             while True:
                 self._wakeup.clear()
-                published = await self._publish_batch(connection)
-                if published >= self._batch_size:
-                    continue  # more is waiting
-                if published == 0:
-                    polls += 1
-                    if polls % 60 == 1:
-                        await self._purge(connection)
-                    await self._observe_backlog(connection)
+                rows, sent = await self._publish_batch(connection, sent)
+                if rows:
+                    continue  # the next round marks these sent, and takes what came meanwhile
+                polls += 1
+                if polls % 60 == 1:
+                    await self._purge(connection)
+                await self._observe_backlog(connection)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
         finally:
@@ -96,14 +96,30 @@ class OutboxRelay:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 5)
 
-    async def _publish_batch(self, connection: asyncpg.Connection) -> int:
+    async def _publish_batch(
+        self, connection: asyncpg.Connection, previously_sent: list[int]
+    ) -> tuple[int, list[int]]:
+        """Mark what the last round published, fetch the next rows, publish them.
+
+        Returns how many rows this round fetched and the ids it published, which the next
+        round marks sent in the same statement as its fetch: one round trip a round.
+        """
         rows = await connection.fetch(
-            "SELECT id, topic, key, value, headers FROM outbox"
-            " WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+            """
+            WITH marked AS (
+                UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+            )
+            SELECT id, topic, key, value, headers FROM outbox
+            WHERE sent_at IS NULL AND id <> ALL($1::bigint[])
+            ORDER BY id LIMIT $2
+            """,
+            previously_sent,
             self._batch_size,
         )
+        if previously_sent:
+            self.published += len(previously_sent)
         if not rows:
-            return 0
+            return 0, []
         futures = []
         for row in rows:
             futures.append(
@@ -115,24 +131,22 @@ class OutboxRelay:
                 )
             )
         results = await asyncio.gather(*futures, return_exceptions=True)
-        # Mark the prefix that was acknowledged: order per key survives a partial failure.
-        sent_ids: list[int] = []
+        # Keep the prefix that was acknowledged: order per key survives a partial failure.
+        sent: list[int] = []
         failure: BaseException | None = None
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 failure = result
                 break
-            sent_ids.append(row["id"])
-        if sent_ids:
-            await connection.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent_ids
-            )
-            self.published += len(sent_ids)
-            for row in rows[: len(sent_ids)]:
-                metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+            sent.append(row["id"])
+            metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
         if failure is not None:
+            if sent:
+                await connection.execute(
+                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent
+                )
             raise failure
-        return len(rows)
+        return len(rows), sent
 
     async def _observe_backlog(self, connection: asyncpg.Connection) -> None:
         row = await connection.fetchrow(
