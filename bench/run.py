@@ -108,7 +108,13 @@ class Tail:
 
 
 CONSUMED = {
-    "inventory": ["goods-received", "order-placed", "order-cancelled", "order-shipped", "recall-issued"],
+    "inventory": [
+        "goods-received",
+        "order-placed",
+        "order-cancelled",
+        "order-shipped",
+        "recall-issued",
+    ],
     "fulfillment": ["order-placed", "order-cancelled", "lot-allocated", "recall-issued"],
     "recall": ["goods-received", "order-shipped"],
 }

@@ -142,6 +142,7 @@ class BatchConsumer:
         self._decoders = {topic: TopicDecoder(TOPICS_BY_NAME[topic]) for topic in self.topics}
         self._max_value_bytes = max_value_bytes
         self._stopping = False
+        self._commit_task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ parsing
@@ -323,12 +324,11 @@ class BatchConsumer:
                 log.warning("batch will be retried", error=self.last_error, in_seconds=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        try:
-            await consumer.commit(outcome.offsets)
-        except (KafkaError, AssertionError) as error:
-            # Partitions moved to another member: it re-reads them and the inbox skips
-            # what was already applied.
-            log.warning("offset commit failed", error=f"{type(error).__name__}: {error}")
+        # The offsets go to the broker while the next batch is fetched and applied: the
+        # database commit is done, so the order that matters holds. Commits stay in order.
+        self._commit_task = asyncio.create_task(
+            self._commit(consumer, outcome.offsets, self._commit_task)
+        )
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         log.debug(
@@ -339,6 +339,26 @@ class BatchConsumer:
             ignored=outcome.ignored,
             dead_lettered=outcome.dead_lettered,
         )
+
+    async def _commit(
+        self,
+        consumer: AIOKafkaConsumer,
+        offsets: dict[TopicPartition, int],
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        try:
+            await consumer.commit(offsets)
+        except (KafkaError, AssertionError) as error:
+            # Partitions moved to another member: it re-reads them and the inbox skips
+            # what was already applied.
+            log.warning("offset commit failed", error=f"{type(error).__name__}: {error}")
+
+    async def flush(self) -> None:
+        """Wait for the offset commit under way, if any (at shutdown)."""
+        if self._commit_task is not None:
+            await asyncio.gather(self._commit_task, return_exceptions=True)
 
     def stop(self) -> None:
         self._stopping = True

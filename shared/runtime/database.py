@@ -155,6 +155,9 @@ class Database:
             command_timeout=self._statement_timeout_ms / 1000 + 5,
             server_settings={
                 "statement_timeout": str(self._statement_timeout_ms),
+                # Plan each batch statement for its own arrays: a generic plan made while a
+                # table was small (a sequential scan) would stay as the table grows.
+                "plan_cache_mode": "force_custom_plan",
                 "application_name": self.source.strip("/").replace("/", "-")[:60],
             },
         )

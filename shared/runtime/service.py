@@ -125,6 +125,9 @@ class ServiceRuntime:
     async def stop(self) -> None:
         if self.consumer is not None:
             self.consumer.stop()
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.consumer.flush(), 5)
         if self.broker is not None and self.started.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.broker.stop(), 15)
