@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e lint format contracts bench bench-quick demo clean
+.PHONY: help install run test test-unit test-integration test-e2e chaos lint format contracts bench bench-quick demo clean
 
 help:
 	@echo "make run          start broker, PostgreSQL and the four services (Ctrl-C stops)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint         ruff and mypy"
 	@echo "make contracts    regenerate docs/contracts (AsyncAPI, JSON Schemas)"
 	@echo "make bench        the benchmark (bench-quick: a short one)"
+	@echo "make chaos        fault injection under load; writes docs/reliability.md"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -53,11 +54,17 @@ format: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/python -m lottrace contracts
 
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+demo: $(STAMP)
+	$(BIN)/python -m lottrace demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

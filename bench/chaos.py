@@ -46,6 +46,7 @@ from shared.contracts.events import GoodsReceived, LotAllocated, OrderPlaced, Or
 from shared.contracts.topics import TOPICS, dead_letter_topic
 
 POISON_KINDS = ("malformed_json", "unknown_event_type", "contract_violation")
+POISON_SOURCE = "/chaos/poison"
 
 
 @dataclass
@@ -383,7 +384,7 @@ async def inject_poison(chaos: Chaos) -> None:
                     customer={"customer_id": "X"},
                     lines=[{"line_no": 1, "sku": "X", "quantity": 1}],
                 ),
-                source="/chaos/poison",
+                source=POISON_SOURCE,
             )
             poisons = {
                 "malformed_json": b'{"specversion": "1.0", "id": ',
@@ -409,7 +410,7 @@ def _violation(topic: str) -> bytes:
         {
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
-            "source": "/chaos/poison",
+            "source": POISON_SOURCE,
             "type": event_type,
             "data": {"order_id": "", "quantity": "-5"},
         }
@@ -687,6 +688,8 @@ def _dedupe(records: list[Any]) -> list[dict[str, Any]]:
             event["data"]
         except (ValueError, KeyError, TypeError):
             continue  # poison: checked against the DLQs
+        if event["source"] == POISON_SOURCE:
+            continue
         if key not in seen:
             seen.add(key)
             events.append(event)
@@ -717,6 +720,7 @@ def write_report(result: dict[str, Any], *, json_path: Path, docs: Path | None) 
         verdict = "passed" if check["passed"] else f"**FAILED**: {check.get('problems') or check}"
         checks.append(f"| {name.replace('_', ' ')} | {verdict} |")
     events = ", ".join(f"{name} {count:,}" for name, count in result["events_processed"].items())
+    docs.mkdir(parents=True, exist_ok=True)
     page = docs / "reliability.md"
     notes = ""
     if page.exists() and "<!-- notes:start -->" in page.read_text():

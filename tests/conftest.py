@@ -86,3 +86,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         elif "/e2e/" in path:
             item.add_marker(pytest.mark.e2e)
+        elif "/chaos/" in path:
+            item.add_marker(pytest.mark.chaos)

@@ -25,13 +25,22 @@ class Settings(ServiceSettings):
         NAME, "ops_http_port", None
     )
     notice_chunk: int = per_service(
-        NAME, "notice_chunk", 2000, description="Customers notified per transaction."
+        NAME, "notice_chunk", 5000, description="Customers notified per transaction."
+    )
+    max_shipments_per_notice: int = per_service(
+        NAME,
+        "max_shipments_per_notice",
+        2000,
+        description="A customer with more shipments gets several notices (each under 900 KB).",
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    recalls = Recalls(notice_chunk=settings.notice_chunk)
+    recalls = Recalls(
+        notice_chunk=settings.notice_chunk,
+        max_shipments_per_notice=settings.max_shipments_per_notice,
+    )
     consumer = BatchConsumer(
         group_id=NAME, handlers=recalls.handlers(), max_value_bytes=settings.kafka.max_message_bytes
     )

@@ -348,6 +348,83 @@ async def pending_notices(connection: Connection, limit: int) -> tuple[Record | 
     return recall, [row["customer_id"] for row in rows]
 
 
+NOTICE_TYPE = "lottrace.recall-customer-notice.v1"
+
+
+async def write_notices(
+    connection: Connection,
+    *,
+    recall: Record,
+    customer_ids: Sequence[str],
+    max_shipments: int,
+    source: str,
+) -> dict[str, int]:
+    """Write the notices of these customers straight into the outbox, built by PostgreSQL in
+    one statement: the CloudEvent exactly as `shared.contracts.envelope.encode` writes it.
+    Customers with more than `max_shipments` shipments are left for the caller, who splits
+    their notices. Returns each customer's number of shipments."""
+    rows = await connection.fetch(
+        """
+        WITH lines AS (
+            SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
+                   s.lot_code, s.quantity, s.uom, s.line_no
+            FROM shipment_lines s
+            WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+              AND s.customer_id = ANY($2::text[]) AND s.seq <= $3
+        ), per_customer AS (
+            SELECT customer_id, count(*) AS shipments,
+                   json_agg(json_build_object(
+                       'shipment_id', shipment_id, 'order_id', order_id,
+                       'shipped_at', to_char(shipped_at AT TIME ZONE 'UTC',
+                                             'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                       'sku', sku, 'lot_id', lot_id, 'lot_code', lot_code,
+                       'quantity', trim_scale(quantity)::text, 'uom', uom)
+                       ORDER BY shipped_at, shipment_id, line_no) AS list
+            FROM lines GROUP BY customer_id
+        ), notices AS (
+            SELECT p.customer_id, p.shipments, p.list, gen_random_uuid()::text AS event_id,
+                   json_strip_nulls(json_build_object(
+                       'customer_id', p.customer_id, 'name', c.name, 'email', c.email,
+                       'phone', c.phone, 'address', c.address::json)) AS customer
+            FROM per_customer p LEFT JOIN customers c USING (customer_id)
+            WHERE p.shipments <= $4
+        ), written AS (
+            INSERT INTO outbox (topic, key, value, headers)
+            SELECT 'recall-issued', convert_to($1, 'UTF8'),
+                   convert_to(json_build_object(
+                       'specversion', '1.0', 'id', n.event_id, 'type', $6::text,
+                       'source', $5::text,
+                       'time', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                       'subject', $1::text, 'datacontenttype', 'application/json',
+                       'data', json_strip_nulls(json_build_object(
+                           'recall_id', $1::text, 'customer', n.customer, 'shipments', n.list,
+                           'late', false, 'reason', $7::text, 'classification', $8::text))
+                   )::text, 'UTF8'),
+                   jsonb_build_array(
+                       jsonb_build_array('content-type', 'application/cloudevents+json'),
+                       jsonb_build_array('ce_id', n.event_id),
+                       jsonb_build_array('ce_type', $6::text),
+                       jsonb_build_array('ce_source', $5::text))
+            FROM notices n
+        ), logged AS (
+            INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part,
+                                        parts)
+            SELECT event_id, $1, customer_id, false, shipments, 1, 1 FROM notices
+        )
+        SELECT customer_id, shipments FROM per_customer
+        """,
+        recall["recall_id"],
+        list(customer_ids),
+        recall["shipment_watermark"],
+        max_shipments,
+        source,
+        NOTICE_TYPE,
+        recall["reason"],
+        recall["classification"],
+    )
+    return {row["customer_id"]: int(row["shipments"]) for row in rows}
+
+
 async def finish_notices_if_done(connection: Connection, recall_id: str) -> bool:
     done = await connection.fetchval(
         """

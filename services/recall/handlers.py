@@ -13,7 +13,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from services.recall import db
-from services.recall.domain import split_for_notices
+from services.recall.domain import MAX_SHIPMENTS_PER_NOTICE, split_for_notices
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
@@ -50,8 +50,11 @@ class IssuedRecall:
 
 
 class Recalls:
-    def __init__(self, *, notice_chunk: int = 2000) -> None:
+    def __init__(
+        self, *, notice_chunk: int = 5000, max_shipments_per_notice: int = MAX_SHIPMENTS_PER_NOTICE
+    ) -> None:
         self.notice_chunk = notice_chunk
+        self.max_shipments_per_notice = max_shipments_per_notice
         self.notices_wanted = asyncio.Event()
 
     def handlers(self) -> list[tuple[type[Any], EventHandler]]:
@@ -307,7 +310,11 @@ class Recalls:
     # ------------------------------------------------------------------ notices
 
     async def notify_chunk(self, unit: UnitOfWork) -> int:
-        """Emit the notices of the next chunk of affected customers; returns how many customers."""
+        """Emit the notices of the next chunk of affected customers; returns how many customers.
+
+        PostgreSQL builds and writes the notices itself (one statement for the whole chunk, no
+        row through Python); only a customer with so many shipments that their notice must be
+        split is handled here."""
         connection = unit.connection
         recall, customer_ids = await db.pending_notices(connection, self.notice_chunk)
         if recall is None:
@@ -316,8 +323,31 @@ class Recalls:
         if not customer_ids:
             await db.finish_notices_if_done(connection, recall_id)
             return 0
+        shipments_per_customer = await db.write_notices(
+            connection,
+            recall=recall,
+            customer_ids=customer_ids,
+            max_shipments=self.max_shipments_per_notice,
+            source=unit.source,
+        )
+        unit.outbox_written_in_sql()
+        oversized = [
+            customer_id
+            for customer_id, count in shipments_per_customer.items()
+            if count > self.max_shipments_per_notice
+        ]
+        if oversized:
+            await self._notify_in_parts(unit, recall, oversized)
+        await db.mark_notified(connection, recall_id, customer_ids)
+        await db.finish_notices_if_done(connection, recall_id)
+        return len(customer_ids)
+
+    async def _notify_in_parts(
+        self, unit: UnitOfWork, recall: Record, customer_ids: list[str]
+    ) -> None:
+        connection = unit.connection
         rows = await db.customer_shipments(
-            connection, recall_id, customer_ids, recall["shipment_watermark"]
+            connection, recall["recall_id"], customer_ids, recall["shipment_watermark"]
         )
         customers = await db.customers_by_id(connection, customer_ids)
         per_customer: dict[str, list[Record]] = defaultdict(list)
@@ -325,21 +355,16 @@ class Recalls:
             per_customer[row["customer_id"]].append(row)
         notices = []
         for customer_id in customer_ids:
-            shipments = per_customer.get(customer_id)
-            if shipments:
-                notices += self._emit_notices(
-                    unit,
-                    recall_id=recall_id,
-                    reason=recall["reason"],
-                    classification=recall["classification"],
-                    customer=_customer(customers.get(customer_id), customer_id),
-                    shipments=shipments,
-                    late=False,
-                )
-        await db.mark_notified(connection, recall_id, customer_ids)
+            notices += self._emit_notices(
+                unit,
+                recall_id=recall["recall_id"],
+                reason=recall["reason"],
+                classification=recall["classification"],
+                customer=_customer(customers.get(customer_id), customer_id),
+                shipments=per_customer[customer_id],
+                late=False,
+            )
         await db.record_notices(connection, notices)
-        await db.finish_notices_if_done(connection, recall_id)
-        return len(customer_ids)
 
     def _emit_notices(
         self,
@@ -352,7 +377,7 @@ class Recalls:
         shipments: Sequence[Record],
         late: bool,
     ) -> list[tuple[str, str, str, bool, int, int, int]]:
-        parts = split_for_notices(shipments)
+        parts = split_for_notices(shipments, per_notice=self.max_shipments_per_notice)
         emitted = []
         for number, part in enumerate(parts, start=1):
             # Values come from validated events in our own tables: no need to validate again.

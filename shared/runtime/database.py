@@ -64,6 +64,7 @@ class UnitOfWork:
         self.connection = connection
         self.source = source
         self._outgoing: list[OutgoingMessage] = []
+        self._written_in_sql = False
 
     def emit(
         self, event: Event, *, event_id: str | None = None, time: datetime | None = None
@@ -85,8 +86,14 @@ class UnitOfWork:
     def pending(self) -> int:
         return len(self._outgoing)
 
+    def outbox_written_in_sql(self) -> None:
+        """A statement of this unit wrote outbox rows itself: wake the relay at commit."""
+        self._written_in_sql = True
+
     async def flush_outbox(self) -> None:
         if not self._outgoing:
+            if self._written_in_sql:
+                await self.connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
             return
         messages, self._outgoing = self._outgoing, []
         # One round trip: the rows, and the notification the relay wakes on at commit.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,9 +26,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.metrics import Counter, Histogram
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bind_contextvars
 
 from shared.runtime import metrics
 from shared.runtime.auth import Authenticator, required_role
@@ -134,6 +137,99 @@ class _TooLarge(Exception):
     pass
 
 
+UNMATCHED_ROUTE = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Path parameters worth having on an error's log line: they name the entity.
+_LOGGED_PATH_PARAMS = ("lot_id", "order_id", "recall_id")
+
+
+class RequestMetrics:
+    """Counts requests and times them by route template (`/lots/{lot_id}`, never the raw path,
+    which would make one time series per lot), method and status.
+
+    Pure ASGI: the router stores the matched route in the scope, which is read once the app
+    has answered. The metric children are cached per label set, so a request costs two
+    dictionary lookups and two locked updates.
+
+    A request that ends in an exception reaches the app's outermost error handler, outside
+    every middleware, which answers 500 (503 for a transient dependency failure) and logs it.
+    For that log line, the route and the entity ids of the path are bound to structlog's
+    context and left bound: each request has its own task, hence its own context.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._templates: dict[Any, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        except Exception as error:
+            # What the error handler answers (see create_http_app), unless the response began.
+            status = status or (503 if is_transient(error) else 500)
+            _bind_request_context(scope, self._route(scope))
+            raise
+        except asyncio.CancelledError:
+            status = status or 499  # the client went away, or the server is stopping
+            raise
+        finally:
+            method = scope["method"]
+            if method not in _METHODS:
+                method = "OTHER"  # any token is a method to some servers: keep the labels few
+            key = (method, self._route(scope), status or 500)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    metrics.HTTP_REQUESTS.labels(key[0], key[1], str(key[2])),
+                    metrics.HTTP_REQUEST_SECONDS.labels(key[0], key[1]),
+                )
+            requests, seconds = children
+            requests.inc()
+            seconds.observe(time.perf_counter() - started)
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            path: str = getattr(route, "path_format", None) or route.path
+            return path
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return UNMATCHED_ROUTE
+        # Starlette's own routes (the API documents) leave only their endpoint in the scope.
+        template = self._templates.get(endpoint)
+        if template is None:
+            app = scope.get("app")
+            found = (
+                getattr(candidate, "path_format", None) or getattr(candidate, "path", None)
+                for candidate in getattr(app, "routes", ())
+                if getattr(candidate, "endpoint", None) is endpoint
+            )
+            template = self._templates[endpoint] = next(found, None) or UNMATCHED_ROUTE
+        return template
+
+
+def _bind_request_context(scope: Scope, route: str) -> None:
+    params = scope.get("path_params") or {}
+    bind_contextvars(
+        http_method=scope["method"],
+        route=route,
+        **{name: str(params[name]) for name in _LOGGED_PATH_PARAMS if name in params},
+    )
+
+
 def create_http_app(
     runtime: ServiceRuntime,
     *,
@@ -178,6 +274,8 @@ def create_http_app(
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Added last, so outermost of the user middleware: it also counts the 413s of the limit.
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> JSONResponse:

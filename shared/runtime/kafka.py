@@ -76,6 +76,8 @@ def make_broker(settings: KafkaSettings, *, service: str) -> KafkaBroker:
         consumer_only=True,
         allow_auto_create_topics=False,
         graceful_timeout=10.0,
+        # FastStream's own logger has its own handler: this one goes through ours (JSON).
+        logger=logging.getLogger("lottrace.faststream"),
         log_level=logging.DEBUG,
         description=f"lottrace {service}",
     )

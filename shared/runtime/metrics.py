@@ -1,4 +1,9 @@
-"""Prometheus metrics shared by the runtime of every service (one process, one service)."""
+"""Prometheus metrics shared by the runtime of every service (one process, one service).
+
+Names are a contract with the dashboard and the alert rules in deploy/observability/: each is
+documented in docs/observability.md, and tests/unit/test_observability.py checks that every
+query there names a metric defined here.
+"""
 
 from __future__ import annotations
 
@@ -41,10 +46,40 @@ OUTBOX_PUBLISHED = Counter(
 )
 OUTBOX_BACKLOG = Gauge(
     "lottrace_outbox_backlog",
-    "Outbox rows committed and not yet published (as last seen by the relay).",
+    "Outbox rows committed and not yet published: sampled every METRICS_SAMPLE_SECONDS, and"
+    " by the relay whenever it runs out of rows.",
 )
 OUTBOX_OLDEST_SECONDS = Gauge(
     "lottrace_outbox_oldest_unsent_seconds",
-    "Age of the oldest unpublished outbox row (as last seen by the relay).",
+    "Age in seconds of the oldest unpublished outbox row (0 when there is none): sampled every"
+    " METRICS_SAMPLE_SECONDS, and by the relay whenever it runs out of rows.",
 )
 READY = Gauge("lottrace_ready", "1 when the database and the broker are reachable.")
+
+# Buckets from 1 ms (a lookup by key) to 10 s (a large report): the API's range.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+HTTP_REQUESTS = Counter(
+    "lottrace_http_requests_total",
+    "HTTP requests answered, by method, route template (`unmatched` when no route matched)"
+    " and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "lottrace_http_request_seconds",
+    "Time from receiving an HTTP request to sending the last byte of its response, by method"
+    " and route template.",
+    ["method", "route"],
+    buckets=HTTP_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "lottrace_consumer_lag",
+    "Records not yet consumed (end offset minus committed offset) of the partitions this"
+    " replica is assigned, summed per topic: summed over replicas it is the group's lag.",
+    ["topic"],
+)
+SAMPLE_ERRORS = Counter(
+    "lottrace_metrics_sample_errors_total",
+    "Periodic samples (consumer lag, outbox backlog) that failed or timed out; the gauge"
+    " keeps its last value meanwhile.",
+    ["sampler"],
+)

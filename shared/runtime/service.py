@@ -15,10 +15,12 @@ from shared.runtime import metrics
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.database import Database
 from shared.runtime.kafka import make_broker, make_producer
+from shared.runtime.lag import MetricsSampler
 from shared.runtime.logging import get_logger
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.outbox import OutboxRelay
 from shared.runtime.settings import ServiceSettings
+from shared.runtime.tracing import setup_tracing
 
 log = get_logger(__name__)
 
@@ -49,6 +51,10 @@ class ServiceRuntime:
         )
         self.consumer = consumer
         self.broker = make_broker(settings.kafka, service=name) if consumer else None
+        # --- observability: tracing (off unless OTEL_ENABLED), lag and backlog sampling ---
+        self.tracer_provider = setup_tracing(settings, service=name, broker=self.broker)
+        self._sampler: asyncio.Task[None] | None = None
+        # --- end observability ---
         if consumer is not None and self.broker is not None:
             consumer.subscribe(self.broker, self.database, settings)
         # aiokafka clients belong to a running event loop: made at start-up.
@@ -79,6 +85,12 @@ class ServiceRuntime:
             await self._until_done("broker", self._start_broker)
         for job in self._background:
             self._tasks.append(asyncio.create_task(job(self), name=f"{self.name}-job"))
+        # --- observability: sample consumer lag and outbox backlog until stop ---
+        self._sampler = asyncio.create_task(
+            MetricsSampler.of(self).run(), name=f"{self.name}-metrics-sampler"
+        )
+        self._tasks.append(self._sampler)  # cancelled with the rest if stop began meanwhile
+        # --- end observability ---
         self.startup_problem = None
         self.started.set()
         log.info("service started")
@@ -123,6 +135,12 @@ class ServiceRuntime:
                 delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
+        # --- observability: the sampler reads the consumer, so it stops first ---
+        if self._sampler is not None:
+            self._sampler.cancel()
+            with contextlib.suppress(BaseException):
+                await self._sampler
+        # --- end observability ---
         if self.consumer is not None:
             self.consumer.stop()
         if self.consumer is not None:

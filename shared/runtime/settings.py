@@ -96,6 +96,32 @@ class ServiceSettings(BaseSettings):
         " (not on the main port); unset, they are served, open, on the main port.",
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    metrics_sample_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often consumer lag and the outbox backlog and age are sampled into"
+        " their gauges (see docs/observability.md).",
+    )
+    otel_enabled: bool = Field(
+        default=False,
+        description="Export OpenTelemetry traces (consumed batches, HTTP requests) over OTLP;"
+        " off, nothing of OpenTelemetry's SDK is loaded.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP base URL of the collector (spans go to `<url>/v1/traces`); unset,"
+        " the exporter's own default and OTEL_EXPORTER_OTLP_TRACES_* variables apply.",
+    )
+    otel_service_name: str | None = Field(
+        default=None, description="`service.name` of the spans; unset, `lottrace-<service>`."
+    )
+    otel_sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded; a request that carries a caller's trace"
+        " follows the caller's decision.",
+    )
 
     @field_validator("database_url")
     @classmethod
