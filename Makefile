@@ -16,6 +16,7 @@ help:
 	@echo "make contracts    regenerate docs/contracts (AsyncAPI, JSON Schemas)"
 	@echo "make bench        the benchmark (bench-quick: a short one)"
 	@echo "make chaos        fault injection under load; writes docs/reliability.md"
+	@echo "make demo         the orange-juice recall story against a running 'make run'"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'

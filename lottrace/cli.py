@@ -20,6 +20,7 @@ import sys
 import tempfile
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -48,6 +49,7 @@ from lottrace.client import (
     ServiceUnreachable,
     ServiceUrls,
     dead_letter_topic_of,
+    dev_platform_key,
     distinct_records,
     kafka_settings,
     publish_replays,
@@ -287,11 +289,31 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 def connection(api_key: str | None, **urls: str | None) -> Connection:
-    return Connection(urls=ServiceUrls().but(**urls), api_key=api_key)
+    return Connection(urls=ServiceUrls().but(**urls), api_key=api_key or dev_platform_key())
 
 
 # ---------------------------------------------------------------------- rendering (shared with
 # the demo)
+
+
+# Ids and lot codes are what people copy: wrap the prose columns first.
+_KEEP_WHOLE = frozenset(
+    {"lot code", "customer", "order", "shipment", "entry", "source", "key", "expires", "when"}
+)
+_NUMERIC = frozenset({"depth", "days", "on hand", "reserved", "available", "quantity", "shipments"})
+
+
+def table_with(title: str, columns: Sequence[str]) -> Table:
+    """A table whose id columns stay whole and whose numbers are right-aligned."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column in _KEEP_WHOLE,
+            justify="right" if column in _NUMERIC else "left",
+        )
+    return table
 
 
 def _day(value: date | datetime | None) -> str:
@@ -367,9 +389,10 @@ def _branches(
 
 
 def backward_table(trace: TraceBackward) -> Table:
-    table = Table(title="Backward: where it came from", title_justify="left")
-    for column in ("depth", "lot code", "SKU", "supplier", "purchase order", "received", "used"):
-        table.add_column(column, overflow="fold")
+    table = table_with(
+        "Backward: where it came from",
+        ("depth", "lot code", "SKU", "supplier", "purchase order", "received", "used"),
+    )
     codes = {lot.lot_id: lot.lot_code or str(lot.lot_id) for lot in [trace.lot, *trace.inputs]}
 
     def add(lot: TraceLot, used: str) -> None:
@@ -400,11 +423,10 @@ def backward_table(trace: TraceBackward) -> Table:
 
 
 def shipments_table(trace: TraceForward) -> Table:
-    table = Table(title="Forward: who received it", title_justify="left")
-    for column in ("shipped", "customer", "order", "shipment", "lot code", "quantity"):
-        table.add_column(
-            column, overflow="fold", justify="right" if column == "quantity" else "left"
-        )
+    table = table_with(
+        "Forward: who received it",
+        ("shipped", "received by", "order", "shipment", "lot code", "quantity"),
+    )
     for shipment in trace.shipments:
         table.add_row(
             _day(shipment.shipped_at),
@@ -455,9 +477,7 @@ def recall_panel(recall: RecallView) -> Panel:
 
 def recall_lots_table(recall: RecallView) -> Table:
     codes = {lot.lot_id: lot.lot_code for lot in recall.affected_lots}
-    table = Table(title="Affected lots", title_justify="left")
-    for column in ("lot code", "SKU", "supplier", "why"):
-        table.add_column(column, overflow="fold")
+    table = table_with("Affected lots", ("lot code", "SKU", "supplier", "why"))
     for lot in recall.affected_lots:
         why = (
             f"made from {codes.get(lot.via_lot_id, str(lot.via_lot_id))}"
@@ -473,17 +493,13 @@ def recall_lots_table(recall: RecallView) -> Table:
 def recall_customers_table(
     customers: Sequence[AffectedCustomer], *, title: str = "Affected customers"
 ) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("customer", "name", "email", "phone", "lots", "quantity", "shipments"):
-        table.add_column(
-            column,
-            overflow="fold",
-            justify="right" if column in ("quantity", "shipments") else "left",
-        )
+    table = table_with(
+        title, ("customer", "name", "email", "phone", "lots", "quantity", "shipments")
+    )
     for customer in customers:
-        quantities: dict[str, Any] = {}
+        quantities: dict[str, Decimal] = {}
         for shipment in customer.shipments:
-            quantities[shipment.uom] = quantities.get(shipment.uom, 0) + shipment.quantity
+            quantities[shipment.uom] = quantities.get(shipment.uom, Decimal(0)) + shipment.quantity
         late = sum(1 for shipment in customer.shipments if shipment.late)
         table.add_row(
             escape(customer.customer_id),
@@ -499,23 +515,8 @@ def recall_customers_table(
 
 def stock_table(lots: Sequence[StockLot], *, title: str, today: date | None = None) -> Table:
     today = today or datetime.now(UTC).date()
-    table = Table(title=title, title_justify="left")
-    for column in (
-        "expires",
-        "days",
-        "SKU",
-        "lot code",
-        "location",
-        "on hand",
-        "reserved",
-        "available",
-        "status",
-    ):
-        table.add_column(
-            column,
-            overflow="fold",
-            justify="right" if column in ("days", "on hand", "reserved", "available") else "left",
-        )
+    columns = ("expires", "days", "SKU", "lot code", "location", "on hand", "reserved")
+    table = table_with(title, (*columns, "available", "status"))
     for lot in lots:
         days = (lot.expiry_date - today).days if lot.expiry_date else None
         status = lot.status.value
@@ -559,9 +560,9 @@ def scan_table(scan: Gs1Scan) -> Table:
 
 
 def dead_letters_table(letters: Sequence[DeadLetter], *, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in ("entry", "when", "error", "message", "source", "consumer group", "key"):
-        table.add_column(column, overflow="fold")
+    table = table_with(
+        title, ("entry", "when", "error", "message", "source", "consumer group", "key")
+    )
     for letter in letters:
         source = "{}/{}@{}".format(
             *(part if part is not None else "?" for part in letter.source_position)
@@ -852,42 +853,45 @@ def recall_customers(
     recall was issued (late).
     """
     target = connection(api_key, recall=recall_url)
+    if csv_file is not None:
+        run_against_platform(_export_customers(target, recall_id, csv_file))
+        return
 
-    async def customers() -> tuple[RecallView, list[AffectedCustomer]]:
+    async def first_customers() -> tuple[RecallView, list[AffectedCustomer]]:
+        """The recall and up to `limit` of its customers, a page (at most 10,000) at a time."""
         async with LottraceClient(target) as api:
-            if csv_file is not None:
-                if str(csv_file) == "-":
-                    typer.echo(await api.recall_customers_csv(recall_id), nl=False)
-                else:
-                    rows = await api.write_recall_customers_csv(recall_id, csv_file)
-                    Console(stderr=True).print(f"{rows} rows written to {csv_file}")
-                return await api.recall(recall_id, customers_limit=0), []
             found: list[AffectedCustomer] = []
-            page = min(limit, 10_000)
             while True:
+                wanted = min(limit - len(found), 10_000)
                 recall = await api.recall(
-                    recall_id,
-                    customers_limit=min(page, limit - len(found)),
-                    customers_offset=len(found),
+                    recall_id, customers_limit=wanted, customers_offset=len(found)
                 )
                 found += recall.customers
-                if len(recall.customers) < page or len(found) >= limit:
+                if len(recall.customers) < wanted or len(found) >= limit:
                     return recall, found
 
-    recall, found = run_against_platform(customers())
-    if csv_file is not None:
-        return
+    recall, found = run_against_platform(first_customers())
     if output is OutputFormat.JSON:
         write_json([customer.model_dump(mode="json") for customer in found])
         return
     table = recall_customers_table(found, title=f"Customers affected by recall {recall_id}")
-    shown = len(found)
     table.caption = (
-        f"{recall.affected_customer_count} affected at issue, {shown} shown"
+        f"{recall.affected_customer_count} affected at issue, {len(found)} shown"
         + (" (late shipments included)" if recall.late_notices else "")
-        + ("; --limit to see more, --csv for all" if shown >= limit else "")
+        + ("; --limit to see more, --csv for all" if len(found) >= limit else "")
     )
     stdout().print(table)
+
+
+async def _export_customers(target: Connection, recall_id: str, destination: Path) -> None:
+    async with LottraceClient(target) as api:
+        if str(destination) == "-":
+            typer.echo(await api.recall_customers_csv(recall_id), nl=False)
+            return
+        rows = await api.write_recall_customers_csv(recall_id, destination)
+    Console(stderr=True, highlight=False).print(
+        f"{rows} rows written to {escape(str(destination))}"
+    )
 
 
 # ---------------------------------------------------------------------- lots

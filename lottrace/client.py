@@ -65,6 +65,18 @@ DEFAULT_URLS: dict[Service, str] = {
     "recall": "http://127.0.0.1:8084",
 }
 API_KEY_VARIABLE = "LOTTRACE_API_KEY"
+# `make run` leaves its admin key here (owner-only, removed when it stops), so `make demo` and
+# the CLI work against it from the same checkout without copying the key by hand.
+DEV_KEY_FILE = Path(".lottrace/dev-admin-key")
+
+
+def dev_platform_key() -> str | None:
+    """The admin key of a `make run` started from this folder, if one is running."""
+    try:
+        return DEV_KEY_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,7 +129,8 @@ class Connection:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Connection:
         environ = os.environ if environ is None else environ
         return cls(
-            urls=ServiceUrls.from_env(environ), api_key=environ.get(API_KEY_VARIABLE) or None
+            urls=ServiceUrls.from_env(environ),
+            api_key=environ.get(API_KEY_VARIABLE) or dev_platform_key(),
         )
 
 

@@ -37,7 +37,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
-from rich.table import Table
 
 from lottrace.cli import (
     backward_table,
@@ -49,6 +48,7 @@ from lottrace.cli import (
     scan_table,
     shipments_table,
     stock_table,
+    table_with,
 )
 from lottrace.client import (
     SERVICES,
@@ -259,9 +259,7 @@ class Story:
 
     async def platform_is_ready(self) -> None:
         self.chapter("The platform")
-        table = Table(title_justify="left")
-        for column in ("service", "address", "ready"):
-            table.add_column(column)
+        table = table_with("", ("service", "address", "ready"))
 
         async def all_ready() -> dict[str, dict[str, Any]]:
             reports: dict[str, dict[str, Any]] = {}
@@ -388,9 +386,9 @@ class Story:
             )
             self.lots[f"grove-{number}"] = lot
 
-        table = Table(title="Received in this run", title_justify="left")
-        for column in ("lot code", "SKU", "quantity", "supplier", "expires", "how"):
-            table.add_column(column)
+        table = table_with(
+            "Received in this run", ("lot code", "SKU", "quantity", "supplier", "expires", "how")
+        )
         how = {
             "oranges": "purchase order",
             "pressed": "production: inputs = the oranges",
@@ -428,9 +426,7 @@ class Story:
             "Each is a CloudEvent `lottrace.order-placed.v1` on `order-placed`, keyed by order id;"
             " each is published once the one before is allocated, so FEFO serves them in turn."
         )
-        table = Table(title="Allocated (FEFO)", title_justify="left")
-        for column in ("order", "customer", "ordered", "allocated from"):
-            table.add_column(column)
+        table = table_with("Allocated (FEFO)", ("order", "customer", "ordered", "allocated from"))
         async with kafka_producer(self.settings.kafka) as producer:
             for number, buyer in enumerate(CUSTOMERS, start=1):
                 order_id = f"SO-{self.run}-{number}"
@@ -498,9 +494,7 @@ class Story:
                     + " and ".join(printable(scan) for scan in scans)
                     + ": each scanned lot must be one allocated to the order."
                 )
-        table = Table(title="Shipped", title_justify="left")
-        for column in ("shipment", "order", "customer", "lots", "by"):
-            table.add_column(column)
+        table = table_with("Shipped", ("shipment", "order", "customer", "lots", "by"))
         for shipment in self.shipments:
             table.add_row(
                 shipment.shipment_id,

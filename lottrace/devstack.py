@@ -30,7 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from lottrace.infra import SERVICES, EmbeddedPostgres, TansuBroker, wait_until
+from lottrace.client import DEV_KEY_FILE
+from lottrace.infra import SERVICES, EmbeddedPostgres, TansuBroker, dies_with_parent, wait_until
 from shared.contracts.topics import all_topic_names
 from shared.runtime.auth import Role, hash_key
 from shared.runtime.kafka import ensure_topics
@@ -62,6 +63,7 @@ class ServiceProcess:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
+            preexec_fn=dies_with_parent(signal.SIGTERM),  # noqa: PLW1509
         )
 
     def signal(self, signum: int) -> None:
@@ -286,7 +288,9 @@ async def run_until_interrupted(platform: Platform) -> None:
             console.print("authentication is off (AUTH_MODE=disabled): every route is open")
         else:
             receiving = platform.urls().get("receiving", "http://127.0.0.1:8081")
+            key_file = write_dev_key(platform.admin_key)
             console.print(f"API key (admin): {platform.admin_key}", highlight=False, soft_wrap=True)
+            console.print(f"  (also in {key_file}, which the lottrace CLI and `make demo` read)")
             console.print(
                 f"  curl -s {receiving}/lots -H 'Authorization: Bearer {platform.admin_key}'",
                 highlight=False,
@@ -303,8 +307,17 @@ async def run_until_interrupted(platform: Platform) -> None:
             watcher.cancel()
     finally:
         console.print("stopping…")
+        DEV_KEY_FILE.unlink(missing_ok=True)
         platform.stop()
         console.print("stopped.")
+
+
+def write_dev_key(key: str) -> Path:
+    DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    return DEV_KEY_FILE
 
 
 async def _watch(process: ServiceProcess, stop: asyncio.Event) -> None:

@@ -263,9 +263,16 @@ async def create_recall(
     scope: dict[str, Any],
     requested_by: str,
     lots: Sequence[tuple[UUID, str, str, str | None, UUID | None]],
+    chunk_size: int,
 ) -> tuple[int, Decimal]:
-    """Store the recall, its lots and its customers to notify; returns (customers, quantity)."""
-    watermark = await connection.fetchval("SELECT coalesce(max(seq), 0) FROM shipment_lines")
+    """Store the recall, its lots, and its affected customers in chunks to notify; returns
+    (customers, shipped quantity)."""
+    # Under the exclusive shipments lock no line is mid-insert, so the identity sequence's last
+    # value is the newest committed line (or above it, after a rollback): O(1), unlike max(seq).
+    watermark = await connection.fetchval(
+        "SELECT coalesce(pg_sequence_last_value("
+        "pg_get_serial_sequence('shipment_lines', 'seq')::regclass), 0)"
+    )
     await connection.execute(
         """
         INSERT INTO recalls (recall_id, issued_at, reason, classification, scope, requested_by,
@@ -298,16 +305,21 @@ async def create_recall(
             SELECT s.customer_id, s.quantity FROM shipment_lines s
             WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
               AND s.seq <= $2
-        ), inserted AS (
-            INSERT INTO recall_customers (recall_id, customer_id)
-            SELECT DISTINCT $1, customer_id FROM affected
-            RETURNING 1
+        ), numbered AS (
+            SELECT customer_id, (row_number() OVER (ORDER BY customer_id) - 1) / $3 AS chunk
+            FROM (SELECT DISTINCT customer_id FROM affected) AS customers
+        ), chunks AS (
+            INSERT INTO recall_chunks (recall_id, chunk, first_customer, last_customer, customers)
+            SELECT $1, chunk, min(customer_id), max(customer_id), count(*)
+            FROM numbered GROUP BY chunk
+            RETURNING customers
         )
-        SELECT (SELECT count(*) FROM inserted) AS customers,
+        SELECT (SELECT coalesce(sum(customers), 0) FROM chunks) AS customers,
                (SELECT coalesce(sum(quantity), 0) FROM affected) AS quantity
         """,
         recall_id,
         watermark,
+        chunk_size,
     )
     assert row is not None
     await connection.execute(
@@ -320,10 +332,9 @@ async def create_recall(
     return int(row["customers"]), Decimal(row["quantity"])
 
 
-async def pending_notices(connection: Connection, limit: int) -> tuple[Record | None, list[str]]:
-    """The oldest recall with customers not notified yet, and a chunk of them (locked, so
-    replicas share the work)."""
-    recall = await connection.fetchrow(
+async def recall_with_pending_notices(connection: Connection) -> Record | None:
+    """The oldest recall whose notices are not all written yet."""
+    return await connection.fetchrow(
         """
         SELECT r.recall_id, r.reason, r.classification, r.shipment_watermark
         FROM recalls r
@@ -332,20 +343,28 @@ async def pending_notices(connection: Connection, limit: int) -> tuple[Record | 
         LIMIT 1
         """
     )
-    if recall is None:
-        return None, []
-    rows = await connection.fetch(
+
+
+async def take_chunk(connection: Connection, recall_id: str) -> Record | None:
+    """The next chunk of customers to notify (one another replica holds is skipped)."""
+    return await connection.fetchrow(
         """
-        SELECT customer_id FROM recall_customers
+        SELECT chunk, first_customer, last_customer, customers FROM recall_chunks
         WHERE recall_id = $1 AND notified_at IS NULL
-        ORDER BY customer_id
-        LIMIT $2
+        ORDER BY chunk
+        LIMIT 1
         FOR UPDATE SKIP LOCKED
         """,
-        recall["recall_id"],
-        limit,
+        recall_id,
     )
-    return recall, [row["customer_id"] for row in rows]
+
+
+async def chunk_notified(connection: Connection, recall_id: str, chunk: int) -> None:
+    await connection.execute(
+        "UPDATE recall_chunks SET notified_at = now() WHERE recall_id = $1 AND chunk = $2",
+        recall_id,
+        chunk,
+    )
 
 
 NOTICE_TYPE = "lottrace.recall-customer-notice.v1"
@@ -355,7 +374,8 @@ async def write_notices(
     connection: Connection,
     *,
     recall: Record,
-    customer_ids: Sequence[str],
+    first_customer: str,
+    last_customer: str,
     max_shipments: int,
     source: str,
 ) -> dict[str, int]:
@@ -370,7 +390,7 @@ async def write_notices(
                    s.lot_code, s.quantity, s.uom, s.line_no
             FROM shipment_lines s
             WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
-              AND s.customer_id = ANY($2::text[]) AND s.seq <= $3
+              AND s.customer_id BETWEEN $2 AND $9 AND s.seq <= $3
         ), per_customer AS (
             SELECT customer_id, count(*) AS shipments,
                    json_agg(json_build_object(
@@ -414,13 +434,14 @@ async def write_notices(
         SELECT customer_id, shipments FROM per_customer
         """,
         recall["recall_id"],
-        list(customer_ids),
+        first_customer,
         recall["shipment_watermark"],
         max_shipments,
         source,
         NOTICE_TYPE,
         recall["reason"],
         recall["classification"],
+        last_customer,
     )
     return {row["customer_id"]: int(row["shipments"]) for row in rows}
 
@@ -430,7 +451,7 @@ async def finish_notices_if_done(connection: Connection, recall_id: str) -> bool
         """
         UPDATE recalls SET notices_done_at = now()
         WHERE recall_id = $1 AND notices_done_at IS NULL
-          AND NOT EXISTS (SELECT 1 FROM recall_customers
+          AND NOT EXISTS (SELECT 1 FROM recall_chunks
                           WHERE recall_id = $1 AND notified_at IS NULL)
         RETURNING true
         """,
@@ -464,19 +485,6 @@ async def customers_by_id(connection: Connection, customer_ids: Iterable[str]) -
         sorted(set(customer_ids)),
     )
     return {row["customer_id"]: row for row in rows}
-
-
-async def mark_notified(
-    connection: Connection, recall_id: str, customer_ids: Sequence[str]
-) -> None:
-    await connection.execute(
-        """
-        UPDATE recall_customers SET notified_at = now()
-        WHERE recall_id = $1 AND customer_id = ANY($2::text[])
-        """,
-        recall_id,
-        list(customer_ids),
-    )
 
 
 async def record_notices(
@@ -524,7 +532,7 @@ async def get_recall(connection: Connection, recall_id: str) -> Record | None:
         SELECT recall_id, issued_at, reason, classification, scope, status, requested_by,
                affected_customer_count, shipped_quantity, notices_done_at, closed_at, closed_by,
                close_note,
-               (SELECT count(*) FROM recall_customers c
+               (SELECT coalesce(sum(customers), 0) FROM recall_chunks c
                 WHERE c.recall_id = r.recall_id AND c.notified_at IS NOT NULL)
                    AS notified_customers,
                (SELECT count(*) FROM recall_notices n

@@ -290,6 +290,7 @@ class Recalls:
             scope=scope.model_dump(mode="json", exclude_none=True),
             requested_by=actor,
             lots=[(a.lot_id, a.lot_code, a.sku, a.supplier_id, a.via_lot_id) for a in affected],
+            chunk_size=self.notice_chunk,
         )
         unit.emit(
             RecallIssued(
@@ -316,17 +317,19 @@ class Recalls:
         row through Python); only a customer with so many shipments that their notice must be
         split is handled here."""
         connection = unit.connection
-        recall, customer_ids = await db.pending_notices(connection, self.notice_chunk)
+        recall = await db.recall_with_pending_notices(connection)
         if recall is None:
             return 0
         recall_id = recall["recall_id"]
-        if not customer_ids:
+        chunk = await db.take_chunk(connection, recall_id)
+        if chunk is None:
             await db.finish_notices_if_done(connection, recall_id)
             return 0
         shipments_per_customer = await db.write_notices(
             connection,
             recall=recall,
-            customer_ids=customer_ids,
+            first_customer=chunk["first_customer"],
+            last_customer=chunk["last_customer"],
             max_shipments=self.max_shipments_per_notice,
             source=unit.source,
         )
@@ -338,9 +341,9 @@ class Recalls:
         ]
         if oversized:
             await self._notify_in_parts(unit, recall, oversized)
-        await db.mark_notified(connection, recall_id, customer_ids)
+        await db.chunk_notified(connection, recall_id, chunk["chunk"])
         await db.finish_notices_if_done(connection, recall_id)
-        return len(customer_ids)
+        return int(chunk["customers"])
 
     async def _notify_in_parts(
         self, unit: UnitOfWork, recall: Record, customer_ids: list[str]

@@ -37,10 +37,10 @@ log = get_logger(__name__)
 # anything else.
 SAMPLE_TIMEOUT_SECONDS = 5.0
 
-# Both use the partial index on unsent rows (outbox_unsent): the count scans the index only,
-# and the age is that of the next row to publish, the lowest id, so it stays cheap with a large
-# backlog. (It can be younger than the oldest unsent row by the length of a transaction: ids are
-# taken at insert, created_at at the transaction's start.)
+# Both read through the partial index of unsent rows (outbox_unsent), never the sent rows kept
+# for OUTBOX_RETENTION_HOURS; the age is that of the next row to publish, the lowest id, one
+# index entry. (It can be younger than the oldest unsent row by the length of a transaction:
+# ids are taken at insert, created_at at the transaction's start.)
 OUTBOX_QUERY = """
     SELECT
         (SELECT count(*) FROM outbox WHERE sent_at IS NULL) AS backlog,

@@ -63,12 +63,18 @@ def process_tracer_provider(settings: ServiceSettings, *, service: str) -> Trace
     """The process's provider, made and installed globally on first use."""
     if "provider" in _process:
         return _process["provider"]
-    from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    except ImportError as missing:
+        raise RuntimeError(
+            "OTEL_ENABLED=true needs opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http"
+            f" ({missing.name} is missing)"
+        ) from missing
 
     name = service_name(settings, service)
     provider = TracerProvider(

@@ -864,6 +864,18 @@ def test_the_scrape_configs_give_the_service_label_the_dashboard_and_rules_use()
         assert template["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
 
 
+def test_every_runbook_link_points_at_a_section_of_the_operations_runbook() -> None:
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    anchors = set(re.findall(r'<a id="([^"]+)"', text))
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE):
+        anchors.add(re.sub(r"[^a-z0-9 -]", "", heading.lower()).replace(" ", "-"))
+
+    for rule in alert_rules():
+        path, _, anchor = rule["annotations"]["runbook_url"].partition("#")
+        assert path == "docs/operations.md"
+        assert anchor in anchors, (rule["alert"], anchor)
+
+
 def test_the_documentation_describes_every_metric_and_alert() -> None:
     text = DOC.read_text(encoding="utf-8")
     import shared.runtime.http  # noqa: F401

@@ -76,7 +76,8 @@ CREATE TABLE shipment_lines (
     seq         bigint GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (shipment_id, line_no, lot_id)
 );
-CREATE INDEX shipment_lines_lot ON shipment_lines (lot_id, customer_id);
+-- Who received a lot: covering, so a recall counts its customers and quantity from the index.
+CREATE INDEX shipment_lines_lot ON shipment_lines (lot_id, customer_id) INCLUDE (quantity, seq);
 CREATE INDEX shipment_lines_order ON shipment_lines (order_id);
 CREATE INDEX shipment_lines_shipped_at ON shipment_lines (shipped_at);
 
@@ -108,24 +109,28 @@ CREATE TABLE recall_lots (
 );
 CREATE INDEX recall_lots_lot ON recall_lots (lot_id);
 
--- Customers to notify, and whether their notice went out.
-CREATE TABLE recall_customers (
-    recall_id   text NOT NULL REFERENCES recalls (recall_id),
-    customer_id text NOT NULL,
-    notified_at timestamptz,
-    PRIMARY KEY (recall_id, customer_id)
+-- The affected customers of a recall, in chunks of consecutive customer ids, fixed when the
+-- recall is issued. A chunk's notices are written in one transaction that marks it notified,
+-- so a crash leaves it to do again; replicas take different chunks (SKIP LOCKED).
+CREATE TABLE recall_chunks (
+    recall_id      text        NOT NULL REFERENCES recalls (recall_id),
+    chunk          integer     NOT NULL,
+    first_customer text        NOT NULL,
+    last_customer  text        NOT NULL,
+    customers      integer     NOT NULL,
+    notified_at    timestamptz,
+    PRIMARY KEY (recall_id, chunk)
 );
-CREATE INDEX recall_customers_pending ON recall_customers (recall_id, customer_id) WHERE notified_at IS NULL;
 
 -- Every notice emitted (regular or late), for the recall's status and audit.
 CREATE TABLE recall_notices (
-    event_id    text PRIMARY KEY,
-    recall_id   text        NOT NULL REFERENCES recalls (recall_id),
+    recall_id   text        NOT NULL,
     customer_id text        NOT NULL,
+    event_id    text        NOT NULL,
     late        boolean     NOT NULL,
     shipments   integer     NOT NULL,
     part        integer     NOT NULL,
     parts       integer     NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (recall_id, customer_id, event_id)
 );
-CREATE INDEX recall_notices_recall ON recall_notices (recall_id, customer_id);
