@@ -446,7 +446,7 @@ async def _unsent(chaos: Chaos) -> dict[str, int]:
         connection = await asyncpg.connect(url)
         try:
             result[name] = int(
-                await connection.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+                await connection.fetchval("SELECT count(*) FROM outbox")
             )
         finally:
             await connection.close()

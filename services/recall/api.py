@@ -190,14 +190,17 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
                     connection, recall_id, limit=page, offset=offset
                 )
             for row in chunk:
-                address = row["address"] or {}
                 writer.writerow(
                     [
-                        row["customer_id"], row["name"], row["email"], row["phone"],
-                        ", ".join(str(v) for v in address.values() if v),
-                        row["shipment_id"], row["order_id"], row["shipped_at"].isoformat(),
-                        row["sku"], row["lot_id"], row["lot_code"], row["quantity"], row["uom"],
-                        "yes" if row["late"] else "no",
+                        reports.csv_cell(value)
+                        for value in (
+                            row["customer_id"], row["name"], row["email"], row["phone"],
+                            reports.format_address(row["address"]), row["shipment_id"],
+                            row["order_id"], row["shipped_at"].isoformat(), row["sku"],
+                            str(row["lot_id"]),
+                            row["lot_code"], row["quantity"], row["uom"],
+                            "yes" if row["late"] else "no",
+                        )
                     ]
                 )  # fmt: skip
             yield buffer.getvalue()
@@ -229,11 +232,15 @@ async def close_recall(
         recall = await _recall_or_404(connection, recall_id)
         if recall["status"] == "closed":
             raise ApiError(409, "recall_closed", f"recall {recall_id} is closed already")
-        await db.close_recall(connection, recall_id, actor=actor, note=body.note if body else None)
+        closed = await db.close_recall(
+            connection, recall_id, actor=actor, note=body.note if body else None
+        )
+        if closed is None:  # another request closed it meanwhile
+            raise ApiError(409, "recall_closed", f"recall {recall_id} is closed already")
     return RecallAccepted(
         recall_id=recall_id,
         status="closed",
-        affected_lots=0,
+        affected_lots=closed["affected_lots"],
         affected_customer_count=recall["affected_customer_count"],
         shipped_quantity=recall["shipped_quantity"],
     )

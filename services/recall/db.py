@@ -588,7 +588,8 @@ async def close_recall(
         """
         UPDATE recalls SET status = 'closed', closed_at = now(), closed_by = $2, close_note = $3
         WHERE recall_id = $1 AND status = 'open'
-        RETURNING recall_id
+        RETURNING recall_id,
+                  (SELECT count(*) FROM recall_lots WHERE recall_id = $1)::int AS affected_lots
         """,
         recall_id,
         actor,

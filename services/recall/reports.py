@@ -260,6 +260,22 @@ def _plain_decimal(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+# A spreadsheet opening a CSV runs a cell starting with one of these as a formula; a
+# customer or supplier name is outside text, so such cells get a leading apostrophe (OWASP).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(text: str) -> str:
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def csv_cell(value: Cell) -> str:
+    """A cell as CSV text: numbers and dates as `cell_text` spells them, text formula-safe."""
+    if isinstance(value, str):
+        return csv_safe(value)
+    return cell_text(value)
+
+
 def cell_text(value: Cell) -> str:
     if value is None:
         return ""
@@ -273,12 +289,13 @@ def cell_text(value: Cell) -> str:
 
 
 def fsma_csv(rows: Iterable[FsmaRow]) -> str:
-    """RFC 4180 CSV: a header row, CRLF line ends, fields quoted only when they must be."""
+    """RFC 4180 CSV: a header row, CRLF line ends, fields quoted only when they must be, and
+    no text a spreadsheet would run as a formula."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([column.value for column in FSMA_COLUMNS])
     for row in rows:
-        writer.writerow([cell_text(row.get(column)) for column in FSMA_COLUMNS])
+        writer.writerow([csv_cell(row.get(column)) for column in FSMA_COLUMNS])
     return buffer.getvalue()
 
 

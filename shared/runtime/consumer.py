@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -111,12 +111,50 @@ class _Candidate:
 
 
 @dataclass
+class Tally:
+    """What one transaction did with its events; counted in the metrics only once it commits,
+    so a retried or isolated batch is not counted twice."""
+
+    events: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, outcome)
+    dead_letters: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, error)
+
+    def count(self, topic: str, outcome: str, events: int = 1) -> None:
+        self.events[(topic, outcome)] += events
+
+    def add(self, other: Tally) -> None:
+        self.events.update(other.events)
+        self.dead_letters.update(other.dead_letters)
+
+    def of(self, outcome: str) -> int:
+        return sum(n for (_, counted), n in self.events.items() if counted == outcome)
+
+    def publish(self) -> None:
+        for (topic, outcome), events in self.events.items():
+            metrics.EVENTS_CONSUMED.labels(topic, outcome).inc(events)
+        for (topic, error_type), events in self.dead_letters.items():
+            metrics.DEAD_LETTERED.labels(topic, error_type).inc(events)
+
+
+@dataclass
 class BatchOutcome:
-    processed: int = 0
-    duplicates: int = 0
-    ignored: int = 0
-    dead_lettered: int = 0
+    tally: Tally = field(default_factory=Tally)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
+
+    @property
+    def processed(self) -> int:
+        return self.tally.of("processed")
+
+    @property
+    def duplicates(self) -> int:
+        return self.tally.of("duplicate")
+
+    @property
+    def ignored(self) -> int:
+        return self.tally.of("ignored")
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.tally.of("dead_lettered")
 
 
 class BatchConsumer:
@@ -176,27 +214,29 @@ class BatchConsumer:
             tp = TopicPartition(record.topic, record.partition)
             outcome.offsets[tp] = max(outcome.offsets.get(tp, -1), record.offset + 1)
 
+        skipped = Tally()
         candidates: list[_Candidate] = []
         seen: set[tuple[str, str]] = set()
         for record in records:
             candidate = self._candidate(record)
             if candidate.event is not None and candidate.event.type not in self._handlers:
-                outcome.ignored += 1
-                metrics.EVENTS_CONSUMED.labels(record.topic, "ignored").inc()
+                skipped.count(record.topic, "ignored")
                 continue
             if candidate.inbox_key in seen:
-                outcome.duplicates += 1
-                metrics.EVENTS_CONSUMED.labels(record.topic, "duplicate").inc()
+                skipped.count(record.topic, "duplicate")
                 continue
             seen.add(candidate.inbox_key)
             candidates.append(candidate)
+        outcome.tally.add(skipped)
         if not candidates:
             return outcome
 
         try:
+            tally = Tally()
             async with database.transaction() as unit:
-                fresh = await _claim(unit, candidates)
-                await self._apply_fresh(unit, fresh, outcome)
+                fresh = await _claim(unit, candidates, tally)
+                await self._apply_fresh(unit, fresh, tally)
+            outcome.tally.add(tally)
         except Exception as error:
             if is_transient(error):
                 raise
@@ -205,18 +245,15 @@ class BatchConsumer:
                 error=f"{type(error).__name__}: {error}",
                 records=len(records),
             )
-            outcome = BatchOutcome(offsets=outcome.offsets, ignored=outcome.ignored)
-            await self._apply_isolated(database, candidates, outcome)
+            await self._apply_isolated(database, candidates, outcome.tally)
         return outcome
 
-    async def _apply_fresh(
-        self, unit: UnitOfWork, fresh: list[_Candidate], outcome: BatchOutcome
-    ) -> None:
+    async def _apply_fresh(self, unit: UnitOfWork, fresh: list[_Candidate], tally: Tally) -> None:
         by_type: dict[str, list[Incoming[Any]]] = defaultdict(list)
         for candidate in fresh:
             if candidate.event is None:
                 assert candidate.rejection is not None
-                self._dead_letter(unit, candidate, candidate.rejection, outcome)
+                self._dead_letter(unit, candidate, candidate.rejection, tally)
             else:
                 by_type[candidate.event.type].append(candidate.event)
         for event_type, handler in self._handlers.items():
@@ -225,18 +262,19 @@ class BatchConsumer:
                 started = time.perf_counter()
                 await handler(unit, events)
                 metrics.HANDLER_SECONDS.labels(event_type).observe(time.perf_counter() - started)
-                outcome.processed += len(events)
-                metrics.EVENTS_CONSUMED.labels(events[0].topic, "processed").inc(len(events))
+                tally.count(events[0].topic, "processed", len(events))
 
     async def _apply_isolated(
-        self, database: Database, candidates: list[_Candidate], outcome: BatchOutcome
+        self, database: Database, candidates: list[_Candidate], total: Tally
     ) -> None:
         order = {event_type: rank for rank, event_type in enumerate(self._handlers)}
         ordered = sorted(candidates, key=lambda c: order.get(c.event_type, -1))
         for candidate in ordered:
             try:
+                tally = Tally()
                 async with database.transaction() as unit:
-                    await self._apply_fresh(unit, await _claim(unit, [candidate]), outcome)
+                    await self._apply_fresh(unit, await _claim(unit, [candidate], tally), tally)
+                total.add(tally)
             except Exception as error:
                 if is_transient(error):
                     raise
@@ -245,19 +283,19 @@ class BatchConsumer:
                 else:
                     log.exception("event failed alone; dead-lettering it", **_context(candidate))
                     rejection = Rejected("processing_failed", f"{type(error).__name__}: {error}")
+                tally = Tally()
                 async with database.transaction() as unit:
-                    if await _claim(unit, [candidate]):
-                        self._dead_letter(unit, candidate, rejection, outcome)
+                    if await _claim(unit, [candidate], tally):
+                        self._dead_letter(unit, candidate, rejection, tally)
+                total.add(tally)
 
     def _dead_letter(
-        self, unit: UnitOfWork, candidate: _Candidate, rejection: Rejected, outcome: BatchOutcome
+        self, unit: UnitOfWork, candidate: _Candidate, rejection: Rejected, tally: Tally
     ) -> None:
         record = candidate.record
         log.warning(
             "record dead-lettered",
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
+            **_context(candidate),
             error_type=rejection.error_type,
             error_message=rejection.error_message[:300],
         )
@@ -269,9 +307,8 @@ class BatchConsumer:
                 consumer_group=self.group_id,
             )
         )
-        outcome.dead_lettered += 1
-        metrics.DEAD_LETTERED.labels(record.topic, rejection.error_type).inc()
-        metrics.EVENTS_CONSUMED.labels(record.topic, "dead_lettered").inc()
+        tally.count(record.topic, "dead_lettered")
+        tally.dead_letters[(record.topic, rejection.error_type)] += 1
 
     # ------------------------------------------------------------------ Kafka wiring
 
@@ -329,6 +366,7 @@ class BatchConsumer:
         self._commit_task = asyncio.create_task(
             self._commit(consumer, outcome.offsets, self._commit_task)
         )
+        outcome.tally.publish()
         metrics.BATCH_SIZE.observe(len(records))
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         log.debug(
@@ -364,7 +402,9 @@ class BatchConsumer:
         self._stopping = True
 
 
-async def _claim(unit: UnitOfWork, candidates: Sequence[_Candidate]) -> list[_Candidate]:
+async def _claim(
+    unit: UnitOfWork, candidates: Sequence[_Candidate], tally: Tally
+) -> list[_Candidate]:
     """Record the events in the inbox; returns those not seen before, in their order."""
     keys = [candidate.inbox_key for candidate in candidates]
     rows = await unit.connection.fetch(
@@ -384,9 +424,9 @@ async def _claim(unit: UnitOfWork, candidates: Sequence[_Candidate]) -> list[_Ca
     )
     new = {(row["source"], row["event_id"]) for row in rows}
     fresh = [candidate for candidate in candidates if candidate.inbox_key in new]
-    duplicates = len(candidates) - len(fresh)
-    if duplicates:
-        metrics.EVENTS_CONSUMED.labels(candidates[0].record.topic, "duplicate").inc(duplicates)
+    for candidate in candidates:
+        if candidate.inbox_key not in new:
+            tally.count(candidate.record.topic, "duplicate")
     return fresh
 
 

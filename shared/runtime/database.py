@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -15,6 +16,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
+from shared.runtime.tracing import trace_headers
 
 T = TypeVar("T")
 Record = asyncpg.Record
@@ -57,6 +59,12 @@ def headers_from_json(stored: str | list[list[str]]) -> list[tuple[str, bytes]]:
     return [(name, value.encode("latin-1")) for name, value in pairs]
 
 
+def _with_trace(message: OutgoingMessage, context: list[tuple[str, bytes]]) -> OutgoingMessage:
+    if any(name == "traceparent" for name, _ in message.headers):
+        return message  # a dead letter keeps the trace of the record it carries
+    return replace(message, headers=[*message.headers, *context])
+
+
 class UnitOfWork:
     """One database transaction; events emitted in it reach the outbox in the same commit."""
 
@@ -96,6 +104,9 @@ class UnitOfWork:
                 await self.connection.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
             return
         messages, self._outgoing = self._outgoing, []
+        context = trace_headers()
+        if context:
+            messages = [_with_trace(m, context) for m in messages]
         # One round trip: the rows, and the notification the relay wakes on at commit.
         await self.connection.execute(
             """

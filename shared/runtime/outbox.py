@@ -1,10 +1,10 @@
-"""The outbox relay: publishes committed outbox rows in id order, then marks them sent.
+"""The outbox relay: publishes committed outbox rows in id order, then deletes them.
 
 One relay per database is active at a time (a session advisory lock elects it), so rows
 keep their order per key across replicas; the others wait to take over. The relay sleeps on
 LISTEN/NOTIFY (every unit of work that writes to the outbox notifies at commit) with a slow
-safety poll, so it neither spins nor lags. A crash between publish and mark re-publishes the
-tail: consumers de-duplicate by CloudEvents id.
+safety poll, so it neither spins nor lags. A crash between publish and delete re-publishes
+the tail: consumers de-duplicate by CloudEvents id.
 """
 
 from __future__ import annotations
@@ -33,14 +33,12 @@ class OutboxRelay:
         *,
         batch_size: int = 2_000,
         idle_poll_seconds: float = 5.0,
-        retention_hours: float = 24.0,
         inbox_retention_days: float = 30.0,
     ) -> None:
         self._url = url
         self._producer = producer
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
-        self._retention_hours = retention_hours
         self._inbox_retention_days = inbox_retention_days
         self._wakeup = asyncio.Event()
         self.is_leader = False
@@ -84,7 +82,7 @@ class OutboxRelay:
                 self._wakeup.clear()
                 rows, sent = await self._publish_batch(connection, sent)
                 if rows:
-                    continue  # the next round marks these sent, and takes what came meanwhile
+                    continue  # the next round deletes these, and takes what came meanwhile
                 polls += 1
                 if polls % 60 == 1:
                     await self._purge(connection)
@@ -99,18 +97,18 @@ class OutboxRelay:
     async def _publish_batch(
         self, connection: asyncpg.Connection, previously_sent: list[int]
     ) -> tuple[int, list[int]]:
-        """Mark what the last round published, fetch the next rows, publish them.
+        """Delete what the last round published, fetch the next rows, publish them.
 
         Returns how many rows this round fetched and the ids it published, which the next
-        round marks sent in the same statement as its fetch: one round trip a round.
+        round deletes in the same statement as its fetch: one round trip a round.
         """
         rows = await connection.fetch(
             """
-            WITH marked AS (
-                UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])
+            WITH published AS (
+                DELETE FROM outbox WHERE id = ANY($1::bigint[])
             )
             SELECT id, topic, key, value, headers FROM outbox
-            WHERE sent_at IS NULL AND id <> ALL($1::bigint[])
+            WHERE id <> ALL($1::bigint[])
             ORDER BY id LIMIT $2
             """,
             previously_sent,
@@ -142,9 +140,7 @@ class OutboxRelay:
             metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
         if failure is not None:
             if sent:
-                await connection.execute(
-                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent
-                )
+                await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             raise failure
         return len(rows), sent
 
@@ -152,19 +148,15 @@ class OutboxRelay:
         row = await connection.fetchrow(
             "SELECT count(*) AS backlog,"
             " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
-            " FROM outbox WHERE sent_at IS NULL"
+            " FROM outbox"
         )
         if row is not None:
             metrics.OUTBOX_BACKLOG.set(row["backlog"])
             metrics.OUTBOX_OLDEST_SECONDS.set(float(row["oldest"]))
 
     async def _purge(self, connection: asyncpg.Connection) -> None:
-        """Forget sent rows and old inbox entries; the inbox outlives the topics' retention."""
+        """Forget old inbox entries; the inbox outlives the topics' retention."""
         await connection.execute(
-            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
-            self._retention_hours * 3600,
-        )
-        await connection.execute(
-            "DELETE FROM inbox WHERE received_at < now() - make_interval(days => $1)",
-            int(self._inbox_retention_days),
+            "DELETE FROM inbox WHERE received_at < now() - make_interval(secs => $1)",
+            self._inbox_retention_days * 86_400,
         )

@@ -77,7 +77,6 @@ class ServiceRuntime:
             self._url,
             self.producer,
             batch_size=self.settings.outbox_batch_size,
-            retention_hours=self.settings.outbox_retention_hours,
             inbox_retention_days=self.settings.inbox_retention_days,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))

@@ -71,7 +71,6 @@ class ServiceSettings(BaseSettings):
     consumer_max_records: int = Field(default=500, ge=1, le=10_000)
     consumer_batch_timeout_ms: int = Field(default=50, ge=1)
     outbox_batch_size: int = Field(default=2_000, ge=1, le=50_000)
-    outbox_retention_hours: float = Field(default=24.0, gt=0)
     inbox_retention_days: float = Field(default=30.0, gt=0)
     migrate_on_start: bool = True
     max_request_bytes: int = Field(default=1_000_000, ge=1_024)

@@ -104,3 +104,16 @@ def instrument_broker(broker: KafkaBroker, provider: TracerProvider) -> None:
     broker.add_middleware(
         KafkaTelemetryMiddleware(tracer_provider=provider, include_messages_counters=False)
     )
+
+
+def trace_headers() -> list[tuple[str, bytes]]:
+    """The current span's W3C trace context (`traceparent`, `tracestate`) as Kafka headers,
+    for the events a unit of work writes to the outbox: the consumer's span then continues
+    the trace that caused them. Empty when tracing is off."""
+    if not _process:
+        return []
+    from opentelemetry import propagate
+
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [(name, value.encode()) for name, value in carrier.items()]

@@ -4,6 +4,8 @@ a recalled lot after the recall, closing."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -203,10 +205,29 @@ async def test_a_recall_closes_once(recall: httpx.AsyncClient, broker: TansuBrok
     recall_id = (await issue(recall, {"lot_codes": ["EGG-1"]}))["recall_id"]
     closed = await recall.post(f"/recalls/{recall_id}/close", json={"note": "all stock destroyed"})
     assert closed.status_code == 200
-    assert closed.json()["status"] == "closed"
+    assert (closed.json()["status"], closed.json()["affected_lots"]) == ("closed", 1)
     again = await recall.post(f"/recalls/{recall_id}/close")
     assert again.status_code == 409
     assert (await recall.get(f"/recalls/{recall_id}")).json()["closed_by"] == "admin"
+
+
+async def test_the_customers_csv_spells_addresses_in_postal_order_and_defuses_formulas(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    honey = lot("HONEY-1")
+    customer = {
+        "customer_id": "DELI-9",
+        "name": '=HYPERLINK("http://evil")',
+        "address": {"line1": "400 Market Ave", "city": "Springfield", "postal_code": "01103"},
+    }
+    await publish(broker.bootstrap_servers, honey, shipment(customer, honey))
+    await until_known(recall, honey, 1)
+    recall_id = (await issue(recall, {"lot_codes": ["HONEY-1"]}))["recall_id"]
+    answer = await recall.get(f"/recalls/{recall_id}/customers.csv")
+    [row] = list(csv.DictReader(io.StringIO(answer.text)))
+    assert row["address"] == "400 Market Ave, Springfield, 01103"
+    assert row["name"] == '\'=HYPERLINK("http://evil")'
+    assert (row["lot_code"], row["quantity"], row["late"]) == ("HONEY-1", "2.5", "no")
 
 
 async def until_known_lot(client: httpx.AsyncClient, known: GoodsReceived) -> None:

@@ -655,6 +655,50 @@ def test_tracing_on_exports_http_spans_over_otlp_and_instruments_the_broker(
     assert "GET /healthz" in names
 
 
+def test_events_written_while_tracing_carry_the_trace_so_their_consumer_continues_it() -> None:
+    result = run_python(
+        """
+        import asyncio, json
+        from opentelemetry import trace
+        from shared.contracts.envelope import OutgoingMessage
+        from shared.runtime.database import UnitOfWork, headers_from_json
+        from services.inventory.app import Settings
+        from shared.runtime.tracing import process_tracer_provider
+
+        class Connection:
+            async def execute(self, query, *args):
+                self.headers = [dict(headers_from_json(h)) for h in args[3]]
+
+        async def flush(messages):
+            connection = Connection()
+            unit = UnitOfWork(connection, source="/test")
+            for message in messages:
+                unit.emit_message(message)
+            await unit.flush_outbox()
+            return connection.headers
+
+        plain = OutgoingMessage("goods-received", b"k", b"{}", [("ce_id", b"1")])
+        dead = OutgoingMessage("x.dlq", b"k", b"{}", [("traceparent", b"00-original-01")])
+        untraced = asyncio.run(flush([plain]))
+        provider = process_tracer_provider(Settings(otel_enabled=True), service="t")
+        with provider.get_tracer("t").start_as_current_span("batch") as span:
+            traced = asyncio.run(flush([plain, dead]))
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        print(json.dumps({
+            "untraced": [sorted(h) for h in untraced],
+            "traceparent": traced[0]["traceparent"].decode(),
+            "dead_letter": traced[1]["traceparent"].decode(),
+            "trace_id": trace_id,
+        }))
+        """,
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+    )
+
+    assert result["untraced"] == [["ce_id"]]
+    assert result["traceparent"].split("-")[1] == result["trace_id"]
+    assert result["dead_letter"] == "00-original-01"
+
+
 # ====================================================================== dashboard and alerts
 
 # PromQL words that are not metric names, as far as the dashboard and the rules use them.

@@ -19,6 +19,7 @@ from services.recall.reports import (
     FsmaColumn,
     FsmaRow,
     cell_text,
+    csv_safe,
     epc_class,
     epcis_document,
     fsma_csv,
@@ -325,6 +326,19 @@ def test_xlsx_writes_formula_like_text_as_text() -> None:
     sheet = openpyxl.load_workbook(io.BytesIO(fsma_xlsx(rows)))[XLSX_SHEET_NAME]
     cell = sheet.cell(2, FSMA_COLUMNS.index(FsmaColumn.RECIPIENT) + 1)
     assert (cell.value, cell.data_type) == ("=HYPERLINK(1)", "s")
+
+
+def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_neutralised() -> None:
+    rows = fsma_rows([], [], [shipment(customer_name="=HYPERLINK(1)")])
+    [_, line] = fsma_csv(rows).splitlines()
+    assert "'=HYPERLINK(1)" in line.split(",")
+    assert [csv_safe(text) for text in ("-2", "@x", "+1", "ACME", "a=b")] == [
+        "'-2",
+        "'@x",
+        "'+1",
+        "ACME",
+        "a=b",
+    ]
 
 
 def test_an_empty_report_is_just_the_header() -> None:
