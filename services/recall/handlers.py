@@ -160,7 +160,13 @@ class Recalls:
                     )
                 )
         await db.add_recall_lots(unit.connection, additions)
-        log.warning("lot made from a recalled lot joins the recall", lots=len(additions))
+        for recall_id, lot_id, lot_code, *_ in additions:
+            log.warning(
+                "lot made from a recalled lot joins the recall",
+                recall_id=recall_id,
+                lot_id=str(lot_id),
+                lot_code=lot_code,
+            )
 
     async def on_order_shipped(
         self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
@@ -234,7 +240,13 @@ class Recalls:
                 late=True,
             )
         await db.record_notices(unit.connection, notices)
-        log.warning("late shipments of recalled lots notified", notices=len(notices))
+        for (recall_id, customer_id), late_lines in per_notice.items():
+            log.warning(
+                "late shipment of a recalled lot notified",
+                recall_id=recall_id,
+                customer_id=customer_id,
+                order_ids=sorted({line["order_id"] for line in late_lines}),
+            )
 
     # ------------------------------------------------------------------ issuing
 

@@ -70,7 +70,22 @@ class Incoming(Generic[E]):
     key: bytes | None
 
     def log_context(self) -> dict[str, Any]:
-        return {"event_id": self.id, "event_type": self.type, "subject": self.subject}
+        """The CloudEvents id and type, and the business ids the event names, for log lines
+        about this one event."""
+        context: dict[str, Any] = {
+            "event_id": self.id,
+            "event_type": self.type,
+            "subject": self.subject,
+        }
+        for name in LOGGED_IDS:
+            value = getattr(self.data, name, None)
+            if value is not None:
+                context[name] = str(value)
+        return context
+
+
+# Identifiers an operator searches the logs by.
+LOGGED_IDS = ("order_id", "lot_id", "lot_code", "recall_id", "shipment_id", "receipt_id")
 
 
 @dataclass(frozen=True, slots=True)

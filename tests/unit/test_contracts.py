@@ -244,6 +244,17 @@ def test_what_is_sent_is_read_back_as_the_same_event(event_class: type[Event]) -
     assert incoming.subject == SUBJECTS[event_class]
 
 
+def test_log_lines_about_an_event_name_its_id_type_and_business_ids() -> None:
+    incoming = accepted(decode_order(order_data()))
+
+    assert incoming.log_context() == {
+        "event_id": "ev-1",
+        "event_type": OrderPlaced.event_type,
+        "subject": None,
+        "order_id": "SO-1001",
+    }
+
+
 def test_quantities_are_sent_as_decimal_strings() -> None:
     data = json.loads(encode(SAMPLES[OrderPlaced], source="/oms").value)["data"]
     received = json.loads(encode(SAMPLES[GoodsReceived], source="/rcv").value)["data"]
