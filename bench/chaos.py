@@ -445,9 +445,7 @@ async def _unsent(chaos: Chaos) -> dict[str, int]:
     for name, url in chaos.platform.database_urls.items():
         connection = await asyncpg.connect(url)
         try:
-            result[name] = int(
-                await connection.fetchval("SELECT count(*) FROM outbox")
-            )
+            result[name] = int(await connection.fetchval("SELECT count(*) FROM outbox"))
         finally:
             await connection.close()
     return result

@@ -1122,6 +1122,102 @@ def select_dead_letters(
 # ---------------------------------------------------------------------- demo
 
 
+class ServiceName(StrEnum):
+    RECEIVING = "receiving"
+    INVENTORY = "inventory"
+    FULFILLMENT = "fulfillment"
+    RECALL = "recall"
+
+
+@app.command()
+def replay(
+    service: Annotated[
+        ServiceName, typer.Argument(help="The service whose projection to rebuild.")
+    ],
+    switch: Annotated[
+        bool,
+        typer.Option(
+            "--switch",
+            help="Finish the rebuild and make it the service's projection. The service must be"
+            " stopped (scaled to 0); start it again afterwards.",
+        ),
+    ] = False,
+    restart: Annotated[
+        bool, typer.Option(help="Drop an unfinished rebuild and start again from offset 0.")
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            show_default=False,
+            rich_help_panel=CONNECTION_PANEL,
+            help="The service's PostgreSQL (default: what the service reads, e.g."
+            " RECALL_DATABASE_URL or DATABASE_URL).",
+        ),
+    ] = None,
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Rebuild a service's projection from its topics, from offset 0, into a fresh schema.
+
+    Without --switch the rebuild runs beside the live service (which keeps serving) up to what
+    it has applied, and can be run again to catch up. Then stop the service and run with
+    --switch: the rest of what it applied is rebuilt, the tables the service owns (recalls) and
+    its unpublished events are carried over, and the schemas are swapped in one transaction.
+    Started again, the service goes on from its consumer group's offsets. The old schema is
+    kept as lottrace_replaced_<time> (drop it, or rename it back to roll back).
+    """
+    import importlib
+
+    import asyncpg
+
+    from shared.runtime.replay import Replay, ReplayRefused
+
+    app_module = importlib.import_module(f"services.{service.value}.app")
+    settings = app_module.Settings()
+    plan = app_module.replay_plan(settings)
+    url = database_url or settings.database_url.get_secret_value()
+    console = stdout()
+
+    def progress(phase: str, applied: int, left: int) -> None:
+        status.update(f"{phase}: {applied:,} records applied, {left:,} to go")
+
+    try:
+        replay_run = Replay(plan, url, kafka_settings(bootstrap), on_progress=progress)
+    except ReplayRefused as refused:
+        fail(f"cannot replay {service.value}: {refused}")
+    with console.status(f"rebuilding {service.value}…") as status:
+        try:
+            report = run_against_platform(
+                replay_run.switch() if switch else replay_run.build(restart=restart)
+            )
+        except ReplayRefused as refused:
+            fail(str(refused))
+        except (OSError, asyncpg.PostgresError) as error:
+            fail(f"PostgreSQL: {error}", hint="the URL comes from --database-url")
+    console.print(
+        f"{service.value}: {report.applied:,} records applied in {report.seconds:.1f} s"
+        f" into schema {report.schema}"
+    )
+    if not report.switched:
+        console.print(
+            f"next: stop {service.value}, then `lottrace replay {service.value} --switch`"
+        )
+        return
+    table = Table(title="rows per table")
+    table.add_column("table")
+    table.add_column("before", justify="right")
+    table.add_column("rebuilt", justify="right")
+    for name, (before, rebuilt) in report.table_rows.items():
+        table.add_row(name, f"{before:,}", f"{rebuilt:,}")
+    console.print(table)
+    console.print(
+        f"switched: {service.value} reads the rebuilt projection once started again. The old"
+        f" one is schema"
+        f" {report.replaced_schema}: drop it once satisfied"
+        f" (DROP SCHEMA {report.replaced_schema} CASCADE). Start {service.value} again."
+    )
+
+
 @app.command()
 def demo(
     output_dir: Annotated[

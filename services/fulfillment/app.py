@@ -12,6 +12,7 @@ from services.fulfillment.api import router
 from services.fulfillment.handlers import Fulfillment
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.http import create_http_app
+from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
 
@@ -51,3 +52,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.fulfillment = fulfillment
     return app
+
+
+def replay_plan(settings: Settings | None = None) -> ReplayPlan:
+    return ReplayPlan(
+        service=NAME,
+        migrations=Path(__file__).parent / "migrations",
+        unsupported=(
+            "fulfillment's shipments are commands kept in its database (order-shipped announces "
+            "them, but fulfillment does not read it back): orders rebuilt from the topics would "
+            "forget what shipped"
+        ),
+    )

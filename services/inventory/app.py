@@ -14,6 +14,7 @@ from services.inventory.handlers import Inventory
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.http import create_http_app
 from shared.runtime.logging import get_logger
+from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
 
@@ -69,3 +70,14 @@ def create_app(settings: Settings | None = None, *, inventory: Inventory | None 
     )
     app.state.inventory = inventory
     return app
+
+
+def replay_plan(settings: Settings | None = None) -> ReplayPlan:
+    return ReplayPlan(
+        service=NAME,
+        migrations=Path(__file__).parent / "migrations",
+        unsupported=(
+            "inventory's holds, releases and counts are commands kept only in its database, not "
+            "events on a topic: stock rebuilt from the topics would lose them"
+        ),
+    )

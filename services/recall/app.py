@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
 
+from services.recall import db
 from services.recall.api import router
 from services.recall.handlers import Recalls, run_notifier
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.http import create_http_app
+from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
 
@@ -35,15 +37,26 @@ class Settings(ServiceSettings):
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-    recalls = Recalls(
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _recalls(settings: Settings) -> Recalls:
+    return Recalls(
         notice_chunk=settings.notice_chunk,
         max_shipments_per_notice=settings.max_shipments_per_notice,
     )
-    consumer = BatchConsumer(
+
+
+def _consumer(settings: Settings, recalls: Recalls) -> BatchConsumer:
+    return BatchConsumer(
         group_id=NAME, handlers=recalls.handlers(), max_value_bytes=settings.kafka.max_message_bytes
     )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    recalls = _recalls(settings)
+    consumer = _consumer(settings, recalls)
 
     async def notifier(runtime: ServiceRuntime) -> None:
         await run_notifier(recalls, runtime.database)
@@ -51,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = ServiceRuntime(
         name=NAME,
         settings=settings,
-        migrations=Path(__file__).parent / "migrations",
+        migrations=MIGRATIONS,
         consumer=consumer,
         background=[notifier],
     )
@@ -63,3 +76,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.recalls = recalls
     return app
+
+
+def replay_plan(settings: Settings | None = None) -> ReplayPlan:
+    """Lots, genealogy, customers and shipments come from the topics; recalls are commands."""
+    settings = settings or Settings()
+    return ReplayPlan(
+        service=NAME,
+        migrations=MIGRATIONS,
+        consumer=lambda: _consumer(settings, _recalls(settings)),
+        owned_tables=("recalls", "recall_lots", "recall_chunks", "recall_notices"),
+        after_copy=db.restart_watermarks,
+        switch_blocker=db.recall_sending_notices,
+        source=settings.event_source or f"/lottrace/{NAME}",
+    )

@@ -819,3 +819,23 @@ async def shipment_lines_of_lot(connection: Connection, lot_id: UUID) -> list[Re
         """,
         lot_id,
     )
+
+
+# ------------------------------------------------------------------ replay
+
+
+async def restart_watermarks(connection: Connection) -> None:
+    """After a replay numbered the shipment lines afresh: the lines known now count as known
+    when each recall was issued (their notices went out), the ones arriving later as late."""
+    await connection.execute(
+        "UPDATE recalls SET shipment_watermark = (SELECT coalesce(max(seq), 0) FROM shipment_lines)"
+    )
+
+
+async def recall_sending_notices(connection: Connection) -> str | None:
+    recall_id = await connection.fetchval(
+        "SELECT recall_id FROM recalls WHERE notices_done_at IS NULL ORDER BY issued_at LIMIT 1"
+    )
+    if recall_id is None:
+        return None
+    return f"recall {recall_id} is still sending its notices; switch once they are out"

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr
 from services.receiving.api import router
 from services.receiving.domain import LotNumbering
 from shared.runtime.http import create_http_app
+from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
 
@@ -56,3 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.lot_numbering = load_lot_numbering(settings.lot_code_rules_file)
     app.state.default_location = settings.default_location
     return app
+
+
+def replay_plan(settings: Settings | None = None) -> ReplayPlan:
+    return ReplayPlan(
+        service=NAME,
+        migrations=Path(__file__).parent / "migrations",
+        unsupported=(
+            "receiving consumes no topic: its lots and receipts are the record itself, not a "
+            "projection to rebuild"
+        ),
+    )

@@ -49,6 +49,10 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
     # latin-1 maps every byte to one code point, so arbitrary header bytes survive jsonb.
     return json.dumps([[name, raw.decode("latin-1")] for name, raw in headers])
@@ -145,9 +149,13 @@ class Database:
         min_size: int = 2,
         max_size: int = 10,
         statement_timeout_ms: int = 30_000,
+        schema: str | None = None,
+        application_name: str | None = None,
     ) -> None:
         self.url = url
         self.source = source
+        self.schema = schema
+        self._application_name = application_name or source.strip("/").replace("/", "-")
         self._min_size = min_size
         self._max_size = max_size
         self._statement_timeout_ms = statement_timeout_ms
@@ -176,7 +184,9 @@ class Database:
                 # Plan each batch statement for its own arrays: a generic plan made while a
                 # table was small (a sequential scan) would stay as the table grows.
                 "plan_cache_mode": "force_custom_plan",
-                "application_name": self.source.strip("/").replace("/", "-")[:60],
+                "application_name": self._application_name[:60],
+                # Another schema than the default: a projection being rebuilt (replay).
+                **({"search_path": quote_identifier(self.schema)} if self.schema else {}),
             },
         )
 

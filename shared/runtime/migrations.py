@@ -17,7 +17,7 @@ from shared.runtime.logging import get_logger
 
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_LOCK_KEY = 0x6C6F7474  # "lott": one advisory lock per database for all migrators
+MIGRATIONS_LOCK = 0x6C6F7474  # "lott": one advisory lock per database for all migrators
 
 log = get_logger(__name__)
 
@@ -53,12 +53,17 @@ def discover(component: str, folder: Path) -> list[Migration]:
     return migrations
 
 
-async def migrate(url: str, components: list[tuple[str, Path]]) -> list[str]:
-    """Apply what is pending; returns the names applied. Holds an advisory lock meanwhile."""
+async def migrate(
+    url: str, components: list[tuple[str, Path]], *, search_path: str | None = None
+) -> list[str]:
+    """Apply what is pending; returns the names applied. Holds an advisory lock meanwhile.
+    `search_path` migrates another schema than the default (a projection being rebuilt)."""
     applied_now: list[str] = []
-    connection = await asyncpg.connect(url)
+    connection = await asyncpg.connect(
+        url, server_settings={"search_path": search_path} if search_path else None
+    )
     try:
-        await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATIONS_LOCK)
         await connection.execute(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -102,7 +107,7 @@ async def migrate(url: str, components: list[tuple[str, Path]]) -> list[str]:
                 log.info("migration applied", component=component, version=migration.version)
     finally:
         try:
-            await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATIONS_LOCK)
         finally:
             await connection.close()
     return applied_now
