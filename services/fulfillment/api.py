@@ -59,7 +59,8 @@ def _view(result: ShipmentResult, shipped_by: str | None = None) -> ShipmentView
     description=(
         "Ships the order's allocated, unshipped quantities. With `scans`, only the scanned lots"
         " ship and each must be allocated to the order (a mismatch is 409 naming the lot and"
-        " ships nothing). A recalled lot is 409 naming it. `lines` ships part of the order."
+        " ships nothing; a label of another product, by its GTIN, is 409 `wrong_product`)."
+        " A recalled lot is 409 naming it. `lines` ships part of the order."
     ),
     dependencies=[requires(Role.SHIPPER)],
 )

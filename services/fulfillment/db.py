@@ -51,7 +51,8 @@ async def store_orders(
 
 
 async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict[str, Record]:
-    """Lock these orders (creating the ones not known yet), in one statement."""
+    """Lock these orders (creating the ones not known yet), in one statement, in order id
+    order: concurrent batches lock their common orders in the same order, so never deadlock."""
     rows = await connection.fetch(
         """
         WITH created AS (
@@ -61,6 +62,7 @@ async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict
         )
         SELECT order_id, customer_id, customer, status, allocation_revision FROM orders
         WHERE order_id = ANY($1::text[])
+        ORDER BY order_id
         FOR UPDATE
         """,
         sorted(set(order_ids)),
@@ -70,7 +72,7 @@ async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict
     if missing:  # created by this statement, so not visible to its own SELECT
         for row in await connection.fetch(
             "SELECT order_id, customer_id, customer, status, allocation_revision FROM orders"
-            " WHERE order_id = ANY($1::text[]) FOR UPDATE",
+            " WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE",
             missing,
         ):
             found[row["order_id"]] = row
@@ -131,15 +133,15 @@ async def replace_allocations(
         """
         WITH stored AS (
             INSERT INTO allocations (order_id, line_no, lot_id, lot_code, sku, quantity, uom,
-                                     expiry_date, location)
+                                     expiry_date, location, gtin)
             SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
-                                 $6::numeric[], $7::text[], $8::date[], $9::text[])
+                                 $6::numeric[], $7::text[], $8::date[], $9::text[], $10::text[])
             ON CONFLICT (order_id, line_no, lot_id) DO UPDATE
                 SET quantity = allocations.quantity + EXCLUDED.quantity
         )
         INSERT INTO backorders (order_id, line_no, sku, quantity, uom, reason)
-        SELECT * FROM unnest($10::text[], $11::int[], $12::text[], $13::numeric[], $14::text[],
-                             $15::text[])
+        SELECT * FROM unnest($11::text[], $12::int[], $13::text[], $14::numeric[], $15::text[],
+                             $16::text[])
         ON CONFLICT (order_id, line_no) DO UPDATE SET quantity = EXCLUDED.quantity
         """,
         *[
@@ -154,6 +156,7 @@ async def replace_allocations(
                 "uom",
                 "expiry_date",
                 "location",
+                "gtin",
             ]
         ],
         *[
@@ -239,7 +242,7 @@ async def allocations_of(
 ) -> dict[str, list[Allocated]]:
     rows = await connection.fetch(
         """
-        SELECT order_id, line_no, sku, lot_id, lot_code, quantity, uom, expiry_date
+        SELECT order_id, line_no, sku, lot_id, lot_code, quantity, uom, expiry_date, gtin
         FROM allocations WHERE order_id = ANY($1::text[])
         """,
         list(order_ids),
@@ -255,6 +258,7 @@ async def allocations_of(
                 row["quantity"],
                 row["uom"],
                 row["expiry_date"],
+                row["gtin"],
             )
         )
     return result

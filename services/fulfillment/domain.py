@@ -1,7 +1,9 @@
 """Fulfillment rules: what a shipment may contain. Pure: no I/O, no framework.
 
 An order is shipped only from what is allocated to it, never more than was ordered, never
-from a lot that is recalled or on hold, and, when the picker scans, only the lots scanned.
+from a lot that is recalled or on hold, and, when the picker scans, only the lots scanned: a
+scanned case names its lot by lot code and, on a GS1 label, its product by GTIN, and both must
+match what is allocated (two products may share a lot code).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Allocated:
     quantity: Decimal
     uom: str
     expiry_date: date | None = None
+    gtin: str | None = None  # the lot's product, when inventory knows it
 
 
 @dataclass(frozen=True)
@@ -89,9 +92,10 @@ def plan_shipment(
     """Which allocated quantities ship now.
 
     `requested` limits the shipment to some lines (a quantity, or None for all that remains).
-    `scanned` limits it to the lots the picker scanned; a scanned lot not allocated to the order
-    refuses the whole shipment. `blocked` lots (recalled, on hold) refuse it when `strict`,
-    else their lines wait. Never more than the line's ordered quantity minus what shipped.
+    `scanned` limits it to the allocated lots the picker scanned (see `scanned_lot_ids`); a
+    scanned case that matches none refuses the whole shipment. `blocked` lots (recalled, on
+    hold) refuse it when `strict`, else their lines wait. Never more than the line's ordered
+    quantity minus what shipped.
     """
     by_line: dict[int, list[Allocated]] = defaultdict(list)
     for allocation in allocations:
@@ -105,17 +109,7 @@ def plan_shipment(
                     "unknown_line", f"the order has no line {line_no}", status=422
                 )
 
-    scanned_codes: set[str] | None = None
-    if scanned is not None:
-        scanned_codes = set()
-        allocated_codes = {a.lot_code for a in allocations}
-        for scan in scanned:
-            if scan.lot_code not in allocated_codes:
-                raise ShipmentRefused(
-                    "lot_not_allocated",
-                    f"scanned lot {scan.lot_code} is not allocated to this order",
-                )
-            scanned_codes.add(scan.lot_code)
+    scanned_lots = None if scanned is None else scanned_lot_ids(allocations, scanned)
 
     plan = ShipmentPlan()
     for line in lines:
@@ -134,7 +128,7 @@ def plan_shipment(
         for allocation in sorted(by_line[line.line_no], key=_fefo):
             if cap <= ZERO:
                 break
-            if scanned_codes is not None and allocation.lot_code not in scanned_codes:
+            if scanned_lots is not None and allocation.lot_id not in scanned_lots:
                 continue
             if allocation.lot_id in blocked:
                 if strict:
@@ -155,6 +149,48 @@ def plan_shipment(
             )
             cap -= take
     return plan
+
+
+def scanned_lot_ids(allocations: Sequence[Allocated], scanned: Sequence[ScannedLot]) -> set[UUID]:
+    """The allocated lots the scanned cases are: each scan matches the allocations of its lot
+    code and, when both the scan and the allocation name a GTIN, of its GTIN.
+
+    A scan with a GTIN matches the allocations of that lot code and GTIN; only when there are
+    none does it fall back to those whose GTIN is unknown. A scan without a GTIN matches every
+    allocation of its lot code. A scan that matches nothing refuses the whole shipment:
+    `lot_not_allocated` when no allocation has its lot code, `wrong_product` when some do but
+    of other GTINs (another product with the same lot code), naming what the order expects.
+    """
+    matched: set[UUID] = set()
+    for scan in scanned:
+        same_code = [a for a in allocations if a.lot_code == scan.lot_code]
+        if not same_code:
+            raise ShipmentRefused(
+                "lot_not_allocated", f"scanned lot {scan.lot_code} is not allocated to this order"
+            )
+        if scan.gtin is None:
+            matched.update(a.lot_id for a in same_code)
+            continue
+        wanted = _gtin14(scan.gtin)
+        same_product = [a for a in same_code if a.gtin is not None and _gtin14(a.gtin) == wanted]
+        unknown_product = [a for a in same_code if a.gtin is None]
+        chosen = same_product or unknown_product
+        if not chosen:
+            expected = ", ".join(
+                sorted({f"GTIN {a.gtin} ({a.sku})" for a in same_code if a.gtin is not None})
+            )
+            raise ShipmentRefused(
+                "wrong_product",
+                f"scanned case of GTIN {scan.gtin}, lot {scan.lot_code}, is the wrong product:"
+                f" this order expects lot {scan.lot_code} as {expected}",
+            )
+        matched.update(a.lot_id for a in chosen)
+    return matched
+
+
+def _gtin14(gtin: str) -> str:
+    """GTIN-8, -12 and -13 compare as the GTIN-14 they are (leading zeros), as (01) carries it."""
+    return gtin.strip().zfill(14)
 
 
 def _fefo(allocation: Allocated) -> tuple[bool, date, str]:
@@ -185,6 +221,7 @@ def remaining_allocations(
                     rest,
                     allocation.uom,
                     allocation.expiry_date,
+                    allocation.gtin,
                 )
             )
     return left

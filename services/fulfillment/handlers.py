@@ -292,7 +292,7 @@ class Fulfillment:
 
 def _allocated(event: LotAllocated) -> list[Allocated]:
     return [
-        Allocated(a.line_no, a.sku, a.lot_id, a.lot_code, a.quantity, a.uom, a.expiry_date)
+        Allocated(a.line_no, a.sku, a.lot_id, a.lot_code, a.quantity, a.uom, a.expiry_date, a.gtin)
         for a in event.allocations
     ]
 

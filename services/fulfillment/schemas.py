@@ -35,7 +35,10 @@ class ShipmentRequest(BaseModel):
     scans: list[str] | None = Field(
         default=None,
         max_length=1000,
-        description="GS1 strings of the cases picked: each must name a lot allocated to the order.",
+        description=(
+            "GS1 strings of the cases picked: each must name a lot allocated to the order and,"
+            " when it carries a GTIN (01), that lot's product (else 409 `wrong_product`)."
+        ),
     )
     lines: list[LineRequest] | None = Field(
         default=None, max_length=1000, description="Ship only these lines (partial shipment)."
@@ -84,6 +87,7 @@ class AllocationView(BaseModel):
     quantity: SignedQuantity
     uom: str
     expiry_date: date | None = None
+    gtin: str | None = None
     blocked: str | None = None
 
 

@@ -205,8 +205,8 @@ async def lock_allocatable(
     """Stock that may be allocated, locked: its rows for update, its lots against a hold."""
     rows = await connection.fetch(
         """
-        SELECT l.lot_id, l.lot_code, l.sku, l.uom, s.location, l.expiry_date, l.received_at,
-               s.on_hand - s.reserved AS available
+        SELECT l.lot_id, l.lot_code, l.sku, l.gtin, l.uom, s.location, l.expiry_date,
+               l.received_at, s.on_hand - s.reserved AS available
         FROM lots l JOIN stock s USING (lot_id)
         WHERE l.sku = ANY($1::text[]) AND NOT l.on_hold AND NOT l.recalled
           AND (l.expiry_date IS NULL OR l.expiry_date >= $2) AND s.on_hand > s.reserved
@@ -227,6 +227,7 @@ async def lock_allocatable(
             expiry_date=row["expiry_date"],
             received_at=row["received_at"],
             location=row["location"],
+            gtin=row["gtin"],
         )
         for row in rows
     ]
@@ -660,7 +661,7 @@ async def reservations_with_lots(connection: Connection, order_ids: Sequence[str
     return await connection.fetch(
         """
         SELECT r.order_id, r.line_no, r.quantity, r.location, l.lot_id, l.lot_code, l.sku, l.uom,
-               l.expiry_date
+               l.expiry_date, l.gtin
         FROM reservations r JOIN lots l USING (lot_id)
         WHERE r.order_id = ANY($1::text[])
         ORDER BY r.order_id, r.line_no, l.expiry_date NULLS LAST, l.lot_id, r.location

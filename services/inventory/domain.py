@@ -54,6 +54,7 @@ class StockLot:
     expiry_date: date | None = None
     received_at: datetime | None = None
     location: str = "MAIN"
+    gtin: str | None = None  # the product's GTIN, when the lot's receipt named one
 
 
 @dataclass(frozen=True)

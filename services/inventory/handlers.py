@@ -189,6 +189,7 @@ class Inventory:
                     uom=lot.uom,
                     expiry_date=lot.expiry_date,
                     location=lot.location,
+                    gtin=lot.gtin,
                 )
             )
         backorders: dict[str, list[Backorder]] = defaultdict(list)
@@ -565,6 +566,7 @@ class Inventory:
                     uom=row["uom"],
                     expiry_date=row["expiry_date"],
                     location=row["location"],
+                    gtin=row["gtin"],
                 )
             )
         now = datetime.now(UTC)

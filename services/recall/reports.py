@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
@@ -265,8 +266,15 @@ def _plain_decimal(value: Decimal) -> str:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Phone numbers and signed numbers start with + or - too; with only digits and separators
+# after the sign they cannot call anything, so they stay as they are.
+_NUMBER_LIKE = re.compile(r"[+-][\d\s().-]*")
+
+
 def csv_safe(text: str) -> str:
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    if not text.startswith(_FORMULA_STARTS) or _NUMBER_LIKE.fullmatch(text):
+        return text
+    return "'" + text
 
 
 def csv_cell(value: Cell) -> str:

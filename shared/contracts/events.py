@@ -163,6 +163,11 @@ class Allocation(ContractModel):
     uom: Uom = DEFAULT_UOM
     expiry_date: date | None = None
     location: Identifier = "MAIN"
+    gtin: Gtin | None = Field(
+        default=None,
+        description="The GTIN of the allocated lot's product, when its receipt named one: a"
+        " scanned case must carry it.",
+    )
 
 
 class Backorder(ContractModel):

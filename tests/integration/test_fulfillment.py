@@ -14,8 +14,16 @@ import pytest_asyncio
 
 from lottrace.infra import TansuBroker, wait_until
 from services.fulfillment.app import Settings, create_app
-from shared.contracts.events import LotAllocated, OrderCancelled, OrderPlaced, RecallIssued
+from services.inventory import app as inventory_service
+from shared.contracts.events import (
+    GoodsReceived,
+    LotAllocated,
+    OrderCancelled,
+    OrderPlaced,
+    RecallIssued,
+)
 from shared.runtime.settings import KafkaSettings
+from tests.conftest import PostgresServer
 from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
 from tests.kafka_helpers import publish, read_topic
 
@@ -235,3 +243,150 @@ async def test_a_cancelled_order_is_not_shipped(
     refused = await manual.post("/shipments", json={"order_id": "SO-6"})
     assert refused.status_code == 409
     assert refused.json()["error"] == "order_cancelled"
+
+
+# ------------------------------------------------------------------ scans: lot code and GTIN
+
+OJ_GTIN, AJ_GTIN, OTHER_GTIN = "09501101530003", "09501101530010", "04012345000009"
+
+
+def case(gtin: str, lot_code: str) -> str:
+    """A case label as a scanner reads it (human-readable GS1 form)."""
+    return f"(01){gtin}(10){lot_code}"
+
+
+async def test_a_scanned_case_must_be_the_allocated_product_not_only_the_lot_code(
+    manual: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    # Two products of one order whose lots happen to share the lot code TWIN-1.
+    oj_lot, aj_lot = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        broker.bootstrap_servers,
+        OrderPlaced(
+            order_id="SO-7",
+            customer={"customer_id": "C-7"},
+            lines=[
+                {"line_no": 1, "sku": "OJ-1L", "quantity": 4},
+                {"line_no": 2, "sku": "AJ-1L", "quantity": 6},
+            ],
+        ),
+        LotAllocated(
+            order_id="SO-7",
+            customer_id="C-7",
+            revision=1,
+            allocations=[
+                {"line_no": 1, "sku": "OJ-1L", "lot_id": oj_lot, "lot_code": "TWIN-1",
+                 "quantity": 4, "gtin": OJ_GTIN},
+                {"line_no": 2, "sku": "AJ-1L", "lot_id": aj_lot, "lot_code": "TWIN-1",
+                 "quantity": 6, "gtin": AJ_GTIN},
+            ],
+        ),
+    )  # fmt: skip
+    current = await order(manual, "SO-7", lambda o: len(o["allocations"]) == 2)
+    assert {(a["sku"], a["gtin"]) for a in current["allocations"]} == {
+        ("OJ-1L", OJ_GTIN),
+        ("AJ-1L", AJ_GTIN),
+    }
+
+    wrong = await manual.post(
+        "/shipments", json={"order_id": "SO-7", "scans": [case(OTHER_GTIN, "TWIN-1")]}
+    )
+    assert wrong.status_code == 409, wrong.text
+    assert wrong.json()["error"] == "wrong_product"
+    detail = wrong.json()["detail"]
+    assert OTHER_GTIN in detail
+    assert "TWIN-1" in detail
+    assert OJ_GTIN in detail  # what the order expects
+    assert AJ_GTIN in detail
+    unchanged = await order(manual, "SO-7", lambda o: True)
+    assert unchanged["shipments"] == []
+    assert len(unchanged["allocations"]) == 2
+
+    right = await manual.post(
+        "/shipments", json={"order_id": "SO-7", "scans": [case(OJ_GTIN, "TWIN-1")]}
+    )
+    assert right.status_code == 201, right.text
+    # only the scanned product's lot, not the other product's lot with the same code
+    assert [
+        (line["line_no"], line["lot_id"], line["quantity"]) for line in right.json()["lines"]
+    ] == [(1, str(oj_lot), "4")]
+    left = await order(manual, "SO-7", lambda o: len(o["allocations"]) == 1)
+    assert [(a["lot_id"], a["gtin"]) for a in left["allocations"]] == [(str(aj_lot), AJ_GTIN)]
+
+
+async def test_inventory_allocations_carry_the_lots_gtin_to_scan_verification(
+    manual: httpx.AsyncClient, broker: TansuBroker, postgres_server: PostgresServer
+) -> None:
+    """End to end from goods-received: inventory allocates two products' lots that share a lot
+    code, its lot-allocated names each lot's GTIN, and fulfillment tells the cases apart."""
+    now = datetime.now(UTC)
+    oj_lot, aj_lot = uuid.uuid4(), uuid.uuid4()
+    receipts = [
+        GoodsReceived(
+            receipt_id=f"R-{sku}", lot_id=lot, lot_code="TWIN-2", sku=sku, gtin=gtin,
+            quantity=10, received_at=now,
+        )
+        for sku, gtin, lot in [("OJ-1L", OJ_GTIN, oj_lot), ("AJ-1L", AJ_GTIN, aj_lot)]
+    ]  # fmt: skip
+    inventory_database = await postgres_server.create_database()
+    try:
+        inventory_app = inventory_service.create_app(
+            inventory_service.Settings(
+                database_url=postgres_server.url(inventory_database),
+                kafka=KafkaSettings(**kafka_env(broker)),
+                consumer_batch_timeout_ms=20,
+                api_keys=ADMIN_API_KEYS,
+            )
+        )
+        async with running(inventory_app) as inventory:
+            await publish(broker.bootstrap_servers, *receipts)
+
+            async def stocked() -> bool:
+                for sku in ("OJ-1L", "AJ-1L"):
+                    stock = await inventory.get("/stock", params={"sku": sku})
+                    if stock.status_code != 200 or not stock.json():
+                        return False
+                return True
+
+            await wait_until(stocked, timeout=30, what="both lots in stock")
+            await publish(
+                broker.bootstrap_servers,
+                OrderPlaced(
+                    order_id="SO-8",
+                    customer={"customer_id": "C-8"},
+                    lines=[
+                        {"line_no": 1, "sku": "OJ-1L", "quantity": 3},
+                        {"line_no": 2, "sku": "AJ-1L", "quantity": 5},
+                    ],
+                ),
+            )
+            current = await order(manual, "SO-8", lambda o: len(o["allocations"]) == 2)
+    finally:
+        await postgres_server.drop_database(inventory_database)
+
+    [event] = [
+        json.loads(record.value)["data"]
+        for record in await read_topic(broker.bootstrap_servers, "lot-allocated")
+    ]
+    assert {(a["sku"], a["lot_id"], a["gtin"]) for a in event["allocations"]} == {
+        ("OJ-1L", str(oj_lot), OJ_GTIN),
+        ("AJ-1L", str(aj_lot), AJ_GTIN),
+    }
+    assert {(a["sku"], a["gtin"]) for a in current["allocations"]} == {
+        ("OJ-1L", OJ_GTIN),
+        ("AJ-1L", AJ_GTIN),
+    }
+
+    wrong = await manual.post(
+        "/shipments", json={"order_id": "SO-8", "scans": [case(OTHER_GTIN, "TWIN-2")]}
+    )
+    assert wrong.status_code == 409, wrong.text
+    assert wrong.json()["error"] == "wrong_product"
+
+    right = await manual.post(
+        "/shipments", json={"order_id": "SO-8", "scans": [case(AJ_GTIN, "TWIN-2")]}
+    )
+    assert right.status_code == 201, right.text
+    assert [(line["sku"], line["lot_id"], line["quantity"]) for line in right.json()["lines"]] == [
+        ("AJ-1L", str(aj_lot), "5")
+    ]

@@ -332,13 +332,10 @@ def test_csv_text_a_spreadsheet_would_run_as_a_formula_is_neutralised() -> None:
     rows = fsma_rows([], [], [shipment(customer_name="=HYPERLINK(1)")])
     [_, line] = fsma_csv(rows).splitlines()
     assert "'=HYPERLINK(1)" in line.split(",")
-    assert [csv_safe(text) for text in ("-2", "@x", "+1", "ACME", "a=b")] == [
-        "'-2",
-        "'@x",
-        "'+1",
-        "ACME",
-        "a=b",
-    ]
+    formulas = ["-2+A1", "@SUM(A1)", "+cmd|x", "=1"]
+    assert [csv_safe(text) for text in formulas] == ["'" + text for text in formulas]
+    plain = ["ACME", "a=b", "+1 555 0100", "-12.5", "+44 (20) 7946-0958"]
+    assert [csv_safe(text) for text in plain] == plain
 
 
 def test_an_empty_report_is_just_the_header() -> None:
