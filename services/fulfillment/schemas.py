@@ -6,14 +6,14 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from shared.contracts.types import Identifier, Quantity, SignedQuantity
 
 
 class LineRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    line_no: int = Field(ge=0)
+    line_no: StrictInt = Field(ge=0)  # not "1", 1.0 or true: the document says integer
     quantity: Quantity | None = Field(default=None, description="All that remains when omitted.")
 
 

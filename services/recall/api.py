@@ -7,13 +7,13 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-from pydantic import BaseModel, BeforeValidator, StringConstraints
+from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
 
 from services.recall import db, reports
 from services.recall.domain import Edge, mermaid_genealogy, walk
@@ -41,9 +41,12 @@ from services.recall.schemas import (
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
-from shared.runtime.http import ApiError, database_of
+from shared.runtime.http import ApiError, Rfc3339Date, database_of
 
 router = APIRouter()
+
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint
+MERMAID_MEDIA_TYPE = "text/vnd.mermaid"
 
 
 def _recalls(request: Request) -> Recalls:
@@ -136,7 +139,7 @@ async def get_recall(
     recall_id: str,
     request: Request,
     customers_limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
-    customers_offset: Annotated[int, Query(ge=0)] = 0,
+    customers_offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RecallView:
     async with database_of(request).pool.acquire() as connection:
         recall = await _recall_or_404(connection, recall_id)
@@ -169,6 +172,7 @@ async def get_recall(
     tags=["recall"],
     summary="Affected customers and what they received, as CSV",
     response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
     dependencies=[requires(Role.VIEWER)],
 )
 async def recall_customers_csv(recall_id: str, request: Request) -> StreamingResponse:
@@ -406,7 +410,14 @@ def _json(model: BaseModel) -> Response:
     "/trace/lots/{lot_id}/genealogy.mmd",
     tags=["trace"],
     summary="The lot's genealogy as a Mermaid flowchart",
-    response_class=PlainTextResponse,
+    # Not PlainTextResponse: FastAPI would document the JSON errors as text/plain too.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A Mermaid flowchart.",
+            "content": {MERMAID_MEDIA_TYPE: {"schema": {"type": "string"}}},
+        }
+    },
     dependencies=[requires(Role.VIEWER)],
 )
 async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
@@ -424,7 +435,7 @@ async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
     chart = mermaid_genealogy(
         {key: dict(value) for key, value in rows.items()}, edges, highlight=lot_id, customers=counts
     )
-    return PlainTextResponse(chart, media_type="text/vnd.mermaid")
+    return PlainTextResponse(chart, media_type=MERMAID_MEDIA_TYPE)
 
 
 # ------------------------------------------------------------------ reports
@@ -436,7 +447,14 @@ def _blank_as_none(value: Any) -> Any:
 
 
 ReportFormat = Literal["csv", "xlsx"]
-OptionalDate = Annotated[date | None, BeforeValidator(_blank_as_none)]
+OptionalDate = Annotated[
+    Rfc3339Date | None,
+    BeforeValidator(_blank_as_none),
+    # Documented as sent: a date, or nothing (blank).
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "pattern": r"^\s*$"}]}
+    ),
+]
 OptionalFilter = Annotated[
     Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None,
     BeforeValidator(_blank_as_none),

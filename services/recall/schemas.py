@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from shared.contracts.events import RecallScope
 from shared.contracts.types import LongText, ShortText, SignedQuantity
+from shared.runtime.http import Rfc3339Date
+
+_SCOPE_DATE: TypeAdapter[Any] = TypeAdapter(Rfc3339Date)
 
 
 class RecallRequest(BaseModel):
@@ -29,6 +33,20 @@ class RecallRequest(BaseModel):
     reason: LongText = Field(min_length=1)
     classification: Literal["I", "II", "III"] = "II"
     scope: RecallScope
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _dates_as_documented(cls, scope: Any) -> Any:
+        # The contract's model reads `0` or "1700000000" as a date; a request must say
+        # YYYY-MM-DD, as documented.
+        if isinstance(scope, Mapping):
+            for name in ("received_from", "received_to"):
+                if scope.get(name) is not None:
+                    try:
+                        _SCOPE_DATE.validate_python(scope[name])
+                    except ValidationError:
+                        raise ValueError(f"{name}: expected a date as YYYY-MM-DD") from None
+        return scope
 
 
 class RecallAccepted(BaseModel):

@@ -24,6 +24,9 @@ from shared.runtime.http import ApiError, database_of
 
 router = APIRouter(tags=["receiving"])
 
+# An empty key is refused: it used to be stored as "", and the next empty one clashed with it.
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
+
 
 @router.post(
     "/receipts",
@@ -41,7 +44,7 @@ async def create_receipt(
     body: ReceiptRequest,
     request: Request,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ReceiptView:
     return await _receive(request, response, body, idempotency_key)
 
@@ -64,7 +67,7 @@ async def create_receipt_from_scan(
     body: ScanReceiptRequest,
     request: Request,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ReceiptView:
     try:
         async with database_of(request).pool.acquire() as connection:

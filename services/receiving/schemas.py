@@ -9,7 +9,6 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +28,7 @@ from shared.contracts.types import (
     Uom,
 )
 from shared.gs1 import Gs1Error, normalize_gtin
+from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
 
 
 def _checked_gtin(value: str) -> str:
@@ -87,11 +87,11 @@ class ReceiptRequest(BaseModel):
     supplier_lot_code: LotCode | None = None
     lot_code: LotCode | None = None
     purchase_order: Identifier | None = None
-    production_date: date | None = None
-    expiry_date: date | None = None
-    best_before_date: date | None = None
+    production_date: Rfc3339Date | None = None
+    expiry_date: Rfc3339Date | None = None
+    best_before_date: Rfc3339Date | None = None
     unit_cost: Money | None = None
-    received_at: AwareDatetime | None = Field(
+    received_at: Rfc3339DateTime | None = Field(
         default=None, description="When the goods arrived; now when omitted."
     )
     inputs: list[InputRef] = Field(default_factory=list, max_length=1000)

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Generator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
+import asyncpg
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,8 +30,9 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import Counter, Histogram
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars
 
@@ -81,6 +85,35 @@ _STATUS_CODES = {
     422: "invalid_request",
     503: "unavailable",
 }
+
+
+_RFC3339_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_RFC3339_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _text_matching(pattern: re.Pattern[str], what: str) -> BeforeValidator:
+    def check(value: Any) -> Any:
+        # Objects pass (the service's own callers); text must have the documented form, else
+        # pydantic would read `0` or "20270331" as seconds since 1970.
+        if isinstance(value, date):
+            return value
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"expected {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
+Rfc3339Date = Annotated[date, _text_matching(_RFC3339_DATE, "a date as YYYY-MM-DD")]
+"""A date in a request: `YYYY-MM-DD` text, as the OpenAPI document says (format `date`)."""
+
+Rfc3339DateTime = Annotated[
+    AwareDatetime,
+    _text_matching(_RFC3339_DATE_TIME, "a date and time as YYYY-MM-DDThh:mm:ss with an offset"),
+]
+"""A moment in a request: RFC 3339 text with an offset (format `date-time`)."""
 
 
 def error_response(status: int, error: str, detail: str, **headers: str) -> JSONResponse:
@@ -289,9 +322,24 @@ def create_http_app(
         return error_response(422, "invalid_request", _describe(errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(error.status_code, "error")
-        return error_response(error.status_code, code, str(error.detail), **(error.headers or {}))
+        headers = dict(error.headers or {})
+        if error.status_code == 405 and (allowed := _allowed_methods(request)):
+            # Starlette names the methods of the first route on the path only.
+            headers["Allow"] = ", ".join(allowed)
+        return error_response(error.status_code, code, str(error.detail), **headers)
+
+    @app.exception_handler(asyncpg.exceptions.DataError)
+    async def _bad_value(request: Request, error: asyncpg.exceptions.DataError) -> JSONResponse:
+        # A value the request carried that PostgreSQL cannot store or compare: text with NUL
+        # characters, a number beyond its range. The client's mistake, not the service's.
+        log.info("request refused by the database", path=request.url.path, error=str(error))
+        return error_response(
+            422,
+            "invalid_value",
+            "a value in the request cannot be stored (a NUL character, a number out of range)",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
@@ -312,6 +360,17 @@ def create_http_app(
         _declare_roles(router)
         app.include_router(router, responses=AUTH_RESPONSES)
     return app
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path (asked of the routes
+    themselves: FastAPI nests included routers)."""
+    allowed = []
+    for method in sorted(_METHODS):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 def _operations_router(runtime: ServiceRuntime, authenticator: Authenticator) -> APIRouter:
