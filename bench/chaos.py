@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -203,7 +204,7 @@ async def receipts_and_recalls(
     recall_at = [duration / 3, 2 * duration / 3]
     deadline = time.monotonic() + duration
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.HTTPError):  # a service may be down: that is the point
             async with _client(chaos, "receiving") as client:
                 lot = rng.choice(lots)
                 await client.post(
@@ -215,29 +216,25 @@ async def receipts_and_recalls(
                         "expiry_date": lot["expiry_date"],
                     },
                 )
-            if recall_at and chaos.elapsed() >= recall_at[0]:
-                recall_at.pop(0)
-                target = rng.choice(
-                    [lot for lot in lots if lot.get("inputs") or rng.random() < 0.2]
-                )
-                async with _client(chaos, "recall") as client:
-                    response = await client.post(
-                        "/recalls",
-                        json={
-                            "reason": "chaos: sampled complaint",
-                            "scope": {"lot_ids": [target["lot_id"]]},
-                        },
-                    )
-                    if response.status_code == 202:
-                        chaos.recalls.append(response.json()["recall_id"])
-                        chaos.log(
-                            f"recall {response.json()['recall_id']} issued ({chaos.elapsed():.0f}s)"
-                        )
-                    else:
-                        recall_at.insert(0, chaos.elapsed())  # try again
-        except httpx.HTTPError:
-            pass  # the service may be down right now: that is the point
+        if recall_at and chaos.elapsed() >= recall_at[0]:
+            # Scheduled recalls are kept until issued: recall may be the service just killed.
+            with contextlib.suppress(httpx.HTTPError):
+                recall_id = await _issue_recall(chaos, rng, lots)
+                if recall_id is not None:
+                    recall_at.pop(0)
+                    chaos.recalls.append(recall_id)
+                    chaos.log(f"recall {recall_id} issued ({chaos.elapsed():.0f}s)")
         await asyncio.sleep(0.5)
+
+
+async def _issue_recall(chaos: Chaos, rng: random.Random, lots: list[dict[str, Any]]) -> str | None:
+    target = rng.choice([lot for lot in lots if lot.get("inputs") or rng.random() < 0.2])
+    async with _client(chaos, "recall") as client:
+        response = await client.post(
+            "/recalls",
+            json={"reason": "chaos: sampled complaint", "scope": {"lot_ids": [target["lot_id"]]}},
+        )
+    return str(response.json()["recall_id"]) if response.status_code == 202 else None
 
 
 async def inject_faults(chaos: Chaos, rng: random.Random, *, duration: float) -> None:

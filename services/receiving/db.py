@@ -16,9 +16,15 @@ LOT_COLUMNS = """
 """
 
 
-async def lock_idempotency_key(connection: Connection, key: str) -> None:
-    """Serialise requests that carry the same key: the second sees the first's answer."""
-    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", key)
+async def lock_idempotency_keys(connection: Connection, keys: list[str]) -> None:
+    """Serialise requests that carry the same receipt id or idempotency key: the second sees
+    the first's answer. Both keys are locked, in one order, so two requests sharing either
+    one never both insert, and never deadlock."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(key, 7))"
+        " FROM (SELECT DISTINCT key FROM unnest($1::text[]) AS key ORDER BY key) AS keys",
+        keys,
+    )
 
 
 async def find_receipt(

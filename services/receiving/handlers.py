@@ -60,7 +60,9 @@ async def receive(
     connection = unit.connection
     fingerprint = request_fingerprint(request)
     if request.receipt_id or idempotency_key:
-        await db.lock_idempotency_key(connection, request.receipt_id or idempotency_key or "")
+        keys = [f"receipt:{request.receipt_id}"] if request.receipt_id else []
+        keys += [f"key:{idempotency_key}"] if idempotency_key else []
+        await db.lock_idempotency_keys(connection, keys)
         earlier = await db.find_receipt(
             connection, receipt_id=request.receipt_id, idempotency_key=idempotency_key
         )

@@ -118,6 +118,19 @@ async def test_the_same_receipt_twice_returns_the_first_answer_and_creates_nothi
     assert await count(receiving.database_url, "SELECT count(*) FROM receipts") == 2  # type: ignore[attr-defined]
 
 
+async def test_racing_receipts_sharing_an_idempotency_key_make_one_receipt_and_no_error(
+    receiving: httpx.AsyncClient,
+) -> None:
+    async def send(number: int) -> httpx.Response:
+        body = {"receipt_id": f"RC-RACE-{number}", "sku": "OJ-1L", "quantity": "5"}
+        return await receiving.post("/receipts", json=body, headers={"Idempotency-Key": "dock-9"})
+
+    answers = await asyncio.gather(*(send(number) for number in range(6)))
+    assert {answer.status_code for answer in answers} == {201}
+    assert len({answer.json()["receipt_id"] for answer in answers}) == 1  # the first one's
+    assert await count(receiving.database_url, "SELECT count(*) FROM receipts") == 1  # type: ignore[attr-defined]
+
+
 async def test_receiving_an_existing_lot_adds_to_it_when_the_dates_agree(
     receiving: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
