@@ -258,7 +258,9 @@ async def latency(
     latencies: dict[str, float] = {}
     per_second: dict[int, list[float]] = defaultdict(list)
     advance = progress(f"placing orders at {lines_per_s:.0f} lines/s", len(orders))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    # Like an upstream order system on a current Kafka client (linger.ms is 5 by default since
+    # Kafka 4.0): orders placed within a few milliseconds share a request.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     async with Tail(bootstrap, "order-shipped") as tail:
 

@@ -232,6 +232,9 @@ class EmbeddedPostgres:
             "-c", "shared_buffers=256MB",
             "-c", "listen_addresses=127.0.0.1",
             "-c", f"unix_socket_directories={self.base_dir}",
+            # Projections grow from empty in minutes here; the default visits each database
+            # once a minute, long enough for key lookups to be planned without statistics.
+            "-c", "autovacuum_naptime=5s",
         ]  # fmt: skip
         if not self.durable:
             settings += [

@@ -332,15 +332,15 @@ async def take_from_allocations(
     await connection.execute(
         """
         WITH d AS (
-            SELECT $1::text AS order_id, * FROM unnest($2::int[], $3::uuid[], $4::numeric[])
+            SELECT * FROM unnest($2::int[], $3::uuid[], $4::numeric[])
                 AS d(line_no, lot_id, quantity)
         ), gone AS (
             DELETE FROM allocations a USING d
-            WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
+            WHERE a.order_id = $1 AND a.line_no = d.line_no AND a.lot_id = d.lot_id
               AND a.quantity <= d.quantity
         )
         UPDATE allocations a SET quantity = a.quantity - d.quantity FROM d
-        WHERE a.order_id = d.order_id AND a.line_no = d.line_no AND a.lot_id = d.lot_id
+        WHERE a.order_id = $1 AND a.line_no = d.line_no AND a.lot_id = d.lot_id
           AND a.quantity > d.quantity
         """,
         order_id,

@@ -86,7 +86,6 @@ class OutboxRelay:
                 polls += 1
                 if polls % 60 == 1:
                     await self._purge(connection)
-                await self._observe_backlog(connection)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
         finally:
@@ -143,16 +142,6 @@ class OutboxRelay:
                 await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
             raise failure
         return len(rows), sent
-
-    async def _observe_backlog(self, connection: asyncpg.Connection) -> None:
-        row = await connection.fetchrow(
-            "SELECT count(*) AS backlog,"
-            " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest"
-            " FROM outbox"
-        )
-        if row is not None:
-            metrics.OUTBOX_BACKLOG.set(row["backlog"])
-            metrics.OUTBOX_OLDEST_SECONDS.set(float(row["oldest"]))
 
     async def _purge(self, connection: asyncpg.Connection) -> None:
         """Forget old inbox entries; the inbox outlives the topics' retention."""
