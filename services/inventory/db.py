@@ -266,6 +266,54 @@ async def mark_recalled(
     return [row["lot_id"] for row in rows]
 
 
+async def record_inputs(connection: Connection, edges: Sequence[tuple[UUID, UUID]]) -> None:
+    """Remember which lots each produced lot was made from: (lot, input lot)."""
+    await connection.execute(
+        """
+        INSERT INTO lot_inputs (lot_id, input_lot_id)
+        SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING
+        """,
+        [lot_id for lot_id, _ in edges],
+        [input_lot_id for _, input_lot_id in edges],
+    )
+
+
+async def inherit_recalls(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
+    """Recall these lots if any lot they were made from is recalled, under that recall.
+    Returns (lot_id, recall_id, input_lot_id) of each lot recalled now."""
+    return await connection.fetch(
+        """
+        WITH inherited AS (
+            SELECT DISTINCT ON (i.lot_id) i.lot_id, p.recall_id, p.lot_id AS input_lot_id
+            FROM lot_inputs i JOIN lots p ON p.lot_id = i.input_lot_id
+            WHERE i.lot_id = ANY($1::uuid[]) AND p.recalled
+            ORDER BY i.lot_id, p.recall_id, p.lot_id
+        )
+        UPDATE lots l SET recalled = true, recall_id = inherited.recall_id, updated_at = now()
+        FROM inherited
+        WHERE l.lot_id = inherited.lot_id AND NOT l.recalled
+        RETURNING l.lot_id, inherited.recall_id, inherited.input_lot_id
+        """,
+        sorted(set(lot_ids)),
+    )
+
+
+async def made_from(connection: Connection, lot_ids: Sequence[UUID]) -> list[UUID]:
+    """Every lot made from these lots, at any depth."""
+    rows = await connection.fetch(
+        """
+        WITH RECURSIVE made AS (
+            SELECT lot_id FROM lot_inputs WHERE input_lot_id = ANY($1::uuid[])
+            UNION
+            SELECT i.lot_id FROM lot_inputs i JOIN made ON i.input_lot_id = made.lot_id
+        )
+        SELECT lot_id FROM made ORDER BY lot_id
+        """,
+        sorted(set(lot_ids)),
+    )
+    return [row["lot_id"] for row in rows]
+
+
 # ------------------------------------------------------------------ orders
 
 

@@ -79,6 +79,9 @@ class Inventory:
         consumed: dict[UUID, Decimal] = defaultdict(Decimal)
         input_facts: list[LotFacts] = []
         movements: list[Movement] = []
+        produced_by: dict[UUID, str] = {}  # produced lot -> the event that received it
+        edges: set[tuple[UUID, UUID]] = set()
+        inherited: list[Record] = []
         for incoming in events:
             event = incoming.data
             row = received.get((event.lot_id, event.location))
@@ -113,7 +116,24 @@ class Inventory:
             for item in event.inputs:
                 consumed[item.lot_id] += item.quantity
                 input_facts.append(LotFacts(item.lot_id, item.sku, item.lot_code, item.uom))
+                edges.add((event.lot_id, item.lot_id))
+                produced_by[event.lot_id] = incoming.id
         await db.upsert_received(connection, list(received.values()))
+        if edges:
+            await db.record_inputs(connection, sorted(edges))
+            # Before anything can be allocated from it: a lot made from a recalled lot is
+            # recalled too, even when the recall came first.
+            inherited = await db.inherit_recalls(connection, list(produced_by))
+            movements += [
+                Movement(
+                    lot["lot_id"],
+                    "recalled",
+                    None,
+                    produced_by[lot["lot_id"]],
+                    detail=f"{lot['recall_id']}: made from recalled lot {lot['input_lot_id']}",
+                )
+                for lot in inherited
+            ]
         if consumed:
             await db.ensure_lots(connection, input_facts)
             await db.lock_lots(connection, consumed)
@@ -128,6 +148,13 @@ class Inventory:
                 for (lot_id, location), quantity in drawn.items()
             ]
         await db.record_movements(connection, movements)
+        for lot in inherited:  # a lot received again after its input was recalled
+            await self._withdraw(
+                unit,
+                [lot["lot_id"]],
+                cause=produced_by[lot["lot_id"]],
+                detail=f"recall {lot['recall_id']}",
+            )
         if consumed:
             await self._fit_reservations(unit, consumed, cause="production consumed stock")
         await self._refill(unit, {row["sku"] for row in received.values()}, cause="stock received")
@@ -331,13 +358,30 @@ class Inventory:
                 [LotFacts(lot.lot_id, lot.sku, lot.lot_code, "EA") for lot in recall.affected_lots],
             )
             newly = await db.mark_recalled(connection, lot_ids, recall.recall_id)
+            # Lots made from the recalled ones that the recall service had not seen yet.
+            descendants = await db.mark_recalled(
+                connection,
+                [lot for lot in await db.made_from(connection, lot_ids) if lot not in lot_ids],
+                recall.recall_id,
+            )
             await db.record_movements(
                 connection,
                 [
                     Movement(lot_id, "recalled", None, incoming.id, detail=recall.recall_id)
                     for lot_id in newly
+                ]
+                + [
+                    Movement(
+                        lot_id,
+                        "recalled",
+                        None,
+                        incoming.id,
+                        detail=f"{recall.recall_id}: made from a recalled lot",
+                    )
+                    for lot_id in descendants
                 ],
             )
+            newly += descendants
             await self._withdraw(
                 unit, newly, cause=incoming.id, detail=f"recall {recall.recall_id}"
             )

@@ -24,7 +24,7 @@ from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import Settings, create_app
 from services.inventory.handlers import Inventory
 from shared.contracts.envelope import Incoming
-from shared.contracts.events import GoodsReceived, OrderPlaced
+from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, RecallIssued
 from shared.runtime.auth import Role
 from shared.runtime.database import Database
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
@@ -180,6 +180,65 @@ async def test_a_hold_moves_reservations_to_other_lots_and_release_makes_the_lot
     released = await inventory.post(f"/lots/{first}/release", json={"reason": "lab clear"})
     assert released.json()["status"] == "available"
     assert released.json()["available"] == "5"
+
+
+async def test_lots_made_from_a_recalled_lot_are_recalled_whichever_arrives_first(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    """Juice pressed from a recalled apple lot is never allocated: made after the recall, it
+    is recalled on receipt; made before it (the recall service had not seen it yet), the recall
+    reaches it through the genealogy inventory keeps, and its reservations go."""
+    bootstrap = broker.bootstrap_servers
+    apples, juice_before, juice_after = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await publish(
+        bootstrap,
+        received("APPLE", 100, days=30, lot_id=apples),
+        made_from(apples, "JUICE", 10, lot_id=juice_before),
+    )
+    await _until(inventory, f"/lots/{juice_before}", lambda body: body["on_hand"] == "10")
+    await publish(bootstrap, order("SO-J1", "JUICE", 4))
+    await _until(inventory, f"/lots/{juice_before}", lambda body: body["reserved"] == "4")
+
+    await publish(bootstrap, recall_of(apples, "RC-APPLE"))  # names the apples only
+    withdrawn = await _until(inventory, f"/lots/{juice_before}", _recalled)
+    assert withdrawn["reserved"] == "0"
+    backordered = await _until(inventory, "/orders/SO-J1", lambda body: body["revision"] >= 2)
+    assert backordered["reservations"] == []
+
+    await publish(bootstrap, made_from(apples, "JUICE", 10, lot_id=juice_after))
+    await _until(inventory, f"/lots/{juice_after}", _recalled)
+    await publish(bootstrap, order("SO-J2", "JUICE", 1))
+    allocation = (await latest_allocations(bootstrap, orders=2))["SO-J2"]
+    assert allocation["allocations"] == []
+    history = (await inventory.get(f"/lots/{juice_after}/history")).json()
+    assert ("recalled", f"RC-APPLE: made from recalled lot {apples}") in [
+        (h["change"], h["detail"]) for h in history
+    ]
+
+
+def made_from(input_lot: uuid.UUID, sku: str, quantity: int, *, lot_id: uuid.UUID) -> GoodsReceived:
+    ingredient = LotInput(
+        lot_id=input_lot, lot_code=f"APPLE-{str(input_lot)[:6]}", sku="APPLE", quantity=5
+    )
+    return received(sku, quantity, days=20, lot_id=lot_id).model_copy(
+        update={"inputs": [ingredient]}
+    )
+
+
+def recall_of(lot_id: uuid.UUID, recall_id: str) -> RecallIssued:
+    return RecallIssued(
+        recall_id=recall_id,
+        issued_at=datetime.now(UTC),
+        reason="patulin above limit",
+        scope={"lot_ids": [lot_id]},
+        affected_lots=[{"lot_id": lot_id, "lot_code": f"APPLE-{str(lot_id)[:6]}", "sku": "APPLE"}],
+        affected_customer_count=0,
+        shipped_quantity=0,
+    )
+
+
+def _recalled(body: dict[str, Any]) -> bool:
+    return bool(body["status"] == "recalled")
 
 
 async def test_counts_adjust_stock_per_location_and_never_below_zero(
