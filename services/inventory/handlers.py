@@ -353,6 +353,7 @@ class Inventory:
         for incoming in events:
             recall = incoming.data
             lot_ids = [lot.lot_id for lot in recall.affected_lots]
+            named = set(lot_ids)
             await db.ensure_lots(
                 connection,
                 [LotFacts(lot.lot_id, lot.sku, lot.lot_code, "EA") for lot in recall.affected_lots],
@@ -361,7 +362,7 @@ class Inventory:
             # Lots made from the recalled ones that the recall service had not seen yet.
             descendants = await db.mark_recalled(
                 connection,
-                [lot for lot in await db.made_from(connection, lot_ids) if lot not in lot_ids],
+                [lot for lot in await db.made_from(connection, lot_ids) if lot not in named],
                 recall.recall_id,
             )
             await db.record_movements(
