@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars
 
 from shared.runtime import metrics
-from shared.runtime.auth import Authenticator, required_role
+from shared.runtime.auth import API_KEY_HEADER, BEARER, Authenticator, RequireRole, required_role
 from shared.runtime.database import Database, is_transient
 from shared.runtime.logging import get_logger
 from shared.runtime.service import ServiceRuntime
@@ -114,6 +114,24 @@ Rfc3339DateTime = Annotated[
     _text_matching(_RFC3339_DATE_TIME, "a date and time as YYYY-MM-DDThh:mm:ss with an offset"),
 ]
 """A moment in a request: RFC 3339 text with an offset (format `date-time`)."""
+
+
+async def _refusal(request: Request) -> JSONResponse | None:
+    """The 401 or 403 the route's role check gives this caller, or None when it passes."""
+    route = request.scope.get("route")
+    role = required_role(getattr(route, "dependencies", ()))
+    if role is None:
+        return None
+    try:
+        await RequireRole(role)(
+            request, bearer=await BEARER(request), api_key=await API_KEY_HEADER(request)
+        )
+    except StarletteHTTPException as refused:
+        code = _STATUS_CODES.get(refused.status_code, "error")
+        return error_response(
+            refused.status_code, code, str(refused.detail), **dict(refused.headers or {})
+        )
+    return None
 
 
 def error_response(status: int, error: str, detail: str, **headers: str) -> JSONResponse:
@@ -315,7 +333,11 @@ def create_http_app(
         return error_response(error.status, error.error, error.detail)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI reads and validates the body before the route's dependencies run: without
+        # this, a caller with no key would learn what the body lacks instead of getting 401.
+        if (refused := await _refusal(request)) is not None:
+            return refused
         errors = error.errors()
         if any(problem.get("type") == "json_invalid" for problem in errors):
             return error_response(400, "malformed_json", "the body is not valid JSON")

@@ -94,6 +94,21 @@ async def test_without_a_valid_key_reads_and_mutations_get_401_with_a_bearer_cha
     assert (await receiving.get("/lots", headers=bearer(ADMIN_KEY))).status_code == 200
 
 
+async def test_a_caller_is_checked_before_the_body_it_sent(receiving: httpx.AsyncClient) -> None:
+    """What a body lacks is told only to callers allowed to send it."""
+
+    async def send(body: bytes, key: str | None) -> httpx.Response:
+        headers = {"Content-Type": "application/json", **(bearer(key) if key else {})}
+        return await receiving.post("/receipts", content=body, headers=headers)
+
+    malformed, incomplete = b'{"sku": ', b'{"quantity": "-3"}'
+    for body in (malformed, incomplete):
+        assert_error(await send(body, None), 401, "unauthorized")
+        assert_error(await send(body, VIEWER), 403, "forbidden")
+    assert_error(await send(malformed, RECEIVER), 400, "malformed_json")
+    assert_error(await send(incomplete, RECEIVER), 422, "invalid_request")
+
+
 async def test_a_viewer_reads_but_cannot_receive_and_a_receiver_receives_but_cannot_read(
     receiving: httpx.AsyncClient,
 ) -> None:
