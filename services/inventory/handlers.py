@@ -81,7 +81,6 @@ class Inventory:
         movements: list[Movement] = []
         produced_by: dict[UUID, str] = {}  # produced lot -> the event that received it
         edges: set[tuple[UUID, UUID]] = set()
-        inherited: list[Record] = []
         for incoming in events:
             event = incoming.data
             row = received.get((event.lot_id, event.location))
@@ -119,24 +118,15 @@ class Inventory:
                 edges.add((event.lot_id, item.lot_id))
                 produced_by[event.lot_id] = incoming.id
         await db.upsert_received(connection, list(received.values()))
-        if edges:
-            await db.record_inputs(connection, sorted(edges))
-            # Before anything can be allocated from it: a lot made from a recalled lot is
-            # recalled too, even when the recall came first.
-            inherited = await db.inherit_recalls(connection, list(produced_by))
-            movements += [
-                Movement(
-                    lot["lot_id"],
-                    "recalled",
-                    None,
-                    produced_by[lot["lot_id"]],
-                    detail=f"{lot['recall_id']}: made from recalled lot {lot['input_lot_id']}",
-                )
-                for lot in inherited
-            ]
+        withdrawals: list[tuple[str, str, list[UUID]]] = []
         if consumed:
             await db.ensure_lots(connection, input_facts)
+            # The inputs are locked before the genealogy is recorded: a recall of one of them
+            # committing meanwhile is seen below, and one that comes later sees these edges.
             await db.lock_lots(connection, consumed)
+            await db.record_inputs(connection, sorted(edges))
+            inherited, withdrawals = await self._inherit_recalls(unit, produced_by)
+            movements += inherited
             drawn = await self._draw(unit, consumed)
             await db.change_stock(
                 connection,
@@ -148,13 +138,8 @@ class Inventory:
                 for (lot_id, location), quantity in drawn.items()
             ]
         await db.record_movements(connection, movements)
-        for lot in inherited:  # a lot received again after its input was recalled
-            await self._withdraw(
-                unit,
-                [lot["lot_id"]],
-                cause=produced_by[lot["lot_id"]],
-                detail=f"recall {lot['recall_id']}",
-            )
+        for cause, recall_id, lot_ids in withdrawals:
+            await self._withdraw(unit, lot_ids, cause=cause, detail=f"recall {recall_id}")
         if consumed:
             await self._fit_reservations(unit, consumed, cause="production consumed stock")
         await self._refill(unit, {row["sku"] for row in received.values()}, cause="stock received")
@@ -524,6 +509,47 @@ class Inventory:
         if waiting:
             log.debug("filling backorders", orders=len(waiting), cause=cause)
             await self._allocate(unit, waiting)
+
+    async def _inherit_recalls(
+        self, unit: UnitOfWork, produced_by: dict[UUID, str]
+    ) -> tuple[list[Movement], list[tuple[str, str, list[UUID]]]]:
+        """Before anything is allocated from them: lots made from a recalled lot are recalled
+        under its recall, and so is everything already made from them, at any depth (a
+        product received before its ingredient's receipt named the ingredient's recall).
+        Returns the history rows and, per recall, the lots whose reservations must go."""
+        connection = unit.connection
+        movements: list[Movement] = []
+        roots: dict[str, list[UUID]] = defaultdict(list)
+        for row in await db.inherit_recalls(connection, list(produced_by)):
+            lot_id, recall_id = row["lot_id"], row["recall_id"]
+            roots[recall_id].append(lot_id)
+            movements.append(
+                Movement(
+                    lot_id,
+                    "recalled",
+                    None,
+                    produced_by[lot_id],
+                    detail=f"{recall_id}: made from recalled lot {row['input_lot_id']}",
+                )
+            )
+        withdrawals: list[tuple[str, str, list[UUID]]] = []
+        for recall_id, lot_ids in roots.items():
+            cause = produced_by[lot_ids[0]]
+            descendants = await db.mark_recalled(
+                connection, await db.made_from(connection, lot_ids), recall_id
+            )
+            movements += [
+                Movement(
+                    lot_id,
+                    "recalled",
+                    None,
+                    cause,
+                    detail=f"{recall_id}: made from a recalled lot",
+                )
+                for lot_id in descendants
+            ]
+            withdrawals.append((cause, recall_id, lot_ids + descendants))
+        return movements, withdrawals
 
     async def _withdraw(
         self, unit: UnitOfWork, lot_ids: Sequence[UUID], *, cause: str, detail: str

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from services.inventory.handlers import Inventory
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, RecallIssued
 from shared.runtime.auth import Role
-from shared.runtime.database import Database
+from shared.runtime.database import Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.settings import KafkaSettings
 from tests.integration.service_apps import ADMIN_KEY, api_keys, kafka_env, running
@@ -215,10 +216,21 @@ async def test_lots_made_from_a_recalled_lot_are_recalled_whichever_arrives_firs
         (h["change"], h["detail"]) for h in history
     ]
 
+    # Nectar made from juice whose own receipt inventory has not seen yet: when that juice
+    # arrives, made from the recalled apples, the recall reaches the nectar too.
+    juice_late, nectar = uuid.uuid4(), uuid.uuid4()
+    await publish(bootstrap, made_from(juice_late, "NECTAR", 5, lot_id=nectar, input_sku="JUICE"))
+    await _until(inventory, f"/lots/{nectar}", lambda body: body["on_hand"] == "5")
+    await publish(bootstrap, made_from(apples, "JUICE", 10, lot_id=juice_late))
+    await _until(inventory, f"/lots/{juice_late}", _recalled)
+    await _until(inventory, f"/lots/{nectar}", _recalled)
 
-def made_from(input_lot: uuid.UUID, sku: str, quantity: int, *, lot_id: uuid.UUID) -> GoodsReceived:
+
+def made_from(
+    input_lot: uuid.UUID, sku: str, quantity: int, *, lot_id: uuid.UUID, input_sku: str = "APPLE"
+) -> GoodsReceived:
     ingredient = LotInput(
-        lot_id=input_lot, lot_code=f"APPLE-{str(input_lot)[:6]}", sku="APPLE", quantity=5
+        lot_id=input_lot, lot_code=f"{input_sku}-{str(input_lot)[:6]}", sku=input_sku, quantity=5
     )
     return received(sku, quantity, days=20, lot_id=lot_id).model_copy(
         update={"inputs": [ingredient]}
@@ -424,6 +436,64 @@ async def test_concurrent_allocations_from_the_same_lots_never_reserve_a_unit_tw
             assert backordered == 8 * 10 * 2 - 50
     finally:
         for database in databases:
+            await database.close()
+
+
+async def test_a_recall_and_a_receipt_of_a_lot_made_from_it_at_the_same_moment_meet(
+    database_url: str,
+) -> None:
+    """Two replicas: one applies a recall of the apples, the other the receipt of juice made
+    from them, each inside the other's transaction. Whichever commits first, the juice ends
+    up recalled."""
+    await migrate(
+        database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", INVENTORY_MIGRATIONS)]
+    )
+    first, second, observer = (
+        Database(database_url, source="/test", min_size=1, max_size=1) for _ in range(3)
+    )
+    for database in (first, second, observer):
+        await database.open()
+    inventory = Inventory()
+
+    async def blocked_on_a_lock() -> bool:
+        waiting = await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(waiting)
+
+    async def stock(unit: UnitOfWork, apples: uuid.UUID) -> None:
+        await inventory.on_goods_received(
+            unit, [_incoming(received("APPLE", 100, days=30, lot_id=apples))]
+        )
+
+    async def recall(unit: UnitOfWork, apples: uuid.UUID) -> None:
+        await inventory.on_recall_issued(unit, [_incoming(recall_of(apples, f"RC-{apples}"))])
+
+    async def receive(unit: UnitOfWork, apples: uuid.UUID, juice: uuid.UUID) -> None:
+        await inventory.on_goods_received(
+            unit, [_incoming(made_from(apples, "JUICE", 10, lot_id=juice))]
+        )
+
+    try:
+        for recall_first in (True, False):
+            apples, juice = uuid.uuid4(), uuid.uuid4()
+            await first.run(partial(stock, apples=apples))
+            async with first.transaction() as unit:
+                if recall_first:
+                    await recall(unit, apples)
+                    other = asyncio.create_task(
+                        second.run(partial(receive, apples=apples, juice=juice))
+                    )
+                else:
+                    await receive(unit, apples, juice)
+                    other = asyncio.create_task(second.run(partial(recall, apples=apples)))
+                await wait_until(blocked_on_a_lock, timeout=10, what="the other replica waits")
+            await other
+            status = await observer.fetchval("SELECT recalled FROM lots WHERE lot_id = $1", juice)
+            assert status is True, f"juice not recalled (recall first: {recall_first})"
+    finally:
+        for database in (first, second, observer):
             await database.close()
 
 
