@@ -334,8 +334,8 @@ def create_http_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI reads and validates the body before the route's dependencies run: without
-        # this, a caller with no key would learn what the body lacks instead of getting 401.
+        # FastAPI parses a JSON body before the route's dependencies run: without
+        # this, a caller with no key would hear that the body is malformed instead of 401.
         if (refused := await _refusal(request)) is not None:
             return refused
         errors = error.errors()
