@@ -115,20 +115,23 @@ async def run(
     }
 
 
+# The chaos workload: 30 SKUs of 3 lots of 2,000 units each, orders from 3,000 customers.
+CHAOS_SIZE = workload.Size(
+    name="chaos",
+    skus=30,
+    lots_per_sku=3,
+    customers=3_000,
+    throughput_orders=0,
+    half_rate_seconds=0,
+    traces=0,
+    recall_lines=0,
+    recall_customers=0,
+    lot_quantity=2_000,
+)
+
+
 async def seed_stock(chaos: Chaos, rng: random.Random) -> list[dict[str, Any]]:
-    size = workload.Size(
-        name="chaos",
-        skus=30,
-        lots_per_sku=3,
-        customers=3_000,
-        throughput_orders=0,
-        half_rate_seconds=0,
-        traces=0,
-        recall_lines=0,
-        recall_customers=0,
-        lot_quantity=2_000,
-    )
-    catalogue = workload.catalogue(size, rng, date.today())
+    catalogue = workload.catalogue(CHAOS_SIZE, rng, date.today())
     lots = []
     async with _client(chaos, "receiving") as client:
         for body in catalogue.receipts:
@@ -164,18 +167,7 @@ async def place_orders(
     chaos: Chaos, rng: random.Random, lots: list[dict[str, Any]], *, rate: float
 ) -> None:
     skus = sorted({lot["sku"] for lot in lots})
-    size = workload.Size(
-        name="chaos",
-        skus=0,
-        lots_per_sku=0,
-        customers=3_000,
-        throughput_orders=0,
-        half_rate_seconds=0,
-        traces=0,
-        recall_lines=0,
-        recall_customers=0,
-    )
-    orders = workload.orders("CH", chaos.orders, skus, size, rng)
+    orders = workload.orders("CH", chaos.orders, skus, CHAOS_SIZE, rng)
     producer = AIOKafkaProducer(
         bootstrap_servers=chaos.platform.bootstrap_servers, linger_ms=5, acks="all"
     )

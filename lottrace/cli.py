@@ -45,6 +45,7 @@ from lottrace.client import (
     LottraceClient,
     NotReplayable,
     ReplayMessage,
+    Service,
     ServiceError,
     ServiceUnreachable,
     ServiceUrls,
@@ -239,42 +240,21 @@ ApiKeyOption = Annotated[
         " command line shows in `ps` and in the shell history.",
     ),
 ]
-ReceivingUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--receiving-url",
-        envvar=url_variable("receiving"),
+
+
+def _url_option(service: Service) -> Any:
+    return typer.Option(
+        f"--{service}-url",
+        envvar=url_variable(service),
         rich_help_panel=CONNECTION_PANEL,
-        help="Base URL of the receiving service.",
-    ),
-]
-InventoryUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--inventory-url",
-        envvar=url_variable("inventory"),
-        rich_help_panel=CONNECTION_PANEL,
-        help="Base URL of the inventory service.",
-    ),
-]
-FulfillmentUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--fulfillment-url",
-        envvar=url_variable("fulfillment"),
-        rich_help_panel=CONNECTION_PANEL,
-        help="Base URL of the fulfillment service.",
-    ),
-]
-RecallUrlOption = Annotated[
-    str,
-    typer.Option(
-        "--recall-url",
-        envvar=url_variable("recall"),
-        rich_help_panel=CONNECTION_PANEL,
-        help="Base URL of the recall service.",
-    ),
-]
+        help=f"Base URL of the {service} service.",
+    )
+
+
+ReceivingUrlOption = Annotated[str, _url_option("receiving")]
+InventoryUrlOption = Annotated[str, _url_option("inventory")]
+FulfillmentUrlOption = Annotated[str, _url_option("fulfillment")]
+RecallUrlOption = Annotated[str, _url_option("recall")]
 BootstrapOption = Annotated[
     str,
     typer.Option(

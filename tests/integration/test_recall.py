@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from shared.contracts.envelope import Incoming, TopicDecoder
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerNotice
 from shared.contracts.topics import TOPICS_BY_NAME
 from shared.runtime.settings import KafkaSettings
+from tests.integration.events import lot
 from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
 from tests.kafka_helpers import publish, read_topic
 
@@ -38,24 +39,6 @@ async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.
     )
     async with running(create_app(settings)) as client:
         yield client
-
-
-def lot(
-    code: str, *, supplier: str = "FARM-A", days_ago: int = 10, inputs: Sequence[GoodsReceived] = ()
-) -> GoodsReceived:
-    return GoodsReceived(
-        receipt_id=f"RC-{code}",
-        lot_id=uuid.uuid4(),
-        lot_code=code,
-        sku=code.split("-", maxsplit=1)[0],
-        quantity=100,
-        received_at=NOW - timedelta(days=days_ago),
-        supplier={"supplier_id": supplier, "name": supplier.title()},
-        inputs=[
-            {"lot_id": i.lot_id, "lot_code": i.lot_code, "sku": i.sku, "quantity": 10}
-            for i in inputs
-        ],
-    )
 
 
 def shipment(

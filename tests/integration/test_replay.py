@@ -4,8 +4,7 @@ then switched to while the service is stopped, against a real broker and Postgre
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -22,6 +21,7 @@ from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerN
 from shared.contracts.topics import TOPICS_BY_NAME
 from shared.runtime.replay import REPLACED_PREFIX, Replay, ReplayRefused
 from shared.runtime.settings import KafkaSettings
+from tests.integration.events import lot
 from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
 from tests.kafka_helpers import publish, read_topic
 
@@ -34,22 +34,6 @@ def settings_for(database_url: str, broker: TansuBroker) -> Settings:
         kafka=KafkaSettings(**kafka_env(broker)),
         consumer_batch_timeout_ms=20,
         api_keys=ADMIN_API_KEYS,
-    )
-
-
-def lot(code: str, *, inputs: Sequence[GoodsReceived] = ()) -> GoodsReceived:
-    return GoodsReceived(
-        receipt_id=f"RC-{code}",
-        lot_id=uuid.uuid4(),
-        lot_code=code,
-        sku=code.split("-", maxsplit=1)[0],
-        quantity=100,
-        received_at=NOW - timedelta(days=3),
-        supplier={"supplier_id": "FARM-A"},
-        inputs=[
-            {"lot_id": i.lot_id, "lot_code": i.lot_code, "sku": i.sku, "quantity": 10}
-            for i in inputs
-        ],
     )
 
 
