@@ -259,6 +259,23 @@ class LineState:
         return max(self.ordered - self.shipped - self.reserved, ZERO)
 
 
+def ship_from_reservations(
+    reservations: Iterable[Reserve], shipped: dict[tuple[str, int, UUID], Decimal]
+) -> tuple[list[Reserve], dict[tuple[str, int, UUID], Decimal]]:
+    """What a shipment of (order, line, lot) quantities uses up: that line's reservations of
+    the lot, location by location in location order, up to the shipped quantity. Returns the
+    part of each reservation that shipped, and what shipped beyond every reservation."""
+    left = dict(shipped)
+    used: list[Reserve] = []
+    for held in sorted(reservations, key=lambda r: (r.order_id, r.line_no, r.lot_id, r.location)):
+        key = (held.order_id, held.line_no, held.lot_id)
+        take = min(held.quantity, left.get(key, ZERO))
+        if take > ZERO:
+            used.append(Reserve(held.order_id, held.line_no, held.lot_id, take, held.location))
+            left[key] -= take
+    return used, {key: quantity for key, quantity in left.items() if quantity > ZERO}
+
+
 def draw_from_locations(
     stock: Sequence[tuple[str, Decimal]], quantity: Decimal
 ) -> list[tuple[str, Decimal]]:

@@ -148,29 +148,29 @@ class Inventory:
         orders: dict[str, Incoming[OrderPlaced]] = {}
         for incoming in events:
             orders.setdefault(incoming.data.order_id, incoming)  # a re-sent order counts once
-        new_ids = await db.insert_new_orders(
-            unit.connection,
-            [
-                {
-                    "order_id": order_id,
-                    "customer_id": incoming.data.customer.customer_id,
-                    "min_remaining_shelf_life_days": incoming.data.min_remaining_shelf_life_days,
-                    "placed_at": incoming.data.placed_at,
-                }
-                for order_id, incoming in orders.items()
-            ],
-            [
-                {
-                    "order_id": order_id,
-                    "line_no": line.line_no,
-                    "sku": line.sku,
-                    "uom": line.uom,
-                    "quantity": line.quantity,
-                }
-                for order_id, incoming in orders.items()
-                for line in incoming.data.lines
-            ],
-        )
+        placed = [
+            {
+                "order_id": order_id,
+                "customer_id": incoming.data.customer.customer_id,
+                "min_remaining_shelf_life_days": incoming.data.min_remaining_shelf_life_days,
+                "placed_at": incoming.data.placed_at,
+            }
+            for order_id, incoming in orders.items()
+        ]
+        lines = [
+            {
+                "order_id": order_id,
+                "line_no": line.line_no,
+                "sku": line.sku,
+                "uom": line.uom,
+                "quantity": line.quantity,
+            }
+            for order_id, incoming in orders.items()
+            for line in incoming.data.lines
+        ]
+        created = set(await db.insert_new_orders(unit.connection, placed, lines))
+        # In the order they arrived, which is the order FEFO serves them in.
+        new_ids = [order_id for order_id in orders if order_id in created]
         if not new_ids:
             return
         # New orders: their demand is what they ordered, and no one else has seen their lines.
@@ -265,21 +265,14 @@ class Inventory:
         await db.lock_lot_rows(connection, lot_ids)
 
         # Shipped stock leaves where it was reserved; beyond that, where most of the lot is.
-        used: list[Reserve] = []
+        used, beyond = domain.ship_from_reservations(
+            await db.reservations_for(connection, shipped), shipped
+        )
         shipped_from: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
-        unreserved = dict(shipped)
-        for reservation in await db.reservations_for(connection, shipped):
-            order_id, line_no, lot_id = shipped_key = (
-                reservation.order_id,
-                reservation.line_no,
-                reservation.lot_id,
+        for taken in used:
+            shipped_from[(taken.order_id, taken.line_no, taken.lot_id, taken.location)] += (
+                taken.quantity
             )
-            take = min(reservation.quantity, unreserved[shipped_key])
-            if take > ZERO:
-                used.append(Reserve(order_id, line_no, lot_id, take, reservation.location))
-                shipped_from[(order_id, line_no, lot_id, reservation.location)] += take
-                unreserved[shipped_key] -= take
-        beyond = {key: quantity for key, quantity in unreserved.items() if quantity > ZERO}
         if beyond:
             stock = await db.stock_of(connection, {lot_id for _, _, lot_id in beyond})
             for (order_id, line_no, lot_id), quantity in beyond.items():
@@ -338,17 +331,14 @@ class Inventory:
         for incoming in events:
             recall = incoming.data
             lot_ids = [lot.lot_id for lot in recall.affected_lots]
-            named = set(lot_ids)
             await db.ensure_lots(
                 connection,
                 [LotFacts(lot.lot_id, lot.sku, lot.lot_code, "EA") for lot in recall.affected_lots],
             )
             newly = await db.mark_recalled(connection, lot_ids, recall.recall_id)
-            # Lots made from the recalled ones that the recall service had not seen yet.
-            descendants = await db.mark_recalled(
-                connection,
-                [lot for lot in await db.made_from(connection, lot_ids) if lot not in named],
-                recall.recall_id,
+            # And lots made from them that the recall service had not seen yet.
+            descendants, inherited = await self._recall_made_from(
+                unit, lot_ids, recall.recall_id, cause=incoming.id
             )
             await db.record_movements(
                 connection,
@@ -356,20 +346,10 @@ class Inventory:
                     Movement(lot_id, "recalled", None, incoming.id, detail=recall.recall_id)
                     for lot_id in newly
                 ]
-                + [
-                    Movement(
-                        lot_id,
-                        "recalled",
-                        None,
-                        incoming.id,
-                        detail=f"{recall.recall_id}: made from a recalled lot",
-                    )
-                    for lot_id in descendants
-                ],
+                + inherited,
             )
-            newly += descendants
             await self._withdraw(
-                unit, newly, cause=incoming.id, detail=f"recall {recall.recall_id}"
+                unit, newly + descendants, cause=incoming.id, detail=f"recall {recall.recall_id}"
             )
 
     # ------------------------------------------------------------------ commands (HTTP)
@@ -535,21 +515,28 @@ class Inventory:
         withdrawals: list[tuple[str, str, list[UUID]]] = []
         for recall_id, lot_ids in roots.items():
             cause = produced_by[lot_ids[0]]
-            descendants = await db.mark_recalled(
-                connection, await db.made_from(connection, lot_ids), recall_id
+            descendants, inherited = await self._recall_made_from(
+                unit, lot_ids, recall_id, cause=cause
             )
-            movements += [
-                Movement(
-                    lot_id,
-                    "recalled",
-                    None,
-                    cause,
-                    detail=f"{recall_id}: made from a recalled lot",
-                )
-                for lot_id in descendants
-            ]
+            movements += inherited
             withdrawals.append((cause, recall_id, lot_ids + descendants))
         return movements, withdrawals
+
+    async def _recall_made_from(
+        self, unit: UnitOfWork, lot_ids: Sequence[UUID], recall_id: str, *, cause: str
+    ) -> tuple[list[UUID], list[Movement]]:
+        """Recall every lot made from these, at any depth, under the same recall. Returns the
+        lots recalled now and their history rows."""
+        connection = unit.connection
+        descendants = await db.mark_recalled(
+            connection, await db.made_from(connection, lot_ids), recall_id
+        )
+        return descendants, [
+            Movement(
+                lot_id, "recalled", None, cause, detail=f"{recall_id}: made from a recalled lot"
+            )
+            for lot_id in descendants
+        ]
 
     async def _withdraw(
         self, unit: UnitOfWork, lot_ids: Sequence[UUID], *, cause: str, detail: str

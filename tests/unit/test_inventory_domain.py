@@ -26,6 +26,7 @@ from services.inventory.domain import (
     excess_to_release,
     fefo_key,
     lot_status,
+    ship_from_reservations,
     shrink_reservations,
 )
 
@@ -532,3 +533,32 @@ def test_allocation_never_breaks_the_fefo_rules(
     for shortfall in result.shortfalls:
         wanted = by_order[shortfall.order_id]
         assert all(left_at_end[s.lot_id] <= 0 for s in lots if eligible(s, wanted))
+
+
+def test_a_shipment_uses_its_reservations_location_by_location_and_reports_the_rest() -> None:
+    juice, jam = lot_id("JUICE-1"), lot_id("JAM-1")
+    reservations = [
+        Reserve("SO-1", 1, juice, Decimal(4), "DOCK-2"),
+        Reserve("SO-1", 1, juice, Decimal(3), "DOCK-1"),
+        Reserve("SO-2", 1, jam, Decimal(10), "MAIN"),
+        Reserve("SO-3", 1, jam, Decimal(5), "MAIN"),  # not shipped: untouched
+    ]
+    shipped = {("SO-1", 1, juice): Decimal(9), ("SO-2", 1, jam): Decimal(6)}
+
+    used, beyond = ship_from_reservations(reservations, shipped)
+
+    assert used == [
+        Reserve("SO-1", 1, juice, Decimal(3), "DOCK-1"),
+        Reserve("SO-1", 1, juice, Decimal(4), "DOCK-2"),
+        Reserve("SO-2", 1, jam, Decimal(6), "MAIN"),
+    ]
+    assert beyond == {("SO-1", 1, juice): Decimal(2)}
+    assert shipped == {("SO-1", 1, juice): Decimal(9), ("SO-2", 1, jam): Decimal(6)}
+
+
+def test_a_shipment_with_no_reservation_is_all_beyond_them() -> None:
+    juice = lot_id("JUICE-1")
+    assert ship_from_reservations([], {("SO-1", 1, juice): Decimal(2)}) == (
+        [],
+        {("SO-1", 1, juice): Decimal(2)},
+    )
