@@ -42,6 +42,21 @@ async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
         await consumer.stop()
 
 
+async def published(bootstrap: str, topics: Sequence[str]) -> int:
+    """How many records `topics` hold in all (the sum of their end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
 async def wait_caught_up(
     bootstrap: str, group: str, topics: Sequence[str], *, timeout: float, interval: float = 0.5
 ) -> float:

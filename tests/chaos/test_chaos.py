@@ -21,4 +21,10 @@ async def test_the_invariants_hold_through_kills_restarts_a_frozen_broker_and_po
         "restart PostgreSQL",
         "pause broker 20s",
     }
-    assert result["checks"]["dead_letters_exactly_the_poison"]["expected"] > 0
+    # The checks pass vacuously on an empty platform: the load must have gone through.
+    checks = result["checks"]
+    assert checks["dead_letters_exactly_the_poison"]["expected"] > 0
+    assert checks["shipped_at_most_once_and_only_allocated"]["shipments"] > 0
+    assert checks["stock_conserved_per_lot"]["lots"] > 0
+    assert result["events_processed"]["order-placed"] >= 20_000
+    assert result["recalls"] == 2

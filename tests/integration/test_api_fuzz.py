@@ -410,11 +410,12 @@ async def _serving(app: FastAPI) -> AsyncIterator[str]:
         )
     )
     task = asyncio.create_task(server.serve(), name=f"uvicorn-{port}")
-    while not server.started:  # uvicorn's flag is not awaitable
-        if task.done():
-            task.result()
-            raise RuntimeError(f"uvicorn on port {port} stopped at start-up")
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(30):  # uvicorn's flag is not awaitable
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError(f"uvicorn on port {port} stopped at start-up")
+            await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

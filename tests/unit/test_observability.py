@@ -30,6 +30,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from starlette.types import Message, Receive, Scope, Send
 
+from lottrace.infra import wait_until
 from shared.runtime.auth import Role, requires
 from shared.runtime.http import UNMATCHED_ROUTE, RequestMetrics, create_http_app
 from shared.runtime.lag import MetricsSampler, consumer_lag
@@ -288,8 +289,10 @@ class FakeDatabase:
     def __init__(self, backlog: int = 0, oldest: float = 0.0) -> None:
         self.row: dict[str, Any] = {"backlog": backlog, "oldest": oldest}
         self.fail: BaseException | None = None
+        self.reads = 0
 
     async def fetchrow(self, query: str, *args: Any) -> dict[str, Any]:
+        self.reads += 1
         if self.fail is not None:
             raise self.fail
         return self.row
@@ -433,7 +436,11 @@ async def test_the_sampler_runs_until_cancelled_and_skips_lag_while_no_consumer_
     errors = sample("lottrace_metrics_sample_errors_total", sampler="consumer_lag")
 
     task = asyncio.create_task(runner.run())
-    await asyncio.sleep(0.05)
+
+    async def sampled_thrice() -> bool:
+        return database.reads >= 3
+
+    await wait_until(sampled_thrice, timeout=5, what="three rounds of sampling")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
