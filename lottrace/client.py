@@ -51,8 +51,8 @@ from services.receiving.schemas import (
     ScanReceiptRequest,
 )
 from shared.contracts.envelope import OutgoingMessage
-from shared.contracts.topics import DLQ_SUFFIX
-from shared.runtime.consumer import DLQ_HEADERS
+from shared.contracts.topics import DLQ_SUFFIX, dead_letter_topic
+from shared.runtime.consumer import DLQ_HEADERS, TRUNCATED_HEADER
 from shared.runtime.kafka import client_options
 from shared.runtime.settings import KafkaSettings
 
@@ -449,13 +449,12 @@ async def publish(settings: KafkaSettings, messages: Sequence[OutgoingMessage]) 
 # Added to a replayed record: where it came from. Replaced, not stacked, on a further replay.
 REPLAYED_FROM_HEADER = "lottrace_replayed_from"
 # Added by the consumer when the refused value was too large to keep whole.
-TRUNCATED_HEADER = "value_truncated_from"
 _NOT_ORIGINAL = frozenset({*DLQ_HEADERS, TRUNCATED_HEADER, REPLAYED_FROM_HEADER})
 
 
 def dead_letter_topic_of(topic: str) -> str:
     """`order-placed` and `order-placed.dlq` both name the dead-letter topic `order-placed.dlq`."""
-    return topic if topic.endswith(DLQ_SUFFIX) else f"{topic}{DLQ_SUFFIX}"
+    return topic if topic.endswith(DLQ_SUFFIX) else dead_letter_topic(topic)
 
 
 @dataclass(frozen=True)

@@ -79,13 +79,6 @@ async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict
     return found
 
 
-async def ensure_orders(connection: Connection, order_ids: Iterable[str]) -> None:
-    await connection.execute(
-        "INSERT INTO orders (order_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-        sorted(set(order_ids)),
-    )
-
-
 async def lock_orders(connection: Connection, order_ids: Iterable[str]) -> list[Record]:
     return await connection.fetch(
         """

@@ -43,6 +43,7 @@ log = get_logger(__name__)
 EventHandler = Callable[[UnitOfWork, list[Incoming[Any]]], Awaitable[None]]
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
+TRUNCATED_HEADER = "value_truncated_from"  # on a dead letter whose value was cut to fit
 DLQ_HEADERS = (
     "error_type",
     "error_message",
@@ -73,7 +74,7 @@ def dead_letter(
     value: bytes = record.value or b""
     if len(value) > DEAD_LETTER_VALUE_LIMIT:
         # Too large to publish again: keep the head, and say how long the original was.
-        kept.append(("value_truncated_from", str(len(value)).encode()))
+        kept.append((TRUNCATED_HEADER, str(len(value)).encode()))
         value = value[:DEAD_LETTER_VALUE_LIMIT]
     return OutgoingMessage(
         topic=dead_letter_topic(record.topic),

@@ -6,10 +6,9 @@ service is on both sides.
   member of the group, so summing the replicas' gauges gives the group's lag, counted once.
   It comes from the subscriber's running aiokafka consumer: no extra connection.
 - Output: the outbox backlog and the age of its oldest unpublished row
-  (`lottrace_outbox_backlog`, `lottrace_outbox_oldest_unsent_seconds`). The relay refreshes
-  them only when it runs out of rows, so under sustained load they would freeze at their last
-  idle value; sampling them on every replica also keeps them current when the relay that
-  holds the lock is stuck, which is when they matter.
+  (`lottrace_outbox_backlog`, `lottrace_outbox_oldest_unsent_seconds`), sampled here only:
+  on every replica, so they stay current when the relay that holds the lock is stuck, which
+  is when they matter.
 
 A sample never stops the service or the consumer: every call is bounded in time, and a
 failure is logged (once, until it recovers) and counted in `lottrace_metrics_sample_errors_total`,

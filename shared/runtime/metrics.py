@@ -46,13 +46,12 @@ OUTBOX_PUBLISHED = Counter(
 )
 OUTBOX_BACKLOG = Gauge(
     "lottrace_outbox_backlog",
-    "Outbox rows committed and not yet published: sampled every METRICS_SAMPLE_SECONDS, and"
-    " by the relay whenever it runs out of rows.",
+    "Outbox rows committed and not yet published, sampled every METRICS_SAMPLE_SECONDS.",
 )
 OUTBOX_OLDEST_SECONDS = Gauge(
     "lottrace_outbox_oldest_unsent_seconds",
-    "Age in seconds of the oldest unpublished outbox row (0 when there is none): sampled every"
-    " METRICS_SAMPLE_SECONDS, and by the relay whenever it runs out of rows.",
+    "Age in seconds of the oldest unpublished outbox row (0 when there is none), sampled every"
+    " METRICS_SAMPLE_SECONDS.",
 )
 READY = Gauge("lottrace_ready", "1 when the database and the broker are reachable.")
 
