@@ -183,30 +183,14 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(
-            ["customer_id", "name", "email", "phone", "address", "shipment_id", "order_id",
-             "shipped_at", "sku", "lot_id", "lot_code", "quantity", "uom", "late"]
-        )  # fmt: skip
+        writer.writerow(reports.CUSTOMER_CSV_COLUMNS)
         page, offset = 5000, 0
         while True:
             async with database.pool.acquire() as connection:
                 chunk = await db.recall_customer_lines(
                     connection, recall_id, limit=page, offset=offset
                 )
-            for row in chunk:
-                writer.writerow(
-                    [
-                        reports.csv_cell(value)
-                        for value in (
-                            row["customer_id"], row["name"], row["email"], row["phone"],
-                            reports.format_address(row["address"]), row["shipment_id"],
-                            row["order_id"], row["shipped_at"].isoformat(), row["sku"],
-                            str(row["lot_id"]),
-                            row["lot_code"], row["quantity"], row["uom"],
-                            "yes" if row["late"] else "no",
-                        )
-                    ]
-                )  # fmt: skip
+            writer.writerows(reports.customer_csv_row(dict(row)) for row in chunk)
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()

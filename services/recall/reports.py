@@ -122,6 +122,25 @@ def tlc_source(lot: Mapping[str, Any]) -> tuple[str, str | None]:
     return (f"{OWN_FACILITY} ({location})" if location else OWN_FACILITY), location
 
 
+CUSTOMER_CSV_COLUMNS = (
+    "customer_id", "name", "email", "phone", "address", "shipment_id", "order_id",
+    "shipped_at", "sku", "lot_id", "lot_code", "quantity", "uom", "late",
+)  # fmt: skip
+
+
+def customer_csv_row(line: Mapping[str, Any]) -> list[str]:
+    """One shipment line of an affected customer in `customers.csv`, every cell formula-safe."""
+    return [
+        csv_cell(value)
+        for value in (
+            line["customer_id"], line["name"], line["email"], line["phone"],
+            format_address(line["address"]), line["shipment_id"], line["order_id"],
+            line["shipped_at"].isoformat(), line["sku"], str(line["lot_id"]), line["lot_code"],
+            line["quantity"], line["uom"], "yes" if line["late"] else "no",
+        )
+    ]  # fmt: skip
+
+
 def format_address(address: Mapping[str, Any] | None) -> str | None:
     if not address:
         return None

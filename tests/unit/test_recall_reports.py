@@ -13,6 +13,7 @@ from uuid import UUID, uuid5
 import openpyxl
 
 from services.recall.reports import (
+    CUSTOMER_CSV_COLUMNS,
     EPCIS_CONTEXT,
     FSMA_COLUMNS,
     XLSX_SHEET_NAME,
@@ -20,6 +21,7 @@ from services.recall.reports import (
     FsmaRow,
     cell_text,
     csv_safe,
+    customer_csv_row,
     epc_class,
     epcis_document,
     fsma_csv,
@@ -459,3 +461,32 @@ def test_epcis_event_ids_are_stable_and_distinct() -> None:
 def test_epc_class_quotes_its_components() -> None:
     assert epc_class("OJ 1L", "A/B:1", None) == "urn:lottrace:class:OJ%201L:A%2FB%3A1"
     assert epc_class("X", "LOT 1", "95011015") == "https://id.gs1.org/01/00000095011015/10/LOT%201"
+
+
+def test_a_customers_csv_row_is_one_cell_per_column_formula_safe_with_its_late_flag() -> None:
+    line = {
+        "customer_id": "CUST-1",
+        "name": '=HYPERLINK("http://evil.example")',
+        "email": "a@b.example",
+        "phone": "+1 555 0101",
+        "address": {"line1": "12 Elm St", "city": "Springfield", "postal_code": "01101"},
+        "shipment_id": "SH-1",
+        "order_id": "SO-1",
+        "shipped_at": datetime(2026, 11, 21, 9, 30, tzinfo=UTC),
+        "sku": "OJ-1L",
+        "lot_id": "0193a6f0-0000-7000-8000-000000000001",
+        "lot_code": "-1L",
+        "quantity": Decimal("12"),
+        "uom": "EA",
+        "late": True,
+    }
+    row = customer_csv_row(line)
+    assert len(row) == len(CUSTOMER_CSV_COLUMNS)
+    cells = dict(zip(CUSTOMER_CSV_COLUMNS, row, strict=True))
+    assert cells["name"] == '\'=HYPERLINK("http://evil.example")'
+    assert cells["lot_code"] == "'-1L"
+    assert cells["phone"] == "+1 555 0101"  # a phone number stays as written
+    assert cells["quantity"] == "12"
+    assert cells["shipped_at"] == "2026-11-21T09:30:00+00:00"
+    assert cells["late"] == "yes"
+    assert customer_csv_row({**line, "late": False})[-1] == "no"
