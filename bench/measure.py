@@ -20,6 +20,14 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank]
 
 
+def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+
+
 async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     """Records in `topics` the consumer group has not committed yet."""
     consumer = AIOKafkaConsumer(
@@ -27,11 +35,7 @@ async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        partitions = _partitions(consumer, topics)
         ends = await consumer.end_offsets(partitions)
         lag = 0
         for tp in partitions:
@@ -47,12 +51,7 @@ async def published(bootstrap: str, topics: Sequence[str]) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        return sum((await consumer.end_offsets(partitions)).values())
+        return sum((await consumer.end_offsets(_partitions(consumer, topics))).values())
     finally:
         await consumer.stop()
 
