@@ -103,6 +103,12 @@ class OutgoingMessage:
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        """Bytes the broker counts against its message limit: key, value and headers."""
+        headers = sum(len(name.encode()) + len(raw) for name, raw in self.headers)
+        return len(self.key or b"") + len(self.value) + headers
+
 
 def encode(
     event: Event,

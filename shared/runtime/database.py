@@ -27,11 +27,13 @@ else:
     Connection = asyncpg.Connection
 
 OUTBOX_CHANNEL = "lottrace_outbox"
-MAX_MESSAGE_BYTES = 900 * 1024  # the contract's ceiling for any message
+# The contract's ceiling for any message; a cluster with a smaller `max.message.bytes` lowers
+# it through KAFKA_MAX_MESSAGE_BYTES.
+MAX_MESSAGE_BYTES = 900 * 1024
 
 
 class OversizedMessage(ValueError):
-    """An event too large for the contract: split it before emitting."""
+    """An event too large for the message limit: split it before emitting."""
 
 
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")  # connection, rollback, resources, operator
@@ -72,9 +74,12 @@ def _with_trace(message: OutgoingMessage, context: list[tuple[str, bytes]]) -> O
 class UnitOfWork:
     """One database transaction; events emitted in it reach the outbox in the same commit."""
 
-    def __init__(self, connection: Connection, *, source: str) -> None:
+    def __init__(
+        self, connection: Connection, *, source: str, max_message_bytes: int = MAX_MESSAGE_BYTES
+    ) -> None:
         self.connection = connection
         self.source = source
+        self.max_message_bytes = max_message_bytes
         self._outgoing: list[OutgoingMessage] = []
         self._written_in_sql = False
 
@@ -87,10 +92,12 @@ class UnitOfWork:
         return dict(message.headers)["ce_id"].decode()
 
     def emit_message(self, message: OutgoingMessage) -> None:
-        size = len(message.value) + sum(len(n) + len(v) for n, v in message.headers)
-        if size > MAX_MESSAGE_BYTES:
+        """Queue a message for the outbox, refusing one the broker would refuse: the whole unit
+        of work fails with a clear error rather than leaving a row the relay cannot send."""
+        if message.size > self.max_message_bytes:
             raise OversizedMessage(
-                f"{message.topic} message of {size} bytes exceeds {MAX_MESSAGE_BYTES}"
+                f"{message.topic} message of {message.size} bytes exceeds the"
+                f" {self.max_message_bytes}-byte limit (KAFKA_MAX_MESSAGE_BYTES)"
             )
         self._outgoing.append(message)
 
@@ -151,9 +158,11 @@ class Database:
         statement_timeout_ms: int = 30_000,
         schema: str | None = None,
         application_name: str | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
         self.url = url
         self.source = source
+        self.max_message_bytes = max_message_bytes
         self.schema = schema
         self._application_name = application_name or source.strip("/").replace("/", "-")
         self._min_size = min_size
@@ -209,7 +218,9 @@ class Database:
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """A unit of work: its changes and its outbox rows commit together or not at all."""
         async with self.pool.acquire() as connection, connection.transaction():
-            unit = UnitOfWork(connection, source=self.source)
+            unit = UnitOfWork(
+                connection, source=self.source, max_message_bytes=self.max_message_bytes
+            )
             yield unit
             await unit.flush_outbox()
 

@@ -90,7 +90,8 @@ def make_producer(settings: KafkaSettings, *, service: str) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=idempotent,
         linger_ms=settings.linger_ms,
-        max_request_size=settings.max_message_bytes,
+        # Room for the record and batch framing around a message the outbox accepted.
+        max_request_size=settings.max_message_bytes + 16 * 1024,
         max_batch_size=256 * 1024,
         **client_options(settings),
     )

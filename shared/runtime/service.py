@@ -48,6 +48,7 @@ class ServiceRuntime:
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             statement_timeout_ms=settings.db_statement_timeout_ms,
+            max_message_bytes=settings.kafka.max_message_bytes,
         )
         self.consumer = consumer
         self.broker = make_broker(settings.kafka, service=name) if consumer else None

@@ -45,7 +45,14 @@ class KafkaSettings(BaseSettings):
         description="How long the broker may hold a fetch for new data. Kafka answers as soon"
         " as data arrives; the embedded Tansu broker waits this long, so `make run` lowers it.",
     )
-    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+    max_message_bytes: int = Field(
+        default=900 * 1024,
+        ge=10_000,
+        description="The largest message (key, value and headers) produced or consumed: the"
+        " contract's 900 KB. A cluster whose `max.message.bytes` is smaller lowers it; an"
+        " event over it is refused when it is emitted (a recall notice is split to fit), and a"
+        " consumed value over it is dead-lettered as `too_large`.",
+    )
 
     @property
     def bootstrap_list(self) -> list[str]:
