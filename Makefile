@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-unit test-integration test-e2e chaos lint format contracts bench bench-quick demo clean
+.PHONY: help install tools run test test-unit test-integration test-e2e chaos lint format contracts bench bench-quick demo clean
 
 help:
 	@echo "make run          start broker, PostgreSQL and the four services (Ctrl-C stops)"
 	@echo "make test         all tests: unit, contract, integration, end to end"
+	@echo "make tools        promtool and kubectl for the tests (make test runs it)"
 	@echo "make lint         ruff and mypy"
 	@echo "make contracts    regenerate docs/contracts (AsyncAPI, JSON Schemas)"
 	@echo "make bench        the benchmark (bench-quick: a short one)"
@@ -28,11 +29,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# promtool and kubectl (for kustomize), which some tests run: into $(VENV)/tools/bin.
+tools:
+	bash .ci/install-tools
+
 run: $(STAMP)
 	$(BIN)/python -m lottrace dev
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider
+test: $(STAMP) tools
+	PATH="$(CURDIR)/$(VENV)/tools/bin:$$PATH" $(BIN)/python -m pytest -p no:cacheprovider
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/unit tests/contract
