@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.contracts.envelope import OutgoingMessage, encode
@@ -48,10 +49,101 @@ async def publish(
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, at_least: int = 1, timeout: float = 20.0, settle: float = 0.0
+    bootstrap: str, topic: str, *, at_least: int = 1, timeout: float = 20.0
 ) -> list[ConsumerRecord[Any, Any]]:
-    """Every record of a topic from the beginning: waits until at least `at_least` are there
-    (then `settle` seconds more, to catch any extra), or fails at the deadline."""
+    """Every record of a topic from the beginning: waits until at least `at_least` are there,
+    then reads on up to the topic's end offsets as they are at that moment (so `at_least=0`
+    still reads all there is), or fails at the deadline.
+
+    For "exactly these and nothing more" use `read_settled`, which first waits until nothing
+    is still on its way."""
+    deadline = time.monotonic() + timeout
+    consumer, assignment = await _reader(bootstrap, topic)
+    try:
+        records: list[ConsumerRecord[Any, Any]] = []
+        ends: dict[TopicPartition, int] | None = None
+        while True:
+            if ends is None and len(records) >= at_least:
+                ends = await consumer.end_offsets(assignment)
+            if ends is not None and await _reached(consumer, ends):
+                return records
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{topic}: {len(records)} records after {timeout}s, wanted {at_least}"
+                )
+            batch = await consumer.getmany(timeout_ms=100)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+
+
+async def outbox_drained(database_url: str) -> bool:
+    """No row of that service database's outbox is waiting to be published.
+
+    The relay either deletes a row once the broker has it, or keeps it with `published_at`
+    set (NULL: not yet published): both are understood. A database without an outbox table
+    yet (not migrated) is not drained."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        if await connection.fetchval("SELECT to_regclass('outbox')") is None:
+            return False
+        keeps_published = await connection.fetchval(
+            """
+            SELECT EXISTS (
+                SELECT 1 FROM information_schema.columns
+                WHERE table_schema = current_schema() AND table_name = 'outbox'
+                  AND column_name = 'published_at'
+            )
+            """
+        )
+        unpublished = await connection.fetchval(
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+            if keeps_published
+            else "SELECT count(*) FROM outbox"
+        )
+        return int(unpublished) == 0
+    finally:
+        await connection.close()
+
+
+async def read_settled(
+    bootstrap: str, topic: str, *outboxes: str, timeout: float = 30.0
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of a topic once nothing more is on its way to it, without sleeping.
+
+    The caller has first let the producing side act (an HTTP call answered, a consumer
+    committed its input): all it still owes the topic is then in its outbox. This waits
+    until every database in `outboxes` has published its outbox with the topic's end offsets
+    the same before and after that reading, and returns the records up to exactly those end
+    offsets: a duplicate or an unexpected record is in the list, never missed by a read that
+    stopped early."""
+    deadline = time.monotonic() + timeout
+    consumer, assignment = await _reader(bootstrap, topic)
+    try:
+        while True:
+            before = await consumer.end_offsets(assignment)
+            drained = [await outbox_drained(url) for url in outboxes]
+            ends = await consumer.end_offsets(assignment)
+            if all(drained) and ends == before:
+                break
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{topic}: outboxes {drained} still publishing after {timeout}s")
+            await asyncio.sleep(0.05)  # the interval of a poll with a deadline
+        records: list[ConsumerRecord[Any, Any]] = []
+        while not await _reached(consumer, ends):
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{topic}: could not read up to {ends} in {timeout}s")
+            batch = await consumer.getmany(timeout_ms=100)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _reader(bootstrap: str, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    """A started consumer assigned every partition of the topic, at the beginning."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -62,24 +154,19 @@ async def read_topic(
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assignment)
         await consumer.seek_to_beginning(*assignment)
-        records: list[ConsumerRecord[Any, Any]] = []
-        deadline = time.monotonic() + timeout
-        settle_until: float | None = None
-        while True:
-            now = time.monotonic()
-            if settle_until is None and len(records) >= at_least:
-                settle_until = now + settle
-            if settle_until is not None and now >= settle_until:
-                return records
-            if now >= deadline:
-                raise TimeoutError(
-                    f"{topic}: {len(records)} records after {timeout}s, wanted {at_least}"
-                )
-            batch = await consumer.getmany(timeout_ms=100)
-            for partition_records in batch.values():
-                records.extend(partition_records)
-    finally:
+    except BaseException:
         await consumer.stop()
+        raise
+    return consumer, assignment
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """The consumer has read each partition up to its end offset (Tansu's end offset can be
+    inside the last record batch: the whole batch is read)."""
+    for partition, end in ends.items():
+        if await consumer.position(partition) < end:
+            return False
+    return True
 
 
 async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[TopicPartition, int]:
