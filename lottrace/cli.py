@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import tempfile
 from collections.abc import Coroutine, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -94,24 +93,63 @@ def dev(
     kafka_port: Annotated[int, typer.Option(help="Port of the embedded broker.")] = 9092,
     postgres_port: Annotated[int, typer.Option(help="Port of the embedded PostgreSQL.")] = 5432,
     log_dir: Annotated[
-        Path | None, typer.Option(help="Where service logs go (default: a new temporary folder).")
+        Path | None, typer.Option(help="Where service logs go (default: logs/ in the data folder).")
     ] = None,
     auto_ship: Annotated[
         bool, typer.Option(help="Fulfillment ships every allocation at once.")
     ] = False,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            help="The data folder (default: $LOTTRACE_HOME, or .lottrace/ in the checkout)."
+        ),
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option(help="Delete the data folder's data first (asks; see --yes).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --reset.")] = False,
 ) -> None:
-    """Start the whole platform on the embedded broker and PostgreSQL (what `make run` does)."""
-    from lottrace.devstack import Platform, run_until_interrupted
+    """Start the whole platform on the embedded broker and PostgreSQL (what `make run` does).
 
-    logs = log_dir or Path(tempfile.mkdtemp(prefix="lottrace-logs-"))
-    logs.mkdir(parents=True, exist_ok=True)
-    platform = Platform(
-        kafka_port=kafka_port,
-        postgres_port=postgres_port,
-        log_dir=logs,
-        service_env={"fulfillment": {"FULFILLMENT_AUTO_SHIP": "true"}} if auto_ship else {},
-    )
-    asyncio.run(run_until_interrupted(platform))
+    The data stays in the data folder between runs; Ctrl-C drains, then stops."""
+    from lottrace.devstack import Platform, run_until_interrupted
+    from lottrace.home import HomeError, default_home, describe
+
+    folder = (home or default_home()).absolute()
+    try:
+        if reset:
+            _reset_home(folder, yes=yes)
+        platform = Platform(
+            kafka_port=kafka_port,
+            postgres_port=postgres_port,
+            log_dir=log_dir,
+            home=folder,
+            service_env={"fulfillment": {"FULFILLMENT_AUTO_SHIP": "true"}} if auto_ship else {},
+        )
+    except HomeError as error:
+        fail(f"lottrace cannot start: {error}")
+    except OSError as error:
+        fail(f"lottrace cannot start: {describe(error)} ({error.filename or folder})")
+    raise typer.Exit(asyncio.run(run_until_interrupted(platform)))
+
+
+def _reset_home(folder: Path, *, yes: bool) -> None:
+    """Delete a data folder's data, after asking, and only when no platform runs on it."""
+    from lottrace.home import DataHome, HomeLock
+
+    if not folder.exists():
+        return
+    if not yes and not typer.confirm(
+        f"Delete every lot, order, shipment and recall in {folder}?", default=False
+    ):
+        fail("nothing deleted", code=2)
+    lock = HomeLock(folder)
+    lock.acquire()  # refuses while a platform runs on it
+    try:
+        DataHome(folder).reset()
+    finally:
+        lock.release()
+    Console(stderr=True, highlight=False).print(f"deleted the data in {folder}")
 
 
 @app.command()
@@ -1235,6 +1273,188 @@ def demo(
         wait_seconds=wait_seconds,
     )
     run_against_platform(run_demo(settings, stdout()))
+
+
+# ---------------------------------------------------------------------- check, backup, restore
+
+
+def _database_option(service: str) -> Any:
+    return typer.Option(
+        f"--{service}-database-url",
+        show_default=False,
+        rich_help_panel=CONNECTION_PANEL,
+        help=f"PostgreSQL URL of {service} (default: --postgres, else what {service} reads:"
+        f" {service.upper()}_DATABASE_URL, DATABASE_URL, or lottrace_{service} on"
+        " 127.0.0.1:5432 as under `make run`).",
+    )
+
+
+PostgresOption = Annotated[
+    str | None,
+    typer.Option(
+        "--postgres",
+        show_default=False,
+        rich_help_panel=CONNECTION_PANEL,
+        help="A PostgreSQL server URL holding the databases lottrace_<service>.",
+    ),
+]
+ReceivingDatabaseOption = Annotated[str | None, _database_option("receiving")]
+InventoryDatabaseOption = Annotated[str | None, _database_option("inventory")]
+FulfillmentDatabaseOption = Annotated[str | None, _database_option("fulfillment")]
+RecallDatabaseOption = Annotated[str | None, _database_option("recall")]
+
+
+def database_urls(postgres: str | None, **given: str | None) -> dict[str, str]:
+    from lottrace.check.reads import service_database_urls
+
+    try:
+        return service_database_urls(given, server=postgres)
+    except ValidationError as error:
+        fail(f"service settings: {error}", code=2)
+
+
+@app.command()
+def check(
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="Wait up to this long for the outboxes to empty and the consumer lag to reach 0"
+            " before comparing.",
+        ),
+    ] = 0,
+    stuck_after: Annotated[
+        float,
+        typer.Option(min=0, metavar="SECONDS", help="An outbox row older than this is stuck."),
+    ] = 300,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    postgres: PostgresOption = None,
+    receiving_database_url: ReceivingDatabaseOption = None,
+    inventory_database_url: InventoryDatabaseOption = None,
+    fulfillment_database_url: FulfillmentDatabaseOption = None,
+    recall_database_url: RecallDatabaseOption = None,
+    bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Audit the services' projections against each other (docs/operations.md#consistency-check).
+
+    Lots in receiving, inventory and recall; shipments in fulfillment, inventory and recall;
+    per lot, received = on hand + consumed + shipped - adjusted; unpublished outbox rows and
+    consumer lag. Exit status: 0 consistent, 1 differences, 3 differences while work was in
+    flight (run again with --wait), 4 a database or the brokers could not be read.
+    """
+    from lottrace.check.audit import CheckOptions, run_check
+    from lottrace.check.reads import SourceUnreadable
+    from lottrace.check.report import print_report, report_document, waiting_line
+
+    options = CheckOptions(
+        database_urls=database_urls(
+            postgres,
+            receiving=receiving_database_url,
+            inventory=inventory_database_url,
+            fulfillment=fulfillment_database_url,
+            recall=recall_database_url,
+        ),
+        kafka=kafka_settings(bootstrap),
+        wait_seconds=wait,
+        stuck_after_seconds=stuck_after,
+    )
+    with Console(stderr=True).status("reading…") as status:
+        try:
+            report = asyncio.run(
+                run_check(options, on_wait=lambda busy: status.update(waiting_line(busy)))
+            )
+        except SourceUnreadable as error:
+            fail(str(error), code=4)
+    if as_json:
+        write_json(report_document(report))
+    else:
+        print_report(report, stdout())
+    raise typer.Exit(report.exit_code)
+
+
+PgBinOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--pg-bin",
+        show_default=False,
+        file_okay=False,
+        help="Folder of pg_dump and pg_restore (default: the embedded PostgreSQL's, as under"
+        " `make run`); as new as the server's.",
+    ),
+]
+
+
+@app.command()
+def backup(
+    archive: Annotated[Path, typer.Argument(help="The archive to write (a tar).")],
+    pg_bin: PgBinOption = None,
+    postgres: PostgresOption = None,
+    receiving_database_url: ReceivingDatabaseOption = None,
+    inventory_database_url: InventoryDatabaseOption = None,
+    fulfillment_database_url: FulfillmentDatabaseOption = None,
+    recall_database_url: RecallDatabaseOption = None,
+) -> None:
+    """Dump every service database into one archive, with a manifest (docs/operations.md)."""
+    from lottrace.backup import BackupError, PgTools
+    from lottrace.backup import backup as make_backup
+
+    urls = database_urls(
+        postgres,
+        receiving=receiving_database_url,
+        inventory=inventory_database_url,
+        fulfillment=fulfillment_database_url,
+        recall=recall_database_url,
+    )
+    try:
+        manifest = asyncio.run(make_backup(urls, archive, PgTools.choose(pg_bin)))
+    except BackupError as error:
+        fail(str(error))
+    sizes = ", ".join(f"{d.service} {d.size:,} bytes" for d in manifest.databases)
+    stdout().print(f"{escape(str(archive))}: {sizes}")
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="An archive `lottrace backup` wrote.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace databases that hold data (what they hold is lost).")
+    ] = False,
+    pg_bin: PgBinOption = None,
+    postgres: PostgresOption = None,
+    receiving_database_url: ReceivingDatabaseOption = None,
+    inventory_database_url: InventoryDatabaseOption = None,
+    fulfillment_database_url: FulfillmentDatabaseOption = None,
+    recall_database_url: RecallDatabaseOption = None,
+) -> None:
+    """Restore every service database from an archive; stop the services first.
+
+    The manifest and each dump's checksum are checked before any database is touched.
+    Databases holding rows are refused unless --force. Consumer positions: see
+    docs/operations.md#restoring-after-a-database-loss. Exit status: 1 refused or failed,
+    2 not a (readable) lottrace backup.
+    """
+    from lottrace.backup import ArchiveInvalid, BackupError, PgTools
+    from lottrace.backup import restore as run_restore
+
+    urls = database_urls(
+        postgres,
+        receiving=receiving_database_url,
+        inventory=inventory_database_url,
+        fulfillment=fulfillment_database_url,
+        recall=recall_database_url,
+    )
+    try:
+        manifest = asyncio.run(run_restore(archive, urls, PgTools.choose(pg_bin), force=force))
+    except ArchiveInvalid as error:
+        fail(str(error), code=2)
+    except BackupError as error:
+        fail(str(error))
+    stdout().print(
+        f"restored {', '.join(d.service for d in manifest.databases)} as of"
+        f" {manifest.created_at:%Y-%m-%d %H:%M:%S} UTC (lottrace {manifest.lottrace_version})."
+        " Next: start the services; see docs/operations.md for consumer positions."
+    )
 
 
 def main() -> None:

@@ -74,6 +74,27 @@ def consumed_topics() -> dict[str, list[str]]:
     return groups
 
 
+def service_database_urls(
+    overrides: Mapping[str, str | None], *, server: str | None = None
+) -> dict[str, str]:
+    """Each service's database: the URL given for it; else `lottrace_<service>` on `server`;
+    else what the service itself reads (`<SERVICE>_DATABASE_URL`, `DATABASE_URL`, or the
+    `make run` default, lottrace_<service> on 127.0.0.1:5432)."""
+    import importlib
+
+    urls = {}
+    for service in SERVICES:
+        given = overrides.get(service)
+        if given:
+            urls[service] = given
+        elif server:
+            urls[service] = urlunsplit(urlsplit(server)._replace(path=f"/lottrace_{service}"))
+        else:
+            settings = importlib.import_module(f"services.{service}.app").Settings()
+            urls[service] = settings.database_url.get_secret_value()
+    return urls
+
+
 def without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from lottrace.check.compare import CheckReport, Verdict
+from lottrace.check.compare import Activity, CheckReport, Verdict
 
 
 def summary(report: CheckReport) -> str:
@@ -22,6 +22,10 @@ def summary(report: CheckReport) -> str:
     if report.verdict is Verdict.IN_FLIGHT:
         return f"{found}, with work in flight that may explain them: run again with --wait"
     return found
+
+
+def waiting_line(activity: Activity) -> str:
+    return "waiting for work in flight: " + "; ".join(activity.in_flight())
 
 
 def print_report(report: CheckReport, console: Console) -> None:
