@@ -37,6 +37,7 @@ from services.recall.schemas import (
     TraceReceipt,
     TraceShipment,
     TraceTotals,
+    WaitingCustomer,
 )
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
@@ -147,6 +148,7 @@ async def get_recall(
         rows = await db.recall_customer_lines(
             connection, recall_id, limit=customers_limit, offset=customers_offset
         )
+        waiting = await db.notice_failures(connection, recall_id)
     return RecallView(
         recall_id=recall_id,
         status=recall["status"],
@@ -160,6 +162,16 @@ async def get_recall(
         notified_customers=recall["notified_customers"],
         notices_complete=recall["notices_done_at"] is not None,
         late_notices=recall["late_notices"],
+        waiting_customers=[
+            WaitingCustomer(
+                customer_id=row["customer_id"],
+                late=row["late"],
+                shipments=row["shipments"],
+                reason=row["reason"],
+                since=row["created_at"],
+            )
+            for row in waiting
+        ],
         closed_at=recall["closed_at"],
         closed_by=recall["closed_by"],
         affected_lots=[LotSummary(**dict(row)) for row in lots],

@@ -29,11 +29,12 @@ class Settings(ServiceSettings):
     notice_chunk: int = per_service(
         NAME, "notice_chunk", 5000, description="Customers notified per transaction."
     )
-    max_shipments_per_notice: int = per_service(
+    max_shipments_per_notice: Annotated[int, Field(ge=1)] | None = per_service(
         NAME,
         "max_shipments_per_notice",
-        2000,
-        description="A customer with more shipments gets several notices (each under 900 KB).",
+        None,
+        description="Optional cap on shipments per notice. Notices are split by encoded size"
+        " in any case: each stays under KAFKA_MAX_MESSAGE_BYTES whatever the field lengths.",
     )
 
 
@@ -43,6 +44,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def _recalls(settings: Settings) -> Recalls:
     return Recalls(
         notice_chunk=settings.notice_chunk,
+        max_message_bytes=settings.kafka.max_message_bytes,
         max_shipments_per_notice=settings.max_shipments_per_notice,
     )
 

@@ -4,13 +4,15 @@ closure and affected customers are computed in the database, not row by row."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from services.recall.domain import Edge
-from shared.runtime.database import Connection, Record
+from shared.contracts.events import NoticeShipment
+from shared.runtime.database import Connection, Record, columns
 
 # Shipment ingestion holds this lock shared; issuing a recall holds it exclusively, so a
 # recall's watermark splits shipment lines cleanly into "known at issue" and "late".
@@ -376,13 +378,15 @@ async def write_notices(
     recall: Record,
     first_customer: str,
     last_customer: str,
-    max_shipments: int,
+    max_value_bytes: int,
+    max_shipments: int | None,
     source: str,
-) -> dict[str, int]:
+) -> list[str]:
     """Write the notices of these customers straight into the outbox, built by PostgreSQL in
     one statement: the CloudEvent exactly as `shared.contracts.envelope.encode` writes it.
-    Customers with more than `max_shipments` shipments are left for the caller, who splits
-    their notices. Returns each customer's number of shipments."""
+    A notice is written only when it fits whole: at most `max_value_bytes` of JSON (and
+    `max_shipments` shipments, when set). Returns the customers left for the caller, whose
+    notices must be split."""
     rows = await connection.fetch(
         """
         WITH lines AS (
@@ -407,10 +411,8 @@ async def write_notices(
                        'customer_id', p.customer_id, 'name', c.name, 'email', c.email,
                        'phone', c.phone, 'address', c.address::json)) AS customer
             FROM per_customer p LEFT JOIN customers c USING (customer_id)
-            WHERE p.shipments <= $4
-        ), written AS (
-            INSERT INTO outbox (topic, key, value, headers)
-            SELECT 'recall-issued', convert_to($1, 'UTF8'),
+        ), encoded AS (
+            SELECT n.customer_id, n.shipments, n.event_id,
                    convert_to(json_build_object(
                        'specversion', '1.0', 'id', n.event_id, 'type', $6::text,
                        'source', $5::text,
@@ -419,19 +421,28 @@ async def write_notices(
                        'data', json_strip_nulls(json_build_object(
                            'recall_id', $1::text, 'customer', n.customer, 'shipments', n.list,
                            'late', false, 'reason', $7::text, 'classification', $8::text))
-                   )::text, 'UTF8'),
+                   )::text, 'UTF8') AS value
+            FROM notices n
+        ), fitting AS (
+            SELECT customer_id, shipments, event_id, value FROM encoded
+            WHERE octet_length(value) <= $10 AND ($4::int IS NULL OR shipments <= $4)
+        ), written AS (
+            INSERT INTO outbox (topic, key, value, headers)
+            SELECT 'recall-issued', convert_to($1, 'UTF8'), f.value,
                    jsonb_build_array(
                        jsonb_build_array('content-type', 'application/cloudevents+json'),
-                       jsonb_build_array('ce_id', n.event_id),
+                       jsonb_build_array('ce_id', f.event_id),
                        jsonb_build_array('ce_type', $6::text),
                        jsonb_build_array('ce_source', $5::text))
-            FROM notices n
+            FROM fitting f
         ), logged AS (
             INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part,
                                         parts)
-            SELECT event_id, $1, customer_id, false, shipments, 1, 1 FROM notices
+            SELECT event_id, $1, customer_id, false, shipments, 1, 1 FROM fitting
         )
-        SELECT customer_id, shipments FROM per_customer
+        SELECT customer_id FROM encoded
+        WHERE customer_id NOT IN (SELECT customer_id FROM fitting)
+        ORDER BY customer_id
         """,
         recall["recall_id"],
         first_customer,
@@ -442,8 +453,9 @@ async def write_notices(
         recall["reason"],
         recall["classification"],
         last_customer,
+        max_value_bytes,
     )
-    return {row["customer_id"]: int(row["shipments"]) for row in rows}
+    return [row["customer_id"] for row in rows]
 
 
 async def finish_notices_if_done(connection: Connection, recall_id: str) -> bool:
@@ -462,8 +474,9 @@ async def finish_notices_if_done(connection: Connection, recall_id: str) -> bool
 
 async def customer_shipments(
     connection: Connection, recall_id: str, customer_ids: Sequence[str], watermark: int
-) -> list[Record]:
-    return await connection.fetch(
+) -> dict[str, list[NoticeShipment]]:
+    """Each customer's shipments of the recall's lots known at its watermark, in notice order."""
+    rows = await connection.fetch(
         """
         SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
                s.lot_code, s.quantity, s.uom
@@ -476,6 +489,24 @@ async def customer_shipments(
         list(customer_ids),
         watermark,
     )
+    shipments: dict[str, list[NoticeShipment]] = {customer_id: [] for customer_id in customer_ids}
+    for row in rows:
+        shipments[row["customer_id"]].append(notice_shipment(row))
+    return shipments
+
+
+def notice_shipment(row: Record) -> NoticeShipment:
+    """A shipment line as a notice names it: the one place a row becomes that model."""
+    return NoticeShipment(
+        shipment_id=row["shipment_id"],
+        order_id=row["order_id"],
+        shipped_at=row["shipped_at"],
+        sku=row["sku"],
+        lot_id=row["lot_id"],
+        lot_code=row["lot_code"],
+        quantity=row["quantity"],
+        uom=row["uom"],
+    )
 
 
 async def customers_by_id(connection: Connection, customer_ids: Iterable[str]) -> dict[str, Record]:
@@ -487,9 +518,20 @@ async def customers_by_id(connection: Connection, customer_ids: Iterable[str]) -
     return {row["customer_id"]: row for row in rows}
 
 
-async def record_notices(
-    connection: Connection, notices: Sequence[tuple[str, str, str, bool, int, int, int]]
-) -> None:
+@dataclass(frozen=True)
+class NoticeRecord:
+    """A notice in the recall's log of what was sent."""
+
+    event_id: str
+    recall_id: str
+    customer_id: str
+    late: bool
+    shipments: int
+    part: int
+    parts: int
+
+
+async def record_notices(connection: Connection, notices: Sequence[NoticeRecord]) -> None:
     if not notices:
         return
     await connection.execute(
@@ -498,7 +540,38 @@ async def record_notices(
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::int[],
                              $6::int[], $7::int[])
         """,
-        *[[notice[i] for notice in notices] for i in range(7)],
+        *columns(notices, NoticeRecord),
+    )
+
+
+@dataclass(frozen=True)
+class NoticeFailure:
+    """A customer's notice that could not be sent, and why."""
+
+    recall_id: str
+    customer_id: str
+    late: bool
+    shipments: int
+    reason: str
+
+
+async def record_notice_failure(connection: Connection, failure: NoticeFailure) -> None:
+    await connection.execute(
+        """
+        INSERT INTO recall_notice_failures (recall_id, customer_id, late, shipments, reason)
+        VALUES ($1, $2, $3, $4, $5)
+        """,
+        *astuple(failure),
+    )
+
+
+async def notice_failures(connection: Connection, recall_id: str) -> list[Record]:
+    return await connection.fetch(
+        """
+        SELECT customer_id, late, shipments, reason, created_at FROM recall_notice_failures
+        WHERE recall_id = $1 ORDER BY created_at, customer_id
+        """,
+        recall_id,
     )
 
 
@@ -534,6 +607,8 @@ async def get_recall(connection: Connection, recall_id: str) -> Record | None:
                close_note,
                (SELECT coalesce(sum(customers), 0) FROM recall_chunks c
                 WHERE c.recall_id = r.recall_id AND c.notified_at IS NOT NULL)
+               - (SELECT count(DISTINCT customer_id) FROM recall_notice_failures f
+                  WHERE f.recall_id = r.recall_id AND NOT f.late)
                    AS notified_customers,
                (SELECT count(*) FROM recall_notices n
                 WHERE n.recall_id = r.recall_id AND n.late) AS late_notices

@@ -3,26 +3,61 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
 
 T = TypeVar("T")
 
-# A notice must stay under 900 KB; one shipment entry is about 300 bytes of JSON.
-MAX_SHIPMENTS_PER_NOTICE = 2000
+
+class NoticeTooLarge(ValueError):
+    """One shipment entry does not fit in a notice even on its own: the notice cannot be sent."""
+
+
+@dataclass(frozen=True)
+class NoticeSize:
+    """What a customer's notice costs in bytes: the message without shipments (envelope,
+    headers, customer, and room for `part`/`parts`), and the most one message may hold."""
+
+    base: int
+    limit: int
+
+    def fits(self, shipment_bytes: int, shipments: int) -> bool:
+        """A message with these shipments (their entries joined by commas) fits the limit."""
+        return self.base + shipment_bytes + max(0, shipments - 1) <= self.limit
 
 
 def split_for_notices(
-    shipments: Sequence[T], *, per_notice: int = MAX_SHIPMENTS_PER_NOTICE
+    shipments: Sequence[T],
+    *,
+    size_of: Callable[[T], int],
+    size: NoticeSize,
+    per_notice: int | None = None,
 ) -> list[list[T]]:
-    """A customer with very many shipments gets several notices, each under the size limit."""
-    if per_notice < 1:
+    """A customer's shipments in notices, in order, each under the message size limit: a part
+    is closed before the next shipment would take it over the limit (or past `per_notice`
+    shipments, when a count cap is set). Raises NoticeTooLarge when a single shipment cannot
+    fit at all."""
+    if per_notice is not None and per_notice < 1:
         raise ValueError("per_notice must be at least 1")
-    return [list(shipments[i : i + per_notice]) for i in range(0, len(shipments), per_notice)] or [
-        []
-    ]
+    parts: list[list[T]] = [[]]
+    used = 0
+    for shipment in shipments:
+        entry = size_of(shipment)
+        if not size.fits(entry, 1):
+            raise NoticeTooLarge(
+                f"one shipment entry of {entry} bytes with a notice base of {size.base} bytes"
+                f" exceeds the {size.limit}-byte message limit"
+            )
+        current = parts[-1]
+        full = per_notice is not None and len(current) >= per_notice
+        if current and (full or not size.fits(used + entry, len(current) + 1)):
+            parts.append([])
+            used = 0
+        parts[-1].append(shipment)
+        used += entry
+    return parts
 
 
 @dataclass(frozen=True)

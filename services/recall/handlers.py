@@ -13,22 +13,26 @@ from typing import Any, cast
 from uuid import UUID
 
 from services.recall import db
-from services.recall.domain import MAX_SHIPMENTS_PER_NOTICE, split_for_notices
+from services.recall.domain import NoticeTooLarge
+from services.recall.notices import (
+    NOTICES_UNDELIVERABLE,
+    NoticeBuilder,
+    NoticeRequest,
+    undeliverable_notice,
+)
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
     Classification,
     GoodsReceived,
-    NoticeShipment,
     OrderShipped,
-    RecallCustomerNotice,
     RecallIssued,
     RecallScope,
 )
 from shared.contracts.types import Customer
 from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
-from shared.runtime.database import Database, Record, UnitOfWork
+from shared.runtime.database import MAX_MESSAGE_BYTES, Database, Record, UnitOfWork
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -51,11 +55,23 @@ class IssuedRecall:
 
 class Recalls:
     def __init__(
-        self, *, notice_chunk: int = 5000, max_shipments_per_notice: int = MAX_SHIPMENTS_PER_NOTICE
+        self,
+        *,
+        notice_chunk: int = 5000,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_shipments_per_notice: int | None = None,
     ) -> None:
         self.notice_chunk = notice_chunk
+        self.max_message_bytes = max_message_bytes
         self.max_shipments_per_notice = max_shipments_per_notice
         self.notices_wanted = asyncio.Event()
+
+    def _notices(self, unit: UnitOfWork) -> NoticeBuilder:
+        return NoticeBuilder(
+            source=unit.source,
+            max_message_bytes=min(self.max_message_bytes, unit.max_message_bytes),
+            max_shipments_per_notice=self.max_shipments_per_notice,
+        )
 
     def handlers(self) -> list[tuple[type[Any], EventHandler]]:
         return [(GoodsReceived, self.on_goods_received), (OrderShipped, self.on_order_shipped)]
@@ -227,19 +243,17 @@ class Recalls:
         customers = await db.customers_by_id(
             unit.connection, {customer for _, customer in per_notice}
         )
-        notices = []
         for (recall_id, customer_id), shipments in per_notice.items():
             recall = about[recall_id]
-            notices += self._emit_notices(
-                unit,
+            request = NoticeRequest(
                 recall_id=recall_id,
                 reason=recall["reason"],
                 classification=recall["classification"],
                 customer=_customer(customers.get(customer_id), customer_id),
-                shipments=shipments,
+                shipments=[db.notice_shipment(line) for line in shipments],
                 late=True,
             )
-        await db.record_notices(unit.connection, notices)
+            await self._send(unit, request)
         for (recall_id, customer_id), late_lines in per_notice.items():
             log.warning(
                 "late shipment of a recalled lot notified",
@@ -325,9 +339,9 @@ class Recalls:
     async def notify_chunk(self, unit: UnitOfWork) -> int:
         """Emit the notices of the next chunk of affected customers; returns how many customers.
 
-        PostgreSQL builds and writes the notices itself (one statement for the whole chunk, no
-        row through Python); only a customer with so many shipments that their notice must be
-        split is handled here."""
+        PostgreSQL builds and writes the notices that fit whole (one statement for the whole
+        chunk, no row through Python); a customer whose notice is over the message limit is
+        handled here, split by encoded size."""
         connection = unit.connection
         recall = await db.recall_with_pending_notices(connection)
         if recall is None:
@@ -337,22 +351,19 @@ class Recalls:
         if chunk is None:
             await db.finish_notices_if_done(connection, recall_id)
             return 0
-        shipments_per_customer = await db.write_notices(
+        notices = self._notices(unit)
+        to_split = await db.write_notices(
             connection,
             recall=recall,
             first_customer=chunk["first_customer"],
             last_customer=chunk["last_customer"],
+            max_value_bytes=notices.value_budget_for_sql,
             max_shipments=self.max_shipments_per_notice,
             source=unit.source,
         )
         unit.outbox_written_in_sql()
-        oversized = [
-            customer_id
-            for customer_id, count in shipments_per_customer.items()
-            if count > self.max_shipments_per_notice
-        ]
-        if oversized:
-            await self._notify_in_parts(unit, recall, oversized)
+        if to_split:
+            await self._notify_in_parts(unit, recall, to_split)
         await db.chunk_notified(connection, recall_id, chunk["chunk"])
         await db.finish_notices_if_done(connection, recall_id)
         return int(chunk["customers"])
@@ -361,68 +372,67 @@ class Recalls:
         self, unit: UnitOfWork, recall: Record, customer_ids: list[str]
     ) -> None:
         connection = unit.connection
-        rows = await db.customer_shipments(
+        shipments = await db.customer_shipments(
             connection, recall["recall_id"], customer_ids, recall["shipment_watermark"]
         )
         customers = await db.customers_by_id(connection, customer_ids)
-        per_customer: dict[str, list[Record]] = defaultdict(list)
-        for row in rows:
-            per_customer[row["customer_id"]].append(row)
-        notices = []
         for customer_id in customer_ids:
-            notices += self._emit_notices(
-                unit,
+            request = NoticeRequest(
                 recall_id=recall["recall_id"],
                 reason=recall["reason"],
                 classification=recall["classification"],
                 customer=_customer(customers.get(customer_id), customer_id),
-                shipments=per_customer[customer_id],
+                shipments=shipments[customer_id],
                 late=False,
             )
-        await db.record_notices(connection, notices)
+            await self._send(unit, request)
 
-    def _emit_notices(
-        self,
-        unit: UnitOfWork,
-        *,
-        recall_id: str,
-        reason: str,
-        classification: str,
-        customer: Customer,
-        shipments: Sequence[Record],
-        late: bool,
-    ) -> list[tuple[str, str, str, bool, int, int, int]]:
-        parts = split_for_notices(shipments, per_notice=self.max_shipments_per_notice)
-        emitted = []
-        for number, part in enumerate(parts, start=1):
-            # Values come from validated events in our own tables: no need to validate again.
-            notice = RecallCustomerNotice.model_construct(
-                recall_id=recall_id,
-                customer=customer,
-                shipments=[
-                    NoticeShipment.model_construct(
-                        shipment_id=row["shipment_id"],
-                        order_id=row["order_id"],
-                        shipped_at=row["shipped_at"],
-                        sku=row["sku"],
-                        lot_id=row["lot_id"],
-                        lot_code=row["lot_code"],
-                        quantity=row["quantity"],
-                        uom=row["uom"],
-                    )
-                    for row in part
-                ],
-                late=late,
+    async def _send(self, unit: UnitOfWork, request: NoticeRequest) -> None:
+        """Emit a customer's notices, or, when they cannot fit the message limit, dead-letter
+        them with the reason: one customer never holds up the others."""
+        try:
+            built = self._notices(unit).build(request)
+        except NoticeTooLarge as error:
+            await self._undeliverable(unit, request, str(error))
+            return
+        for notice in built:
+            unit.emit_message(notice.message)
+        await db.record_notices(
+            unit.connection,
+            [
+                db.NoticeRecord(
+                    event_id=notice.event_id,
+                    recall_id=request.recall_id,
+                    customer_id=request.customer.customer_id,
+                    late=request.late,
+                    shipments=notice.shipments,
+                    part=notice.part,
+                    parts=notice.parts,
+                )
+                for notice in built
+            ],
+        )
+
+    async def _undeliverable(self, unit: UnitOfWork, request: NoticeRequest, reason: str) -> None:
+        customer_id = request.customer.customer_id
+        unit.emit_message(undeliverable_notice(request, reason))
+        await db.record_notice_failure(
+            unit.connection,
+            db.NoticeFailure(
+                recall_id=request.recall_id,
+                customer_id=customer_id,
+                late=request.late,
+                shipments=len(request.shipments),
                 reason=reason,
-                classification=cast("Classification", classification),
-                part=number if len(parts) > 1 else None,
-                parts=len(parts) if len(parts) > 1 else None,
-            )
-            event_id = unit.emit(notice)
-            emitted.append(
-                (event_id, recall_id, customer.customer_id, late, len(part), number, len(parts))
-            )
-        return emitted
+            ),
+        )
+        NOTICES_UNDELIVERABLE.inc()
+        log.error(
+            "recall notice cannot be sent; dead-lettered",
+            recall_id=request.recall_id,
+            customer_id=customer_id,
+            reason=reason,
+        )
 
 
 async def run_notifier(recalls: Recalls, database: Database, *, idle_seconds: float = 5.0) -> None:

@@ -91,6 +91,16 @@ class AffectedCustomer(BaseModel):
     shipments: list[CustomerShipment]
 
 
+class WaitingCustomer(BaseModel):
+    """A customer whose notice could not be sent: it was dead-lettered to recall-issued.dlq."""
+
+    customer_id: str
+    late: bool = Field(description="The notice was a late one (a shipment after the recall).")
+    shipments: int = Field(description="Shipments the notice would have named.")
+    reason: str = Field(description="Why it could not be sent.")
+    since: datetime
+
+
 class RecallView(BaseModel):
     recall_id: str
     status: str
@@ -104,6 +114,12 @@ class RecallView(BaseModel):
     notified_customers: int
     notices_complete: bool
     late_notices: int
+    waiting_customers: list[WaitingCustomer] = Field(
+        default_factory=list,
+        description="Customers whose notice could not be sent, and why; they are not counted"
+        " in notified_customers. Each is also on recall-issued.dlq and in the metric"
+        " lottrace_recall_notices_undeliverable_total.",
+    )
     closed_at: datetime | None = None
     closed_by: str | None = None
     affected_lots: list[LotSummary]

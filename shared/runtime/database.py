@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
@@ -53,6 +53,12 @@ def is_transient(error: BaseException) -> bool:
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def columns(rows: Sequence[Any], kind: type[Any]) -> list[list[Any]]:
+    """The column arrays `unnest` takes for rows of the dataclass `kind`: one list per field, in
+    field order, so a new field cannot be left out of one array."""
+    return [[getattr(row, field.name) for row in rows] for field in fields(kind)]
 
 
 def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:

@@ -10,7 +10,15 @@ from uuid import UUID
 
 import pytest
 
-from services.recall.domain import Edge, TraceNode, mermaid_genealogy, split_for_notices, walk
+from services.recall.domain import (
+    Edge,
+    NoticeSize,
+    NoticeTooLarge,
+    TraceNode,
+    mermaid_genealogy,
+    split_for_notices,
+    walk,
+)
 
 APPLES = UUID("0193a6d2-0001-7000-8000-000000000001")
 ORANGES = UUID("0193a6d2-0002-7000-8000-000000000002")
@@ -42,32 +50,58 @@ def depths(nodes: dict[UUID, TraceNode]) -> dict[UUID, int]:
 # ------------------------------------------------------------------ notices
 
 
-@pytest.mark.parametrize(("count", "per_notice"), [(0, 3), (1, 3), (3, 3), (7, 3), (7, 1), (5, 10)])
-def test_a_customers_shipments_are_split_into_notices_each_once_and_in_order(
-    count: int, per_notice: int
-) -> None:
-    shipments = [f"SH-{index}" for index in range(count)]
+def text_size(shipment: str) -> int:
+    return len(shipment)
 
-    parts = split_for_notices(shipments, per_notice=per_notice)
+
+@pytest.mark.parametrize(
+    ("sizes", "limit"),
+    [([], 100), ([10], 100), ([10] * 9, 100), ([10] * 30, 100), ([50, 5, 50, 5, 50], 100)],
+)
+def test_a_customers_shipments_are_split_by_size_each_once_and_in_order(
+    sizes: list[int], limit: int
+) -> None:
+    shipments = ["x" * size for size in sizes]
+    size = NoticeSize(base=20, limit=limit)
+
+    parts = split_for_notices(shipments, size_of=text_size, size=size)
 
     assert [shipment for part in parts for shipment in part] == shipments
-    assert all(len(part) <= per_notice for part in parts)
-    assert all(parts) or parts == [[]]
+    for part in parts:
+        assert size.fits(sum(map(len, part)), len(part))
+
+
+def test_a_part_is_closed_before_the_next_shipment_would_cross_the_limit() -> None:
+    # base 20 + 7 entries of 10 + 6 commas = 96 fits; an eighth would make 107
+    shipments = ["x" * 10] * 8
+
+    parts = split_for_notices(shipments, size_of=text_size, size=NoticeSize(base=20, limit=100))
+
+    assert [len(part) for part in parts] == [7, 1]
 
 
 def test_a_customer_without_shipments_gets_one_empty_part() -> None:
-    assert split_for_notices([]) == [[]]
+    assert split_for_notices([], size_of=text_size, size=NoticeSize(base=20, limit=100)) == [[]]
+
+
+def test_a_shipment_that_cannot_fit_even_alone_makes_the_notice_too_large() -> None:
+    with pytest.raises(NoticeTooLarge, match="81 bytes"):
+        split_for_notices(["x" * 81], size_of=text_size, size=NoticeSize(base=20, limit=100))
+
+
+def test_a_count_cap_splits_further_than_the_size_alone() -> None:
+    parts = split_for_notices(
+        ["a"] * 7, size_of=text_size, size=NoticeSize(base=20, limit=10_000), per_notice=3
+    )
+
+    assert [len(part) for part in parts] == [3, 3, 1]
 
 
 def test_a_notice_cannot_hold_fewer_than_one_shipment() -> None:
     with pytest.raises(ValueError, match="per_notice"):
-        split_for_notices(["SH-1"], per_notice=0)
-
-
-def test_the_default_split_keeps_two_thousand_shipments_per_notice() -> None:
-    parts = split_for_notices(list(range(4001)))
-
-    assert [len(part) for part in parts] == [2000, 2000, 1]
+        split_for_notices(
+            ["SH-1"], size_of=text_size, size=NoticeSize(base=20, limit=100), per_notice=0
+        )
 
 
 # ------------------------------------------------------------------ tracing
