@@ -1,0 +1,229 @@
+"""Inventory promises about stock coming back, against a real broker and PostgreSQL: the expiry
+sweep, a cancelled order, a released hold and a count that goes up each give stock back, and
+waiting orders take it oldest first, FEFO, each with a new `lot-allocated` revision."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from lottrace.infra import TansuBroker, wait_until
+from services.inventory.app import Settings, create_app
+from services.inventory.handlers import Inventory
+from shared.contracts.events import OrderCancelled, OrderShipped
+from shared.runtime.settings import KafkaSettings
+from tests.integration.events import event_id, settled
+from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.test_inventory import order, received
+from tests.kafka_helpers import end_offsets, publish, read_topic
+
+Revisions = dict[str, list[dict[str, Any]]]
+
+
+class Clock:
+    """Inventory's idea of today, moved by the test."""
+
+    def __init__(self) -> None:
+        self.today = datetime.now(UTC).date()
+
+    def __call__(self) -> date:
+        return self.today
+
+
+def running_inventory(database_url: str, broker: TansuBroker, *, clock: Clock | None = None) -> Any:
+    settings = Settings(
+        database_url=database_url,
+        kafka=KafkaSettings(**kafka_env(broker)),
+        consumer_batch_timeout_ms=20,
+        expiry_sweep_seconds=0.2,
+        api_keys=ADMIN_API_KEYS,
+    )
+    return running(create_app(settings, inventory=Inventory(today=clock or Clock())))
+
+
+async def revisions(bootstrap: str) -> Revisions:
+    """Every `lot-allocated` record on the topic, per order, in revision order."""
+    total = sum((await end_offsets(bootstrap, "lot-allocated")).values())
+    per_order: Revisions = defaultdict(list)
+    for record in await read_topic(bootstrap, "lot-allocated", at_least=total, timeout=10):
+        data = json.loads(record.value)["data"]
+        per_order[data["order_id"]].append(data)
+    for allocations in per_order.values():
+        allocations.sort(key=lambda data: int(data["revision"]))
+    return per_order
+
+
+async def until_revision(bootstrap: str, order_id: str, revision: int) -> Revisions:
+    found: Revisions = {}
+
+    async def reached() -> bool:
+        found.clear()
+        found.update(await revisions(bootstrap))
+        return any(data["revision"] >= revision for data in found.get(order_id, []))
+
+    await wait_until(reached, timeout=30, what=f"{order_id} revision {revision}")
+    return found
+
+
+def taken(allocation: dict[str, Any]) -> dict[str, str]:
+    """Quantity per lot in one allocation."""
+    return {a["lot_id"]: a["quantity"] for a in allocation["allocations"]}
+
+
+def backordered(allocation: dict[str, Any]) -> list[str]:
+    return [b["quantity"] for b in allocation["backordered"]]
+
+
+async def lot_where(client: httpx.AsyncClient, lot_id: uuid.UUID, **expected: str) -> None:
+    async def matches() -> bool:
+        response = await client.get(f"/lots/{lot_id}")
+        body = response.json() if response.status_code == 200 else {}
+        return all(body.get(key) == value for key, value in expected.items())
+
+    await wait_until(matches, timeout=30, what=f"lot {lot_id} with {expected}")
+
+
+async def test_the_expiry_sweep_frees_reservations_and_the_oldest_order_takes_the_next_fefo_lot(
+    database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    clock = Clock()
+    short, following, last = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    async with running_inventory(database_url, broker, clock=clock) as client:
+        await publish(
+            bootstrap,
+            received("YOG", 6, days=3, lot_id=short),
+            received("YOG", 4, days=20, lot_id=following),
+            received("YOG", 10, days=60, lot_id=last),
+        )
+        await lot_where(client, last, on_hand="10")
+        # The older order has the later id: "oldest first" cannot be an alphabetical accident.
+        await publish(bootstrap, order("SO-Z", "YOG", 3))
+        await until_revision(bootstrap, "SO-Z", 1)
+        await publish(bootstrap, order("SO-A", "YOG", 3))
+        first = await until_revision(bootstrap, "SO-A", 1)
+        assert taken(first["SO-Z"][0]) == taken(first["SO-A"][0]) == {str(short): "3"}
+
+        clock.today += timedelta(days=7)  # the short-dated lot has expired
+        await until_revision(bootstrap, "SO-Z", 2)
+        after = await until_revision(bootstrap, "SO-A", 2)
+        expired = (await client.get(f"/lots/{short}")).json()
+        history = (await client.get(f"/lots/{short}/history")).json()
+
+    older, newer = after["SO-Z"][-1], after["SO-A"][-1]
+    assert (older["revision"], newer["revision"]) == (2, 2)
+    assert taken(older) == {str(following): "3"}
+    assert taken(newer) == {str(following): "1", str(last): "2"}
+    assert backordered(older) == backordered(newer) == []
+    assert (expired["status"], expired["reserved"]) == ("expired", "0")
+    released = [h for h in history if h["change"] == "released"]
+    assert sorted((h["order_id"], h["cause"]) for h in released) == [
+        ("SO-A", "rule:expiry"),
+        ("SO-Z", "rule:expiry"),
+    ]
+
+
+async def test_a_cancelled_order_gives_back_what_it_had_not_shipped_to_the_waiting_order(
+    database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    kiwi = uuid.uuid4()
+    async with running_inventory(database_url, broker) as client:
+        await publish(bootstrap, received("KIWI", 6, days=30, lot_id=kiwi))
+        await lot_where(client, kiwi, on_hand="6")
+        await publish(bootstrap, order("SO-C", "KIWI", 4))
+        await until_revision(bootstrap, "SO-C", 1)
+        await publish(bootstrap, order("SO-W", "KIWI", 3))
+        waiting = (await until_revision(bootstrap, "SO-W", 1))["SO-W"][0]
+        assert (taken(waiting), backordered(waiting)) == ({str(kiwi): "2"}, ["1"])
+        await publish(bootstrap, one_unit_shipped("SO-C", kiwi))
+        await lot_where(client, kiwi, on_hand="5", reserved="5")
+
+        [cancel] = await publish(bootstrap, OrderCancelled(order_id="SO-C", reason="no longer"))
+        await until_revision(bootstrap, "SO-W", 2)
+        await wait_until(
+            lambda: settled(database_url, [event_id(cancel)]),
+            timeout=30,
+            what="cancellation applied and its events published",
+        )
+        every = await revisions(bootstrap)
+        cancelled = (await client.get("/orders/SO-C")).json()
+        stock = (await client.get(f"/lots/{kiwi}")).json()
+
+    # Nothing more for the cancelled order: its revision 1 is all fulfillment ever got.
+    assert [data["revision"] for data in every["SO-C"]] == [1]
+    assert [data["revision"] for data in every["SO-W"]] == [1, 2]
+    assert (taken(every["SO-W"][1]), backordered(every["SO-W"][1])) == ({str(kiwi): "3"}, [])
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["reservations"] == []
+    assert [(line["shipped"], line["reserved"]) for line in cancelled["lines"]] == [("1", "0")]
+    # 6 received, 1 shipped, 3 reserved by the waiting order: the other 2 are free again.
+    assert (stock["on_hand"], stock["reserved"], stock["available"]) == ("5", "3", "2")
+
+
+def one_unit_shipped(order_id: str, lot_id: uuid.UUID) -> OrderShipped:
+    return OrderShipped(
+        shipment_id=f"SH-{order_id}",
+        order_id=order_id,
+        customer={"customer_id": f"C-{order_id}"},
+        shipped_at=datetime.now(UTC),
+        lines=[
+            {
+                "line_no": 1,
+                "sku": "KIWI",
+                "lot_id": lot_id,
+                "lot_code": f"KIWI-{str(lot_id)[:6]}",
+                "quantity": 1,
+            }
+        ],
+    )
+
+
+async def test_a_released_hold_and_a_count_that_goes_up_fill_backorders_oldest_first(
+    database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    honey = uuid.uuid4()
+    async with running_inventory(database_url, broker) as client:
+        await publish(bootstrap, received("HONEY", 4, days=90, lot_id=honey))
+        await lot_where(client, honey, on_hand="4")
+        held = await client.post(f"/lots/{honey}/hold", json={"reason": "crystals seen"})
+        assert held.status_code == 200, held.text
+        for order_id in ("SO-Z", "SO-M", "SO-A"):  # placed in this order, oldest first
+            await publish(bootstrap, order(order_id, "HONEY", 3))
+            placed = (await until_revision(bootstrap, order_id, 1))[order_id][0]
+            assert (taken(placed), backordered(placed)) == ({}, ["3"])
+
+        released = await client.post(f"/lots/{honey}/release", json={"reason": "lab clear"})
+        assert released.status_code == 200, released.text
+        await until_revision(bootstrap, "SO-M", 2)
+        after_release = {o: data[-1] for o, data in (await revisions(bootstrap)).items()}
+
+        counted = await client.post(
+            "/adjustments",
+            json={"lot_id": str(honey), "location": "MAIN", "quantity": "2", "reason": "found"},
+        )
+        assert counted.status_code == 201, counted.text
+        await until_revision(bootstrap, "SO-M", 3)
+        after_count = {o: data[-1] for o, data in (await revisions(bootstrap)).items()}
+
+    assert (taken(after_release["SO-Z"]), backordered(after_release["SO-Z"])) == (
+        {str(honey): "3"},
+        [],
+    )
+    assert (taken(after_release["SO-M"]), backordered(after_release["SO-M"])) == (
+        {str(honey): "1"},
+        ["2"],
+    )
+    assert (taken(after_release["SO-A"]), backordered(after_release["SO-A"])) == ({}, ["3"])
+    assert (taken(after_count["SO-M"]), backordered(after_count["SO-M"])) == (
+        {str(honey): "3"},
+        [],
+    )
+    assert (taken(after_count["SO-A"]), backordered(after_count["SO-A"])) == ({}, ["3"])
+    assert after_count["SO-Z"] == after_release["SO-Z"]  # a filled order is left alone
