@@ -1,7 +1,7 @@
 """The published contract documents: an AsyncAPI 3.0 document and one JSON Schema per event.
 
 Both are generated from the pydantic models of `shared.contracts`, so the models stay the
-single source of truth and ../shared/design/CONTRACTS.md can point at the generated files.
+single source of truth; docs/contracts/README.md, the contract page, sits beside them.
 
 Which JSON Schema mode describes an event depends on who writes its topic:
 

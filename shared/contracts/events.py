@@ -1,4 +1,4 @@
-"""The event payloads of ../shared/design/CONTRACTS.md, one pydantic model each.
+"""The event payloads of the contract (docs/contracts/README.md), one pydantic model each.
 
 Field names and types are fixed by the contract: add optional fields, never rename,
 retype or drop one. Every model names its CloudEvents `type`, its topic and how its

@@ -661,7 +661,9 @@ def test_the_committed_documents_are_up_to_date(tmp_path: Path) -> None:
     written = write_documents(tmp_path)
     fresh = {path.relative_to(tmp_path).as_posix() for path in written}
     committed = {
-        path.relative_to(COMMITTED).as_posix() for path in COMMITTED.rglob("*") if path.is_file()
+        path.relative_to(COMMITTED).as_posix()
+        for path in COMMITTED.rglob("*")
+        if path.is_file() and path != CONTRACT_PAGE
     }
     hint = "regenerate with `python -m shared.contracts.docs` (or `lottrace contracts`)"
     assert committed == fresh, hint
@@ -674,3 +676,15 @@ def test_writing_twice_gives_the_same_bytes(tmp_path: Path) -> None:
     second = {path: path.read_bytes() for path in write_documents(tmp_path / "b")}
     assert list(first.values()) == list(second.values())
     assert all(content.endswith(b"\n") for content in first.values())
+
+
+CONTRACT_PAGE = COMMITTED / "README.md"
+
+
+def test_the_contract_page_in_the_repository_names_every_topic_and_event_type() -> None:
+    page = CONTRACT_PAGE.read_text(encoding="utf-8")
+    for topic in TOPICS:
+        assert f"`{topic.name}`" in page, topic.name
+        for event in topic.events:
+            assert f"`{event.event_type}`" in page, event.event_type
+    assert "../shared" not in page  # the repository stands on its own
