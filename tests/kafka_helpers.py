@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import RecordMetadata
 
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
@@ -16,7 +17,8 @@ from shared.contracts.events import Event
 async def produce(
     bootstrap: str,
     messages: list[OutgoingMessage | tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
-) -> None:
+) -> list[RecordMetadata]:
+    """Send the messages, in order, and return where each landed (partition, offset)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False)
     await producer.start()
     try:
@@ -32,7 +34,7 @@ async def produce(
             else:
                 topic, key, value, headers = message
             futures.append(await producer.send(topic, value=value, key=key, headers=headers))
-        await asyncio.gather(*futures)
+        return list(await asyncio.gather(*futures))
     finally:
         await producer.stop()
 
