@@ -287,7 +287,7 @@ async def trace_forward(
 ) -> Response:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
-        edges = await db.forward_edges(connection, lot_id)
+        edges = await db.genealogy_edges(connection, [lot_id], forward=True)
         nodes = walk(lot_id, edges, forward=True)
         rows = await db.lot_rows(connection, nodes)
         shipments = await db.shipments_of_lots(connection, nodes, shipments_limit)
@@ -330,7 +330,7 @@ async def trace_forward(
 async def trace_backward(lot_id: UUID, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
-        edges = await db.backward_edges(connection, lot_id)
+        edges = await db.genealogy_edges(connection, [lot_id], forward=False)
         nodes = walk(lot_id, edges, forward=False)
         rows = await db.lot_rows(connection, nodes)
         receipts = await db.receipts_of_lots(connection, nodes)
@@ -383,7 +383,7 @@ async def trace_order(order_id: str, request: Request) -> Response:
             raise ApiError(404, "order_not_found", f"no shipment of order {order_id} is known")
         traces = {}
         for lot_id in {line["lot_id"] for line in lines}:
-            edges = await db.backward_edges(connection, lot_id)
+            edges = await db.genealogy_edges(connection, [lot_id], forward=False)
             nodes = walk(lot_id, edges, forward=False)
             rows = await db.lot_rows(connection, nodes)
             traces[str(lot_id)] = [
@@ -419,9 +419,8 @@ def _json(model: BaseModel) -> Response:
 async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
-        edges: list[Edge] = await db.backward_edges(connection, lot_id) + await db.forward_edges(
-            connection, lot_id
-        )
+        backward = await db.genealogy_edges(connection, [lot_id], forward=False)
+        edges: list[Edge] = backward + await db.genealogy_edges(connection, [lot_id], forward=True)
         lot_ids = {lot_id} | {e.lot_id for e in edges} | {e.input_lot_id for e in edges}
         rows = await db.lot_rows(connection, lot_ids)
         counts = {

@@ -234,27 +234,6 @@ async def scope_roots(
     )
 
 
-async def descendants(connection: Connection, roots: Sequence[UUID]) -> list[Record]:
-    """Every lot made from the roots at any depth, with the root it descends from."""
-    return await connection.fetch(
-        """
-        WITH RECURSIVE made(lot_id, via_lot_id, depth) AS (
-            SELECT i.lot_id, i.input_lot_id, 1
-            FROM lot_inputs i WHERE i.input_lot_id = ANY($1::uuid[])
-            UNION
-            SELECT i.lot_id, m.via_lot_id, m.depth + 1
-            FROM lot_inputs i JOIN made m ON i.input_lot_id = m.lot_id
-            WHERE m.depth < 50
-        )
-        SELECT DISTINCT ON (m.lot_id) m.lot_id, m.via_lot_id, l.lot_code, l.sku, l.supplier_id
-        FROM made m JOIN lots l USING (lot_id)
-        WHERE m.lot_id <> ALL($1::uuid[])
-        ORDER BY m.lot_id, m.depth
-        """,
-        list(roots),
-    )
-
-
 async def create_recall(
     connection: Connection,
     *,
@@ -688,36 +667,37 @@ async def lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID
     return {row["lot_id"]: row for row in rows}
 
 
-async def forward_edges(connection: Connection, lot_id: UUID) -> list[Edge]:
+async def genealogy_edges(
+    connection: Connection, lot_ids: Iterable[UUID], *, forward: bool
+) -> list[Edge]:
+    """Every genealogy edge reachable from these lots, at any depth: forward, what was made
+    from them; backward, what they were made of. Rows carry no depth, so UNION's de-duplication
+    ends the recursion even on a cycle in bad data; depths are the domain's `walk`."""
     rows = await connection.fetch(
-        """
-        WITH RECURSIVE made(lot_id, input_lot_id, quantity, uom, depth) AS (
-            SELECT lot_id, input_lot_id, quantity, uom, 1 FROM lot_inputs WHERE input_lot_id = $1
-            UNION
-            SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom, m.depth + 1
-            FROM lot_inputs i JOIN made m ON i.input_lot_id = m.lot_id WHERE m.depth < 50
-        )
-        SELECT DISTINCT lot_id, input_lot_id, quantity, uom FROM made
-        """,
-        lot_id,
+        FORWARD_EDGES if forward else BACKWARD_EDGES, sorted(set(lot_ids))
     )
     return [Edge(row["lot_id"], row["input_lot_id"], row["quantity"], row["uom"]) for row in rows]
 
 
-async def backward_edges(connection: Connection, lot_id: UUID) -> list[Edge]:
-    rows = await connection.fetch(
-        """
-        WITH RECURSIVE used(lot_id, input_lot_id, quantity, uom, depth) AS (
-            SELECT lot_id, input_lot_id, quantity, uom, 1 FROM lot_inputs WHERE lot_id = $1
-            UNION
-            SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom, u.depth + 1
-            FROM lot_inputs i JOIN used u ON i.lot_id = u.input_lot_id WHERE u.depth < 50
-        )
-        SELECT DISTINCT lot_id, input_lot_id, quantity, uom FROM used
-        """,
-        lot_id,
+FORWARD_EDGES = """
+    WITH RECURSIVE made(lot_id, input_lot_id, quantity, uom) AS (
+        SELECT lot_id, input_lot_id, quantity, uom FROM lot_inputs
+        WHERE input_lot_id = ANY($1::uuid[])
+        UNION
+        SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom
+        FROM lot_inputs i JOIN made m ON i.input_lot_id = m.lot_id
     )
-    return [Edge(row["lot_id"], row["input_lot_id"], row["quantity"], row["uom"]) for row in rows]
+    SELECT lot_id, input_lot_id, quantity, uom FROM made
+"""
+BACKWARD_EDGES = """
+    WITH RECURSIVE used(lot_id, input_lot_id, quantity, uom) AS (
+        SELECT lot_id, input_lot_id, quantity, uom FROM lot_inputs WHERE lot_id = ANY($1::uuid[])
+        UNION
+        SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom
+        FROM lot_inputs i JOIN used u ON i.lot_id = u.input_lot_id
+    )
+    SELECT lot_id, input_lot_id, quantity, uom FROM used
+"""
 
 
 async def shipments_of_lots(

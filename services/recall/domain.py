@@ -78,10 +78,11 @@ class TraceNode:
 
 
 def walk(
-    start: UUID, edges: Iterable[Edge], *, forward: bool, max_depth: int = 100
+    start: UUID, edges: Iterable[Edge], *, forward: bool, max_depth: int | None = None
 ) -> dict[UUID, TraceNode]:
     """Every lot reachable from `start` (made from it when forward, its inputs when backward),
-    with its depth; cycles in bad data end the walk instead of looping."""
+    with its depth, at any depth unless `max_depth` is given; cycles in bad data end the walk
+    instead of looping."""
     links: dict[UUID, list[UUID]] = defaultdict(list)
     for edge in edges:
         if forward:
@@ -94,7 +95,7 @@ def walk(
         following = []
         for lot_id in frontier:
             depth = nodes[lot_id].depth
-            if depth >= max_depth:
+            if max_depth is not None and depth >= max_depth:
                 continue
             for next_id in links.get(lot_id, ()):
                 if next_id not in nodes:
@@ -104,6 +105,28 @@ def walk(
                     nodes[next_id].parents.append(lot_id)
         frontier = following
     return nodes
+
+
+def made_from(roots: Sequence[UUID], edges: Iterable[Edge]) -> dict[UUID, UUID]:
+    """Every lot made from the roots at any depth (the genealogy has no depth limit, in recall
+    as in inventory), each with the root it descends from most directly. A root is not made
+    from the roots; cycles in bad data end the walk."""
+    children: dict[UUID, list[UUID]] = defaultdict(list)
+    for edge in edges:
+        children[edge.input_lot_id].append(edge.lot_id)
+    via: dict[UUID, UUID] = {}
+    seen = set(roots)
+    frontier = [(root, root) for root in roots]
+    while frontier:
+        following = []
+        for lot_id, root in frontier:
+            for child in sorted(children.get(lot_id, ())):
+                if child not in seen:
+                    seen.add(child)
+                    via[child] = root
+                    following.append((child, root))
+        frontier = following
+    return via
 
 
 def mermaid_genealogy(

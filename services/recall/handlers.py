@@ -13,7 +13,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from services.recall import db
-from services.recall.domain import NoticeTooLarge
+from services.recall.domain import NoticeTooLarge, made_from
 from services.recall.notices import (
     NOTICES_UNDELIVERABLE,
     NoticeBuilder,
@@ -32,7 +32,7 @@ from shared.contracts.events import (
 from shared.contracts.types import Customer
 from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
-from shared.runtime.database import MAX_MESSAGE_BYTES, Database, Record, UnitOfWork
+from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Record, UnitOfWork
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -286,25 +286,7 @@ class Recalls:
         )
         if not roots:
             raise RecallError(404, "no_lots_in_scope", "no known lot matches the recall scope")
-        made_from = await db.descendants(connection, [row["lot_id"] for row in roots])
-        affected = [
-            AffectedLot(
-                lot_id=r["lot_id"],
-                lot_code=r["lot_code"],
-                sku=r["sku"],
-                supplier_id=r["supplier_id"],
-            )
-            for r in roots
-        ] + [
-            AffectedLot(
-                lot_id=r["lot_id"],
-                lot_code=r["lot_code"],
-                sku=r["sku"],
-                supplier_id=r["supplier_id"],
-                via_lot_id=r["via_lot_id"],
-            )
-            for r in made_from
-        ]
+        affected = await _affected_lots(connection, roots)
         recall_id = new_id()
         issued_at = datetime.now(UTC)
         customers, quantity = await db.create_recall(
@@ -449,6 +431,32 @@ async def run_notifier(recalls: Recalls, database: Database, *, idle_seconds: fl
         recalls.notices_wanted.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(recalls.notices_wanted.wait(), idle_seconds)
+
+
+async def _affected_lots(connection: Connection, roots: Sequence[Record]) -> list[AffectedLot]:
+    """The lots in scope, then every lot made from them at any depth, naming its root."""
+    root_ids = [row["lot_id"] for row in roots]
+    via = made_from(root_ids, await db.genealogy_edges(connection, root_ids, forward=True))
+    made = await db.lot_rows(connection, via)
+    in_scope = [
+        AffectedLot(
+            lot_id=row["lot_id"],
+            lot_code=row["lot_code"],
+            sku=row["sku"],
+            supplier_id=row["supplier_id"],
+        )
+        for row in roots
+    ]
+    return in_scope + [
+        AffectedLot(
+            lot_id=lot_id,
+            lot_code=row["lot_code"],
+            sku=row["sku"],
+            supplier_id=row["supplier_id"],
+            via_lot_id=via[lot_id],
+        )
+        for lot_id, row in sorted(made.items())
+    ]
 
 
 def _customer(row: Record | None, customer_id: str) -> Customer:

@@ -3,6 +3,7 @@ and backward, and drawing it as a Mermaid flowchart."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from services.recall.domain import (
     NoticeSize,
     NoticeTooLarge,
     TraceNode,
+    made_from,
     mermaid_genealogy,
     split_for_notices,
     walk,
@@ -155,6 +157,30 @@ def test_a_trace_stops_at_the_maximum_depth() -> None:
     nodes = walk(APPLES, GENEALOGY, forward=True, max_depth=1)
 
     assert depths(nodes) == {APPLES: 0, JUICE: 1, GIFT_BOX: 1}
+
+
+def test_made_from_names_each_lot_made_from_the_roots_with_its_nearest_root() -> None:
+    via = made_from([APPLES, JUICE], GENEALOGY)
+
+    # the gift box is made from the juice and, directly, from the apples: the nearer root names
+    # it (one step from the apples, one from the juice: the first root given wins the tie)
+    assert via == {MULTIPACK: JUICE, GIFT_BOX: APPLES}
+
+
+def test_made_from_has_no_depth_limit_and_ends_on_a_cycle() -> None:
+    lots = [UUID(int=n) for n in range(1, 202)]
+    chain = [Edge(lot_id=b, input_lot_id=a) for a, b in itertools.pairwise(lots)]
+    cycle = [*chain, Edge(lot_id=lots[0], input_lot_id=lots[-1])]
+
+    assert made_from([lots[0]], chain) == dict.fromkeys(lots[1:], lots[0])
+    assert made_from([lots[0]], cycle) == dict.fromkeys(lots[1:], lots[0])
+
+
+def test_a_trace_has_no_depth_limit_unless_one_is_given() -> None:
+    lots = [UUID(int=n) for n in range(1, 202)]
+    chain = [Edge(lot_id=b, input_lot_id=a) for a, b in itertools.pairwise(lots)]
+
+    assert max(node.depth for node in walk(lots[0], chain, forward=True).values()) == 200
 
 
 # ------------------------------------------------------------------ Mermaid
