@@ -138,12 +138,19 @@ def test_a_lot_code_rules_document_with_a_mistake_is_refused(document: dict[str,
         LotNumbering.from_mapping(document)
 
 
-def test_an_empty_default_in_the_rules_document_does_not_become_the_lot_code_none() -> None:
-    try:
-        numbering = LotNumbering.from_mapping({"default": None})
-    except ValueError:
-        return
-    assert render(numbering.rule_for("OJ-1L", None)) == "OJ-1L-20261121-0007"
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param({"default": None}, id="default: (YAML null)"),
+        pytest.param({"default": ""}, id="empty default"),
+        pytest.param({"default": "  "}, id="blank default"),
+    ],
+)
+def test_an_empty_default_in_the_rules_document_is_refused_not_made_the_lot_code_none(
+    document: dict[str, Any],
+) -> None:
+    with pytest.raises(ValueError, match="default must be a non-empty pattern"):
+        LotNumbering.from_mapping(document)
 
 
 def test_a_generated_lot_code_longer_than_64_characters_is_refused() -> None:
