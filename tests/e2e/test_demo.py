@@ -29,7 +29,7 @@ from shared.contracts.envelope import encode
 from shared.contracts.events import OrderPlaced
 from shared.runtime.consumer import DLQ_HEADERS
 from tests.e2e.conftest import Clients
-from tests.kafka_helpers import headers_of, produce, read_topic
+from tests.kafka_helpers import headers_of, produce, read_settled, read_topic
 
 # Who receives the pressed juice lot when the story runs on an empty platform (FEFO):
 # Green Basket 24 of its 30, Harbor Café all 24, Hilltop School 12 of its 30.
@@ -92,22 +92,23 @@ async def test_the_recall_notifies_exactly_the_customers_who_received_the_compla
     assert outcome.complainant == "CUST-HARBOR-CAFE"
     assert "✓ 3 customers notified" in transcript
 
-    # What a notification service reads: the summary, then one notice per customer.
-    notified: set[str] = set()
+    # What a notification service reads: the summary, then one notice per customer, once
+    # each: read when the recall's notices are done and its outbox has published them all.
+    async def notices_complete() -> bool:
+        view = (await clients.recall.get(f"/recalls/{outcome.recall_id}")).json()
+        return bool(view["notices_complete"])
 
-    async def all_notices() -> bool:
-        notified.clear()
-        for record in await read_topic(clients.bootstrap, "recall-issued", timeout=10):
-            event = json.loads(record.value)
-            if (
-                event["type"] == "lottrace.recall-customer-notice.v1"
-                and event["data"]["recall_id"] == outcome.recall_id
-            ):
-                notified.add(event["data"]["customer"]["customer_id"])
-        return len(notified) >= 3
-
-    await wait_until(all_notices, timeout=30, what="the recall's customer notices")
-    assert notified == RECEIVED_THE_PRESSED_LOT
+    await wait_until(notices_complete, timeout=30, what="the recall's customer notices sent")
+    notified: list[str] = []
+    recall_database = clients.platform.database_urls["recall"]
+    for record in await read_settled(clients.bootstrap, "recall-issued", recall_database):
+        event = json.loads(record.value)
+        if (
+            event["type"] == "lottrace.recall-customer-notice.v1"
+            and event["data"]["recall_id"] == outcome.recall_id
+        ):
+            notified.append(event["data"]["customer"]["customer_id"])
+    assert sorted(notified) == sorted(RECEIVED_THE_PRESSED_LOT)
 
 
 async def test_the_story_writes_the_genealogy_picture_and_the_customers_csv(
