@@ -4,7 +4,8 @@ Platform: `dev` starts everything locally (what `make run` does), `demo` tells t
 against it. People and scripts: `trace` follows a lot back to its suppliers and forward to its
 customers, `recall` issues and follows recalls, `lots expiring` lists what expires soon, `scan`
 reads a GS1 barcode. Operators: `dlq list` and `dlq replay` for dead letters, `hash-key` for
-API keys, `contracts` for the AsyncAPI document.
+API keys, `contracts` for the AsyncAPI document, `check` to audit the services against each
+other, `backup` and `restore` for every service database.
 
 Commands that call the services take their addresses from `LOTTRACE_<SERVICE>_URL` (default:
 the ports `make run` uses) and the key from `LOTTRACE_API_KEY`; Kafka commands take the

@@ -12,13 +12,16 @@ from rich.table import Table
 from lottrace.check.compare import Activity, CheckReport, Verdict
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}"
+
+
 def summary(report: CheckReport) -> str:
-    counted = f"{report.lots} lots, {report.shipments} shipments"
+    counted = f"{_count(report.lots, 'lot')}, {_count(report.shipments, 'shipment')}"
     if report.verdict is Verdict.CLEAN:
         tail = "" if report.settled else " (work was in flight: see --wait)"
         return f"consistent: {counted} agree across the services{tail}"
-    count = len(report.differences)
-    found = f"{count} difference{'s' if count != 1 else ''} over {counted}"
+    found = f"{_count(len(report.differences), 'difference')} over {counted}"
     if report.verdict is Verdict.IN_FLIGHT:
         return f"{found}, with work in flight that may explain them: run again with --wait"
     return found

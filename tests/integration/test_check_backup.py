@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from typer.testing import CliRunner
 
-from lottrace.backup import ArchiveInvalid, PgTools, RestoreRefused, backup, restore
+from lottrace.backup import ArchiveInvalid, PgTools, RestoreRefused, read_manifest, restore
 from lottrace.check.audit import CheckOptions, run_check
 from lottrace.check.compare import CheckReport, Kind, Verdict
 from lottrace.cli import app as cli
@@ -150,6 +150,9 @@ async def test_check_is_clean_after_real_work_and_names_a_corrupted_lot(
         1,
     )
     assert clean.settled
+    said = await asyncio.to_thread(CliRunner().invoke, cli, ["check", *cli_args(databases, broker)])
+    assert said.exit_code == 0, said.output
+    assert said.stdout.strip() == "consistent: 2 lots, 1 shipment agree across the services"
 
     await execute(
         databases["inventory"],
@@ -179,7 +182,13 @@ async def test_restore_brings_back_the_backed_up_state_and_refuses_to_overwrite_
     before = await rows(databases)
     archive = tmp_path / "lottrace.tar"
     tools = PgTools.choose(None)
-    manifest = await backup(databases, archive, tools)
+    made = await asyncio.to_thread(
+        CliRunner().invoke,
+        cli,
+        ["backup", str(archive), *(f"--{s}-database-url={u}" for s, u in databases.items())],
+    )
+    assert made.exit_code == 0, made.output
+    manifest = read_manifest(archive)
     assert {d.service for d in manifest.databases} == set(SERVICES)
     assert "inventory/0001_stock" in manifest.databases[1].migrations
 
