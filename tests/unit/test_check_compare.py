@@ -87,9 +87,7 @@ def test_identity_and_quantities_are_compared_lot_by_lot() -> None:
     more = replace(consistent(), recall_lots=(replace(OJ, received=Decimal(101)), ORANGES))
     assert kinds(more) == [(Kind.RECEIVED_QUANTITY, str(OJ.lot_id), ("receiving", "recall"))]
     used = replace(consistent(), inventory_lots=(OJ, replace(ORANGES, consumed=Decimal(9))))
-    assert (Kind.CONSUMED_QUANTITY, str(ORANGES.lot_id), ("receiving", "inventory")) in kinds(
-        used
-    )
+    assert (Kind.CONSUMED_QUANTITY, str(ORANGES.lot_id), ("receiving", "inventory")) in kinds(used)
 
 
 def test_stock_that_does_not_balance_names_the_lot_and_the_units_unaccounted() -> None:
