@@ -36,15 +36,17 @@ log = get_logger(__name__)
 # anything else.
 SAMPLE_TIMEOUT_SECONDS = 5.0
 
-# Every outbox row is one still to publish (the relay deletes what the broker acknowledged).
-# The age is that of the next row to publish, the lowest id, one index entry. (It can be
-# younger than the oldest unsent row by the length of a transaction: ids are taken at insert,
-# created_at at the transaction's start.)
+# The backlog: outbox rows not yet published (`published_at IS NULL`; published rows stay a
+# while for re-publishing, rows the broker refused move to outbox_rejected). Both read the
+# partial index of unpublished rows. The age is that of the next row to publish, the lowest
+# id, one index entry. (It can be younger than the oldest unsent row by the length of a
+# transaction: ids are taken at insert, created_at at the transaction's start.)
 OUTBOX_QUERY = """
     SELECT
-        (SELECT count(*) FROM outbox) AS backlog,
+        (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS backlog,
         coalesce(
-            (SELECT extract(epoch FROM now() - created_at) FROM outbox ORDER BY id LIMIT 1),
+            (SELECT extract(epoch FROM now() - created_at) FROM outbox
+             WHERE published_at IS NULL ORDER BY id LIMIT 1),
             0
         ) AS oldest
 """

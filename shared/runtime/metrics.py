@@ -44,6 +44,16 @@ OUTBOX_PUBLISHED = Counter(
     "Events published from the transactional outbox, by topic.",
     ["topic"],
 )
+OUTBOX_REPUBLISHED = Counter(
+    "lottrace_outbox_republished_total",
+    "Retained outbox rows queued again because the broker lost the log they were published"
+    " to (0 unless the broker forgets: the embedded one keeps its log in memory only).",
+)
+OUTBOX_REJECTED = Counter(
+    "lottrace_outbox_rejected_total",
+    "Outbox rows the broker refuses for good (too large), set aside in outbox_rejected.",
+    ["topic"],
+)
 OUTBOX_BACKLOG = Gauge(
     "lottrace_outbox_backlog",
     "Outbox rows committed and not yet published, sampled every METRICS_SAMPLE_SECONDS.",

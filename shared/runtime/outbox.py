@@ -1,20 +1,43 @@
-"""The outbox relay: publishes committed outbox rows in id order, then deletes them.
+"""The outbox relay: publishes committed outbox rows in id order, keeps them a while, and
+publishes them again when the broker loses its log.
 
 One relay per database is active at a time (a session advisory lock elects it), so rows
 keep their order per key across replicas; the others wait to take over. The relay sleeps on
 LISTEN/NOTIFY (every unit of work that writes to the outbox notifies at commit) with a slow
-safety poll, so it neither spins nor lags. A crash between publish and delete re-publishes
+safety poll, so it neither spins nor lags. A crash between publish and marking re-publishes
 the tail: consumers de-duplicate by CloudEvents id.
+
+A published row keeps its place in the outbox with `published_at` set, for
+OUTBOX_RETENTION_SECONDS, and is then purged. The relay also keeps an anchor: where the broker
+put the last record it acknowledged, and that record's CloudEvents id. At leadership, after
+any failure and every OUTBOX_BROKER_CHECK_SECONDS, it reads that one record back. When the
+broker no longer has it (the partition ends before it, or another event sits there: the
+embedded broker keeps its log in memory only), every retained row is queued again and goes
+out in id order before the rows not yet published. A record that the topic's retention
+deleted is not a loss: the anchor is simply dropped.
+
+A row the broker refuses for good (too large) is moved to `outbox_rejected`, counted and
+logged, and the relay goes on with the next rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    OffsetOutOfRangeError,
+    RecordListTooLargeError,
+)
+from aiokafka.structs import RecordMetadata
 
 from shared.runtime import metrics
 from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json
@@ -23,6 +46,112 @@ from shared.runtime.logging import get_logger
 log = get_logger(__name__)
 
 _RELAY_LOCK_KEY = 0x6F757462  # "outb"
+_TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
+PURGE_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where the broker put a record the relay published, and the record's CloudEvents id."""
+
+    topic: str
+    partition: int
+    offset: int
+    event_id: str
+
+
+class LogState(enum.Enum):
+    HOLDS = "holds"  # the record is where the broker said it put it
+    LOST = "lost"  # the partition ends before it, or another record is there
+    EXPIRED = "expired"  # removed by the topic's retention: it tells nothing
+    UNKNOWN = "unknown"  # no answer in time: checked again later
+
+
+@dataclass(frozen=True)
+class Round:
+    """What one round published: the ids the next round marks, and the last record's place."""
+
+    sent: list[int] = field(default_factory=list)
+    anchor: Anchor | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    id: int
+    topic: str
+    reason: str
+
+
+def event_id_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    found = [value for name, value in headers if name == "ce_id"]
+    return found[-1].decode(errors="replace") if found else None
+
+
+class LogProbe:
+    """Reads one record back from the broker: a bounded check, never a scan."""
+
+    def __init__(
+        self, client_options: dict[str, Any], *, timeout: float = 10.0, fetch_seconds: float = 1.0
+    ) -> None:
+        self._options = client_options
+        self._timeout = timeout
+        self._fetch_seconds = fetch_seconds
+
+    async def check(self, anchor: Anchor) -> LogState:
+        """Where the anchor record stands; raises when the broker cannot tell (yet). Bounded
+        by the timeout even when the broker goes away mid-check (the client is abandoned)."""
+        consumer = AIOKafkaConsumer(
+            **self._options,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            fetch_max_wait_ms=50,
+        )
+        task = asyncio.create_task(self._started_check(consumer, anchor))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+            if not done:
+                raise TimeoutError(f"broker check of {anchor} took over {self._timeout}s")
+            return task.result()
+        finally:
+            task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait({asyncio.create_task(consumer.stop())}, timeout=5)
+
+    async def _started_check(self, consumer: AIOKafkaConsumer, anchor: Anchor) -> LogState:
+        await consumer.start()
+        return await self._check(consumer, anchor)
+
+    async def _check(self, consumer: AIOKafkaConsumer, anchor: Anchor) -> LogState:
+        tp = TopicPartition(anchor.topic, anchor.partition)
+        if anchor.partition not in (consumer.partitions_for_topic(anchor.topic) or ()):
+            raise LookupError(f"{anchor.topic}/{anchor.partition} is not on the broker (yet)")
+        consumer.assign([tp])
+        if (await consumer.beginning_offsets([tp]))[tp] > anchor.offset:
+            return LogState.EXPIRED
+        consumer.seek(tp, anchor.offset)
+        try:
+            record = await self._first_record(consumer, tp)
+        except OffsetOutOfRangeError:
+            return LogState.LOST  # Kafka: the partition ends before the anchor
+        if record is None:
+            # The embedded broker answers an offset past its end with nothing. Its end offset
+            # is only trusted in that case: it under-counts when the last batch holds several
+            # records, so comparing it alone with the anchor would find losses that are not.
+            end = (await consumer.end_offsets([tp]))[tp]
+            return LogState.LOST if end <= anchor.offset else LogState.UNKNOWN
+        if record.offset != anchor.offset:
+            return LogState.EXPIRED  # no record at that offset (compacted, a control record)
+        found = event_id_of(record.headers)
+        return LogState.HOLDS if found == anchor.event_id else LogState.LOST
+
+    async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> Any:
+        deadline = time.monotonic() + self._fetch_seconds
+        while time.monotonic() < deadline:
+            records = (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp, [])
+            if records:
+                return records[0]
+        return None
 
 
 class OutboxRelay:
@@ -34,16 +163,30 @@ class OutboxRelay:
         batch_size: int = 2_000,
         idle_poll_seconds: float = 5.0,
         inbox_retention_days: float = 30.0,
+        retention_seconds: float = 600.0,
+        probe: LogProbe | None = None,
+        check_seconds: float = 5.0,
+        max_message_bytes: int = 1_000_000,
+        purge_seconds: float = 10.0,
     ) -> None:
         self._url = url
         self._producer = producer
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
         self._inbox_retention_days = inbox_retention_days
+        self._retention_seconds = retention_seconds
+        self._probe = probe
+        self._check_seconds = check_seconds
+        self._max_message_bytes = max_message_bytes
+        self._purge_seconds = purge_seconds
+        self._next_purge = 0.0
         self._wakeup = asyncio.Event()
         self.is_leader = False
         self.last_error: str | None = None
         self.published = 0
+        self.republished = 0
+        self.rejected = 0
+        self.checks = 0
 
     def wake(self, *_: Any) -> None:
         self._wakeup.set()
@@ -76,76 +219,226 @@ class OutboxRelay:
             self.is_leader = True
             log.info("outbox relay active")
             await connection.add_listener(OUTBOX_CHANNEL, self.wake)
-            polls = 0
-            sent: list[int] = []
-            while True:
-                self._wakeup.clear()
-                rows, sent = await self._publish_batch(connection, sent)
-                if rows:
-                    continue  # the next round deletes these, and takes what came meanwhile
-                polls += 1
-                if polls % 60 == 1:
-                    await self._purge(connection)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._idle_poll_seconds)
+            await self._relay(connection)
         finally:
             self.is_leader = False
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), 5)
 
-    async def _publish_batch(
-        self, connection: asyncpg.Connection, previously_sent: list[int]
-    ) -> tuple[int, list[int]]:
-        """Delete what the last round published, fetch the next rows, publish them.
+    async def _relay(self, connection: asyncpg.Connection) -> None:
+        """Check the broker first (it may have restarted while no relay was active), then
+        publish round after round; a failure ends here and the caller starts over."""
+        polls = 0
+        last = Round()
+        next_check = 0.0
+        while True:
+            self._wakeup.clear()
+            if time.monotonic() >= next_check:
+                if await self._broker_lost(connection):
+                    last = Round()  # on the lost log: queued again with the retained rows
+                next_check = time.monotonic() + self._check_seconds
+            rows, last = await self._publish_batch(connection, last)
+            await self._purge_published(connection)
+            if rows:
+                continue  # the next round marks these, and takes what came meanwhile
+            polls += 1
+            if polls % 60 == 1:
+                await self._purge_inbox(connection)
+            idle = min(self._idle_poll_seconds, self._check_seconds)  # idle, it checks too
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), idle)
 
-        Returns how many rows this round fetched and the ids it published, which the next
-        round deletes in the same statement as its fetch: one round trip a round.
+    async def _publish_batch(
+        self, connection: asyncpg.Connection, previous: Round
+    ) -> tuple[int, Round]:
+        """Mark what the last round published, fetch the next rows, publish them.
+
+        Returns how many rows this round fetched and what it published, which the next round
+        marks in the same statement as its fetch: one round trip a round. The fetch still sees
+        those rows unmarked (one snapshot): a merge anti-join with the ids leaves them out, at
+        a fraction of the cost of `id <> ALL(ids)` (a comparison with every id, per row).
         """
+        anchor = previous.anchor
         rows = await connection.fetch(
             """
             WITH published AS (
-                DELETE FROM outbox WHERE id = ANY($1::bigint[])
+                UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])
+            ), anchored AS (
+                INSERT INTO outbox_anchor (topic, partition, kafka_offset, event_id)
+                SELECT $3::text, $4::integer, $5::bigint, $6::text WHERE $3::text IS NOT NULL
+                ON CONFLICT (singleton) DO UPDATE SET
+                    topic = EXCLUDED.topic, partition = EXCLUDED.partition,
+                    kafka_offset = EXCLUDED.kafka_offset, event_id = EXCLUDED.event_id,
+                    recorded_at = now()
             )
-            SELECT id, topic, key, value, headers FROM outbox
-            WHERE id <> ALL($1::bigint[])
+            SELECT id, topic, key, value, headers FROM outbox o
+            WHERE published_at IS NULL
+              AND NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = o.id)
             ORDER BY id LIMIT $2
             """,
-            previously_sent,
+            previous.sent,
             self._batch_size,
+            anchor.topic if anchor else None,
+            anchor.partition if anchor else None,
+            anchor.offset if anchor else None,
+            anchor.event_id if anchor else None,
         )
-        if previously_sent:
-            self.published += len(previously_sent)
+        self.published += len(previous.sent)
         if not rows:
-            return 0, []
-        futures = []
-        for row in rows:
-            futures.append(
-                await self._producer.send(
-                    row["topic"],
-                    value=row["value"],
-                    key=row["key"],
-                    headers=headers_from_json(row["headers"]),
+            return 0, Round()
+        results = await asyncio.gather(
+            *[await self._send(row) for row in rows], return_exceptions=True
+        )
+        return len(rows), await self._settle(connection, rows, results)
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[RecordMetadata]:
+        """Hand one row to the producer; a row it refuses for its size fails alone."""
+        headers = headers_from_json(row["headers"])
+        size = len(row["value"]) + len(row["key"] or b"") + sum(len(n) + len(v) for n, v in headers)
+        failed: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        if size > self._max_message_bytes:
+            failed.set_exception(
+                MessageSizeTooLargeError(
+                    f"{size} bytes exceed KAFKA_MAX_MESSAGE_BYTES ({self._max_message_bytes})"
                 )
             )
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        # Keep the prefix that was acknowledged: order per key survives a partial failure.
-        sent: list[int] = []
+            return failed
+        try:
+            sent: asyncio.Future[RecordMetadata] = await self._producer.send(
+                row["topic"], value=row["value"], key=row["key"], headers=headers
+            )
+        except _TOO_LARGE as error:
+            failed.set_exception(error)
+            return failed
+        return sent
+
+    async def _settle(
+        self, connection: asyncpg.Connection, rows: list[asyncpg.Record], results: list[Any]
+    ) -> Round:
+        """Keep the prefix the broker acknowledged (order per key survives a partial failure),
+        set aside the rows refused for their size, raise the first other failure."""
+        acknowledged: list[tuple[asyncpg.Record, RecordMetadata]] = []
+        rejected: list[Rejection] = []
         failure: BaseException | None = None
         for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                failure = result
-                break
-            sent.append(row["id"])
-            metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+            if isinstance(result, _TOO_LARGE):
+                rejected.append(Rejection(row["id"], row["topic"], f"{result}"))
+            elif isinstance(result, BaseException):
+                failure = failure or result
+            elif failure is None:
+                acknowledged.append((row, result))
+                metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+        sent = [row["id"] for row, _ in acknowledged]
+        anchor = next(filter(None, (_anchor(*pair) for pair in reversed(acknowledged))), None)
+        if rejected:
+            await self._set_aside(connection, rejected)
         if failure is not None:
             if sent:
-                await connection.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", sent)
+                await self._mark(connection, Round(sent, anchor))
             raise failure
-        return len(rows), sent
+        return Round(sent, anchor)
 
-    async def _purge(self, connection: asyncpg.Connection) -> None:
+    async def _mark(self, connection: asyncpg.Connection, published: Round) -> None:
+        """Mark published rows outside a round (before a failure ends the relay's turn)."""
+        await connection.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published.sent
+        )
+        self.published += len(published.sent)
+
+    async def _set_aside(self, connection: asyncpg.Connection, rejected: list[Rejection]) -> None:
+        await connection.execute(
+            """
+            WITH moved AS (
+                DELETE FROM outbox o USING unnest($1::bigint[], $2::text[]) AS r(id, reason)
+                WHERE o.id = r.id
+                RETURNING o.id, o.topic, o.key, o.value, o.headers, o.created_at, r.reason
+            )
+            INSERT INTO outbox_rejected (id, topic, key, value, headers, created_at, reason)
+            SELECT * FROM moved ON CONFLICT (id) DO NOTHING
+            """,
+            [r.id for r in rejected],
+            [r.reason for r in rejected],
+        )
+        for rejection in rejected:
+            self.rejected += 1
+            metrics.OUTBOX_REJECTED.labels(rejection.topic).inc()
+            log.error(
+                "outbox row set aside: the broker refuses it",
+                outbox_id=rejection.id,
+                topic=rejection.topic,
+                reason=rejection.reason[:300],
+            )
+
+    async def _broker_lost(self, connection: asyncpg.Connection) -> bool:
+        """Read back the anchor record; when the broker lost it, queue every retained row
+        again (and drop the anchor) in one transaction. True when it did."""
+        row = await connection.fetchrow(
+            "SELECT topic, partition, kafka_offset, event_id FROM outbox_anchor"
+        )
+        if row is None or self._probe is None:
+            return False
+        anchor = Anchor(row["topic"], row["partition"], row["kafka_offset"], row["event_id"])
+        state = await self._probe.check(anchor)
+        self.checks += 1
+        if state is LogState.HOLDS:
+            return False
+        if state is LogState.UNKNOWN:
+            log.warning("outbox broker check inconclusive; retrying later", anchor=f"{anchor}")
+            return False
+        if state is LogState.EXPIRED:
+            await connection.execute("DELETE FROM outbox_anchor")
+            return False
+        queued = await connection.fetchval(
+            """
+            WITH queued AS (
+                UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL RETURNING 1
+            ), dropped AS (
+                DELETE FROM outbox_anchor
+            )
+            SELECT count(*) FROM queued
+            """
+        )
+        self.republished += queued
+        metrics.OUTBOX_REPUBLISHED.inc(queued)
+        log.warning(
+            "outbox re-published after broker loss",
+            count=queued,
+            missing=f"{anchor.topic}/{anchor.partition}@{anchor.offset}",
+        )
+        return True
+
+    async def _purge_published(self, connection: asyncpg.Connection) -> None:
+        """Delete rows published longer ago than the retention, a batch at a time by the
+        published_at index; again at once while a full batch came back (catching up)."""
+        if time.monotonic() < self._next_purge:
+            return
+        deleted = await connection.fetchval(
+            """
+            WITH old AS (
+                SELECT id FROM outbox
+                WHERE published_at < now() - make_interval(secs => $1)
+                ORDER BY published_at LIMIT $2
+            ), gone AS (
+                DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING 1
+            )
+            SELECT count(*) FROM gone
+            """,
+            self._retention_seconds,
+            PURGE_BATCH,
+        )
+        behind = deleted >= PURGE_BATCH
+        self._next_purge = time.monotonic() + (0.0 if behind else self._purge_seconds)
+
+    async def _purge_inbox(self, connection: asyncpg.Connection) -> None:
         """Forget old inbox entries; the inbox outlives the topics' retention."""
         await connection.execute(
             "DELETE FROM inbox WHERE received_at < now() - make_interval(secs => $1)",
             self._inbox_retention_days * 86_400,
         )
+
+
+def _anchor(row: asyncpg.Record, metadata: RecordMetadata) -> Anchor | None:
+    event_id = event_id_of(headers_from_json(row["headers"]))
+    if event_id is None:
+        return None
+    return Anchor(metadata.topic, metadata.partition, metadata.offset, event_id)

@@ -14,11 +14,11 @@ from aiokafka import AIOKafkaProducer
 from shared.runtime import metrics
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.database import Database
-from shared.runtime.kafka import make_broker, make_producer
+from shared.runtime.kafka import client_options, make_broker, make_producer
 from shared.runtime.lag import MetricsSampler
 from shared.runtime.logging import get_logger
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from shared.runtime.outbox import OutboxRelay
+from shared.runtime.outbox import LogProbe, OutboxRelay
 from shared.runtime.settings import ServiceSettings
 from shared.runtime.tracing import setup_tracing
 
@@ -74,11 +74,16 @@ class ServiceRuntime:
         await self._until_done("database", self._open_database)
         await self._until_done("producer", self._start_producer)
         assert self.producer is not None
+        settings = self.settings
         self.relay = OutboxRelay(
             self._url,
             self.producer,
-            batch_size=self.settings.outbox_batch_size,
-            inbox_retention_days=self.settings.inbox_retention_days,
+            batch_size=settings.outbox_batch_size,
+            inbox_retention_days=settings.inbox_retention_days,
+            retention_seconds=settings.outbox_retention_seconds,
+            probe=LogProbe(client_options(settings.kafka)),
+            check_seconds=settings.outbox_broker_check_seconds,
+            max_message_bytes=settings.kafka.max_message_bytes,
         )
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         if self.broker is not None:

@@ -79,6 +79,19 @@ class ServiceSettings(BaseSettings):
     consumer_batch_timeout_ms: int = Field(default=50, ge=1)
     outbox_batch_size: int = Field(default=2_000, ge=1, le=50_000)
     inbox_retention_days: float = Field(default=30.0, gt=0)
+    outbox_retention_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long published outbox rows are kept, to be published again if the"
+        " broker loses its log. It bounds what a broker crash can lose while a consumer lags"
+        " (a stopped service has this long to come back) and what one re-publishes.",
+    )
+    outbox_broker_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the relay reads back the last record it published to tell"
+        " whether the broker lost its log (also at start and after any publish failure).",
+    )
     migrate_on_start: bool = True
     max_request_bytes: int = Field(default=1_000_000, ge=1_024)
     auth_mode: Literal["required", "disabled"] = Field(
