@@ -135,20 +135,21 @@ class Platform:
 
     def __post_init__(self) -> None:
         if self.home is not None:
-            data = DataHome(self.home)
-            data.create()
-            self.log_dir = self.log_dir or data.logs_dir
-            self.admin_key = data.admin_key()
+            self.log_dir = self.log_dir or DataHome(self.home).logs_dir
 
     def open_home(self) -> None:
-        """Lock the data folder and check who wrote it (HomeError when either fails)."""
+        """Lock the data folder, check who wrote it (HomeError when either fails), then
+        take its admin key. A refused folder is left as it was."""
         if self.home is None or self._lock is not None:
             return
+        data = DataHome(self.home)
+        data.path.mkdir(parents=True, exist_ok=True)
         lock = HomeLock(self.home)
         lock.acquire()
         try:
-            current = DataFormat(DATA_FORMAT, EmbeddedPostgres.major_version())
-            DataHome(self.home).check_format(current)
+            data.check_format(DataFormat(DATA_FORMAT, EmbeddedPostgres.major_version()))
+            data.create()
+            self.admin_key = data.admin_key()
         except BaseException:
             lock.release()
             raise

