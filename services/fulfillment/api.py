@@ -41,13 +41,13 @@ def _scanned(scans: list[str]) -> list[ScannedLot]:
     return lots
 
 
-def _view(result: ShipmentResult, shipped_by: str | None = None) -> ShipmentView:
+def _view(result: ShipmentResult) -> ShipmentView:
     return ShipmentView(
         shipment_id=result.shipment_id,
         order_id=result.order_id,
         customer=result.customer.model_dump(mode="json", exclude_none=True),
         shipped_at=result.shipped_at,
-        shipped_by=shipped_by,
+        shipped_by=result.shipped_by,
         lines=[ShippedLine(**vars(line)) for line in result.lines],
     )
 
@@ -93,7 +93,7 @@ async def create_shipment(
     assert result is not None
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return _view(result, shipped_by=actor)
+    return _view(result)
 
 
 @router.get(

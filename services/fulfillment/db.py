@@ -345,7 +345,8 @@ async def take_from_allocations(
 
 async def find_shipment(connection: Connection, shipment_id: str) -> Record | None:
     return await connection.fetchrow(
-        "SELECT shipment_id, order_id, shipped_at FROM shipments WHERE shipment_id = $1",
+        "SELECT shipment_id, order_id, shipped_at, shipped_by FROM shipments"
+        " WHERE shipment_id = $1",
         shipment_id,
     )
 

@@ -42,6 +42,7 @@ class ShipmentResult:
     customer: Customer
     shipped_at: datetime
     lines: list[ShipLine]
+    shipped_by: str | None = None  # the key that shipped it, also when a retry replays it
     replayed: bool = False
 
 
@@ -238,7 +239,9 @@ class Fulfillment:
         shipment = (shipment_id or new_id(), order_id, datetime.now(UTC), actor, plan.lines)
         await self._record(unit, [shipment], {order_id: customer})
         await db.take_from_allocations(unit.connection, order_id, plan.lines)
-        return ShipmentResult(shipment[0], order_id, customer, shipment[2], plan.lines)
+        return ShipmentResult(
+            shipment[0], order_id, customer, shipment[2], plan.lines, shipped_by=actor
+        )
 
     async def _record(
         self,
@@ -286,6 +289,7 @@ class Fulfillment:
                 )
                 for r in rows
             ],
+            shipped_by=earlier["shipped_by"],
             replayed=True,
         )
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 
 from lottrace.infra import TansuBroker, wait_until
@@ -122,11 +121,6 @@ async def test_only_a_shipper_ships_and_the_shipment_names_the_key_that_shipped_
     assert len(published) == 2  # the refused attempts published nothing
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a replayed POST /shipments answers shipped_by = the retrying caller, not the key"
-    " that shipped it (api.create_shipment passes the current actor to _view on a replay)",
-)
 async def test_a_retried_shipment_still_names_the_key_that_shipped_it(
     fulfillment: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
