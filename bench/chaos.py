@@ -8,7 +8,12 @@ on every input topic. Afterwards the invariants are checked from the raw topics 
 projections' tables, not through the services' own code:
 
 - every order is shipped at most once, and only what was allocated to it;
-- per lot: received = on hand + shipped - adjusted + consumed by production;
+- every order the load placed is accounted for: each line shipped in full, cancelled,
+  backordered with a stated reason, or reserved on a blocked lot waiting for re-allocation;
+- every received lot is in inventory, and per lot: received = on hand + shipped - adjusted
+  + consumed by production, on hand >= 0, reserved <= on hand;
+- nothing is shipped from a lot after fulfillment blocked it, nor reserved after inventory
+  recalled it;
 - each recall's notices name exactly the customers the raw `order-shipped` stream says
   received an affected lot;
 - the dead-letter topics hold exactly the injected poison messages; no outbox row is left
@@ -66,6 +71,7 @@ class Chaos:
     faults: list[Fault] = field(default_factory=list)
     poison: list[tuple[str, int, int]] = field(default_factory=list)  # topic, partition, offset
     recalls: list[str] = field(default_factory=list)
+    placed: list[OrderPlaced] = field(default_factory=list)  # by the load generator
     log: Callable[[str], None] = print
 
     def elapsed(self) -> float:
@@ -168,6 +174,7 @@ async def place_orders(
 ) -> None:
     skus = sorted({lot["sku"] for lot in lots})
     orders = workload.orders("CH", chaos.orders, skus, CHAOS_SIZE, rng)
+    chaos.placed = orders
     producer = AIOKafkaProducer(
         bootstrap_servers=chaos.platform.bootstrap_servers, linger_ms=5, acks="all"
     )
@@ -430,10 +437,22 @@ async def _unsent(chaos: Chaos) -> dict[str, int]:
     for name, url in chaos.platform.database_urls.items():
         connection = await asyncpg.connect(url)
         try:
-            result[name] = int(await connection.fetchval("SELECT count(*) FROM outbox"))
+            result[name] = int(await connection.fetchval(await _unsent_query(connection)))
         finally:
             await connection.close()
     return result
+
+
+async def _unsent_query(connection: asyncpg.Connection) -> str:
+    """Rows still to publish: all of them where the relay deletes what it published, those
+    with no `published_at` where it keeps published rows for a while."""
+    keeps_published = await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND table_name = 'outbox' AND column_name = 'published_at')"
+    )
+    if keeps_published:
+        return "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    return "SELECT count(*) FROM outbox"
 
 
 # ------------------------------------------------------------------ invariants
@@ -456,6 +475,8 @@ async def check_invariants(chaos: Chaos) -> dict[str, Any]:
     }
     checks["shipped_at_most_once_and_only_allocated"] = _check_shipping(streams)
     checks["stock_conserved_per_lot"] = await _check_stock(chaos, streams)
+    checks["every_order_accounted_for"] = await _check_orders(chaos, streams)
+    checks["nothing_shipped_or_reserved_from_a_blocked_lot"] = await _check_blocked_lots(chaos)
     checks["recall_notices_exact"] = _check_recalls(chaos, streams)
     checks["dead_letters_exactly_the_poison"] = await _check_dead_letters(chaos)
     unsent = await _unsent(chaos)
@@ -505,6 +526,11 @@ def _check_shipping(streams: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 
 async def _check_stock(chaos: Chaos, streams: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Every lot received on the topic is in inventory, and per lot: received = on hand +
+    shipped - adjusted + consumed, each term equal to what the topics say, on hand >= 0 and
+    reserved <= on hand; per location, 0 <= reserved and any reservation within the stock
+    there. (A location's on hand alone may be negative: a shipment made elsewhere before
+    the lot's receipt is booked where the shipment says, the receipt where it says.)"""
     received: dict[str, Decimal] = defaultdict(Decimal)
     consumed: dict[str, Decimal] = defaultdict(Decimal)
     for event in streams["goods-received"]:
@@ -516,40 +542,191 @@ async def _check_stock(chaos: Chaos, streams: dict[str, list[dict[str, Any]]]) -
     for event in streams["order-shipped"]:
         for line in event["data"]["lines"]:
             shipped[line["lot_id"]] += Decimal(line["quantity"])
-    connection = await asyncpg.connect(chaos.platform.database_urls["inventory"])
-    try:
-        rows = await connection.fetch(
-            """
-            SELECT lot_id::text AS lot_id, sum(received) AS received, sum(consumed) AS consumed,
-                   sum(shipped) AS shipped, sum(adjusted) AS adjusted, sum(on_hand) AS on_hand,
-                   sum(reserved) AS reserved
-            FROM stock GROUP BY lot_id
-            """
+    rows = await _fetch(
+        chaos,
+        "inventory",
+        """
+        SELECT lot_id::text AS lot_id, sum(received) AS received, sum(consumed) AS consumed,
+               sum(shipped) AS shipped, sum(adjusted) AS adjusted, sum(on_hand) AS on_hand,
+               sum(reserved) AS reserved, bool_or(reserved < 0) AS negative_reservation,
+               bool_or(reserved > 0 AND reserved > on_hand) AS reserved_over_on_hand
+        FROM stock GROUP BY lot_id
+        """,
+    )
+    by_lot = {row["lot_id"]: row for row in rows}
+    problems = [
+        f"lot {lot}: received on the topic, unknown to inventory"
+        for lot in received
+        if lot not in by_lot
+    ]
+    for lot, row in by_lot.items():
+        problems += _stock_problems(lot, row, received, shipped, consumed)
+    return {
+        "passed": not problems,
+        "lots": len(rows),
+        "lots_received": len(received),
+        "problems": problems[:20],
+    }
+
+
+def _stock_problems(
+    lot: str,
+    row: Any,
+    received: dict[str, Decimal],
+    shipped: dict[str, Decimal],
+    consumed: dict[str, Decimal],
+) -> list[str]:
+    problems = []
+    if row["received"] != row["on_hand"] + row["shipped"] - row["adjusted"] + row["consumed"]:
+        problems.append(
+            f"lot {lot}: received {row['received']} != on hand + shipped - adjusted + consumed"
         )
+    for column, topic in (("received", received), ("shipped", shipped), ("consumed", consumed)):
+        if row[column] != topic.get(lot, Decimal(0)):
+            problems.append(
+                f"lot {lot}: projection {column} {row[column]}, topics say {topic.get(lot)}"
+            )
+    if row["on_hand"] < 0:
+        problems.append(f"lot {lot}: negative on hand {row['on_hand']}")
+    if row["negative_reservation"]:
+        problems.append(f"lot {lot}: negative reservation")
+    if row["reserved"] > row["on_hand"] or row["reserved_over_on_hand"]:
+        problems.append(f"lot {lot}: more reserved than on hand (in all or at a location)")
+    return problems
+
+
+async def _check_orders(chaos: Chaos, streams: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Every order the load generator placed is known to inventory and fulfillment, and each
+    of its lines is shipped in full (inventory's count equal to the order-shipped stream's),
+    or its order is cancelled, or what is missing is backordered with a stated reason or
+    reserved on a lot that fulfillment has blocked (waiting for re-allocation)."""
+    shipped: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+    for event in streams["order-shipped"]:
+        for line in event["data"]["lines"]:
+            shipped[(event["data"]["order_id"], line["line_no"])] += Decimal(line["quantity"])
+    placed = {order.order_id: order for order in chaos.placed}
+    ids = list(placed)
+    lines = await _fetch(
+        chaos,
+        "inventory",
+        """
+        SELECT l.order_id, l.line_no, l.ordered, l.shipped, l.reserved, l.backorder_reason,
+               o.status
+        FROM order_lines l JOIN orders o USING (order_id) WHERE l.order_id = ANY($1::text[])
+        """,
+        ids,
+    )
+    statuses = {
+        row["order_id"]: row["status"]
+        for row in await _fetch(
+            chaos,
+            "fulfillment",
+            "SELECT order_id, status FROM orders WHERE order_id = ANY($1)",
+            ids,
+        )
+    }
+    blocked = {
+        (row["order_id"], row["line_no"])
+        for row in await _fetch(chaos, "inventory", BLOCKED_RESERVATIONS, ids)
+    }
+    by_line = {(row["order_id"], row["line_no"]): row for row in lines}
+    problems: list[str] = []
+    tally: dict[str, int] = defaultdict(int)
+    for order_id, order in placed.items():
+        if order_id not in statuses:
+            problems.append(f"order {order_id}: unknown to fulfillment")
+        for line in order.lines:
+            key = (order_id, line.line_no)
+            verdict = _line_verdict(key, by_line.get(key), shipped[key], key in blocked)
+            tally[verdict] += 1
+            if verdict.startswith("unaccounted"):
+                problems.append(f"order line {key}: {verdict}")
+    return {
+        "passed": not problems,
+        "orders": len(placed),
+        "lines": dict(sorted(tally.items())),
+        "problems": problems[:20],
+    }
+
+
+# Reservations on lots that inventory has recalled: lines waiting for re-allocation.
+BLOCKED_RESERVATIONS = """
+    SELECT DISTINCT r.order_id, r.line_no FROM reservations r JOIN lots l USING (lot_id)
+    WHERE r.order_id = ANY($1::text[]) AND (l.recalled OR l.on_hold)
+"""
+
+
+def _line_verdict(key: tuple[str, int], row: Any, shipped: Decimal, blocked: bool) -> str:
+    if row is None:
+        return "unaccounted: unknown to inventory"
+    if row["shipped"] != shipped:
+        return f"unaccounted: inventory says {row['shipped']} shipped, the topic {shipped}"
+    if shipped == row["ordered"]:
+        return "shipped"
+    if shipped > row["ordered"]:
+        return f"unaccounted: {shipped} shipped of {row['ordered']}"
+    if row["status"] == "cancelled":
+        return "cancelled"
+    missing = row["ordered"] - shipped
+    if row["backorder_reason"] and missing > row["reserved"]:
+        return f"backordered: {row['backorder_reason']}"
+    if row["reserved"] == missing and blocked:
+        return "waiting for re-allocation from a blocked lot"
+    return (
+        f"unaccounted: {missing} missing, {row['reserved']} reserved,"
+        f" backorder reason {row['backorder_reason']!r}"
+    )
+
+
+async def _check_blocked_lots(chaos: Chaos) -> dict[str, Any]:
+    """No shipment from a lot after fulfillment blocked it, and no reservation of a lot after
+    inventory recalled or held it: each compared on the deciding service's own clock."""
+    shipped_after = await _fetch(
+        chaos,
+        "fulfillment",
+        """
+        SELECT b.lot_id::text AS lot_id, s.shipment_id, s.created_at, b.blocked_at
+        FROM blocked_lots b JOIN shipment_lines l USING (lot_id)
+        JOIN shipments s USING (shipment_id)
+        WHERE s.created_at > b.blocked_at
+        """,
+    )
+    reserved_after = await _fetch(
+        chaos,
+        "inventory",
+        """
+        SELECT r.lot_id::text AS lot_id, r.order_id, r.at, b.blocked_at
+        FROM lot_history r
+        JOIN (SELECT lot_id, min(at) AS blocked_at FROM lot_history WHERE change = 'recalled'
+              GROUP BY lot_id) b USING (lot_id)
+        WHERE r.change = 'reserved' AND r.at > b.blocked_at
+        """,
+    )
+    blocked = await _fetch(chaos, "fulfillment", "SELECT lot_id FROM blocked_lots")
+    recalled = await _fetch(chaos, "inventory", "SELECT lot_id FROM lots WHERE recalled")
+    problems = [
+        f"lot {row['lot_id']}: shipment {row['shipment_id']} at {row['created_at']},"
+        f" blocked since {row['blocked_at']}"
+        for row in shipped_after
+    ] + [
+        f"lot {row['lot_id']}: reserved for {row['order_id']} at {row['at']},"
+        f" recalled since {row['blocked_at']}"
+        for row in reserved_after
+    ]
+    return {
+        "passed": not problems and bool(blocked) and bool(recalled),
+        "lots_blocked_in_fulfillment": len(blocked),
+        "lots_recalled_in_inventory": len(recalled),
+        "problems": problems[:20],
+    }
+
+
+async def _fetch(chaos: Chaos, service: str, query: str, *args: Any) -> list[Any]:
+    connection = await asyncpg.connect(chaos.platform.database_urls[service])
+    try:
+        return list(await connection.fetch(query, *args))
     finally:
         await connection.close()
-    problems = []
-    for row in rows:
-        lot = row["lot_id"]
-        if row["received"] != row["on_hand"] + row["shipped"] - row["adjusted"] + row["consumed"]:
-            problems.append(
-                f"lot {lot}: received {row['received']} != on hand + shipped - adjusted + consumed"
-            )
-        if row["received"] != received.get(lot, Decimal(0)):
-            problems.append(
-                f"lot {lot}: projection received {row['received']}, topic says {received.get(lot)}"
-            )
-        if row["shipped"] != shipped.get(lot, Decimal(0)):
-            problems.append(
-                f"lot {lot}: projection shipped {row['shipped']}, topic says {shipped.get(lot)}"
-            )
-        if row["consumed"] != consumed.get(lot, Decimal(0)):
-            problems.append(
-                f"lot {lot}: projection consumed {row['consumed']}, topic says {consumed.get(lot)}"
-            )
-        if row["reserved"] < 0:
-            problems.append(f"lot {lot}: negative reservation")
-    return {"passed": not problems, "lots": len(rows), "problems": problems[:20]}
 
 
 def _check_recalls(chaos: Chaos, streams: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
