@@ -260,7 +260,7 @@ class EmbeddedPostgres:
             # initdb removes what it made on failure: no half-made cluster is left behind.
             raise StartError(
                 f"PostgreSQL could not create its data folder {self.data_dir}: "
-                f"{_diagnosis(result.stdout.decode(errors='replace'))}; see {self.log_path}"
+                f"{diagnosis(result.stdout.decode(errors='replace'))}; see {self.log_path}"
             )
 
     async def start(self, timeout: float = 60) -> None:
@@ -322,7 +322,7 @@ class EmbeddedPostgres:
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             log = self.log_path.read_text(errors="replace")[-4000:]
-            raise _Exited(f"it exited with {self.process.returncode}: {_diagnosis(log)}")
+            raise _Exited(f"it exited with {self.process.returncode}: {diagnosis(log)}")
         connection = await asyncpg.connect(self.url(), timeout=2)
         try:
             return bool(await connection.fetchval("SELECT 1") == 1)
@@ -379,7 +379,7 @@ class _Exited(Hopeless):
     """The server process exited while we waited for it."""
 
 
-def _diagnosis(output: str) -> str:
+def diagnosis(output: str) -> str:
     """The line of a PostgreSQL log or initdb output that says what went wrong."""
     if "No space left on device" in output:
         return "the disk is full (no space left on device)"
