@@ -14,12 +14,7 @@ from uuid import UUID
 
 from services.recall import db
 from services.recall.domain import NoticeTooLarge, made_from
-from services.recall.notices import (
-    NOTICES_UNDELIVERABLE,
-    NoticeBuilder,
-    NoticeRequest,
-    undeliverable_notice,
-)
+from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
@@ -31,6 +26,7 @@ from shared.contracts.events import (
 )
 from shared.contracts.types import Customer
 from shared.ids import new_id
+from shared.runtime import metrics
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Record, UnitOfWork
 from shared.runtime.logging import get_logger
@@ -408,7 +404,7 @@ class Recalls:
                 reason=reason,
             ),
         )
-        NOTICES_UNDELIVERABLE.inc()
+        metrics.RECALL_NOTICES_UNDELIVERABLE.inc()
         log.error(
             "recall notice cannot be sent; dead-lettered",
             recall_id=request.recall_id,

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from prometheus_client import Counter
-
 from services.recall.domain import NoticeSize, NoticeTooLarge, split_for_notices
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Classification, NoticeShipment, RecallCustomerNotice
@@ -128,13 +126,6 @@ def _notice(
         part=number,
         parts=of,
     )
-
-
-NOTICES_UNDELIVERABLE = Counter(
-    "lottrace_recall_notices_undeliverable_total",
-    "Customer notices that could not be sent (over the message limit even when split) and were"
-    " dead-lettered to recall-issued.dlq; the recall lists the customers waiting.",
-)
 
 
 def undeliverable_notice(request: NoticeRequest, reason: str) -> OutgoingMessage:

@@ -92,3 +92,9 @@ SAMPLE_ERRORS = Counter(
     " keeps its last value meanwhile.",
     ["sampler"],
 )
+
+RECALL_NOTICES_UNDELIVERABLE = Counter(
+    "lottrace_recall_notices_undeliverable_total",
+    "Customer notices that could not be sent (over the message limit even when split) and were"
+    " dead-lettered to recall-issued.dlq; the recall lists the customers waiting.",
+)

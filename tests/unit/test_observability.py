@@ -878,6 +878,10 @@ def test_the_alert_rules_are_complete_and_name_only_defined_metrics() -> None:
     assert "lottrace_dead_lettered_total" in watched["LottraceDeadLetters"]
     assert "lottrace_ready" in watched["LottraceServiceNotReady"]
     assert "lottrace_http_requests_total" in watched["LottraceHttp5xxRatio"]
+    assert (
+        "lottrace_recall_notices_undeliverable_total"
+        in watched["LottraceRecallNoticeUndeliverable"]
+    )
 
 
 @NEEDS_PROMTOOL
