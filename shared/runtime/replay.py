@@ -381,7 +381,9 @@ class _Session:
         self.positions.update(changed)
 
     async def take_over_owned_state(self) -> None:
-        """Copy the owned tables and the unpublished outbox rows from the live schema, once."""
+        """Copy the owned tables and the outbox from the live schema, once: the rows not yet
+        published, and the published ones kept for a re-publish after a broker loss, as they
+        are (a published row is not sent again)."""
         async with self.admin.transaction():
             done = await self.admin.fetchval(
                 f"SELECT true FROM {REPLAY_SCHEMA}.replay_state WHERE step = 'owned state copied'"
@@ -397,8 +399,10 @@ class _Session:
                 )
             await self.admin.execute(
                 f"""
-                INSERT INTO {REPLAY_SCHEMA}.outbox (topic, key, value, headers, created_at)
-                SELECT topic, key, value, headers, created_at FROM {self.live}.outbox ORDER BY id
+                INSERT INTO {REPLAY_SCHEMA}.outbox
+                    (topic, key, value, headers, created_at, published_at)
+                SELECT topic, key, value, headers, created_at, published_at
+                FROM {self.live}.outbox ORDER BY id
                 """
             )
             if self.plan.after_copy is not None:
