@@ -36,6 +36,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars
 
+from shared.errors import DomainError, ErrorKind
 from shared.runtime import metrics
 from shared.runtime.auth import API_KEY_HEADER, BEARER, Authenticator, RequireRole, required_role
 from shared.runtime.database import Database, is_transient
@@ -53,6 +54,15 @@ class ApiError(Exception):
         self.status = status
         self.error = error
         self.detail = detail
+
+
+# The one mapping from a domain refusal to HTTP.
+STATUS_OF_KIND: dict[ErrorKind, int] = {
+    ErrorKind.INVALID: 422,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.UNAVAILABLE: 503,
+}
 
 
 class ErrorBody(BaseModel):
@@ -366,6 +376,10 @@ def create_http_app(
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.error, error.detail)
+
+    @app.exception_handler(DomainError)
+    async def _refused(_: Request, error: DomainError) -> JSONResponse:
+        return error_response(STATUS_OF_KIND[error.kind], error.code, error.message)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
