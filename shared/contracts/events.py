@@ -45,10 +45,12 @@ class Event(ContractModel):
 
     event_type: ClassVar[str]
     topic: ClassVar[str]
+    key_field: ClassVar[str]
+    """The field whose value is the Kafka key; the topic's key is derived from it."""
 
     def key(self) -> str:
         """The Kafka message key: all events of one key share a partition, so their order holds."""
-        raise NotImplementedError
+        return str(getattr(self, self.key_field))
 
     def subject(self) -> str:
         """The CloudEvents subject: the entity the event is about."""
@@ -70,6 +72,7 @@ class OrderPlaced(Event):
 
     event_type: ClassVar[str] = "lottrace.order-placed.v1"
     topic: ClassVar[str] = "order-placed"
+    key_field: ClassVar[str] = "order_id"
 
     order_id: Identifier = Field(examples=["SO-1001"])
     customer: Customer
@@ -89,21 +92,16 @@ class OrderPlaced(Event):
             raise ValueError("line_no must be unique within the order")
         return self
 
-    def key(self) -> str:
-        return self.order_id
-
 
 class OrderCancelled(Event):
     """Releases what was reserved for the order and not yet shipped."""
 
     event_type: ClassVar[str] = "lottrace.order-cancelled.v1"
     topic: ClassVar[str] = "order-cancelled"
+    key_field: ClassVar[str] = "order_id"
 
     order_id: Identifier
     reason: LongText | None = None
-
-    def key(self) -> str:
-        return self.order_id
 
 
 # ---------------------------------------------------------------------------- receiving
@@ -124,6 +122,7 @@ class GoodsReceived(Event):
 
     event_type: ClassVar[str] = "lottrace.goods-received.v1"
     topic: ClassVar[str] = "goods-received"
+    key_field: ClassVar[str] = "lot_id"
 
     receipt_id: Identifier
     lot_id: UUID
@@ -147,20 +146,22 @@ class GoodsReceived(Event):
         description="Lots consumed to make this one; empty for purchases.",
     )
 
-    def key(self) -> str:
-        return str(self.lot_id)
-
 
 # ---------------------------------------------------------------------------- allocation
 
 
-class Allocation(ContractModel):
+class OrderLotLine(ContractModel):
+    # The fields an allocation and a shipment line share, in their wire order: a quantity
+    # of one lot for one order line. Subclasses add their own fields after these.
     line_no: LineNo
     sku: Sku
     lot_id: UUID
     lot_code: LotCode
     quantity: Quantity
     uom: Uom = DEFAULT_UOM
+
+
+class Allocation(OrderLotLine):
     expiry_date: date | None = None
     location: Identifier = "MAIN"
     gtin: Gtin | None = Field(
@@ -188,6 +189,7 @@ class LotAllocated(Event):
 
     event_type: ClassVar[str] = "lottrace.lot-allocated.v1"
     topic: ClassVar[str] = "lot-allocated"
+    key_field: ClassVar[str] = "order_id"
 
     order_id: Identifier
     customer_id: Identifier
@@ -199,20 +201,12 @@ class LotAllocated(Event):
     )
     allocated_at: AwareDatetime | None = None
 
-    def key(self) -> str:
-        return self.order_id
-
 
 # ---------------------------------------------------------------------------- shipping
 
 
-class ShipmentLine(ContractModel):
-    line_no: LineNo
-    sku: Sku
-    lot_id: UUID
-    lot_code: LotCode
-    quantity: Quantity
-    uom: Uom = DEFAULT_UOM
+class ShipmentLine(OrderLotLine):
+    pass
 
 
 class OrderShipped(Event):
@@ -220,15 +214,13 @@ class OrderShipped(Event):
 
     event_type: ClassVar[str] = "lottrace.order-shipped.v1"
     topic: ClassVar[str] = "order-shipped"
+    key_field: ClassVar[str] = "order_id"
 
     shipment_id: Identifier
     order_id: Identifier
     customer: Customer
     shipped_at: AwareDatetime
     lines: list[ShipmentLine] = Field(min_length=1, max_length=10_000)
-
-    def key(self) -> str:
-        return self.order_id
 
 
 # ---------------------------------------------------------------------------- recall
@@ -268,6 +260,7 @@ class RecallIssued(Event):
 
     event_type: ClassVar[str] = "lottrace.recall-issued.v1"
     topic: ClassVar[str] = "recall-issued"
+    key_field: ClassVar[str] = "recall_id"
 
     recall_id: Identifier
     issued_at: AwareDatetime
@@ -277,9 +270,6 @@ class RecallIssued(Event):
     affected_lots: list[AffectedLot] = Field(default_factory=list)
     affected_customer_count: int = Field(ge=0)
     shipped_quantity: NonNegativeQuantity
-
-    def key(self) -> str:
-        return self.recall_id
 
 
 class NoticeShipment(ContractModel):
@@ -298,6 +288,7 @@ class RecallCustomerNotice(Event):
 
     event_type: ClassVar[str] = "lottrace.recall-customer-notice.v1"
     topic: ClassVar[str] = "recall-issued"
+    key_field: ClassVar[str] = "recall_id"
 
     recall_id: Identifier
     customer: Customer
@@ -312,9 +303,6 @@ class RecallCustomerNotice(Event):
         default=None, ge=1, description="Which notice of this customer's split set this is."
     )
     parts: int | None = Field(default=None, ge=1, description="How many notices the set has.")
-
-    def key(self) -> str:
-        return self.recall_id
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

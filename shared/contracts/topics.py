@@ -27,6 +27,21 @@ class TopicSpec:
     consumers: tuple[str, ...]
     description: str
 
+    @classmethod
+    def carrying(
+        cls,
+        *events: type[Event],
+        producer: str,
+        consumers: tuple[str, ...],
+        description: str,
+    ) -> TopicSpec:
+        """The topic its events name, keyed by the field they name: one home for both rules."""
+        names = {event.topic for event in events}
+        keys = {event.key_field for event in events}
+        if len(names) != 1 or len(keys) != 1:
+            raise ValueError(f"events of one topic disagree on topic or key: {names}, {keys}")
+        return cls(names.pop(), keys.pop(), events, producer, consumers, description)
+
     @property
     def dlq(self) -> str:
         return dead_letter_topic(self.name)
@@ -37,50 +52,39 @@ class TopicSpec:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec(
-        name="order-placed",
-        key="order_id",
-        events=(OrderPlaced,),
+    TopicSpec.carrying(
+        OrderPlaced,
         producer="upstream order systems",
         consumers=("inventory", "fulfillment"),
         description="Orders accepted upstream, to allocate by lot and to ship.",
     ),
-    TopicSpec(
-        name="order-cancelled",
-        key="order_id",
-        events=(OrderCancelled,),
+    TopicSpec.carrying(
+        OrderCancelled,
         producer="upstream order systems",
         consumers=("inventory", "fulfillment"),
         description="Orders withdrawn upstream: unshipped reservations are released.",
     ),
-    TopicSpec(
-        name="goods-received",
-        key="lot_id",
-        events=(GoodsReceived,),
+    TopicSpec.carrying(
+        GoodsReceived,
         producer="receiving",
         consumers=("inventory", "recall"),
         description="Quantities of a lot entering stock, with the lot's genealogy.",
     ),
-    TopicSpec(
-        name="lot-allocated",
-        key="order_id",
-        events=(LotAllocated,),
+    TopicSpec.carrying(
+        LotAllocated,
         producer="inventory",
         consumers=("fulfillment",),
         description="An order's current allocation, lot by lot, and its backorders.",
     ),
-    TopicSpec(
-        name="order-shipped",
-        key="order_id",
-        events=(OrderShipped,),
+    TopicSpec.carrying(
+        OrderShipped,
         producer="fulfillment",
         consumers=("inventory", "recall"),
         description="Shipments: which lots went to which customer.",
     ),
-    TopicSpec(
-        name="recall-issued",
-        key="recall_id",
-        events=(RecallIssued, RecallCustomerNotice),
+    TopicSpec.carrying(
+        RecallIssued,
+        RecallCustomerNotice,
         producer="recall",
         consumers=("notification services", "inventory", "fulfillment"),
         description="A recall summary, then one notice per affected customer.",
