@@ -25,13 +25,10 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
-from uuid import UUID
 
 import yaml
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
@@ -45,27 +42,9 @@ from shared.contracts.envelope import (
     encode,
     envelope_model,
 )
-from shared.contracts.events import (
-    ALL_EVENTS,
-    AffectedLot,
-    Allocation,
-    Backorder,
-    Event,
-    GoodsReceived,
-    LotAllocated,
-    LotInput,
-    NoticeShipment,
-    OrderCancelled,
-    OrderLine,
-    OrderPlaced,
-    OrderShipped,
-    RecallCustomerNotice,
-    RecallIssued,
-    RecallScope,
-    ShipmentLine,
-)
+from shared.contracts.events import ALL_EVENTS, Event
+from shared.contracts.examples import EXAMPLE_TIME, examples
 from shared.contracts.topics import TOPICS, TOPICS_BY_NAME, TopicSpec
-from shared.contracts.types import Address, Customer, Money, Supplier
 
 SchemaMode = Literal["validation", "serialization"]
 
@@ -206,193 +185,9 @@ def _component_schemas() -> dict[str, JsonSchemaValue]:
 
 # ---------------------------------------------------------------------------- examples
 
-_TIME = datetime(2026, 11, 21, 10, 15, tzinfo=UTC)
-_ORANGES_LOT = UUID("0193a6c0-1a2b-7c3d-8e4f-000000000001")
-_JUICE_LOT = UUID("0193a6c0-1a2b-7c3d-8e4f-000000000002")
-_JUICE_LOT_2 = UUID("0193a6c0-1a2b-7c3d-8e4f-000000000003")
-_CUSTOMER = Customer(
-    customer_id="C-042",
-    name="Corner Grocery",
-    email="orders@corner-grocery.example",
-    phone="+49 30 1234567",
-    address=Address(
-        line1="Hauptstrasse 1", city="Berlin", region="BE", postal_code="10115", country="DE"
-    ),
-)
 
-
-def examples() -> list[tuple[str, Event]]:
-    """One or more realistic events of every type, named; they become the messages' examples."""
-    return [
-        (
-            "order with two lines",
-            OrderPlaced(
-                order_id="SO-1001",
-                customer=_CUSTOMER,
-                lines=[
-                    OrderLine(line_no=1, sku="OJ-1L", quantity=Decimal(12)),
-                    OrderLine(line_no=2, sku="AJ-1L", quantity=Decimal("6"), uom="EA"),
-                ],
-                min_remaining_shelf_life_days=5,
-                placed_at=_TIME,
-            ),
-        ),
-        (
-            "order withdrawn",
-            OrderCancelled(order_id="SO-1002", reason="Customer withdrew the order."),
-        ),
-        (
-            "purchase",
-            GoodsReceived(
-                receipt_id="RCV-20261120-0007",
-                lot_id=_ORANGES_LOT,
-                lot_code="ORG-20261120-0003",
-                sku="ORANGES-KG",
-                quantity=Decimal(500),
-                uom="KG",
-                location="DOCK-1",
-                received_at=_TIME,
-                supplier=Supplier(supplier_id="SUP-7", name="Valencia Growers"),
-                supplier_lot_code="VG-4471",
-                purchase_order="PO-5521",
-                production_date=date(2026, 11, 18),
-                expiry_date=date(2026, 12, 2),
-                unit_cost=Money(amount=Decimal("1.25"), currency="EUR"),
-            ),
-        ),
-        (
-            "lot produced from an input lot",
-            GoodsReceived(
-                receipt_id="PRD-20261121-0001",
-                lot_id=_JUICE_LOT,
-                lot_code="OJ-1L-20261121-0001",
-                sku="OJ-1L",
-                gtin="09501101530003",
-                quantity=Decimal(200),
-                received_at=_TIME,
-                production_date=date(2026, 11, 21),
-                expiry_date=date(2026, 12, 5),
-                best_before_date=date(2026, 12, 3),
-                inputs=[
-                    LotInput(
-                        lot_id=_ORANGES_LOT,
-                        lot_code="ORG-20261120-0003",
-                        sku="ORANGES-KG",
-                        quantity=Decimal("412.5"),
-                        uom="KG",
-                    )
-                ],
-            ),
-        ),
-        (
-            "line split across two lots, one line backordered",
-            LotAllocated(
-                order_id="SO-1001",
-                customer_id="C-042",
-                allocations=[
-                    Allocation(
-                        line_no=1,
-                        sku="OJ-1L",
-                        lot_id=_JUICE_LOT,
-                        lot_code="OJ-1L-20261121-0001",
-                        quantity=Decimal(8),
-                        expiry_date=date(2026, 12, 5),
-                    ),
-                    Allocation(
-                        line_no=1,
-                        sku="OJ-1L",
-                        lot_id=_JUICE_LOT_2,
-                        lot_code="OJ-1L-20261121-0002",
-                        quantity=Decimal(4),
-                        expiry_date=date(2026, 12, 6),
-                    ),
-                ],
-                backordered=[
-                    Backorder(
-                        line_no=2,
-                        sku="AJ-1L",
-                        quantity=Decimal(6),
-                        reason="no lot with 5 days of shelf life left",
-                    )
-                ],
-                revision=1,
-                allocated_at=_TIME,
-            ),
-        ),
-        (
-            "shipment of two lots",
-            OrderShipped(
-                shipment_id="SH-3001",
-                order_id="SO-1001",
-                customer=_CUSTOMER,
-                shipped_at=_TIME,
-                lines=[
-                    ShipmentLine(
-                        line_no=1,
-                        sku="OJ-1L",
-                        lot_id=_JUICE_LOT,
-                        lot_code="OJ-1L-20261121-0001",
-                        quantity=Decimal(8),
-                    ),
-                    ShipmentLine(
-                        line_no=1,
-                        sku="OJ-1L",
-                        lot_id=_JUICE_LOT_2,
-                        lot_code="OJ-1L-20261121-0002",
-                        quantity=Decimal(4),
-                    ),
-                ],
-            ),
-        ),
-        (
-            "recall of a raw lot and the lot made from it",
-            RecallIssued(
-                recall_id="RC-0001",
-                issued_at=_TIME,
-                reason="Supplier reported possible Salmonella contamination.",
-                classification="I",
-                scope=RecallScope(lot_codes=["ORG-20261120-0003"], sku="ORANGES-KG"),
-                affected_lots=[
-                    AffectedLot(
-                        lot_id=_ORANGES_LOT,
-                        lot_code="ORG-20261120-0003",
-                        sku="ORANGES-KG",
-                        supplier_id="SUP-7",
-                    ),
-                    AffectedLot(
-                        lot_id=_JUICE_LOT,
-                        lot_code="OJ-1L-20261121-0001",
-                        sku="OJ-1L",
-                        via_lot_id=_ORANGES_LOT,
-                    ),
-                ],
-                affected_customer_count=1,
-                shipped_quantity=Decimal(8),
-            ),
-        ),
-        (
-            "notice to one affected customer",
-            RecallCustomerNotice(
-                recall_id="RC-0001",
-                customer=_CUSTOMER,
-                shipments=[
-                    NoticeShipment(
-                        shipment_id="SH-3001",
-                        order_id="SO-1001",
-                        shipped_at=_TIME,
-                        sku="OJ-1L",
-                        lot_id=_JUICE_LOT,
-                        lot_code="OJ-1L-20261121-0001",
-                        quantity=Decimal(8),
-                    )
-                ],
-                reason="Supplier reported possible Salmonella contamination.",
-                classification="I",
-                part=1,
-                parts=1,
-            ),
-        ),
-    ]
+ExampleMessage = tuple[str, dict[str, str], dict[str, Any]]
+"""A named example: its name, its Kafka headers and its value as JSON."""
 
 
 def example_source(topic: TopicSpec) -> str:
@@ -402,7 +197,7 @@ def example_source(topic: TopicSpec) -> str:
     return "/oms/eu-1"
 
 
-def _example_messages(event: type[Event]) -> list[tuple[str, dict[str, str], dict[str, Any]]]:
+def _example_messages(event: type[Event]) -> list[ExampleMessage]:
     topic = TOPICS_BY_NAME[event.topic]
     found = []
     for number, (name, sample) in enumerate(examples(), start=1):
@@ -412,7 +207,7 @@ def _example_messages(event: type[Event]) -> list[tuple[str, dict[str, str], dic
             sample,
             source=example_source(topic),
             event_id=f"0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a{number:02d}",
-            time=_TIME,
+            time=EXAMPLE_TIME,
         )
         headers = {header: raw.decode() for header, raw in message.headers}
         found.append((name, headers, json.loads(message.value)))
@@ -510,67 +305,72 @@ def _binary_headers(event: type[Event]) -> dict[str, Any]:
     }
 
 
-def _messages(
-    topic: TopicSpec, schemas: dict[str, JsonSchemaValue]
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """The topic's messages, and the ids its producers send and its consumers accept."""
+def _structured_message(
+    event: type[Event], topic: TopicSpec, key: Any, samples: list[ExampleMessage]
+) -> dict[str, Any]:
+    return {
+        "name": event.event_type,
+        "title": f"{event.event_type} (structured mode)",
+        "summary": _summary(event),
+        "contentType": STRUCTURED_CONTENT_TYPE,
+        "headers": _structured_headers(event, topic),
+        "payload": {"$ref": COMPONENTS_SCHEMAS + _cloud_event(event).__name__},
+        "bindings": _kafka_message_binding(key),
+        "examples": [
+            {"name": name, "headers": headers, "payload": payload}
+            for name, headers, payload in samples
+        ],
+    }
+
+
+def _binary_example_headers(payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "content-type": "application/json",
+        **{
+            f"{BINARY_HEADER_PREFIX}{attribute}": payload[attribute]
+            for attribute in ("specversion", "id", "type", "source", "time")
+        },
+        f"{BINARY_HEADER_PREFIX}subject": payload["subject"],
+    }
+
+
+def _binary_message(
+    event: type[Event], data_ref: str, key: Any, samples: list[ExampleMessage]
+) -> dict[str, Any]:
+    return {
+        "name": event.event_type,
+        "title": f"{event.event_type} (binary mode)",
+        "summary": _summary(event),
+        "description": "The same event in CloudEvents binary mode: `ce_*` headers, "
+        "the `data` alone as the value.",
+        "contentType": "application/json",
+        "headers": _binary_headers(event),
+        "payload": {"$ref": data_ref},
+        "bindings": _kafka_message_binding(key),
+        "examples": [
+            {
+                "name": name,
+                "headers": _binary_example_headers(payload),
+                "payload": payload["data"],
+            }
+            for name, _, payload in samples
+        ],
+    }
+
+
+def _messages(topic: TopicSpec, schemas: dict[str, JsonSchemaValue]) -> dict[str, Any]:
+    """The topic's messages by id: its producers send, and its consumers accept, each one."""
     messages: dict[str, Any] = {}
-    sent: list[str] = []
-    accepted: list[str] = []
     key = _key_schema(topic, schemas, dlq=False)
     for event in topic.events:
-        cloud_event = _cloud_event(event).__name__
-        structured = event.__name__
         samples = _example_messages(event)
-        messages[structured] = {
-            "name": event.event_type,
-            "title": f"{event.event_type} (structured mode)",
-            "summary": _summary(event),
-            "contentType": STRUCTURED_CONTENT_TYPE,
-            "headers": _structured_headers(event, topic),
-            "payload": {"$ref": COMPONENTS_SCHEMAS + cloud_event},
-            "bindings": _kafka_message_binding(key),
-            "examples": [
-                {"name": name, "headers": headers, "payload": payload}
-                for name, headers, payload in samples
-            ],
-        }
-        sent.append(structured)
-        accepted.append(structured)
+        messages[event.__name__] = _structured_message(event, topic, key, samples)
         if _is_ours(topic.producer):
             continue
         # Only upstream producers use binary mode; lottrace's own producers never do.
-        binary = f"{structured}Binary"
-        data_ref = schemas[cloud_event]["properties"]["data"]["$ref"]
-        messages[binary] = {
-            "name": event.event_type,
-            "title": f"{event.event_type} (binary mode)",
-            "summary": _summary(event),
-            "description": "The same event in CloudEvents binary mode: `ce_*` headers, "
-            "the `data` alone as the value.",
-            "contentType": "application/json",
-            "headers": _binary_headers(event),
-            "payload": {"$ref": data_ref},
-            "bindings": _kafka_message_binding(key),
-            "examples": [
-                {
-                    "name": name,
-                    "headers": {
-                        "content-type": "application/json",
-                        **{
-                            f"{BINARY_HEADER_PREFIX}{attribute}": payload[attribute]
-                            for attribute in ("specversion", "id", "type", "source", "time")
-                        },
-                        f"{BINARY_HEADER_PREFIX}subject": payload["subject"],
-                    },
-                    "payload": payload["data"],
-                }
-                for name, _, payload in samples
-            ],
-        }
-        sent.append(binary)
-        accepted.append(binary)
-    return messages, sent, accepted
+        data_ref = schemas[_cloud_event(event).__name__]["properties"]["data"]["$ref"]
+        messages[f"{event.__name__}Binary"] = _binary_message(event, data_ref, key, samples)
+    return messages
 
 
 def _dead_letter_message(topic: TopicSpec, schemas: dict[str, JsonSchemaValue]) -> dict[str, Any]:
@@ -664,6 +464,55 @@ numbers or decimal strings, defaulted fields optional).
 """
 
 
+def _topic_channel(topic: TopicSpec, message_ids: Sequence[str]) -> dict[str, Any]:
+    return {
+        "address": topic.name,
+        "title": topic.name,
+        "description": _channel_description(topic),
+        "messages": {mid: {"$ref": f"#/components/messages/{mid}"} for mid in message_ids},
+        "bindings": {"kafka": {"topic": topic.name, "bindingVersion": KAFKA_BINDING_VERSION}},
+    }
+
+
+def _dead_letter_channel(topic: TopicSpec, dead_letter_id: str) -> dict[str, Any]:
+    return {
+        "address": topic.dlq,
+        "title": topic.dlq,
+        "description": (
+            f"Dead letters of `{topic.name}`: records a consumer could not parse or that "
+            "broke the contract, with the reason in their headers. Written by each "
+            "consuming service of lottrace on its own; read by operators."
+        ),
+        "messages": {dead_letter_id: {"$ref": f"#/components/messages/{dead_letter_id}"}},
+        "bindings": {"kafka": {"topic": topic.dlq, "bindingVersion": KAFKA_BINDING_VERSION}},
+    }
+
+
+def _topic_operations(topic: TopicSpec, message_ids: list[str]) -> dict[str, Any]:
+    operations = {
+        f"{_slug(topic.producer)}.send.{topic.name}": _operation(
+            topic.producer, "send", topic.name, message_ids
+        )
+    }
+    for consumer in topic.consumers:
+        operations[f"{_slug(consumer)}.receive.{topic.name}"] = _operation(
+            consumer, "receive", topic.name, message_ids
+        )
+    return operations
+
+
+def _dead_letter_operations(topic: TopicSpec, dead_letter_id: str) -> dict[str, Any]:
+    operations = {
+        f"{consumer}.send.{topic.dlq}": _operation(consumer, "send", topic.dlq, [dead_letter_id])
+        for consumer in topic.consumers
+        if _is_ours(consumer)
+    }
+    operations[f"operators.receive.{topic.dlq}"] = _operation(
+        "operators", "receive", topic.dlq, [dead_letter_id]
+    )
+    return operations
+
+
 def asyncapi_document() -> dict[str, Any]:
     """The AsyncAPI 3.0.0 document of every topic, dead-letter topics included."""
     schemas = _component_schemas()
@@ -671,45 +520,23 @@ def asyncapi_document() -> dict[str, Any]:
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for topic in TOPICS:
-        topic_messages, sent, accepted = _messages(topic, schemas)
+        topic_messages = _messages(topic, schemas)
         messages.update(topic_messages)
-        channels[topic.name] = {
-            "address": topic.name,
-            "title": topic.name,
-            "description": _channel_description(topic),
-            "messages": {mid: {"$ref": f"#/components/messages/{mid}"} for mid in topic_messages},
-            "bindings": {"kafka": {"topic": topic.name, "bindingVersion": KAFKA_BINDING_VERSION}},
-        }
-        operations[f"{_slug(topic.producer)}.send.{topic.name}"] = _operation(
-            topic.producer, "send", topic.name, sent
-        )
-        for consumer in topic.consumers:
-            operations[f"{_slug(consumer)}.receive.{topic.name}"] = _operation(
-                consumer, "receive", topic.name, accepted
-            )
-
+        channels[topic.name] = _topic_channel(topic, list(topic_messages))
+        operations.update(_topic_operations(topic, list(topic_messages)))
         dead_letter_id = f"{_camel(topic.name)}DeadLetter"
         messages[dead_letter_id] = _dead_letter_message(topic, schemas)
-        channels[topic.dlq] = {
-            "address": topic.dlq,
-            "title": topic.dlq,
-            "description": (
-                f"Dead letters of `{topic.name}`: records a consumer could not parse or that "
-                "broke the contract, with the reason in their headers. Written by each "
-                "consuming service of lottrace on its own; read by operators."
-            ),
-            "messages": {dead_letter_id: {"$ref": f"#/components/messages/{dead_letter_id}"}},
-            "bindings": {"kafka": {"topic": topic.dlq, "bindingVersion": KAFKA_BINDING_VERSION}},
-        }
-        for consumer in topic.consumers:
-            if _is_ours(consumer):
-                operations[f"{consumer}.send.{topic.dlq}"] = _operation(
-                    consumer, "send", topic.dlq, [dead_letter_id]
-                )
-        operations[f"operators.receive.{topic.dlq}"] = _operation(
-            "operators", "receive", topic.dlq, [dead_letter_id]
-        )
+        channels[topic.dlq] = _dead_letter_channel(topic, dead_letter_id)
+        operations.update(_dead_letter_operations(topic, dead_letter_id))
+    return _document(schemas, channels, operations, messages)
 
+
+def _document(
+    schemas: dict[str, JsonSchemaValue],
+    channels: dict[str, Any],
+    operations: dict[str, Any],
+    messages: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {

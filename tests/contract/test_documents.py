@@ -23,7 +23,6 @@ from shared.contracts.docs import (
     DEAD_LETTER_HEADERS,
     PRODUCT_SERVICES,
     asyncapi_document,
-    examples,
     json_schemas,
     schema_mode,
     write_documents,
@@ -45,6 +44,7 @@ from shared.contracts.events import (
     RecallScope,
     ShipmentLine,
 )
+from shared.contracts.examples import examples
 from shared.contracts.topics import TOPICS, TOPICS_BY_NAME, all_topic_names
 from shared.contracts.types import Customer
 
