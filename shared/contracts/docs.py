@@ -464,28 +464,22 @@ numbers or decimal strings, defaulted fields optional).
 """
 
 
-def _topic_channel(topic: TopicSpec, message_ids: Sequence[str]) -> dict[str, Any]:
+def _channel(address: str, description: str, message_ids: Sequence[str]) -> dict[str, Any]:
     return {
-        "address": topic.name,
-        "title": topic.name,
-        "description": _channel_description(topic),
+        "address": address,
+        "title": address,
+        "description": description,
         "messages": {mid: {"$ref": f"#/components/messages/{mid}"} for mid in message_ids},
-        "bindings": {"kafka": {"topic": topic.name, "bindingVersion": KAFKA_BINDING_VERSION}},
+        "bindings": {"kafka": {"topic": address, "bindingVersion": KAFKA_BINDING_VERSION}},
     }
 
 
-def _dead_letter_channel(topic: TopicSpec, dead_letter_id: str) -> dict[str, Any]:
-    return {
-        "address": topic.dlq,
-        "title": topic.dlq,
-        "description": (
-            f"Dead letters of `{topic.name}`: records a consumer could not parse or that "
-            "broke the contract, with the reason in their headers. Written by each "
-            "consuming service of lottrace on its own; read by operators."
-        ),
-        "messages": {dead_letter_id: {"$ref": f"#/components/messages/{dead_letter_id}"}},
-        "bindings": {"kafka": {"topic": topic.dlq, "bindingVersion": KAFKA_BINDING_VERSION}},
-    }
+def _dead_letter_description(topic: TopicSpec) -> str:
+    return (
+        f"Dead letters of `{topic.name}`: records a consumer could not parse or that "
+        "broke the contract, with the reason in their headers. Written by each "
+        "consuming service of lottrace on its own; read by operators."
+    )
 
 
 def _topic_operations(topic: TopicSpec, message_ids: list[str]) -> dict[str, Any]:
@@ -522,11 +516,13 @@ def asyncapi_document() -> dict[str, Any]:
     for topic in TOPICS:
         topic_messages = _messages(topic, schemas)
         messages.update(topic_messages)
-        channels[topic.name] = _topic_channel(topic, list(topic_messages))
+        channels[topic.name] = _channel(
+            topic.name, _channel_description(topic), list(topic_messages)
+        )
         operations.update(_topic_operations(topic, list(topic_messages)))
         dead_letter_id = f"{_camel(topic.name)}DeadLetter"
         messages[dead_letter_id] = _dead_letter_message(topic, schemas)
-        channels[topic.dlq] = _dead_letter_channel(topic, dead_letter_id)
+        channels[topic.dlq] = _channel(topic.dlq, _dead_letter_description(topic), [dead_letter_id])
         operations.update(_dead_letter_operations(topic, dead_letter_id))
     return _document(schemas, channels, operations, messages)
 
