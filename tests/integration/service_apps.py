@@ -11,7 +11,7 @@ import functools
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from fastapi import FastAPI
@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from lottrace.infra import TansuBroker, wait_until
 from shared.runtime.auth import MIN_ITERATIONS, Role, hash_key
 from shared.runtime.service import ServiceRuntime
+from shared.runtime.settings import KafkaSettings, ServiceSettings
 
 ADMIN_KEY = "integration-tests-admin-key-4f1c0d"
 
@@ -30,6 +31,19 @@ def kafka_env(broker: TansuBroker) -> dict[str, Any]:
         "enable_idempotence": False,
         "session_timeout_ms": 6000,
     }
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def service_settings(
+    settings_type: type[SettingsT], database_url: str, broker: TansuBroker, **fields: Any
+) -> SettingsT:
+    """A service's settings against this test's database and broker; `fields` set the rest
+    (`api_keys`, `consumer_batch_timeout_ms`, ...), so a test names only what it cares about."""
+    return settings_type(
+        database_url=database_url, kafka=KafkaSettings(**kafka_env(broker)), **fields
+    )
 
 
 @functools.cache

@@ -20,8 +20,7 @@ from services.receiving.app import Settings as ReceivingSettings
 from services.receiving.app import create_app as receiving_app
 from shared.contracts.events import GoodsReceived
 from shared.runtime.auth import Role
-from shared.runtime.settings import KafkaSettings
-from tests.integration.service_apps import ADMIN_KEY, api_keys, kafka_env, running
+from tests.integration.service_apps import ADMIN_KEY, api_keys, running, service_settings
 from tests.kafka_helpers import publish
 
 VIEWER = "viewer-key-for-integration-0001"
@@ -64,11 +63,21 @@ def assert_error(response: httpx.Response, status: int, error: str) -> dict[str,
     return body
 
 
+async def receive_and_wait_until_stocked(
+    client: httpx.AsyncClient, broker: TansuBroker, lot_id: uuid.UUID
+) -> None:
+    await publish(broker.bootstrap_servers, received(lot_id))
+
+    async def stocked() -> bool:
+        lot = await client.get(f"/lots/{lot_id}")
+        return lot.status_code == 200 and lot.json()["on_hand"] == "10"
+
+    await wait_until(stocked, timeout=30, what="lot in stock")
+
+
 @pytest_asyncio.fixture
 async def receiving(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ReceivingSettings(
-        database_url=database_url, kafka=KafkaSettings(**kafka_env(broker)), api_keys=KEYS
-    )
+    settings = service_settings(ReceivingSettings, database_url, broker, api_keys=KEYS)
     async with running(receiving_app(settings), api_key=None) as client:
         yield client
 
@@ -166,9 +175,7 @@ async def test_health_readiness_metrics_and_the_api_documents_need_no_key(
 async def test_only_a_recall_manager_issues_and_closes_a_recall_and_is_recorded_as_its_actor(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = RecallSettings(
-        database_url=database_url, kafka=KafkaSettings(**kafka_env(broker)), api_keys=KEYS
-    )
+    settings = service_settings(RecallSettings, database_url, broker, api_keys=KEYS)
     lot_id = uuid.uuid4()
     recall = {"reason": "off taste", "scope": {"lot_ids": [str(lot_id)]}}
     async with running(recall_app(settings), api_key=None) as client:
@@ -207,21 +214,16 @@ async def test_only_a_recall_manager_issues_and_closes_a_recall_and_is_recorded_
 async def test_a_hold_records_the_key_name_and_needs_the_inventory_controller_role(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = InventorySettings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        InventorySettings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         api_keys=KEYS,
     )
     lot_id = uuid.uuid4()
     async with running(inventory_app(settings), api_key=VIEWER) as client:
-        await publish(broker.bootstrap_servers, received(lot_id))
-
-        async def stocked() -> bool:
-            lot = await client.get(f"/lots/{lot_id}")
-            return lot.status_code == 200 and lot.json()["on_hand"] == "10"
-
-        await wait_until(stocked, timeout=30, what="lot in stock")
+        await receive_and_wait_until_stocked(client, broker, lot_id)
         refused = await client.post(f"/lots/{lot_id}/hold", json={"reason": "mould"})
         receiver = await client.post(
             f"/lots/{lot_id}/hold", json={"reason": "mould"}, headers=bearer(RECEIVER)
@@ -257,21 +259,16 @@ async def test_a_hold_records_the_key_name_and_needs_the_inventory_controller_ro
 async def test_with_auth_disabled_everything_is_open_and_x_actor_names_the_actor(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = InventorySettings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        InventorySettings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         auth_mode="disabled",
     )
     lot_id = uuid.uuid4()
     async with running(inventory_app(settings), api_key=None) as client:
-        await publish(broker.bootstrap_servers, received(lot_id))
-
-        async def stocked() -> bool:
-            lot = await client.get(f"/lots/{lot_id}")
-            return lot.status_code == 200 and lot.json()["on_hand"] == "10"
-
-        await wait_until(stocked, timeout=30, what="lot in stock")
+        await receive_and_wait_until_stocked(client, broker, lot_id)
         held = await client.post(
             f"/lots/{lot_id}/hold", json={"reason": "demo"}, headers={"X-Actor": "demo-dan"}
         )
@@ -288,9 +285,7 @@ async def test_with_auth_disabled_everything_is_open_and_x_actor_names_the_actor
 async def test_without_configured_keys_a_service_starts_refuses_requests_and_is_not_ready(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = ReceivingSettings(
-        database_url=database_url, kafka=KafkaSettings(**kafka_env(broker))
-    )
+    settings = service_settings(ReceivingSettings, database_url, broker)
     app = receiving_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -319,9 +314,10 @@ async def test_the_operations_port_serves_health_and_metrics_instead_of_the_main
     database_url: str, broker: TansuBroker
 ) -> None:
     port = free_port()
-    settings = ReceivingSettings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        ReceivingSettings,
+        database_url,
+        broker,
         api_keys=KEYS,
         ops_http_port=port,
     )

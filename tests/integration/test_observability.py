@@ -20,9 +20,8 @@ from services.inventory.app import Settings, create_app
 from shared.contracts.events import GoodsReceived
 from shared.runtime import metrics
 from shared.runtime.lag import consumer_lag
-from shared.runtime.settings import KafkaSettings
 from shared.runtime.tracing import instrument_broker
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
 from tests.kafka_helpers import publish
 
 INVENTORY_TOPICS = {
@@ -49,9 +48,10 @@ def goods_received(quantity: int = 5) -> GoodsReceived:
 
 
 def inventory_app(database_url: str, broker: TansuBroker) -> FastAPI:
-    settings = Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        Settings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         metrics_sample_seconds=0.2,
         api_keys=ADMIN_API_KEYS,

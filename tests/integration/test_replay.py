@@ -22,16 +22,17 @@ from shared.contracts.topics import TOPICS_BY_NAME
 from shared.runtime.replay import REPLACED_PREFIX, Replay, ReplayRefused
 from shared.runtime.settings import KafkaSettings
 from tests.integration.events import lot
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
 from tests.kafka_helpers import publish, read_topic
 
 NOW = datetime.now(UTC)
 
 
 def settings_for(database_url: str, broker: TansuBroker) -> Settings:
-    return Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    return service_settings(
+        Settings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         api_keys=ADMIN_API_KEYS,
     )
