@@ -185,10 +185,8 @@ def authenticator(*entries: dict[str, Any]) -> Authenticator:
     return Authenticator("required", parse_entries(list(entries), source="API_KEYS"))
 
 
-async def test_a_key_is_verified_once_per_process_then_served_from_memory(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    keys = authenticator(entry("viewer-1", "viewer"), entry("dock-1", "receiver", key=KEY + "2"))
+def counted_verifications(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The keys Authenticator.match verifies from now on, in order (it still verifies them)."""
     runs: list[str] = []
     real = Authenticator.match
 
@@ -197,6 +195,14 @@ async def test_a_key_is_verified_once_per_process_then_served_from_memory(
         return real(self, key)
 
     monkeypatch.setattr(Authenticator, "match", counted)
+    return runs
+
+
+async def test_a_key_is_verified_once_per_process_then_served_from_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = authenticator(entry("viewer-1", "viewer"), entry("dock-1", "receiver", key=KEY + "2"))
+    runs = counted_verifications(monkeypatch)
 
     principals = await asyncio.gather(*(keys.authenticate(KEY + "2") for _ in range(20)))
     again = await keys.authenticate(KEY + "2")
@@ -210,14 +216,7 @@ async def test_unknown_missing_and_implausible_keys_get_401_with_a_bearer_challe
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     keys = authenticator(entry("viewer-1", "viewer"))
-    runs: list[str] = []
-    real = Authenticator.match
-
-    def counted(self: Authenticator, key: str) -> Principal | None:
-        runs.append(key)
-        return real(self, key)
-
-    monkeypatch.setattr(Authenticator, "match", counted)
+    runs = counted_verifications(monkeypatch)
 
     for presented in (None, "", "short", "x" * 1000, "wrong-key-but-plausible-length"):
         with pytest.raises(HTTPException) as refused:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -184,14 +185,17 @@ async def test_a_body_over_the_limit_is_counted_before_routing(
     assert requests_seen("POST", UNMATCHED_ROUTE, 413) - before == 1
 
 
+def captured_request_logs() -> AbstractContextManager[list[MutableMapping[str, Any]]]:
+    """The log lines written meanwhile, with the request's bound context merged in."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
 async def test_an_unexpected_error_counts_as_500_and_its_log_line_names_route_and_ids(
     client: httpx.AsyncClient,
 ) -> None:
     before = requests_seen("POST", "/orders/{order_id}/boom", 500)
 
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
+    with captured_request_logs() as logs:
         response = await client.post("/orders/SO-42/boom", json={"secret": "body"})
 
     assert response.status_code == 500
@@ -208,9 +212,7 @@ async def test_a_dependency_failure_counts_as_the_503_the_client_gets(
 ) -> None:
     before = requests_seen("GET", "/recalls/{recall_id}/flaky", 503)
 
-    with structlog.testing.capture_logs(
-        processors=[structlog.contextvars.merge_contextvars]
-    ) as logs:
+    with captured_request_logs() as logs:
         response = await client.get("/recalls/RC-7/flaky")
 
     assert response.status_code == 503
