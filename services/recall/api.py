@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSche
 
 from services.recall import db, reports
 from services.recall.domain import Edge, mermaid_genealogy, walk
-from services.recall.handlers import IssuedRecall, RecallError, Recalls
+from services.recall.handlers import IssuedRecall, Recalls
 from services.recall.schemas import (
     AffectedCustomer,
     CloseRequest,
@@ -39,10 +39,11 @@ from services.recall.schemas import (
     TraceTotals,
     WaitingCustomer,
 )
+from shared.errors import Conflict, Invalid, NotFound
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
-from shared.runtime.http import ApiError, Rfc3339Date, database_of
+from shared.runtime.http import Rfc3339Date, database_of
 
 router = APIRouter()
 
@@ -79,10 +80,7 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
             actor=actor,
         )
 
-    try:
-        await database_of(request).run(work)
-    except RecallError as error:
-        raise ApiError(error.status, error.code, str(error)) from error
+    await database_of(request).run(work)
     assert issued is not None
     recalls.notices_wanted.set()
     return RecallAccepted(
@@ -97,7 +95,7 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
 async def _recall_or_404(connection: Any, recall_id: str) -> Record:
     recall = await db.get_recall(connection, recall_id)
     if recall is None:
-        raise ApiError(404, "recall_not_found", f"no recall {recall_id}")
+        raise NotFound("recall_not_found", f"no recall {recall_id}")
     return recall
 
 
@@ -231,12 +229,12 @@ async def close_recall(
     async with database_of(request).pool.acquire() as connection:
         recall = await _recall_or_404(connection, recall_id)
         if recall["status"] == "closed":
-            raise ApiError(409, "recall_closed", f"recall {recall_id} is closed already")
+            raise Conflict("recall_closed", f"recall {recall_id} is closed already")
         closed = await db.close_recall(
             connection, recall_id, actor=actor, note=body.note if body else None
         )
         if closed is None:  # another request closed it meanwhile
-            raise ApiError(409, "recall_closed", f"recall {recall_id} is closed already")
+            raise Conflict("recall_closed", f"recall {recall_id} is closed already")
     return RecallAccepted(
         recall_id=recall_id,
         status="closed",
@@ -269,7 +267,7 @@ def _trace_lot(lot_id: UUID, rows: dict[UUID, Record], depth: int, parents: list
 async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
     rows = await db.lot_rows(connection, [lot_id])
     if lot_id not in rows:
-        raise ApiError(404, "lot_not_found", f"no lot {lot_id}")
+        raise NotFound("lot_not_found", f"no lot {lot_id}")
     return rows
 
 
@@ -380,7 +378,7 @@ async def trace_order(order_id: str, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
         lines = await db.order_lines(connection, order_id)
         if not lines:
-            raise ApiError(404, "order_not_found", f"no shipment of order {order_id} is known")
+            raise NotFound("order_not_found", f"no shipment of order {order_id} is known")
         traces = {}
         for lot_id in {line["lot_id"] for line in lines}:
             edges = await db.genealogy_edges(connection, [lot_id], forward=False)
@@ -491,7 +489,7 @@ async def fsma204_report(
     """The traceability records FDA may ask for within 24 hours (21 CFR 1.1455(c)(3)(ii)):
     receiving, transformation and shipping events with their key data elements."""
     if event_from is not None and event_to is not None and event_from > event_to:
-        raise ApiError(422, "invalid_date_range", f"from ({event_from}) is after to ({event_to})")
+        raise Invalid("invalid_date_range", f"from ({event_from}) is after to ({event_to})")
     async with (
         database_of(request).pool.acquire() as connection,
         # One snapshot for the three reads: no shipment without the receipt it ships.
@@ -517,8 +515,8 @@ async def fsma204_report(
         try:
             workbook = reports.fsma_xlsx(rows)
         except reports.ReportTooLarge as error:
-            raise ApiError(
-                422, "report_too_large", f"{error}: narrow the date range or use format=csv"
+            raise Invalid(
+                "report_too_large", f"{error}: narrow the date range or use format=csv"
             ) from error
         return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
     return Response(

@@ -5,13 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from services.recall.domain import Edge
-from shared.contracts.events import NoticeShipment
+from services.recall.records import (
+    AffectedTotals,
+    Chunk,
+    CustomerRow,
+    InputRow,
+    LotRow,
+    NewRecall,
+    OpenRecallLot,
+    PendingRecall,
+    PlaceholderLot,
+    RecallLotRow,
+    ReceiptRow,
+    ShipmentLineRow,
+)
+from shared.contracts.events import NoticeShipment, RecallCustomerNotice
+from shared.contracts.types import Customer
 from shared.runtime.database import Connection, Record, columns
 
 # Shipment ingestion holds this lock shared; issuing a recall holds it exclusively, so a
@@ -30,7 +44,7 @@ async def lock_shipments_exclusive(connection: Connection) -> None:
 # ------------------------------------------------------------------ projection
 
 
-async def upsert_lots(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+async def upsert_lots(connection: Connection, rows: Sequence[LotRow]) -> None:
     await connection.execute(
         """
         INSERT INTO lots AS l (lot_id, lot_code, sku, gtin, uom, supplier_id, supplier_name,
@@ -56,32 +70,13 @@ async def upsert_lots(connection: Connection, rows: Sequence[dict[str, Any]]) ->
             received_quantity = l.received_quantity + EXCLUDED.received_quantity,
             received = true
         """,
-        *[
-            [row[name] for row in rows]
-            for name in [
-                "lot_id",
-                "lot_code",
-                "sku",
-                "gtin",
-                "uom",
-                "supplier_id",
-                "supplier_name",
-                "supplier_lot_code",
-                "purchase_order",
-                "location",
-                "production_date",
-                "expiry_date",
-                "best_before_date",
-                "received_at",
-                "quantity",
-            ]
-        ],
+        *columns(rows, LotRow),
     )
 
 
-async def ensure_lots(connection: Connection, lots: Iterable[tuple[Any, Any, Any, Any]]) -> None:
-    """Placeholder rows (lot id, code, SKU, unit) for lots named before their receipt."""
-    unique = {lot[0]: lot for lot in lots}
+async def ensure_lots(connection: Connection, lots: Iterable[PlaceholderLot]) -> None:
+    """Placeholder rows for lots named before their receipt."""
+    unique = list({lot.lot_id: lot for lot in lots}.values())
     if not unique:
         return
     await connection.execute(
@@ -90,14 +85,11 @@ async def ensure_lots(connection: Connection, lots: Iterable[tuple[Any, Any, Any
         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
         ON CONFLICT (lot_id) DO NOTHING
         """,
-        list(unique),
-        [lot[1] for lot in unique.values()],
-        [lot[2] for lot in unique.values()],
-        [lot[3] for lot in unique.values()],
+        *columns(unique, PlaceholderLot),
     )
 
 
-async def insert_receipts(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_receipts(connection: Connection, rows: Sequence[ReceiptRow]) -> None:
     await connection.execute(
         """
         INSERT INTO receipts (receipt_id, lot_id, quantity, uom, received_at, location,
@@ -107,25 +99,11 @@ async def insert_receipts(connection: Connection, rows: Sequence[dict[str, Any]]
                              $10::text[])
         ON CONFLICT (receipt_id) DO NOTHING
         """,
-        *[
-            [row[name] for row in rows]
-            for name in [
-                "receipt_id",
-                "lot_id",
-                "quantity",
-                "uom",
-                "received_at",
-                "location",
-                "purchase_order",
-                "supplier_id",
-                "supplier_name",
-                "event_id",
-            ]
-        ],
+        *columns(rows, ReceiptRow),
     )
 
 
-async def insert_inputs(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_inputs(connection: Connection, rows: Sequence[InputRow]) -> None:
     if not rows:
         return
     await connection.execute(
@@ -136,22 +114,11 @@ async def insert_inputs(connection: Connection, rows: Sequence[dict[str, Any]]) 
                              $6::numeric[], $7::text[])
         ON CONFLICT DO NOTHING
         """,
-        *[
-            [row[name] for row in rows]
-            for name in [
-                "receipt_id",
-                "lot_id",
-                "input_lot_id",
-                "input_lot_code",
-                "input_sku",
-                "quantity",
-                "uom",
-            ]
-        ],
+        *columns(rows, InputRow),
     )
 
 
-async def upsert_customers(connection: Connection, customers: Sequence[dict[str, Any]]) -> None:
+async def upsert_customers(connection: Connection, customers: Sequence[CustomerRow]) -> None:
     await connection.execute(
         """
         INSERT INTO customers AS c (customer_id, name, email, phone, address)
@@ -162,43 +129,30 @@ async def upsert_customers(connection: Connection, customers: Sequence[dict[str,
             address = coalesce(EXCLUDED.address, c.address),
             updated_at = now()
         """,
-        *[
-            [row[name] for row in customers]
-            for name in ["customer_id", "name", "email", "phone", "address"]
-        ],
+        *columns(customers, CustomerRow),
     )
+
+
+_SHIPMENT_LINE = (
+    "shipment_id, line_no, lot_id, order_id, customer_id, sku, lot_code, quantity, uom, shipped_at"
+)
 
 
 async def insert_shipment_lines(
-    connection: Connection, rows: Sequence[dict[str, Any]]
-) -> list[Record]:
+    connection: Connection, rows: Sequence[ShipmentLineRow]
+) -> list[ShipmentLineRow]:
     """Store lines; returns the ones that were new."""
-    return await connection.fetch(
-        """
-        INSERT INTO shipment_lines (shipment_id, line_no, lot_id, order_id, customer_id, sku,
-                                    lot_code, quantity, uom, shipped_at)
+    new = await connection.fetch(
+        f"""
+        INSERT INTO shipment_lines ({_SHIPMENT_LINE})
         SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
                              $6::text[], $7::text[], $8::numeric[], $9::text[], $10::timestamptz[])
         ON CONFLICT DO NOTHING
-        RETURNING shipment_id, line_no, lot_id, order_id, customer_id, sku, lot_code, quantity,
-                  uom, shipped_at
+        RETURNING {_SHIPMENT_LINE}
         """,
-        *[
-            [row[name] for row in rows]
-            for name in [
-                "shipment_id",
-                "line_no",
-                "lot_id",
-                "order_id",
-                "customer_id",
-                "sku",
-                "lot_code",
-                "quantity",
-                "uom",
-                "shipped_at",
-            ]
-        ],
+        *columns(rows, ShipmentLineRow),
     )
+    return [ShipmentLineRow(*row) for row in new]
 
 
 # ------------------------------------------------------------------ recalls
@@ -234,20 +188,32 @@ async def scope_roots(
     )
 
 
+def _affected_lines(recall: str, *, known_at: str | None = None) -> str:
+    """The one statement of which shipment lines (`s`) a recall affects: those of its lots;
+    with a watermark, only those known when it was issued (the others are late)."""
+    known = f" AND s.seq <= {known_at}" if known_at is not None else ""
+    return f"s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = {recall}){known}"
+
+
+def _utc_text(timestamp: str) -> str:
+    """A timestamptz as the contract encodes it (`datetime.isoformat`, UTC as `Z`): the
+    fraction only when there is one."""
+    utc = f"({timestamp}) AT TIME ZONE 'UTC'"
+    return (
+        f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS')"""
+        f" || CASE WHEN date_trunc('second', {utc}) = {utc} THEN ''"
+        f" ELSE to_char({utc}, '.US') END || 'Z'"
+    )
+
+
 async def create_recall(
     connection: Connection,
+    recall: NewRecall,
+    lots: Sequence[RecallLotRow],
     *,
-    recall_id: str,
-    issued_at: datetime,
-    reason: str,
-    classification: str,
-    scope: dict[str, Any],
-    requested_by: str,
-    lots: Sequence[tuple[UUID, str, str, str | None, UUID | None]],
     chunk_size: int,
-) -> tuple[int, Decimal]:
-    """Store the recall, its lots, and its affected customers in chunks to notify; returns
-    (customers, shipped quantity)."""
+) -> AffectedTotals:
+    """Store the recall, its lots, and its affected customers in chunks to notify."""
     # Under the exclusive shipments lock no line is mid-insert, so the identity sequence's last
     # value is the newest committed line (or above it, after a rollback): O(1), unlike max(seq).
     watermark = await connection.fetchval(
@@ -260,32 +226,29 @@ async def create_recall(
                              shipment_watermark, affected_customer_count, shipped_quantity)
         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)
         """,
-        recall_id,
-        issued_at,
-        reason,
-        classification,
-        scope,
-        requested_by,
+        *astuple(recall),
         watermark,
     )
+    await add_recall_lots(connection, lots)
+    totals = await _chunk_affected_customers(connection, recall.recall_id, watermark, chunk_size)
     await connection.execute(
-        """
-        INSERT INTO recall_lots (recall_id, lot_id, lot_code, sku, supplier_id, via_lot_id)
-        SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[])
-        """,
-        recall_id,
-        [lot[0] for lot in lots],
-        [lot[1] for lot in lots],
-        [lot[2] for lot in lots],
-        [lot[3] for lot in lots],
-        [lot[4] for lot in lots],
+        "UPDATE recalls SET affected_customer_count = $2, shipped_quantity = $3"
+        " WHERE recall_id = $1",
+        recall.recall_id,
+        totals.customers,
+        totals.shipped_quantity,
     )
+    return totals
+
+
+async def _chunk_affected_customers(
+    connection: Connection, recall_id: str, watermark: int, chunk_size: int
+) -> AffectedTotals:
     row = await connection.fetchrow(
-        """
+        f"""
         WITH affected AS (
             SELECT s.customer_id, s.quantity FROM shipment_lines s
-            WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
-              AND s.seq <= $2
+            WHERE {_affected_lines("$1", known_at="$2")}
         ), numbered AS (
             SELECT customer_id, (row_number() OVER (ORDER BY customer_id) - 1) / $3 AS chunk
             FROM (SELECT DISTINCT customer_id FROM affected) AS customers
@@ -303,19 +266,12 @@ async def create_recall(
         chunk_size,
     )
     assert row is not None
-    await connection.execute(
-        "UPDATE recalls SET affected_customer_count = $2, shipped_quantity = $3"
-        " WHERE recall_id = $1",
-        recall_id,
-        row["customers"],
-        row["quantity"],
-    )
-    return int(row["customers"]), Decimal(row["quantity"])
+    return AffectedTotals(int(row["customers"]), Decimal(row["quantity"]))
 
 
-async def recall_with_pending_notices(connection: Connection) -> Record | None:
+async def recall_with_pending_notices(connection: Connection) -> PendingRecall | None:
     """The oldest recall whose notices are not all written yet."""
-    return await connection.fetchrow(
+    row = await connection.fetchrow(
         """
         SELECT r.recall_id, r.reason, r.classification, r.shipment_watermark
         FROM recalls r
@@ -324,11 +280,12 @@ async def recall_with_pending_notices(connection: Connection) -> Record | None:
         LIMIT 1
         """
     )
+    return None if row is None else PendingRecall(*row)
 
 
-async def take_chunk(connection: Connection, recall_id: str) -> Record | None:
+async def take_chunk(connection: Connection, recall_id: str) -> Chunk | None:
     """The next chunk of customers to notify (one another replica holds is skipped)."""
-    return await connection.fetchrow(
+    row = await connection.fetchrow(
         """
         SELECT chunk, first_customer, last_customer, customers FROM recall_chunks
         WHERE recall_id = $1 AND notified_at IS NULL
@@ -338,6 +295,7 @@ async def take_chunk(connection: Connection, recall_id: str) -> Record | None:
         """,
         recall_id,
     )
+    return None if row is None else Chunk(*row)
 
 
 async def chunk_notified(connection: Connection, recall_id: str, chunk: int) -> None:
@@ -348,91 +306,91 @@ async def chunk_notified(connection: Connection, recall_id: str, chunk: int) -> 
     )
 
 
-NOTICE_TYPE = "lottrace.recall-customer-notice.v1"
+# The set-based notice path: PostgreSQL builds each CloudEvent exactly as
+# `shared.contracts.envelope.encode` encodes a `RecallCustomerNotice` (tests/integration/
+# test_recall_notice_encoding.py proves it field for field), keeps those that fit whole,
+# writes them to the outbox and the notice log, and names the customers it left.
+_WRITE_NOTICES = f"""
+    WITH lines AS (
+        SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
+               s.lot_code, s.quantity, s.uom, s.line_no
+        FROM shipment_lines s
+        WHERE {_affected_lines("$1", known_at="$3")} AND s.customer_id BETWEEN $2 AND $9
+    ), per_customer AS (
+        SELECT customer_id, count(*) AS shipments,
+               json_agg(json_build_object(
+                   'shipment_id', shipment_id, 'order_id', order_id,
+                   'shipped_at', {_utc_text("shipped_at")},
+                   'sku', sku, 'lot_id', lot_id, 'lot_code', lot_code,
+                   'quantity', trim_scale(quantity)::text, 'uom', uom)
+                   ORDER BY shipped_at, shipment_id, line_no) AS list
+        FROM lines GROUP BY customer_id
+    ), notices AS (
+        SELECT p.customer_id, p.shipments, p.list, gen_random_uuid()::text AS event_id,
+               json_strip_nulls(json_build_object(
+                   'customer_id', p.customer_id, 'name', c.name, 'email', c.email,
+                   'phone', c.phone, 'address', c.address::json)) AS customer
+        FROM per_customer p LEFT JOIN customers c USING (customer_id)
+    ), encoded AS (
+        SELECT n.customer_id, n.shipments, n.event_id,
+               convert_to(json_build_object(
+                   'specversion', '1.0', 'id', n.event_id, 'type', $6::text,
+                   'source', $5::text, 'time', {_utc_text("now()")},
+                   'subject', $1::text, 'datacontenttype', 'application/json',
+                   'data', json_strip_nulls(json_build_object(
+                       'recall_id', $1::text, 'customer', n.customer, 'shipments', n.list,
+                       'late', false, 'reason', $7::text, 'classification', $8::text))
+               )::text, 'UTF8') AS value
+        FROM notices n
+    ), fitting AS (
+        SELECT customer_id, shipments, event_id, value FROM encoded
+        WHERE octet_length(value) <= $10 AND ($4::int IS NULL OR shipments <= $4)
+    ), written AS (
+        INSERT INTO outbox (topic, key, value, headers)
+        SELECT $11::text, convert_to($1, 'UTF8'), f.value,
+               jsonb_build_array(
+                   jsonb_build_array('content-type', 'application/cloudevents+json'),
+                   jsonb_build_array('ce_id', f.event_id),
+                   jsonb_build_array('ce_type', $6::text),
+                   jsonb_build_array('ce_source', $5::text))
+        FROM fitting f
+    ), logged AS (
+        INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part,
+                                    parts)
+        SELECT event_id, $1, customer_id, false, shipments, 1, 1 FROM fitting
+    )
+    SELECT customer_id FROM encoded
+    WHERE customer_id NOT IN (SELECT customer_id FROM fitting)
+    ORDER BY customer_id
+"""
 
 
 async def write_notices(
     connection: Connection,
     *,
-    recall: Record,
-    first_customer: str,
-    last_customer: str,
+    recall: PendingRecall,
+    chunk: Chunk,
     max_value_bytes: int,
     max_shipments: int | None,
     source: str,
 ) -> list[str]:
-    """Write the notices of these customers straight into the outbox, built by PostgreSQL in
-    one statement: the CloudEvent exactly as `shared.contracts.envelope.encode` writes it.
+    """Write the notices of the chunk's customers straight into the outbox, in one statement.
     A notice is written only when it fits whole: at most `max_value_bytes` of JSON (and
     `max_shipments` shipments, when set). Returns the customers left for the caller, whose
     notices must be split."""
     rows = await connection.fetch(
-        """
-        WITH lines AS (
-            SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
-                   s.lot_code, s.quantity, s.uom, s.line_no
-            FROM shipment_lines s
-            WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
-              AND s.customer_id BETWEEN $2 AND $9 AND s.seq <= $3
-        ), per_customer AS (
-            SELECT customer_id, count(*) AS shipments,
-                   json_agg(json_build_object(
-                       'shipment_id', shipment_id, 'order_id', order_id,
-                       'shipped_at', to_char(shipped_at AT TIME ZONE 'UTC',
-                                             'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                       'sku', sku, 'lot_id', lot_id, 'lot_code', lot_code,
-                       'quantity', trim_scale(quantity)::text, 'uom', uom)
-                       ORDER BY shipped_at, shipment_id, line_no) AS list
-            FROM lines GROUP BY customer_id
-        ), notices AS (
-            SELECT p.customer_id, p.shipments, p.list, gen_random_uuid()::text AS event_id,
-                   json_strip_nulls(json_build_object(
-                       'customer_id', p.customer_id, 'name', c.name, 'email', c.email,
-                       'phone', c.phone, 'address', c.address::json)) AS customer
-            FROM per_customer p LEFT JOIN customers c USING (customer_id)
-        ), encoded AS (
-            SELECT n.customer_id, n.shipments, n.event_id,
-                   convert_to(json_build_object(
-                       'specversion', '1.0', 'id', n.event_id, 'type', $6::text,
-                       'source', $5::text,
-                       'time', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                       'subject', $1::text, 'datacontenttype', 'application/json',
-                       'data', json_strip_nulls(json_build_object(
-                           'recall_id', $1::text, 'customer', n.customer, 'shipments', n.list,
-                           'late', false, 'reason', $7::text, 'classification', $8::text))
-                   )::text, 'UTF8') AS value
-            FROM notices n
-        ), fitting AS (
-            SELECT customer_id, shipments, event_id, value FROM encoded
-            WHERE octet_length(value) <= $10 AND ($4::int IS NULL OR shipments <= $4)
-        ), written AS (
-            INSERT INTO outbox (topic, key, value, headers)
-            SELECT 'recall-issued', convert_to($1, 'UTF8'), f.value,
-                   jsonb_build_array(
-                       jsonb_build_array('content-type', 'application/cloudevents+json'),
-                       jsonb_build_array('ce_id', f.event_id),
-                       jsonb_build_array('ce_type', $6::text),
-                       jsonb_build_array('ce_source', $5::text))
-            FROM fitting f
-        ), logged AS (
-            INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part,
-                                        parts)
-            SELECT event_id, $1, customer_id, false, shipments, 1, 1 FROM fitting
-        )
-        SELECT customer_id FROM encoded
-        WHERE customer_id NOT IN (SELECT customer_id FROM fitting)
-        ORDER BY customer_id
-        """,
-        recall["recall_id"],
-        first_customer,
-        recall["shipment_watermark"],
+        _WRITE_NOTICES,
+        recall.recall_id,
+        chunk.first_customer,
+        recall.shipment_watermark,
         max_shipments,
         source,
-        NOTICE_TYPE,
-        recall["reason"],
-        recall["classification"],
-        last_customer,
+        RecallCustomerNotice.event_type,
+        recall.reason,
+        recall.classification,
+        chunk.last_customer,
         max_value_bytes,
+        RecallCustomerNotice.topic,
     )
     return [row["customer_id"] for row in rows]
 
@@ -452,49 +410,44 @@ async def finish_notices_if_done(connection: Connection, recall_id: str) -> bool
 
 
 async def customer_shipments(
-    connection: Connection, recall_id: str, customer_ids: Sequence[str], watermark: int
+    connection: Connection, recall: PendingRecall, customer_ids: Sequence[str]
 ) -> dict[str, list[NoticeShipment]]:
     """Each customer's shipments of the recall's lots known at its watermark, in notice order."""
     rows = await connection.fetch(
-        """
-        SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
-               s.lot_code, s.quantity, s.uom
-        FROM shipment_lines s
-        WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
-          AND s.customer_id = ANY($2::text[]) AND s.seq <= $3
+        f"""
+        SELECT {_SHIPMENT_LINE} FROM shipment_lines s
+        WHERE {_affected_lines("$1", known_at="$3")} AND s.customer_id = ANY($2::text[])
         ORDER BY s.customer_id, s.shipped_at, s.shipment_id, s.line_no
         """,
-        recall_id,
+        recall.recall_id,
         list(customer_ids),
-        watermark,
+        recall.shipment_watermark,
     )
     shipments: dict[str, list[NoticeShipment]] = {customer_id: [] for customer_id in customer_ids}
     for row in rows:
-        shipments[row["customer_id"]].append(notice_shipment(row))
+        line = ShipmentLineRow(*row)
+        shipments[line.customer_id].append(line.notice_shipment())
     return shipments
 
 
-def notice_shipment(row: Record) -> NoticeShipment:
-    """A shipment line as a notice names it: the one place a row becomes that model."""
-    return NoticeShipment(
-        shipment_id=row["shipment_id"],
-        order_id=row["order_id"],
-        shipped_at=row["shipped_at"],
-        sku=row["sku"],
-        lot_id=row["lot_id"],
-        lot_code=row["lot_code"],
-        quantity=row["quantity"],
-        uom=row["uom"],
-    )
-
-
-async def customers_by_id(connection: Connection, customer_ids: Iterable[str]) -> dict[str, Record]:
+async def customers_by_id(
+    connection: Connection, customer_ids: Iterable[str]
+) -> dict[str, Customer]:
+    """The customers as notices name them; one never seen is named by its id alone."""
+    wanted = sorted(set(customer_ids))
     rows = await connection.fetch(
         "SELECT customer_id, name, email, phone, address FROM customers"
         " WHERE customer_id = ANY($1::text[])",
-        sorted(set(customer_ids)),
+        wanted,
     )
-    return {row["customer_id"]: row for row in rows}
+    known = {row["customer_id"]: row for row in rows}
+    return {customer_id: _customer(known.get(customer_id), customer_id) for customer_id in wanted}
+
+
+def _customer(row: Record | None, customer_id: str) -> Customer:
+    if row is None:
+        return Customer(customer_id=customer_id)
+    return Customer.model_validate({key: value for key, value in row.items() if value is not None})
 
 
 @dataclass(frozen=True)
@@ -554,8 +507,10 @@ async def notice_failures(connection: Connection, recall_id: str) -> list[Record
     )
 
 
-async def open_recalls_of_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
-    return await connection.fetch(
+async def open_recalls_of_lots(
+    connection: Connection, lot_ids: Iterable[UUID]
+) -> list[OpenRecallLot]:
+    rows = await connection.fetch(
         """
         SELECT rl.recall_id, rl.lot_id, rl.via_lot_id, r.reason, r.classification
         FROM recall_lots rl JOIN recalls r USING (recall_id)
@@ -563,18 +518,17 @@ async def open_recalls_of_lots(connection: Connection, lot_ids: Iterable[UUID]) 
         """,
         sorted(set(lot_ids)),
     )
+    return [OpenRecallLot(*row) for row in rows]
 
 
-async def add_recall_lots(
-    connection: Connection, rows: Sequence[tuple[str, UUID, str, str, str | None, UUID]]
-) -> None:
+async def add_recall_lots(connection: Connection, rows: Sequence[RecallLotRow]) -> None:
     await connection.execute(
         """
         INSERT INTO recall_lots (recall_id, lot_id, lot_code, sku, supplier_id, via_lot_id)
         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[])
         ON CONFLICT DO NOTHING
         """,
-        *[[row[i] for row in rows] for i in range(6)],
+        *columns(rows, RecallLotRow),
     )
 
 
@@ -612,10 +566,10 @@ async def recall_customer_lines(
 ) -> list[Record]:
     """Affected customers with their shipments of affected lots (late ones included)."""
     return await connection.fetch(
-        """
+        f"""
         WITH page AS (
             SELECT DISTINCT s.customer_id FROM shipment_lines s
-            WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+            WHERE {_affected_lines("$1")}
             ORDER BY s.customer_id
             LIMIT $2 OFFSET $3
         )
@@ -626,7 +580,7 @@ async def recall_customer_lines(
         FROM page p
         JOIN shipment_lines s ON s.customer_id = p.customer_id
         LEFT JOIN customers c ON c.customer_id = p.customer_id
-        WHERE s.lot_id IN (SELECT lot_id FROM recall_lots WHERE recall_id = $1)
+        WHERE {_affected_lines("$1")}
         ORDER BY p.customer_id, s.shipped_at, s.shipment_id, s.line_no
         """,
         recall_id,

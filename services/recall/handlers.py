@@ -15,6 +15,16 @@ from uuid import UUID
 from services.recall import db
 from services.recall.domain import NoticeTooLarge, made_from
 from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
+from services.recall.records import (
+    AffectedTotals,
+    NewRecall,
+    OpenRecallLot,
+    PendingRecall,
+    RecallLotRow,
+    Received,
+    ShipmentLineRow,
+    Shipped,
+)
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
@@ -24,7 +34,7 @@ from shared.contracts.events import (
     RecallIssued,
     RecallScope,
 )
-from shared.contracts.types import Customer
+from shared.errors import NotFound
 from shared.ids import new_id
 from shared.runtime import metrics
 from shared.runtime.consumer import EventHandler
@@ -32,13 +42,6 @@ from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Rec
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
-
-
-class RecallError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -78,106 +81,43 @@ class Recalls:
         self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]
     ) -> None:
         connection = unit.connection
-        lots: dict[UUID, dict[str, Any]] = {}
-        receipts = []
-        inputs = []
-        for incoming in events:
-            event = incoming.data
-            lot = lots.get(event.lot_id)
-            if lot is None:
-                lots[event.lot_id] = {
-                    "lot_id": event.lot_id,
-                    "lot_code": event.lot_code,
-                    "sku": event.sku,
-                    "gtin": event.gtin,
-                    "uom": event.uom,
-                    "supplier_id": event.supplier.supplier_id if event.supplier else None,
-                    "supplier_name": event.supplier.name if event.supplier else None,
-                    "supplier_lot_code": event.supplier_lot_code,
-                    "purchase_order": event.purchase_order,
-                    "location": event.location,
-                    "production_date": event.production_date,
-                    "expiry_date": event.expiry_date,
-                    "best_before_date": event.best_before_date,
-                    "received_at": event.received_at,
-                    "quantity": event.quantity,
-                }
-            else:
-                lot["quantity"] += event.quantity
-                lot["received_at"] = min(lot["received_at"], event.received_at)
-            receipts.append(
-                {
-                    "receipt_id": event.receipt_id,
-                    "lot_id": event.lot_id,
-                    "quantity": event.quantity,
-                    "uom": event.uom,
-                    "received_at": event.received_at,
-                    "location": event.location,
-                    "purchase_order": event.purchase_order,
-                    "supplier_id": event.supplier.supplier_id if event.supplier else None,
-                    "supplier_name": event.supplier.name if event.supplier else None,
-                    "event_id": incoming.id,
-                }
-            )
-            inputs += [
-                {
-                    "receipt_id": event.receipt_id,
-                    "lot_id": event.lot_id,
-                    "input_lot_id": item.lot_id,
-                    "input_lot_code": item.lot_code,
-                    "input_sku": item.sku,
-                    "quantity": item.quantity,
-                    "uom": item.uom,
-                }
-                for item in event.inputs
-            ]
-        await db.upsert_lots(connection, list(lots.values()))
-        await db.insert_receipts(connection, receipts)
-        if inputs:
-            await db.ensure_lots(
-                connection,
-                [
-                    (i["input_lot_id"], i["input_lot_code"], i["input_sku"], i["uom"])
-                    for i in inputs
-                ],
-            )
-            await db.insert_inputs(connection, inputs)
-            await self._extend_open_recalls(unit, inputs, lots)
+        received = Received.of(events)
+        await db.upsert_lots(connection, received.lots)
+        await db.insert_receipts(connection, received.receipts)
+        if received.inputs:
+            await db.ensure_lots(connection, [item.input_lot() for item in received.inputs])
+            await db.insert_inputs(connection, received.inputs)
+            await self._extend_open_recalls(unit, received)
 
-    async def _extend_open_recalls(
-        self, unit: UnitOfWork, inputs: list[dict[str, Any]], lots: dict[UUID, dict[str, Any]]
-    ) -> None:
+    async def _extend_open_recalls(self, unit: UnitOfWork, received: Received) -> None:
         """A lot made from a recalled lot after the recall joins it: its shipments will be
         late notices of that recall."""
         recalled = await db.open_recalls_of_lots(
-            unit.connection, [i["input_lot_id"] for i in inputs]
+            unit.connection, [item.input_lot_id for item in received.inputs]
         )
         if not recalled:
             return
-        by_input: dict[UUID, list[Record]] = defaultdict(list)
-        for row in recalled:
-            by_input[row["lot_id"]].append(row)
-        additions = []
-        for item in inputs:
-            for row in by_input.get(item["input_lot_id"], ()):
-                lot = lots[item["lot_id"]]
-                additions.append(
-                    (
-                        row["recall_id"],
-                        item["lot_id"],
-                        lot["lot_code"],
-                        lot["sku"],
-                        lot["supplier_id"],
-                        row["via_lot_id"] or item["input_lot_id"],
-                    )
-                )
+        by_input = _by_lot(recalled)
+        lots = {lot.lot_id: lot for lot in received.lots}
+        additions = [
+            RecallLotRow(
+                recall_id=row.recall_id,
+                lot_id=item.lot_id,
+                lot_code=lots[item.lot_id].lot_code,
+                sku=lots[item.lot_id].sku,
+                supplier_id=lots[item.lot_id].supplier_id,
+                via_lot_id=row.via_lot_id or item.input_lot_id,
+            )
+            for item in received.inputs
+            for row in by_input.get(item.input_lot_id, ())
+        ]
         await db.add_recall_lots(unit.connection, additions)
-        for recall_id, lot_id, lot_code, *_ in additions:
+        for addition in additions:
             log.warning(
                 "lot made from a recalled lot joins the recall",
-                recall_id=recall_id,
-                lot_id=str(lot_id),
-                lot_code=lot_code,
+                recall_id=addition.recall_id,
+                lot_id=str(addition.lot_id),
+                lot_code=addition.lot_code,
             )
 
     async def on_order_shipped(
@@ -185,77 +125,43 @@ class Recalls:
     ) -> None:
         connection = unit.connection
         await db.lock_shipments_shared(connection)
-        customers: dict[str, dict[str, Any]] = {}
-        lines = []
-        for incoming in events:
-            shipment = incoming.data
-            customer = shipment.customer
-            customers[customer.customer_id] = {
-                "customer_id": customer.customer_id,
-                "name": customer.name,
-                "email": customer.email,
-                "phone": customer.phone,
-                "address": customer.address.model_dump(mode="json") if customer.address else None,
-            }
-            lines += [
-                {
-                    "shipment_id": shipment.shipment_id,
-                    "line_no": line.line_no,
-                    "lot_id": line.lot_id,
-                    "order_id": shipment.order_id,
-                    "customer_id": customer.customer_id,
-                    "sku": line.sku,
-                    "lot_code": line.lot_code,
-                    "quantity": line.quantity,
-                    "uom": line.uom,
-                    "shipped_at": shipment.shipped_at,
-                }
-                for line in shipment.lines
-            ]
-        await db.upsert_customers(connection, list(customers.values()))
-        await db.ensure_lots(
-            connection, [(row["lot_id"], row["lot_code"], row["sku"], row["uom"]) for row in lines]
-        )
-        new_lines = await db.insert_shipment_lines(connection, lines)
+        shipped = Shipped.of(events)
+        await db.upsert_customers(connection, shipped.customers)
+        await db.ensure_lots(connection, [line.lot() for line in shipped.lines])
+        new_lines = await db.insert_shipment_lines(connection, shipped.lines)
         if new_lines:
             await self._late_notices(unit, new_lines)
 
-    async def _late_notices(self, unit: UnitOfWork, new_lines: Sequence[Record]) -> None:
+    async def _late_notices(self, unit: UnitOfWork, new_lines: Sequence[ShipmentLineRow]) -> None:
         """Shipments of a recalled lot that became known after the recall: notify again."""
-        recalled = await db.open_recalls_of_lots(
-            unit.connection, {line["lot_id"] for line in new_lines}
-        )
+        lot_ids = {line.lot_id for line in new_lines}
+        recalled = await db.open_recalls_of_lots(unit.connection, lot_ids)
         if not recalled:
             return
-        recalls_by_lot: dict[UUID, list[Record]] = defaultdict(list)
-        for row in recalled:
-            recalls_by_lot[row["lot_id"]].append(row)
-        per_notice: dict[tuple[str, str], list[Record]] = defaultdict(list)
-        about: dict[str, Record] = {}
+        recalls_by_lot = _by_lot(recalled)
+        per_notice: dict[tuple[str, str], list[ShipmentLineRow]] = defaultdict(list)
+        about: dict[str, OpenRecallLot] = {}
         for line in new_lines:
-            for recall in recalls_by_lot.get(line["lot_id"], ()):
-                per_notice[(recall["recall_id"], line["customer_id"])].append(line)
-                about[recall["recall_id"]] = recall
-        customers = await db.customers_by_id(
-            unit.connection, {customer for _, customer in per_notice}
-        )
-        for (recall_id, customer_id), shipments in per_notice.items():
+            for recall in recalls_by_lot.get(line.lot_id, ()):
+                per_notice[(recall.recall_id, line.customer_id)].append(line)
+                about[recall.recall_id] = recall
+        customers = await db.customers_by_id(unit.connection, {c for _, c in per_notice})
+        for (recall_id, customer_id), lines in per_notice.items():
             recall = about[recall_id]
             request = NoticeRequest(
                 recall_id=recall_id,
-                reason=recall["reason"],
-                classification=recall["classification"],
-                customer=_customer(customers.get(customer_id), customer_id),
-                shipments=[db.notice_shipment(line) for line in shipments],
+                reason=recall.reason,
+                classification=recall.classification,
+                customer=customers[customer_id],
+                shipments=[line.notice_shipment() for line in lines],
                 late=True,
             )
             await self._send(unit, request)
-        for (recall_id, customer_id), late_lines in per_notice.items():
             log.warning(
                 "late shipment of a recalled lot notified",
                 recall_id=recall_id,
                 customer_id=customer_id,
-                order_ids=sorted({line["order_id"] for line in late_lines}),
+                order_ids=sorted({line.order_id for line in lines}),
             )
 
     # ------------------------------------------------------------------ issuing
@@ -271,46 +177,27 @@ class Recalls:
     ) -> IssuedRecall:
         connection = unit.connection
         await db.lock_shipments_exclusive(connection)
-        roots = await db.scope_roots(
-            connection,
-            lot_ids=scope.lot_ids,
-            lot_codes=scope.lot_codes,
-            sku=scope.sku,
-            supplier_id=scope.supplier_id,
-            received_from=scope.received_from,
-            received_to=scope.received_to,
-        )
-        if not roots:
-            raise RecallError(404, "no_lots_in_scope", "no known lot matches the recall scope")
-        affected = await _affected_lots(connection, roots)
-        recall_id = new_id()
-        issued_at = datetime.now(UTC)
-        customers, quantity = await db.create_recall(
-            connection,
-            recall_id=recall_id,
-            issued_at=issued_at,
+        affected = await _affected_lots(connection, scope)
+        recall = NewRecall(
+            recall_id=new_id(),
+            issued_at=datetime.now(UTC),
             reason=reason,
             classification=classification,
             scope=scope.model_dump(mode="json", exclude_none=True),
             requested_by=actor,
-            lots=[(a.lot_id, a.lot_code, a.sku, a.supplier_id, a.via_lot_id) for a in affected],
-            chunk_size=self.notice_chunk,
         )
-        unit.emit(
-            RecallIssued(
-                recall_id=recall_id,
-                issued_at=issued_at,
-                reason=reason,
-                classification=cast("Classification", classification),
-                scope=scope,
-                affected_lots=affected,
-                affected_customer_count=customers,
-                shipped_quantity=quantity,
-            ),
-            time=issued_at,
+        lots = [RecallLotRow.of(recall.recall_id, lot) for lot in affected]
+        totals = await db.create_recall(connection, recall, lots, chunk_size=self.notice_chunk)
+        unit.emit(recall_issued(recall, scope, affected, totals), time=recall.issued_at)
+        log.info(
+            "recall issued",
+            recall_id=recall.recall_id,
+            lots=len(affected),
+            customers=totals.customers,
         )
-        log.info("recall issued", recall_id=recall_id, lots=len(affected), customers=customers)
-        return IssuedRecall(recall_id, len(affected), customers, quantity)
+        return IssuedRecall(
+            recall.recall_id, len(affected), totals.customers, totals.shipped_quantity
+        )
 
     # ------------------------------------------------------------------ notices
 
@@ -324,46 +211,24 @@ class Recalls:
         recall = await db.recall_with_pending_notices(connection)
         if recall is None:
             return 0
-        recall_id = recall["recall_id"]
-        chunk = await db.take_chunk(connection, recall_id)
+        chunk = await db.take_chunk(connection, recall.recall_id)
         if chunk is None:
-            await db.finish_notices_if_done(connection, recall_id)
+            await db.finish_notices_if_done(connection, recall.recall_id)
             return 0
-        notices = self._notices(unit)
         to_split = await db.write_notices(
             connection,
             recall=recall,
-            first_customer=chunk["first_customer"],
-            last_customer=chunk["last_customer"],
-            max_value_bytes=notices.value_budget_for_sql,
+            chunk=chunk,
+            max_value_bytes=self._notices(unit).value_budget_for_sql,
             max_shipments=self.max_shipments_per_notice,
             source=unit.source,
         )
         unit.outbox_written_in_sql()
-        if to_split:
-            await self._notify_in_parts(unit, recall, to_split)
-        await db.chunk_notified(connection, recall_id, chunk["chunk"])
-        await db.finish_notices_if_done(connection, recall_id)
-        return int(chunk["customers"])
-
-    async def _notify_in_parts(
-        self, unit: UnitOfWork, recall: Record, customer_ids: list[str]
-    ) -> None:
-        connection = unit.connection
-        shipments = await db.customer_shipments(
-            connection, recall["recall_id"], customer_ids, recall["shipment_watermark"]
-        )
-        customers = await db.customers_by_id(connection, customer_ids)
-        for customer_id in customer_ids:
-            request = NoticeRequest(
-                recall_id=recall["recall_id"],
-                reason=recall["reason"],
-                classification=recall["classification"],
-                customer=_customer(customers.get(customer_id), customer_id),
-                shipments=shipments[customer_id],
-                late=False,
-            )
+        for request in await notice_requests(connection, recall, to_split):
             await self._send(unit, request)
+        await db.chunk_notified(connection, recall.recall_id, chunk.chunk)
+        await db.finish_notices_if_done(connection, recall.recall_id)
+        return chunk.customers
 
     async def _send(self, unit: UnitOfWork, request: NoticeRequest) -> None:
         """Emit a customer's notices, or, when they cannot fit the message limit, dead-letter
@@ -429,39 +294,76 @@ async def run_notifier(recalls: Recalls, database: Database, *, idle_seconds: fl
             await asyncio.wait_for(recalls.notices_wanted.wait(), idle_seconds)
 
 
-async def _affected_lots(connection: Connection, roots: Sequence[Record]) -> list[AffectedLot]:
+def recall_issued(
+    recall: NewRecall, scope: RecallScope, affected: list[AffectedLot], totals: AffectedTotals
+) -> RecallIssued:
+    """The one builder of `recall-issued`."""
+    return RecallIssued(
+        recall_id=recall.recall_id,
+        issued_at=recall.issued_at,
+        reason=recall.reason,
+        classification=cast("Classification", recall.classification),
+        scope=scope,
+        affected_lots=affected,
+        affected_customer_count=totals.customers,
+        shipped_quantity=totals.shipped_quantity,
+    )
+
+
+async def notice_requests(
+    connection: Connection, recall: PendingRecall, customer_ids: Sequence[str]
+) -> list[NoticeRequest]:
+    """The notices of these customers known at the recall's issue, as notices.py builds them."""
+    if not customer_ids:
+        return []
+    shipments = await db.customer_shipments(connection, recall, customer_ids)
+    customers = await db.customers_by_id(connection, customer_ids)
+    return [
+        NoticeRequest(
+            recall_id=recall.recall_id,
+            reason=recall.reason,
+            classification=recall.classification,
+            customer=customers[customer_id],
+            shipments=shipments[customer_id],
+            late=False,
+        )
+        for customer_id in customer_ids
+    ]
+
+
+def _by_lot(rows: Sequence[OpenRecallLot]) -> dict[UUID, list[OpenRecallLot]]:
+    by_lot: dict[UUID, list[OpenRecallLot]] = defaultdict(list)
+    for row in rows:
+        by_lot[row.lot_id].append(row)
+    return by_lot
+
+
+async def _affected_lots(connection: Connection, scope: RecallScope) -> list[AffectedLot]:
     """The lots in scope, then every lot made from them at any depth, naming its root."""
+    roots = await db.scope_roots(
+        connection,
+        lot_ids=scope.lot_ids,
+        lot_codes=scope.lot_codes,
+        sku=scope.sku,
+        supplier_id=scope.supplier_id,
+        received_from=scope.received_from,
+        received_to=scope.received_to,
+    )
+    if not roots:
+        raise NotFound("no_lots_in_scope", "no known lot matches the recall scope")
     root_ids = [row["lot_id"] for row in roots]
     via = made_from(root_ids, await db.genealogy_edges(connection, root_ids, forward=True))
     made = await db.lot_rows(connection, via)
-    in_scope = [
-        AffectedLot(
-            lot_id=row["lot_id"],
-            lot_code=row["lot_code"],
-            sku=row["sku"],
-            supplier_id=row["supplier_id"],
-        )
-        for row in roots
-    ]
-    return in_scope + [
-        AffectedLot(
-            lot_id=lot_id,
-            lot_code=row["lot_code"],
-            sku=row["sku"],
-            supplier_id=row["supplier_id"],
-            via_lot_id=via[lot_id],
-        )
-        for lot_id, row in sorted(made.items())
+    return [_affected_lot(row) for row in roots] + [
+        _affected_lot(row, via[lot_id]) for lot_id, row in sorted(made.items())
     ]
 
 
-def _customer(row: Record | None, customer_id: str) -> Customer:
-    if row is None:
-        return Customer(customer_id=customer_id)
-    return Customer.model_validate(
-        {
-            key: row[key]
-            for key in ("customer_id", "name", "email", "phone", "address")
-            if row[key] is not None
-        }
+def _affected_lot(row: Record, via_lot_id: UUID | None = None) -> AffectedLot:
+    return AffectedLot(
+        lot_id=row["lot_id"],
+        lot_code=row["lot_code"],
+        sku=row["sku"],
+        supplier_id=row["supplier_id"],
+        via_lot_id=via_lot_id,
     )

@@ -1,0 +1,304 @@
+"""The rows the recall projection stores and reads back, each built in one place from an event
+or a query. Field order is the column order of the statement that writes them (`columns`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from shared.contracts.envelope import Incoming
+from shared.contracts.events import AffectedLot, GoodsReceived, NoticeShipment, OrderShipped
+
+
+@dataclass(frozen=True)
+class PlaceholderLot:
+    """A lot named (as an input, or in a shipment) before its own receipt is known."""
+
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    uom: str
+
+
+@dataclass(frozen=True)
+class LotRow:
+    """A received lot; receipts of the same lot in one batch add up."""
+
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    gtin: str | None
+    uom: str
+    supplier_id: str | None
+    supplier_name: str | None
+    supplier_lot_code: str | None
+    purchase_order: str | None
+    location: str | None
+    production_date: date | None
+    expiry_date: date | None
+    best_before_date: date | None
+    received_at: datetime
+    quantity: Decimal
+
+    @classmethod
+    def of(cls, event: GoodsReceived) -> LotRow:
+        supplier = event.supplier
+        return cls(
+            lot_id=event.lot_id,
+            lot_code=event.lot_code,
+            sku=event.sku,
+            gtin=event.gtin,
+            uom=event.uom,
+            supplier_id=supplier.supplier_id if supplier else None,
+            supplier_name=supplier.name if supplier else None,
+            supplier_lot_code=event.supplier_lot_code,
+            purchase_order=event.purchase_order,
+            location=event.location,
+            production_date=event.production_date,
+            expiry_date=event.expiry_date,
+            best_before_date=event.best_before_date,
+            received_at=event.received_at,
+            quantity=event.quantity,
+        )
+
+    def plus(self, event: GoodsReceived) -> LotRow:
+        """This lot with another receipt of it counted."""
+        return replace(
+            self,
+            quantity=self.quantity + event.quantity,
+            received_at=min(self.received_at, event.received_at),
+        )
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    receipt_id: str
+    lot_id: UUID
+    quantity: Decimal
+    uom: str
+    received_at: datetime
+    location: str | None
+    purchase_order: str | None
+    supplier_id: str | None
+    supplier_name: str | None
+    event_id: str
+
+    @classmethod
+    def of(cls, incoming: Incoming[GoodsReceived]) -> ReceiptRow:
+        event = incoming.data
+        return cls(
+            receipt_id=event.receipt_id,
+            lot_id=event.lot_id,
+            quantity=event.quantity,
+            uom=event.uom,
+            received_at=event.received_at,
+            location=event.location,
+            purchase_order=event.purchase_order,
+            supplier_id=event.supplier.supplier_id if event.supplier else None,
+            supplier_name=event.supplier.name if event.supplier else None,
+            event_id=incoming.id,
+        )
+
+
+@dataclass(frozen=True)
+class InputRow:
+    """Genealogy: the receipt of `lot_id` consumed `input_lot_id`."""
+
+    receipt_id: str
+    lot_id: UUID
+    input_lot_id: UUID
+    input_lot_code: str
+    input_sku: str
+    quantity: Decimal
+    uom: str
+
+    @classmethod
+    def all_of(cls, event: GoodsReceived) -> list[InputRow]:
+        return [
+            cls(
+                receipt_id=event.receipt_id,
+                lot_id=event.lot_id,
+                input_lot_id=item.lot_id,
+                input_lot_code=item.lot_code,
+                input_sku=item.sku,
+                quantity=item.quantity,
+                uom=item.uom,
+            )
+            for item in event.inputs
+        ]
+
+    def input_lot(self) -> PlaceholderLot:
+        return PlaceholderLot(self.input_lot_id, self.input_lot_code, self.input_sku, self.uom)
+
+
+@dataclass(frozen=True)
+class Received:
+    """What a batch of `goods-received` events adds to the projection."""
+
+    lots: list[LotRow]
+    receipts: list[ReceiptRow]
+    inputs: list[InputRow]
+
+    @classmethod
+    def of(cls, events: list[Incoming[GoodsReceived]]) -> Received:
+        lots: dict[UUID, LotRow] = {}
+        receipts, inputs = [], []
+        for incoming in events:
+            event = incoming.data
+            known = lots.get(event.lot_id)
+            lots[event.lot_id] = LotRow.of(event) if known is None else known.plus(event)
+            receipts.append(ReceiptRow.of(incoming))
+            inputs += InputRow.all_of(event)
+        return cls(list(lots.values()), receipts, inputs)
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    customer_id: str
+    name: str | None
+    email: str | None
+    phone: str | None
+    address: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, event: OrderShipped) -> CustomerRow:
+        customer = event.customer
+        return cls(
+            customer_id=customer.customer_id,
+            name=customer.name,
+            email=customer.email,
+            phone=customer.phone,
+            address=customer.address.model_dump(mode="json") if customer.address else None,
+        )
+
+
+@dataclass(frozen=True)
+class ShipmentLineRow:
+    shipment_id: str
+    line_no: int
+    lot_id: UUID
+    order_id: str
+    customer_id: str
+    sku: str
+    lot_code: str
+    quantity: Decimal
+    uom: str
+    shipped_at: datetime
+
+    @classmethod
+    def all_of(cls, event: OrderShipped) -> list[ShipmentLineRow]:
+        return [
+            cls(
+                shipment_id=event.shipment_id,
+                line_no=line.line_no,
+                lot_id=line.lot_id,
+                order_id=event.order_id,
+                customer_id=event.customer.customer_id,
+                sku=line.sku,
+                lot_code=line.lot_code,
+                quantity=line.quantity,
+                uom=line.uom,
+                shipped_at=event.shipped_at,
+            )
+            for line in event.lines
+        ]
+
+    def lot(self) -> PlaceholderLot:
+        return PlaceholderLot(self.lot_id, self.lot_code, self.sku, self.uom)
+
+    def notice_shipment(self) -> NoticeShipment:
+        """The line as a notice names it: the one place a line becomes that model."""
+        return NoticeShipment(
+            shipment_id=self.shipment_id,
+            order_id=self.order_id,
+            shipped_at=self.shipped_at,
+            sku=self.sku,
+            lot_id=self.lot_id,
+            lot_code=self.lot_code,
+            quantity=self.quantity,
+            uom=self.uom,
+        )
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What a batch of `order-shipped` events adds to the projection."""
+
+    customers: list[CustomerRow]
+    lines: list[ShipmentLineRow]
+
+    @classmethod
+    def of(cls, events: list[Incoming[OrderShipped]]) -> Shipped:
+        customers = {e.data.customer.customer_id: CustomerRow.of(e.data) for e in events}
+        lines = [line for e in events for line in ShipmentLineRow.all_of(e.data)]
+        return cls(list(customers.values()), lines)
+
+
+@dataclass(frozen=True)
+class NewRecall:
+    """A recall as it is stored when issued."""
+
+    recall_id: str
+    issued_at: datetime
+    reason: str
+    classification: str
+    scope: dict[str, Any]
+    requested_by: str
+
+
+@dataclass(frozen=True)
+class AffectedTotals:
+    """What a recall reached when issued: customers to notify and the quantity they got."""
+
+    customers: int
+    shipped_quantity: Decimal
+
+
+@dataclass(frozen=True)
+class RecallLotRow:
+    """A lot a recall covers: in its scope, or made from a lot in it (`via_lot_id`)."""
+
+    recall_id: str
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    supplier_id: str | None
+    via_lot_id: UUID | None
+
+    @classmethod
+    def of(cls, recall_id: str, lot: AffectedLot) -> RecallLotRow:
+        return cls(recall_id, lot.lot_id, lot.lot_code, lot.sku, lot.supplier_id, lot.via_lot_id)
+
+
+@dataclass(frozen=True)
+class OpenRecallLot:
+    """A lot of an open recall, with what a notice of that recall says."""
+
+    recall_id: str
+    lot_id: UUID
+    via_lot_id: UUID | None
+    reason: str
+    classification: str
+
+
+@dataclass(frozen=True)
+class PendingRecall:
+    """A recall whose notices are still being written, and what they say."""
+
+    recall_id: str
+    reason: str
+    classification: str
+    shipment_watermark: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A range of a recall's affected customers, notified in one transaction."""
+
+    chunk: int
+    first_customer: str
+    last_customer: str
+    customers: int
