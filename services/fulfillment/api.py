@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from services.fulfillment import db
-from services.fulfillment.domain import ScannedLot, ShipmentRefused
+from services.fulfillment.domain import ScannedLot
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
 from services.fulfillment.schemas import (
     AllocationView,
@@ -19,11 +19,12 @@ from services.fulfillment.schemas import (
     ShipmentView,
     ShippedLine,
 )
+from shared.errors import Invalid, NotFound
 from shared.gs1 import Gs1Error, parse_gs1
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
-from shared.runtime.http import ApiError, database_of
+from shared.runtime.http import database_of
 
 router = APIRouter(tags=["fulfillment"])
 
@@ -34,9 +35,9 @@ def _scanned(scans: list[str]) -> list[ScannedLot]:
         try:
             scan = parse_gs1(barcode)
         except Gs1Error as error:
-            raise ApiError(422, "invalid_barcode", f"{error.element}: {error}") from error
+            raise Invalid("invalid_barcode", f"{error.element}: {error}") from error
         if not scan.lot_code:
-            raise ApiError(422, "invalid_barcode", f"scan {barcode!r} names no lot (10)")
+            raise Invalid("invalid_barcode", f"scan {barcode!r} names no lot (10)")
         lots.append(ScannedLot(lot_code=scan.lot_code, gtin=scan.gtin))
     return lots
 
@@ -86,10 +87,7 @@ async def create_shipment(
             actor=actor,
         )
 
-    try:
-        await database_of(request).run(work)
-    except ShipmentRefused as error:
-        raise ApiError(error.status, error.code, str(error)) from error
+    await database_of(request).run(work)
     assert result is not None
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -105,7 +103,7 @@ async def get_order(order_id: str, request: Request) -> OrderView:
     async with database_of(request).pool.acquire() as connection:
         order = await db.get_order(connection, order_id)
         if order is None:
-            raise ApiError(404, "order_not_found", f"no order {order_id}")
+            raise NotFound("order_not_found", f"no order {order_id}")
         lines = (await db.lines_of(connection, [order_id]))[order_id]
         allocations = (await db.allocations_of(connection, [order_id]))[order_id]
         blocked = await db.blocked_among(connection, {a.lot_id for a in allocations})

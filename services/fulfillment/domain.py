@@ -15,16 +15,16 @@ from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
+from shared.errors import DomainError, ErrorKind
+
 ZERO = Decimal(0)
 
 
-class ShipmentRefused(Exception):
-    """Nothing is shipped; `code` is stable and the message names the lot or line."""
+class ShipmentRefused(DomainError):
+    """Nothing is shipped; `code` is stable and the message names the lot or line. A conflict
+    with the order as it stands, unless the request itself is wrong or names no order."""
 
-    def __init__(self, code: str, message: str, *, status: int = 409) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+    kind = ErrorKind.CONFLICT
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def plan_shipment(
         for line_no in requested:
             if line_no not in known_lines:
                 raise ShipmentRefused(
-                    "unknown_line", f"the order has no line {line_no}", status=422
+                    "unknown_line", f"the order has no line {line_no}", kind=ErrorKind.INVALID
                 )
 
     scanned_lots = None if scanned is None else scanned_lot_ids(allocations, scanned)

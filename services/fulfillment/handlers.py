@@ -28,6 +28,7 @@ from shared.contracts.events import (
     ShipmentLine,
 )
 from shared.contracts.types import Customer
+from shared.errors import ErrorKind
 from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import UnitOfWork
@@ -219,7 +220,9 @@ class Fulfillment:
                 return await self._replay(unit, earlier)
         orders = await db.lock_orders(unit.connection, [order_id])
         if not orders or orders[0]["customer_id"] is None:
-            raise ShipmentRefused("order_not_found", f"no order {order_id}", status=404)
+            raise ShipmentRefused(
+                "order_not_found", f"no order {order_id}", kind=ErrorKind.NOT_FOUND
+            )
         order = orders[0]
         if order["status"] == "cancelled":
             raise ShipmentRefused("order_cancelled", f"order {order_id} is cancelled")

@@ -9,7 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from services.receiving import db, handlers
-from services.receiving.domain import LotNumbering, ReceivingError
+from services.receiving.domain import LotNumbering
 from services.receiving.schemas import (
     LotView,
     ProductRequest,
@@ -18,9 +18,10 @@ from services.receiving.schemas import (
     ReceiptView,
     ScanReceiptRequest,
 )
+from shared.errors import NotFound
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
-from shared.runtime.http import ApiError, database_of
+from shared.runtime.http import database_of
 
 router = APIRouter(tags=["receiving"])
 
@@ -69,11 +70,8 @@ async def create_receipt_from_scan(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ReceiptView:
-    try:
-        async with database_of(request).pool.acquire() as connection:
-            receipt = await handlers.receipt_from_scan(connection, body)
-    except ReceivingError as error:
-        raise ApiError(error.status, error.code, str(error)) from error
+    async with database_of(request).pool.acquire() as connection:
+        receipt = await handlers.receipt_from_scan(connection, body)
     return await _receive(request, response, receipt, idempotency_key)
 
 
@@ -94,10 +92,7 @@ async def _receive(
             now=datetime.now(UTC),
         )
 
-    try:
-        await database_of(request).run(work)
-    except ReceivingError as error:
-        raise ApiError(error.status, error.code, str(error)) from error
+    await database_of(request).run(work)
     assert outcome is not None
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -118,10 +113,7 @@ async def put_product(
         nonlocal product
         product = await handlers.put_product(unit, sku, body)
 
-    try:
-        await database_of(request).run(work)
-    except ReceivingError as error:
-        raise ApiError(error.status, error.code, str(error)) from error
+    await database_of(request).run(work)
     assert product is not None
     return product
 
@@ -133,7 +125,7 @@ async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request
     async with database_of(request).pool.acquire() as connection:
         row = await db.get_product(connection, sku)
     if row is None:
-        raise ApiError(404, "product_not_found", f"no product {sku}")
+        raise NotFound("product_not_found", f"no product {sku}")
     return ProductView(**dict(row))
 
 
@@ -144,7 +136,7 @@ async def get_lot(lot_id: UUID, request: Request) -> LotView:
     async with database_of(request).pool.acquire() as connection:
         row = await db.get_lot(connection, lot_id)
     if row is None:
-        raise ApiError(404, "lot_not_found", f"no lot {lot_id}")
+        raise NotFound("lot_not_found", f"no lot {lot_id}")
     return handlers.lot_view(row)
 
 

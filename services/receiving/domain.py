@@ -9,6 +9,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.errors import DomainError, ErrorKind
+
 DEFAULT_LOT_CODE_PATTERN = "{sku}-{received:%Y%m%d}-{seq:04d}"
 PATTERN_FIELDS = frozenset({"sku", "received", "seq", "supplier_lot_code", "supplier_id", "gtin"})
 _SAMPLE: dict[str, Any] = {
@@ -22,13 +24,11 @@ _SAMPLE: dict[str, Any] = {
 MAX_LOT_CODE_LENGTH = 64
 
 
-class ReceivingError(Exception):
-    """A receipt that cannot be accepted; `code` is stable, the message names the problem."""
+class ReceivingError(DomainError):
+    """A receipt that cannot be accepted; `code` is stable, the message names the problem.
+    Invalid unless it clashes with a lot as it stands (then `kind=ErrorKind.CONFLICT`)."""
 
-    def __init__(self, code: str, message: str, *, status: int = 422) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+    kind = ErrorKind.INVALID
 
 
 # ------------------------------------------------------------------------- lot numbering
@@ -229,7 +229,7 @@ def check_consumption(request: InputRequest, lot: InputLot | None, *, produced_l
             "insufficient_input",
             f"input lot {lot.lot_code} has {lot.available} {lot.uom} left,"
             f" {request.quantity} requested",
-            status=409,
+            kind=ErrorKind.CONFLICT,
         )
 
 
@@ -253,7 +253,7 @@ def blended_unit_cost(
         raise ReceivingError(
             "currency_mismatch",
             f"the lot is costed in {currency}; this receipt is in {new_currency}",
-            status=409,
+            kind=ErrorKind.CONFLICT,
         )
     total = quantity + new_quantity
     blended = (cost * quantity + new_cost * new_quantity) / total

@@ -32,6 +32,7 @@ from services.receiving.schemas import (
 )
 from shared.contracts.events import GoodsReceived, LotInput
 from shared.contracts.types import Supplier
+from shared.errors import ErrorKind
 from shared.gs1 import Gs1Error, parse_gs1
 from shared.ids import new_id, uuid7
 from shared.runtime.database import Connection, Record, UnitOfWork
@@ -71,7 +72,7 @@ async def receive(
                 raise ReceivingError(
                     "idempotency_conflict",
                     f"receipt {earlier['receipt_id']} was made with a different body",
-                    status=409,
+                    kind=ErrorKind.CONFLICT,
                 )
             return ReceiptOutcome(ReceiptView.model_validate(earlier["response"]), True)
 
@@ -199,7 +200,7 @@ async def _lot_for_receipt(
         raise ReceivingError(
             "uom_mismatch",
             f"lot {lot_code} of {request.sku} is counted in {existing['uom']}, not {request.uom}",
-            status=409,
+            kind=ErrorKind.CONFLICT,
         )
     current = LotDates(
         existing["production_date"], existing["expiry_date"], existing["best_before_date"]
@@ -208,7 +209,7 @@ async def _lot_for_receipt(
         raise ReceivingError(
             "lot_dates_conflict",
             f"lot {lot_code} of {request.sku} exists with other dates: {'; '.join(conflicts)}",
-            status=409,
+            kind=ErrorKind.CONFLICT,
         )
     merged = merged_dates(current, dates)
     unit_cost, currency = blended_unit_cost(
@@ -385,7 +386,7 @@ async def put_product(unit: UnitOfWork, sku: str, request: ProductRequest) -> Pr
         raise ReceivingError(
             "gtin_taken",
             "; ".join(f"GTIN {row['gtin']} is already SKU {row['sku']}" for row in taken),
-            status=409,
+            kind=ErrorKind.CONFLICT,
         )
     await db.put_product(
         unit.connection, sku, description=request.description, uom=request.uom, gtins=gtins

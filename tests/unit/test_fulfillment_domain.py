@@ -20,6 +20,7 @@ from services.fulfillment.domain import (
     plan_shipment,
     remaining_allocations,
 )
+from shared.runtime.http import STATUS_OF_KIND
 
 LOT_NAMESPACE = UUID("7d2e3b45-0000-4000-8000-000000000000")
 
@@ -123,7 +124,7 @@ def test_a_recalled_lot_refuses_the_whole_shipment_naming_the_lot() -> None:
             blocked={lot_id("BAD-LOT"): "recalled"},
         )
 
-    assert (refused.value.code, refused.value.status) == ("lot_blocked", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("lot_blocked", 409)
 
 
 def test_a_recalled_lot_waits_while_other_lines_ship_when_not_strict() -> None:
@@ -173,7 +174,7 @@ def test_a_scanned_lot_not_allocated_to_the_order_refuses_the_shipment_naming_it
     with pytest.raises(ShipmentRefused, match="WRONG-LOT") as refused:
         plan([line(1, "4")], [allocated(1, "A", "4")], scanned=["A", "WRONG-LOT"])
 
-    assert (refused.value.code, refused.value.status) == ("lot_not_allocated", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("lot_not_allocated", 409)
 
 
 # ------------------------------------------------------------------ requested lines
@@ -206,14 +207,14 @@ def test_requesting_more_than_is_left_to_ship_is_refused() -> None:
     ) as refused:
         plan([line(1, "10", "6")], [allocated(1, "A", "4")], requested={1: Decimal(5)})
 
-    assert (refused.value.code, refused.value.status) == ("over_shipment", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("over_shipment", 409)
 
 
 def test_requesting_a_line_the_order_does_not_have_is_refused() -> None:
     with pytest.raises(ShipmentRefused, match="no line 9") as refused:
         plan([line(1, "4")], [allocated(1, "A", "4")], requested={9: None})
 
-    assert (refused.value.code, refused.value.status) == ("unknown_line", 422)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("unknown_line", 422)
 
 
 # ------------------------------------------------------------------ after a shipment

@@ -21,6 +21,7 @@ from services.fulfillment.domain import (
     remaining_allocations,
     scanned_lot_ids,
 )
+from shared.runtime.http import STATUS_OF_KIND
 
 NAMESPACE = UUID("5c3a9f10-0000-4000-8000-000000000000")
 OJ_GTIN = "09501101530003"  # orange juice 1 L
@@ -70,7 +71,7 @@ def test_a_case_of_another_product_with_an_allocated_lot_code_is_refused_naming_
     with pytest.raises(ShipmentRefused) as refused:
         plan([line(1, "4", sku="OJ-1L")], allocations, [scan("L2611", AJ_GTIN)])
 
-    assert (refused.value.code, refused.value.status) == ("wrong_product", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("wrong_product", 409)
     message = str(refused.value)
     assert AJ_GTIN in message  # what was scanned
     assert "L2611" in message
@@ -153,7 +154,7 @@ def test_a_lot_code_not_allocated_at_all_is_still_lot_not_allocated() -> None:
     with pytest.raises(ShipmentRefused, match="NOT-OURS") as refused:
         plan(TWIN_LINES, TWIN_ALLOCATIONS, [scan("NOT-OURS", OJ_GTIN)])
 
-    assert (refused.value.code, refused.value.status) == ("lot_not_allocated", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("lot_not_allocated", 409)
 
 
 def test_what_remains_after_a_shipment_keeps_the_lots_gtin() -> None:

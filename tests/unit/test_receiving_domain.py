@@ -23,6 +23,7 @@ from services.receiving.domain import (
     conflicting_dates,
     merged_dates,
 )
+from shared.runtime.http import STATUS_OF_KIND
 
 RECEIVED = datetime(2026, 11, 21, 9, 30)
 
@@ -99,7 +100,7 @@ def test_a_rule_using_the_suppliers_lot_code_refuses_a_receipt_without_one(
         render(rule, supplier_lot_code=missing)
 
     assert refused.value.code == "supplier_lot_code_required"
-    assert refused.value.status == 422
+    assert STATUS_OF_KIND[refused.value.kind] == 422
 
 
 @pytest.mark.parametrize(
@@ -252,7 +253,7 @@ def test_an_unknown_input_lot_is_refused_naming_it() -> None:
     with pytest.raises(ReceivingError, match="APL-0042 of APPLE") as refused:
         check_consumption(request("1", lot_id=None), None, produced_lot_id=PRODUCED)
 
-    assert (refused.value.code, refused.value.status) == ("unknown_input_lot", 422)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("unknown_input_lot", 422)
 
 
 def test_a_lot_cannot_be_made_from_itself() -> None:
@@ -273,7 +274,7 @@ def test_consuming_more_than_an_input_lot_has_is_a_conflict_naming_lot_and_quant
     with pytest.raises(ReceivingError) as refused:
         check_consumption(request("12.51"), APPLES, produced_lot_id=PRODUCED)
 
-    assert (refused.value.code, refused.value.status) == ("insufficient_input", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("insufficient_input", 409)
     message = str(refused.value)
     assert "APL-0042" in message
     assert "12.5 KG" in message
@@ -301,7 +302,7 @@ def test_a_re_receipt_in_another_currency_is_a_conflict() -> None:
     with pytest.raises(ReceivingError, match=r"EUR.*USD") as refused:
         blended_unit_cost(Decimal(2), "EUR", Decimal(30), Decimal(3), "USD", Decimal(10))
 
-    assert (refused.value.code, refused.value.status) == ("currency_mismatch", 409)
+    assert (refused.value.code, STATUS_OF_KIND[refused.value.kind]) == ("currency_mismatch", 409)
 
 
 def test_a_re_receipt_without_a_cost_keeps_the_lots_cost() -> None:
