@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -35,6 +36,15 @@ class PostgresServer:
             await connection.close()
         return name
 
+    @asynccontextmanager
+    async def fresh_database(self) -> AsyncIterator[str]:
+        """The URL of a new, empty database, dropped on the way out."""
+        name = await self.create_database()
+        try:
+            yield self.url(name)
+        finally:
+            await self.drop_database(name)
+
     async def drop_database(self, name: str) -> None:
         connection = await asyncpg.connect(self.admin_url)
         try:
@@ -60,11 +70,8 @@ async def postgres_server() -> AsyncIterator[PostgresServer]:
 @pytest_asyncio.fixture
 async def database_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
     """A fresh, empty database for one test."""
-    name = await postgres_server.create_database()
-    try:
-        yield postgres_server.url(name)
-    finally:
-        await postgres_server.drop_database(name)
+    async with postgres_server.fresh_database() as url:
+        yield url
 
 
 @pytest_asyncio.fixture

@@ -42,6 +42,15 @@ def settings(database_url: str, broker: TansuBroker, **options: Any) -> ServiceS
     )
 
 
+def emitter_runtime(database_url: str, broker: TansuBroker, **options: Any) -> ServiceRuntime:
+    """A service that only emits: the probe tables, an outbox, and its relay."""
+    return ServiceRuntime(
+        name="emitter",
+        settings=settings(database_url, broker, **options),
+        migrations=PROBE_MIGRATIONS,
+    )
+
+
 async def started(runtime: ServiceRuntime) -> ServiceRuntime:
     await runtime.start()
     await asyncio.wait_for(runtime.started.wait(), 60)
@@ -87,11 +96,8 @@ def metric(name: str, **labels: str) -> float:
 
 @pytest_asyncio.fixture
 async def second_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
-    name = await postgres_server.create_database()
-    try:
-        yield postgres_server.url(name)
-    finally:
-        await postgres_server.drop_database(name)
+    async with postgres_server.fresh_database() as url:
+        yield url
 
 
 async def test_after_the_broker_loses_its_log_every_event_is_published_again_in_order(
@@ -101,9 +107,7 @@ async def test_after_the_broker_loses_its_log_every_event_is_published_again_in_
     broker = TansuBroker(port)
     await broker.start()
     await broker.create_topics(partitions=3)
-    emitter = ServiceRuntime(
-        name="emitter", settings=settings(database_url, broker), migrations=PROBE_MIGRATIONS
-    )
+    emitter = emitter_runtime(database_url, broker)
     consumer = BatchConsumer(group_id="projection", handlers=[(OrderPlaced, apply_orders)])
     projection = ServiceRuntime(
         name="projection",
@@ -197,11 +201,7 @@ async def test_relays_of_several_databases_on_one_broker_never_republish(
 async def test_a_row_the_broker_refuses_is_set_aside_and_the_next_rows_go_out(
     database_url: str, broker: TansuBroker
 ) -> None:
-    emitter = ServiceRuntime(
-        name="emitter",
-        settings=settings(database_url, broker, max_message_bytes=10_000),
-        migrations=PROBE_MIGRATIONS,
-    )
+    emitter = emitter_runtime(database_url, broker, max_message_bytes=10_000)
     rejected_before = metric("lottrace_outbox_rejected_total", topic="order-cancelled")
     try:
         await started(emitter)
@@ -231,11 +231,7 @@ async def test_a_row_the_broker_refuses_is_set_aside_and_the_next_rows_go_out(
 async def test_published_rows_are_kept_for_the_retention_and_then_purged(
     database_url: str, broker: TansuBroker
 ) -> None:
-    emitter = ServiceRuntime(
-        name="emitter",
-        settings=settings(database_url, broker, outbox_retention_seconds=3600),
-        migrations=PROBE_MIGRATIONS,
-    )
+    emitter = emitter_runtime(database_url, broker, outbox_retention_seconds=3600)
     # Rows published two hours ago and a minute ago, before the relay starts.
     await emitter.database.open()
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("emitter", PROBE_MIGRATIONS)])
