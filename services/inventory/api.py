@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
 from services.inventory import db, domain
-from services.inventory.handlers import Inventory, InventoryError
+from services.inventory.handlers import Inventory
 from services.inventory.schemas import (
     AdjustmentRequest,
     AdjustmentView,
@@ -27,10 +28,11 @@ from services.inventory.schemas import (
     ValuationLine,
 )
 from shared.contracts.types import Money
+from shared.errors import NotFound
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
-from shared.runtime.http import ApiError, database_of
+from shared.runtime.http import database_of
 
 router = APIRouter(tags=["inventory"])
 
@@ -52,8 +54,7 @@ def lot_view(row: Record, inventory: Inventory) -> LotView:
         location=main.location if main else None,
         locations=locations,
         status=domain.lot_status(
-            recalled=row["recalled"],
-            on_hold=row["on_hold"],
+            stored=row["blocks"],
             expiry_date=row["expiry_date"],
             today=inventory.today(),
         ),
@@ -67,7 +68,7 @@ async def _lot_or_404(request: Request, lot_id: UUID) -> LotView:
     async with database_of(request).pool.acquire() as connection:
         row = await db.get_lot(connection, lot_id)
     if row is None:
-        raise ApiError(404, "lot_not_found", f"no lot {lot_id}")
+        raise NotFound("lot_not_found", f"no lot {lot_id}")
     return lot_view(row, _inventory(request))
 
 
@@ -121,11 +122,8 @@ async def stock(
     return [lot_view(row, inventory) for row in rows]
 
 
-async def _command(request: Request, work: Any) -> None:
-    try:
-        await database_of(request).run(work)
-    except InventoryError as error:
-        raise ApiError(error.status, error.code, str(error)) from error
+async def _command(request: Request, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+    await database_of(request).run(work)
 
 
 @router.post(
@@ -197,7 +195,7 @@ async def get_order(order_id: str, request: Request) -> OrderView:
     async with database_of(request).pool.acquire() as connection:
         order = await db.get_order(connection, order_id)
         if order is None:
-            raise ApiError(404, "order_not_found", f"no order {order_id}")
+            raise NotFound("order_not_found", f"no order {order_id}")
         lines = await db.line_states(connection, [order_id])
         reservations = await db.reservations_with_lots(connection, [order_id])
     return OrderView(
@@ -220,11 +218,11 @@ async def get_order(order_id: str, request: Request) -> OrderView:
         ],
         reservations=[
             ReservationView(
-                line_no=row["line_no"],
-                lot_id=row["lot_id"],
-                lot_code=row["lot_code"],
-                quantity=row["quantity"],
-                expiry_date=row["expiry_date"],
+                line_no=row.line_no,
+                lot_id=row.lot_id,
+                lot_code=row.lot_code,
+                quantity=row.quantity,
+                expiry_date=row.expiry_date,
             )
             for row in reservations
         ],

@@ -5,20 +5,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import fields
 from datetime import date
-from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 from uuid import UUID
 
-from services.inventory.domain import Demand, Held, LineState, Reserve, StockLot
-from shared.runtime.database import Connection, Record
+from services.inventory.domain import Block, Demand, Held, LineState, Reserve, StockLot, merged
+from services.inventory.records import (
+    Edge,
+    InheritedRecall,
+    LineChange,
+    LineKey,
+    LockedLot,
+    LotFacts,
+    Movement,
+    NewLine,
+    NewOrder,
+    OrderRevision,
+    ReceivedStock,
+    ReservedLot,
+    StockChange,
+    StockKey,
+    StockRow,
+)
+from shared.runtime.database import Connection, Record, columns
 
-StockKey = tuple[UUID, str]
+T = TypeVar("T")
 
 LOT_TOTALS = """
     l.lot_id, l.sku, l.lot_code, l.gtin, l.uom, l.supplier_id, l.expiry_date, l.received_at,
-    l.unit_cost, l.currency, l.on_hold, l.hold_reason, l.recalled, l.recall_id, l.updated_at,
+    l.unit_cost, l.currency, l.blocks, l.hold_reason, l.recall_id, l.updated_at,
     coalesce(sum(s.received), 0) AS received, coalesce(sum(s.consumed), 0) AS consumed,
     coalesce(sum(s.shipped), 0) AS shipped, coalesce(sum(s.adjusted), 0) AS adjusted,
     coalesce(sum(s.reserved), 0) AS reserved, coalesce(sum(s.on_hand), 0) AS on_hand,
@@ -30,42 +46,28 @@ LOT_TOTALS = """
 """
 
 
-@dataclass(frozen=True)
-class LotFacts:
-    """What an event tells about a lot, enough to create it if it is not known yet."""
-
-    lot_id: UUID
-    sku: str
-    lot_code: str
-    uom: str
-
-
-@dataclass(frozen=True)
-class Movement:
-    lot_id: UUID
-    change: str
-    quantity: Decimal | None
-    cause: str
-    order_id: str | None = None
-    detail: str | None = None
-    location: str | None = None
+def _rows(records: Iterable[Record], kind: type[T]) -> list[T]:
+    """Query rows as the dataclass `kind`; the query selects exactly its fields."""
+    return [kind(**{f.name: record[f.name] for f in fields(kind)}) for record in records]  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ lots and stock
 
 
-async def upsert_received(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+async def upsert_received(connection: Connection, rows: Sequence[ReceivedStock]) -> None:
     """Record lots and add received quantities at their locations. A lot first named by a
     shipment or recall takes its identity from the receipt."""
     await connection.execute(
         """
         INSERT INTO lots AS l (lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date,
                                received_at, unit_cost, currency)
-        SELECT DISTINCT ON (lot_id) *
+        SELECT DISTINCT ON (lot_id) lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date,
+                                    received_at, unit_cost, currency
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::date[], $8::timestamptz[], $9::numeric[], $10::text[])
+                    $7::date[], $8::timestamptz[], $9::numeric[], $10::text[], $11::text[],
+                    $12::numeric[])
             AS d(lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date, received_at,
-                 unit_cost, currency)
+                 unit_cost, currency, location, quantity)
         ORDER BY lot_id
         ON CONFLICT (lot_id) DO UPDATE SET
             sku         = EXCLUDED.sku,
@@ -79,20 +81,18 @@ async def upsert_received(connection: Connection, rows: Sequence[dict[str, Any]]
             currency    = coalesce(EXCLUDED.currency, l.currency),
             updated_at  = now()
         """,
-        *_columns(
-            rows,
-            "lot_id sku lot_code gtin uom supplier_id expiry_date received_at unit_cost currency",
-        ),
+        *columns(rows, ReceivedStock),
     )
-    received: dict[StockKey, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for row in rows:
-        received[(row["lot_id"], row["location"])]["received"] += row["quantity"]
-    await change_stock(connection, received, create=True)
+    await change_stock(
+        connection,
+        [StockChange(row.lot_id, row.location, received=row.quantity) for row in rows],
+        create=True,
+    )
 
 
 async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None:
     """Create placeholder rows for lots an event names before their receipt is known."""
-    unique = {fact.lot_id: fact for fact in facts}
+    unique = list({fact.lot_id: fact for fact in facts}.values())
     if not unique:
         return
     await connection.execute(
@@ -101,24 +101,25 @@ async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None
         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
         ON CONFLICT (lot_id) DO NOTHING
         """,
-        [f.lot_id for f in unique.values()],
-        [f.sku for f in unique.values()],
-        [f.lot_code for f in unique.values()],
-        [f.uom for f in unique.values()],
+        *columns(unique, LotFacts),
     )
 
 
-async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
-    """Lock lots (and their stock rows) in lot id order; returns each lot with its totals."""
+async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[LockedLot]:
+    """Lock lots (and their stock rows) in lot id order."""
     ids = sorted(set(lot_ids))
-    await connection.execute(
-        "SELECT 1 FROM lots WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE", ids
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, sku, lot_code, blocks FROM lots
+        WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE
+        """,
+        ids,
     )
     await connection.execute(
         "SELECT 1 FROM stock WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id, location FOR UPDATE",
         ids,
     )
-    return await lots_with_totals(connection, ids)
+    return _rows(rows, LockedLot)
 
 
 async def lots_with_totals(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
@@ -134,7 +135,7 @@ async def lots_with_totals(connection: Connection, lot_ids: Sequence[UUID]) -> l
     )
 
 
-async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID, list[Record]]:
+async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID, list[StockRow]]:
     rows = await connection.fetch(
         """
         SELECT lot_id, location, on_hand, reserved FROM stock
@@ -142,28 +143,43 @@ async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID
         """,
         sorted(set(lot_ids)),
     )
-    result: dict[UUID, list[Record]] = defaultdict(list)
-    for row in rows:
-        result[row["lot_id"]].append(row)
+    result: dict[UUID, list[StockRow]] = defaultdict(list)
+    for row in _rows(rows, StockRow):
+        result[row.lot_id].append(row)
     return result
 
 
-STOCK_COLUMNS = ("received", "consumed", "shipped", "adjusted", "reserved")
+def _stock_update(first: int) -> str:
+    """Adds the signed amounts of `StockChange` rows, given as arrays from parameter `first`."""
+    p = [f"${first + n}" for n in range(7)]
+    return f"""
+        UPDATE stock s SET received = s.received + d.received, consumed = s.consumed + d.consumed,
+                           shipped = s.shipped + d.shipped, adjusted = s.adjusted + d.adjusted,
+                           reserved = s.reserved + d.reserved
+        FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::numeric[], {p[3]}::numeric[],
+                    {p[4]}::numeric[], {p[5]}::numeric[], {p[6]}::numeric[])
+            AS d(lot_id, location, received, consumed, shipped, adjusted, reserved)
+        WHERE s.lot_id = d.lot_id AND s.location = d.location
+    """
+
+
+def merged_stock_changes(changes: Iterable[StockChange]) -> list[StockChange]:
+    """One change per stock row, summed, in (lot, location) order: the lock order."""
+    merged: dict[StockKey, StockChange] = {}
+    for change in changes:
+        earlier = merged.get(change.key)
+        merged[change.key] = earlier.plus(change) if earlier else change
+    return [merged[key] for key in sorted(merged)]
 
 
 async def change_stock(
-    connection: Connection,
-    deltas: dict[StockKey, dict[str, Decimal]],
-    *,
-    create: bool = False,
+    connection: Connection, changes: Iterable[StockChange], *, create: bool = False
 ) -> None:
     """Add signed amounts to stock rows, every column in one statement. `create` first adds
     the rows that may not exist yet (a receipt at a new location)."""
-    if not deltas:
+    merged = merged_stock_changes(changes)
+    if not merged:
         return
-    keys = sorted(deltas)
-    lot_ids = [lot_id for lot_id, _ in keys]
-    locations = [location for _, location in keys]
     if create:
         await connection.execute(
             """
@@ -171,24 +187,10 @@ async def change_stock(
             SELECT * FROM unnest($1::uuid[], $2::text[])
             ON CONFLICT (lot_id, location) DO NOTHING
             """,
-            lot_ids,
-            locations,
+            [change.lot_id for change in merged],
+            [change.location for change in merged],
         )
-    zero = Decimal(0)
-    await connection.execute(
-        """
-        UPDATE stock s SET received = s.received + d.received, consumed = s.consumed + d.consumed,
-                           shipped = s.shipped + d.shipped, adjusted = s.adjusted + d.adjusted,
-                           reserved = s.reserved + d.reserved
-        FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::numeric[],
-                    $6::numeric[], $7::numeric[])
-            AS d(lot_id, location, received, consumed, shipped, adjusted, reserved)
-        WHERE s.lot_id = d.lot_id AND s.location = d.location
-        """,
-        lot_ids,
-        locations,
-        *[[deltas[key].get(column, zero) for key in keys] for column in STOCK_COLUMNS],
-    )
+    await connection.execute(_stock_update(1), *columns(merged, StockChange))
 
 
 async def lock_lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> None:
@@ -200,37 +202,31 @@ async def lock_lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> None
 
 
 async def lock_allocatable(
-    connection: Connection, skus: Iterable[str], today: date
+    connection: Connection,
+    skus: Iterable[str],
+    *,
+    blocking: Sequence[Block],
+    earliest_expiry: date,
 ) -> list[StockLot]:
-    """Stock that may be allocated, locked: its rows for update, its lots against a hold."""
+    """Stock that may be allocated, locked: its rows for update, its lots against a hold. The
+    rule is the domain's: lots with none of the `blocking` blocks, not expiring before
+    `earliest_expiry`."""
     rows = await connection.fetch(
         """
-        SELECT l.lot_id, l.lot_code, l.sku, l.gtin, l.uom, s.location, l.expiry_date,
-               l.received_at, s.on_hand - s.reserved AS available
+        SELECT l.lot_id, l.lot_code, l.sku, l.uom, s.on_hand - s.reserved AS available,
+               l.expiry_date, l.received_at, s.location, l.gtin
         FROM lots l JOIN stock s USING (lot_id)
-        WHERE l.sku = ANY($1::text[]) AND NOT l.on_hold AND NOT l.recalled
-          AND (l.expiry_date IS NULL OR l.expiry_date >= $2) AND s.on_hand > s.reserved
+        WHERE l.sku = ANY($1::text[]) AND NOT l.blocks && $2::text[]
+          AND (l.expiry_date IS NULL OR l.expiry_date >= $3) AND s.on_hand > s.reserved
         ORDER BY l.lot_id, s.location
         FOR UPDATE OF s
         FOR SHARE OF l
         """,
         sorted(set(skus)),
-        today,
+        list(blocking),
+        earliest_expiry,
     )
-    return [
-        StockLot(
-            lot_id=row["lot_id"],
-            lot_code=row["lot_code"],
-            sku=row["sku"],
-            uom=row["uom"],
-            available=row["available"],
-            expiry_date=row["expiry_date"],
-            received_at=row["received_at"],
-            location=row["location"],
-            gtin=row["gtin"],
-        )
-        for row in rows
-    ]
+    return _rows(rows, StockLot)
 
 
 async def skus_of(connection: Connection, lot_ids: Iterable[UUID]) -> set[str]:
@@ -240,14 +236,18 @@ async def skus_of(connection: Connection, lot_ids: Iterable[UUID]) -> set[str]:
     return {row["sku"] for row in rows}
 
 
-async def set_hold(
-    connection: Connection, lot_id: UUID, *, on_hold: bool, reason: str | None
-) -> None:
+async def set_hold(connection: Connection, lot_id: UUID, *, reason: str | None) -> None:
+    """Put a lot under a quality hold with its reason, or (no reason) release the hold."""
     await connection.execute(
-        "UPDATE lots SET on_hold = $2, hold_reason = $3, updated_at = now() WHERE lot_id = $1",
+        """
+        UPDATE lots SET blocks = CASE WHEN $2::text IS NULL THEN array_remove(blocks, $3)
+                                      ELSE array_append(array_remove(blocks, $3), $3) END,
+                        hold_reason = $2, updated_at = now()
+        WHERE lot_id = $1
+        """,
         lot_id,
-        on_hold,
         reason,
+        Block.QUARANTINED,
     )
 
 
@@ -256,46 +256,48 @@ async def mark_recalled(
 ) -> list[UUID]:
     rows = await connection.fetch(
         """
-        UPDATE lots SET recalled = true, recall_id = $2, updated_at = now()
-        WHERE lot_id = ANY($1::uuid[]) AND NOT recalled
+        UPDATE lots SET blocks = array_append(blocks, $3), recall_id = $2, updated_at = now()
+        WHERE lot_id = ANY($1::uuid[]) AND NOT $3 = ANY(blocks)
         RETURNING lot_id
         """,
         sorted(set(lot_ids)),
         recall_id,
+        Block.RECALLED,
     )
     return [row["lot_id"] for row in rows]
 
 
-async def record_inputs(connection: Connection, edges: Sequence[tuple[UUID, UUID]]) -> None:
-    """Remember which lots each produced lot was made from: (lot, input lot)."""
+async def record_inputs(connection: Connection, edges: Sequence[Edge]) -> None:
+    """Remember which lots each produced lot was made from."""
     await connection.execute(
         """
         INSERT INTO lot_inputs (lot_id, input_lot_id)
         SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING
         """,
-        [lot_id for lot_id, _ in edges],
-        [input_lot_id for _, input_lot_id in edges],
+        *columns(edges, Edge),
     )
 
 
-async def inherit_recalls(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
-    """Recall these lots if any lot they were made from is recalled, under that recall.
-    Returns (lot_id, recall_id, input_lot_id) of each lot recalled now."""
-    return await connection.fetch(
+async def inherit_recalls(connection: Connection, lot_ids: Sequence[UUID]) -> list[InheritedRecall]:
+    """Recall these lots if any lot they were made from is recalled, under that recall."""
+    rows = await connection.fetch(
         """
         WITH inherited AS (
             SELECT DISTINCT ON (i.lot_id) i.lot_id, p.recall_id, p.lot_id AS input_lot_id
             FROM lot_inputs i JOIN lots p ON p.lot_id = i.input_lot_id
-            WHERE i.lot_id = ANY($1::uuid[]) AND p.recalled
+            WHERE i.lot_id = ANY($1::uuid[]) AND $2 = ANY(p.blocks)
             ORDER BY i.lot_id, p.recall_id, p.lot_id
         )
-        UPDATE lots l SET recalled = true, recall_id = inherited.recall_id, updated_at = now()
+        UPDATE lots l SET blocks = array_append(l.blocks, $2),
+                          recall_id = inherited.recall_id, updated_at = now()
         FROM inherited
-        WHERE l.lot_id = inherited.lot_id AND NOT l.recalled
+        WHERE l.lot_id = inherited.lot_id AND NOT $2 = ANY(l.blocks)
         RETURNING l.lot_id, inherited.recall_id, inherited.input_lot_id
         """,
         sorted(set(lot_ids)),
+        Block.RECALLED,
     )
+    return _rows(rows, InheritedRecall)
 
 
 async def made_from(connection: Connection, lot_ids: Sequence[UUID]) -> list[UUID]:
@@ -318,7 +320,7 @@ async def made_from(connection: Connection, lot_ids: Sequence[UUID]) -> list[UUI
 
 
 async def insert_new_orders(
-    connection: Connection, orders: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]
+    connection: Connection, orders: Sequence[NewOrder], lines: Sequence[NewLine]
 ) -> list[str]:
     """Store orders never seen before with their lines, in one statement; returns their ids.
     Their first allocation will be revision 1."""
@@ -338,8 +340,8 @@ async def insert_new_orders(
         )
         SELECT order_id FROM new
         """,
-        *_columns(orders, "order_id customer_id min_remaining_shelf_life_days placed_at"),
-        *_columns(lines, "order_id line_no sku uom quantity"),
+        *columns(orders, NewOrder),
+        *columns(lines, NewLine),
     )
     return [row["order_id"] for row in rows]
 
@@ -425,7 +427,7 @@ async def line_states(connection: Connection, order_ids: Sequence[str]) -> list[
         """,
         list(order_ids),
     )
-    return [LineState(**dict(row)) for row in rows]
+    return _rows(rows, LineState)
 
 
 async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> None:
@@ -442,72 +444,44 @@ async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> 
 
 
 async def reserve(
-    connection: Connection,
-    reserves: Sequence[Reserve],
-    reasons: dict[tuple[str, int], str | None],
+    connection: Connection, reserves: Sequence[Reserve], reasons: Sequence[LineChange]
 ) -> None:
     """Reserve stock for order lines and record each allocated line's backorder reason (None
     when nothing is missing): reservations, stock and order lines in one statement."""
-    merged = _merged(reserves)
-    per_stock, per_line = _totals(reserves)
-    for key in reasons:
-        per_line.setdefault(key, Decimal(0))
-    stock_keys, line_keys = sorted(per_stock), sorted(per_line)
+    stock = [StockChange(r.lot_id, r.location, reserved=r.quantity) for r in reserves]
+    lines = [LineChange(r.order_id, r.line_no, reserved=r.quantity) for r in reserves]
     await connection.execute(
-        """
+        f"""
         WITH taken AS (
-            INSERT INTO reservations AS r (order_id, line_no, lot_id, location, quantity)
-            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
+            INSERT INTO reservations AS r (order_id, line_no, lot_id, quantity, location)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[], $5::text[])
             ON CONFLICT (order_id, line_no, lot_id, location)
             DO UPDATE SET quantity = r.quantity + EXCLUDED.quantity
-        ), stock_rows AS (
-            UPDATE stock s SET reserved = s.reserved + d.quantity
-            FROM unnest($6::uuid[], $7::text[], $8::numeric[]) AS d(lot_id, location, quantity)
-            WHERE s.lot_id = d.lot_id AND s.location = d.location
-        )
-        UPDATE order_lines l
-        SET reserved = l.reserved + d.quantity,
-            backorder_reason = CASE WHEN d.known THEN d.reason ELSE l.backorder_reason END
-        FROM unnest($9::text[], $10::int[], $11::numeric[], $12::text[], $13::bool[])
-            AS d(order_id, line_no, quantity, reason, known)
-        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
+        ), stock_rows AS ({_stock_update(6)})
+        {_line_update(13)}
         """,
-        *_reservation_columns(merged),
-        [lot_id for lot_id, _ in stock_keys],
-        [location for _, location in stock_keys],
-        [per_stock[key] for key in stock_keys],
-        [order_id for order_id, _ in line_keys],
-        [line_no for _, line_no in line_keys],
-        [per_line[key] for key in line_keys],
-        [reasons.get(key) for key in line_keys],
-        [key in reasons for key in line_keys],
+        *columns(merged(reserves), Reserve),
+        *columns(merged_stock_changes(stock), StockChange),
+        *columns(_merged_lines([*lines, *reasons]), LineChange),
     )
 
 
 async def release(
-    connection: Connection,
-    releases: Sequence[Reserve],
-    shipped: dict[tuple[str, int, UUID, str], Decimal] | None = None,
+    connection: Connection, releases: Sequence[Reserve], shipped: Sequence[Reserve] = ()
 ) -> None:
     """Give reservations back, in one statement: reservations, stock and order lines. With
     `shipped`, they go because the stock left: shipped quantities are added to the stock rows
     and order lines in the same statement. Callers never release more than a reservation holds.
     """
-    merged = _merged(releases)
-    reserved_stock, reserved_lines = _totals(releases)
-    shipped_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
-    shipped_lines: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
-    for (order_id, line_no, lot_id, location), quantity in (shipped or {}).items():
-        shipped_stock[(lot_id, location)] += quantity
-        shipped_lines[(order_id, line_no)] += quantity
-    stock_keys = sorted(set(reserved_stock) | set(shipped_stock))
-    line_keys = sorted(set(reserved_lines) | set(shipped_lines))
-    zero = Decimal(0)
+    stock = [StockChange(r.lot_id, r.location, reserved=-r.quantity) for r in releases]
+    stock += [StockChange(s.lot_id, s.location, shipped=s.quantity) for s in shipped]
+    lines = [LineChange(r.order_id, r.line_no, reserved=-r.quantity) for r in releases]
+    lines += [LineChange(s.order_id, s.line_no, shipped=s.quantity) for s in shipped]
     await connection.execute(
-        """
+        f"""
         WITH d AS (
-            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::numeric[])
-                AS d(order_id, line_no, lot_id, location, quantity)
+            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[], $5::text[])
+                AS d(order_id, line_no, lot_id, quantity, location)
         ), gone AS (
             DELETE FROM reservations r USING d
             WHERE (r.order_id, r.line_no, r.lot_id, r.location)
@@ -518,56 +492,37 @@ async def release(
             WHERE (r.order_id, r.line_no, r.lot_id, r.location)
                 = (d.order_id, d.line_no, d.lot_id, d.location)
               AND r.quantity > d.quantity
-        ), stock_rows AS (
-            UPDATE stock s SET reserved = s.reserved - x.reserved, shipped = s.shipped + x.shipped
-            FROM unnest($6::uuid[], $7::text[], $8::numeric[], $9::numeric[])
-                AS x(lot_id, location, reserved, shipped)
-            WHERE s.lot_id = x.lot_id AND s.location = x.location
-        )
-        UPDATE order_lines l SET reserved = l.reserved - y.reserved, shipped = l.shipped + y.shipped
-        FROM unnest($10::text[], $11::int[], $12::numeric[], $13::numeric[])
-            AS y(order_id, line_no, reserved, shipped)
-        WHERE l.order_id = y.order_id AND l.line_no = y.line_no
+        ), stock_rows AS ({_stock_update(6)})
+        {_line_update(13)}
         """,
-        *_reservation_columns(merged),
-        [lot_id for lot_id, _ in stock_keys],
-        [location for _, location in stock_keys],
-        [reserved_stock.get(key, zero) for key in stock_keys],
-        [shipped_stock.get(key, zero) for key in stock_keys],
-        [order_id for order_id, _ in line_keys],
-        [line_no for _, line_no in line_keys],
-        [reserved_lines.get(key, zero) for key in line_keys],
-        [shipped_lines.get(key, zero) for key in line_keys],
+        *columns(merged(releases), Reserve),
+        *columns(merged_stock_changes(stock), StockChange),
+        *columns(_merged_lines(lines), LineChange),
     )
 
 
-def _merged(changes: Sequence[Reserve]) -> dict[tuple[str, int, UUID, str], Decimal]:
-    merged: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
-    for r in changes:
-        merged[(r.order_id, r.line_no, r.lot_id, r.location)] += r.quantity
-    return merged
+def _line_update(first: int) -> str:
+    """Adds the amounts of `LineChange` rows, given as arrays from parameter `first`, and sets
+    the backorder reason of those that carry one."""
+    p = [f"${first + n}" for n in range(6)]
+    return f"""
+        UPDATE order_lines l
+        SET reserved = l.reserved + d.reserved, shipped = l.shipped + d.shipped,
+            backorder_reason = CASE WHEN d.sets_reason THEN d.reason ELSE l.backorder_reason END
+        FROM unnest({p[0]}::text[], {p[1]}::int[], {p[2]}::numeric[], {p[3]}::numeric[],
+                    {p[4]}::text[], {p[5]}::bool[])
+            AS d(order_id, line_no, reserved, shipped, reason, sets_reason)
+        WHERE l.order_id = d.order_id AND l.line_no = d.line_no
+    """
 
 
-def _totals(
-    changes: Sequence[Reserve],
-) -> tuple[dict[StockKey, Decimal], dict[tuple[str, int], Decimal]]:
-    per_stock: dict[StockKey, Decimal] = defaultdict(Decimal)
-    per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+def _merged_lines(changes: Iterable[LineChange]) -> list[LineChange]:
+    """One change per order line, summed, in (order, line) order: the lock order."""
+    merged: dict[LineKey, LineChange] = {}
     for change in changes:
-        per_stock[(change.lot_id, change.location)] += change.quantity
-        per_line[(change.order_id, change.line_no)] += change.quantity
-    return per_stock, per_line
-
-
-def _reservation_columns(merged: dict[tuple[str, int, UUID, str], Decimal]) -> list[list[Any]]:
-    keys = sorted(merged)
-    return [
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [k[2] for k in keys],
-        [k[3] for k in keys],
-        [merged[k] for k in keys],
-    ]
+        earlier = merged.get(change.key)
+        merged[change.key] = earlier.plus(change) if earlier else change
+    return [merged[key] for key in sorted(merged)]
 
 
 _HELD = """
@@ -585,7 +540,7 @@ async def held_on_lots(connection: Connection, lot_ids: Sequence[UUID]) -> list[
         """,
         list(lot_ids),
     )
-    return [Held(**dict(row)) for row in rows]
+    return _rows(rows, Held)
 
 
 async def held_on_stock(connection: Connection, keys: Sequence[StockKey]) -> list[Held]:
@@ -598,12 +553,12 @@ async def held_on_stock(connection: Connection, keys: Sequence[StockKey]) -> lis
         [lot_id for lot_id, _ in keys],
         [location for _, location in keys],
     )
-    return [Held(**dict(row)) for row in rows]
+    return _rows(rows, Held)
 
 
 async def held_for_orders(connection: Connection, order_ids: Sequence[str]) -> list[Held]:
     rows = await connection.fetch(f"{_HELD} WHERE r.order_id = ANY($1::text[])", list(order_ids))
-    return [Held(**dict(row)) for row in rows]
+    return _rows(rows, Held)
 
 
 async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]) -> list[Held]:
@@ -616,7 +571,7 @@ async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]
         [order_id for order_id, _ in keys],
         [line_no for _, line_no in keys],
     )
-    return [Held(**dict(row)) for row in rows]
+    return _rows(rows, Held)
 
 
 async def reservations_for(
@@ -636,10 +591,7 @@ async def reservations_for(
         [k[1] for k in keys],
         [k[2] for k in keys],
     )
-    return [
-        Reserve(row["order_id"], row["line_no"], row["lot_id"], row["quantity"], row["location"])
-        for row in rows
-    ]
+    return _rows(rows, Reserve)
 
 
 async def over_reserved_lines(connection: Connection, order_ids: Sequence[str]) -> list[LineState]:
@@ -652,7 +604,7 @@ async def over_reserved_lines(connection: Connection, order_ids: Sequence[str]) 
         """,
         list(order_ids),
     )
-    return [LineState(**dict(row)) for row in rows]
+    return _rows(rows, LineState)
 
 
 async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -> list[StockKey]:
@@ -668,7 +620,7 @@ async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -
     return [(row["lot_id"], row["location"]) for row in rows]
 
 
-async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[StockKey, Record]:
+async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[StockKey, StockRow]:
     rows = await connection.fetch(
         """
         SELECT lot_id, location, on_hand, reserved FROM stock
@@ -677,16 +629,17 @@ async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[S
         [lot_id for lot_id, _ in keys],
         [location for _, location in keys],
     )
-    return {(row["lot_id"], row["location"]): row for row in rows}
+    return {(row.lot_id, row.location): row for row in _rows(rows, StockRow)}
 
 
-async def expired_with_reservations(connection: Connection, today: date) -> list[UUID]:
+async def expired_with_reservations(connection: Connection, *, earliest_expiry: date) -> list[UUID]:
+    """Lots with reservations that expire before `earliest_expiry`, the domain's cutoff."""
     rows = await connection.fetch(
         """
         SELECT DISTINCT l.lot_id FROM lots l JOIN stock s USING (lot_id)
         WHERE l.expiry_date < $1 AND s.reserved > 0 ORDER BY l.lot_id
         """,
-        today,
+        earliest_expiry,
     )
     return [row["lot_id"] for row in rows]
 
@@ -694,8 +647,8 @@ async def expired_with_reservations(connection: Connection, today: date) -> list
 # ------------------------------------------------------------------ allocation snapshots
 
 
-async def bump_revisions(connection: Connection, order_ids: Sequence[str]) -> list[Record]:
-    return await connection.fetch(
+async def bump_revisions(connection: Connection, order_ids: Sequence[str]) -> list[OrderRevision]:
+    rows = await connection.fetch(
         """
         UPDATE orders SET revision = revision + 1
         WHERE order_id = ANY($1::text[]) AND customer_id IS NOT NULL
@@ -703,19 +656,24 @@ async def bump_revisions(connection: Connection, order_ids: Sequence[str]) -> li
         """,
         list(order_ids),
     )
+    return _rows(rows, OrderRevision)
 
 
-async def reservations_with_lots(connection: Connection, order_ids: Sequence[str]) -> list[Record]:
-    return await connection.fetch(
+async def reservations_with_lots(
+    connection: Connection, order_ids: Sequence[str]
+) -> list[ReservedLot]:
+    """Each order's reservations with their lots, FEFO within each line."""
+    rows = await connection.fetch(
         """
         SELECT r.order_id, r.line_no, r.quantity, r.location, l.lot_id, l.lot_code, l.sku, l.uom,
-               l.expiry_date, l.gtin
+               l.expiry_date, l.received_at, l.gtin
         FROM reservations r JOIN lots l USING (lot_id)
         WHERE r.order_id = ANY($1::text[])
         ORDER BY r.order_id, r.line_no, l.expiry_date NULLS LAST, l.lot_id, r.location
         """,
         list(order_ids),
     )
+    return _rows(rows, ReservedLot)
 
 
 # ------------------------------------------------------------------ history
@@ -726,17 +684,11 @@ async def record_movements(connection: Connection, movements: Sequence[Movement]
         return
     await connection.execute(
         """
-        INSERT INTO lot_history (lot_id, location, change, quantity, order_id, cause, detail)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::numeric[], $5::text[],
+        INSERT INTO lot_history (lot_id, change, quantity, cause, order_id, detail, location)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::text[], $5::text[],
                              $6::text[], $7::text[])
         """,
-        [m.lot_id for m in movements],
-        [m.location for m in movements],
-        [m.change for m in movements],
-        [m.quantity for m in movements],
-        [m.order_id for m in movements],
-        [m.cause for m in movements],
-        [m.detail for m in movements],
+        *columns(movements, Movement),
     )
 
 
@@ -811,7 +763,3 @@ async def valuation(connection: Connection, sku: str | None) -> list[Record]:
         """,
         sku,
     )
-
-
-def _columns(rows: Sequence[dict[str, Any]], names: str) -> list[list[Any]]:
-    return [[row[name] for row in rows] for name in names.split()]

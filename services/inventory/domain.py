@@ -22,6 +22,20 @@ class LotStatus(StrEnum):
     EXPIRED = "expired"
 
 
+class Block(StrEnum):
+    """Why a lot may not be allocated, most serious first: a blocked lot's status is its most
+    serious block. Every block but EXPIRED is stored on the lot (`lots.blocks`); the date
+    decides expiry. A new block needs its member here and its `LotStatus`, nothing else."""
+
+    RECALLED = LotStatus.RECALLED.value
+    QUARANTINED = LotStatus.QUARANTINED.value
+    EXPIRED = LotStatus.EXPIRED.value
+
+
+# What the database is asked to exclude from allocation: every block it may store.
+BLOCKING: tuple[Block, ...] = tuple(Block)
+
+
 class BackorderReason(StrEnum):
     NO_STOCK = "no_stock"
     INSUFFICIENT_STOCK = "insufficient_stock"
@@ -29,17 +43,24 @@ class BackorderReason(StrEnum):
     UOM_MISMATCH = "uom_mismatch"
 
 
-def lot_status(
-    *, recalled: bool, on_hold: bool, expiry_date: date | None, today: date
-) -> LotStatus:
-    """Recalled outranks a hold, a hold outranks expiry."""
-    if recalled:
-        return LotStatus.RECALLED
-    if on_hold:
-        return LotStatus.QUARANTINED
-    if expiry_date is not None and expiry_date < today:
-        return LotStatus.EXPIRED
-    return LotStatus.AVAILABLE
+def earliest_allocatable_expiry(today: date) -> date:
+    """A lot is good through its expiry date: it expires the day after."""
+    return today
+
+
+def blocks_of(*, stored: Iterable[str], expiry_date: date | None, today: date) -> set[Block]:
+    """Every block on a lot: those stored on it, and expiry when its date has passed."""
+    blocks = {Block(value) for value in stored}
+    if expiry_date is not None and expiry_date < earliest_allocatable_expiry(today):
+        blocks.add(Block.EXPIRED)
+    return blocks
+
+
+def lot_status(*, stored: Iterable[str], expiry_date: date | None, today: date) -> LotStatus:
+    """A blocked lot shows its most serious block: recalled, then quarantined, then expired."""
+    blocks = blocks_of(stored=stored, expiry_date=expiry_date, today=today)
+    first = next((block for block in Block if block in blocks), None)
+    return LotStatus(first.value) if first else LotStatus.AVAILABLE
 
 
 @dataclass(frozen=True)
@@ -107,14 +128,20 @@ class AllocationResult:
 
 
 def fefo_key(lot: StockLot) -> tuple[Any, ...]:
+    return fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, lot.location)
+
+
+def fefo_order(
+    expiry_date: date | None, received_at: datetime | None, lot_id: UUID, location: str
+) -> tuple[Any, ...]:
     """First expired, first out; then first received; lots without expiry last, FIFO among them."""
     return (
-        lot.expiry_date is None,
-        lot.expiry_date or date.max,
-        lot.received_at is None,
-        lot.received_at or datetime.max,
-        str(lot.lot_id),
-        lot.location,
+        expiry_date is None,
+        expiry_date or date.max,
+        received_at is None,
+        received_at or datetime.max,
+        str(lot_id),
+        location,
     )
 
 
@@ -257,6 +284,32 @@ class LineState:
     @property
     def backordered(self) -> Decimal:
         return max(self.ordered - self.shipped - self.reserved, ZERO)
+
+    def shortfall(self) -> Shortfall | None:
+        """What the line lacks. A line short without a recorded reason lost stock it had been
+        given (a count, a hold): it is short of stock."""
+        if self.backordered <= ZERO:
+            return None
+        reason = self.backorder_reason or BackorderReason.INSUFFICIENT_STOCK
+        return Shortfall(
+            self.order_id,
+            self.line_no,
+            self.sku,
+            self.uom,
+            self.backordered,
+            BackorderReason(reason),
+        )
+
+
+def merged(changes: Iterable[Reserve]) -> list[Reserve]:
+    """One row per order line, lot and location, quantities summed, in that key order."""
+    totals: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
+    for r in changes:
+        totals[(r.order_id, r.line_no, r.lot_id, r.location)] += r.quantity
+    return [
+        Reserve(order_id, line_no, lot_id, quantity, location)
+        for (order_id, line_no, lot_id, location), quantity in sorted(totals.items())
+    ]
 
 
 def ship_from_reservations(

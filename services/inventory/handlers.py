@@ -16,26 +16,40 @@ from typing import Any
 from uuid import UUID
 
 from services.inventory import db, domain
-from services.inventory.db import LotFacts, Movement, StockKey
 from services.inventory.domain import Reserve
+from services.inventory.events import lot_allocated
+from services.inventory.records import (
+    Edge,
+    LineChange,
+    LockedLot,
+    LotFacts,
+    Movement,
+    NewLine,
+    NewOrder,
+    OrderRevision,
+    ReceivedStock,
+    ReservedLot,
+    StockChange,
+    StockKey,
+    StockRow,
+)
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
-    Allocation,
-    Backorder,
     GoodsReceived,
-    LotAllocated,
     OrderCancelled,
     OrderPlaced,
     OrderShipped,
     RecallIssued,
 )
+from shared.errors import Conflict, Invalid, NotFound
 from shared.runtime.consumer import EventHandler
-from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.database import UnitOfWork
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
 
 Today = Callable[[], date]
+ShipmentKey = tuple[str, int, UUID]  # order, line, lot
 
 # Where stock that left a lot goes when no receipt has said yet where the lot is.
 UNKNOWN_LOCATION = "UNKNOWN"
@@ -46,11 +60,76 @@ def utc_today() -> date:
     return datetime.now(UTC).date()
 
 
-class InventoryError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
+@dataclass(frozen=True)
+class Withdrawal:
+    """Lots a recall reached through genealogy, whose reservations must go."""
+
+    cause: str
+    recall_id: str
+    lot_ids: list[UUID]
+
+
+@dataclass
+class Production:
+    """What a batch of receipts consumed to make its lots."""
+
+    consumed: dict[UUID, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    inputs: list[LotFacts] = field(default_factory=list)
+    edges: set[Edge] = field(default_factory=set)
+    produced_by: dict[UUID, str] = field(default_factory=dict)  # lot -> event that received it
+
+    @classmethod
+    def of(cls, events: Iterable[Incoming[GoodsReceived]]) -> Production:
+        production = cls()
+        for incoming in events:
+            event = incoming.data
+            for item in event.inputs:
+                production.consumed[item.lot_id] += item.quantity
+                production.inputs.append(LotFacts(item.lot_id, item.sku, item.lot_code, item.uom))
+                production.edges.add(Edge(event.lot_id, item.lot_id))
+                production.produced_by[event.lot_id] = incoming.id
+        return production
+
+
+@dataclass
+class Shipments:
+    """A batch of shipments per (order, line, lot), with the event and shipment behind each."""
+
+    quantities: dict[ShipmentKey, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    causes: dict[ShipmentKey, tuple[str, str]] = field(default_factory=dict)
+    facts: list[LotFacts] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, events: Iterable[Incoming[OrderShipped]]) -> Shipments:
+        shipments = cls()
+        for incoming in events:
+            shipment = incoming.data
+            for line in shipment.lines:
+                key = (shipment.order_id, line.line_no, line.lot_id)
+                shipments.quantities[key] += line.quantity
+                shipments.causes[key] = (incoming.id, shipment.shipment_id)
+                shipments.facts.append(LotFacts(line.lot_id, line.sku, line.lot_code, line.uom))
+        return shipments
+
+    @property
+    def order_ids(self) -> list[str]:
+        return sorted({order_id for order_id, _, _ in self.quantities})
+
+    @property
+    def lot_ids(self) -> set[UUID]:
+        return {lot_id for _, _, lot_id in self.quantities}
+
+    def movement(self, shipped: Reserve) -> Movement:
+        event_id, shipment_id = self.causes[(shipped.order_id, shipped.line_no, shipped.lot_id)]
+        return Movement(
+            shipped.lot_id,
+            "shipped",
+            shipped.quantity,
+            event_id,
+            order_id=shipped.order_id,
+            detail=shipment_id,
+            location=shipped.location,
+        )
 
 
 class Inventory:
@@ -74,159 +153,98 @@ class Inventory:
     async def on_goods_received(
         self, unit: UnitOfWork, events: list[Incoming[GoodsReceived]]
     ) -> None:
-        connection = unit.connection
-        received: dict[StockKey, dict[str, Any]] = {}
-        consumed: dict[UUID, Decimal] = defaultdict(Decimal)
-        input_facts: list[LotFacts] = []
-        movements: list[Movement] = []
-        produced_by: dict[UUID, str] = {}  # produced lot -> the event that received it
-        edges: set[tuple[UUID, UUID]] = set()
-        for incoming in events:
-            event = incoming.data
-            row = received.get((event.lot_id, event.location))
-            if row is None:
-                received[(event.lot_id, event.location)] = {
-                    "lot_id": event.lot_id,
-                    "sku": event.sku,
-                    "lot_code": event.lot_code,
-                    "gtin": event.gtin,
-                    "uom": event.uom,
-                    "location": event.location,
-                    "supplier_id": event.supplier.supplier_id if event.supplier else None,
-                    "expiry_date": event.expiry_date,
-                    "received_at": event.received_at,
-                    "unit_cost": event.unit_cost.amount if event.unit_cost else None,
-                    "currency": event.unit_cost.currency if event.unit_cost else None,
-                    "quantity": event.quantity,
-                }
-            else:
-                row["quantity"] += event.quantity
-                row["expiry_date"] = event.expiry_date or row["expiry_date"]
-            movements.append(
-                Movement(
-                    event.lot_id,
-                    "received",
-                    event.quantity,
-                    incoming.id,
-                    detail=event.receipt_id,
-                    location=event.location,
-                )
+        received = _received_stock(events)
+        await db.upsert_received(unit.connection, received)
+        movements = [
+            Movement(
+                incoming.data.lot_id,
+                "received",
+                incoming.data.quantity,
+                incoming.id,
+                detail=incoming.data.receipt_id,
+                location=incoming.data.location,
             )
-            for item in event.inputs:
-                consumed[item.lot_id] += item.quantity
-                input_facts.append(LotFacts(item.lot_id, item.sku, item.lot_code, item.uom))
-                edges.add((event.lot_id, item.lot_id))
-                produced_by[event.lot_id] = incoming.id
-        await db.upsert_received(connection, list(received.values()))
-        withdrawals: list[tuple[str, str, list[UUID]]] = []
-        if consumed:
-            await db.ensure_lots(connection, input_facts)
-            # The inputs are locked before the genealogy is recorded: a recall of one of them
-            # committing meanwhile is seen below, and one that comes later sees these edges.
-            await db.lock_lots(connection, consumed)
-            await db.record_inputs(connection, sorted(edges))
-            inherited, withdrawals = await self._inherit_recalls(unit, produced_by)
+            for incoming in events
+        ]
+        production = Production.of(events)
+        withdrawals: list[Withdrawal] = []
+        if production.consumed:
+            inherited, withdrawals = await self._record_production(unit, production)
             movements += inherited
-            drawn = await self._draw(unit, consumed)
-            await db.change_stock(
-                connection,
-                {key: {"consumed": quantity} for key, quantity in drawn.items()},
-                create=True,
+        await db.record_movements(unit.connection, movements)
+        for withdrawal in withdrawals:
+            await self._withdraw(
+                unit,
+                withdrawal.lot_ids,
+                cause=withdrawal.cause,
+                detail=f"recall {withdrawal.recall_id}",
             )
-            movements += [
-                Movement(lot_id, "consumed", quantity, "rule:production", location=location)
-                for (lot_id, location), quantity in drawn.items()
-            ]
-        await db.record_movements(connection, movements)
-        for cause, recall_id, lot_ids in withdrawals:
-            await self._withdraw(unit, lot_ids, cause=cause, detail=f"recall {recall_id}")
-        if consumed:
-            await self._fit_reservations(unit, consumed, cause="production consumed stock")
-        await self._refill(unit, {row["sku"] for row in received.values()}, cause="stock received")
+        if production.consumed:
+            await self._fit_reservations(
+                unit, production.consumed, cause="production consumed stock"
+            )
+        await self._refill(unit, {row.sku for row in received}, cause="stock received")
+
+    async def _record_production(
+        self, unit: UnitOfWork, production: Production
+    ) -> tuple[list[Movement], list[Withdrawal]]:
+        """Genealogy, inherited recalls and the inputs' stock drawn; their history rows and
+        the withdrawals the inherited recalls call for."""
+        connection = unit.connection
+        await db.ensure_lots(connection, production.inputs)
+        # The inputs are locked before the genealogy is recorded: a recall of one of them
+        # committing meanwhile is seen below, and one that comes later sees these edges.
+        await db.lock_lots(connection, production.consumed)
+        await db.record_inputs(connection, sorted(production.edges))
+        movements, withdrawals = await self._inherit_recalls(unit, production.produced_by)
+        drawn = await self._draw(unit, production.consumed)
+        await db.change_stock(
+            connection,
+            [StockChange(lot_id, location, consumed=q) for (lot_id, location), q in drawn.items()],
+            create=True,
+        )
+        movements += [
+            Movement(lot_id, "consumed", quantity, "rule:production", location=location)
+            for (lot_id, location), quantity in drawn.items()
+        ]
+        return movements, withdrawals
 
     async def on_order_placed(self, unit: UnitOfWork, events: list[Incoming[OrderPlaced]]) -> None:
         orders: dict[str, Incoming[OrderPlaced]] = {}
         for incoming in events:
             orders.setdefault(incoming.data.order_id, incoming)  # a re-sent order counts once
-        placed = [
-            {
-                "order_id": order_id,
-                "customer_id": incoming.data.customer.customer_id,
-                "min_remaining_shelf_life_days": incoming.data.min_remaining_shelf_life_days,
-                "placed_at": incoming.data.placed_at,
-            }
-            for order_id, incoming in orders.items()
-        ]
-        lines = [
-            {
-                "order_id": order_id,
-                "line_no": line.line_no,
-                "sku": line.sku,
-                "uom": line.uom,
-                "quantity": line.quantity,
-            }
-            for order_id, incoming in orders.items()
-            for line in incoming.data.lines
-        ]
-        created = set(await db.insert_new_orders(unit.connection, placed, lines))
+        placed = [incoming.data for incoming in orders.values()]
+        created = set(
+            await db.insert_new_orders(
+                unit.connection,
+                [NewOrder.of(order) for order in placed],
+                [line for order in placed for line in NewLine.all_of(order)],
+            )
+        )
         # In the order they arrived, which is the order FEFO serves them in.
-        new_ids = [order_id for order_id in orders if order_id in created]
-        if not new_ids:
+        new = [order for order in placed if order.order_id in created]
+        if not new:
             return
         # New orders: their demand is what they ordered, and no one else has seen their lines.
-        demands = [
-            domain.Demand(
-                order_id=order_id,
-                line_no=line.line_no,
-                sku=line.sku,
-                uom=line.uom,
-                quantity=line.quantity,
-                min_remaining_shelf_life_days=orders[order_id].data.min_remaining_shelf_life_days,
-            )
-            for order_id in new_ids
-            for line in orders[order_id].data.lines
-        ]
-        result = await self._reserve(unit, demands, causes={oid: orders[oid].id for oid in new_ids})
-        now = datetime.now(UTC)
-        allocations: dict[str, list[Allocation]] = defaultdict(list)
+        result = await self._reserve(
+            unit,
+            [demand for order in new for demand in _demands(order)],
+            causes={order.order_id: orders[order.order_id].id for order in new},
+        )
+        reserved: dict[str, list[ReservedLot]] = defaultdict(list)
         for reserve in result.reserves:
             lot = result.lots[(reserve.lot_id, reserve.location)]
-            allocations[reserve.order_id].append(
-                Allocation(
-                    line_no=reserve.line_no,
-                    sku=lot.sku,
-                    lot_id=lot.lot_id,
-                    lot_code=lot.lot_code,
-                    quantity=reserve.quantity,
-                    uom=lot.uom,
-                    expiry_date=lot.expiry_date,
-                    location=lot.location,
-                    gtin=lot.gtin,
-                )
-            )
-        backorders: dict[str, list[Backorder]] = defaultdict(list)
+            reserved[reserve.order_id].append(ReservedLot.of(reserve, lot))
+        shortfalls: dict[str, list[domain.Shortfall]] = defaultdict(list)
         for shortfall in result.shortfalls:
-            backorders[shortfall.order_id].append(
-                Backorder(
-                    line_no=shortfall.line_no,
-                    sku=shortfall.sku,
-                    quantity=shortfall.quantity,
-                    uom=shortfall.uom,
-                    reason=shortfall.reason,
-                )
+            shortfalls[shortfall.order_id].append(shortfall)
+        now = datetime.now(UTC)
+        for order in new:
+            revision = OrderRevision(order.order_id, order.customer.customer_id, 1, "open")
+            event = lot_allocated(
+                revision, reserved[order.order_id], shortfalls[order.order_id], at=now
             )
-        for order_id in new_ids:
-            unit.emit(
-                LotAllocated(
-                    order_id=order_id,
-                    customer_id=orders[order_id].data.customer.customer_id,
-                    allocations=allocations[order_id],
-                    backordered=backorders[order_id],
-                    revision=1,
-                    allocated_at=now,
-                ),
-                time=now,
-            )
+            unit.emit(event, time=now)
 
     async def on_order_cancelled(
         self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]
@@ -246,79 +264,61 @@ class Inventory:
         self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
     ) -> None:
         connection = unit.connection
-        shipped: dict[tuple[str, int, UUID], Decimal] = defaultdict(Decimal)
-        per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
-        causes: dict[tuple[str, int, UUID], tuple[str, str]] = {}
-        facts: list[LotFacts] = []
-        for incoming in events:
-            shipment = incoming.data
-            for line in shipment.lines:
-                shipment_key = (shipment.order_id, line.line_no, line.lot_id)
-                shipped[shipment_key] += line.quantity
-                per_line[(shipment.order_id, line.line_no)] += line.quantity
-                causes[shipment_key] = (incoming.id, shipment.shipment_id)
-                facts.append(LotFacts(line.lot_id, line.sku, line.lot_code, line.uom))
-        order_ids = sorted({order_id for order_id, _ in per_line})
-        lot_ids = {lot_id for _, _, lot_id in shipped}
+        shipments = Shipments.of(events)
+        order_ids = shipments.order_ids
         await db.lock_order_lines(connection, order_ids)
-        await db.ensure_lots(connection, facts)
-        await db.lock_lot_rows(connection, lot_ids)
-
-        # Shipped stock leaves where it was reserved; beyond that, where most of the lot is.
+        await db.ensure_lots(connection, shipments.facts)
+        await db.lock_lot_rows(connection, shipments.lot_ids)
         used, beyond = domain.ship_from_reservations(
-            await db.reservations_for(connection, shipped), shipped
+            await db.reservations_for(connection, shipments.quantities), shipments.quantities
         )
-        shipped_from: dict[tuple[str, int, UUID, str], Decimal] = defaultdict(Decimal)
-        for taken in used:
-            shipped_from[(taken.order_id, taken.line_no, taken.lot_id, taken.location)] += (
-                taken.quantity
-            )
-        if beyond:
-            stock = await db.stock_of(connection, {lot_id for _, _, lot_id in beyond})
-            for (order_id, line_no, lot_id), quantity in beyond.items():
-                for location, part in domain.draw_from_locations(_places(stock, lot_id), quantity):
-                    shipped_from[(order_id, line_no, lot_id, location)] += part
-            await db.change_stock(
-                connection,
-                {(lot_id, location): {} for (_, _, lot_id, location) in shipped_from},
-                create=True,
-            )
-        await db.release(connection, used, shipped=shipped_from)
-        await db.record_movements(
-            connection,
-            [
-                Movement(
-                    lot_id,
-                    "shipped",
-                    quantity,
-                    causes[(order_id, line_no, lot_id)][0],
-                    order_id=order_id,
-                    detail=causes[(order_id, line_no, lot_id)][1],
-                    location=location,
-                )
-                for (order_id, line_no, lot_id, location), quantity in shipped_from.items()
-            ],
-        )
+        shipped = await self._shipped_from(unit, used, beyond)
+        await db.release(connection, used, shipped=shipped)
+        await db.record_movements(connection, [shipments.movement(s) for s in shipped])
         await db.close_fulfilled_orders(connection, order_ids)
-        if not beyond:
-            return  # everything left from its reservations: nothing else can have changed
+        if beyond:
+            await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
+        # Otherwise everything left from its reservations: nothing else can have changed.
 
-        # A line that shipped from another lot than reserved still holds its reservation:
-        # give the excess back so the stock serves other orders.
-        states = {
-            (s.order_id, s.line_no): s for s in await db.over_reserved_lines(connection, order_ids)
-        }
+    async def _shipped_from(
+        self, unit: UnitOfWork, used: list[Reserve], beyond: dict[ShipmentKey, Decimal]
+    ) -> list[Reserve]:
+        """Shipped stock leaves where it was reserved; beyond that, where most of the lot is."""
+        if not beyond:
+            return domain.merged(used)
+        stock = await db.stock_of(unit.connection, {lot_id for _, _, lot_id in beyond})
+        taken = list(used)
+        for (order_id, line_no, lot_id), quantity in beyond.items():
+            for location, part in domain.draw_from_locations(_places(stock, lot_id), quantity):
+                taken.append(Reserve(order_id, line_no, lot_id, part, location))
+        shipped = domain.merged(taken)
+        await db.change_stock(
+            unit.connection, [StockChange(s.lot_id, s.location) for s in shipped], create=True
+        )
+        return shipped
+
+    async def _settle_shipped_otherwise(
+        self, unit: UnitOfWork, order_ids: Sequence[str], lot_ids: set[UUID]
+    ) -> None:
+        """A line that shipped from another lot than reserved still holds its reservation:
+        give the excess back so the stock serves other orders."""
+        connection = unit.connection
+        states = await db.over_reserved_lines(connection, order_ids)
         releases: list[Reserve] = []
         if states:
             held_by_line: dict[tuple[str, int], list[domain.Held]] = defaultdict(list)
-            for held in await db.held_for_lines(connection, states):
+            for held in await db.held_for_lines(
+                connection, [(s.order_id, s.line_no) for s in states]
+            ):
                 held_by_line[(held.order_id, held.line_no)].append(held)
-            for line_key, state in states.items():
+            for state in states:
                 releases += domain.excess_to_release(
-                    held_by_line[line_key], ordered=state.ordered, shipped=state.shipped
+                    held_by_line[(state.order_id, state.line_no)],
+                    ordered=state.ordered,
+                    shipped=state.shipped,
                 )
             await self._release(unit, releases, causes={}, detail="shipped otherwise")
-        await self._fit_reservations(unit, set(lot_ids), cause="shipped beyond reservations")
+        await self._fit_reservations(unit, lot_ids, cause="shipped beyond reservations")
         if releases:
             await self._publish(unit, sorted({r.order_id for r in releases}))
             skus = await db.skus_of(connection, {r.lot_id for r in releases})
@@ -356,7 +356,7 @@ class Inventory:
 
     async def hold(self, unit: UnitOfWork, lot_id: UUID, *, reason: str, actor: str) -> None:
         await self._require_lot(unit, lot_id)
-        await db.set_hold(unit.connection, lot_id, on_hold=True, reason=reason)
+        await db.set_hold(unit.connection, lot_id, reason=reason)
         await db.record_movements(
             unit.connection, [Movement(lot_id, "hold", None, f"user:{actor}", detail=reason)]
         )
@@ -368,15 +368,13 @@ class Inventory:
         self, unit: UnitOfWork, lot_id: UUID, *, reason: str | None, actor: str
     ) -> None:
         lot = await self._require_lot(unit, lot_id)
-        if lot["recalled"]:
-            raise InventoryError(
-                409, "lot_recalled", f"lot {lot['lot_code']} is recalled; it stays blocked"
-            )
-        await db.set_hold(unit.connection, lot_id, on_hold=False, reason=None)
+        if domain.Block.RECALLED in lot.blocks:
+            raise Conflict("lot_recalled", f"lot {lot.lot_code} is recalled; it stays blocked")
+        await db.set_hold(unit.connection, lot_id, reason=None)
         await db.record_movements(
             unit.connection, [Movement(lot_id, "release", None, f"user:{actor}", detail=reason)]
         )
-        await self._refill(unit, [lot["sku"]], cause="hold released")
+        await self._refill(unit, [lot.sku], cause="hold released")
 
     async def adjust(
         self,
@@ -392,25 +390,16 @@ class Inventory:
         """A count at one location of a lot; stock never goes negative."""
         lot = await self._require_lot(unit, lot_id)
         stock = await db.stock_of(unit.connection, [lot_id])
-        places = {row["location"]: row["on_hand"] for row in stock.get(lot_id, [])}
-        if location is None:
-            if len(places) != 1:
-                raise InventoryError(
-                    422,
-                    "location_required",
-                    f"lot {lot['lot_code']} is at {len(places)} locations: say which was counted",
-                )
-            location = next(iter(places))
+        places = {row.location: row.on_hand for row in stock.get(lot_id, [])}
+        location = location or _only_location(lot, places)
         on_hand = places.get(location, ZERO)
         change = delta if delta is not None else (counted or ZERO) - on_hand
         if problem := domain.adjustment_problem(on_hand=on_hand, delta=change):
-            raise InventoryError(
-                409, "negative_stock", f"lot {lot['lot_code']} at {location}: {problem}"
-            )
+            raise Conflict("negative_stock", f"lot {lot.lot_code} at {location}: {problem}")
         if change == 0:
             return ZERO
         await db.change_stock(
-            unit.connection, {(lot_id, location): {"adjusted": change}}, create=True
+            unit.connection, [StockChange(lot_id, location, adjusted=change)], create=True
         )
         await db.record_movements(
             unit.connection,
@@ -423,12 +412,14 @@ class Inventory:
         if change < 0:
             await self._fit_reservations(unit, [lot_id], cause=f"user:{actor}")
         else:
-            await self._refill(unit, [lot["sku"]], cause="stock counted up")
+            await self._refill(unit, [lot.sku], cause="stock counted up")
         return change
 
     async def sweep_expired(self, unit: UnitOfWork) -> int:
         """Release reservations on lots that expired since they were made, and re-allocate."""
-        expired = await db.expired_with_reservations(unit.connection, self.today())
+        expired = await db.expired_with_reservations(
+            unit.connection, earliest_expiry=domain.earliest_allocatable_expiry(self.today())
+        )
         if expired:
             await self._withdraw(unit, expired, cause="rule:expiry", detail="lot expired")
         return len(expired)
@@ -452,13 +443,18 @@ class Inventory:
         """FEFO over the lots that may be allocated, locked; reservations and reasons stored."""
         connection = unit.connection
         today = self.today()
-        lots = await db.lock_allocatable(connection, {d.sku for d in demands}, today)
+        lots = await db.lock_allocatable(
+            connection,
+            {d.sku for d in demands},
+            blocking=domain.BLOCKING,
+            earliest_expiry=domain.earliest_allocatable_expiry(today),
+        )
         result = domain.allocate(demands, lots, today=today)
-        reasons: dict[tuple[str, int], str | None] = {
-            (d.order_id, d.line_no): None for d in demands
-        }
-        for shortfall in result.shortfalls:
-            reasons[(shortfall.order_id, shortfall.line_no)] = shortfall.reason.value
+        short = {(s.order_id, s.line_no): s.reason.value for s in result.shortfalls}
+        reasons = [
+            LineChange.backorder(d.order_id, d.line_no, short.get((d.order_id, d.line_no)))
+            for d in demands
+        ]
         await db.reserve(connection, result.reserves, reasons)
         await db.record_movements(
             connection,
@@ -492,7 +488,7 @@ class Inventory:
 
     async def _inherit_recalls(
         self, unit: UnitOfWork, produced_by: dict[UUID, str]
-    ) -> tuple[list[Movement], list[tuple[str, str, list[UUID]]]]:
+    ) -> tuple[list[Movement], list[Withdrawal]]:
         """Before anything is allocated from them: lots made from a recalled lot are recalled
         under its recall, and so is everything already made from them, at any depth (a
         product received before its ingredient's receipt named the ingredient's recall).
@@ -501,25 +497,24 @@ class Inventory:
         movements: list[Movement] = []
         roots: dict[str, list[UUID]] = defaultdict(list)
         for row in await db.inherit_recalls(connection, list(produced_by)):
-            lot_id, recall_id = row["lot_id"], row["recall_id"]
-            roots[recall_id].append(lot_id)
+            roots[row.recall_id].append(row.lot_id)
             movements.append(
                 Movement(
-                    lot_id,
+                    row.lot_id,
                     "recalled",
                     None,
-                    produced_by[lot_id],
-                    detail=f"{recall_id}: made from recalled lot {row['input_lot_id']}",
+                    produced_by[row.lot_id],
+                    detail=f"{row.recall_id}: made from recalled lot {row.input_lot_id}",
                 )
             )
-        withdrawals: list[tuple[str, str, list[UUID]]] = []
+        withdrawals: list[Withdrawal] = []
         for recall_id, lot_ids in roots.items():
             cause = produced_by[lot_ids[0]]
             descendants, inherited = await self._recall_made_from(
                 unit, lot_ids, recall_id, cause=cause
             )
             movements += inherited
-            withdrawals.append((cause, recall_id, lot_ids + descendants))
+            withdrawals.append(Withdrawal(cause, recall_id, lot_ids + descendants))
         return movements, withdrawals
 
     async def _recall_made_from(
@@ -568,7 +563,7 @@ class Inventory:
         releases: list[Reserve] = []
         for key in over:
             releases += domain.shrink_reservations(
-                held_by_stock[key], available_for_orders=rows[key]["on_hand"]
+                held_by_stock[key], available_for_orders=rows[key].on_hand
             )
         await self._release(unit, releases, causes={}, detail=cause)
         await self._allocate(unit, sorted({r.order_id for r in releases}))
@@ -604,54 +599,26 @@ class Inventory:
         """Emit each open order's whole current allocation, with a new revision."""
         connection = unit.connection
         orders = [
-            row for row in await db.bump_revisions(connection, order_ids) if row["status"] == "open"
+            order
+            for order in await db.bump_revisions(connection, order_ids)
+            if order.status == "open"
         ]
         if not orders:
             return
-        ids = [row["order_id"] for row in orders]
-        lines: dict[str, list[domain.LineState]] = defaultdict(list)
+        ids = [order.order_id for order in orders]
+        shortfalls: dict[str, list[domain.Shortfall]] = defaultdict(list)
         for state in await db.line_states(connection, ids):
-            lines[state.order_id].append(state)
-        allocations: dict[str, list[Allocation]] = defaultdict(list)
+            if shortfall := state.shortfall():
+                shortfalls[state.order_id].append(shortfall)
+        reserved: dict[str, list[ReservedLot]] = defaultdict(list)
         for row in await db.reservations_with_lots(connection, ids):
-            allocations[row["order_id"]].append(
-                Allocation(
-                    line_no=row["line_no"],
-                    sku=row["sku"],
-                    lot_id=row["lot_id"],
-                    lot_code=row["lot_code"],
-                    quantity=row["quantity"],
-                    uom=row["uom"],
-                    expiry_date=row["expiry_date"],
-                    location=row["location"],
-                    gtin=row["gtin"],
-                )
-            )
+            reserved[row.order_id].append(row)
         now = datetime.now(UTC)
-        for row in orders:
-            order_id = row["order_id"]
-            unit.emit(
-                LotAllocated(
-                    order_id=order_id,
-                    customer_id=row["customer_id"],
-                    allocations=allocations[order_id],
-                    backordered=[
-                        Backorder(
-                            line_no=state.line_no,
-                            sku=state.sku,
-                            quantity=state.backordered,
-                            uom=state.uom,
-                            reason=state.backorder_reason
-                            or domain.BackorderReason.INSUFFICIENT_STOCK,
-                        )
-                        for state in lines[order_id]
-                        if state.backordered > 0
-                    ],
-                    revision=row["revision"],
-                    allocated_at=now,
-                ),
-                time=now,
+        for order in orders:
+            event = lot_allocated(
+                order, reserved[order.order_id], shortfalls[order.order_id], at=now
             )
+            unit.emit(event, time=now)
 
     async def _draw(
         self, unit: UnitOfWork, quantities: dict[UUID, Decimal]
@@ -664,10 +631,10 @@ class Inventory:
                 drawn[(lot_id, location)] += part
         return dict(drawn)
 
-    async def _require_lot(self, unit: UnitOfWork, lot_id: UUID) -> Any:
+    async def _require_lot(self, unit: UnitOfWork, lot_id: UUID) -> LockedLot:
         rows = await db.lock_lots(unit.connection, [lot_id])
         if not rows:
-            raise InventoryError(404, "lot_not_found", f"no lot {lot_id}")
+            raise NotFound("lot_not_found", f"no lot {lot_id}")
         return rows[0]
 
 
@@ -682,6 +649,40 @@ def _reserve(held: domain.Held) -> Reserve:
     return Reserve(held.order_id, held.line_no, held.lot_id, held.quantity, held.location)
 
 
-def _places(stock: dict[UUID, list[Record]], lot_id: UUID) -> list[tuple[str, Decimal]]:
-    places = [(row["location"], row["on_hand"]) for row in stock.get(lot_id, [])]
+def _places(stock: dict[UUID, list[StockRow]], lot_id: UUID) -> list[tuple[str, Decimal]]:
+    places = [(row.location, row.on_hand) for row in stock.get(lot_id, [])]
     return places or [(UNKNOWN_LOCATION, ZERO)]
+
+
+def _only_location(lot: LockedLot, places: dict[str, Decimal]) -> str:
+    """A count that names no location is of the one place the lot is at."""
+    if len(places) != 1:
+        raise Invalid(
+            "location_required",
+            f"lot {lot.lot_code} is at {len(places)} locations: say which was counted",
+        )
+    return next(iter(places))
+
+
+def _received_stock(events: Iterable[Incoming[GoodsReceived]]) -> list[ReceivedStock]:
+    """One row per lot and location received in the batch."""
+    received: dict[StockKey, ReceivedStock] = {}
+    for incoming in events:
+        row = ReceivedStock.of(incoming.data)
+        earlier = received.get(row.key)
+        received[row.key] = earlier.plus(row) if earlier else row
+    return list(received.values())
+
+
+def _demands(order: OrderPlaced) -> list[domain.Demand]:
+    return [
+        domain.Demand(
+            order_id=order.order_id,
+            line_no=line.line_no,
+            sku=line.sku,
+            uom=line.uom,
+            quantity=line.quantity,
+            min_remaining_shelf_life_days=order.min_remaining_shelf_life_days,
+        )
+        for line in order.lines
+    ]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from services.inventory.domain import (
     AllocationResult,
     BackorderReason,
+    Block,
     Demand,
     Held,
     LineState,
@@ -25,6 +26,7 @@ from services.inventory.domain import (
     allocate,
     excess_to_release,
     fefo_key,
+    fefo_order,
     lot_status,
     ship_from_reservations,
     shrink_reservations,
@@ -319,7 +321,8 @@ def test_a_backorder_names_the_order_line_sku_unit_and_missing_quantity() -> Non
 def test_recalled_outranks_quarantined_which_outranks_expired(
     recalled: bool, on_hold: bool, expiry: date | None, expected: LotStatus
 ) -> None:
-    status = lot_status(recalled=recalled, on_hold=on_hold, expiry_date=expiry, today=TODAY)
+    stored = [Block.RECALLED] * recalled + [Block.QUARANTINED] * on_hold
+    status = lot_status(stored=stored, expiry_date=expiry, today=TODAY)
 
     assert status is expected
 
@@ -562,3 +565,30 @@ def test_a_shipment_with_no_reservation_is_all_beyond_them() -> None:
         [],
         {("SO-1", 1, juice): Decimal(2)},
     )
+
+
+def test_every_block_is_a_lot_status_so_a_blocked_lot_shows_why() -> None:
+    for block in Block:
+        assert lot_status(stored=[block], expiry_date=None, today=TODAY) == LotStatus(block.value)
+
+
+def test_a_line_short_without_a_recorded_reason_is_short_of_stock() -> None:
+    line = LineState("SO-1", 1, SKU, "EA", Decimal(5), Decimal(1), Decimal(2), None)
+
+    shortfall = line.shortfall()
+
+    assert shortfall is not None
+    assert shortfall.quantity == Decimal(2)
+    assert shortfall.reason is BackorderReason.INSUFFICIENT_STOCK
+
+
+def test_a_fully_served_line_has_no_shortfall() -> None:
+    line = LineState("SO-1", 1, SKU, "EA", Decimal(5), Decimal(1), Decimal(4), "no_stock")
+
+    assert line.shortfall() is None
+
+
+def test_fefo_order_of_a_lot_is_its_fefo_key() -> None:
+    lot = StockLot(uuid5(LOT_NAMESPACE, "A"), "A", SKU, "EA", Decimal(1), TODAY, None, "MAIN")
+
+    assert fefo_key(lot) == fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, "MAIN")

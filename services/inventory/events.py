@@ -1,0 +1,59 @@
+"""The one builder of inventory's outgoing event, `lot-allocated`, from the contract models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from services.inventory import domain
+from services.inventory.records import OrderRevision, ReservedLot
+from shared.contracts.events import Allocation, Backorder, LotAllocated
+
+
+def lot_allocated(
+    order: OrderRevision,
+    reserved: Iterable[ReservedLot],
+    shortfalls: Iterable[domain.Shortfall],
+    *,
+    at: datetime,
+) -> LotAllocated:
+    """An order's whole current allocation: its reservations line by line, each line's lots in
+    FEFO order (the order they ship in), and what it still lacks, with why."""
+    ordered = sorted(
+        reserved,
+        key=lambda r: (
+            r.line_no,
+            domain.fefo_order(r.expiry_date, r.received_at, r.lot_id, r.location),
+        ),
+    )
+    return LotAllocated(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        allocations=[_allocation(row) for row in ordered],
+        backordered=[
+            Backorder(
+                line_no=shortfall.line_no,
+                sku=shortfall.sku,
+                quantity=shortfall.quantity,
+                uom=shortfall.uom,
+                reason=shortfall.reason,
+            )
+            for shortfall in shortfalls
+        ],
+        revision=order.revision,
+        allocated_at=at,
+    )
+
+
+def _allocation(row: ReservedLot) -> Allocation:
+    return Allocation(
+        line_no=row.line_no,
+        sku=row.sku,
+        lot_id=row.lot_id,
+        lot_code=row.lot_code,
+        quantity=row.quantity,
+        uom=row.uom,
+        expiry_date=row.expiry_date,
+        location=row.location,
+        gtin=row.gtin,
+    )

@@ -1,0 +1,256 @@
+"""The rows that cross between the inventory handlers and its database: frozen, typed, each
+built in one place (from an event here, from a query in `db.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from services.inventory.domain import Reserve, StockLot
+from shared.contracts.events import GoodsReceived, OrderPlaced
+
+ZERO = Decimal(0)
+StockKey = tuple[UUID, str]
+LineKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class LotFacts:
+    """What an event tells about a lot, enough to create it if it is not known yet."""
+
+    lot_id: UUID
+    sku: str
+    lot_code: str
+    uom: str
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One row of a lot's history: what changed, by how much, and why."""
+
+    lot_id: UUID
+    change: str
+    quantity: Decimal | None
+    cause: str
+    order_id: str | None = None
+    detail: str | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedStock:
+    """A lot as a receipt names it, and the quantity received at one location. The field
+    order is the column order of `db.upsert_received`."""
+
+    lot_id: UUID
+    sku: str
+    lot_code: str
+    gtin: str | None
+    uom: str
+    supplier_id: str | None
+    expiry_date: date | None
+    received_at: datetime
+    unit_cost: Decimal | None
+    currency: str | None
+    location: str
+    quantity: Decimal
+
+    @classmethod
+    def of(cls, event: GoodsReceived) -> ReceivedStock:
+        return cls(
+            lot_id=event.lot_id,
+            sku=event.sku,
+            lot_code=event.lot_code,
+            gtin=event.gtin,
+            uom=event.uom,
+            supplier_id=event.supplier.supplier_id if event.supplier else None,
+            expiry_date=event.expiry_date,
+            received_at=event.received_at,
+            unit_cost=event.unit_cost.amount if event.unit_cost else None,
+            currency=event.unit_cost.currency if event.unit_cost else None,
+            location=event.location,
+            quantity=event.quantity,
+        )
+
+    @property
+    def key(self) -> StockKey:
+        return (self.lot_id, self.location)
+
+    def plus(self, later: ReceivedStock) -> ReceivedStock:
+        """Two receipts of one lot at one location in a batch: quantities add up, the later
+        expiry date wins when it names one."""
+        return replace(
+            self,
+            quantity=self.quantity + later.quantity,
+            expiry_date=later.expiry_date or self.expiry_date,
+        )
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    order_id: str
+    customer_id: str
+    min_remaining_shelf_life_days: int
+    placed_at: datetime | None
+
+    @classmethod
+    def of(cls, event: OrderPlaced) -> NewOrder:
+        return cls(
+            event.order_id,
+            event.customer.customer_id,
+            event.min_remaining_shelf_life_days,
+            event.placed_at,
+        )
+
+
+@dataclass(frozen=True)
+class NewLine:
+    order_id: str
+    line_no: int
+    sku: str
+    uom: str
+    quantity: Decimal
+
+    @classmethod
+    def all_of(cls, event: OrderPlaced) -> list[NewLine]:
+        return [
+            cls(event.order_id, line.line_no, line.sku, line.uom, line.quantity)
+            for line in event.lines
+        ]
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """Signed amounts added to one stock row; the field order is `db.STOCK_UPDATE`'s."""
+
+    lot_id: UUID
+    location: str
+    received: Decimal = ZERO
+    consumed: Decimal = ZERO
+    shipped: Decimal = ZERO
+    adjusted: Decimal = ZERO
+    reserved: Decimal = ZERO
+
+    @property
+    def key(self) -> StockKey:
+        return (self.lot_id, self.location)
+
+    def plus(self, other: StockChange) -> StockChange:
+        return replace(
+            self,
+            received=self.received + other.received,
+            consumed=self.consumed + other.consumed,
+            shipped=self.shipped + other.shipped,
+            adjusted=self.adjusted + other.adjusted,
+            reserved=self.reserved + other.reserved,
+        )
+
+
+@dataclass(frozen=True)
+class LineChange:
+    """Signed amounts added to one order line and, when `sets_reason`, its backorder reason
+    (None: nothing is missing). The field order is `db._line_update`'s."""
+
+    order_id: str
+    line_no: int
+    reserved: Decimal = ZERO
+    shipped: Decimal = ZERO
+    reason: str | None = None
+    sets_reason: bool = False
+
+    @classmethod
+    def backorder(cls, order_id: str, line_no: int, reason: str | None) -> LineChange:
+        return cls(order_id, line_no, reason=reason, sets_reason=True)
+
+    @property
+    def key(self) -> LineKey:
+        return (self.order_id, self.line_no)
+
+    def plus(self, other: LineChange) -> LineChange:
+        """Amounts add up; a reason set by either is kept, the later one winning."""
+        setter = other if other.sets_reason else self
+        return replace(
+            self,
+            reserved=self.reserved + other.reserved,
+            shipped=self.shipped + other.shipped,
+            reason=setter.reason,
+            sets_reason=setter.sets_reason,
+        )
+
+
+@dataclass(frozen=True)
+class StockRow:
+    lot_id: UUID
+    location: str
+    on_hand: Decimal
+    reserved: Decimal
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """A produced lot and one lot it was made from."""
+
+    lot_id: UUID
+    input_lot_id: UUID
+
+
+@dataclass(frozen=True)
+class InheritedRecall:
+    """A lot recalled because a lot it was made from is recalled."""
+
+    lot_id: UUID
+    recall_id: str
+    input_lot_id: UUID
+
+
+@dataclass(frozen=True)
+class OrderRevision:
+    """An order's allocation revision; only orders with a known customer have one."""
+
+    order_id: str
+    customer_id: str
+    revision: int
+    status: str
+
+
+@dataclass(frozen=True)
+class ReservedLot:
+    """A reservation with the lot it is from, as an allocation shows it."""
+
+    order_id: str
+    line_no: int
+    quantity: Decimal
+    location: str
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    uom: str
+    expiry_date: date | None
+    received_at: datetime | None
+    gtin: str | None
+
+    @classmethod
+    def of(cls, reserve: Reserve, lot: StockLot) -> ReservedLot:
+        return cls(
+            order_id=reserve.order_id,
+            line_no=reserve.line_no,
+            quantity=reserve.quantity,
+            location=reserve.location,
+            lot_id=lot.lot_id,
+            lot_code=lot.lot_code,
+            sku=lot.sku,
+            uom=lot.uom,
+            expiry_date=lot.expiry_date,
+            received_at=lot.received_at,
+            gtin=lot.gtin,
+        )
+
+
+@dataclass(frozen=True)
+class LockedLot:
+    lot_id: UUID
+    sku: str
+    lot_code: str
+    blocks: list[str]
