@@ -17,7 +17,7 @@ import signal
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 PREFIX = "baseline."
 ROLES: dict[str, tuple[list[str], str | None]] = {
@@ -61,6 +61,43 @@ def _derived(event: dict[str, Any], role: str) -> dict[str, Any] | None:
     }
 
 
+async def _store(
+    connection: asyncpg.Connection, records: list[ConsumerRecord], events: list[dict[str, Any]]
+) -> set[str]:
+    """Record the batch in the inbox and keep the facts of the events not seen before."""
+    async with connection.transaction():
+        fresh = await connection.fetch(
+            "INSERT INTO inbox SELECT * FROM unnest($1::text[], $2::text[])"
+            " ON CONFLICT DO NOTHING RETURNING id",
+            [e["source"] for e in events],
+            [e["id"] for e in events],
+        )
+        new_ids = {row["id"] for row in fresh}
+        await connection.execute(
+            "INSERT INTO facts SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
+            [e["id"] for e in events if e["id"] in new_ids],
+            [r.topic for r, e in zip(records, events, strict=True) if e["id"] in new_ids],
+            [r.value.decode() for r, e in zip(records, events, strict=True) if e["id"] in new_ids],
+        )
+    return new_ids
+
+
+async def _forward(
+    producer: AIOKafkaProducer,
+    produces: str,
+    role: str,
+    events: list[dict[str, Any]],
+    new_ids: set[str],
+) -> None:
+    futures = []
+    for event in events:
+        if event["id"] in new_ids and (out := _derived(event, role)) is not None:
+            futures.append(
+                await producer.send(produces, json.dumps(out).encode(), key=out["subject"].encode())
+            )
+    await asyncio.gather(*futures)
+
+
 async def run(role: str, bootstrap: str, dsn: str) -> None:
     topics, produces = ROLES[role]
     connection = await asyncpg.connect(dsn)
@@ -87,36 +124,9 @@ async def run(role: str, bootstrap: str, dsn: str) -> None:
             if not records:
                 continue
             events = [json.loads(record.value) for record in records]
-            async with connection.transaction():
-                fresh = await connection.fetch(
-                    "INSERT INTO inbox SELECT * FROM unnest($1::text[], $2::text[])"
-                    " ON CONFLICT DO NOTHING RETURNING id",
-                    [e["source"] for e in events],
-                    [e["id"] for e in events],
-                )
-                new_ids = {row["id"] for row in fresh}
-                await connection.execute(
-                    "INSERT INTO facts SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])",
-                    [e["id"] for e in events if e["id"] in new_ids],
-                    [r.topic for r, e in zip(records, events, strict=True) if e["id"] in new_ids],
-                    [
-                        r.value.decode()
-                        for r, e in zip(records, events, strict=True)
-                        if e["id"] in new_ids
-                    ],
-                )
+            new_ids = await _store(connection, records, events)
             if produces:
-                futures = []
-                for event in events:
-                    if event["id"] in new_ids and (out := _derived(event, role)) is not None:
-                        futures.append(
-                            await producer.send(
-                                produces,
-                                json.dumps(out).encode(),
-                                key=out["subject"].encode(),
-                            )
-                        )
-                await asyncio.gather(*futures)
+                await _forward(producer, produces, role, events, new_ids)
             await consumer.commit(
                 {
                     TopicPartition(tp.topic, tp.partition): rs[-1].offset + 1
