@@ -15,7 +15,6 @@ from services.inventory.records import (
     Edge,
     InheritedRecall,
     LineChange,
-    LineKey,
     LockedLot,
     LotFacts,
     Movement,
@@ -27,6 +26,7 @@ from services.inventory.records import (
     StockChange,
     StockKey,
     StockRow,
+    summed,
 )
 from shared.runtime.database import Connection, Record, columns
 
@@ -163,21 +163,12 @@ def _stock_update(first: int) -> str:
     """
 
 
-def merged_stock_changes(changes: Iterable[StockChange]) -> list[StockChange]:
-    """One change per stock row, summed, in (lot, location) order: the lock order."""
-    merged: dict[StockKey, StockChange] = {}
-    for change in changes:
-        earlier = merged.get(change.key)
-        merged[change.key] = earlier.plus(change) if earlier else change
-    return [merged[key] for key in sorted(merged)]
-
-
 async def change_stock(
     connection: Connection, changes: Iterable[StockChange], *, create: bool = False
 ) -> None:
     """Add signed amounts to stock rows, every column in one statement. `create` first adds
     the rows that may not exist yet (a receipt at a new location)."""
-    merged = merged_stock_changes(changes)
+    merged = summed(changes)
     if not merged:
         return
     if create:
@@ -461,8 +452,8 @@ async def reserve(
         {_line_update(13)}
         """,
         *columns(merged(reserves), Reserve),
-        *columns(merged_stock_changes(stock), StockChange),
-        *columns(_merged_lines([*lines, *reasons]), LineChange),
+        *columns(summed(stock), StockChange),
+        *columns(summed([*lines, *reasons]), LineChange),
     )
 
 
@@ -496,8 +487,8 @@ async def release(
         {_line_update(13)}
         """,
         *columns(merged(releases), Reserve),
-        *columns(merged_stock_changes(stock), StockChange),
-        *columns(_merged_lines(lines), LineChange),
+        *columns(summed(stock), StockChange),
+        *columns(summed(lines), LineChange),
     )
 
 
@@ -514,15 +505,6 @@ def _line_update(first: int) -> str:
             AS d(order_id, line_no, reserved, shipped, reason, sets_reason)
         WHERE l.order_id = d.order_id AND l.line_no = d.line_no
     """
-
-
-def _merged_lines(changes: Iterable[LineChange]) -> list[LineChange]:
-    """One change per order line, summed, in (order, line) order: the lock order."""
-    merged: dict[LineKey, LineChange] = {}
-    for change in changes:
-        earlier = merged.get(change.key)
-        merged[change.key] = earlier.plus(change) if earlier else change
-    return [merged[key] for key in sorted(merged)]
 
 
 _HELD = """

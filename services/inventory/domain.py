@@ -236,19 +236,13 @@ def excess_to_release(
     """When a line's reserved + shipped exceeds what was ordered (it shipped from another lot
     than reserved), give back the excess: lots without expiry first, then latest-expiring."""
     excess = shipped + sum((r.quantity for r in reservations), ZERO) - ordered
-    released: list[Reserve] = []
     # Keep what FEFO would ship first: give back undated lots, then the latest-expiring.
-    for held in sorted(
+    latest_first = sorted(
         reservations,
         key=lambda r: (r.expiry_date is None, r.expiry_date or date.max),
         reverse=True,
-    ):
-        if excess <= ZERO:
-            break
-        give = min(excess, held.quantity)
-        released.append(Reserve(held.order_id, held.line_no, held.lot_id, give, held.location))
-        excess -= give
-    return released
+    )
+    return _give_back(latest_first, excess)
 
 
 def shrink_reservations(
@@ -257,8 +251,13 @@ def shrink_reservations(
     """When a lot's stock falls below what is reserved from it (a count found less), give back
     reservations of the latest orders first until the rest fits."""
     excess = sum((r.quantity for r in reservations), ZERO) - max(available_for_orders, ZERO)
+    return _give_back(list(reversed(reservations)), excess)
+
+
+def _give_back(reservations: Sequence[Held], excess: Decimal) -> list[Reserve]:
+    """Release from reservations in the order given until `excess` is given back."""
     released: list[Reserve] = []
-    for held in reversed(reservations):
+    for held in reservations:
         if excess <= ZERO:
             break
         give = min(excess, held.quantity)

@@ -32,6 +32,7 @@ from services.inventory.records import (
     StockChange,
     StockKey,
     StockRow,
+    summed,
 )
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
@@ -666,12 +667,7 @@ def _only_location(lot: LockedLot, places: dict[str, Decimal]) -> str:
 
 def _received_stock(events: Iterable[Incoming[GoodsReceived]]) -> list[ReceivedStock]:
     """One row per lot and location received in the batch."""
-    received: dict[StockKey, ReceivedStock] = {}
-    for incoming in events:
-        row = ReceivedStock.of(incoming.data)
-        earlier = received.get(row.key)
-        received[row.key] = earlier.plus(row) if earlier else row
-    return list(received.values())
+    return summed(ReceivedStock.of(incoming.data) for incoming in events)
 
 
 def _demands(order: OrderPlaced) -> list[domain.Demand]:

@@ -3,9 +3,11 @@ built in one place (from an event here, from a query in `db.py`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
 from services.inventory.domain import Reserve, StockLot
@@ -14,6 +16,25 @@ from shared.contracts.events import GoodsReceived, OrderPlaced
 ZERO = Decimal(0)
 StockKey = tuple[UUID, str]
 LineKey = tuple[str, int]
+
+
+class _Summable(Protocol):
+    @property
+    def key(self) -> tuple[Any, ...]: ...
+
+    def plus(self, other: Self) -> Self: ...
+
+
+S = TypeVar("S", bound=_Summable)
+
+
+def summed(changes: Iterable[S]) -> list[S]:
+    """One change per key, summed, in key order: the lock order."""
+    merged: dict[tuple[Any, ...], S] = {}
+    for change in changes:
+        earlier = merged.get(change.key)
+        merged[change.key] = earlier.plus(change) if earlier else change
+    return [merged[key] for key in sorted(merged)]
 
 
 @dataclass(frozen=True)
