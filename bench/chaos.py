@@ -46,10 +46,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench import workload
 from bench.measure import group_lag, published
 from bench.run import CONSUMED, auth_headers, make_platform
+from lottrace.check.audit import CheckOptions, run_check
+from lottrace.check.compare import Verdict
 from lottrace.devstack import Platform
 from shared.contracts.envelope import encode
 from shared.contracts.events import GoodsReceived, LotAllocated, OrderPlaced, OrderShipped
 from shared.contracts.topics import TOPICS, dead_letter_topic
+from shared.runtime.settings import KafkaSettings
 
 POISON_KINDS = ("malformed_json", "unknown_event_type", "contract_violation")
 POISON_SOURCE = "/chaos/poison"
@@ -483,7 +486,29 @@ async def check_invariants(chaos: Chaos) -> dict[str, Any]:
     checks["no_outbox_row_unsent"] = {"passed": not any(unsent.values()), "unsent": unsent}
     lag = {group: await group_lag(bootstrap, group, topics) for group, topics in CONSUMED.items()}
     checks["no_consumer_stuck"] = {"passed": not any(lag.values()), "lag": lag}
+    checks["lottrace_check_clean"] = await _lottrace_check(chaos)
     return checks
+
+
+async def _lottrace_check(chaos: Chaos) -> dict[str, Any]:
+    """The audit an SRE runs (`lottrace check`): the four projections agree with each other,
+    lot by lot and shipment by shipment, once nothing is in flight."""
+    options = CheckOptions(
+        database_urls=dict(chaos.platform.database_urls),
+        kafka=KafkaSettings(bootstrap_servers=chaos.platform.bootstrap_servers),
+        wait_seconds=60,
+    )
+    report = await run_check(options)
+    return {
+        "passed": report.verdict is Verdict.CLEAN,
+        "verdict": report.verdict.value,
+        "lots": report.lots,
+        "shipments": report.shipments,
+        "differences": [
+            f"{d.kind.value} {d.key} ({', '.join(d.services)}): {d.detail}"
+            for d in report.differences[:20]
+        ],
+    }
 
 
 def _check_shipping(streams: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -34,3 +34,6 @@ async def test_the_invariants_hold_through_kills_restarts_a_frozen_broker_and_po
     blocked = checks["nothing_shipped_or_reserved_from_a_blocked_lot"]
     assert blocked["lots_blocked_in_fulfillment"] > 0
     assert result["recalls"] == 2
+    audit = checks["lottrace_check_clean"]
+    assert audit["lots"] >= stock["lots_received"]
+    assert audit["shipments"] > 0
