@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
 
 from services.recall import db, reports
-from services.recall.domain import Edge, mermaid_genealogy, walk
+from services.recall.domain import Edge, TraceNode, mermaid_genealogy, walk
 from services.recall.handlers import IssuedRecall, Recalls
 from services.recall.schemas import (
     AffectedCustomer,
@@ -172,7 +172,7 @@ async def get_recall(
         ],
         closed_at=recall["closed_at"],
         closed_by=recall["closed_by"],
-        affected_lots=[LotSummary(**dict(row)) for row in lots],
+        affected_lots=[LotSummary.from_row(row) for row in lots],
         customers=_affected_customers(rows),
     )
 
@@ -271,6 +271,15 @@ async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
     return rows
 
 
+async def _walk_back(
+    connection: Any, lot_id: UUID
+) -> tuple[list[Edge], dict[UUID, TraceNode], dict[UUID, Record]]:
+    """What the lot was made of, to the roots: the edges, the lots with their depth, their rows."""
+    edges = await db.genealogy_edges(connection, [lot_id], forward=False)
+    nodes = walk(lot_id, edges, forward=False)
+    return edges, nodes, await db.lot_rows(connection, nodes)
+
+
 @router.get(
     "/trace/lots/{lot_id}/forward",
     tags=["trace"],
@@ -306,7 +315,7 @@ async def trace_forward(
             for node in nodes.values()
             if node.lot_id != lot_id
         ],
-        shipments=[TraceShipment.model_construct(**dict(row)) for row in shipments],
+        shipments=[TraceShipment.from_row(row) for row in shipments],
         customers=[customers[key] for key in sorted(customers)],
         totals=TraceTotals(
             lots=len(nodes),
@@ -328,9 +337,7 @@ async def trace_forward(
 async def trace_backward(lot_id: UUID, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
         await _root_lot(connection, lot_id)
-        edges = await db.genealogy_edges(connection, [lot_id], forward=False)
-        nodes = walk(lot_id, edges, forward=False)
-        rows = await db.lot_rows(connection, nodes)
+        edges, nodes, rows = await _walk_back(connection, lot_id)
         receipts = await db.receipts_of_lots(connection, nodes)
     consumed = {(edge.lot_id, edge.input_lot_id): edge for edge in edges}
     inputs = []
@@ -354,9 +361,7 @@ async def trace_backward(lot_id: UUID, request: Request) -> Response:
         )
     receipts_by_lot: dict[str, list[TraceReceipt]] = defaultdict(list)
     for receipt in receipts:
-        receipts_by_lot[str(receipt["lot_id"])].append(
-            TraceReceipt.model_construct(**dict(receipt))
-        )
+        receipts_by_lot[str(receipt["lot_id"])].append(TraceReceipt.from_row(receipt))
     with_inputs = {edge.lot_id for edge in edges}
     trace = TraceBackward.model_construct(
         lot=_trace_lot(lot_id, rows, 0, []),
@@ -381,15 +386,13 @@ async def trace_order(order_id: str, request: Request) -> Response:
             raise NotFound("order_not_found", f"no shipment of order {order_id} is known")
         traces = {}
         for lot_id in {line["lot_id"] for line in lines}:
-            edges = await db.genealogy_edges(connection, [lot_id], forward=False)
-            nodes = walk(lot_id, edges, forward=False)
-            rows = await db.lot_rows(connection, nodes)
+            _, nodes, rows = await _walk_back(connection, lot_id)
             traces[str(lot_id)] = [
                 _trace_lot(node.lot_id, rows, node.depth, node.parents) for node in nodes.values()
             ]
     trace = TraceOrder.model_construct(
         order_id=order_id,
-        shipments=[OrderShipmentLine.model_construct(**dict(line)) for line in lines],
+        shipments=[OrderShipmentLine.from_row(line) for line in lines],
         lots=traces,
     )
     return _json(trace)

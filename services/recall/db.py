@@ -727,6 +727,12 @@ _SHIPMENT_COLUMNS = f"""
     c.address AS customer_address, l.location AS lot_location, l.supplier_id, l.supplier_name,
     l.supplier_lot_code, l.production_date, l.expiry_date, l.best_before_date, {_PRODUCED}
 """
+_SHIPMENT_EVENTS = f"""
+    SELECT {_SHIPMENT_COLUMNS}
+    FROM shipment_lines s
+    LEFT JOIN lots l ON l.lot_id = s.lot_id
+    LEFT JOIN customers c ON c.customer_id = s.customer_id
+"""
 
 
 async def report_receipts(
@@ -771,10 +777,7 @@ async def report_shipment_lines(
     """Shipment lines (shipping events) in the UTC date range, with lot and customer."""
     return await connection.fetch(
         f"""
-        SELECT {_SHIPMENT_COLUMNS}
-        FROM shipment_lines s
-        LEFT JOIN lots l ON l.lot_id = s.lot_id
-        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        {_SHIPMENT_EVENTS}
         WHERE ($1::date IS NULL OR s.shipped_at >= {_FROM_UTC})
           AND ($2::date IS NULL OR s.shipped_at < {_TO_UTC})
           AND ($3::text IS NULL OR s.sku = $3)
@@ -819,10 +822,7 @@ async def receipts_touching_lot(connection: Connection, lot_id: UUID) -> list[Re
 async def shipment_lines_of_lot(connection: Connection, lot_id: UUID) -> list[Record]:
     return await connection.fetch(
         f"""
-        SELECT {_SHIPMENT_COLUMNS}
-        FROM shipment_lines s
-        LEFT JOIN lots l ON l.lot_id = s.lot_id
-        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        {_SHIPMENT_EVENTS}
         WHERE s.lot_id = $1
         ORDER BY s.shipped_at, s.shipment_id, s.line_no
         """,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self, cast
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -14,6 +14,21 @@ from shared.contracts.types import LongText, ShortText, SignedQuantity
 from shared.runtime.http import Rfc3339Date
 
 _SCOPE_DATE: TypeAdapter[Any] = TypeAdapter(Rfc3339Date)
+
+
+class FromRow(BaseModel):
+    """A response body read from one of our own queries, already valid: built without
+    validating again, but never from a column it does not declare (one that would be
+    dropped silently)."""
+
+    @classmethod
+    def from_row(cls, row: Any, **more: Any) -> Self:
+        """`row` is a mapping or a database record."""
+        values = {**dict(row), **more}
+        unknown = values.keys() - cls.model_fields.keys()
+        if unknown:
+            raise ValueError(f"{cls.__name__} declares no {', '.join(sorted(unknown))}")
+        return cast("Self", cls.model_construct(**values))
 
 
 class RecallRequest(BaseModel):
@@ -62,7 +77,7 @@ class CloseRequest(BaseModel):
     note: ShortText | None = None
 
 
-class LotSummary(BaseModel):
+class LotSummary(FromRow):
     lot_id: UUID
     lot_code: str
     sku: str
@@ -70,7 +85,7 @@ class LotSummary(BaseModel):
     via_lot_id: UUID | None = None
 
 
-class CustomerShipment(BaseModel):
+class CustomerShipment(FromRow):
     shipment_id: str
     order_id: str
     shipped_at: datetime
@@ -91,7 +106,7 @@ class AffectedCustomer(BaseModel):
     shipments: list[CustomerShipment]
 
 
-class WaitingCustomer(BaseModel):
+class WaitingCustomer(FromRow):
     """A customer whose notice could not be sent: it was dead-lettered to recall-issued.dlq."""
 
     customer_id: str
@@ -140,7 +155,7 @@ class TraceLot(BaseModel):
     received: bool
 
 
-class TraceShipment(BaseModel):
+class TraceShipment(FromRow):
     shipment_id: str
     order_id: str
     customer_id: str
@@ -186,7 +201,7 @@ class TraceInput(TraceLot):
     consumed: list[Consumed]
 
 
-class TraceReceipt(BaseModel):
+class TraceReceipt(FromRow):
     receipt_id: str
     lot_id: UUID
     quantity: SignedQuantity
@@ -207,7 +222,7 @@ class TraceBackward(BaseModel):
     receipts: dict[str, list[TraceReceipt]]
 
 
-class OrderShipmentLine(BaseModel):
+class OrderShipmentLine(FromRow):
     shipment_id: str
     line_no: int
     customer_id: str
