@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
@@ -470,6 +471,11 @@ class DeadLetter:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def written_at(self) -> datetime:
+        """When the entry was written to the dead-letter topic (its record timestamp)."""
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
 
     def header(self, name: str) -> str | None:
         for header, raw in reversed(self.headers):

@@ -38,7 +38,14 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 
-from lottrace.cli import (
+from lottrace.client import (
+    SERVICES,
+    Connection,
+    LottraceClient,
+    ServiceError,
+    kafka_producer,
+)
+from lottrace.render import (
     backward_table,
     genealogy_tree,
     lot_panel,
@@ -49,13 +56,6 @@ from lottrace.cli import (
     shipments_table,
     stock_table,
     table_with,
-)
-from lottrace.client import (
-    SERVICES,
-    Connection,
-    LottraceClient,
-    ServiceError,
-    kafka_producer,
 )
 from services.fulfillment.schemas import OrderView, ShipmentRequest, ShipmentView
 from services.recall.schemas import RecallRequest, RecallView

@@ -16,7 +16,7 @@ import typer
 from aiokafka import ConsumerRecord
 from typer.testing import CliRunner
 
-from lottrace.cli import app, run_against_platform, select_dead_letters, with_group_separators
+from lottrace.cli import app
 from lottrace.client import (
     REPLAYED_FROM_HEADER,
     Connection,
@@ -31,6 +31,9 @@ from lottrace.client import (
     original_headers,
     replay_message,
 )
+from lottrace.commands.dlq import select_dead_letters
+from lottrace.commands.output import run_against_platform
+from lottrace.commands.scan import with_group_separators
 from shared.runtime.consumer import DLQ_HEADERS, dead_letter
 
 GTIN = "09501101530003"

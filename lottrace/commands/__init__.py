@@ -1,0 +1,24 @@
+"""The `lottrace` commands, a module per topic; each module registers its own commands.
+
+The order of registration is the order `lottrace --help` lists the commands in."""
+
+from __future__ import annotations
+
+import typer
+
+from lottrace.commands import (
+    databases,
+    demo,
+    dlq,
+    keys,
+    lots,
+    platform,
+    recall,
+    replay,
+    scan,
+    trace,
+)
+
+app = typer.Typer(help="lottrace: lot tracking, FEFO allocation and recalls.", no_args_is_help=True)
+for topic in (platform, keys, trace, scan, replay, demo, databases, recall, lots, dlq):
+    topic.register(app)
