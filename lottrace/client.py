@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
 from lottrace.home import KEY_FILE, default_home
@@ -52,7 +52,6 @@ from services.receiving.schemas import (
     ReceiptView,
     ScanReceiptRequest,
 )
-from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.topics import DLQ_SUFFIX, dead_letter_topic
 from shared.runtime.consumer import DLQ_HEADERS, TRUNCATED_HEADER
 from shared.runtime.kafka import client_options
@@ -438,15 +437,6 @@ async def kafka_producer(settings: KafkaSettings) -> AsyncIterator[AIOKafkaProdu
         await producer.stop()
 
 
-async def publish(settings: KafkaSettings, messages: Sequence[OutgoingMessage]) -> None:
-    """Send messages (e.g. `shared.contracts.encode(event, ...)`) and wait for every ack."""
-    async with kafka_producer(settings) as producer:
-        for message in messages:
-            await producer.send_and_wait(
-                message.topic, value=message.value, key=message.key, headers=message.headers
-            )
-
-
 # ---------------------------------------------------------------------- dead letters
 
 # Added to a replayed record: where it came from. Replaced, not stacked, on a further replay.
@@ -627,41 +617,49 @@ async def read_dead_letters(
         if not partitions:
             return [], missing
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        pending = {tp for tp in partitions if ends[tp] > starts[tp]}
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        letters: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout
-        while pending:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"reading {', '.join(sorted({tp.topic for tp in pending}))} took over"
-                    f" {timeout:.0f}s"
-                )
-            batch = await consumer.getmany(*pending, timeout_ms=200)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        letters.append(
-                            DeadLetter(
-                                topic=record.topic,
-                                partition=record.partition,
-                                offset=record.offset,
-                                timestamp_ms=record.timestamp,
-                                key=record.key,
-                                value=record.value or b"",
-                                headers=tuple(record.headers),
-                            )
-                        )
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+        letters = await _read_to_end(consumer, partitions, timeout=timeout)
         letters.sort(key=lambda letter: (letter.topic, letter.partition, letter.offset))
         return letters, missing
     finally:
         await consumer.stop()
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], *, timeout: float
+) -> list[DeadLetter]:
+    """Every record of the assigned partitions up to their end offsets as they are now."""
+    ends = await consumer.end_offsets(partitions)
+    starts = await consumer.beginning_offsets(partitions)
+    pending = {tp for tp in partitions if ends[tp] > starts[tp]}
+    for tp in partitions:
+        consumer.seek(tp, starts[tp])
+    letters: list[DeadLetter] = []
+    deadline = time.monotonic() + timeout
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"reading {', '.join(sorted({tp.topic for tp in pending}))} took over"
+                f" {timeout:.0f}s"
+            )
+        batch = await consumer.getmany(*pending, timeout_ms=200)
+        for tp, records in batch.items():
+            letters += [_dead_letter(record) for record in records if record.offset < ends[tp]]
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+    return letters
+
+
+def _dead_letter(record: ConsumerRecord[bytes, bytes]) -> DeadLetter:
+    return DeadLetter(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp,
+        key=record.key,
+        value=record.value or b"",
+        headers=tuple(record.headers),
+    )
 
 
 async def publish_replays(settings: KafkaSettings, messages: Sequence[ReplayMessage]) -> None:

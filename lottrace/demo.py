@@ -324,6 +324,13 @@ class Story:
 
     async def receive_juice(self) -> None:
         self.chapter("Juice lots come in")
+        await self._press_juice()
+        await self._receive_scanned()
+        await self._receive_from_grove()
+        self._show_received()
+        await self._show_stock()
+
+    async def _press_juice(self) -> None:
         pressed = await self.api.receive(
             ReceiptRequest(
                 receipt_id=f"DEMO-{self.run}-PRESSED",
@@ -344,6 +351,7 @@ class Story:
             f" [bold]{pressed.lot_code}[/] ({pressed.quantity} EA) — the genealogy link."
         )
 
+    async def _receive_scanned(self) -> None:
         barcode = gs1_label(
             gtin=JUICE_GTIN,
             lot_code=f"SP{self.run}",
@@ -370,6 +378,7 @@ class Story:
             f" [bold]{scanned.lot_code}[/], its dates and {scanned.quantity} EA."
         )
 
+    async def _receive_from_grove(self) -> None:
         for number, (cases, days) in enumerate(((36, 45), (48, 60)), start=1):
             lot = await self.api.receive(
                 ReceiptRequest(
@@ -386,6 +395,7 @@ class Story:
             )
             self.lots[f"grove-{number}"] = lot
 
+    def _show_received(self) -> None:
         table = table_with(
             "Received in this run", ("lot code", "SKU", "quantity", "supplier", "expires", "how")
         )
@@ -407,6 +417,7 @@ class Story:
             )
         self.console.print(table)
 
+    async def _show_stock(self) -> None:
         juice = [lot for role, lot in self.lots.items() if role != "oranges"]
 
         async def in_stock() -> None:
