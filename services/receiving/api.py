@@ -18,6 +18,7 @@ from services.receiving.schemas import (
     ReceiptView,
     ScanReceiptRequest,
 )
+from services.receiving.views import lot_view, product_view
 from shared.errors import NotFound
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
@@ -123,10 +124,10 @@ async def put_product(
 )
 async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request) -> ProductView:
     async with database_of(request).pool.acquire() as connection:
-        row = await db.get_product(connection, sku)
-    if row is None:
+        product = await db.get_product(connection, sku)
+    if product is None:
         raise NotFound("product_not_found", f"no product {sku}")
-    return ProductView(**dict(row))
+    return product_view(product)
 
 
 @router.get(
@@ -134,10 +135,10 @@ async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request
 )
 async def get_lot(lot_id: UUID, request: Request) -> LotView:
     async with database_of(request).pool.acquire() as connection:
-        row = await db.get_lot(connection, lot_id)
-    if row is None:
+        lot = await db.get_lot(connection, lot_id)
+    if lot is None:
         raise NotFound("lot_not_found", f"no lot {lot_id}")
-    return handlers.lot_view(row)
+    return lot_view(lot)
 
 
 @router.get(
@@ -150,5 +151,5 @@ async def find_lots(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LotView]:
     async with database_of(request).pool.acquire() as connection:
-        rows = await db.find_lots(connection, lot_code=lot_code, sku=sku, limit=limit)
-    return [handlers.lot_view(row) for row in rows]
+        lots = await db.find_lots(connection, lot_code=lot_code, sku=sku, limit=limit)
+    return [lot_view(lot) for lot in lots]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import fields
+from datetime import date
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
-from shared.runtime.database import Connection, Record
-
-LOT_COLUMNS = """
-    lot_id, sku, lot_code, gtin, uom, supplier_id, supplier_name, supplier_lot_code,
-    production_date, expiry_date, best_before_date, unit_cost, currency,
-    received_quantity, consumed_quantity, first_received_at, last_received_at
-"""
+from services.receiving.domain import InputLot
+from services.receiving.records import (
+    LOT_COLUMNS,
+    GtinOwner,
+    LotRecord,
+    ProductRecord,
+    ReceiptInput,
+    ReceiptRecord,
+    StoredReceipt,
+)
+from services.receiving.schemas import ReceiptView
+from shared.runtime.database import Connection, Record, columns
 
 
 async def lock_idempotency_keys(connection: Connection, keys: list[str]) -> None:
@@ -29,13 +34,17 @@ async def lock_idempotency_keys(connection: Connection, keys: list[str]) -> None
 
 async def find_receipt(
     connection: Connection, *, receipt_id: str | None, idempotency_key: str | None
-) -> Record | None:
-    return await connection.fetchrow(
+) -> StoredReceipt | None:
+    row = await connection.fetchrow(
         "SELECT receipt_id, request_hash, response FROM receipts"
         " WHERE receipt_id = $1 OR idempotency_key = $2 LIMIT 1",
         receipt_id,
         idempotency_key,
     )
+    if row is None:
+        return None
+    view = ReceiptView.model_validate(row["response"])
+    return StoredReceipt(row["receipt_id"], row["request_hash"], view)
 
 
 async def next_sequence(connection: Connection, sku: str, day: date) -> int:
@@ -51,85 +60,65 @@ async def next_sequence(connection: Connection, sku: str, day: date) -> int:
     return sequence
 
 
-async def lock_lot_by_code(connection: Connection, sku: str, lot_code: str) -> Record | None:
-    return await connection.fetchrow(
-        f"SELECT {LOT_COLUMNS} FROM lots WHERE sku = $1 AND lot_code = $2 FOR UPDATE",
-        sku,
-        lot_code,
+def _lot(row: Record | None) -> LotRecord | None:
+    return None if row is None else LotRecord(**dict(row))
+
+
+async def lock_lot_by_code(connection: Connection, sku: str, lot_code: str) -> LotRecord | None:
+    return _lot(
+        await connection.fetchrow(
+            f"SELECT {LOT_COLUMNS} FROM lots WHERE sku = $1 AND lot_code = $2 FOR UPDATE",
+            sku,
+            lot_code,
+        )
     )
 
 
-async def insert_lot(connection: Connection, lot: dict[str, Any]) -> bool:
+async def insert_lot(connection: Connection, lot: LotRecord) -> bool:
     """Create the lot; False when a concurrent receipt created the same (sku, lot_code) first."""
     inserted = await connection.fetchval(
-        """
-        INSERT INTO lots (lot_id, sku, lot_code, gtin, uom, supplier_id, supplier_name,
-                          supplier_lot_code, production_date, expiry_date, best_before_date,
-                          unit_cost, currency, received_quantity, first_received_at,
-                          last_received_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
+        f"""
+        INSERT INTO lots ({LOT_COLUMNS}) SELECT * FROM unnest(
+            $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::text[], $9::date[], $10::date[], $11::date[], $12::numeric[], $13::text[],
+            $14::numeric[], $15::numeric[], $16::timestamptz[], $17::timestamptz[])
         ON CONFLICT (sku, lot_code) DO NOTHING
         RETURNING true
         """,
-        lot["lot_id"],
-        lot["sku"],
-        lot["lot_code"],
-        lot["gtin"],
-        lot["uom"],
-        lot["supplier_id"],
-        lot["supplier_name"],
-        lot["supplier_lot_code"],
-        lot["production_date"],
-        lot["expiry_date"],
-        lot["best_before_date"],
-        lot["unit_cost"],
-        lot["currency"],
-        lot["quantity"],
-        lot["received_at"],
+        *columns([lot], LotRecord),
     )
     return bool(inserted)
 
 
-async def add_to_lot(
-    connection: Connection,
-    lot_id: UUID,
-    *,
-    quantity: Decimal,
-    received_at: datetime,
-    production_date: date | None,
-    expiry_date: date | None,
-    best_before_date: date | None,
-    unit_cost: Decimal | None,
-    currency: str | None,
-    gtin: str | None,
-) -> None:
+async def update_lot(connection: Connection, lot: LotRecord) -> None:
+    """Write what a re-receipt changed on a lot this transaction holds locked."""
     await connection.execute(
         """
-        UPDATE lots SET received_quantity = received_quantity + $2,
-                        last_received_at = greatest(last_received_at, $3),
-                        production_date = $4, expiry_date = $5, best_before_date = $6,
-                        unit_cost = $7, currency = $8, gtin = coalesce(gtin, $9)
+        UPDATE lots SET gtin = $2, production_date = $3, expiry_date = $4,
+                        best_before_date = $5, unit_cost = $6, currency = $7,
+                        received_quantity = $8, last_received_at = $9
         WHERE lot_id = $1
         """,
-        lot_id,
-        quantity,
-        received_at,
-        production_date,
-        expiry_date,
-        best_before_date,
-        unit_cost,
-        currency,
-        gtin,
+        lot.lot_id,
+        lot.gtin,
+        lot.production_date,
+        lot.expiry_date,
+        lot.best_before_date,
+        lot.unit_cost,
+        lot.currency,
+        lot.received_quantity,
+        lot.last_received_at,
     )
 
 
 async def lock_input_lots(
     connection: Connection, lot_ids: list[UUID], codes: list[tuple[str, str]]
-) -> list[Record]:
+) -> list[InputLot]:
     """Lock the input lots in lot_id order, so concurrent production receipts cannot deadlock."""
-    return await connection.fetch(
-        f"""
-        SELECT {LOT_COLUMNS}, received_quantity - consumed_quantity AS available FROM lots
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, lot_code, sku, uom, received_quantity - consumed_quantity AS available
+        FROM lots
         WHERE lot_id = ANY($1::uuid[])
            OR (sku, lot_code) IN (SELECT * FROM unnest($2::text[], $3::text[]))
         ORDER BY lot_id
@@ -139,6 +128,7 @@ async def lock_input_lots(
         [sku for sku, _ in codes],
         [code for _, code in codes],
     )
+    return [InputLot(**dict(row)) for row in rows]
 
 
 async def consume(connection: Connection, lot_id: UUID, quantity: Decimal) -> None:
@@ -149,20 +139,12 @@ async def consume(connection: Connection, lot_id: UUID, quantity: Decimal) -> No
     )
 
 
+# The receipt's columns before `response`, which is stored as JSON.
+_RECEIPT_SCALARS = [field.name for field in fields(ReceiptRecord) if field.name != "response"]
+
+
 async def insert_receipt(
-    connection: Connection,
-    *,
-    receipt_id: str,
-    idempotency_key: str | None,
-    request_hash: str,
-    lot_id: UUID,
-    quantity: Decimal,
-    uom: str,
-    location: str,
-    purchase_order: str | None,
-    received_at: datetime,
-    response: dict[str, Any],
-    inputs: list[tuple[UUID, Decimal, str]],
+    connection: Connection, receipt: ReceiptRecord, inputs: list[ReceiptInput]
 ) -> None:
     await connection.execute(
         """
@@ -170,16 +152,8 @@ async def insert_receipt(
                               location, purchase_order, received_at, response)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
         """,
-        receipt_id,
-        idempotency_key,
-        request_hash,
-        lot_id,
-        quantity,
-        uom,
-        location,
-        purchase_order,
-        received_at,
-        response,
+        *[getattr(receipt, name) for name in _RECEIPT_SCALARS],
+        receipt.response.model_dump(mode="json"),
     )
     if inputs:
         await connection.execute(
@@ -187,21 +161,21 @@ async def insert_receipt(
             INSERT INTO receipt_inputs (receipt_id, input_lot_id, quantity, uom)
             SELECT $1, * FROM unnest($2::uuid[], $3::numeric[], $4::text[])
             """,
-            receipt_id,
-            [lot_id for lot_id, _, _ in inputs],
-            [quantity for _, quantity, _ in inputs],
-            [uom for _, _, uom in inputs],
+            receipt.receipt_id,
+            *columns(inputs, ReceiptInput),
         )
 
 
-async def get_lot(connection: Connection, lot_id: UUID) -> Record | None:
-    return await connection.fetchrow(f"SELECT {LOT_COLUMNS} FROM lots WHERE lot_id = $1", lot_id)
+async def get_lot(connection: Connection, lot_id: UUID) -> LotRecord | None:
+    return _lot(
+        await connection.fetchrow(f"SELECT {LOT_COLUMNS} FROM lots WHERE lot_id = $1", lot_id)
+    )
 
 
 async def find_lots(
     connection: Connection, *, lot_code: str | None, sku: str | None, limit: int
-) -> list[Record]:
-    return await connection.fetch(
+) -> list[LotRecord]:
+    rows = await connection.fetch(
         f"""
         SELECT {LOT_COLUMNS} FROM lots
         WHERE ($1::text IS NULL OR lot_code = $1) AND ($2::text IS NULL OR sku = $2)
@@ -212,15 +186,17 @@ async def find_lots(
         sku,
         limit,
     )
+    return [LotRecord(**dict(row)) for row in rows]
 
 
 # ------------------------------------------------------------------ products
 
 
-async def lock_gtins(connection: Connection, gtins: list[str]) -> list[Record]:
-    return await connection.fetch(
+async def lock_gtins(connection: Connection, gtins: list[str]) -> list[GtinOwner]:
+    rows = await connection.fetch(
         "SELECT gtin, sku FROM product_gtins WHERE gtin = ANY($1::text[]) FOR UPDATE", gtins
     )
+    return [GtinOwner(**dict(row)) for row in rows]
 
 
 async def put_product(
@@ -249,8 +225,8 @@ async def put_product(
     )
 
 
-async def get_product(connection: Connection, sku: str) -> Record | None:
-    return await connection.fetchrow(
+async def get_product(connection: Connection, sku: str) -> ProductRecord | None:
+    row = await connection.fetchrow(
         """
         SELECT p.sku, p.description, p.uom, p.updated_at,
                coalesce(array_agg(g.gtin ORDER BY g.gtin) FILTER (WHERE g.gtin IS NOT NULL),
@@ -261,6 +237,7 @@ async def get_product(connection: Connection, sku: str) -> Record | None:
         """,
         sku,
     )
+    return None if row is None else ProductRecord(**dict(row))
 
 
 async def sku_for_gtin(connection: Connection, gtin: str) -> str | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
@@ -100,6 +99,8 @@ class ReceiptRequest(BaseModel):
 class ReceiptView(BaseModel):
     """A receipt and the lot it created or added to."""
 
+    model_config = ConfigDict(extra="forbid")
+
     receipt_id: str
     lot_id: UUID
     lot_code: str
@@ -122,6 +123,8 @@ class ReceiptView(BaseModel):
 
 
 class LotView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     lot_id: UUID
     lot_code: str
     sku: str
@@ -137,12 +140,6 @@ class LotView(BaseModel):
     consumed_quantity: SignedQuantity
     first_received_at: datetime
     last_received_at: datetime
-
-
-def money(amount: Decimal | None, currency: str | None) -> Money | None:
-    if amount is None or currency is None:
-        return None
-    return Money(amount=amount, currency=currency)
 
 
 class ScanReceiptRequest(BaseModel):
@@ -183,6 +180,8 @@ class ProductRequest(BaseModel):
 
 
 class ProductView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     sku: str
     description: str | None = None
     uom: str
