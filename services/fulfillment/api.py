@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from services.fulfillment import db
 from services.fulfillment.domain import ScannedLot
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
-from services.fulfillment.schemas import (
-    AllocationView,
-    BackorderView,
-    OrderLineView,
-    OrderView,
-    ShipmentRequest,
-    ShipmentView,
-    ShippedLine,
-)
+from services.fulfillment.schemas import OrderView, ShipmentRequest, ShipmentView
+from services.fulfillment.views import OrderDetails, order_view, shipment_view
 from shared.errors import Invalid, NotFound
 from shared.gs1 import Gs1Error, parse_gs1
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
-from shared.runtime.database import UnitOfWork
+from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.http import database_of
 
 router = APIRouter(tags=["fulfillment"])
@@ -40,17 +32,6 @@ def _scanned(scans: list[str]) -> list[ScannedLot]:
             raise Invalid("invalid_barcode", f"scan {barcode!r} names no lot (10)")
         lots.append(ScannedLot(lot_code=scan.lot_code, gtin=scan.gtin))
     return lots
-
-
-def _view(result: ShipmentResult) -> ShipmentView:
-    return ShipmentView(
-        shipment_id=result.shipment_id,
-        order_id=result.order_id,
-        customer=result.customer.model_dump(mode="json", exclude_none=True),
-        shipped_at=result.shipped_at,
-        shipped_by=result.shipped_by,
-        lines=[ShippedLine(**vars(line)) for line in result.lines],
-    )
 
 
 @router.post(
@@ -91,7 +72,7 @@ async def create_shipment(
     assert result is not None
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return _view(result)
+    return shipment_view(result.shipment)
 
 
 @router.get(
@@ -101,45 +82,22 @@ async def create_shipment(
 )
 async def get_order(order_id: str, request: Request) -> OrderView:
     async with database_of(request).pool.acquire() as connection:
-        order = await db.get_order(connection, order_id)
-        if order is None:
-            raise NotFound("order_not_found", f"no order {order_id}")
-        lines = (await db.lines_of(connection, [order_id]))[order_id]
-        allocations = (await db.allocations_of(connection, [order_id]))[order_id]
-        blocked = await db.blocked_among(connection, {a.lot_id for a in allocations})
-        backorders = await db.backorders_of(connection, order_id)
-        shipments = await db.shipments_of(connection, order_id)
-        shipped_lines = await db.shipment_lines(connection, [s["shipment_id"] for s in shipments])
-    per_shipment: dict[str, list[Any]] = {}
-    for row in shipped_lines:
-        per_shipment.setdefault(row["shipment_id"], []).append(
-            ShippedLine(**dict(row_without(row, "shipment_id")))
-        )
-    customer = order["customer"]
-    return OrderView(
-        order_id=order_id,
-        status=order["status"]
-        if order["customer_id"] or order["status"] != "open"
-        else "awaiting_order",
-        customer=customer,
-        placed_at=order["placed_at"],
-        allocation_revision=order["allocation_revision"],
-        lines=[OrderLineView(**vars(line)) for line in lines],
-        allocations=[AllocationView(**vars(a), blocked=blocked.get(a.lot_id)) for a in allocations],
-        backordered=[BackorderView(**dict(row)) for row in backorders],
-        shipments=[
-            ShipmentView(
-                shipment_id=s["shipment_id"],
-                order_id=order_id,
-                customer=customer or {},
-                shipped_at=s["shipped_at"],
-                shipped_by=s["shipped_by"],
-                lines=per_shipment.get(s["shipment_id"], []),
-            )
-            for s in shipments
-        ],
+        details = await _order_details(connection, order_id)
+    return order_view(details)
+
+
+async def _order_details(connection: Connection, order_id: str) -> OrderDetails:
+    order = await db.get_order(connection, order_id)
+    if order is None:
+        raise NotFound("order_not_found", f"no order {order_id}")
+    allocations = (await db.allocations_of(connection, [order_id]))[order_id]
+    shipments = await db.shipments_of(connection, order_id)
+    return OrderDetails(
+        order=order,
+        lines=(await db.lines_of(connection, [order_id]))[order_id],
+        allocations=allocations,
+        blocked=await db.blocked_among(connection, {a.lot_id for a in allocations}),
+        backorders=await db.backorders_of(connection, order_id),
+        shipments=shipments,
+        shipped_lines=await db.shipment_lines(connection, [s.shipment_id for s in shipments]),
     )
-
-
-def row_without(row: Any, *names: str) -> dict[str, Any]:
-    return {key: value for key, value in dict(row).items() if key not in names}

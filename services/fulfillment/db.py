@@ -4,21 +4,44 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
-from services.fulfillment.domain import Allocated, Line, ShipLine
-from shared.runtime.database import Connection, Record
+from services.fulfillment.domain import Allocated, Line, OrderStatus, Settlement
+from services.fulfillment.records import (
+    ORDER_COLUMNS,
+    AllocationRecord,
+    AllocationReplacement,
+    AllocationUpdate,
+    BackorderRecord,
+    BlockedLot,
+    OrderLineRecord,
+    OrderRecord,
+    PlacedOrder,
+    Shipment,
+    ShipmentLineRecord,
+    ShippedQuantity,
+    StoredShipment,
+)
+from shared.contracts.types import Customer
+from shared.runtime.database import Connection, Record, columns
+
+
+def _order(row: Record) -> OrderRecord:
+    values = dict(row)
+    customer = values.pop("customer")
+    return OrderRecord(
+        **values, customer=None if customer is None else Customer.model_validate(customer)
+    )
 
 
 async def store_orders(
-    connection: Connection, orders: Sequence[dict[str, Any]], lines: Sequence[dict[str, Any]]
-) -> list[tuple[str, bool]]:
+    connection: Connection, orders: Sequence[PlacedOrder], lines: Sequence[OrderLineRecord]
+) -> list[str]:
     """Store orders and their lines in one statement. An order that only an allocation or a
-    cancellation named so far is completed. Returns (order id, was waiting) for each order
-    stored now: one that was waiting may have an allocation to ship."""
+    cancellation named so far is completed. Returns the orders stored now that were waiting:
+    they may have an allocation to ship."""
+    order_ids, customer_ids, customers, placed_at = columns(orders, PlacedOrder)
     rows = await connection.fetch(
         """
         WITH stored AS (
@@ -36,70 +59,56 @@ async def store_orders(
             WHERE d.order_id IN (SELECT order_id FROM stored)
             ON CONFLICT DO NOTHING
         )
-        SELECT order_id, was_waiting FROM stored
+        SELECT order_id FROM stored WHERE was_waiting
         """,
-        [o["order_id"] for o in orders],
-        [o["customer_id"] for o in orders],
-        [o["customer"] for o in orders],
-        [o["placed_at"] for o in orders],
-        *[
-            [line[name] for line in lines]
-            for name in ["order_id", "line_no", "sku", "uom", "quantity"]
-        ],
+        order_ids,
+        customer_ids,
+        [customer.model_dump(mode="json", exclude_none=True) for customer in customers],
+        placed_at,
+        *columns(lines, OrderLineRecord),
     )
-    return [(row["order_id"], row["was_waiting"]) for row in rows]
+    return [row["order_id"] for row in rows]
 
 
-async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict[str, Record]:
+async def claim_orders(connection: Connection, order_ids: Iterable[str]) -> dict[str, OrderRecord]:
     """Lock these orders (creating the ones not known yet), in one statement, in order id
     order: concurrent batches lock their common orders in the same order, so never deadlock."""
     rows = await connection.fetch(
-        """
+        f"""
         WITH created AS (
             INSERT INTO orders (order_id) SELECT unnest($1::text[])
             ON CONFLICT DO NOTHING
-            RETURNING order_id, customer_id, customer, status, allocation_revision
+            RETURNING {ORDER_COLUMNS}
         )
-        SELECT order_id, customer_id, customer, status, allocation_revision FROM orders
+        SELECT {ORDER_COLUMNS} FROM orders
         WHERE order_id = ANY($1::text[])
         ORDER BY order_id
         FOR UPDATE
         """,
         sorted(set(order_ids)),
     )
-    found = {row["order_id"]: row for row in rows}
+    found = {row["order_id"]: _order(row) for row in rows}
     missing = sorted(set(order_ids) - set(found))
     if missing:  # created by this statement, so not visible to its own SELECT
-        for row in await connection.fetch(
-            "SELECT order_id, customer_id, customer, status, allocation_revision FROM orders"
-            " WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE",
-            missing,
-        ):
-            found[row["order_id"]] = row
+        for order in await lock_orders(connection, missing):
+            found[order.order_id] = order
     return found
 
 
-async def lock_orders(connection: Connection, order_ids: Iterable[str]) -> list[Record]:
-    return await connection.fetch(
-        """
-        SELECT order_id, customer_id, customer, status, allocation_revision
+async def lock_orders(connection: Connection, order_ids: Iterable[str]) -> list[OrderRecord]:
+    rows = await connection.fetch(
+        f"""
+        SELECT {ORDER_COLUMNS}
         FROM orders WHERE order_id = ANY($1::text[]) ORDER BY order_id FOR UPDATE
         """,
         sorted(set(order_ids)),
     )
+    return [_order(row) for row in rows]
 
 
-async def replace_allocations(
-    connection: Connection,
-    order_ids: Sequence[str],
-    revisions: Sequence[int | None],
-    allocated_at: Sequence[datetime | None],
-    allocations: Sequence[dict[str, Any]],
-    backorders: Sequence[dict[str, Any]],
-    shipped_in_full: Sequence[bool] | None = None,
-) -> None:
-    """Put these orders' allocation and backorders in place of what they had; mark the ones
-    a shipment in this transaction completed."""
+async def replace_allocations(connection: Connection, replacement: AllocationReplacement) -> None:
+    """Put these orders' allocation and backorders in place of what they had."""
+    order_ids, revisions, allocated_at = columns(replacement.updates, AllocationUpdate)
     await connection.execute(
         """
         WITH cleared AS (
@@ -108,20 +117,23 @@ async def replace_allocations(
             DELETE FROM backorders WHERE order_id = ANY($1::text[])
         )
         UPDATE orders o SET allocation_revision = coalesce(d.revision, o.allocation_revision + 1),
-                            allocated_at = d.allocated_at, updated_at = now(),
-                            status = CASE WHEN d.complete AND o.status = 'open' THEN 'shipped'
-                                          ELSE o.status END
-        FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::bool[])
-            AS d(order_id, revision, allocated_at, complete)
+                            allocated_at = d.allocated_at, updated_at = now()
+        FROM unnest($1::text[], $2::int[], $3::timestamptz[]) AS d(order_id, revision, allocated_at)
         WHERE o.order_id = d.order_id
         """,
-        list(order_ids),
-        list(revisions),
-        list(allocated_at),
-        list(shipped_in_full) if shipped_in_full is not None else [False] * len(order_ids),
+        order_ids,
+        revisions,
+        allocated_at,
     )
-    if not allocations and not backorders:
-        return
+    if replacement.allocations or replacement.backorders:
+        await _insert_allocations(connection, replacement.allocations, replacement.backorders)
+
+
+async def _insert_allocations(
+    connection: Connection,
+    allocations: Sequence[AllocationRecord],
+    backorders: Sequence[BackorderRecord],
+) -> None:
     await connection.execute(
         """
         WITH stored AS (
@@ -137,25 +149,8 @@ async def replace_allocations(
                              $16::text[])
         ON CONFLICT (order_id, line_no) DO UPDATE SET quantity = EXCLUDED.quantity
         """,
-        *[
-            [a[name] for a in allocations]
-            for name in [
-                "order_id",
-                "line_no",
-                "lot_id",
-                "lot_code",
-                "sku",
-                "quantity",
-                "uom",
-                "expiry_date",
-                "location",
-                "gtin",
-            ]
-        ],
-        *[
-            [b[name] for b in backorders]
-            for name in ["order_id", "line_no", "sku", "quantity", "uom", "reason"]
-        ],
+        *columns(allocations, AllocationRecord),
+        *columns(backorders, BackorderRecord),
     )
 
 
@@ -163,21 +158,21 @@ async def cancel_orders(connection: Connection, cancellations: dict[str, str | N
     rows = await connection.fetch(
         """
         INSERT INTO orders AS o (order_id, status, cancel_reason)
-        SELECT id, 'cancelled', reason FROM unnest($1::text[], $2::text[]) AS d(id, reason)
+        SELECT id, $3, reason FROM unnest($1::text[], $2::text[]) AS d(id, reason)
         ON CONFLICT (order_id) DO UPDATE
-            SET status = 'cancelled', cancel_reason = EXCLUDED.cancel_reason, updated_at = now()
-        WHERE o.status = 'open'
+            SET status = $3, cancel_reason = EXCLUDED.cancel_reason, updated_at = now()
+        WHERE o.status = $4
         RETURNING order_id
         """,
         list(cancellations),
         list(cancellations.values()),
+        OrderStatus.CANCELLED.value,
+        OrderStatus.OPEN.value,
     )
     return [row["order_id"] for row in rows]
 
 
-async def block_lots(
-    connection: Connection, lots: Sequence[tuple[UUID, str, str]], reason: str
-) -> None:
+async def block_lots(connection: Connection, lots: Sequence[BlockedLot], reason: str) -> None:
     await connection.execute(
         """
         INSERT INTO blocked_lots (lot_id, lot_code, recall_id, reason)
@@ -185,9 +180,7 @@ async def block_lots(
             AS d(lot_id, lot_code, recall_id)
         ON CONFLICT (lot_id) DO NOTHING
         """,
-        [lot_id for lot_id, _, _ in lots],
-        [code for _, code, _ in lots],
-        [recall for _, _, recall in lots],
+        *columns(lots, BlockedLot),
         reason,
     )
 
@@ -200,20 +193,6 @@ async def blocked_among(connection: Connection, lot_ids: Iterable[UUID]) -> dict
     return {row["lot_id"]: row["reason"] for row in rows}
 
 
-async def shippable_orders(connection: Connection, order_ids: Sequence[str]) -> list[str]:
-    """Orders that are open, complete (the order itself arrived) and have something allocated."""
-    rows = await connection.fetch(
-        """
-        SELECT o.order_id FROM orders o
-        WHERE o.order_id = ANY($1::text[]) AND o.status = 'open' AND o.customer_id IS NOT NULL
-          AND EXISTS (SELECT 1 FROM allocations a WHERE a.order_id = o.order_id)
-        ORDER BY o.order_id
-        """,
-        list(order_ids),
-    )
-    return [row["order_id"] for row in rows]
-
-
 async def lines_of(connection: Connection, order_ids: Sequence[str]) -> dict[str, list[Line]]:
     rows = await connection.fetch(
         """
@@ -224,9 +203,8 @@ async def lines_of(connection: Connection, order_ids: Sequence[str]) -> dict[str
     )
     result: dict[str, list[Line]] = {order_id: [] for order_id in order_ids}
     for row in rows:
-        result[row["order_id"]].append(
-            Line(row["line_no"], row["sku"], row["uom"], row["ordered"], row["shipped"])
-        )
+        values = dict(row)
+        result[values.pop("order_id")].append(Line(**values))
     return result
 
 
@@ -242,36 +220,21 @@ async def allocations_of(
     )
     result: dict[str, list[Allocated]] = {order_id: [] for order_id in order_ids}
     for row in rows:
-        result[row["order_id"]].append(
-            Allocated(
-                row["line_no"],
-                row["sku"],
-                row["lot_id"],
-                row["lot_code"],
-                row["quantity"],
-                row["uom"],
-                row["expiry_date"],
-                row["gtin"],
-            )
-        )
+        values = dict(row)
+        result[values.pop("order_id")].append(Allocated(**values))
     return result
 
 
-async def record_shipments(
-    connection: Connection,
-    shipments: Sequence[tuple[str, str, datetime, str, Sequence[ShipLine]]],
-    *,
-    close_orders: bool = True,
-) -> None:
-    """Store shipments (id, order, when, by whom, lines) and add to the lines' shipped
-    quantities in one statement; then (unless the caller does it) mark the orders that
-    shipped in full."""
+async def record_shipments(connection: Connection, shipments: Sequence[Shipment]) -> None:
+    """Store shipments and their lines, and add to the order lines' shipped quantities, in one
+    statement."""
     if not shipments:
         return
-    flat = [(s[0], s[1], line) for s in shipments for line in s[4]]
-    per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
-    for _, order_id, line in flat:
-        per_line[(order_id, line.line_no)] += line.quantity
+    lines = [
+        ShipmentLineRecord(s.shipment_id, x.line_no, x.lot_id, x.lot_code, x.sku, x.quantity, x.uom)
+        for s in shipments
+        for x in s.lines
+    ]
     await connection.execute(
         """
         WITH stored AS (
@@ -287,102 +250,92 @@ async def record_shipments(
         FROM unnest($12::text[], $13::int[], $14::numeric[]) AS d(order_id, line_no, quantity)
         WHERE l.order_id = d.order_id AND l.line_no = d.line_no
         """,
-        [s[0] for s in shipments],
-        [s[1] for s in shipments],
-        [s[2] for s in shipments],
-        [s[3] for s in shipments],
-        [shipment_id for shipment_id, _, _ in flat],
-        [line.line_no for _, _, line in flat],
-        [line.lot_id for _, _, line in flat],
-        [line.lot_code for _, _, line in flat],
-        [line.sku for _, _, line in flat],
-        [line.quantity for _, _, line in flat],
-        [line.uom for _, _, line in flat],
-        [order_id for order_id, _ in per_line],
-        [line_no for _, line_no in per_line],
-        list(per_line.values()),
-    )
-    if not close_orders:
-        return
-    await connection.execute(
-        """
-        UPDATE orders o SET status = 'shipped', updated_at = now()
-        WHERE o.order_id = ANY($1::text[]) AND o.status = 'open'
-          AND NOT EXISTS (SELECT 1 FROM order_lines l
-                          WHERE l.order_id = o.order_id AND l.shipped < l.ordered)
-        """,
-        sorted({s[1] for s in shipments}),
+        *columns(shipments, StoredShipment),
+        *columns(lines, ShipmentLineRecord),
+        *columns(_shipped_per_line(shipments), ShippedQuantity),
     )
 
 
-async def take_from_allocations(
-    connection: Connection, order_id: str, lines: Sequence[ShipLine]
-) -> None:
-    """What a shipment took is no longer allocated to its order."""
-    per_allocation: dict[tuple[int, UUID], Decimal] = defaultdict(Decimal)
-    for line in lines:
-        per_allocation[(line.line_no, line.lot_id)] += line.quantity
+def _shipped_per_line(shipments: Sequence[Shipment]) -> list[ShippedQuantity]:
+    per_line: dict[tuple[str, int], Decimal] = defaultdict(Decimal)
+    for shipment in shipments:
+        for line in shipment.lines:
+            per_line[(shipment.order_id, line.line_no)] += line.quantity
+    return [ShippedQuantity(*key, quantity) for key, quantity in per_line.items()]
+
+
+async def mark_shipped(connection: Connection, order_ids: Sequence[str]) -> None:
+    """The domain found these orders shipped in full."""
+    await connection.execute(
+        "UPDATE orders SET status = $2, updated_at = now() WHERE order_id = ANY($1::text[])",
+        sorted(set(order_ids)),
+        OrderStatus.SHIPPED.value,
+    )
+
+
+async def settle_allocations(connection: Connection, order_id: str, settled: Settlement) -> None:
+    """Write what a shipment left of an order's allocation, as the domain settled it."""
     await connection.execute(
         """
-        WITH d AS (
-            SELECT * FROM unnest($2::int[], $3::uuid[], $4::numeric[])
-                AS d(line_no, lot_id, quantity)
-        ), gone AS (
-            DELETE FROM allocations a USING d
+        WITH gone AS (
+            DELETE FROM allocations a USING unnest($4::int[], $5::uuid[]) AS d(line_no, lot_id)
             WHERE a.order_id = $1 AND a.line_no = d.line_no AND a.lot_id = d.lot_id
-              AND a.quantity <= d.quantity
         )
-        UPDATE allocations a SET quantity = a.quantity - d.quantity FROM d
+        UPDATE allocations a SET quantity = d.quantity
+        FROM unnest($2::int[], $3::uuid[], $6::numeric[]) AS d(line_no, lot_id, quantity)
         WHERE a.order_id = $1 AND a.line_no = d.line_no AND a.lot_id = d.lot_id
-          AND a.quantity > d.quantity
         """,
         order_id,
-        [line_no for line_no, _ in per_allocation],
-        [lot_id for _, lot_id in per_allocation],
-        list(per_allocation.values()),
+        [a.line_no for a in settled.reduced],
+        [a.lot_id for a in settled.reduced],
+        [line_no for line_no, _ in settled.used_up],
+        [lot_id for _, lot_id in settled.used_up],
+        [a.quantity for a in settled.reduced],
     )
 
 
-async def find_shipment(connection: Connection, shipment_id: str) -> Record | None:
-    return await connection.fetchrow(
-        "SELECT shipment_id, order_id, shipped_at, shipped_by FROM shipments"
-        " WHERE shipment_id = $1",
-        shipment_id,
+_SHIPMENT_COLUMNS = "shipment_id, order_id, shipped_at, shipped_by"
+
+
+async def find_shipment(connection: Connection, shipment_id: str) -> StoredShipment | None:
+    row = await connection.fetchrow(
+        f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE shipment_id = $1", shipment_id
     )
+    return None if row is None else StoredShipment(**dict(row))
 
 
-async def shipment_lines(connection: Connection, shipment_ids: Sequence[str]) -> list[Record]:
-    return await connection.fetch(
+async def shipment_lines(
+    connection: Connection, shipment_ids: Sequence[str]
+) -> list[ShipmentLineRecord]:
+    rows = await connection.fetch(
         """
         SELECT shipment_id, line_no, lot_id, lot_code, sku, quantity, uom FROM shipment_lines
         WHERE shipment_id = ANY($1::text[]) ORDER BY shipment_id, line_no, lot_code
         """,
         list(shipment_ids),
     )
+    return [ShipmentLineRecord(**dict(row)) for row in rows]
 
 
-async def get_order(connection: Connection, order_id: str) -> Record | None:
-    return await connection.fetchrow(
-        """
-        SELECT order_id, customer_id, customer, placed_at, status, allocation_revision,
-               allocated_at, cancel_reason
-        FROM orders WHERE order_id = $1
-        """,
-        order_id,
+async def get_order(connection: Connection, order_id: str) -> OrderRecord | None:
+    row = await connection.fetchrow(
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1", order_id
     )
+    return None if row is None else _order(row)
 
 
-async def backorders_of(connection: Connection, order_id: str) -> list[Record]:
-    return await connection.fetch(
-        "SELECT line_no, sku, quantity, uom, reason FROM backorders"
+async def backorders_of(connection: Connection, order_id: str) -> list[BackorderRecord]:
+    rows = await connection.fetch(
+        "SELECT order_id, line_no, sku, quantity, uom, reason FROM backorders"
         " WHERE order_id = $1 ORDER BY line_no",
         order_id,
     )
+    return [BackorderRecord(**dict(row)) for row in rows]
 
 
-async def shipments_of(connection: Connection, order_id: str) -> list[Record]:
-    return await connection.fetch(
-        "SELECT shipment_id, shipped_at, shipped_by FROM shipments"
-        " WHERE order_id = $1 ORDER BY shipped_at",
+async def shipments_of(connection: Connection, order_id: str) -> list[StoredShipment]:
+    rows = await connection.fetch(
+        f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE order_id = $1 ORDER BY shipped_at",
         order_id,
     )
+    return [StoredShipment(**dict(row)) for row in rows]

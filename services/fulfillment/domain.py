@@ -10,14 +10,40 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from enum import StrEnum
 from uuid import UUID
 
 from shared.errors import DomainError, ErrorKind
 
 ZERO = Decimal(0)
+
+
+class OrderStatus(StrEnum):
+    OPEN = "open"
+    CANCELLED = "cancelled"
+    SHIPPED = "shipped"
+
+
+AWAITING_ORDER = "awaiting_order"  # shown for an order only an allocation named so far
+
+
+def may_ship(status: str, placed: bool) -> bool:
+    """An order ships only while open, and only once the order itself has arrived."""
+    return status == OrderStatus.OPEN and placed
+
+
+def is_newer_allocation(revision: int | None, current: int) -> bool:
+    """An allocation without a revision always replaces; one with a revision only replaces an
+    older one, so a redelivered or overtaken event changes nothing."""
+    return revision is None or revision > current
+
+
+def shown_status(status: str, placed: bool) -> str:
+    """The status a reader sees: an open order not placed yet is awaiting its order."""
+    return AWAITING_ORDER if status == OrderStatus.OPEN and not placed else status
 
 
 class ShipmentRefused(DomainError):
@@ -100,55 +126,74 @@ def plan_shipment(
     by_line: dict[int, list[Allocated]] = defaultdict(list)
     for allocation in allocations:
         by_line[allocation.line_no].append(allocation)
-    known_lines = {line.line_no: line for line in lines}
-
     if requested is not None:
-        for line_no in requested:
-            if line_no not in known_lines:
-                raise ShipmentRefused(
-                    "unknown_line", f"the order has no line {line_no}", kind=ErrorKind.INVALID
-                )
-
+        _check_lines_exist(lines, requested)
     scanned_lots = None if scanned is None else scanned_lot_ids(allocations, scanned)
-
     plan = ShipmentPlan()
     for line in lines:
         if requested is not None and line.line_no not in requested:
             continue
-        cap = line.remaining
-        if requested is not None and requested[line.line_no] is not None:
-            wanted = requested[line.line_no]
-            assert wanted is not None
-            if wanted > cap:
-                raise ShipmentRefused(
-                    "over_shipment",
-                    f"line {line.line_no} has {cap} {line.uom} left to ship, {wanted} requested",
-                )
-            cap = wanted
-        for allocation in sorted(by_line[line.line_no], key=_fefo):
-            if cap <= ZERO:
-                break
-            if scanned_lots is not None and allocation.lot_id not in scanned_lots:
-                continue
-            if allocation.lot_id in blocked:
-                if strict:
-                    raise ShipmentRefused(
-                        "lot_blocked",
-                        f"lot {allocation.lot_code} is {blocked[allocation.lot_id]}:"
-                        f" line {line.line_no} waits for re-allocation",
-                    )
-                plan.waiting.append(allocation)
-                continue
-            take = min(cap, allocation.quantity)
-            if take <= ZERO:
-                continue
-            plan.lines.append(
-                ShipLine(
-                    line.line_no, line.sku, allocation.lot_id, allocation.lot_code, take, line.uom
-                )
-            )
-            cap -= take
+        candidates = [
+            allocation
+            for allocation in sorted(by_line[line.line_no], key=_fefo)
+            if scanned_lots is None or allocation.lot_id in scanned_lots
+        ]
+        cap = _line_cap(line, None if requested is None else requested[line.line_no])
+        _take_from_line(plan, line, cap, candidates, blocked=blocked, strict=strict)
     return plan
+
+
+def _check_lines_exist(lines: Sequence[Line], requested: Mapping[int, Decimal | None]) -> None:
+    known = {line.line_no for line in lines}
+    for line_no in requested:
+        if line_no not in known:
+            raise ShipmentRefused(
+                "unknown_line", f"the order has no line {line_no}", kind=ErrorKind.INVALID
+            )
+
+
+def _line_cap(line: Line, wanted: Decimal | None) -> Decimal:
+    """What may ship of a line: what remains of it, or less when the request asks for less."""
+    if wanted is None:
+        return line.remaining
+    if wanted > line.remaining:
+        raise ShipmentRefused(
+            "over_shipment",
+            f"line {line.line_no} has {line.remaining} {line.uom} left to ship, {wanted} requested",
+        )
+    return wanted
+
+
+def _take_from_line(
+    plan: ShipmentPlan,
+    line: Line,
+    cap: Decimal,
+    candidates: Sequence[Allocated],
+    *,
+    blocked: Mapping[UUID, str],
+    strict: bool,
+) -> None:
+    """Fill the line from its allocations in FEFO order, up to `cap`; a blocked lot refuses
+    the shipment when `strict`, else waits."""
+    for allocation in candidates:
+        if cap <= ZERO:
+            break
+        if allocation.lot_id in blocked:
+            if strict:
+                raise ShipmentRefused(
+                    "lot_blocked",
+                    f"lot {allocation.lot_code} is {blocked[allocation.lot_id]}:"
+                    f" line {line.line_no} waits for re-allocation",
+                )
+            plan.waiting.append(allocation)
+            continue
+        take = min(cap, allocation.quantity)
+        if take <= ZERO:
+            continue
+        plan.lines.append(
+            ShipLine(line.line_no, line.sku, allocation.lot_id, allocation.lot_code, take, line.uom)
+        )
+        cap -= take
 
 
 def scanned_lot_ids(allocations: Sequence[Allocated], scanned: Sequence[ScannedLot]) -> set[UUID]:
@@ -201,30 +246,47 @@ def _fefo(allocation: Allocated) -> tuple[bool, date, str]:
     )
 
 
+AllocationKey = tuple[int, UUID]  # (line_no, lot_id): one allocation of an order
+
+
+def _taken(shipped: Sequence[ShipLine]) -> dict[AllocationKey, Decimal]:
+    taken: dict[AllocationKey, Decimal] = defaultdict(Decimal)
+    for line in shipped:
+        taken[(line.line_no, line.lot_id)] += line.quantity
+    return taken
+
+
 def remaining_allocations(
     allocations: Sequence[Allocated], shipped: Sequence[ShipLine]
 ) -> list[Allocated]:
-    """The allocation left after a shipment took its part."""
-    taken: dict[tuple[int, UUID], Decimal] = defaultdict(Decimal)
-    for line in shipped:
-        taken[(line.line_no, line.lot_id)] += line.quantity
+    """The allocation left after a shipment took its part: an allocation with nothing left is
+    used up and gone."""
+    taken = _taken(shipped)
     left = []
     for allocation in allocations:
         rest = allocation.quantity - taken.pop((allocation.line_no, allocation.lot_id), ZERO)
         if rest > ZERO:
-            left.append(
-                Allocated(
-                    allocation.line_no,
-                    allocation.sku,
-                    allocation.lot_id,
-                    allocation.lot_code,
-                    rest,
-                    allocation.uom,
-                    allocation.expiry_date,
-                    allocation.gtin,
-                )
-            )
+            left.append(replace(allocation, quantity=rest))
     return left
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a shipment changes in a stored allocation: the allocations it reduced, with what
+    is left of them, and the ones it used up."""
+
+    reduced: list[Allocated]
+    used_up: list[AllocationKey]
+
+
+def settle(allocations: Sequence[Allocated], shipped: Sequence[ShipLine]) -> Settlement:
+    touched = set(_taken(shipped))
+    left = remaining_allocations(allocations, shipped)
+    still_there = {(a.line_no, a.lot_id) for a in left}
+    return Settlement(
+        reduced=[a for a in left if (a.line_no, a.lot_id) in touched],
+        used_up=sorted(touched - still_there, key=lambda key: (key[0], str(key[1]))),
+    )
 
 
 def ships_in_full(lines: Sequence[Line], shipped: Sequence[ShipLine]) -> bool:

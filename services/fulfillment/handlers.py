@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,23 +11,26 @@ from typing import Any
 from services.fulfillment import db
 from services.fulfillment.domain import (
     Allocated,
+    OrderStatus,
     ScannedLot,
-    ShipLine,
     ShipmentRefused,
+    is_newer_allocation,
     plan_shipment,
     remaining_allocations,
+    settle,
     ships_in_full,
 )
-from shared.contracts.envelope import Incoming
-from shared.contracts.events import (
-    LotAllocated,
-    OrderCancelled,
-    OrderPlaced,
-    OrderShipped,
-    RecallIssued,
-    ShipmentLine,
+from services.fulfillment.outgoing import order_shipped
+from services.fulfillment.records import (
+    OrderRecord,
+    Shipment,
+    StoredShipment,
+    allocation_replacement,
+    placed_orders,
+    recalled_lots,
 )
-from shared.contracts.types import Customer
+from shared.contracts.envelope import Incoming
+from shared.contracts.events import LotAllocated, OrderCancelled, OrderPlaced, RecallIssued
 from shared.errors import ErrorKind
 from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
@@ -38,13 +41,18 @@ AUTO_SHIPPER = "rule:auto_ship"
 
 @dataclass(frozen=True)
 class ShipmentResult:
-    shipment_id: str
-    order_id: str
-    customer: Customer
-    shipped_at: datetime
-    lines: list[ShipLine]
-    shipped_by: str | None = None  # the key that shipped it, also when a retry replays it
+    shipment: Shipment  # shipped_by: the key that shipped it, also when a retry replays it
     replayed: bool = False
+
+
+@dataclass
+class AutoShipment:
+    """What auto-shipping a batch of orders decided: the shipments, what each order has left
+    allocated, and the orders it completed."""
+
+    shipments: list[Shipment] = field(default_factory=list)
+    remaining: dict[str, list[Allocated]] = field(default_factory=dict)
+    complete: list[str] = field(default_factory=list)
 
 
 class Fulfillment:
@@ -60,36 +68,11 @@ class Fulfillment:
         ]
 
     async def on_order_placed(self, unit: UnitOfWork, events: list[Incoming[OrderPlaced]]) -> None:
-        orders: dict[str, OrderPlaced] = {}
-        for incoming in events:
-            orders.setdefault(incoming.data.order_id, incoming.data)
-        stored = await db.store_orders(
-            unit.connection,
-            [
-                {
-                    "order_id": order.order_id,
-                    "customer_id": order.customer.customer_id,
-                    "customer": order.customer.model_dump(mode="json", exclude_none=True),
-                    "placed_at": order.placed_at,
-                }
-                for order in orders.values()
-            ],
-            [
-                {
-                    "order_id": order.order_id,
-                    "line_no": line.line_no,
-                    "sku": line.sku,
-                    "uom": line.uom,
-                    "quantity": line.quantity,
-                }
-                for order in orders.values()
-                for line in order.lines
-            ],
-        )
-        waiting = [order_id for order_id, was_waiting in stored if was_waiting]
+        orders, lines = placed_orders([incoming.data for incoming in events])
+        waiting = await db.store_orders(unit.connection, orders, lines)
         if self.auto_ship and waiting:
             # An allocation that arrived before its order can ship now.
-            await self._auto_ship(unit, waiting)
+            await self._ship_stored(unit, waiting)
 
     async def on_order_cancelled(
         self, unit: UnitOfWork, events: list[Incoming[OrderCancelled]]
@@ -101,104 +84,78 @@ class Fulfillment:
     async def on_lot_allocated(
         self, unit: UnitOfWork, events: list[Incoming[LotAllocated]]
     ) -> None:
-        latest: dict[str, LotAllocated] = {}
-        for incoming in events:  # log order per key: the last one is the newest
-            event = incoming.data
-            previous = latest.get(event.order_id)
-            if previous is None or (event.revision or 0) >= (previous.revision or 0):
-                latest[event.order_id] = event
+        latest = _latest_per_order([incoming.data for incoming in events])
         orders = await db.claim_orders(unit.connection, latest)
         fresh = [
             event
             for order_id, event in latest.items()
-            if event.revision is None or event.revision > orders[order_id]["allocation_revision"]
+            if is_newer_allocation(event.revision, orders[order_id].allocation_revision)
         ]
         if not fresh:
             return
-        remaining = {event.order_id: _allocated(event) for event in fresh}
-        shipments: list[tuple[str, str, datetime, str, list[ShipLine]]] = []
-        customers: dict[str, Customer] = {}
-        complete: set[str] = set()
+        allocated = {event.order_id: _allocated(event) for event in fresh}
+        shipped = AutoShipment(remaining=allocated)
         if self.auto_ship:
             # Ship from the allocation as it arrives; only what cannot ship stays allocated.
-            ready = [
-                event.order_id
-                for event in fresh
-                if orders[event.order_id]["status"] == "open"
-                and orders[event.order_id]["customer_id"] is not None
-            ]
-            lines = await db.lines_of(unit.connection, ready)
-            blocked = await db.blocked_among(
-                unit.connection, {a.lot_id for order_id in ready for a in remaining[order_id]}
-            )
-            now = datetime.now(UTC)
-            for order_id in ready:
-                plan = plan_shipment(
-                    lines[order_id], remaining[order_id], blocked=blocked, strict=False
-                )
-                if not plan.is_empty:
-                    shipments.append((new_id(), order_id, now, AUTO_SHIPPER, plan.lines))
-                    customers[order_id] = Customer.model_validate(orders[order_id]["customer"])
-                    remaining[order_id] = remaining_allocations(remaining[order_id], plan.lines)
-                    if ships_in_full(lines[order_id], plan.lines):
-                        complete.add(order_id)
+            candidates = [orders[event.order_id] for event in fresh]
+            shipped = await self._plan_auto_shipments(unit, candidates, allocated)
         await db.replace_allocations(
-            unit.connection,
-            [event.order_id for event in fresh],
-            [event.revision for event in fresh],
-            [event.allocated_at for event in fresh],
-            [
-                {**vars(allocation), "order_id": order_id, "location": location}
-                for order_id, allocated in remaining.items()
-                for allocation, location in zip(
-                    allocated, _locations(latest[order_id], allocated), strict=True
-                )
-            ],
-            [
-                {**backorder.model_dump(), "order_id": event.order_id}
-                for event in fresh
-                for backorder in event.backordered
-            ],
-            shipped_in_full=[event.order_id in complete for event in fresh],
+            unit.connection, allocation_replacement(fresh, shipped.remaining)
         )
-        await self._record(unit, shipments, customers, close_orders=False)
+        await self._record(unit, shipped.shipments, complete=shipped.complete)
 
     async def on_recall_issued(
         self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
     ) -> None:
         for incoming in events:
-            recall = incoming.data
-            await db.block_lots(
-                unit.connection,
-                [(lot.lot_id, lot.lot_code, recall.recall_id) for lot in recall.affected_lots],
-                reason="recalled",
-            )
+            lots = recalled_lots(incoming.data)
+            await db.block_lots(unit.connection, lots, reason="recalled")
 
-    # ------------------------------------------------------------------ shipping
+    # ------------------------------------------------------------------ auto-shipping
 
-    async def _auto_ship(self, unit: UnitOfWork, order_ids: Sequence[str]) -> None:
-        ready = await db.shippable_orders(unit.connection, order_ids)
+    async def _plan_auto_shipments(
+        self,
+        unit: UnitOfWork,
+        orders: Sequence[OrderRecord],
+        allocations: Mapping[str, list[Allocated]],
+    ) -> AutoShipment:
+        """Ship what can ship of each order's allocation now; blocked lots wait. The one
+        auto-ship rule, whether the allocation is stored or has just arrived."""
+        result = AutoShipment(remaining=dict(allocations))
+        ready = [order for order in orders if order.may_ship and allocations[order.order_id]]
         if not ready:
-            return
-        customers = {
-            row["order_id"]: Customer.model_validate(row["customer"])
-            for row in await db.lock_orders(unit.connection, ready)
-        }
-        lines = await db.lines_of(unit.connection, ready)
-        allocations = await db.allocations_of(unit.connection, ready)
+            return result
+        ids = [order.order_id for order in ready]
+        lines = await db.lines_of(unit.connection, ids)
         blocked = await db.blocked_among(
-            unit.connection, {a.lot_id for order in allocations.values() for a in order}
+            unit.connection, {a.lot_id for order_id in ids for a in allocations[order_id]}
         )
-        shipments = []
         now = datetime.now(UTC)
-        for order_id in ready:
-            plan = plan_shipment(
-                lines[order_id], allocations[order_id], blocked=blocked, strict=False
+        for order in ready:
+            order_id, allocated = order.order_id, allocations[order.order_id]
+            plan = plan_shipment(lines[order_id], allocated, blocked=blocked, strict=False)
+            if plan.is_empty:
+                continue
+            assert order.customer is not None, "an order that may ship was placed"
+            result.shipments.append(
+                Shipment(new_id(), order_id, now, AUTO_SHIPPER, order.customer, plan.lines)
             )
-            if not plan.is_empty:
-                shipments.append((new_id(), order_id, now, AUTO_SHIPPER, plan.lines))
-                await db.take_from_allocations(unit.connection, order_id, plan.lines)
-        await self._record(unit, shipments, customers)
+            result.remaining[order_id] = remaining_allocations(allocated, plan.lines)
+            if ships_in_full(lines[order_id], plan.lines):
+                result.complete.append(order_id)
+        return result
+
+    async def _ship_stored(self, unit: UnitOfWork, order_ids: Sequence[str]) -> None:
+        """Auto-ship the allocation these orders already have stored."""
+        orders = await db.lock_orders(unit.connection, order_ids)
+        allocations = await db.allocations_of(unit.connection, [o.order_id for o in orders])
+        shipped = await self._plan_auto_shipments(unit, orders, allocations)
+        for shipment in shipped.shipments:
+            settled = settle(allocations[shipment.order_id], shipment.lines)
+            await db.settle_allocations(unit.connection, shipment.order_id, settled)
+        await self._record(unit, shipped.shipments, complete=shipped.complete)
+
+    # ------------------------------------------------------------------ shipping by hand
 
     async def ship(
         self,
@@ -213,21 +170,8 @@ class Fulfillment:
         if shipment_id is not None:
             earlier = await db.find_shipment(unit.connection, shipment_id)
             if earlier is not None:
-                if earlier["order_id"] != order_id:
-                    raise ShipmentRefused(
-                        "shipment_id_taken", f"shipment {shipment_id} belongs to another order"
-                    )
-                return await self._replay(unit, earlier)
-        orders = await db.lock_orders(unit.connection, [order_id])
-        if not orders or orders[0]["customer_id"] is None:
-            raise ShipmentRefused(
-                "order_not_found", f"no order {order_id}", kind=ErrorKind.NOT_FOUND
-            )
-        order = orders[0]
-        if order["status"] == "cancelled":
-            raise ShipmentRefused("order_cancelled", f"order {order_id} is cancelled")
-        if order["status"] == "shipped":
-            raise ShipmentRefused("order_shipped", f"order {order_id} has shipped in full")
+                return ShipmentResult(await _replay(unit, earlier, order_id), replayed=True)
+        order = await _order_to_ship(unit, order_id)
         lines = (await db.lines_of(unit.connection, [order_id]))[order_id]
         allocations = (await db.allocations_of(unit.connection, [order_id]))[order_id]
         blocked = await db.blocked_among(unit.connection, {a.lot_id for a in allocations})
@@ -238,63 +182,67 @@ class Fulfillment:
             raise ShipmentRefused(
                 "nothing_to_ship", f"order {order_id} has nothing allocated left to ship"
             )
-        customer = Customer.model_validate(order["customer"])
-        shipment = (shipment_id or new_id(), order_id, datetime.now(UTC), actor, plan.lines)
-        await self._record(unit, [shipment], {order_id: customer})
-        await db.take_from_allocations(unit.connection, order_id, plan.lines)
-        return ShipmentResult(
-            shipment[0], order_id, customer, shipment[2], plan.lines, shipped_by=actor
+        assert order.customer is not None
+        shipment = Shipment(
+            shipment_id or new_id(), order_id, datetime.now(UTC), actor, order.customer, plan.lines
         )
+        complete = [order_id] if ships_in_full(lines, plan.lines) else []
+        await self._record(unit, [shipment], complete=complete)
+        await db.settle_allocations(unit.connection, order_id, settle(allocations, plan.lines))
+        return ShipmentResult(shipment)
 
     async def _record(
-        self,
-        unit: UnitOfWork,
-        shipments: list[tuple[str, str, datetime, str, list[ShipLine]]],
-        customers: dict[str, Customer],
-        *,
-        close_orders: bool = True,
+        self, unit: UnitOfWork, shipments: list[Shipment], *, complete: Sequence[str]
     ) -> None:
-        await db.record_shipments(unit.connection, shipments, close_orders=close_orders)
-        for shipment_id, order_id, shipped_at, _, lines in shipments:
-            unit.emit(
-                OrderShipped(
-                    shipment_id=shipment_id,
-                    order_id=order_id,
-                    customer=customers[order_id],
-                    shipped_at=shipped_at,
-                    lines=[
-                        ShipmentLine(
-                            line_no=line.line_no,
-                            sku=line.sku,
-                            lot_id=line.lot_id,
-                            lot_code=line.lot_code,
-                            quantity=line.quantity,
-                            uom=line.uom,
-                        )
-                        for line in lines
-                    ],
-                ),
-                time=shipped_at,
-            )
+        await db.record_shipments(unit.connection, shipments)
+        if complete:
+            await db.mark_shipped(unit.connection, complete)
+        for shipment in shipments:
+            unit.emit(order_shipped(shipment), time=shipment.shipped_at)
 
-    async def _replay(self, unit: UnitOfWork, earlier: Any) -> ShipmentResult:
-        order = await db.get_order(unit.connection, earlier["order_id"])
-        assert order is not None
-        rows = await db.shipment_lines(unit.connection, [earlier["shipment_id"]])
-        return ShipmentResult(
-            shipment_id=earlier["shipment_id"],
-            order_id=earlier["order_id"],
-            customer=Customer.model_validate(order["customer"]),
-            shipped_at=earlier["shipped_at"],
-            lines=[
-                ShipLine(
-                    r["line_no"], r["sku"], r["lot_id"], r["lot_code"], r["quantity"], r["uom"]
-                )
-                for r in rows
-            ],
-            shipped_by=earlier["shipped_by"],
-            replayed=True,
+
+async def _order_to_ship(unit: UnitOfWork, order_id: str) -> OrderRecord:
+    """The order, locked, refused when it is unknown, cancelled or shipped in full."""
+    orders = await db.lock_orders(unit.connection, [order_id])
+    if not orders or orders[0].customer_id is None:
+        raise ShipmentRefused("order_not_found", f"no order {order_id}", kind=ErrorKind.NOT_FOUND)
+    order = orders[0]
+    if order.status == OrderStatus.CANCELLED:
+        raise ShipmentRefused("order_cancelled", f"order {order_id} is cancelled")
+    if order.status == OrderStatus.SHIPPED:
+        raise ShipmentRefused("order_shipped", f"order {order_id} has shipped in full")
+    return order
+
+
+async def _replay(unit: UnitOfWork, earlier: StoredShipment, order_id: str) -> Shipment:
+    """The shipment a retry with the same shipment id made, as it was."""
+    if earlier.order_id != order_id:
+        raise ShipmentRefused(
+            "shipment_id_taken", f"shipment {earlier.shipment_id} belongs to another order"
         )
+    order = await db.get_order(unit.connection, earlier.order_id)
+    assert order is not None
+    assert order.customer is not None
+    rows = await db.shipment_lines(unit.connection, [earlier.shipment_id])
+    return Shipment(
+        earlier.shipment_id,
+        earlier.order_id,
+        earlier.shipped_at,
+        earlier.shipped_by,
+        order.customer,
+        [row.ship_line for row in rows],
+    )
+
+
+def _latest_per_order(events: Sequence[LotAllocated]) -> dict[str, LotAllocated]:
+    """The newest allocation of each order in a batch: in log order per key, the last one of
+    the highest revision."""
+    latest: dict[str, LotAllocated] = {}
+    for event in events:
+        previous = latest.get(event.order_id)
+        if previous is None or (event.revision or 0) >= (previous.revision or 0):
+            latest[event.order_id] = event
+    return latest
 
 
 def _allocated(event: LotAllocated) -> list[Allocated]:
@@ -302,9 +250,3 @@ def _allocated(event: LotAllocated) -> list[Allocated]:
         Allocated(a.line_no, a.sku, a.lot_id, a.lot_code, a.quantity, a.uom, a.expiry_date, a.gtin)
         for a in event.allocations
     ]
-
-
-def _locations(event: LotAllocated, allocated: Sequence[Allocated]) -> list[str]:
-    """Where each remaining allocation is, as the event said."""
-    where = {(a.line_no, a.lot_id): a.location for a in event.allocations}
-    return [where.get((a.line_no, a.lot_id), "MAIN") for a in allocated]

@@ -54,6 +54,8 @@ class ShipmentRequest(BaseModel):
 
 
 class ShippedLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     line_no: int
     sku: str
     lot_id: UUID
@@ -63,6 +65,8 @@ class ShippedLine(BaseModel):
 
 
 class ShipmentView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     shipment_id: str
     order_id: str
     customer: dict[str, Any]
@@ -72,6 +76,8 @@ class ShipmentView(BaseModel):
 
 
 class OrderLineView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     line_no: int
     sku: str
     uom: str
@@ -80,6 +86,8 @@ class OrderLineView(BaseModel):
 
 
 class AllocationView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     line_no: int
     sku: str
     lot_id: UUID
@@ -92,6 +100,8 @@ class AllocationView(BaseModel):
 
 
 class BackorderView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     line_no: int
     sku: str
     quantity: SignedQuantity
@@ -100,6 +110,8 @@ class BackorderView(BaseModel):
 
 
 class OrderView(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     order_id: str
     status: str
     customer: dict[str, Any] | None
