@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
+from typing import TypeVar
 from uuid import UUID
 
 from services.fulfillment.domain import Allocated, Line, OrderStatus, Settlement
@@ -25,6 +26,8 @@ from services.fulfillment.records import (
 )
 from shared.contracts.types import Customer
 from shared.runtime.database import Connection, Record, columns
+
+T = TypeVar("T")
 
 
 def _order(row: Record) -> OrderRecord:
@@ -201,11 +204,7 @@ async def lines_of(connection: Connection, order_ids: Sequence[str]) -> dict[str
         """,
         list(order_ids),
     )
-    result: dict[str, list[Line]] = {order_id: [] for order_id in order_ids}
-    for row in rows:
-        values = dict(row)
-        result[values.pop("order_id")].append(Line(**values))
-    return result
+    return _per_order(order_ids, rows, Line)
 
 
 async def allocations_of(
@@ -218,10 +217,18 @@ async def allocations_of(
         """,
         list(order_ids),
     )
-    result: dict[str, list[Allocated]] = {order_id: [] for order_id in order_ids}
+    return _per_order(order_ids, rows, Allocated)
+
+
+def _per_order(
+    order_ids: Sequence[str], rows: Sequence[Record], kind: Callable[..., T]
+) -> dict[str, list[T]]:
+    """Rows keyed by `order_id` as records of `kind`, grouped per order; every order asked
+    for has a list, empty when it has no rows."""
+    result: dict[str, list[T]] = {order_id: [] for order_id in order_ids}
     for row in rows:
         values = dict(row)
-        result[values.pop("order_id")].append(Allocated(**values))
+        result[values.pop("order_id")].append(kind(**values))
     return result
 
 

@@ -76,17 +76,8 @@ async def receive(
     event = goods_received(request, lot, inputs, place)
     unit.emit(event, time=now)
     view = receipt_view(event, lot, new_lot=new_lot)
-    receipt = ReceiptRecord(
-        receipt_id=place.receipt_id,
-        idempotency_key=idempotency_key,
-        request_hash=fingerprint,
-        lot_id=lot.lot_id,
-        quantity=request.quantity,
-        uom=request.uom,
-        location=place.location,
-        purchase_order=request.purchase_order,
-        received_at=received_at,
-        response=view,
+    receipt = ReceiptRecord.of(
+        event, view, idempotency_key=idempotency_key, request_hash=fingerprint
     )
     await db.insert_receipt(unit.connection, receipt, [ReceiptInput.of(item) for item in inputs])
     return ReceiptOutcome(view, False)
@@ -190,24 +181,11 @@ async def _consume_inputs(
         InputRequest(item.lot_id, item.lot_code, item.sku, item.quantity, item.uom)
         for item in request.inputs
     ]
-    lots = await db.lock_input_lots(
-        unit.connection,
-        [item.lot_id for item in wanted if item.lot_id is not None],
-        [
-            (item.sku, item.lot_code)
-            for item in wanted
-            if item.lot_id is None and item.sku and item.lot_code
-        ],
-    )
-    by_id = {lot.lot_id: lot for lot in lots}
-    by_code: dict[tuple[str | None, str | None], InputLot] = {
-        (lot.sku, lot.lot_code): lot for lot in lots
-    }
+    found = await _input_lots(unit.connection, wanted)
     consumed: dict[UUID, Decimal] = defaultdict(Decimal)
     inputs: list[LotInput] = []
-    for item in wanted:
-        found = by_id.get(item.lot_id) if item.lot_id else by_code.get((item.sku, item.lot_code))
-        lot = _less_consumed(found, consumed)
+    for item, lot_found in zip(wanted, found, strict=True):
+        lot = _less_consumed(lot_found, consumed)
         check_consumption(item, lot, produced_lot_id=produced_lot_id)
         assert lot is not None
         consumed[lot.lot_id] += item.quantity
@@ -223,6 +201,27 @@ async def _consume_inputs(
     for lot_id, quantity in consumed.items():
         await db.consume(unit.connection, lot_id, quantity)
     return _merge_same_lot(inputs)
+
+
+async def _input_lots(connection: Connection, wanted: list[InputRequest]) -> list[InputLot | None]:
+    """The lot each input names, locked; None for an input that names no known lot."""
+    lots = await db.lock_input_lots(
+        connection,
+        [item.lot_id for item in wanted if item.lot_id is not None],
+        [
+            (item.sku, item.lot_code)
+            for item in wanted
+            if item.lot_id is None and item.sku and item.lot_code
+        ],
+    )
+    by_id = {lot.lot_id: lot for lot in lots}
+    by_code: dict[tuple[str | None, str | None], InputLot] = {
+        (lot.sku, lot.lot_code): lot for lot in lots
+    }
+    return [
+        by_id.get(item.lot_id) if item.lot_id else by_code.get((item.sku, item.lot_code))
+        for item in wanted
+    ]
 
 
 def _less_consumed(lot: InputLot | None, consumed: Mapping[UUID, Decimal]) -> InputLot | None:

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from services.receiving.domain import LotDates, blended_unit_cost, merged_dates
 from services.receiving.schemas import ReceiptRequest, ReceiptView
-from shared.contracts.events import LotInput
+from shared.contracts.events import GoodsReceived, LotInput
 from shared.contracts.types import Money, Supplier
 from shared.ids import uuid7
 
@@ -134,6 +134,29 @@ class ReceiptRecord:
     purchase_order: str | None
     received_at: datetime
     response: ReceiptView
+
+    @classmethod
+    def of(
+        cls,
+        event: GoodsReceived,
+        view: ReceiptView,
+        *,
+        idempotency_key: str | None,
+        request_hash: str,
+    ) -> ReceiptRecord:
+        """The receipt as `goods-received` announced it, with the answer a retry gets back."""
+        return cls(
+            receipt_id=event.receipt_id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            lot_id=event.lot_id,
+            quantity=event.quantity,
+            uom=event.uom,
+            location=event.location,
+            purchase_order=event.purchase_order,
+            received_at=event.received_at,
+            response=view,
+        )
 
 
 @dataclass(frozen=True)
