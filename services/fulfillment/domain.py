@@ -67,13 +67,19 @@ class Line:
 
 
 @dataclass(frozen=True)
-class Allocated:
+class LotLine:
+    """A quantity of one lot for one order line: what an allocation and a shipment share."""
+
     line_no: int
     sku: str
     lot_id: UUID
     lot_code: str
     quantity: Decimal
     uom: str
+
+
+@dataclass(frozen=True)
+class Allocated(LotLine):
     expiry_date: date | None = None
     gtin: str | None = None  # the lot's product, when inventory knows it
 
@@ -87,13 +93,8 @@ class ScannedLot:
 
 
 @dataclass(frozen=True)
-class ShipLine:
-    line_no: int
-    sku: str
-    lot_id: UUID
-    lot_code: str
-    quantity: Decimal
-    uom: str
+class ShipLine(LotLine):
+    """A quantity of one lot that a shipment takes for one order line."""
 
 
 @dataclass

@@ -53,7 +53,9 @@ class ShipmentRequest(BaseModel):
         return self
 
 
-class ShippedLine(BaseModel):
+class LotLineView(BaseModel):
+    """A quantity of one lot for one order line: what an allocation and a shipment share."""
+
     model_config = ConfigDict(extra="forbid")
 
     line_no: int
@@ -62,6 +64,10 @@ class ShippedLine(BaseModel):
     lot_code: str
     quantity: SignedQuantity
     uom: str
+
+
+class ShippedLine(LotLineView):
+    pass
 
 
 class ShipmentView(BaseModel):
@@ -85,15 +91,7 @@ class OrderLineView(BaseModel):
     shipped: SignedQuantity
 
 
-class AllocationView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    line_no: int
-    sku: str
-    lot_id: UUID
-    lot_code: str
-    quantity: SignedQuantity
-    uom: str
+class AllocationView(LotLineView):
     expiry_date: date | None = None
     gtin: str | None = None
     blocked: str | None = None
