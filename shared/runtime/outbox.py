@@ -14,7 +14,11 @@ any failure and every OUTBOX_BROKER_CHECK_SECONDS, it reads that one record back
 broker no longer has it (the partition ends before it, or another event sits there: the
 embedded broker keeps its log in memory only), every retained row is queued again and goes
 out in id order before the rows not yet published. A record that the topic's retention
-deleted is not a loss: the anchor is simply dropped.
+deleted is not a loss: the anchor is simply dropped. While that check cannot tell (the broker
+is back but not its topics yet), the relay publishes nothing, for a while: new records would
+hide the loss. And it keeps the highest offset the broker acknowledged per partition
+(`broker_log.HighWater`): an acknowledgement at or below it means the log started again,
+which catches a broker that came back between two checks at its first acknowledgement.
 
 A row the broker refuses for good (too large) is moved to `outbox_rejected`, counted and
 logged, and the relay goes on with the next rows.
@@ -24,22 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import (
-    MessageSizeTooLargeError,
-    OffsetOutOfRangeError,
-    RecordListTooLargeError,
-)
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from aiokafka.structs import RecordMetadata
 
 from shared.runtime import metrics
+from shared.runtime.broker_log import Anchor, HighWater, LogProbe, LogState, event_id_of
 from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json
 from shared.runtime.logging import get_logger
 
@@ -51,28 +50,12 @@ PURGE_BATCH = 10_000
 
 
 @dataclass(frozen=True)
-class Anchor:
-    """Where the broker put a record the relay published, and the record's CloudEvents id."""
-
-    topic: str
-    partition: int
-    offset: int
-    event_id: str
-
-
-class LogState(enum.Enum):
-    HOLDS = "holds"  # the record is where the broker said it put it
-    LOST = "lost"  # the partition ends before it, or another record is there
-    EXPIRED = "expired"  # removed by the topic's retention: it tells nothing
-    UNKNOWN = "unknown"  # no answer in time: checked again later
-
-
-@dataclass(frozen=True)
 class Round:
     """What one round published: the ids the next round marks, and the last record's place."""
 
     sent: list[int] = field(default_factory=list)
     anchor: Anchor | None = None
+    acknowledged: list[RecordMetadata] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,78 +63,6 @@ class Rejection:
     id: int
     topic: str
     reason: str
-
-
-def event_id_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
-    found = [value for name, value in headers if name == "ce_id"]
-    return found[-1].decode(errors="replace") if found else None
-
-
-class LogProbe:
-    """Reads one record back from the broker: a bounded check, never a scan."""
-
-    def __init__(
-        self, client_options: dict[str, Any], *, timeout: float = 10.0, fetch_seconds: float = 1.0
-    ) -> None:
-        self._options = client_options
-        self._timeout = timeout
-        self._fetch_seconds = fetch_seconds
-
-    async def check(self, anchor: Anchor) -> LogState:
-        """Where the anchor record stands; raises when the broker cannot tell (yet). Bounded
-        by the timeout even when the broker goes away mid-check (the client is abandoned)."""
-        consumer = AIOKafkaConsumer(
-            **self._options,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="none",
-            fetch_max_wait_ms=50,
-        )
-        task = asyncio.create_task(self._started_check(consumer, anchor))
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self._timeout)
-            if not done:
-                raise TimeoutError(f"broker check of {anchor} took over {self._timeout}s")
-            return task.result()
-        finally:
-            task.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait({asyncio.create_task(consumer.stop())}, timeout=5)
-
-    async def _started_check(self, consumer: AIOKafkaConsumer, anchor: Anchor) -> LogState:
-        await consumer.start()
-        return await self._check(consumer, anchor)
-
-    async def _check(self, consumer: AIOKafkaConsumer, anchor: Anchor) -> LogState:
-        tp = TopicPartition(anchor.topic, anchor.partition)
-        if anchor.partition not in (consumer.partitions_for_topic(anchor.topic) or ()):
-            raise LookupError(f"{anchor.topic}/{anchor.partition} is not on the broker (yet)")
-        consumer.assign([tp])
-        if (await consumer.beginning_offsets([tp]))[tp] > anchor.offset:
-            return LogState.EXPIRED
-        consumer.seek(tp, anchor.offset)
-        try:
-            record = await self._first_record(consumer, tp)
-        except OffsetOutOfRangeError:
-            return LogState.LOST  # Kafka: the partition ends before the anchor
-        if record is None:
-            # The embedded broker answers an offset past its end with nothing. Its end offset
-            # is only trusted in that case: it under-counts when the last batch holds several
-            # records, so comparing it alone with the anchor would find losses that are not.
-            end = (await consumer.end_offsets([tp]))[tp]
-            return LogState.LOST if end <= anchor.offset else LogState.UNKNOWN
-        if record.offset != anchor.offset:
-            return LogState.EXPIRED  # no record at that offset (compacted, a control record)
-        found = event_id_of(record.headers)
-        return LogState.HOLDS if found == anchor.event_id else LogState.LOST
-
-    async def _first_record(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> Any:
-        deadline = time.monotonic() + self._fetch_seconds
-        while time.monotonic() < deadline:
-            records = (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp, [])
-            if records:
-                return records[0]
-        return None
 
 
 class OutboxRelay:
@@ -168,6 +79,7 @@ class OutboxRelay:
         check_seconds: float = 5.0,
         max_message_bytes: int = 1_000_000,
         purge_seconds: float = 10.0,
+        unknown_grace_seconds: float = 15.0,
     ) -> None:
         self._url = url
         self._producer = producer
@@ -179,6 +91,9 @@ class OutboxRelay:
         self._check_seconds = check_seconds
         self._max_message_bytes = max_message_bytes
         self._purge_seconds = purge_seconds
+        self._unknown_grace_seconds = unknown_grace_seconds
+        self._unknown_since: float | None = None
+        self._high_water = HighWater()
         self._next_purge = 0.0
         self._wakeup = asyncio.Event()
         self.is_leader = False
@@ -218,6 +133,7 @@ class OutboxRelay:
                 await asyncio.sleep(self._idle_poll_seconds)
             self.is_leader = True
             log.info("outbox relay active")
+            self._high_water = await _load_high_water(connection)
             await connection.add_listener(OUTBOX_CHANNEL, self.wake)
             await self._relay(connection)
         finally:
@@ -234,8 +150,12 @@ class OutboxRelay:
         while True:
             self._wakeup.clear()
             if time.monotonic() >= next_check:
-                if await self._broker_lost(connection):
+                state = await self._check_broker(connection)
+                if state is LogState.LOST:
                     last = Round()  # on the lost log: queued again with the retained rows
+                elif state is LogState.UNKNOWN and self._hold_while_unknown():
+                    await asyncio.sleep(0.5)  # publish nothing onto a log that may be new
+                    continue
                 next_check = time.monotonic() + self._check_seconds
             rows, last = await self._publish_batch(connection, last)
             await self._purge_published(connection)
@@ -247,6 +167,16 @@ class OutboxRelay:
             idle = min(self._idle_poll_seconds, self._check_seconds)  # idle, it checks too
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), idle)
+
+    def _hold_while_unknown(self) -> bool:
+        """Whether to wait for a conclusive check before publishing: yes for a while, so that
+        a broker coming back empty is seen before new records would hide its loss; not for
+        ever, so a broker that cannot tell does not stop the relay (the high-water marks still
+        catch a restart at the first acknowledgement)."""
+        now = time.monotonic()
+        if self._unknown_since is None:
+            self._unknown_since = now
+        return now - self._unknown_since < self._unknown_grace_seconds
 
     async def _publish_batch(
         self, connection: asyncpg.Connection, previous: Round
@@ -270,6 +200,11 @@ class OutboxRelay:
                     topic = EXCLUDED.topic, partition = EXCLUDED.partition,
                     kafka_offset = EXCLUDED.kafka_offset, event_id = EXCLUDED.event_id,
                     recorded_at = now()
+            ), high_water AS (
+                INSERT INTO outbox_high_water (topic, partition, kafka_offset)
+                SELECT * FROM unnest($7::text[], $8::integer[], $9::bigint[])
+                ON CONFLICT (topic, partition) DO UPDATE SET
+                    kafka_offset = greatest(outbox_high_water.kafka_offset, EXCLUDED.kafka_offset)
             )
             SELECT id, topic, key, value, headers FROM outbox o
             WHERE published_at IS NULL
@@ -282,6 +217,7 @@ class OutboxRelay:
             anchor.partition if anchor else None,
             anchor.offset if anchor else None,
             anchor.event_id if anchor else None,
+            *_high_water_columns(previous.acknowledged),
         )
         self.published += len(previous.sent)
         if not rows:
@@ -328,15 +264,31 @@ class OutboxRelay:
             elif failure is None:
                 acknowledged.append((row, result))
                 metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
-        sent = [row["id"] for row, _ in acknowledged]
-        anchor = next(filter(None, (_anchor(*pair) for pair in reversed(acknowledged))), None)
         if rejected:
             await self._set_aside(connection, rejected)
+        published = await self._published(connection, acknowledged)
         if failure is not None:
-            if sent:
-                await self._mark(connection, Round(sent, anchor))
+            if published.sent:
+                await self._mark(connection, published)
             raise failure
-        return Round(sent, anchor)
+        return published
+
+    async def _published(
+        self, connection: asyncpg.Connection, acknowledged: list[tuple[asyncpg.Record, Any]]
+    ) -> Round:
+        """What the round published, unless an acknowledgement shows the broker's log started
+        again: then every retained row is queued again (these rows included) instead."""
+        offsets = [metadata for _, metadata in acknowledged]
+        restarted = self._high_water.regressed(offsets)
+        if restarted is not None:
+            self._high_water = HighWater()
+            where = f"{restarted.topic}/{restarted.partition}@{restarted.offset}"
+            await self._requeue(connection, evidence=f"acknowledged again at {where}")
+            return Round()
+        self._high_water.advance(offsets)
+        sent = [row["id"] for row, _ in acknowledged]
+        anchor = next(filter(None, (_anchor(*pair) for pair in reversed(acknowledged))), None)
+        return Round(sent, anchor, offsets)
 
     async def _mark(self, connection: asyncpg.Connection, published: Round) -> None:
         """Mark published rows outside a round (before a failure ends the relay's turn)."""
@@ -369,43 +321,47 @@ class OutboxRelay:
                 reason=rejection.reason[:300],
             )
 
-    async def _broker_lost(self, connection: asyncpg.Connection) -> bool:
+    async def _check_broker(self, connection: asyncpg.Connection) -> LogState | None:
         """Read back the anchor record; when the broker lost it, queue every retained row
-        again (and drop the anchor) in one transaction. True when it did."""
+        again. None when there is nothing to check."""
         row = await connection.fetchrow(
             "SELECT topic, partition, kafka_offset, event_id FROM outbox_anchor"
         )
         if row is None or self._probe is None:
-            return False
+            self._unknown_since = None
+            return None
         anchor = Anchor(row["topic"], row["partition"], row["kafka_offset"], row["event_id"])
         state = await self._probe.check(anchor)
         self.checks += 1
-        if state is LogState.HOLDS:
-            return False
         if state is LogState.UNKNOWN:
-            log.warning("outbox broker check inconclusive; retrying later", anchor=f"{anchor}")
-            return False
+            log.warning("outbox broker check inconclusive; checking again", anchor=f"{anchor}")
+            return state
+        self._unknown_since = None
         if state is LogState.EXPIRED:
             await connection.execute("DELETE FROM outbox_anchor")
-            return False
+        elif state is LogState.LOST:
+            self._high_water = HighWater()
+            await self._requeue(connection, evidence=f"missing {anchor}")
+        return state
+
+    async def _requeue(self, connection: asyncpg.Connection, *, evidence: str) -> None:
+        """Queue every retained row again, in one transaction with forgetting the anchor and
+        the high-water marks of the lost log."""
         queued = await connection.fetchval(
             """
             WITH queued AS (
                 UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL RETURNING 1
             ), dropped AS (
                 DELETE FROM outbox_anchor
+            ), forgotten AS (
+                DELETE FROM outbox_high_water
             )
             SELECT count(*) FROM queued
             """
         )
         self.republished += queued
         metrics.OUTBOX_REPUBLISHED.inc(queued)
-        log.warning(
-            "outbox re-published after broker loss",
-            count=queued,
-            missing=f"{anchor.topic}/{anchor.partition}@{anchor.offset}",
-        )
-        return True
+        log.warning("outbox re-published after broker loss", count=queued, evidence=evidence)
 
     async def _purge_published(self, connection: asyncpg.Connection) -> None:
         """Delete rows published longer ago than the retention, a batch at a time by the
@@ -442,3 +398,16 @@ def _anchor(row: asyncpg.Record, metadata: RecordMetadata) -> Anchor | None:
     if event_id is None:
         return None
     return Anchor(metadata.topic, metadata.partition, metadata.offset, event_id)
+
+
+def _high_water_columns(
+    acknowledged: list[RecordMetadata],
+) -> tuple[list[str], list[int], list[int]]:
+    marks = HighWater()
+    marks.advance(acknowledged)
+    return marks.columns()
+
+
+async def _load_high_water(connection: asyncpg.Connection) -> HighWater:
+    rows = await connection.fetch("SELECT topic, partition, kafka_offset FROM outbox_high_water")
+    return HighWater({(row["topic"], row["partition"]): row["kafka_offset"] for row in rows})

@@ -12,13 +12,14 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shared.runtime import metrics
+from shared.runtime.broker_log import LogProbe
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.database import Database
 from shared.runtime.kafka import client_options, make_broker, make_producer
 from shared.runtime.lag import MetricsSampler
 from shared.runtime.logging import get_logger
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from shared.runtime.outbox import LogProbe, OutboxRelay
+from shared.runtime.outbox import OutboxRelay
 from shared.runtime.settings import ServiceSettings
 from shared.runtime.tracing import setup_tracing
 

@@ -24,7 +24,7 @@ from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import KafkaSettings, ServiceSettings
 from tests.conftest import PostgresServer
-from tests.kafka_helpers import headers_of, read_topic
+from tests.kafka_helpers import headers_of, read_settled, read_topic
 
 PROBE_MIGRATIONS = Path(__file__).parent / "probe_migrations"
 
@@ -155,6 +155,42 @@ async def test_after_the_broker_loses_its_log_every_event_is_published_again_in_
         assert Counter(row["event_id"] for row in rows) == Counter(before_crash + after_crash)
     finally:
         await projection.stop()
+        await emitter.stop()
+        broker.stop()
+
+
+async def test_a_broker_back_before_the_next_check_is_caught_by_its_first_acknowledgement(
+    database_url: str,
+) -> None:
+    """The supervisor brings the embedded broker back in a fraction of a second: the relay's
+    next sends succeed on the new, empty log before its next anchor check. The broker's
+    acknowledgements then restart below the offsets it acknowledged before, and that alone
+    makes the relay publish every retained row again."""
+    port = free_port()
+    broker = TansuBroker(port)
+    await broker.start()
+    await broker.create_topics(partitions=3)
+    emitter = emitter_runtime(database_url, broker, outbox_broker_check_seconds=3600)
+    try:
+        await started(emitter)
+        keys = [f"SO-{n}" for n in range(10)]
+        before_crash = await emit_orders(emitter, keys, 1, 10)
+        await read_topic(broker.bootstrap_servers, "order-placed", at_least=100)
+        assert broker.process is not None
+        broker.process.kill()
+        broker.process.wait()
+        broker = TansuBroker(port)
+        await broker.start()
+        await broker.create_topics(partitions=3)
+
+        after_crash = await emit_orders(emitter, keys, 11, 12)
+
+        records = await read_settled(broker.bootstrap_servers, "order-placed", database_url)
+        assert {headers_of(r)["ce_id"] for r in records} == set(before_crash + after_crash)
+        assert emitter.relay is not None
+        assert emitter.relay.checks == 0  # no anchor check ran: the acknowledgements told
+        assert emitter.relay.republished >= 100
+    finally:
         await emitter.stop()
         broker.stop()
 
