@@ -276,11 +276,13 @@ class LottraceClient:
         **options: Any,
     ) -> M:
         response = await self.request(service, method, path, **options)
-        return model.model_validate_json(response.content)
+        # A newer server may add optional fields (the contract allows it): ignore them here,
+        # though the server's own models refuse any field they do not declare.
+        return model.model_validate_json(response.content, extra="ignore")
 
     async def _models(self, model: type[M], service: Service, path: str, **options: Any) -> list[M]:
         response = await self.request(service, "GET", path, **options)
-        return [model.model_validate(item) for item in response.json()]
+        return [model.model_validate(item, extra="ignore") for item in response.json()]
 
     async def ready(self, service: Service) -> tuple[bool, dict[str, Any]]:
         """Whether a service reports ready on /readyz, and the checks it reports."""

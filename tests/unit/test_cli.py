@@ -34,6 +34,7 @@ from lottrace.client import (
 from lottrace.commands.dlq import select_dead_letters
 from lottrace.commands.output import run_against_platform
 from lottrace.commands.scan import with_group_separators
+from services.fulfillment.schemas import ShipmentRequest
 from shared.runtime.consumer import DLQ_HEADERS, dead_letter
 
 GTIN = "09501101530003"
@@ -420,3 +421,36 @@ def test_a_dead_letter_without_a_source_header_replays_to_the_topic_its_dlq_is_n
     message = replay_message(letter)
 
     assert (message.topic, message.partition) == ("goods-received", None)
+
+
+async def test_the_client_accepts_a_newer_server_that_adds_optional_fields() -> None:
+    """The contract lets a service add optional fields: an older CLI must still read them,
+    though the service's own response models refuse undeclared fields when they are built."""
+    shipment = {
+        "shipment_id": "SH-1",
+        "order_id": "SO-1",
+        "customer": {"customer_id": "C1"},
+        "shipped_at": "2026-12-06T10:00:00Z",
+        "shipped_by": "dock-1",
+        "lines": [
+            {
+                "line_no": 1,
+                "sku": "OJ-1L",
+                "lot_id": "0193a6d2-0003-7000-8000-000000000003",
+                "lot_code": "OJ-1",
+                "quantity": "2",
+                "uom": "EA",
+                "added_by_a_newer_server": True,
+            }
+        ],
+        "added_by_a_newer_server": {"any": "thing"},
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json=shipment)
+
+    connection = Connection(api_key="k")
+    async with LottraceClient(connection, transport=httpx.MockTransport(answer)) as api:
+        shipped = await api.ship(ShipmentRequest(order_id="SO-1"))
+
+    assert (shipped.shipment_id, shipped.lines[0].lot_code) == ("SH-1", "OJ-1")
