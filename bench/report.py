@@ -45,6 +45,9 @@ TARGETS: list[tuple[str, str, str, str, str, Any]] = [
         lambda v: v <= 10,
     ),
     ("trace", "p99_ms", "trace forward/backward p99", "ms", "< 50", lambda v: v < 50),
+    ("notice_paths", "sql_ms", "5,000 notices built in SQL (one chunk)", "ms", "", None),
+    ("notice_paths", "model_ms", "the same built from the contract models", "ms", "", None),
+    ("notice_paths", "model_over_sql", "contract models / SQL", "x", "", None),
 ]
 
 
@@ -110,6 +113,7 @@ def markdown(results: dict[str, Any], *, command: str, plot_name: str, notes: st
     machine = results["machine"]
     receiving = results.get("receiving", {})
     recall = results.get("recall", {})
+    notice_customers = results.get("notice_paths", {}).get("customers", 0)
     return f"""# Benchmarks
 
 Measured by `{command}` on {results["finished_at"]} ({results["size"]} size). Raw results:
@@ -145,6 +149,11 @@ PostgreSQL (fsync on) and the services all run on this one machine.
   customer notice, as read from the `recall-issued` topic.
 - **Trace**: `GET /trace/lots/{{id}}/forward` and `/backward` for random lots (and every produced
   and ingredient lot), one request at a time after the pipeline run.
+- **Notice paths**: one chunk of {notice_customers:,} customer notices (3 shipments each) on an
+  embedded PostgreSQL, written by the set-based SQL path (`db.write_notices`: PostgreSQL builds
+  the CloudEvents) and by the contract models (`services/recall/notices.py`, encoded by
+  `shared.contracts`, through the outbox), each rolled back, median of 3 (`bench/notices.py`;
+  `python -m bench.notices` runs it alone). A test proves both write the same notices.
 - **Memory**: peak resident set size of each service process, sampled twice a second.
 
 {NOTES_START}

@@ -21,7 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import baseline, workload
+from bench import baseline, notices, workload
 from bench.measure import MemorySampler, percentile, wait_caught_up
 from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
@@ -493,63 +493,96 @@ async def run(size: Size) -> dict[str, Any]:
         )
         sampler.start()
         try:
-            seeded = await seed(platform, size, rng, progress)
-            results["receiving"] = {
-                "receipts_per_s": seeded["receipts_per_s"],
-                "lots": len(seeded["lots"]),
-                "held_lots": seeded["held"],
-                "expired_lots": seeded["expired"],
-                "produced_lots": len(seeded["produced"]),
-            }
-            skus = seeded["skus"]
-            peak = await throughput(
-                platform.bootstrap_servers,
-                workload.orders("TP", size.throughput_orders, skus, size, rng),
-                progress=progress,
-                label="pipeline: order lines shipped",
-            )
-            # Steady state: the consumers of what the burst produced finish before we time.
-            await quiesce(platform)
-            half_rate = peak["order_lines_per_s"] / 2
-            steady_orders = int(half_rate / 3 * size.half_rate_seconds)  # ~3 lines an order
-            steady = await latency(
-                platform.bootstrap_servers,
-                workload.orders("LAT", steady_orders, skus, size, rng),
-                lines_per_s=half_rate,
-                progress=progress,
-            )
-            trace_lots = [
-                lot["lot_id"]
-                for lot in rng.sample(seeded["lots"], min(size.traces, len(seeded["lots"])))
-            ]
-            trace_lots += [lot["lot_id"] for lot in seeded["produced"] + seeded["ingredients"]]
-            results["trace"] = await traces(platform, trace_lots, progress)
-            raw = await raw_baseline(
-                platform, workload.orders("RAW", size.throughput_orders, skus, size, rng), progress
-            )
-            results["pipeline"] = {
-                "order_lines_per_s": peak["order_lines_per_s"],
-                "order_lines": peak["order_lines"],
-                "order_lines_shipped": peak["order_lines_shipped"],
-                "p50_ms": steady["p50_ms"],
-                "p99_ms": steady["p99_ms"],
-                "max_ms": steady["max_ms"],
-                "latency_rate_lines_per_s": steady["lines_per_s"],
-                "latency_orders": steady["orders"],
-                "latency_orders_shipped": steady["orders_shipped"],
-                "baseline_lines_per_s": raw["order_lines_per_s"],
-                "ratio_to_baseline": peak["order_lines_per_s"] / raw["order_lines_per_s"],
-                "throughput_timeline": peak["timeline"],
-                "baseline_timeline": raw["timeline"],
-                "latency_timeline_p99_ms": steady["timeline_p99_ms"],
-            }
+            results |= await on_the_platform(platform, size, rng, progress)
         finally:
             platform.stop()
         results["recall"] = await recall_at_scale(size, rng, sampler, progress)
         await sampler.stop()
+        results["notice_paths"] = await notice_paths(progress)
     results["rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
+
+
+async def on_the_platform(
+    platform: Platform, size: Size, rng: random.Random, progress: Progressor
+) -> dict[str, Any]:
+    """Receiving, the pipeline at full and half rate, traces, and the raw baseline."""
+    seeded = await seed(platform, size, rng, progress)
+    skus = seeded["skus"]
+    peak = await throughput(
+        platform.bootstrap_servers,
+        workload.orders("TP", size.throughput_orders, skus, size, rng),
+        progress=progress,
+        label="pipeline: order lines shipped",
+    )
+    # Steady state: the consumers of what the burst produced finish before we time.
+    await quiesce(platform)
+    half_rate = peak["order_lines_per_s"] / 2
+    steady_orders = int(half_rate / 3 * size.half_rate_seconds)  # ~3 lines an order
+    steady = await latency(
+        platform.bootstrap_servers,
+        workload.orders("LAT", steady_orders, skus, size, rng),
+        lines_per_s=half_rate,
+        progress=progress,
+    )
+    trace_lots = [
+        lot["lot_id"] for lot in rng.sample(seeded["lots"], min(size.traces, len(seeded["lots"])))
+    ]
+    trace_lots += [lot["lot_id"] for lot in seeded["produced"] + seeded["ingredients"]]
+    trace = await traces(platform, trace_lots, progress)
+    raw = await raw_baseline(
+        platform, workload.orders("RAW", size.throughput_orders, skus, size, rng), progress
+    )
+    return {
+        "receiving": {
+            "receipts_per_s": seeded["receipts_per_s"],
+            "lots": len(seeded["lots"]),
+            "held_lots": seeded["held"],
+            "expired_lots": seeded["expired"],
+            "produced_lots": len(seeded["produced"]),
+        },
+        "trace": trace,
+        "pipeline": pipeline_figures(peak, steady, raw),
+    }
+
+
+def pipeline_figures(
+    peak: dict[str, Any], steady: dict[str, Any], raw: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "order_lines_per_s": peak["order_lines_per_s"],
+        "order_lines": peak["order_lines"],
+        "order_lines_shipped": peak["order_lines_shipped"],
+        "p50_ms": steady["p50_ms"],
+        "p99_ms": steady["p99_ms"],
+        "max_ms": steady["max_ms"],
+        "latency_rate_lines_per_s": steady["lines_per_s"],
+        "latency_orders": steady["orders"],
+        "latency_orders_shipped": steady["orders_shipped"],
+        "baseline_lines_per_s": raw["order_lines_per_s"],
+        "ratio_to_baseline": peak["order_lines_per_s"] / raw["order_lines_per_s"],
+        "throughput_timeline": peak["timeline"],
+        "baseline_timeline": raw["timeline"],
+        "latency_timeline_p99_ms": steady["timeline_p99_ms"],
+    }
+
+
+NOTICE_PATH_CUSTOMERS = 5_000
+
+
+async def notice_paths(progress: Progressor) -> dict[str, Any]:
+    """What one chunk of recall notices costs built in SQL (the path the notifier takes for
+    notices that fit whole) against built from the contract models (the path for the rest)."""
+    advance = progress("recall notices: set-based SQL against contract models", 1)
+    measured = await notices.measure(NOTICE_PATH_CUSTOMERS, 3, 3)
+    advance(1)
+    return {
+        "customers": NOTICE_PATH_CUSTOMERS,
+        "sql_ms": measured["sql_seconds"] * 1000,
+        "model_ms": measured["model_seconds"] * 1000,
+        "model_over_sql": measured["model_seconds"] / measured["sql_seconds"],
+    }
 
 
 def machine() -> dict[str, Any]:
