@@ -21,21 +21,26 @@ DRAIN_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class Backlog:
-    """What is still in flight: unpublished outbox rows and unconsumed records, per service."""
+    """What is still in flight: unpublished outbox rows and unconsumed records, per service;
+    `settled` when the topics' end offsets were the same before and after the reading (no
+    record was published while it was read, so the counts describe one moment)."""
 
     outbox: Mapping[str, int]
     lag: Mapping[str, int]
+    settled: bool = True
 
     @property
     def empty(self) -> bool:
-        return not any(self.outbox.values()) and not any(self.lag.values())
+        return self.settled and not any(self.outbox.values()) and not any(self.lag.values())
 
     def describe(self) -> str:
         outbox = sum(self.outbox.values())
         lag = sum(self.lag.values())
         behind = ", ".join(f"{name} {count}" for name, count in self.lag.items() if count)
-        return f"{outbox} outbox rows to publish, {lag} records to consume" + (
-            f" ({behind})" if behind else ""
+        return (
+            f"{outbox} outbox rows to publish, {lag} records to consume"
+            + (f" ({behind})" if behind else "")
+            + ("" if self.settled else ", records still being published")
         )
 
 
@@ -75,14 +80,35 @@ async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
         await consumer.stop()
 
 
+async def topic_ends(bootstrap: str) -> dict[TopicPartition, int]:
+    """The end offset of every partition of the contract's topics (those that exist)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic.name, p)
+            for topic in TOPICS
+            for p in sorted(consumer.partitions_for_topic(topic.name) or ())
+        ]
+        return await consumer.end_offsets(partitions) if partitions else {}
+    finally:
+        await consumer.stop()
+
+
 async def backlog(bootstrap: str, database_urls: Mapping[str, str]) -> Backlog:
-    outbox = {name: await outbox_rows(url) for name, url in database_urls.items()}
+    """One reading of what is in flight, trusted only when the topics' end offsets did not move
+    while it was taken: the lags first, then the outboxes (a consumer writes its outbox rows
+    before it commits its offset, so a record it has consumed shows its rows), and a record
+    published meanwhile moves an end offset."""
+    before = await topic_ends(bootstrap)
     lag = {
         name: await group_lag(bootstrap, name, input_topics(name))
         for name in database_urls
         if input_topics(name)
     }
-    return Backlog(outbox=outbox, lag=lag)
+    outbox = {name: await outbox_rows(url) for name, url in database_urls.items()}
+    after = await topic_ends(bootstrap)
+    return Backlog(outbox=outbox, lag=lag, settled=before == after)
 
 
 async def wait_drained(
