@@ -23,28 +23,14 @@ from services.recall import db
 from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.notices import NoticeBuilder
-from shared.contracts.envelope import Incoming
+from services.recall.records import Chunk, PendingRecall
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallScope
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from tests.integration.events import incoming
 
 SOURCE = "/lottrace/recall"
 Work = Callable[[Connection], Awaitable[int]]
-
-
-def _incoming(event: Any) -> Incoming[Any]:
-    return Incoming(
-        id=str(uuid.uuid4()),
-        source="/bench",
-        type=event.event_type,
-        subject=event.subject(),
-        time=None,
-        data=event,
-        topic=event.topic,
-        partition=0,
-        offset=0,
-        key=None,
-    )
 
 
 def _line(lot: GoodsReceived) -> dict[str, Any]:
@@ -79,20 +65,27 @@ async def _seed(database: Database, customers: int, per_customer: int) -> None:
     )
     recalls = Recalls(notice_chunk=customers)
     async with database.transaction() as unit:
-        await recalls.on_goods_received(unit, [_incoming(lot)])
-        events = [_incoming(e) for e in _shipments(lot, customers, per_customer)]
+        await recalls.on_goods_received(unit, [incoming(lot, source="/bench")])
+        events = [incoming(e, source="/bench") for e in _shipments(lot, customers, per_customer)]
         await recalls.on_order_shipped(unit, events)
     async with database.transaction() as unit:
         scope = RecallScope(lot_ids=[lot.lot_id])
         await recalls.issue(unit, reason="bench", classification="II", scope=scope, actor="bench")
 
 
-async def _sql_path(connection: Connection) -> int:
-    builder = NoticeBuilder(source=SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
+async def _next_chunk(connection: Connection) -> tuple[PendingRecall, Chunk]:
+    """The recall the seed left pending and its first chunk of customers: both paths start
+    here."""
     recall = await db.recall_with_pending_notices(connection)
     assert recall is not None
     chunk = await db.take_chunk(connection, recall.recall_id)
     assert chunk is not None
+    return recall, chunk
+
+
+async def _sql_path(connection: Connection) -> int:
+    builder = NoticeBuilder(source=SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
+    recall, chunk = await _next_chunk(connection)
     left = await db.write_notices(
         connection,
         recall=recall,
@@ -106,10 +99,7 @@ async def _sql_path(connection: Connection) -> int:
 
 async def _model_path(connection: Connection) -> int:
     builder = NoticeBuilder(source=SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
-    recall = await db.recall_with_pending_notices(connection)
-    assert recall is not None
-    chunk = await db.take_chunk(connection, recall.recall_id)
-    assert chunk is not None
+    recall, chunk = await _next_chunk(connection)
     customer_ids = await connection.fetch(
         "SELECT DISTINCT customer_id FROM shipment_lines"
         " WHERE customer_id BETWEEN $1 AND $2 ORDER BY customer_id",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
-from shared.contracts.envelope import OutgoingMessage
+from shared.contracts.envelope import Incoming, OutgoingMessage
 from shared.contracts.events import GoodsReceived
 
 
@@ -29,6 +30,23 @@ def lot(
             {"lot_id": i.lot_id, "lot_code": i.lot_code, "sku": i.sku, "quantity": 10}
             for i in inputs
         ],
+    )
+
+
+def incoming(event: Any, *, source: str = "/tests") -> Incoming[Any]:
+    """`event` as a handler receives it from its topic (a fresh id, partition 0, offset 0):
+    for calling a service's handlers directly, without a broker in between."""
+    return Incoming(
+        id=str(uuid.uuid4()),
+        source=source,
+        type=event.event_type,
+        subject=event.subject(),
+        time=None,
+        data=event,
+        topic=event.topic,
+        partition=0,
+        offset=0,
+        key=None,
     )
 
 

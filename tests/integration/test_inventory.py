@@ -24,12 +24,12 @@ import pytest_asyncio
 from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import Settings, create_app
 from services.inventory.handlers import Inventory
-from shared.contracts.envelope import Incoming
 from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, RecallIssued
 from shared.runtime.auth import Role
 from shared.runtime.database import Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.settings import KafkaSettings
+from tests.integration.events import incoming
 from tests.integration.service_apps import ADMIN_KEY, api_keys, kafka_env, running
 from tests.kafka_helpers import committed_offsets, end_offsets, publish, read_topic
 
@@ -403,7 +403,7 @@ async def test_concurrent_allocations_from_the_same_lots_never_reserve_a_unit_tw
                 await inventory.on_goods_received(
                     unit,
                     [
-                        _incoming(received(sku, 25, days=30 + n, lot_id=lot))
+                        incoming(received(sku, 25, days=30 + n, lot_id=lot))
                         for n, lot in enumerate(lots)
                     ],
                 )
@@ -412,7 +412,7 @@ async def test_concurrent_allocations_from_the_same_lots_never_reserve_a_unit_tw
             async def allocate(
                 worker: int, database: Database, sku: str = sku, start: asyncio.Event = start
             ) -> None:
-                orders = [_incoming(order(f"SO-{sku}-{worker}-{n}", sku, 2)) for n in range(10)]
+                orders = [incoming(order(f"SO-{sku}-{worker}-{n}", sku, 2)) for n in range(10)]
                 await start.wait()
                 await database.run(lambda unit: inventory.on_order_placed(unit, orders))
 
@@ -464,15 +464,15 @@ async def test_a_recall_and_a_receipt_of_a_lot_made_from_it_at_the_same_moment_m
 
     async def stock(unit: UnitOfWork, apples: uuid.UUID) -> None:
         await inventory.on_goods_received(
-            unit, [_incoming(received("APPLE", 100, days=30, lot_id=apples))]
+            unit, [incoming(received("APPLE", 100, days=30, lot_id=apples))]
         )
 
     async def recall(unit: UnitOfWork, apples: uuid.UUID) -> None:
-        await inventory.on_recall_issued(unit, [_incoming(recall_of(apples, f"RC-{apples}"))])
+        await inventory.on_recall_issued(unit, [incoming(recall_of(apples, f"RC-{apples}"))])
 
     async def receive(unit: UnitOfWork, apples: uuid.UUID, juice: uuid.UUID) -> None:
         await inventory.on_goods_received(
-            unit, [_incoming(made_from(apples, "JUICE", 10, lot_id=juice))]
+            unit, [incoming(made_from(apples, "JUICE", 10, lot_id=juice))]
         )
 
     try:
@@ -495,21 +495,6 @@ async def test_a_recall_and_a_receipt_of_a_lot_made_from_it_at_the_same_moment_m
     finally:
         for database in (first, second, observer):
             await database.close()
-
-
-def _incoming(event: Any) -> Incoming[Any]:
-    return Incoming(
-        id=str(uuid.uuid4()),
-        source="/test",
-        type=event.event_type,
-        subject=event.subject(),
-        time=None,
-        data=event,
-        topic=event.topic,
-        partition=0,
-        offset=0,
-        key=None,
-    )
 
 
 async def _until(client: httpx.AsyncClient, path: str, accept: Any) -> dict[str, Any]:

@@ -19,10 +19,11 @@ from services.recall import db
 from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.notices import NoticeBuilder
-from shared.contracts.envelope import Incoming, OutgoingMessage
+from shared.contracts.envelope import OutgoingMessage
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallScope
 from shared.runtime.database import MAX_MESSAGE_BYTES, Database, headers_from_json
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from tests.integration.events import incoming
 
 SOURCE = "/lottrace/recall"
 LOT = GoodsReceived(
@@ -56,21 +57,6 @@ SHIPPED: dict[str, list[tuple[datetime, str]]] = {
         (datetime(2026, 1, 5, 12, 30, tzinfo=UTC), "7.250000"),
     ],
 }
-
-
-def incoming(event: Any) -> Incoming[Any]:
-    return Incoming(
-        id=str(uuid.uuid4()),
-        source="/tests",
-        type=event.event_type,
-        subject=event.subject(),
-        time=None,
-        data=event,
-        topic=event.topic,
-        partition=0,
-        offset=0,
-        key=None,
-    )
 
 
 def shipments(customer_id: str) -> list[OrderShipped]:

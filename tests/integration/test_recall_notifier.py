@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -23,11 +21,10 @@ import pytest_asyncio
 from lottrace.infra import wait_until
 from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, run_notifier
-from shared.contracts.envelope import Incoming
 from shared.contracts.events import OrderShipped, RecallScope
 from shared.runtime.database import Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from tests.integration.events import lot
+from tests.integration.events import incoming, lot
 
 NOTICE = "lottrace.recall-customer-notice.v1"
 CHUNK = 3  # customers per chunk: eleven customers make four chunks
@@ -39,21 +36,6 @@ SHIPMENTS = {f"C{n:02d}": 1 + n % 2 for n in range(10)} | {"BIG": 40}
 
 def recalls() -> Recalls:
     return Recalls(notice_chunk=CHUNK, max_message_bytes=MESSAGE_LIMIT)
-
-
-def incoming(event: Any) -> Incoming[Any]:
-    return Incoming(
-        id=str(uuid.uuid4()),
-        source="/tests",
-        type=event.event_type,
-        subject=event.subject(),
-        time=None,
-        data=event,
-        topic=event.topic,
-        partition=0,
-        offset=0,
-        key=None,
-    )
 
 
 def shipment(customer_id: str, number: int) -> OrderShipped:
