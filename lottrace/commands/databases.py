@@ -14,13 +14,10 @@ from rich.markup import escape
 from lottrace.client import kafka_settings
 from lottrace.commands.options import (
     DEFAULT_BOOTSTRAP,
+    FROM_DATABASE_OPTIONS,
     BootstrapOption,
-    FulfillmentDatabaseOption,
-    InventoryDatabaseOption,
-    PostgresOption,
-    RecallDatabaseOption,
-    ReceivingDatabaseOption,
-    database_urls,
+    DatabaseUrls,
+    with_database_options,
 )
 from lottrace.commands.output import fail, stdout, write_json
 
@@ -31,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command()(restore)
 
 
+@with_database_options
 def check(
     wait: Annotated[
         float,
@@ -46,11 +44,7 @@ def check(
         typer.Option(min=0, metavar="SECONDS", help="An outbox row older than this is stuck."),
     ] = 300,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-    postgres: PostgresOption = None,
-    receiving_database_url: ReceivingDatabaseOption = None,
-    inventory_database_url: InventoryDatabaseOption = None,
-    fulfillment_database_url: FulfillmentDatabaseOption = None,
-    recall_database_url: RecallDatabaseOption = None,
+    databases: DatabaseUrls = FROM_DATABASE_OPTIONS,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
 ) -> None:
     """Audit the services' projections against each other (docs/operations.md#consistency-check).
@@ -65,13 +59,7 @@ def check(
     from lottrace.check.report import print_report, report_document, waiting_line
 
     options = CheckOptions(
-        database_urls=database_urls(
-            postgres,
-            receiving=receiving_database_url,
-            inventory=inventory_database_url,
-            fulfillment=fulfillment_database_url,
-            recall=recall_database_url,
-        ),
+        database_urls=databases,
         kafka=kafka_settings(bootstrap),
         wait_seconds=wait,
         stuck_after_seconds=stuck_after,
@@ -102,45 +90,32 @@ PgBinOption = Annotated[
 ]
 
 
+@with_database_options
 def backup(
     archive: Annotated[Path, typer.Argument(help="The archive to write (a tar).")],
     pg_bin: PgBinOption = None,
-    postgres: PostgresOption = None,
-    receiving_database_url: ReceivingDatabaseOption = None,
-    inventory_database_url: InventoryDatabaseOption = None,
-    fulfillment_database_url: FulfillmentDatabaseOption = None,
-    recall_database_url: RecallDatabaseOption = None,
+    databases: DatabaseUrls = FROM_DATABASE_OPTIONS,
 ) -> None:
     """Dump every service database into one archive, with a manifest (docs/operations.md)."""
     from lottrace.backup import BackupError, PgTools
     from lottrace.backup import backup as make_backup
 
-    urls = database_urls(
-        postgres,
-        receiving=receiving_database_url,
-        inventory=inventory_database_url,
-        fulfillment=fulfillment_database_url,
-        recall=recall_database_url,
-    )
     try:
-        manifest = asyncio.run(make_backup(urls, archive, PgTools.choose(pg_bin)))
+        manifest = asyncio.run(make_backup(databases, archive, PgTools.choose(pg_bin)))
     except BackupError as error:
         fail(str(error))
     sizes = ", ".join(f"{d.service} {d.size:,} bytes" for d in manifest.databases)
     stdout().print(f"{escape(str(archive))}: {sizes}")
 
 
+@with_database_options
 def restore(
     archive: Annotated[Path, typer.Argument(help="An archive `lottrace backup` wrote.")],
     force: Annotated[
         bool, typer.Option(help="Replace databases that hold data (what they hold is lost).")
     ] = False,
     pg_bin: PgBinOption = None,
-    postgres: PostgresOption = None,
-    receiving_database_url: ReceivingDatabaseOption = None,
-    inventory_database_url: InventoryDatabaseOption = None,
-    fulfillment_database_url: FulfillmentDatabaseOption = None,
-    recall_database_url: RecallDatabaseOption = None,
+    databases: DatabaseUrls = FROM_DATABASE_OPTIONS,
 ) -> None:
     """Restore every service database from an archive; stop the services first.
 
@@ -152,15 +127,8 @@ def restore(
     from lottrace.backup import ArchiveInvalid, BackupError, PgTools
     from lottrace.backup import restore as run_restore
 
-    urls = database_urls(
-        postgres,
-        receiving=receiving_database_url,
-        inventory=inventory_database_url,
-        fulfillment=fulfillment_database_url,
-        recall=recall_database_url,
-    )
     try:
-        manifest = asyncio.run(run_restore(archive, urls, PgTools.choose(pg_bin), force=force))
+        manifest = asyncio.run(run_restore(archive, databases, PgTools.choose(pg_bin), force=force))
     except ArchiveInvalid as error:
         fail(str(error), code=2)
     except BackupError as error:

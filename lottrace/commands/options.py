@@ -3,6 +3,10 @@ the API key. Each defaults to what `make run` uses and can come from the environ
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import typer
@@ -82,10 +86,45 @@ PostgresOption = Annotated[
         help="A PostgreSQL server URL holding the databases lottrace_<service>.",
     ),
 ]
-ReceivingDatabaseOption = Annotated[str | None, _database_option("receiving")]
-InventoryDatabaseOption = Annotated[str | None, _database_option("inventory")]
-FulfillmentDatabaseOption = Annotated[str | None, _database_option("fulfillment")]
-RecallDatabaseOption = Annotated[str | None, _database_option("recall")]
+DATABASE_SERVICES: tuple[Service, ...] = ("receiving", "inventory", "fulfillment", "recall")
+DatabaseUrls = Mapping[str, str]
+# The default of a command's `databases` parameter: `with_database_options` replaces it.
+FROM_DATABASE_OPTIONS: DatabaseUrls = MappingProxyType({})
+
+
+def _database_parameters() -> list[inspect.Parameter]:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return [inspect.Parameter("postgres", keyword, default=None, annotation=PostgresOption)] + [
+        inspect.Parameter(
+            f"{service}_database_url",
+            keyword,
+            default=None,
+            annotation=Annotated[str | None, _database_option(service)],
+        )
+        for service in DATABASE_SERVICES
+    ]
+
+
+def with_database_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The command's `databases` parameter becomes the options --postgres and
+    --<service>-database-url, in its place; the command gets the URLs they resolve to."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "databases":
+            parameters += _database_parameters()
+        else:
+            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(command)
+    def with_urls(**options: Any) -> None:
+        postgres = options.pop("postgres")
+        given = {s: options.pop(f"{s}_database_url") for s in DATABASE_SERVICES}
+        command(databases=database_urls(postgres, **given), **options)
+
+    with_urls.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_urls.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_urls
 
 
 def database_urls(postgres: str | None, **given: str | None) -> dict[str, str]:
