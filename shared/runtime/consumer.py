@@ -111,6 +111,15 @@ class _Candidate:
         return self.event.type if self.event is not None else "invalid"
 
 
+# The outcomes the "batch applied" log line counts: its field name, the outcome counted.
+LOGGED_OUTCOMES = {
+    "processed": "processed",
+    "duplicates": "duplicate",
+    "ignored": "ignored",
+    "dead_lettered": "dead_lettered",
+}
+
+
 @dataclass
 class Tally:
     """What one transaction did with its events; counted in the metrics only once it commits,
@@ -129,6 +138,10 @@ class Tally:
     def of(self, outcome: str) -> int:
         return sum(n for (_, counted), n in self.events.items() if counted == outcome)
 
+    def logged(self) -> dict[str, int]:
+        """The events of each outcome, under the names the batch log line gives them."""
+        return {field: self.of(outcome) for field, outcome in LOGGED_OUTCOMES.items()}
+
     def publish(self) -> None:
         for (topic, outcome), events in self.events.items():
             metrics.EVENTS_CONSUMED.labels(topic, outcome).inc(events)
@@ -140,22 +153,6 @@ class Tally:
 class BatchOutcome:
     tally: Tally = field(default_factory=Tally)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
-
-    @property
-    def processed(self) -> int:
-        return self.tally.of("processed")
-
-    @property
-    def duplicates(self) -> int:
-        return self.tally.of("duplicate")
-
-    @property
-    def ignored(self) -> int:
-        return self.tally.of("ignored")
-
-    @property
-    def dead_lettered(self) -> int:
-        return self.tally.of("dead_lettered")
 
 
 class BatchConsumer:
@@ -373,10 +370,7 @@ class BatchConsumer:
         log.debug(
             "batch applied",
             records=len(records),
-            processed=outcome.processed,
-            duplicates=outcome.duplicates,
-            ignored=outcome.ignored,
-            dead_lettered=outcome.dead_lettered,
+            **outcome.tally.logged(),
         )
 
     async def _commit(
