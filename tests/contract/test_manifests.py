@@ -475,26 +475,38 @@ _METADATA: Manifest = {
     },
 }
 _COUNT: Manifest = {"type": "integer", "minimum": 0}
-_REF: Manifest = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["parameter", "name", "key"],
-    "properties": {"parameter": {"type": "string"}, "name": _NAME, "key": {"type": "string"}},
-}
+
+
+def _closed(properties: Manifest, *required: str, **extra: Any) -> Manifest:
+    """An object that admits only `properties` (where the CRD would silently prune a misspelt
+    field), with the `required` ones; `extra` adds other keywords."""
+    schema: Manifest = {"type": "object", "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    return {**schema, **extra, "properties": properties}
+
+
+_REF = _closed(
+    {"parameter": {"type": "string"}, "name": _NAME, "key": {"type": "string"}},
+    "parameter",
+    "name",
+    "key",
+)
 
 
 def _resource(api_version: str, kind: str, spec: dict[str, Any], **metadata: Any) -> Manifest:
-    return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
+    return _closed(
+        {
             "apiVersion": {"const": api_version},
             "kind": {"const": kind},
             "metadata": {**_METADATA, **metadata},
             "spec": spec,
         },
-    }
+        "apiVersion",
+        "kind",
+        "metadata",
+        "spec",
+    )
 
 
 # What the operators read (from the Strimzi and KEDA CRDs), plus this project's rules
@@ -504,11 +516,8 @@ CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], Manifest] = {
     ("kafka.strimzi.io/v1beta2", "KafkaTopic"): _resource(
         "kafka.strimzi.io/v1beta2",
         "KafkaTopic",
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["topicName", "partitions", "replicas", "config"],
-            "properties": {
+        _closed(
+            {
                 "topicName": {"type": "string", "pattern": r"^[a-zA-Z0-9._-]{1,249}$"},
                 "partitions": {"type": "integer", "minimum": 1},
                 "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
@@ -518,7 +527,11 @@ CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], Manifest] = {
                     "additionalProperties": {"type": ["string", "integer", "number", "boolean"]},
                 },
             },
-        },
+            "topicName",
+            "partitions",
+            "replicas",
+            "config",
+        ),
         required=["name", "labels"],
         properties={
             **_METADATA["properties"],
@@ -528,22 +541,17 @@ CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], Manifest] = {
     ("keda.sh/v1alpha1", "ScaledObject"): _resource(
         "keda.sh/v1alpha1",
         "ScaledObject",
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["scaleTargetRef", "triggers", "maxReplicaCount"],
-            "properties": {
-                "scaleTargetRef": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["name"],
-                    "properties": {
+        _closed(
+            {
+                "scaleTargetRef": _closed(
+                    {
                         "name": _NAME,
                         "apiVersion": {"type": "string"},
                         "kind": {"type": "string"},
                         "envSourceContainerName": {"type": "string"},
                     },
-                },
+                    "name",
+                ),
                 "pollingInterval": {"type": "integer", "minimum": 1},
                 "cooldownPeriod": _COUNT,
                 "initialCooldownPeriod": _COUNT,
@@ -554,41 +562,28 @@ CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], Manifest] = {
                     "type": "object",
                     "required": ["failureThreshold", "replicas"],
                 },
-                "advanced": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
+                "advanced": _closed(
+                    {
                         "restoreToOriginalReplicaCount": {"type": "boolean"},
-                        "horizontalPodAutoscalerConfig": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {
-                                "name": {"type": "string"},
-                                "behavior": {"type": "object"},
-                            },
-                        },
+                        "horizontalPodAutoscalerConfig": _closed(
+                            {"name": {"type": "string"}, "behavior": {"type": "object"}}
+                        ),
                         "scalingModifiers": {"type": "object"},
-                    },
-                },
+                    }
+                ),
                 "triggers": {
                     "type": "array",
                     "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["type", "metadata"],
-                        "properties": {
+                    "items": _closed(
+                        {
                             "type": {"type": "string"},
                             "name": {"type": "string"},
                             # KEDA's CRD: a map of strings; a bare number is rejected.
                             "metadata": _STRINGS,
                             "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
                             "useCachedMetrics": {"type": "boolean"},
-                            "authenticationRef": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "required": ["name"],
-                                "properties": {
+                            "authenticationRef": _closed(
+                                {
                                     "name": _NAME,
                                     "kind": {
                                         "enum": [
@@ -597,39 +592,42 @@ CUSTOM_RESOURCE_SCHEMAS: dict[tuple[str, str], Manifest] = {
                                         ]
                                     },
                                 },
-                            },
+                                "name",
+                            ),
                         },
-                    },
+                        "type",
+                        "metadata",
+                    ),
                 },
             },
-        },
+            "scaleTargetRef",
+            "triggers",
+            "maxReplicaCount",
+        ),
     ),
     ("keda.sh/v1alpha1", "TriggerAuthentication"): _resource(
         "keda.sh/v1alpha1",
         "TriggerAuthentication",
-        {
-            "type": "object",
-            "additionalProperties": False,
-            "minProperties": 1,
-            "properties": {
+        _closed(
+            {
                 "secretTargetRef": {"type": "array", "items": _REF},
                 "configMapTargetRef": {"type": "array", "items": _REF},
                 "env": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["parameter", "name"],
-                        "properties": {
+                    "items": _closed(
+                        {
                             "parameter": {"type": "string"},
                             "name": {"type": "string"},
                             "containerName": {"type": "string"},
                         },
-                    },
+                        "parameter",
+                        "name",
+                    ),
                 },
                 "podIdentity": {"type": "object", "required": ["provider"]},
             },
-        },
+            minProperties=1,
+        ),
     ),
 }
 
