@@ -389,6 +389,14 @@ def deployment_of(tree: str, name: str) -> Manifest:
     return found[0]
 
 
+def service_pod(tree: str, name: str) -> tuple[Manifest, Manifest]:
+    """The pod spec of the Deployment running `services.<name>`, and its one container."""
+    deployment = deployment_of(tree, name)
+    spec = pod_spec(deployment)
+    assert spec is not None
+    return spec, app_container(deployment)
+
+
 def container_env(tree: str, container: Manifest) -> dict[str, Any]:
     """The container's environment: ConfigMap keys from envFrom, then `env` (values from a
     Secret or ConfigMap reference are None)."""
@@ -927,10 +935,7 @@ def test_credentials_come_only_from_secret_references(tree: str, name: str) -> N
 @pytest.mark.parametrize("name", SERVICES)
 @pytest.mark.parametrize("tree", TREES)
 def test_config_maps_and_volumes_referenced_by_a_service_exist(tree: str, name: str) -> None:
-    deployment = deployment_of(tree, name)
-    container = app_container(deployment)
-    spec = pod_spec(deployment)
-    assert spec is not None
+    spec, container = service_pod(tree, name)
     for source in env_sources(container).values():
         if "configMapKeyRef" in source:
             reference = source["configMapKeyRef"]
@@ -946,10 +951,7 @@ def test_config_maps_and_volumes_referenced_by_a_service_exist(tree: str, name: 
 @pytest.mark.parametrize("name", SERVICES)
 @pytest.mark.parametrize("tree", TREES)
 def test_files_named_by_settings_are_mounted_there(tree: str, name: str) -> None:
-    deployment = deployment_of(tree, name)
-    container = app_container(deployment)
-    spec = pod_spec(deployment)
-    assert spec is not None
+    spec, container = service_pod(tree, name)
     env = container_env(tree, container)
     volumes = {volume["name"]: volume for volume in spec.get("volumes", [])}
     for variable in FILE_SETTINGS:
@@ -1036,10 +1038,7 @@ def test_the_service_object_reaches_the_pods_on_the_service_port(tree: str, name
 @pytest.mark.parametrize("name", SERVICES)
 @pytest.mark.parametrize("tree", TREES)
 def test_containers_run_as_the_image_user_never_root(tree: str, name: str) -> None:
-    deployment = deployment_of(tree, name)
-    container = app_container(deployment)
-    spec = pod_spec(deployment)
-    assert spec is not None
+    spec, container = service_pod(tree, name)
     pod_context = spec.get("securityContext", {})
     context = container.get("securityContext", {})
 
