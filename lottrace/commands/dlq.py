@@ -20,6 +20,7 @@ from lottrace.client import (
     read_dead_letters,
     replay_message,
 )
+from lottrace.commands.groups import add_group
 from lottrace.commands.options import DEFAULT_BOOTSTRAP, BootstrapOption
 from lottrace.commands.output import (
     FormatOption,
@@ -35,13 +36,13 @@ from shared.runtime.settings import KafkaSettings
 
 
 def register(app: typer.Typer) -> None:
-    dlq = typer.Typer(
-        help="Dead letters: records a consumer refused, kept in `<topic>.dlq` with the reason.",
-        no_args_is_help=True,
+    add_group(
+        app,
+        "dlq",
+        "Dead letters: records a consumer refused, kept in `<topic>.dlq` with the reason.",
+        list=dlq_list,
+        replay=dlq_replay,
     )
-    dlq.command("list")(dlq_list)
-    dlq.command("replay")(dlq_replay)
-    app.add_typer(dlq, name="dlq")
 
 
 def _topics(topic: Sequence[str] | None) -> list[str]:

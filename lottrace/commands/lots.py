@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from lottrace.client import DEFAULT_URLS, LottraceClient
+from lottrace.commands.groups import add_group
 from lottrace.commands.options import ApiKeyOption, InventoryUrlOption, connection
 from lottrace.commands.output import (
     FormatOption,
@@ -20,9 +21,7 @@ from services.inventory.schemas import LotView as StockLot
 
 
 def register(app: typer.Typer) -> None:
-    lots = typer.Typer(help="Lots in stock.", no_args_is_help=True)
-    lots.command("expiring")(lots_expiring)
-    app.add_typer(lots, name="lots")
+    add_group(app, "lots", "Lots in stock.", expiring=lots_expiring)
 
 
 def lots_expiring(

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from lottrace.client import DEFAULT_URLS, Connection, LottraceClient
+from lottrace.commands.groups import add_group
 from lottrace.commands.options import ApiKeyOption, RecallUrlOption, connection
 from lottrace.commands.output import (
     FormatOption,
@@ -33,13 +34,14 @@ from shared.contracts.events import RecallScope
 
 
 def register(app: typer.Typer) -> None:
-    recall = typer.Typer(
-        help="Issue a recall and follow it to the last customer.", no_args_is_help=True
+    add_group(
+        app,
+        "recall",
+        "Issue a recall and follow it to the last customer.",
+        issue=recall_issue,
+        status=recall_status,
+        customers=recall_customers,
     )
-    recall.command("issue")(recall_issue)
-    recall.command("status")(recall_status)
-    recall.command("customers")(recall_customers)
-    app.add_typer(recall, name="recall")
 
 
 class Classification(StrEnum):
