@@ -305,22 +305,46 @@ def _binary_headers(event: type[Event]) -> dict[str, Any]:
     }
 
 
+def _message(
+    event: type[Event],
+    mode: str,
+    key: Any,
+    examples: list[dict[str, Any]],
+    *,
+    content_type: str,
+    headers: dict[str, Any],
+    payload: dict[str, Any],
+    description: str | None = None,
+) -> dict[str, Any]:
+    """One message of a topic: `event` in CloudEvents `mode` ("structured" or "binary")."""
+    return {
+        "name": event.event_type,
+        "title": f"{event.event_type} ({mode} mode)",
+        "summary": _summary(event),
+        **({"description": description} if description is not None else {}),
+        "contentType": content_type,
+        "headers": headers,
+        "payload": payload,
+        "bindings": _kafka_message_binding(key),
+        "examples": examples,
+    }
+
+
 def _structured_message(
     event: type[Event], topic: TopicSpec, key: Any, samples: list[ExampleMessage]
 ) -> dict[str, Any]:
-    return {
-        "name": event.event_type,
-        "title": f"{event.event_type} (structured mode)",
-        "summary": _summary(event),
-        "contentType": STRUCTURED_CONTENT_TYPE,
-        "headers": _structured_headers(event, topic),
-        "payload": {"$ref": COMPONENTS_SCHEMAS + _cloud_event(event).__name__},
-        "bindings": _kafka_message_binding(key),
-        "examples": [
+    return _message(
+        event,
+        "structured",
+        key,
+        [
             {"name": name, "headers": headers, "payload": payload}
             for name, headers, payload in samples
         ],
-    }
+        content_type=STRUCTURED_CONTENT_TYPE,
+        headers=_structured_headers(event, topic),
+        payload={"$ref": COMPONENTS_SCHEMAS + _cloud_event(event).__name__},
+    )
 
 
 def _binary_example_headers(payload: dict[str, Any]) -> dict[str, Any]:
@@ -337,17 +361,11 @@ def _binary_example_headers(payload: dict[str, Any]) -> dict[str, Any]:
 def _binary_message(
     event: type[Event], data_ref: str, key: Any, samples: list[ExampleMessage]
 ) -> dict[str, Any]:
-    return {
-        "name": event.event_type,
-        "title": f"{event.event_type} (binary mode)",
-        "summary": _summary(event),
-        "description": "The same event in CloudEvents binary mode: `ce_*` headers, "
-        "the `data` alone as the value.",
-        "contentType": "application/json",
-        "headers": _binary_headers(event),
-        "payload": {"$ref": data_ref},
-        "bindings": _kafka_message_binding(key),
-        "examples": [
+    return _message(
+        event,
+        "binary",
+        key,
+        [
             {
                 "name": name,
                 "headers": _binary_example_headers(payload),
@@ -355,7 +373,12 @@ def _binary_message(
             }
             for name, _, payload in samples
         ],
-    }
+        content_type="application/json",
+        headers=_binary_headers(event),
+        payload={"$ref": data_ref},
+        description="The same event in CloudEvents binary mode: `ce_*` headers, "
+        "the `data` alone as the value.",
+    )
 
 
 def _messages(topic: TopicSpec, schemas: dict[str, JsonSchemaValue]) -> dict[str, Any]:
