@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -309,14 +309,17 @@ def _message(
     event: type[Event],
     mode: str,
     key: Any,
-    examples: list[dict[str, Any]],
+    samples: list[ExampleMessage],
+    example: Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], Any]],
     *,
     content_type: str,
     headers: dict[str, Any],
     payload: dict[str, Any],
     description: str | None = None,
 ) -> dict[str, Any]:
-    """One message of a topic: `event` in CloudEvents `mode` ("structured" or "binary")."""
+    """One message of a topic: `event` in CloudEvents `mode` ("structured" or "binary"), its
+    examples made by `example` from each sample's structured headers and payload."""
+    examples = [(name, *example(shown, sent)) for name, shown, sent in samples]
     return {
         "name": event.event_type,
         "title": f"{event.event_type} ({mode} mode)",
@@ -326,7 +329,9 @@ def _message(
         "headers": headers,
         "payload": payload,
         "bindings": _kafka_message_binding(key),
-        "examples": examples,
+        "examples": [
+            {"name": name, "headers": shown, "payload": sent} for name, shown, sent in examples
+        ],
     }
 
 
@@ -337,10 +342,8 @@ def _structured_message(
         event,
         "structured",
         key,
-        [
-            {"name": name, "headers": headers, "payload": payload}
-            for name, headers, payload in samples
-        ],
+        samples,
+        lambda headers, payload: (headers, payload),
         content_type=STRUCTURED_CONTENT_TYPE,
         headers=_structured_headers(event, topic),
         payload={"$ref": COMPONENTS_SCHEMAS + _cloud_event(event).__name__},
@@ -365,14 +368,8 @@ def _binary_message(
         event,
         "binary",
         key,
-        [
-            {
-                "name": name,
-                "headers": _binary_example_headers(payload),
-                "payload": payload["data"],
-            }
-            for name, _, payload in samples
-        ],
+        samples,
+        lambda _, payload: (_binary_example_headers(payload), payload["data"]),
         content_type="application/json",
         headers=_binary_headers(event),
         payload={"$ref": data_ref},
