@@ -17,9 +17,8 @@ from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import Settings, create_app
 from services.inventory.handlers import Inventory
 from shared.contracts.events import OrderCancelled, OrderShipped
-from shared.runtime.settings import KafkaSettings
 from tests.integration.events import applied, event_id
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
 from tests.integration.test_inventory import order, received
 from tests.kafka_helpers import publish, read_settled, read_topic
 
@@ -37,9 +36,10 @@ class Clock:
 
 
 def running_inventory(database_url: str, broker: TansuBroker, *, clock: Clock | None = None) -> Any:
-    settings = Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        Settings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         expiry_sweep_seconds=0.2,
         api_keys=ADMIN_API_KEYS,

@@ -20,9 +20,8 @@ from services.recall.app import Settings, create_app
 from shared.contracts.envelope import Incoming, TopicDecoder
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerNotice
 from shared.contracts.topics import TOPICS_BY_NAME
-from shared.runtime.settings import KafkaSettings
 from tests.integration.events import lot
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
 from tests.kafka_helpers import publish, read_settled, read_topic
 
 NOW = datetime.now(UTC)
@@ -30,9 +29,10 @@ NOW = datetime.now(UTC)
 
 @pytest_asyncio.fixture
 async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        Settings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         max_shipments_per_notice=3,
         api_keys=ADMIN_API_KEYS,

@@ -16,9 +16,8 @@ import pytest_asyncio
 from lottrace.infra import TansuBroker, wait_until
 from services.recall.app import Settings, create_app
 from shared.contracts.events import GoodsReceived, OrderShipped
-from shared.runtime.settings import KafkaSettings
 from tests.integration.events import applied, event_id, lot
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
 from tests.kafka_helpers import headers_of, publish, read_settled, read_topic
 
 NOTICE = "lottrace.recall-customer-notice.v1"
@@ -26,9 +25,10 @@ NOTICE = "lottrace.recall-customer-notice.v1"
 
 @pytest_asyncio.fixture
 async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        Settings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         api_keys=ADMIN_API_KEYS,
     )

@@ -19,8 +19,7 @@ from services.inventory.app import Settings as InventorySettings
 from services.inventory.app import create_app as inventory_app
 from shared.contracts.events import GoodsReceived, LotAllocated, OrderPlaced
 from shared.runtime.auth import Role
-from shared.runtime.settings import KafkaSettings
-from tests.integration.service_apps import ADMIN_KEY, api_keys, kafka_env, running
+from tests.integration.service_apps import ADMIN_KEY, api_keys, running, service_settings
 from tests.kafka_helpers import publish, read_settled
 
 VIEWER = "roles-viewer-key-000000001"
@@ -54,9 +53,10 @@ def assert_forbidden(response: httpx.Response, route: str, role: Role) -> None:
 
 @pytest_asyncio.fixture
 async def fulfillment(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = FulfillmentSettings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        FulfillmentSettings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         api_keys=KEYS,
     )
@@ -153,9 +153,10 @@ def receipt(lot_id: uuid.UUID) -> GoodsReceived:
 async def test_only_an_inventory_controller_holds_releases_and_counts(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = InventorySettings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
+    settings = service_settings(
+        InventorySettings,
+        database_url,
+        broker,
         consumer_batch_timeout_ms=20,
         api_keys=KEYS,
     )
