@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
 
 from fastapi import FastAPI
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from services.inventory.api import router
 from services.inventory.handlers import Inventory
-from shared.runtime.consumer import BatchConsumer
-from shared.runtime.http import create_http_app
 from shared.runtime.logging import get_logger
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
+from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
 
 NAME = "inventory"
+WIRING = ServiceWiring(
+    NAME,
+    description="Stock per lot, FEFO allocation, holds, expiry, counts.",
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+)
 log = get_logger(__name__)
 
 
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8082)
-    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
-        NAME, "ops_http_port", None
-    )
+    ops_http_port: OpsPort = ops_port_field(NAME)
     expiry_sweep_seconds: float = per_service(
         NAME,
         "expiry_sweep_seconds",
@@ -39,11 +41,6 @@ class Settings(ServiceSettings):
 def create_app(settings: Settings | None = None, *, inventory: Inventory | None = None) -> FastAPI:
     settings = settings or Settings()
     inventory = inventory or Inventory()
-    consumer = BatchConsumer(
-        group_id=NAME,
-        handlers=inventory.handlers(),
-        max_value_bytes=settings.kafka.max_message_bytes,
-    )
 
     async def expiry_sweep(runtime: ServiceRuntime) -> None:
         while True:
@@ -55,29 +52,16 @@ def create_app(settings: Settings | None = None, *, inventory: Inventory | None 
                 log.warning("expiry sweep failed", error=str(error))
             await asyncio.sleep(settings.expiry_sweep_seconds)
 
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=Path(__file__).parent / "migrations",
-        consumer=consumer,
+    return WIRING.app(
+        settings,
+        handlers=inventory.handlers(),
         background=[expiry_sweep],
+        state={"inventory": inventory},
     )
-    app = create_http_app(
-        runtime,
-        title="lottrace inventory",
-        description="Stock per lot, FEFO allocation, holds, expiry, counts.",
-        routers=[router],
-    )
-    app.state.inventory = inventory
-    return app
 
 
 def replay_plan(settings: Settings | None = None) -> ReplayPlan:
-    return ReplayPlan(
-        service=NAME,
-        migrations=Path(__file__).parent / "migrations",
-        unsupported=(
-            "inventory's holds, releases and counts are commands kept only in its database, not "
-            "events on a topic: stock rebuilt from the topics would lose them"
-        ),
+    return WIRING.unsupported_replay(
+        "inventory's holds, releases and counts are commands kept only in its database, not "
+        "events on a topic: stock rebuilt from the topics would lose them"
     )

@@ -11,11 +11,10 @@ from pydantic import Field, SecretStr
 from services.recall import db
 from services.recall.api import router
 from services.recall.handlers import Recalls, run_notifier
-from shared.runtime.consumer import BatchConsumer
-from shared.runtime.http import create_http_app
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
+from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
 
 NAME = "recall"
 
@@ -23,9 +22,7 @@ NAME = "recall"
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8084)
-    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
-        NAME, "ops_http_port", None
-    )
+    ops_http_port: OpsPort = ops_port_field(NAME)
     notice_chunk: int = per_service(
         NAME, "notice_chunk", 5000, description="Customers notified per transaction."
     )
@@ -39,6 +36,12 @@ class Settings(ServiceSettings):
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WIRING = ServiceWiring(
+    NAME,
+    description="Lot genealogy, recalls with per-customer notices, traces and reports.",
+    router=router,
+    migrations=MIGRATIONS,
+)
 
 
 def _recalls(settings: Settings) -> Recalls:
@@ -49,35 +52,19 @@ def _recalls(settings: Settings) -> Recalls:
     )
 
 
-def _consumer(settings: Settings, recalls: Recalls) -> BatchConsumer:
-    return BatchConsumer(
-        group_id=NAME, handlers=recalls.handlers(), max_value_bytes=settings.kafka.max_message_bytes
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     recalls = _recalls(settings)
-    consumer = _consumer(settings, recalls)
 
     async def notifier(runtime: ServiceRuntime) -> None:
         await run_notifier(recalls, runtime.database)
 
-    runtime = ServiceRuntime(
-        name=NAME,
-        settings=settings,
-        migrations=MIGRATIONS,
-        consumer=consumer,
+    return WIRING.app(
+        settings,
+        handlers=recalls.handlers(),
         background=[notifier],
+        state={"recalls": recalls},
     )
-    app = create_http_app(
-        runtime,
-        title="lottrace recall",
-        description="Lot genealogy, recalls with per-customer notices, traces and reports.",
-        routers=[router],
-    )
-    app.state.recalls = recalls
-    return app
 
 
 def replay_plan(settings: Settings | None = None) -> ReplayPlan:
@@ -86,7 +73,7 @@ def replay_plan(settings: Settings | None = None) -> ReplayPlan:
     return ReplayPlan(
         service=NAME,
         migrations=MIGRATIONS,
-        consumer=lambda: _consumer(settings, _recalls(settings)),
+        consumer=lambda: WIRING.consumer(settings, _recalls(settings).handlers()),
         owned_tables=("recalls", "recall_lots", "recall_chunks", "recall_notices"),
         after_copy=db.restart_watermarks,
         switch_blocker=db.recall_sending_notices,

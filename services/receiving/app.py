@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
 from fastapi import FastAPI
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from services.receiving.api import router
 from services.receiving.domain import LotNumbering
-from shared.runtime.http import create_http_app
 from shared.runtime.replay import ReplayPlan
-from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
+from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
 
 NAME = "receiving"
+WIRING = ServiceWiring(
+    NAME,
+    description="Receives goods into lots: lot codes, dates, suppliers, genealogy.",
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+)
 
 
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
     http_port: int = per_service(NAME, "http_port", 8081)
-    ops_http_port: Annotated[int, Field(ge=1, le=65535)] | None = per_service(
-        NAME, "ops_http_port", None
-    )
+    ops_http_port: OpsPort = ops_port_field(NAME)
     default_location: str = per_service(NAME, "default_location", "MAIN")
     lot_code_rules_file: Path | None = per_service(
         NAME,
@@ -45,26 +48,17 @@ def load_lot_numbering(path: Path | None) -> LotNumbering:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    runtime = ServiceRuntime(
-        name=NAME, settings=settings, migrations=Path(__file__).parent / "migrations"
+    return WIRING.app(
+        settings,
+        state={
+            "lot_numbering": load_lot_numbering(settings.lot_code_rules_file),
+            "default_location": settings.default_location,
+        },
     )
-    app = create_http_app(
-        runtime,
-        title="lottrace receiving",
-        description="Receives goods into lots: lot codes, dates, suppliers, genealogy.",
-        routers=[router],
-    )
-    app.state.lot_numbering = load_lot_numbering(settings.lot_code_rules_file)
-    app.state.default_location = settings.default_location
-    return app
 
 
 def replay_plan(settings: Settings | None = None) -> ReplayPlan:
-    return ReplayPlan(
-        service=NAME,
-        migrations=Path(__file__).parent / "migrations",
-        unsupported=(
-            "receiving consumes no topic: its lots and receipts are the record itself, not a "
-            "projection to rebuild"
-        ),
+    return WIRING.unsupported_replay(
+        "receiving consumes no topic: its lots and receipts are the record itself, not a "
+        "projection to rebuild"
     )

@@ -1,0 +1,77 @@
+"""A service's wiring, written once: the settings each service declares under its own name,
+its consumer group, its runtime and its HTTP app. Nothing connects at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI
+from pydantic import Field
+
+from shared.contracts.events import Event
+from shared.runtime.consumer import BatchConsumer, EventHandler
+from shared.runtime.http import create_http_app
+from shared.runtime.replay import ReplayPlan
+from shared.runtime.service import ServiceRuntime
+from shared.runtime.settings import ServiceSettings, per_service
+
+OpsPort = Annotated[int, Field(ge=1, le=65535)] | None
+Handlers = Sequence[tuple[type[Event], EventHandler]]
+Background = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
+
+
+def ops_port_field(service: str) -> Any:
+    """`<SERVICE>_OPS_HTTP_PORT`, then `OPS_HTTP_PORT`; unset, operations share the main port."""
+    return per_service(service, "ops_http_port", None)
+
+
+@dataclass(frozen=True)
+class ServiceWiring:
+    """What one service is made of besides its rules and settings: name, routes, migrations."""
+
+    name: str
+    description: str
+    router: APIRouter
+    migrations: Path
+
+    def consumer(self, settings: ServiceSettings, handlers: Handlers) -> BatchConsumer:
+        """The service's consumer group, named after it, reading what its handlers handle."""
+        return BatchConsumer(
+            group_id=self.name, handlers=handlers, max_value_bytes=settings.kafka.max_message_bytes
+        )
+
+    def app(
+        self,
+        settings: ServiceSettings,
+        *,
+        handlers: Handlers | None = None,
+        background: Sequence[Background] = (),
+        state: Mapping[str, object] | None = None,
+    ) -> FastAPI:
+        """The HTTP app over the service's runtime; `state` goes to `app.state` for its routes.
+
+        A service without `handlers` consumes no topic (it has no consumer group).
+        """
+        runtime = ServiceRuntime(
+            name=self.name,
+            settings=settings,
+            migrations=self.migrations,
+            consumer=self.consumer(settings, handlers) if handlers is not None else None,
+            background=list(background),
+        )
+        app = create_http_app(
+            runtime,
+            title=f"lottrace {self.name}",
+            description=self.description,
+            routers=[self.router],
+        )
+        for key, value in (state or {}).items():
+            setattr(app.state, key, value)
+        return app
+
+    def unsupported_replay(self, reason: str) -> ReplayPlan:
+        """The plan of a service whose state its topics cannot rebuild, saying why."""
+        return ReplayPlan(service=self.name, migrations=self.migrations, unsupported=reason)
