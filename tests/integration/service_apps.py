@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -94,3 +94,26 @@ async def running(
 
             await wait_until(ready, timeout=30, what="service ready")
             yield client
+
+
+async def until_served(
+    client: httpx.AsyncClient,
+    path: str,
+    accept: Callable[[dict[str, Any]], object],
+    *,
+    what: str | None = None,
+) -> dict[str, Any]:
+    """The JSON body of `GET path` once it answers 200 with a body `accept` takes (it may still
+    be catching up with the topics); fails after 30 s."""
+    found: dict[str, Any] = {}
+
+    async def check() -> bool:
+        response = await client.get(path)
+        if response.status_code != 200:
+            return False
+        found.clear()
+        found.update(response.json())
+        return bool(accept(found))
+
+    await wait_until(check, timeout=30, what=what or f"{path} as expected")
+    return found

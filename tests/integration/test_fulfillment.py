@@ -25,7 +25,7 @@ from shared.contracts.events import (
 )
 from shared.runtime.settings import KafkaSettings
 from tests.conftest import PostgresServer
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running, until_served
 from tests.kafka_helpers import publish, read_settled, read_topic
 
 LOT_A, LOT_B = uuid.uuid4(), uuid.uuid4()
@@ -84,18 +84,9 @@ def allocated(
 
 
 async def order(client: httpx.AsyncClient, order_id: str, accept: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    async def check() -> bool:
-        response = await client.get(f"/orders/{order_id}")
-        if response.status_code != 200:
-            return False
-        found.clear()
-        found.update(response.json())
-        return bool(accept(found))
-
-    await wait_until(check, timeout=30, what=f"order {order_id} as expected")
-    return found
+    return await until_served(
+        client, f"/orders/{order_id}", accept, what=f"order {order_id} as expected"
+    )
 
 
 async def shipped_events(broker: TansuBroker, database_url: str) -> list[dict[str, Any]]:

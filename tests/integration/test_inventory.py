@@ -31,6 +31,7 @@ from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.settings import KafkaSettings
 from tests.integration.events import incoming
 from tests.integration.service_apps import ADMIN_KEY, api_keys, kafka_env, running
+from tests.integration.service_apps import until_served as _until
 from tests.kafka_helpers import committed_offsets, end_offsets, publish, read_topic
 
 TODAY = date.today()
@@ -495,18 +496,3 @@ async def test_a_recall_and_a_receipt_of_a_lot_made_from_it_at_the_same_moment_m
     finally:
         for database in (first, second, observer):
             await database.close()
-
-
-async def _until(client: httpx.AsyncClient, path: str, accept: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    async def check() -> bool:
-        response = await client.get(path)
-        if response.status_code != 200:
-            return False
-        found.clear()
-        found.update(response.json())
-        return bool(accept(found))
-
-    await wait_until(check, timeout=30, what=f"{path} as expected")
-    return found
