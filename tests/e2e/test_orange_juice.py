@@ -36,20 +36,27 @@ async def receive(
 
 
 async def place_order(
-    clients: Clients, order_id: str, customer: str, sku: str, quantity: int
+    clients: Clients,
+    order_id: str,
+    customer: str,
+    sku: str,
+    quantity: int,
+    *,
+    details: dict[str, Any] | None = None,
+    source: str = "/oms/eu-1",
 ) -> None:
+    """An order of one line from the OMS; `details` replace the customer's made-up name and
+    email."""
+    if details is None:
+        details = {"name": f"Customer {customer}", "email": f"{customer.lower()}@example.com"}
     await publish(
         clients.bootstrap,
         OrderPlaced(
             order_id=order_id,
-            customer={
-                "customer_id": customer,
-                "name": f"Customer {customer}",
-                "email": f"{customer.lower()}@example.com",
-            },
+            customer={"customer_id": customer, **details},
             lines=[{"line_no": 1, "sku": sku, "quantity": quantity}],
         ),
-        source="/oms/eu-1",
+        source=source,
     )
 
 

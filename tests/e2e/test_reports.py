@@ -14,10 +14,8 @@ import openpyxl
 
 from lottrace.infra import wait_until
 from services.recall.reports import EPCIS_CONTEXT, FSMA_COLUMNS, XLSX_MEDIA_TYPE
-from shared.contracts.events import OrderPlaced
 from tests.e2e.conftest import Clients
-from tests.e2e.test_orange_juice import allocated, receive, ship, unique
-from tests.kafka_helpers import publish
+from tests.e2e.test_orange_juice import allocated, place_order, receive, ship, unique
 
 ORANGES_GTIN = "09501101530003"
 
@@ -33,23 +31,11 @@ async def fsma_csv_rows(clients: Clients, **params: Any) -> list[dict[str, str]]
     return list(csv.DictReader(io.StringIO(response.text, newline="")))
 
 
-async def place_order_with_address(
-    clients: Clients, order_id: str, customer_id: str, sku: str, quantity: int
-) -> None:
-    await publish(
-        clients.bootstrap,
-        OrderPlaced(
-            order_id=order_id,
-            customer={
-                "customer_id": customer_id,
-                "name": "Kim's Deli",
-                "phone": "+1 555 0100",
-                "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
-            },
-            lines=[{"line_no": 1, "sku": sku, "quantity": quantity}],
-        ),
-        source="/oms/us-1",
-    )
+KIMS_DELI = {
+    "name": "Kim's Deli",
+    "phone": "+1 555 0100",
+    "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+}
 
 
 async def test_fsma_204_spreadsheet_and_epcis_document_of_a_juice_lot(clients: Clients) -> None:
@@ -79,7 +65,9 @@ async def test_fsma_204_spreadsheet_and_epcis_document_of_a_juice_lot(clients: C
         inputs=[{"lot_id": oranges["lot_id"], "quantity": "40", "uom": "KG"}],
     )
     order_id, customer_id = unique("SO"), unique("KIM")
-    await place_order_with_address(clients, order_id, customer_id, juice_sku, 4)
+    await place_order(
+        clients, order_id, customer_id, juice_sku, 4, details=KIMS_DELI, source="/oms/us-1"
+    )
     await allocated(clients, order_id)
     shipment = await ship(clients, order_id)
     oranges_tlc = f"(01){ORANGES_GTIN}(10){oranges_code}"
