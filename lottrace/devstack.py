@@ -330,21 +330,31 @@ class _Service:
         self.platform.start_service(self.name)
 
 
-class _Broker:
+class _EmbeddedServer:
+    """A supervised embedded server (broker or PostgreSQL): its process and its log."""
+
+    name: str
+
+    def __init__(self, server: TansuBroker | EmbeddedPostgres) -> None:
+        self.server = server
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.server.log_path
+
+    def exit_code(self) -> int | None:
+        return None if self.server.process is None else self.server.process.poll()
+
+
+class _Broker(_EmbeddedServer):
     """The embedded broker; after a restart it has forgotten its topics: make them again."""
 
     name = "broker"
 
     def __init__(self, platform: Platform, broker: TansuBroker) -> None:
+        super().__init__(broker)
         self.platform = platform
         self.broker = broker
-
-    @property
-    def log_path(self) -> Path | None:
-        return self.broker.log_path
-
-    def exit_code(self) -> int | None:
-        return None if self.broker.process is None else self.broker.process.poll()
 
     async def restart(self) -> None:
         self.broker.stop()
@@ -352,18 +362,12 @@ class _Broker:
         await self.broker.create_topics(self.platform.partitions)
 
 
-class _Postgres:
+class _Postgres(_EmbeddedServer):
     name = "postgresql"
 
     def __init__(self, postgres: EmbeddedPostgres) -> None:
+        super().__init__(postgres)
         self.postgres = postgres
-
-    @property
-    def log_path(self) -> Path | None:
-        return self.postgres.log_path
-
-    def exit_code(self) -> int | None:
-        return None if self.postgres.process is None else self.postgres.process.poll()
 
     async def restart(self) -> None:
         await self.postgres.restart()
