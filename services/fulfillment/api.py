@@ -11,12 +11,13 @@ from services.fulfillment.domain import ScannedLot
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
 from services.fulfillment.schemas import OrderView, ShipmentRequest, ShipmentView
 from services.fulfillment.views import OrderDetails, order_view, shipment_view
-from shared.errors import Invalid, NotFound
+from shared.errors import Invalid
 from shared.gs1 import Gs1Error, parse_gs1
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.http import database_of
+from shared.runtime.lookup import found
 
 router = APIRouter(tags=["fulfillment"])
 
@@ -55,11 +56,9 @@ async def create_shipment(
         {line.line_no: line.quantity for line in body.lines} if body.lines is not None else None
     )
     actor = actor_of(request)
-    result: ShipmentResult | None = None
 
-    async def work(unit: UnitOfWork) -> None:
-        nonlocal result
-        result = await fulfillment.ship(
+    async def work(unit: UnitOfWork) -> ShipmentResult:
+        return await fulfillment.ship(
             unit,
             order_id=body.order_id,
             shipment_id=body.shipment_id,
@@ -68,8 +67,7 @@ async def create_shipment(
             actor=actor,
         )
 
-    await database_of(request).run(work)
-    assert result is not None
+    result = await database_of(request).run(work)
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return shipment_view(result.shipment)
@@ -87,9 +85,7 @@ async def get_order(order_id: str, request: Request) -> OrderView:
 
 
 async def _order_details(connection: Connection, order_id: str) -> OrderDetails:
-    order = await db.get_order(connection, order_id)
-    if order is None:
-        raise NotFound("order_not_found", f"no order {order_id}")
+    order = found(await db.get_order(connection, order_id), "order", order_id)
     allocations = (await db.allocations_of(connection, [order_id]))[order_id]
     shipments = await db.shipments_of(connection, order_id)
     return OrderDetails(

@@ -28,11 +28,11 @@ from services.inventory.schemas import (
     ValuationLine,
 )
 from shared.contracts.types import Money
-from shared.errors import NotFound
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import database_of
+from shared.runtime.lookup import found
 
 router = APIRouter(tags=["inventory"])
 
@@ -66,9 +66,7 @@ def lot_view(row: Record, inventory: Inventory) -> LotView:
 
 async def _lot_or_404(request: Request, lot_id: UUID) -> LotView:
     async with database_of(request).pool.acquire() as connection:
-        row = await db.get_lot(connection, lot_id)
-    if row is None:
-        raise NotFound("lot_not_found", f"no lot {lot_id}")
+        row = found(await db.get_lot(connection, lot_id), "lot", lot_id)
     return lot_view(row, _inventory(request))
 
 
@@ -166,11 +164,9 @@ async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = 
 )
 async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
     actor = actor_of(request)
-    change = Decimal(0)
 
-    async def work(unit: UnitOfWork) -> None:
-        nonlocal change
-        change = await _inventory(request).adjust(
+    async def work(unit: UnitOfWork) -> Decimal:
+        return await _inventory(request).adjust(
             unit,
             body.lot_id,
             location=body.location,
@@ -180,7 +176,7 @@ async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
             actor=actor,
         )
 
-    await _command(request, work)
+    change = await database_of(request).run(work)
     return AdjustmentView(
         lot_id=body.lot_id, change=change, lot=await _lot_or_404(request, body.lot_id)
     )
@@ -193,9 +189,7 @@ async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
 )
 async def get_order(order_id: str, request: Request) -> OrderView:
     async with database_of(request).pool.acquire() as connection:
-        order = await db.get_order(connection, order_id)
-        if order is None:
-            raise NotFound("order_not_found", f"no order {order_id}")
+        order = found(await db.get_order(connection, order_id), "order", order_id)
         lines = await db.line_states(connection, [order_id])
         reservations = await db.reservations_with_lots(connection, [order_id])
     return OrderView(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSche
 from services.recall import db, reports
 from services.recall.domain import Edge, TraceNode, mermaid_genealogy, walk
 from services.recall.handlers import IssuedRecall, Recalls
+from services.recall.records import ReportFilter
 from services.recall.schemas import (
     AffectedCustomer,
     CloseRequest,
@@ -44,6 +45,7 @@ from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import Rfc3339Date, database_of
+from shared.runtime.lookup import found
 
 router = APIRouter()
 
@@ -68,11 +70,9 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
     too), emits `recall-issued`, then one `recall-customer-notice` per affected customer."""
     recalls = _recalls(request)
     actor = actor_of(request)
-    issued: IssuedRecall | None = None
 
-    async def work(unit: UnitOfWork) -> None:
-        nonlocal issued
-        issued = await recalls.issue(
+    async def work(unit: UnitOfWork) -> IssuedRecall:
+        return await recalls.issue(
             unit,
             reason=body.reason,
             classification=body.classification,
@@ -80,8 +80,7 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
             actor=actor,
         )
 
-    await database_of(request).run(work)
-    assert issued is not None
+    issued = await database_of(request).run(work)
     recalls.notices_wanted.set()
     return RecallAccepted(
         recall_id=issued.recall_id,
@@ -93,10 +92,7 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
 
 
 async def _recall_or_404(connection: Any, recall_id: str) -> Record:
-    recall = await db.get_recall(connection, recall_id)
-    if recall is None:
-        raise NotFound("recall_not_found", f"no recall {recall_id}")
-    return recall
+    return found(await db.get_recall(connection, recall_id), "recall", recall_id)
 
 
 def _affected_customers(rows: list[Record]) -> list[AffectedCustomer]:
@@ -498,15 +494,10 @@ async def fsma204_report(
         # One snapshot for the three reads: no shipment without the receipt it ships.
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
-        filters: dict[str, Any] = {
-            "event_from": event_from,
-            "event_to": event_to,
-            "sku": sku,
-            "lot_code": lot_code,
-        }
-        receipts = await db.report_receipts(connection, **filters)
+        selected = ReportFilter(event_from, event_to, sku, lot_code)
+        receipts = await db.report_receipts(connection, selected)
         inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
-        shipments = await db.report_shipment_lines(connection, **filters)
+        shipments = await db.report_shipment_lines(connection, selected)
     rows = reports.fsma_rows(
         [dict(row) for row in receipts],
         [dict(row) for row in inputs],

@@ -22,6 +22,7 @@ from services.recall.records import (
     PlaceholderLot,
     RecallLotRow,
     ReceiptRow,
+    ReportFilter,
     ShipmentLineRow,
 )
 from shared.contracts.events import NoticeShipment, RecallCustomerNotice
@@ -735,14 +736,7 @@ _SHIPMENT_EVENTS = f"""
 """
 
 
-async def report_receipts(
-    connection: Connection,
-    *,
-    event_from: date | None,
-    event_to: date | None,
-    sku: str | None,
-    lot_code: str | None,
-) -> list[Record]:
+async def report_receipts(connection: Connection, selected: ReportFilter) -> list[Record]:
     """Receipts (receiving and transformation events) in the UTC date range. A SKU or lot
     code selects the receipts of that lot and those that consumed it as an input."""
     return await connection.fetch(
@@ -759,21 +753,11 @@ async def report_receipts(
                           WHERE i.receipt_id = r.receipt_id AND i.input_lot_code = $4))
         ORDER BY r.received_at, r.receipt_id
         """,
-        event_from,
-        event_to,
-        sku,
-        lot_code,
+        *astuple(selected),
     )
 
 
-async def report_shipment_lines(
-    connection: Connection,
-    *,
-    event_from: date | None,
-    event_to: date | None,
-    sku: str | None,
-    lot_code: str | None,
-) -> list[Record]:
+async def report_shipment_lines(connection: Connection, selected: ReportFilter) -> list[Record]:
     """Shipment lines (shipping events) in the UTC date range, with lot and customer."""
     return await connection.fetch(
         f"""
@@ -784,10 +768,7 @@ async def report_shipment_lines(
           AND ($4::text IS NULL OR s.lot_code = $4)
         ORDER BY s.shipped_at, s.shipment_id, s.line_no
         """,
-        event_from,
-        event_to,
-        sku,
-        lot_code,
+        *astuple(selected),
     )
 
 

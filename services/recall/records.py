@@ -14,6 +14,17 @@ from shared.contracts.events import AffectedLot, GoodsReceived, NoticeShipment, 
 
 
 @dataclass(frozen=True)
+class ReportFilter:
+    """Which events a traceability report selects: a UTC date range (inclusive, either end
+    open), a SKU and a lot code. The field order is the order of the statements' parameters."""
+
+    event_from: date | None
+    event_to: date | None
+    sku: str | None
+    lot_code: str | None
+
+
+@dataclass(frozen=True)
 class PlaceholderLot:
     """A lot named (as an input, or in a shipment) before its own receipt is known."""
 

@@ -19,10 +19,10 @@ from services.receiving.schemas import (
     ScanReceiptRequest,
 )
 from services.receiving.views import lot_view, product_view
-from shared.errors import NotFound
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
 from shared.runtime.http import database_of
+from shared.runtime.lookup import found
 
 router = APIRouter(tags=["receiving"])
 
@@ -80,11 +80,9 @@ async def _receive(
     request: Request, response: Response, body: ReceiptRequest, idempotency_key: str | None
 ) -> ReceiptView:
     numbering: LotNumbering = request.app.state.lot_numbering
-    outcome: handlers.ReceiptOutcome | None = None
 
-    async def work(unit: UnitOfWork) -> None:
-        nonlocal outcome
-        outcome = await handlers.receive(
+    async def work(unit: UnitOfWork) -> handlers.ReceiptOutcome:
+        return await handlers.receive(
             unit,
             body,
             numbering=numbering,
@@ -93,8 +91,7 @@ async def _receive(
             now=datetime.now(UTC),
         )
 
-    await database_of(request).run(work)
-    assert outcome is not None
+    outcome = await database_of(request).run(work)
     if outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return outcome.view
@@ -108,15 +105,10 @@ async def _receive(
 async def put_product(
     sku: Annotated[str, Path(max_length=64)], body: ProductRequest, request: Request
 ) -> ProductView:
-    product: ProductView | None = None
+    async def work(unit: UnitOfWork) -> ProductView:
+        return await handlers.put_product(unit, sku, body)
 
-    async def work(unit: UnitOfWork) -> None:
-        nonlocal product
-        product = await handlers.put_product(unit, sku, body)
-
-    await database_of(request).run(work)
-    assert product is not None
-    return product
+    return await database_of(request).run(work)
 
 
 @router.get(
@@ -124,9 +116,7 @@ async def put_product(
 )
 async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request) -> ProductView:
     async with database_of(request).pool.acquire() as connection:
-        product = await db.get_product(connection, sku)
-    if product is None:
-        raise NotFound("product_not_found", f"no product {sku}")
+        product = found(await db.get_product(connection, sku), "product", sku)
     return product_view(product)
 
 
@@ -135,9 +125,7 @@ async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request
 )
 async def get_lot(lot_id: UUID, request: Request) -> LotView:
     async with database_of(request).pool.acquire() as connection:
-        lot = await db.get_lot(connection, lot_id)
-    if lot is None:
-        raise NotFound("lot_not_found", f"no lot {lot_id}")
+        lot = found(await db.get_lot(connection, lot_id), "lot", lot_id)
     return lot_view(lot)
 
 
