@@ -455,28 +455,34 @@ def _location(location: Any) -> str:
     return private_urn("location", location)
 
 
+def _lot_quantity(receipt: Mapping[str, Any]) -> dict[str, Any]:
+    """The quantity element of the lot a receipt received or produced."""
+    sku, lot_code, uom = receipt["sku"], receipt["lot_code"], receipt["uom"]
+    return quantity_element(sku, lot_code, receipt.get("gtin"), receipt["quantity"], uom)
+
+
+def _at_our_location(receipt: Mapping[str, Any]) -> dict[str, Any]:
+    """readPoint and bizLocation of an event at one of our locations (none without one)."""
+    if not receipt.get("location"):
+        return {}
+    return {
+        "readPoint": {"id": _location(receipt["location"])},
+        "bizLocation": {"id": _location(receipt["location"])},
+    }
+
+
 def receiving_event(receipt: Mapping[str, Any]) -> dict[str, Any]:
     """A purchase received: ObjectEvent ADD, the lot enters our custody with its master data."""
     event: dict[str, Any] = {
         "type": "ObjectEvent",
         "eventID": event_id("receiving", receipt["receipt_id"]),
         **_event_time(receipt["received_at"]),
-        "quantityList": [
-            quantity_element(
-                receipt["sku"],
-                receipt["lot_code"],
-                receipt.get("gtin"),
-                receipt["quantity"],
-                receipt["uom"],
-            )
-        ],
+        "quantityList": [_lot_quantity(receipt)],
         "action": "ADD",
         "bizStep": "receiving",
         "disposition": "in_progress",
     }
-    if receipt.get("location"):
-        event["readPoint"] = {"id": _location(receipt["location"])}
-        event["bizLocation"] = {"id": _location(receipt["location"])}
+    event.update(_at_our_location(receipt))
     if receipt.get("purchase_order"):
         event["bizTransactionList"] = [
             {"type": "po", "bizTransaction": private_urn("po", receipt["purchase_order"])}
@@ -514,21 +520,11 @@ def transformation_event(
             )
             for item in inputs
         ],
-        "outputQuantityList": [
-            quantity_element(
-                receipt["sku"],
-                receipt["lot_code"],
-                receipt.get("gtin"),
-                receipt["quantity"],
-                receipt["uom"],
-            )
-        ],
+        "outputQuantityList": [_lot_quantity(receipt)],
         "bizStep": "commissioning",
         "disposition": "active",
     }
-    if receipt.get("location"):
-        event["readPoint"] = {"id": _location(receipt["location"])}
-        event["bizLocation"] = {"id": _location(receipt["location"])}
+    event.update(_at_our_location(receipt))
     event["ilmd"] = lot_master_data(receipt)
     return event
 
