@@ -34,17 +34,28 @@ from shared.runtime.settings import KafkaSettings
 Progressor = Callable[[str, int], Callable[[int], None]]
 
 
-def make_platform(log_dir: Path, *, services: tuple[str, ...] = SERVICES) -> Platform:
+AUTO_SHIP = {"fulfillment": {"FULFILLMENT_AUTO_SHIP": "true"}}
+
+
+def on_free_ports(**fields: Any) -> Platform:
+    """A Platform whose broker, PostgreSQL and services each get a free port; `fields` set the
+    rest. The benchmark's platform and the end-to-end tests' are all made here."""
     return Platform(
         kafka_port=free_port(),
         postgres_port=free_port(),
         http_ports={name: free_port() for name in SERVICES},
+        **fields,
+    )
+
+
+def make_platform(log_dir: Path, *, services: tuple[str, ...] = SERVICES) -> Platform:
+    return on_free_ports(
         partitions=6,
         durable_postgres=True,
         log_dir=log_dir,
         services=services,
         extra_env={"LOG_LEVEL": "WARNING"},
-        service_env={"fulfillment": {"FULFILLMENT_AUTO_SHIP": "true"}},
+        service_env=AUTO_SHIP,
     )
 
 

@@ -9,19 +9,23 @@ from pathlib import Path
 import httpx
 import pytest_asyncio
 
+from bench.run import on_free_ports
 from lottrace.devstack import Platform
-from lottrace.infra import SERVICES, free_port
+
+# Quick rebalances and short consumer batches: the tests wait on what the services do.
+E2E_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "CONSUMER_BATCH_TIMEOUT_MS": "20"}
+
+
+def log_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="lottrace-e2e-"))
 
 
 def make_platform(**service_env: dict[str, str]) -> Platform:
-    return Platform(
-        kafka_port=free_port(),
-        postgres_port=free_port(),
-        http_ports={name: free_port() for name in SERVICES},
+    return on_free_ports(
         partitions=3,
         durable_postgres=False,
-        log_dir=Path(tempfile.mkdtemp(prefix="lottrace-e2e-")),
-        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "6000", "CONSUMER_BATCH_TIMEOUT_MS": "20"},
+        log_dir=log_dir(),
+        extra_env=E2E_ENV,
         service_env=service_env,
     )
 

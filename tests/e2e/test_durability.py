@@ -35,14 +35,15 @@ import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from typer.testing import CliRunner
 
+from bench.run import AUTO_SHIP, on_free_ports
 from lottrace.cli import app as cli
 from lottrace.devstack import ROOT, Platform, ServiceProcess, drain, supervisor_of
 from lottrace.home import DataHome
-from lottrace.infra import SERVICES, Hopeless, free_port, wait_until
+from lottrace.infra import SERVICES, Hopeless, wait_until
 from lottrace.supervisor import Supervisor
 from shared.contracts.envelope import encode
 from shared.contracts.events import OrderPlaced
-from tests.e2e.conftest import Clients
+from tests.e2e.conftest import E2E_ENV, Clients
 from tests.e2e.test_local_platform import platform_on, running, stock
 from tests.e2e.test_orange_juice import (
     allocated,
@@ -423,21 +424,11 @@ CHILD_PLATFORM = textwrap.dedent(
     sys.exit(asyncio.run(run_until_interrupted(platform)))
     """
 )
-TEST_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "6000", "CONSUMER_BATCH_TIMEOUT_MS": "20"}
-AUTO_SHIP = {"fulfillment": {"FULFILLMENT_AUTO_SHIP": "true"}}
 
 
 def described_platform(home: Path) -> Platform:
     """The Platform a child process runs, as seen from here: ports, URLs, no processes."""
-    platform = Platform(
-        kafka_port=free_port(),
-        postgres_port=free_port(),
-        http_ports={name: free_port() for name in SERVICES},
-        partitions=2,
-        home=home,
-        extra_env=TEST_ENV,
-        service_env=AUTO_SHIP,
-    )
+    platform = on_free_ports(partitions=2, home=home, extra_env=E2E_ENV, service_env=AUTO_SHIP)
     platform.processes = {
         name: ServiceProcess(name, port, {}, None) for name, port in platform.http_ports.items()
     }
@@ -455,7 +446,7 @@ def start_child(platform: Platform, output: Path) -> subprocess.Popen[bytes]:
         "postgres_port": platform.postgres_port,
         "http_ports": dict(platform.http_ports),
         "home": str(platform.home),
-        "env": TEST_ENV,
+        "env": E2E_ENV,
         "service_env": AUTO_SHIP,
     }
     with open(output, "ab") as log:

@@ -20,23 +20,21 @@ from typing import Any
 
 import pytest
 
+from bench.run import on_free_ports
 from lottrace.devstack import ROOT, Platform, drain, supervisor_of
 from lottrace.home import DataFormat, DataHome, HomeLock
-from lottrace.infra import SERVICES, free_port, wait_until, wheel_binaries
-from tests.e2e.conftest import Clients
+from lottrace.infra import free_port, wait_until, wheel_binaries
+from tests.e2e.conftest import E2E_ENV, Clients, log_dir
 from tests.e2e.test_orange_juice import allocated, eventually, place_order, receive, unique
 
 
 def platform_on(home: Path | None) -> Platform:
-    return Platform(
-        kafka_port=free_port(),
-        postgres_port=free_port(),
-        http_ports={name: free_port() for name in SERVICES},
+    return on_free_ports(
         partitions=2,
         durable_postgres=False,
         home=home,
-        log_dir=None if home else Path(tempfile.mkdtemp(prefix="lottrace-e2e-")),
-        extra_env={"KAFKA_SESSION_TIMEOUT_MS": "6000", "CONSUMER_BATCH_TIMEOUT_MS": "20"},
+        log_dir=None if home else log_dir(),
+        extra_env=E2E_ENV,
     )
 
 
