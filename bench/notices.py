@@ -24,10 +24,10 @@ from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.notices import NoticeBuilder
 from services.recall.records import Chunk, PendingRecall
+from shared.contracts.envelope import Incoming
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallScope
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from tests.integration.events import incoming
 
 SOURCE = "/lottrace/recall"
 Work = Callable[[Connection], Awaitable[int]]
@@ -65,8 +65,10 @@ async def _seed(database: Database, customers: int, per_customer: int) -> None:
     )
     recalls = Recalls(notice_chunk=customers)
     async with database.transaction() as unit:
-        await recalls.on_goods_received(unit, [incoming(lot, source="/bench")])
-        events = [incoming(e, source="/bench") for e in _shipments(lot, customers, per_customer)]
+        await recalls.on_goods_received(unit, [Incoming.direct(lot, source="/bench")])
+        events = [
+            Incoming.direct(e, source="/bench") for e in _shipments(lot, customers, per_customer)
+        ]
         await recalls.on_order_shipped(unit, events)
     async with database.transaction() as unit:
         scope = RecallScope(lot_ids=[lot.lot_id])

@@ -34,20 +34,8 @@ def lot(
 
 
 def incoming(event: Any, *, source: str = "/tests") -> Incoming[Any]:
-    """`event` as a handler receives it from its topic (a fresh id, partition 0, offset 0):
-    for calling a service's handlers directly, without a broker in between."""
-    return Incoming(
-        id=str(uuid.uuid4()),
-        source=source,
-        type=event.event_type,
-        subject=event.subject(),
-        time=None,
-        data=event,
-        topic=event.topic,
-        partition=0,
-        offset=0,
-        key=None,
-    )
+    """`event` as a handler receives it from its topic, without a broker in between."""
+    return Incoming.direct(event, source=source)
 
 
 async def applied(database_url: str, event_ids: Sequence[str]) -> bool:

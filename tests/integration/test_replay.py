@@ -126,7 +126,12 @@ async def test_a_rebuilt_recall_projection_repairs_the_live_one_and_keeps_its_re
     assert switched.replaced_schema.startswith(REPLACED_PREFIX)
 
     async with running(create_app(settings)) as recall:
-        assert await forward_customers(recall, juice) == {"ANN", "BOB", "DAN"}
+
+        async def dan_applied() -> bool:
+            return await forward_customers(recall, juice) == {"ANN", "BOB", "DAN"}
+
+        # DAN's shipment waits on the topic until recall consumes it after the switch.
+        await wait_until(dan_applied, timeout=30, what="DAN's late shipment applied")
         assert await forward_customers(recall, oranges) == {"CAROL", "ANN", "BOB", "DAN"}
         view = (await recall.get(f"/recalls/{recall_id}")).json()
         assert view["status"] == "open"
