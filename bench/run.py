@@ -147,58 +147,13 @@ async def seed(
     urls = platform.urls()
     headers = auth_headers(platform)
     catalogue = workload.catalogue(size, rng, date.today())
-    lots: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=urls["receiving"], timeout=60, headers=headers) as client:
-        advance = progress("receiving lots over HTTP", len(catalogue.receipts))
-        semaphore = asyncio.Semaphore(16)
-
-        async def receive(body: dict[str, Any]) -> None:
-            async with semaphore:
-                response = await client.post("/receipts", json=body)
-                response.raise_for_status()
-                lots.append(response.json())
-                advance(1)
-
-        started = time.monotonic()
-        await asyncio.gather(*(receive(body) for body in catalogue.receipts))
-        receipts_per_s = len(catalogue.receipts) / (time.monotonic() - started)
-
-        # Production: juice lots made from ingredient lots.
-        ingredients = []
-        for n in range(10):
-            response = await client.post(
-                "/receipts",
-                json={
-                    "sku": f"ORANGES-{n}",
-                    "quantity": "10000",
-                    "uom": "KG",
-                    "supplier": {"supplier_id": f"FARM-{n}"},
-                },
-            )
-            response.raise_for_status()
-            ingredients.append(response.json())
-        produced = []
-        for n in range(20):
-            inputs = rng.sample(ingredients, 2)
-            response = await client.post(
-                "/receipts",
-                json={
-                    "sku": catalogue.skus[n],
-                    "quantity": str(size.lot_quantity),
-                    "expiry_date": date.fromordinal(date.today().toordinal() + 200).isoformat(),
-                    "inputs": [
-                        {"lot_id": i["lot_id"], "quantity": "100", "uom": "KG"} for i in inputs
-                    ],
-                },
-            )
-            response.raise_for_status()
-            produced.append(response.json())
+        lots, receipts_per_s = await _receive_all(client, catalogue.receipts, progress)
+        ingredients, produced = await _produce_juice(client, catalogue.skus, size, rng)
     await wait_caught_up(platform.bootstrap_servers, "inventory", ["goods-received"], timeout=120)
-
-    # Quality holds on a few lots.
     held = rng.sample(lots, max(1, len(lots) // 50))
     async with httpx.AsyncClient(base_url=urls["inventory"], timeout=60, headers=headers) as client:
-        for lot in held:
+        for lot in held:  # quality holds on a few lots
             response = await client.post(
                 f"/lots/{lot['lot_id']}/hold", json={"reason": "bench: sample held"}
             )
@@ -213,6 +168,55 @@ async def seed(
         "held": len(held),
         "expired": sum(1 for lot in lots if lot["expiry_date"] < date.today().isoformat()),
     }
+
+
+async def _receive_all(
+    client: httpx.AsyncClient, receipts: list[dict[str, Any]], progress: Progressor
+) -> tuple[list[dict[str, Any]], float]:
+    """Every receipt over HTTP, 16 at a time; the lots and the receipts per second."""
+    lots: list[dict[str, Any]] = []
+    advance = progress("receiving lots over HTTP", len(receipts))
+    semaphore = asyncio.Semaphore(16)
+
+    async def receive(body: dict[str, Any]) -> None:
+        async with semaphore:
+            response = await client.post("/receipts", json=body)
+            response.raise_for_status()
+            lots.append(response.json())
+            advance(1)
+
+    started = time.monotonic()
+    await asyncio.gather(*(receive(body) for body in receipts))
+    return lots, len(receipts) / (time.monotonic() - started)
+
+
+async def _produce_juice(
+    client: httpx.AsyncClient, skus: list[str], size: Size, rng: random.Random
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Production: ten ingredient lots, then twenty juice lots made from two of them each."""
+
+    async def received(body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post("/receipts", json=body)
+        response.raise_for_status()
+        return dict(response.json())
+
+    ingredients = []
+    for n in range(10):
+        farm = {"supplier_id": f"FARM-{n}"}
+        oranges: dict[str, Any] = {"sku": f"ORANGES-{n}", "quantity": "10000", "uom": "KG"}
+        ingredients.append(await received(oranges | {"supplier": farm}))
+    expiry = date.fromordinal(date.today().toordinal() + 200).isoformat()
+    produced = []
+    for n in range(20):
+        inputs = rng.sample(ingredients, 2)
+        juice: dict[str, Any] = {
+            "sku": skus[n],
+            "quantity": str(size.lot_quantity),
+            "expiry_date": expiry,
+            "inputs": [{"lot_id": i["lot_id"], "quantity": "100", "uom": "KG"} for i in inputs],
+        }
+        produced.append(await received(juice))
+    return ingredients, produced
 
 
 # ------------------------------------------------------------------ pipeline
@@ -406,70 +410,81 @@ async def recall_at_scale(
     await platform.start(timeout=180)
     sampler.watch("recall (at scale)", platform.processes["recall"].pid or 0)
     try:
-        receipts = [
-            encode(lot, source="/bench/receiving") for lot in [load.big_lot, *load.other_lots]
-        ]
-        await produce(platform.bootstrap_servers, receipts)
-        advance = progress("publishing shipment lines", load.lines)
-        messages = [encode(shipment, source="/bench/fulfillment") for shipment in load.shipments]
-        started = await produce(platform.bootstrap_servers, messages, lambda n: advance(n * 5))
-        caught_up = await wait_caught_up(
-            platform.bootstrap_servers,
-            "recall",
-            ["order-shipped", "goods-received"],
-            timeout=900,
-            interval=1.0,
-        )
-        ingest_s = caught_up - started
-
-        async with (
-            Tail(platform.bootstrap_servers, "recall-issued") as tail,
-            httpx.AsyncClient(
-                base_url=platform.urls()["recall"], timeout=60, headers=auth_headers(platform)
-            ) as client,
-        ):
-            requested = time.monotonic()
-            response = await client.post(
-                "/recalls",
-                json={
-                    "reason": "bench: contaminated batch",
-                    "classification": "I",
-                    "scope": {"lot_ids": [str(load.big_lot.lot_id)]},
-                },
-            )
-            answered = time.monotonic()
-            response.raise_for_status()
-            recall_id = response.json()["recall_id"]
-            expected = response.json()["affected_customer_count"]
-            advance = progress("customer notices", expected)
-            summary_at: float | None = None
-            notices = 0
-            customers: set[str] = set()
-            while notices < expected and time.monotonic() - requested < 120:
-                for record in await tail.read():
-                    event = json.loads(record.value)
-                    if event["data"]["recall_id"] != recall_id:
-                        continue
-                    if event["type"] == "lottrace.recall-issued.v1":
-                        summary_at = time.monotonic()
-                    else:
-                        notices += 1
-                        customers.add(event["data"]["customer"]["customer_id"])
-                        advance(1)
-            done_at = time.monotonic()
+        ingest_s = await _ingest_shipments(platform, load, progress)
+        timed = await _time_recall(platform, load, progress)
         return {
             "shipment_lines": load.lines,
             "shipments": len(load.shipments),
-            "customers": expected,
-            "distinct_customers_notified": len(customers),
             "ingest_lines_per_s": load.lines / ingest_s,
-            "request_s": answered - requested,
-            "summary_s": (summary_at - requested) if summary_at else None,
-            "all_notices_s": done_at - requested,
-            "notices": notices,
+            **timed,
         }
     finally:
         platform.stop()
+
+
+async def _ingest_shipments(
+    platform: Platform, load: workload.RecallLoad, progress: Progressor
+) -> float:
+    """Publish the receipts and every shipment; seconds until recall has consumed them."""
+    receipts = [encode(lot, source="/bench/receiving") for lot in [load.big_lot, *load.other_lots]]
+    await produce(platform.bootstrap_servers, receipts)
+    advance = progress("publishing shipment lines", load.lines)
+    messages = [encode(shipment, source="/bench/fulfillment") for shipment in load.shipments]
+    started = await produce(platform.bootstrap_servers, messages, lambda n: advance(n * 5))
+    caught_up = await wait_caught_up(
+        platform.bootstrap_servers,
+        "recall",
+        ["order-shipped", "goods-received"],
+        timeout=900,
+        interval=1.0,
+    )
+    return caught_up - started
+
+
+async def _time_recall(
+    platform: Platform, load: workload.RecallLoad, progress: Progressor
+) -> dict[str, Any]:
+    """Recall the big lot; time the answer, the summary and the last customer notice."""
+    async with (
+        Tail(platform.bootstrap_servers, "recall-issued") as tail,
+        httpx.AsyncClient(
+            base_url=platform.urls()["recall"], timeout=60, headers=auth_headers(platform)
+        ) as client,
+    ):
+        requested = time.monotonic()
+        scope = {"lot_ids": [str(load.big_lot.lot_id)]}
+        response = await client.post(
+            "/recalls",
+            json={"reason": "bench: contaminated batch", "classification": "I", "scope": scope},
+        )
+        answered = time.monotonic()
+        response.raise_for_status()
+        recall_id = response.json()["recall_id"]
+        expected = response.json()["affected_customer_count"]
+        advance = progress("customer notices", expected)
+        summary_at: float | None = None
+        customers: set[str] = set()
+        notices = 0
+        while notices < expected and time.monotonic() - requested < 120:
+            for record in await tail.read():
+                event = json.loads(record.value)
+                if event["data"]["recall_id"] != recall_id:
+                    continue
+                if event["type"] == "lottrace.recall-issued.v1":
+                    summary_at = time.monotonic()
+                else:
+                    notices += 1
+                    customers.add(event["data"]["customer"]["customer_id"])
+                    advance(1)
+        done_at = time.monotonic()
+    return {
+        "customers": expected,
+        "distinct_customers_notified": len(customers),
+        "request_s": answered - requested,
+        "summary_s": (summary_at - requested) if summary_at else None,
+        "all_notices_s": done_at - requested,
+        "notices": notices,
+    }
 
 
 # ------------------------------------------------------------------ the whole run
