@@ -17,8 +17,8 @@ import contextlib
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Generator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 from typing import Annotated, Any
 
@@ -343,6 +343,34 @@ def create_http_app(
             title=f"{title} (operations)", openapi_url=None, docs_url=None, redoc_url=None
         )
         ops_app.include_router(operations)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=_lifespan(runtime, authenticator, ops_app),
+        responses=ERROR_RESPONSES,
+    )
+    app.state.runtime = runtime
+    app.state.authenticator = authenticator
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(Draining)
+    # Added last, so outermost of the user middleware: it also counts the 413s of the limit.
+    app.add_middleware(RequestMetrics)
+    for error_type, handler in _ERROR_HANDLERS:
+        app.add_exception_handler(error_type, handler)
+    if ops_app is None:
+        app.include_router(operations)
+    for router in routers:
+        _declare_roles(router)
+        app.include_router(router, responses=AUTH_RESPONSES)
+    return app
+
+
+def _lifespan(
+    runtime: ServiceRuntime, authenticator: Authenticator, ops_app: FastAPI | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the runtime (and the operations port's server, when there is one) with the app."""
+    settings = runtime.settings
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -359,78 +387,71 @@ def create_http_app(
             if ops_server is not None:
                 await ops_server.stop()
 
-    app = FastAPI(
-        title=title,
-        description=description,
-        version=version,
-        lifespan=lifespan,
-        responses=ERROR_RESPONSES,
+    return lifespan
+
+
+async def _api_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return error_response(error.status, error.error, error.detail)
+
+
+async def _refused(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, DomainError)
+    return error_response(STATUS_OF_KIND[error.kind], error.code, error.message)
+
+
+async def _invalid(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # FastAPI parses a JSON body before the route's dependencies run: without
+    # this, a caller with no key would hear that the body is malformed instead of 401.
+    if (refused := await _refusal(request)) is not None:
+        return refused
+    errors = error.errors()
+    if any(problem.get("type") == "json_invalid" for problem in errors):
+        return error_response(400, "malformed_json", "the body is not valid JSON")
+    return error_response(422, "invalid_request", _describe(errors))
+
+
+async def _http(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = _STATUS_CODES.get(error.status_code, "error")
+    headers = dict(error.headers or {})
+    if error.status_code == 405 and (allowed := _allowed_methods(request)):
+        # Starlette names the methods of the first route on the path only.
+        headers["Allow"] = ", ".join(allowed)
+    return error_response(error.status_code, code, str(error.detail), **headers)
+
+
+async def _bad_value(request: Request, error: Exception) -> JSONResponse:
+    # A value the request carried that PostgreSQL cannot store or compare: text with NUL
+    # characters, a number beyond its range. The client's mistake, not the service's.
+    log.info("request refused by the database", path=request.url.path, error=str(error))
+    return error_response(
+        422,
+        "invalid_value",
+        "a value in the request cannot be stored (a NUL character, a number out of range)",
     )
-    app.state.runtime = runtime
-    app.state.authenticator = authenticator
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(Draining)
-    # Added last, so outermost of the user middleware: it also counts the 413s of the limit.
-    app.add_middleware(RequestMetrics)
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.error, error.detail)
 
-    @app.exception_handler(DomainError)
-    async def _refused(_: Request, error: DomainError) -> JSONResponse:
-        return error_response(STATUS_OF_KIND[error.kind], error.code, error.message)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI parses a JSON body before the route's dependencies run: without
-        # this, a caller with no key would hear that the body is malformed instead of 401.
-        if (refused := await _refusal(request)) is not None:
-            return refused
-        errors = error.errors()
-        if any(problem.get("type") == "json_invalid" for problem in errors):
-            return error_response(400, "malformed_json", "the body is not valid JSON")
-        return error_response(422, "invalid_request", _describe(errors))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(error.status_code, "error")
-        headers = dict(error.headers or {})
-        if error.status_code == 405 and (allowed := _allowed_methods(request)):
-            # Starlette names the methods of the first route on the path only.
-            headers["Allow"] = ", ".join(allowed)
-        return error_response(error.status_code, code, str(error.detail), **headers)
-
-    @app.exception_handler(asyncpg.exceptions.DataError)
-    async def _bad_value(request: Request, error: asyncpg.exceptions.DataError) -> JSONResponse:
-        # A value the request carried that PostgreSQL cannot store or compare: text with NUL
-        # characters, a number beyond its range. The client's mistake, not the service's.
-        log.info("request refused by the database", path=request.url.path, error=str(error))
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    if is_transient(error):
+        log.warning("request failed on a dependency", path=request.url.path, error=str(error))
         return error_response(
-            422,
-            "invalid_value",
-            "a value in the request cannot be stored (a NUL character, a number out of range)",
+            503, "unavailable", "a dependency is unavailable; retry shortly", **{"Retry-After": "2"}
         )
+    log.exception("request failed", path=request.url.path)
+    return error_response(500, "internal_error", "unexpected error; see the service log")
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        if is_transient(error):
-            log.warning("request failed on a dependency", path=request.url.path, error=str(error))
-            return error_response(
-                503,
-                "unavailable",
-                "a dependency is unavailable; retry shortly",
-                **{"Retry-After": "2"},
-            )
-        log.exception("request failed", path=request.url.path)
-        return error_response(500, "internal_error", "unexpected error; see the service log")
 
-    if ops_app is None:
-        app.include_router(operations)
-    for router in routers:
-        _declare_roles(router)
-        app.include_router(router, responses=AUTH_RESPONSES)
-    return app
+# Every refusal, by the exception that carries it: the one mapping to HTTP answers.
+_ERROR_HANDLERS: tuple[tuple[type[Exception], Callable[[Request, Exception], Any]], ...] = (
+    (ApiError, _api_error),
+    (DomainError, _refused),
+    (RequestValidationError, _invalid),
+    (StarletteHTTPException, _http),
+    (asyncpg.exceptions.DataError, _bad_value),
+    (Exception, _unexpected),
+)
 
 
 def _allowed_methods(request: Request) -> list[str]:
