@@ -51,6 +51,7 @@ from lottrace.devstack import Platform
 from shared.contracts.envelope import encode
 from shared.contracts.events import GoodsReceived, LotAllocated, OrderPlaced, OrderShipped
 from shared.contracts.topics import TOPICS, dead_letter_topic
+from shared.runtime.lag import OUTBOX_QUERY
 from shared.runtime.settings import KafkaSettings
 
 POISON_KINDS = ("malformed_json", "unknown_event_type", "contract_violation")
@@ -441,26 +442,16 @@ async def quiesce(chaos: Chaos, *, timeout: float) -> None:
 
 
 async def _unsent(chaos: Chaos) -> dict[str, int]:
+    """Rows each service still has to publish, by the services' own backlog query."""
     result = {}
     for name, url in chaos.platform.database_urls.items():
         connection = await asyncpg.connect(url)
         try:
-            result[name] = int(await connection.fetchval(await _unsent_query(connection)))
+            row = await connection.fetchrow(OUTBOX_QUERY)
+            result[name] = int(row["backlog"]) if row is not None else 0
         finally:
             await connection.close()
     return result
-
-
-async def _unsent_query(connection: asyncpg.Connection) -> str:
-    """Rows still to publish: all of them where the relay deletes what it published, those
-    with no `published_at` where it keeps published rows for a while."""
-    keeps_published = await connection.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema ="
-        " current_schema() AND table_name = 'outbox' AND column_name = 'published_at')"
-    )
-    if keeps_published:
-        return "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-    return "SELECT count(*) FROM outbox"
 
 
 # ------------------------------------------------------------------ invariants
@@ -513,8 +504,7 @@ async def _lottrace_check(chaos: Chaos) -> dict[str, Any]:
         "lots": report.lots,
         "shipments": report.shipments,
         "differences": [
-            f"{d.kind.value} {d.key} ({', '.join(d.services)}): {d.detail}"
-            for d in ours[:20]
+            f"{d.kind.value} {d.key} ({', '.join(d.services)}): {d.detail}" for d in ours[:20]
         ],
     }
 

@@ -12,6 +12,7 @@ from aiokafka.structs import RecordMetadata
 
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
+from shared.runtime.lag import OUTBOX_QUERY
 
 
 async def produce(
@@ -81,30 +82,15 @@ async def read_topic(
 
 
 async def outbox_drained(database_url: str) -> bool:
-    """No row of that service database's outbox is waiting to be published.
-
-    The relay either deletes a row once the broker has it, or keeps it with `published_at`
-    set (NULL: not yet published): both are understood. A database without an outbox table
-    yet (not migrated) is not drained."""
+    """No row of that service database's outbox is waiting to be published, by the services'
+    own definition of the backlog (`OUTBOX_QUERY`). A database without an outbox yet (not
+    migrated) is not drained."""
     connection = await asyncpg.connect(database_url)
     try:
-        if await connection.fetchval("SELECT to_regclass('outbox')") is None:
+        if await connection.fetchval("SELECT to_regclass('outbox_pending')") is None:
             return False
-        keeps_published = await connection.fetchval(
-            """
-            SELECT EXISTS (
-                SELECT 1 FROM information_schema.columns
-                WHERE table_schema = current_schema() AND table_name = 'outbox'
-                  AND column_name = 'published_at'
-            )
-            """
-        )
-        unpublished = await connection.fetchval(
-            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-            if keeps_published
-            else "SELECT count(*) FROM outbox"
-        )
-        return int(unpublished) == 0
+        row = await connection.fetchrow(OUTBOX_QUERY)
+        return row is not None and int(row["backlog"]) == 0
     finally:
         await connection.close()
 

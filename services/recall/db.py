@@ -355,6 +355,9 @@ _WRITE_NOTICES = f"""
                    jsonb_build_array('ce_type', $6::text),
                    jsonb_build_array('ce_source', $5::text))
         FROM fitting f
+        RETURNING id
+    ), pending AS (
+        INSERT INTO outbox_pending SELECT id FROM written
     ), logged AS (
         INSERT INTO recall_notices (event_id, recall_id, customer_id, late, shipments, part,
                                     parts)

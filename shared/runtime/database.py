@@ -132,7 +132,9 @@ class UnitOfWork:
                 SELECT topic, key, value, headers::jsonb
                 FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[])
                     AS m(topic, key, value, headers)
-                RETURNING 1
+                RETURNING id
+            ), pending AS (
+                INSERT INTO outbox_pending SELECT id FROM written
             )
             SELECT pg_notify($5, '') FROM (SELECT count(*) FROM written) AS done
             """,

@@ -36,17 +36,17 @@ log = get_logger(__name__)
 # anything else.
 SAMPLE_TIMEOUT_SECONDS = 5.0
 
-# The backlog: outbox rows not yet published (`published_at IS NULL`; published rows stay a
-# while for re-publishing, rows the broker refused move to outbox_rejected). Both read the
-# partial index of unpublished rows. The age is that of the next row to publish, the lowest
-# id, one index entry. (It can be younger than the oldest unsent row by the length of a
-# transaction: ids are taken at insert, created_at at the transaction's start.)
+# The backlog: outbox rows not yet published, the ids in `outbox_pending` (published rows stay
+# a while for re-publishing; rows the broker refused move to outbox_rejected). The age is that
+# of the next row to publish, the lowest pending id, one index entry. (It can be younger than
+# the oldest unsent row by the length of a transaction: ids are taken at insert, created_at
+# at the transaction's start.)
 OUTBOX_QUERY = """
     SELECT
-        (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS backlog,
+        (SELECT count(*) FROM outbox_pending) AS backlog,
         coalesce(
-            (SELECT extract(epoch FROM now() - created_at) FROM outbox
-             WHERE published_at IS NULL ORDER BY id LIMIT 1),
+            (SELECT extract(epoch FROM now() - o.created_at)
+             FROM outbox_pending p JOIN outbox o USING (id) ORDER BY p.id LIMIT 1),
             0
         ) AS oldest
 """

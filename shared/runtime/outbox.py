@@ -7,18 +7,20 @@ LISTEN/NOTIFY (every unit of work that writes to the outbox notifies at commit) 
 safety poll, so it neither spins nor lags. A crash between publish and marking re-publishes
 the tail: consumers de-duplicate by CloudEvents id.
 
-A published row keeps its place in the outbox with `published_at` set, for
-OUTBOX_RETENTION_SECONDS, and is then purged. The relay also keeps an anchor: where the broker
-put the last record it acknowledged, and that record's CloudEvents id. At leadership, after
-any failure and every OUTBOX_BROKER_CHECK_SECONDS, it reads that one record back. When the
-broker no longer has it (the partition ends before it, or another event sits there: the
-embedded broker keeps its log in memory only), every retained row is queued again and goes
-out in id order before the rows not yet published. A record that the topic's retention
-deleted is not a loss: the anchor is simply dropped. While that check cannot tell (the broker
-is back but not its topics yet), the relay publishes nothing, for a while: new records would
-hide the loss. And it keeps the highest offset the broker acknowledged per partition
-(`broker_log.HighWater`): an acknowledgement at or below it means the log started again,
-which catches a broker that came back between two checks at its first acknowledgement.
+What is still to publish is the narrow `outbox_pending` table of ids: the relay deletes an id
+once the broker has its row, and the row itself stays, untouched, for OUTBOX_RETENTION_SECONDS
+after it was written (and always until it is published), and is then purged.
+
+The relay also keeps an anchor: where the broker put the last record it acknowledged, and
+that record's CloudEvents id. At leadership, after any failure and every
+OUTBOX_BROKER_CHECK_SECONDS, it reads that one record back. When the broker no longer has it
+(the partition ends before it, or another event sits there: the embedded broker keeps its log
+in memory only), every retained row is queued again and goes out in id order. A record that
+the topic's retention deleted is not a loss: the anchor is simply dropped. While that check
+cannot tell (the broker is back but not its topics yet), the relay publishes nothing, for a
+while: new records would hide the loss. And it keeps the highest offset the broker
+acknowledged per partition (`broker_log.HighWater`): an acknowledgement at or below it means
+the log started again, which catches a broker that came back between two checks.
 
 A row the broker refuses for good (too large) is moved to `outbox_rejected`, counted and
 logged, and the relay goes on with the next rows.
@@ -192,7 +194,7 @@ class OutboxRelay:
         rows = await connection.fetch(
             """
             WITH published AS (
-                UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])
+                DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])
             ), anchored AS (
                 INSERT INTO outbox_anchor (topic, partition, kafka_offset, event_id)
                 SELECT $3::text, $4::integer, $5::bigint, $6::text WHERE $3::text IS NOT NULL
@@ -206,10 +208,10 @@ class OutboxRelay:
                 ON CONFLICT (topic, partition) DO UPDATE SET
                     kafka_offset = greatest(outbox_high_water.kafka_offset, EXCLUDED.kafka_offset)
             )
-            SELECT id, topic, key, value, headers FROM outbox o
-            WHERE published_at IS NULL
-              AND NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = o.id)
-            ORDER BY id LIMIT $2
+            SELECT o.id, o.topic, o.key, o.value, o.headers
+            FROM outbox_pending p JOIN outbox o USING (id)
+            WHERE NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = p.id)
+            ORDER BY p.id LIMIT $2
             """,
             previous.sent,
             self._batch_size,
@@ -293,7 +295,7 @@ class OutboxRelay:
     async def _mark(self, connection: asyncpg.Connection, published: Round) -> None:
         """Mark published rows outside a round (before a failure ends the relay's turn)."""
         await connection.execute(
-            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published.sent
+            "DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])", published.sent
         )
         self.published += len(published.sent)
 
@@ -304,6 +306,8 @@ class OutboxRelay:
                 DELETE FROM outbox o USING unnest($1::bigint[], $2::text[]) AS r(id, reason)
                 WHERE o.id = r.id
                 RETURNING o.id, o.topic, o.key, o.value, o.headers, o.created_at, r.reason
+            ), unpending AS (
+                DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])
             )
             INSERT INTO outbox_rejected (id, topic, key, value, headers, created_at, reason)
             SELECT * FROM moved ON CONFLICT (id) DO NOTHING
@@ -350,7 +354,8 @@ class OutboxRelay:
         queued = await connection.fetchval(
             """
             WITH queued AS (
-                UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL RETURNING 1
+                INSERT INTO outbox_pending SELECT id FROM outbox
+                ON CONFLICT (id) DO NOTHING RETURNING 1
             ), dropped AS (
                 DELETE FROM outbox_anchor
             ), forgotten AS (
@@ -364,16 +369,17 @@ class OutboxRelay:
         log.warning("outbox re-published after broker loss", count=queued, evidence=evidence)
 
     async def _purge_published(self, connection: asyncpg.Connection) -> None:
-        """Delete rows published longer ago than the retention, a batch at a time by the
-        published_at index; again at once while a full batch came back (catching up)."""
+        """Delete published rows written longer ago than the retention, oldest first, a batch at
+        a time; again at once while a full batch came back (catching up)."""
         if time.monotonic() < self._next_purge:
             return
         deleted = await connection.fetchval(
             """
             WITH old AS (
-                SELECT id FROM outbox
-                WHERE published_at < now() - make_interval(secs => $1)
-                ORDER BY published_at LIMIT $2
+                SELECT id FROM outbox o
+                WHERE created_at < now() - make_interval(secs => $1)
+                  AND NOT EXISTS (SELECT FROM outbox_pending p WHERE p.id = o.id)
+                ORDER BY id LIMIT $2
             ), gone AS (
                 DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING 1
             )

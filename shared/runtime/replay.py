@@ -362,7 +362,32 @@ class _Session:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         # Emitted by the live service already (or dead-lettered by it).
+        await self._empty_outbox()
+
+    async def _empty_outbox(self) -> None:
+        await self.admin.execute(f"DELETE FROM {REPLAY_SCHEMA}.outbox_pending")
         await self.admin.execute(f"DELETE FROM {REPLAY_SCHEMA}.outbox")
+
+    async def _copy_outbox(self) -> None:
+        """The live outbox as it is, ids included: what is still to publish stays so, and the
+        published rows stay kept for a re-publish after a broker loss."""
+        await self.admin.execute(
+            f"""
+            INSERT INTO {REPLAY_SCHEMA}.outbox (id, topic, key, value, headers, created_at)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, topic, key, value, headers, created_at FROM {self.live}.outbox ORDER BY id
+            """
+        )
+        await self.admin.execute(
+            f"INSERT INTO {REPLAY_SCHEMA}.outbox_pending SELECT id FROM {self.live}.outbox_pending"
+        )
+        await self.admin.execute(
+            f"""
+            SELECT setval(pg_get_serial_sequence('{REPLAY_SCHEMA}.outbox', 'id'),
+                          coalesce(max(id), 0) + 1, false)
+            FROM {REPLAY_SCHEMA}.outbox
+            """
+        )
 
     async def _save(self, moved: Positions) -> None:
         changed = {tp: offset for tp, offset in moved.items() if offset > self.positions[tp]}
@@ -390,21 +415,14 @@ class _Session:
             )
             if done:
                 return
-            await self.admin.execute(f"DELETE FROM {REPLAY_SCHEMA}.outbox")
+            await self._empty_outbox()
             for table in self.plan.owned_tables:
                 columns = await self._shared_columns(table)
                 await self.admin.execute(
                     f"INSERT INTO {REPLAY_SCHEMA}.{table} ({columns}) OVERRIDING SYSTEM VALUE"
                     f" SELECT {columns} FROM {self.live}.{table}"
                 )
-            await self.admin.execute(
-                f"""
-                INSERT INTO {REPLAY_SCHEMA}.outbox
-                    (topic, key, value, headers, created_at, published_at)
-                SELECT topic, key, value, headers, created_at, published_at
-                FROM {self.live}.outbox ORDER BY id
-                """
-            )
+            await self._copy_outbox()
             if self.plan.after_copy is not None:
                 await self.admin.execute(f"SET LOCAL search_path TO {REPLAY_SCHEMA}")
                 await self.plan.after_copy(self.admin)

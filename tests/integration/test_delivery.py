@@ -313,6 +313,7 @@ async def test_migrations_run_once_when_replicas_start_together(database_url: st
         "runtime/0002_outbox_delete_when_published",
         "runtime/0003_outbox_retain_published",
         "runtime/0004_outbox_high_water",
+        "runtime/0005_outbox_pending",
     ]
 
 

@@ -24,7 +24,7 @@ from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import KafkaSettings, ServiceSettings
 from tests.conftest import PostgresServer
-from tests.kafka_helpers import headers_of, read_settled, read_topic
+from tests.kafka_helpers import headers_of, outbox_drained, read_settled, read_topic
 
 PROBE_MIGRATIONS = Path(__file__).parent / "probe_migrations"
 
@@ -245,8 +245,11 @@ async def test_a_row_the_broker_refuses_is_set_aside_and_the_next_rows_go_out(
             unit.emit(OrderCancelled(order_id="SO-before"))
             # Written in SQL, as recall writes its notices: no size check on the way in.
             await unit.connection.execute(
-                """INSERT INTO outbox (topic, key, value, headers) VALUES
-                   ('order-cancelled', 'SO-huge', $1, '[["ce_id", "huge"]]')""",
+                """WITH written AS (
+                       INSERT INTO outbox (topic, key, value, headers) VALUES
+                       ('order-cancelled', 'SO-huge', $1, '[["ce_id", "huge"]]') RETURNING id
+                   )
+                   INSERT INTO outbox_pending SELECT id FROM written""",
                 b"x" * 20_000,
             )
             unit.outbox_written_in_sql()
@@ -256,8 +259,7 @@ async def test_a_row_the_broker_refuses_is_set_aside_and_the_next_rows_go_out(
         [aside] = await fetch(database_url, "SELECT key, reason FROM outbox_rejected")
         assert aside["key"] == b"SO-huge"
         assert "10000" in aside["reason"]
-        unpublished = await fetch(database_url, "SELECT id FROM outbox WHERE published_at IS NULL")
-        assert unpublished == []
+        assert await outbox_drained(database_url)
         rejected = metric("lottrace_outbox_rejected_total", topic="order-cancelled")
         assert rejected - rejected_before == 1
     finally:
@@ -274,10 +276,13 @@ async def test_published_rows_are_kept_for_the_retention_and_then_purged(
     async with emitter.database.transaction() as unit:
         old = [unit.emit(OrderCancelled(order_id=f"SO-old-{n}")) for n in range(3)]
         recent = [unit.emit(OrderCancelled(order_id=f"SO-recent-{n}")) for n in range(3)]
-    await fetch(
+    await fetch(  # published: written two hours ago and a minute ago
         database_url,
-        """UPDATE outbox SET published_at = now() - CASE WHEN key LIKE 'SO-old%'
-           THEN interval '2 hours' ELSE interval '1 minute' END""",
+        """WITH dated AS (
+               UPDATE outbox SET created_at = now() - CASE WHEN key LIKE 'SO-old%'
+               THEN interval '2 hours' ELSE interval '1 minute' END RETURNING id
+           )
+           DELETE FROM outbox_pending USING dated WHERE outbox_pending.id = dated.id""",
     )
     async with emitter.database.transaction() as unit:
         new = [unit.emit(OrderCancelled(order_id=f"SO-new-{n}")) for n in range(3)]
@@ -286,9 +291,8 @@ async def test_published_rows_are_kept_for_the_retention_and_then_purged(
         await started(emitter)
 
         async def old_rows_purged_and_new_ones_published() -> bool:
-            rows = await fetch(database_url, "SELECT 1 FROM outbox WHERE published_at IS NULL")
             gone = await fetch(database_url, "SELECT 1 FROM outbox WHERE key LIKE 'SO-old%'")
-            return not rows and not gone
+            return await outbox_drained(database_url) and not gone
 
         await wait_until(old_rows_purged_and_new_ones_published, timeout=30, what="purge")
         rows = await fetch(database_url, "SELECT headers FROM outbox ORDER BY id")
