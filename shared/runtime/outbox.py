@@ -49,6 +49,7 @@ log = get_logger(__name__)
 _RELAY_LOCK_KEY = 0x6F757462  # "outb"
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 PURGE_BATCH = 10_000
+REPUBLISH_SETTLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class OutboxRelay:
         self._purge_seconds = purge_seconds
         self._unknown_grace_seconds = unknown_grace_seconds
         self._unknown_since: float | None = None
+        self._resume_at = 0.0
         self._high_water = HighWater()
         self._next_purge = 0.0
         self._wakeup = asyncio.Event()
@@ -159,6 +161,8 @@ class OutboxRelay:
                     await asyncio.sleep(0.5)  # publish nothing onto a log that may be new
                     continue
                 next_check = time.monotonic() + self._check_seconds
+            if (settle := self._resume_at - time.monotonic()) > 0:
+                await asyncio.sleep(settle)  # let a broker that came back empty settle first
             rows, last = await self._publish_batch(connection, last)
             await self._purge_published(connection)
             if rows:
@@ -365,6 +369,9 @@ class OutboxRelay:
             """
         )
         self.republished += queued
+        # The embedded broker, just back, refuses (and can mis-number) batches produced at
+        # once to a partition it has only begun: the re-publish waits a moment.
+        self._resume_at = time.monotonic() + REPUBLISH_SETTLE_SECONDS
         metrics.OUTBOX_REPUBLISHED.inc(queued)
         log.warning("outbox re-published after broker loss", count=queued, evidence=evidence)
 
