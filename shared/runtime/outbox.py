@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 from aiokafka.structs import RecordMetadata
 
+from shared.contracts.envelope import OutgoingMessage
 from shared.runtime import metrics
 from shared.runtime.broker_log import Anchor, HighWater, LogProbe, LogState, event_id_of
 from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json
@@ -235,8 +236,10 @@ class OutboxRelay:
 
     async def _send(self, row: asyncpg.Record) -> asyncio.Future[RecordMetadata]:
         """Hand one row to the producer; a row it refuses for its size fails alone."""
-        headers = headers_from_json(row["headers"])
-        size = len(row["value"]) + len(row["key"] or b"") + sum(len(n) + len(v) for n, v in headers)
+        message = OutgoingMessage(
+            row["topic"], row["key"], row["value"], headers_from_json(row["headers"])
+        )
+        size = message.size
         failed: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
         if size > self._max_message_bytes:
             failed.set_exception(
@@ -247,7 +250,7 @@ class OutboxRelay:
             return failed
         try:
             sent: asyncio.Future[RecordMetadata] = await self._producer.send(
-                row["topic"], value=row["value"], key=row["key"], headers=headers
+                message.topic, value=message.value, key=message.key, headers=message.headers
             )
         except _TOO_LARGE as error:
             failed.set_exception(error)
