@@ -1,10 +1,11 @@
 """What the relay knows of the broker's log, to tell when the broker has lost it.
 
-Two signs, both cheap: the anchor (the last record the relay published, read back now and
-then: gone, or another event at its offset) and the high-water marks (the highest offset the
-broker acknowledged per partition: an acknowledgement at or below one means the partition's
-log started again). The embedded broker keeps its log in memory only, so a restart is such a
-loss; on Kafka, so is a topic deleted and created again, or an unclean leader election.
+Two signs, each bounded (one record read, or none): the anchor (the last record the relay
+published, read back now and then: gone, or another event at its offset) and the high-water
+marks (the highest offset the broker acknowledged per partition: an acknowledgement at or
+below one means the partition's log started again). The embedded broker keeps its log in
+memory only, so a restart is such a loss; on Kafka, so is a topic deleted and created again,
+or an unclean leader election.
 """
 
 from __future__ import annotations

@@ -192,8 +192,8 @@ class OutboxRelay:
 
         Returns how many rows this round fetched and what it published, which the next round
         marks in the same statement as its fetch: one round trip a round. The fetch still sees
-        those rows unmarked (one snapshot): a merge anti-join with the ids leaves them out, at
-        a fraction of the cost of `id <> ALL(ids)` (a comparison with every id, per row).
+        those rows unmarked (one snapshot): an anti-join with the ids leaves them out, where
+        `id <> ALL(ids)` would compare every row with every id.
         """
         anchor = previous.anchor
         rows = await connection.fetch(
