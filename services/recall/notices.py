@@ -16,6 +16,7 @@ from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Classification, NoticeShipment, RecallCustomerNotice
 from shared.contracts.topics import dead_letter_topic
 from shared.contracts.types import Customer
+from shared.runtime.consumer import why_headers
 
 # Room for what the unit of work adds to a message after it is built (trace context headers).
 HEADER_HEADROOM = 1024
@@ -142,9 +143,5 @@ def undeliverable_notice(request: NoticeRequest, reason: str) -> OutgoingMessage
         topic=dead_letter_topic(RecallCustomerNotice.topic),
         key=request.recall_id.encode(),
         value=json.dumps(summary).encode(),
-        headers=[
-            ("content-type", b"application/json"),
-            ("error_type", b"notice_too_large"),
-            ("error_message", reason.encode()[:2000]),
-        ],
+        headers=[("content-type", b"application/json"), *why_headers("notice_too_large", reason)],
     )

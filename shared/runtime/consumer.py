@@ -65,6 +65,14 @@ class EventRejected(Exception):
         self.error_type = error_type
 
 
+def why_headers(error_type: str, error_message: str) -> list[tuple[str, bytes]]:
+    """The headers every dead letter carries to say why it was refused."""
+    return [
+        ("error_type", error_type.encode()),
+        ("error_message", error_message[:2000].encode()),
+    ]
+
+
 def dead_letter(
     record: Record, error_type: str, error_message: str, *, consumer_group: str
 ) -> OutgoingMessage:
@@ -82,8 +90,7 @@ def dead_letter(
         value=value,
         headers=[
             *kept,
-            ("error_type", error_type.encode()),
-            ("error_message", error_message[:2000].encode()),
+            *why_headers(error_type, error_message),
             ("source_topic", record.topic.encode()),
             ("source_partition", str(record.partition).encode()),
             ("source_offset", str(record.offset).encode()),
