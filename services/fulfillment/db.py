@@ -25,7 +25,7 @@ from services.fulfillment.records import (
     StoredShipment,
 )
 from shared.contracts.types import Customer
-from shared.runtime.database import Connection, Record, columns
+from shared.runtime.database import Connection, Record, columns, row_as, rows_as
 
 T = TypeVar("T")
 
@@ -308,7 +308,7 @@ async def find_shipment(connection: Connection, shipment_id: str) -> StoredShipm
     row = await connection.fetchrow(
         f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE shipment_id = $1", shipment_id
     )
-    return None if row is None else StoredShipment(**dict(row))
+    return row_as(row, StoredShipment)
 
 
 async def shipment_lines(
@@ -321,7 +321,7 @@ async def shipment_lines(
         """,
         list(shipment_ids),
     )
-    return [ShipmentLineRecord(**dict(row)) for row in rows]
+    return rows_as(rows, ShipmentLineRecord)
 
 
 async def get_order(connection: Connection, order_id: str) -> OrderRecord | None:
@@ -337,7 +337,7 @@ async def backorders_of(connection: Connection, order_id: str) -> list[Backorder
         " WHERE order_id = $1 ORDER BY line_no",
         order_id,
     )
-    return [BackorderRecord(**dict(row)) for row in rows]
+    return rows_as(rows, BackorderRecord)
 
 
 async def shipments_of(connection: Connection, order_id: str) -> list[StoredShipment]:
@@ -345,4 +345,4 @@ async def shipments_of(connection: Connection, order_id: str) -> list[StoredShip
         f"SELECT {_SHIPMENT_COLUMNS} FROM shipments WHERE order_id = $1 ORDER BY shipped_at",
         order_id,
     )
-    return [StoredShipment(**dict(row)) for row in rows]
+    return rows_as(rows, StoredShipment)

@@ -30,7 +30,7 @@ from services.inventory.schemas import (
 from shared.contracts.types import Money
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
-from shared.runtime.database import Record, UnitOfWork
+from shared.runtime.database import Record, UnitOfWork, rows_as
 from shared.runtime.http import database_of
 from shared.runtime.lookup import found
 
@@ -105,7 +105,7 @@ async def lot_history(
     await _lot_or_404(request, lot_id)
     async with database_of(request).pool.acquire() as connection:
         rows = await db.lot_history(connection, lot_id, limit)
-    return [HistoryEntry(**dict(row)) for row in rows]
+    return rows_as(rows, HistoryEntry)
 
 
 @router.get("/stock", summary="Per-lot stock in FEFO order", dependencies=[requires(Role.VIEWER)])

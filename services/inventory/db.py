@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
 from datetime import date
 from typing import TypeVar
 from uuid import UUID
@@ -28,7 +27,7 @@ from services.inventory.records import (
     StockRow,
     summed,
 )
-from shared.runtime.database import Connection, Record, columns
+from shared.runtime.database import Connection, Record, columns, rows_as
 
 T = TypeVar("T")
 
@@ -44,11 +43,6 @@ LOT_TOTALS = """
         'available', (s.on_hand - s.reserved)::text) ORDER BY s.location)
         FILTER (WHERE s.location IS NOT NULL), '[]') AS locations
 """
-
-
-def _rows(records: Iterable[Record], kind: type[T]) -> list[T]:
-    """Query rows as the dataclass `kind`; the query selects exactly its fields."""
-    return [kind(**{f.name: record[f.name] for f in fields(kind)}) for record in records]  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ lots and stock
@@ -119,7 +113,7 @@ async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Loc
         "SELECT 1 FROM stock WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id, location FOR UPDATE",
         ids,
     )
-    return _rows(rows, LockedLot)
+    return rows_as(rows, LockedLot)
 
 
 async def lots_with_totals(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
@@ -144,7 +138,7 @@ async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID
         sorted(set(lot_ids)),
     )
     result: dict[UUID, list[StockRow]] = defaultdict(list)
-    for row in _rows(rows, StockRow):
+    for row in rows_as(rows, StockRow):
         result[row.lot_id].append(row)
     return result
 
@@ -217,7 +211,7 @@ async def lock_allocatable(
         list(blocking),
         earliest_expiry,
     )
-    return _rows(rows, StockLot)
+    return rows_as(rows, StockLot)
 
 
 async def skus_of(connection: Connection, lot_ids: Iterable[UUID]) -> set[str]:
@@ -288,7 +282,7 @@ async def inherit_recalls(connection: Connection, lot_ids: Sequence[UUID]) -> li
         sorted(set(lot_ids)),
         Block.RECALLED,
     )
-    return _rows(rows, InheritedRecall)
+    return rows_as(rows, InheritedRecall)
 
 
 async def made_from(connection: Connection, lot_ids: Sequence[UUID]) -> list[UUID]:
@@ -418,7 +412,7 @@ async def line_states(connection: Connection, order_ids: Sequence[str]) -> list[
         """,
         list(order_ids),
     )
-    return _rows(rows, LineState)
+    return rows_as(rows, LineState)
 
 
 async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> None:
@@ -522,7 +516,7 @@ async def held_on_lots(connection: Connection, lot_ids: Sequence[UUID]) -> list[
         """,
         list(lot_ids),
     )
-    return _rows(rows, Held)
+    return rows_as(rows, Held)
 
 
 async def held_on_stock(connection: Connection, keys: Sequence[StockKey]) -> list[Held]:
@@ -535,12 +529,12 @@ async def held_on_stock(connection: Connection, keys: Sequence[StockKey]) -> lis
         [lot_id for lot_id, _ in keys],
         [location for _, location in keys],
     )
-    return _rows(rows, Held)
+    return rows_as(rows, Held)
 
 
 async def held_for_orders(connection: Connection, order_ids: Sequence[str]) -> list[Held]:
     rows = await connection.fetch(f"{_HELD} WHERE r.order_id = ANY($1::text[])", list(order_ids))
-    return _rows(rows, Held)
+    return rows_as(rows, Held)
 
 
 async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]) -> list[Held]:
@@ -553,7 +547,7 @@ async def held_for_lines(connection: Connection, keys: Iterable[tuple[str, int]]
         [order_id for order_id, _ in keys],
         [line_no for _, line_no in keys],
     )
-    return _rows(rows, Held)
+    return rows_as(rows, Held)
 
 
 async def reservations_for(
@@ -573,7 +567,7 @@ async def reservations_for(
         [k[1] for k in keys],
         [k[2] for k in keys],
     )
-    return _rows(rows, Reserve)
+    return rows_as(rows, Reserve)
 
 
 async def over_reserved_lines(connection: Connection, order_ids: Sequence[str]) -> list[LineState]:
@@ -586,7 +580,7 @@ async def over_reserved_lines(connection: Connection, order_ids: Sequence[str]) 
         """,
         list(order_ids),
     )
-    return _rows(rows, LineState)
+    return rows_as(rows, LineState)
 
 
 async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -> list[StockKey]:
@@ -602,7 +596,9 @@ async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -
     return [(row["lot_id"], row["location"]) for row in rows]
 
 
-async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[StockKey, StockRow]:
+async def stock_rows(
+    connection: Connection, keys: Sequence[StockKey]
+) -> dict[StockKey, StockRow]:
     rows = await connection.fetch(
         """
         SELECT lot_id, location, on_hand, reserved FROM stock
@@ -611,7 +607,7 @@ async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[S
         [lot_id for lot_id, _ in keys],
         [location for _, location in keys],
     )
-    return {(row.lot_id, row.location): row for row in _rows(rows, StockRow)}
+    return {(row.lot_id, row.location): row for row in rows_as(rows, StockRow)}
 
 
 async def expired_with_reservations(connection: Connection, *, earliest_expiry: date) -> list[UUID]:
@@ -638,7 +634,7 @@ async def bump_revisions(connection: Connection, order_ids: Sequence[str]) -> li
         """,
         list(order_ids),
     )
-    return _rows(rows, OrderRevision)
+    return rows_as(rows, OrderRevision)
 
 
 async def reservations_with_lots(
@@ -655,7 +651,7 @@ async def reservations_with_lots(
         """,
         list(order_ids),
     )
-    return _rows(rows, ReservedLot)
+    return rows_as(rows, ReservedLot)
 
 
 # ------------------------------------------------------------------ history

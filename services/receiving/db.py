@@ -18,7 +18,7 @@ from services.receiving.records import (
     StoredReceipt,
 )
 from services.receiving.schemas import ReceiptView
-from shared.runtime.database import Connection, Record, columns
+from shared.runtime.database import Connection, Record, columns, row_as, rows_as
 
 
 async def lock_idempotency_keys(connection: Connection, keys: list[str]) -> None:
@@ -61,7 +61,7 @@ async def next_sequence(connection: Connection, sku: str, day: date) -> int:
 
 
 def _lot(row: Record | None) -> LotRecord | None:
-    return None if row is None else LotRecord(**dict(row))
+    return row_as(row, LotRecord)
 
 
 async def lock_lot_by_code(connection: Connection, sku: str, lot_code: str) -> LotRecord | None:
@@ -128,7 +128,7 @@ async def lock_input_lots(
         [sku for sku, _ in codes],
         [code for _, code in codes],
     )
-    return [InputLot(**dict(row)) for row in rows]
+    return rows_as(rows, InputLot)
 
 
 async def consume(connection: Connection, lot_id: UUID, quantity: Decimal) -> None:
@@ -186,7 +186,7 @@ async def find_lots(
         sku,
         limit,
     )
-    return [LotRecord(**dict(row)) for row in rows]
+    return rows_as(rows, LotRecord)
 
 
 # ------------------------------------------------------------------ products
@@ -196,7 +196,7 @@ async def lock_gtins(connection: Connection, gtins: list[str]) -> list[GtinOwner
     rows = await connection.fetch(
         "SELECT gtin, sku FROM product_gtins WHERE gtin = ANY($1::text[]) FOR UPDATE", gtins
     )
-    return [GtinOwner(**dict(row)) for row in rows]
+    return rows_as(rows, GtinOwner)
 
 
 async def put_product(
@@ -237,7 +237,7 @@ async def get_product(connection: Connection, sku: str) -> ProductRecord | None:
         """,
         sku,
     )
-    return None if row is None else ProductRecord(**dict(row))
+    return row_as(row, ProductRecord)
 
 
 async def sku_for_gtin(connection: Connection, gtin: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 from datetime import datetime
@@ -19,6 +19,7 @@ from shared.contracts.events import Event
 from shared.runtime.tracing import trace_headers
 
 T = TypeVar("T")
+R = TypeVar("R")
 Record = asyncpg.Record
 # What a pool hands out is a proxy of a connection; both answer the same queries.
 if TYPE_CHECKING:
@@ -59,6 +60,17 @@ def columns(rows: Sequence[Any], kind: type[Any]) -> list[list[Any]]:
     """The column arrays `unnest` takes for rows of the dataclass `kind`: one list per field, in
     field order, so a new field cannot be left out of one array."""
     return [[getattr(row, field.name) for row in rows] for field in fields(kind)]
+
+
+def rows_as(records: Iterable[Record], kind: Callable[..., R]) -> list[R]:
+    """Query rows as `kind`, a dataclass whose fields the query selects by name: the one way
+    a row becomes a record (a column the record does not declare is refused, not dropped)."""
+    return [kind(**dict(record)) for record in records]
+
+
+def row_as(record: Record | None, kind: Callable[..., R]) -> R | None:
+    """One query row as `kind`, or None when there is none."""
+    return None if record is None else kind(**dict(record))
 
 
 def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
