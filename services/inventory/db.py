@@ -596,9 +596,7 @@ async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -
     return [(row["lot_id"], row["location"]) for row in rows]
 
 
-async def stock_rows(
-    connection: Connection, keys: Sequence[StockKey]
-) -> dict[StockKey, StockRow]:
+async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[StockKey, StockRow]:
     rows = await connection.fetch(
         """
         SELECT lot_id, location, on_hand, reserved FROM stock
