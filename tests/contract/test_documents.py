@@ -19,6 +19,7 @@ from uuid import UUID
 import pytest
 import yaml
 
+from shared.contracts import events
 from shared.contracts.docs import (
     DEAD_LETTER_HEADERS,
     PRODUCT_SERVICES,
@@ -28,22 +29,7 @@ from shared.contracts.docs import (
     write_documents,
 )
 from shared.contracts.envelope import encode
-from shared.contracts.events import (
-    ALL_EVENTS,
-    EVENTS_BY_TYPE,
-    Event,
-    GoodsReceived,
-    LotAllocated,
-    NoticeShipment,
-    OrderCancelled,
-    OrderLine,
-    OrderPlaced,
-    OrderShipped,
-    RecallCustomerNotice,
-    RecallIssued,
-    RecallScope,
-    ShipmentLine,
-)
+from shared.contracts.events import ALL_EVENTS, EVENTS_BY_TYPE
 from shared.contracts.examples import examples
 from shared.contracts.topics import TOPICS, TOPICS_BY_NAME, all_topic_names
 from shared.contracts.types import Customer
@@ -66,17 +52,17 @@ def schemas() -> dict[str, dict[str, Any]]:
     return json_schemas()
 
 
-def minimal_events() -> list[Event]:
+def minimal_events() -> list[events.Event]:
     """One event of every type with only the fields the models require."""
     customer = Customer(customer_id="C-1")
     return [
-        OrderPlaced(
+        events.OrderPlaced(
             order_id="SO-1",
             customer=customer,
-            lines=[OrderLine(line_no=1, sku="X", quantity=Decimal("1.5"))],
+            lines=[events.OrderLine(line_no=1, sku="X", quantity=Decimal("1.5"))],
         ),
-        OrderCancelled(order_id="SO-1"),
-        GoodsReceived(
+        events.OrderCancelled(order_id="SO-1"),
+        events.GoodsReceived(
             receipt_id="R-1",
             lot_id=LOT,
             lot_code="X-1",
@@ -84,29 +70,31 @@ def minimal_events() -> list[Event]:
             quantity=Decimal("0.000001"),
             received_at=TIME,
         ),
-        LotAllocated(order_id="SO-1", customer_id="C-1"),
-        OrderShipped(
+        events.LotAllocated(order_id="SO-1", customer_id="C-1"),
+        events.OrderShipped(
             shipment_id="SH-1",
             order_id="SO-1",
             customer=customer,
             shipped_at=TIME,
             lines=[
-                ShipmentLine(line_no=1, sku="X", lot_id=LOT, lot_code="X-1", quantity=Decimal(1))
+                events.ShipmentLine(
+                    line_no=1, sku="X", lot_id=LOT, lot_code="X-1", quantity=Decimal(1)
+                )
             ],
         ),
-        RecallIssued(
+        events.RecallIssued(
             recall_id="RC-1",
             issued_at=TIME,
             reason="test",
-            scope=RecallScope(sku="X"),
+            scope=events.RecallScope(sku="X"),
             affected_customer_count=0,
             shipped_quantity=Decimal(0),
         ),
-        RecallCustomerNotice(
+        events.RecallCustomerNotice(
             recall_id="RC-1",
             customer=customer,
             shipments=[
-                NoticeShipment(
+                events.NoticeShipment(
                     shipment_id="SH-1",
                     order_id="SO-1",
                     shipped_at=TIME,
@@ -126,7 +114,7 @@ SAMPLES = [pytest.param(event, id=f"{name} ({event.event_type})") for name, even
 ]
 
 
-def wire_value(event: Event) -> dict[str, Any]:
+def wire_value(event: events.Event) -> dict[str, Any]:
     value: dict[str, Any] = json.loads(
         encode(event, source="/test", event_id="e-1", time=TIME).value
     )
@@ -452,7 +440,7 @@ def _field(data: dict[str, Any], path: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("event", ALL_EVENTS, ids=lambda event: event.event_type)
 def test_every_event_type_has_a_schema_and_a_message_on_its_channel(
-    event: type[Event], document: dict[str, Any], schemas: dict[str, dict[str, Any]]
+    event: type[events.Event], document: dict[str, Any], schemas: dict[str, dict[str, Any]]
 ) -> None:
     schema = schemas[event.event_type]
     assert schema["properties"]["type"]["const"] == event.event_type
@@ -520,7 +508,7 @@ def test_each_topic_has_a_send_per_producer_and_a_receive_per_consumer(
 
 @pytest.mark.parametrize("event", SAMPLES)
 def test_each_schema_accepts_a_real_encoded_event(
-    event: Event, document: dict[str, Any], schemas: dict[str, dict[str, Any]]
+    event: events.Event, document: dict[str, Any], schemas: dict[str, dict[str, Any]]
 ) -> None:
     value = wire_value(event)
     schema = schemas[event.event_type]

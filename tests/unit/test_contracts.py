@@ -12,31 +12,10 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from shared.contracts import (
-    ALL_EVENTS,
-    TOPICS,
-    TOPICS_BY_NAME,
-    Allocation,
-    Backorder,
-    Event,
-    GoodsReceived,
-    Incoming,
-    LotAllocated,
-    LotInput,
-    NoticeShipment,
-    OrderCancelled,
-    OrderLine,
-    OrderPlaced,
-    OrderShipped,
-    RecallCustomerNotice,
-    RecallIssued,
-    RecallScope,
-    Rejected,
-    ShipmentLine,
-    TopicDecoder,
-    TopicSpec,
-    encode,
-)
+from shared.contracts import events
+from shared.contracts.envelope import Incoming, Rejected, TopicDecoder, encode
+from shared.contracts.events import ALL_EVENTS
+from shared.contracts.topics import TOPICS, TOPICS_BY_NAME, TopicSpec
 from shared.contracts.types import ContractModel
 
 LOT_ID = UUID("0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a10")
@@ -44,8 +23,8 @@ INPUT_LOT_ID = UUID("0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a11")
 AT = datetime(2026, 11, 21, 10, 15, tzinfo=UTC)
 CUSTOMER = {"customer_id": "C-77", "name": "Corner Shop"}
 
-SAMPLES: dict[type[Event], Event] = {
-    OrderPlaced: OrderPlaced(
+SAMPLES: dict[type[events.Event], events.Event] = {
+    events.OrderPlaced: events.OrderPlaced(
         order_id="SO-1001",
         customer=CUSTOMER,
         lines=[
@@ -55,8 +34,10 @@ SAMPLES: dict[type[Event], Event] = {
         min_remaining_shelf_life_days=14,
         placed_at=AT,
     ),
-    OrderCancelled: OrderCancelled(order_id="SO-1001", reason="customer changed their mind"),
-    GoodsReceived: GoodsReceived(
+    events.OrderCancelled: events.OrderCancelled(
+        order_id="SO-1001", reason="customer changed their mind"
+    ),
+    events.GoodsReceived: events.GoodsReceived(
         receipt_id="R-1",
         lot_id=LOT_ID,
         lot_code="OJ-1L-20261121-0001",
@@ -77,7 +58,7 @@ SAMPLES: dict[type[Event], Event] = {
             }
         ],
     ),
-    LotAllocated: LotAllocated(
+    events.LotAllocated: events.LotAllocated(
         order_id="SO-1001",
         customer_id="C-77",
         allocations=[
@@ -96,7 +77,7 @@ SAMPLES: dict[type[Event], Event] = {
         ],
         revision=1,
     ),
-    OrderShipped: OrderShipped(
+    events.OrderShipped: events.OrderShipped(
         shipment_id="SH-1",
         order_id="SO-1001",
         customer=CUSTOMER,
@@ -111,7 +92,7 @@ SAMPLES: dict[type[Event], Event] = {
             }
         ],
     ),
-    RecallIssued: RecallIssued(
+    events.RecallIssued: events.RecallIssued(
         recall_id="RC-9",
         issued_at=AT,
         reason="undeclared allergen",
@@ -123,7 +104,7 @@ SAMPLES: dict[type[Event], Event] = {
         affected_customer_count=1,
         shipped_quantity="10",
     ),
-    RecallCustomerNotice: RecallCustomerNotice(
+    events.RecallCustomerNotice: events.RecallCustomerNotice(
         recall_id="RC-9",
         customer=CUSTOMER,
         shipments=[
@@ -140,13 +121,13 @@ SAMPLES: dict[type[Event], Event] = {
     ),
 }
 SUBJECTS = {
-    OrderPlaced: "SO-1001",
-    OrderCancelled: "SO-1001",
-    GoodsReceived: str(LOT_ID),
-    LotAllocated: "SO-1001",
-    OrderShipped: "SO-1001",
-    RecallIssued: "RC-9",
-    RecallCustomerNotice: "RC-9",
+    events.OrderPlaced: "SO-1001",
+    events.OrderCancelled: "SO-1001",
+    events.GoodsReceived: str(LOT_ID),
+    events.LotAllocated: "SO-1001",
+    events.OrderShipped: "SO-1001",
+    events.RecallIssued: "RC-9",
+    events.RecallCustomerNotice: "RC-9",
 }
 
 
@@ -174,7 +155,7 @@ def order_data(**changes: Any) -> dict[str, Any]:
 
 
 def decode_order(data: Any) -> Incoming[Any] | Rejected:
-    return decode("order-placed", structured(OrderPlaced.event_type, data))
+    return decode("order-placed", structured(events.OrderPlaced.event_type, data))
 
 
 def accepted(result: Incoming[Any] | Rejected) -> Incoming[Any]:
@@ -187,7 +168,7 @@ def rejected(result: Incoming[Any] | Rejected) -> Rejected:
     return result
 
 
-def sample_id(event: type[Event]) -> str:
+def sample_id(event: type[events.Event]) -> str:
     return event.__name__
 
 
@@ -196,7 +177,7 @@ def sample_id(event: type[Event]) -> str:
 
 @pytest.mark.parametrize("event_class", ALL_EVENTS, ids=sample_id)
 def test_an_event_is_sent_as_a_structured_cloudevent_with_routing_headers(
-    event_class: type[Event],
+    event_class: type[events.Event],
 ) -> None:
     event = SAMPLES[event_class]
 
@@ -222,14 +203,14 @@ def test_an_event_is_sent_as_a_structured_cloudevent_with_routing_headers(
 
 
 def test_each_sent_event_gets_its_own_id_when_none_is_given() -> None:
-    first = encode(SAMPLES[OrderCancelled], source="/oms")
-    second = encode(SAMPLES[OrderCancelled], source="/oms")
+    first = encode(SAMPLES[events.OrderCancelled], source="/oms")
+    second = encode(SAMPLES[events.OrderCancelled], source="/oms")
 
     assert json.loads(first.value)["id"] != json.loads(second.value)["id"]
 
 
 @pytest.mark.parametrize("event_class", ALL_EVENTS, ids=sample_id)
-def test_what_is_sent_is_read_back_as_the_same_event(event_class: type[Event]) -> None:
+def test_what_is_sent_is_read_back_as_the_same_event(event_class: type[events.Event]) -> None:
     event = SAMPLES[event_class]
     message = encode(event, source="/lottrace/test", event_id="ev-123")
 
@@ -249,16 +230,16 @@ def test_log_lines_about_an_event_name_its_id_type_and_business_ids() -> None:
 
     assert incoming.log_context() == {
         "event_id": "ev-1",
-        "event_type": OrderPlaced.event_type,
+        "event_type": events.OrderPlaced.event_type,
         "subject": None,
         "order_id": "SO-1001",
     }
 
 
 def test_quantities_are_sent_as_decimal_strings() -> None:
-    data = json.loads(encode(SAMPLES[OrderPlaced], source="/oms").value)["data"]
-    received = json.loads(encode(SAMPLES[GoodsReceived], source="/rcv").value)["data"]
-    recall = json.loads(encode(SAMPLES[RecallIssued], source="/rcl").value)["data"]
+    data = json.loads(encode(SAMPLES[events.OrderPlaced], source="/oms").value)["data"]
+    received = json.loads(encode(SAMPLES[events.GoodsReceived], source="/rcv").value)["data"]
+    recall = json.loads(encode(SAMPLES[events.RecallIssued], source="/rcl").value)["data"]
 
     assert [line["quantity"] for line in data["lines"]] == ["12.5", "3"]
     assert received["quantity"] == "120"
@@ -272,7 +253,7 @@ def test_quantities_are_sent_as_decimal_strings() -> None:
     [("12.50", "12.5"), (12, "12"), ("12.000", "12"), (0.1, "0.1"), ("1E+1", "10")],
 )
 def test_a_quantity_has_one_spelling_on_the_wire(given: Any, sent: str) -> None:
-    line = OrderLine(line_no=1, sku="OJ-1L", quantity=given)
+    line = events.OrderLine(line_no=1, sku="OJ-1L", quantity=given)
 
     assert json.loads(line.model_dump_json())["quantity"] == sent
 
@@ -290,22 +271,22 @@ def test_a_quantity_is_accepted_as_a_json_number_or_a_decimal_string(quantity: A
 
 
 AMOUNTS_MOVED: list[tuple[type[ContractModel], dict[str, Any]]] = [
-    (OrderLine, {"line_no": 1, "sku": "OJ-1L"}),
+    (events.OrderLine, {"line_no": 1, "sku": "OJ-1L"}),
     (
-        LotInput,
+        events.LotInput,
         {"lot_id": INPUT_LOT_ID, "lot_code": "ORG-7", "sku": "ORANGE"},
     ),
     (
-        Allocation,
+        events.Allocation,
         {"line_no": 1, "sku": "OJ-1L", "lot_id": LOT_ID, "lot_code": "L1"},
     ),
-    (Backorder, {"line_no": 1, "sku": "OJ-1L", "reason": "no_stock"}),
+    (events.Backorder, {"line_no": 1, "sku": "OJ-1L", "reason": "no_stock"}),
     (
-        ShipmentLine,
+        events.ShipmentLine,
         {"line_no": 1, "sku": "OJ-1L", "lot_id": LOT_ID, "lot_code": "L1"},
     ),
     (
-        NoticeShipment,
+        events.NoticeShipment,
         {
             "shipment_id": "SH-1",
             "order_id": "SO-1",
@@ -330,18 +311,18 @@ def test_an_amount_moved_must_be_a_positive_finite_number(
 
 
 def test_a_received_quantity_must_be_positive() -> None:
-    data = SAMPLES[GoodsReceived].model_dump(mode="json")
+    data = SAMPLES[events.GoodsReceived].model_dump(mode="json")
 
     with pytest.raises(ValidationError, match="quantity"):
-        GoodsReceived.model_validate({**data, "quantity": "0"})
+        events.GoodsReceived.model_validate({**data, "quantity": "0"})
 
 
 def test_a_recall_may_report_nothing_shipped_but_not_a_negative_amount() -> None:
-    data = SAMPLES[RecallIssued].model_dump(mode="json")
+    data = SAMPLES[events.RecallIssued].model_dump(mode="json")
 
-    assert RecallIssued.model_validate({**data, "shipped_quantity": 0}).shipped_quantity == 0
+    assert events.RecallIssued.model_validate({**data, "shipped_quantity": 0}).shipped_quantity == 0
     with pytest.raises(ValidationError, match="shipped_quantity"):
-        RecallIssued.model_validate({**data, "shipped_quantity": "-1"})
+        events.RecallIssued.model_validate({**data, "shipped_quantity": "-1"})
 
 
 # ------------------------------------------------------------------ consuming
@@ -352,7 +333,7 @@ def test_a_binary_mode_event_is_accepted() -> None:
         ("ce_specversion", b"1.0"),
         ("ce_id", b"bin-1"),
         ("ce_source", b"/oms/us-2"),
-        ("ce_type", OrderPlaced.event_type.encode()),
+        ("ce_type", events.OrderPlaced.event_type.encode()),
         ("ce_subject", b"SO-1001"),
         ("ce_time", b"2026-11-21T10:15:00+01:00"),
         ("content-type", b"application/json"),
@@ -371,7 +352,7 @@ def test_a_binary_mode_event_whose_data_is_not_json_is_malformed() -> None:
         ("ce_specversion", b"1.0"),
         ("ce_id", b"bin-1"),
         ("ce_source", b"/oms"),
-        ("ce_type", OrderPlaced.event_type.encode()),
+        ("ce_type", events.OrderPlaced.event_type.encode()),
     ]
 
     assert rejected(decode("order-placed", b"{not json", headers)).error_type == "malformed_json"
@@ -442,7 +423,7 @@ def test_an_envelope_without_an_id_is_a_contract_violation() -> None:
         {
             "specversion": "1.0",
             "source": "/oms",
-            "type": OrderPlaced.event_type,
+            "type": events.OrderPlaced.event_type,
             "data": order_data(),
         }
     ).encode()
@@ -457,7 +438,7 @@ def test_fields_a_newer_producer_adds_are_ignored() -> None:
     data = order_data(
         priority="express", lines=[{"line_no": 1, "sku": "OJ-1L", "quantity": 2, "gift_wrap": True}]
     )
-    value = structured(OrderPlaced.event_type, data, traceparent="00-abc-def-01")
+    value = structured(events.OrderPlaced.event_type, data, traceparent="00-abc-def-01")
 
     incoming = accepted(decode("order-placed", value))
 
@@ -476,8 +457,10 @@ def test_an_order_line_defaults_to_eaches_and_reads_unit_codes_in_upper_case() -
     assert [line.uom for line in incoming.data.lines] == ["EA", "KG"]
 
 
-@pytest.mark.parametrize("event_class", [RecallIssued, RecallCustomerNotice], ids=sample_id)
-def test_the_recall_topic_accepts_both_recall_event_types(event_class: type[Event]) -> None:
+@pytest.mark.parametrize(
+    "event_class", [events.RecallIssued, events.RecallCustomerNotice], ids=sample_id
+)
+def test_the_recall_topic_accepts_both_recall_event_types(event_class: type[events.Event]) -> None:
     event = SAMPLES[event_class]
     value = structured(event_class.event_type, event.model_dump(mode="json"))
 
@@ -485,14 +468,16 @@ def test_the_recall_topic_accepts_both_recall_event_types(event_class: type[Even
 
 
 def test_the_recall_topic_rejects_an_order() -> None:
-    result = rejected(decode("recall-issued", structured(OrderPlaced.event_type, order_data())))
+    result = rejected(
+        decode("recall-issued", structured(events.OrderPlaced.event_type, order_data()))
+    )
 
     assert result.error_type == "unknown_event_type"
 
 
 def test_a_recall_notice_must_list_at_least_one_shipment() -> None:
-    data = SAMPLES[RecallCustomerNotice].model_dump(mode="json")
-    value = structured(RecallCustomerNotice.event_type, {**data, "shipments": []})
+    data = SAMPLES[events.RecallCustomerNotice].model_dump(mode="json")
+    value = structured(events.RecallCustomerNotice.event_type, {**data, "shipments": []})
 
     result = rejected(decode("recall-issued", value))
 
@@ -514,7 +499,7 @@ def test_a_recall_notice_must_list_at_least_one_shipment() -> None:
     ],
 )
 def test_a_recall_scope_naming_lots_a_sku_or_a_supplier_is_valid(scope: dict[str, Any]) -> None:
-    RecallScope.model_validate(scope)
+    events.RecallScope.model_validate(scope)
 
 
 @pytest.mark.parametrize(
@@ -527,19 +512,19 @@ def test_a_recall_scope_naming_lots_a_sku_or_a_supplier_is_valid(scope: dict[str
 )
 def test_a_recall_scope_must_name_something_to_recall(scope: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="scope needs"):
-        RecallScope.model_validate(scope)
+        events.RecallScope.model_validate(scope)
 
 
 def test_a_recall_scope_cannot_end_before_it_starts() -> None:
     with pytest.raises(ValidationError, match="received_from is after received_to"):
-        RecallScope.model_validate(
+        events.RecallScope.model_validate(
             {"sku": "OJ-1L", "received_from": "2026-11-30", "received_to": "2026-11-01"}
         )
 
 
 def test_a_received_lot_id_must_be_a_uuid() -> None:
-    data = SAMPLES[GoodsReceived].model_dump(mode="json")
-    value = structured(GoodsReceived.event_type, {**data, "lot_id": "LOT-42"})
+    data = SAMPLES[events.GoodsReceived].model_dump(mode="json")
+    value = structured(events.GoodsReceived.event_type, {**data, "lot_id": "LOT-42"})
 
     result = rejected(decode("goods-received", value))
 
@@ -548,10 +533,10 @@ def test_a_received_lot_id_must_be_a_uuid() -> None:
 
 
 def test_a_gtin_must_have_a_gs1_length() -> None:
-    data = SAMPLES[GoodsReceived].model_dump(mode="json")
+    data = SAMPLES[events.GoodsReceived].model_dump(mode="json")
 
     with pytest.raises(ValidationError, match="gtin"):
-        GoodsReceived.model_validate({**data, "gtin": "0950110153000"[:11]})
+        events.GoodsReceived.model_validate({**data, "gtin": "0950110153000"[:11]})
 
 
 # ------------------------------------------------------------------ topics and keys
@@ -562,7 +547,9 @@ def test_a_gtin_must_have_a_gs1_length() -> None:
     [(topic, event) for topic in TOPICS for event in topic.events],
     ids=lambda value: value.name if isinstance(value, TopicSpec) else value.__name__,
 )
-def test_every_event_is_keyed_by_its_topics_key(topic: TopicSpec, event_class: type[Event]) -> None:
+def test_every_event_is_keyed_by_its_topics_key(
+    topic: TopicSpec, event_class: type[events.Event]
+) -> None:
     event = SAMPLES[event_class]
 
     assert event.topic == topic.name
