@@ -28,6 +28,7 @@ from services.inventory.schemas import (
     ValuationLine,
 )
 from shared.contracts.types import Money
+from shared.records import built_from
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork, rows_as
@@ -198,27 +199,15 @@ async def get_order(order_id: str, request: Request) -> OrderView:
         status=order["status"],
         revision=order["revision"],
         lines=[
-            OrderLineView(
-                line_no=line.line_no,
-                sku=line.sku,
-                uom=line.uom,
-                ordered=line.ordered,
-                shipped=line.shipped,
-                reserved=line.reserved,
-                backordered=line.backordered,
+            built_from(
+                OrderLineView,
+                line,
                 backorder_reason=line.backorder_reason if line.backordered > 0 else None,
             )
             for line in lines
         ],
         reservations=[
-            ReservationView(
-                line_no=row.line_no,
-                lot_id=row.lot_id,
-                lot_code=row.lot_code,
-                quantity=row.quantity,
-                expiry_date=row.expiry_date,
-            )
-            for row in reservations
+            ReservationView.model_validate(row, from_attributes=True) for row in reservations
         ],
     )
 

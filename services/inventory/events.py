@@ -29,31 +29,10 @@ def lot_allocated(
     return LotAllocated(
         order_id=order.order_id,
         customer_id=order.customer_id,
-        allocations=[_allocation(row) for row in ordered],
+        allocations=[Allocation.model_validate(row, from_attributes=True) for row in ordered],
         backordered=[
-            Backorder(
-                line_no=shortfall.line_no,
-                sku=shortfall.sku,
-                quantity=shortfall.quantity,
-                uom=shortfall.uom,
-                reason=shortfall.reason,
-            )
-            for shortfall in shortfalls
+            Backorder.model_validate(shortfall, from_attributes=True) for shortfall in shortfalls
         ],
         revision=order.revision,
         allocated_at=at,
-    )
-
-
-def _allocation(row: ReservedLot) -> Allocation:
-    return Allocation(
-        line_no=row.line_no,
-        sku=row.sku,
-        lot_id=row.lot_id,
-        lot_code=row.lot_code,
-        quantity=row.quantity,
-        uom=row.uom,
-        expiry_date=row.expiry_date,
-        location=row.location,
-        gtin=row.gtin,
     )

@@ -43,6 +43,7 @@ from shared.contracts.events import (
     RecallIssued,
 )
 from shared.errors import Conflict, Invalid, NotFound
+from shared.records import built_from
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import UnitOfWork
 from shared.runtime.logging import get_logger
@@ -671,14 +672,5 @@ def _received_stock(events: Iterable[Incoming[GoodsReceived]]) -> list[ReceivedS
 
 
 def _demands(order: OrderPlaced) -> list[domain.Demand]:
-    return [
-        domain.Demand(
-            order_id=order.order_id,
-            line_no=line.line_no,
-            sku=line.sku,
-            uom=line.uom,
-            quantity=line.quantity,
-            min_remaining_shelf_life_days=order.min_remaining_shelf_life_days,
-        )
-        for line in order.lines
-    ]
+    """Each line's demand, under the order's id and shelf-life rule."""
+    return [built_from(domain.Demand, line, order) for line in order.lines]

@@ -12,6 +12,7 @@ from uuid import UUID
 
 from services.inventory.domain import Reserve, StockLot
 from shared.contracts.events import GoodsReceived, OrderPlaced
+from shared.records import built_from
 
 ZERO = Decimal(0)
 StockKey = tuple[UUID, str]
@@ -80,19 +81,13 @@ class ReceivedStock:
 
     @classmethod
     def of(cls, event: GoodsReceived) -> ReceivedStock:
-        return cls(
-            lot_id=event.lot_id,
-            sku=event.sku,
-            lot_code=event.lot_code,
-            gtin=event.gtin,
-            uom=event.uom,
+        cost = event.unit_cost
+        return built_from(
+            cls,
+            event,
             supplier_id=event.supplier.supplier_id if event.supplier else None,
-            expiry_date=event.expiry_date,
-            received_at=event.received_at,
-            unit_cost=event.unit_cost.amount if event.unit_cost else None,
-            currency=event.unit_cost.currency if event.unit_cost else None,
-            location=event.location,
-            quantity=event.quantity,
+            unit_cost=cost.amount if cost else None,
+            currency=cost.currency if cost else None,
         )
 
     @property
@@ -254,19 +249,8 @@ class ReservedLot:
 
     @classmethod
     def of(cls, reserve: Reserve, lot: StockLot) -> ReservedLot:
-        return cls(
-            order_id=reserve.order_id,
-            line_no=reserve.line_no,
-            quantity=reserve.quantity,
-            location=reserve.location,
-            lot_id=lot.lot_id,
-            lot_code=lot.lot_code,
-            sku=lot.sku,
-            uom=lot.uom,
-            expiry_date=lot.expiry_date,
-            received_at=lot.received_at,
-            gtin=lot.gtin,
-        )
+        """The reservation's quantity and location, the lot's other facts."""
+        return built_from(cls, reserve, lot)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,32 @@
+"""Building one typed record from others that name the same fields, without copying them out
+field by field (where a copy by hand could drop or cross a field unseen)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+R = TypeVar("R")
+
+
+def _field_names(kind: type[Any]) -> Iterable[str]:
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return kind.model_fields
+    return (field.name for field in dataclasses.fields(kind))
+
+
+def built_from(kind: type[R], *sources: object, **given: Any) -> R:
+    """A `kind` (a dataclass or pydantic model) whose fields are `given`, or else taken from
+    the first of `sources` with an attribute of that name. A field none of them names keeps
+    its default, or the constructor refuses it: nothing is left out silently."""
+    values = dict(given)
+    for name in _field_names(kind):
+        if name in values:
+            continue
+        source = next((source for source in sources if hasattr(source, name)), None)
+        if source is not None:
+            values[name] = getattr(source, name)
+    return kind(**values)
