@@ -62,26 +62,32 @@ def purchase(**overrides: Any) -> dict[str, Any]:
     return {**row, **overrides}
 
 
+# The juice lot made here, as a production receipt and a shipment of it both describe it.
+JUICE_LOT_COLUMNS: dict[str, Any] = {
+    "lot_id": JUICE_LOT,
+    "lot_code": "OJ-20261120-0001",
+    "sku": "OJ-1L",
+    "gtin": None,
+    "uom": "EA",
+    "lot_location": "PLANT",
+    "supplier_id": None,
+    "supplier_name": None,
+    "supplier_lot_code": None,
+    "production_date": date(2026, 11, 20),
+    "expiry_date": None,
+    "best_before_date": date(2027, 1, 20),
+    "produced": True,
+}
+
+
 def production(**overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
+        **JUICE_LOT_COLUMNS,
         "receipt_id": "R-JUICE",
-        "lot_id": JUICE_LOT,
-        "lot_code": "OJ-20261120-0001",
-        "sku": "OJ-1L",
-        "gtin": None,
         "quantity": Decimal("50"),
-        "uom": "EA",
         "received_at": DAY + timedelta(hours=3),
         "location": "PLANT",
-        "lot_location": "PLANT",
         "purchase_order": None,
-        "supplier_id": None,
-        "supplier_name": None,
-        "supplier_lot_code": None,
-        "production_date": date(2026, 11, 20),
-        "expiry_date": None,
-        "best_before_date": date(2027, 1, 20),
-        "produced": True,
     }
     return {**row, **overrides}
 
@@ -111,28 +117,16 @@ def juice_inputs() -> list[dict[str, Any]]:
 
 def shipment(**overrides: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
+        **JUICE_LOT_COLUMNS,
         "shipment_id": "SH-1",
         "line_no": 1,
         "order_id": "SO-1",
-        "lot_id": JUICE_LOT,
-        "lot_code": "OJ-20261120-0001",
-        "sku": "OJ-1L",
-        "gtin": None,
         "quantity": Decimal("12"),
-        "uom": "EA",
         "shipped_at": DAY + timedelta(days=1),
         "customer_id": "ANN",
         "customer_name": "Ann's Grocery",
         "customer_phone": "+34 600 000 000",
         "customer_address": {"line1": "Calle Mayor 1", "city": "Madrid", "country": "ES"},
-        "lot_location": "PLANT",
-        "supplier_id": None,
-        "supplier_name": None,
-        "supplier_lot_code": None,
-        "production_date": date(2026, 11, 20),
-        "expiry_date": None,
-        "best_before_date": date(2027, 1, 20),
-        "produced": True,
     }
     return {**row, **overrides}
 
