@@ -273,6 +273,16 @@ def at(schema: dict[str, Any], path: str) -> dict[str, Any]:
 
 CUSTOMER = ["customer_id", "name", "email", "phone", "address"]
 ADDRESS = ["line1", "line2", "city", "region", "postal_code", "country"]
+RECALL_ISSUED = [
+    "recall_id",
+    "issued_at",
+    "reason",
+    "classification",
+    "scope",
+    "affected_lots",
+    "affected_customer_count",
+    "shipped_quantity",
+]
 ENVELOPE = ["specversion", "id", "type", "source", "time", "subject", "datacontenttype", "data"]
 
 CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
@@ -328,16 +338,7 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
         "customer.address": ADDRESS,
     },
     "lottrace.recall-issued.v1": {
-        "": [
-            "recall_id",
-            "issued_at",
-            "reason",
-            "classification",
-            "scope",
-            "affected_lots",
-            "affected_customer_count",
-            "shipped_quantity",
-        ],
+        "": RECALL_ISSUED,
         "scope": ["lot_ids", "lot_codes", "sku", "supplier_id", "received_from", "received_to"],
         "affected_lots[]": ["lot_id", "lot_code", "sku", "supplier_id", "via_lot_id"],
     },
@@ -382,16 +383,7 @@ CONTRACT_REQUIRED: dict[str, list[str]] = {
         "strategy",
     ],
     "lottrace.order-shipped.v1": ["shipment_id", "order_id", "customer", "shipped_at", "lines"],
-    "lottrace.recall-issued.v1": [
-        "recall_id",
-        "issued_at",
-        "reason",
-        "classification",
-        "scope",
-        "affected_lots",
-        "affected_customer_count",
-        "shipped_quantity",
-    ],
+    "lottrace.recall-issued.v1": RECALL_ISSUED,  # every field
     "lottrace.recall-customer-notice.v1": ["recall_id", "customer", "shipments", "late"],
 }
 
