@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
@@ -238,9 +239,9 @@ async def record_shipments(connection: Connection, shipments: Sequence[Shipment]
     if not shipments:
         return
     lines = [
-        ShipmentLineRecord(s.shipment_id, x.line_no, x.lot_id, x.lot_code, x.sku, x.quantity, x.uom)
+        ShipmentLineRecord(shipment_id=s.shipment_id, **asdict(line))
         for s in shipments
-        for x in s.lines
+        for line in s.lines
     ]
     await connection.execute(
         """

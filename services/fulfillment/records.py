@@ -4,7 +4,7 @@ built in one place (from an event here, from a query in `db.py`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
@@ -91,18 +91,8 @@ class AllocationRecord:
 
     @classmethod
     def of(cls, order_id: str, allocation: Allocated, location: str) -> AllocationRecord:
-        return cls(
-            order_id=order_id,
-            line_no=allocation.line_no,
-            lot_id=allocation.lot_id,
-            lot_code=allocation.lot_code,
-            sku=allocation.sku,
-            quantity=allocation.quantity,
-            uom=allocation.uom,
-            expiry_date=allocation.expiry_date,
-            location=location,
-            gtin=allocation.gtin,
-        )
+        # Every field of the allocation is a column under its own name.
+        return cls(order_id=order_id, location=location, **asdict(allocation))
 
 
 @dataclass(frozen=True)
