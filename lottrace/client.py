@@ -136,19 +136,21 @@ class Connection:
         )
 
 
+@dataclass(eq=False)  # compared and hashed by identity, as exceptions are
 class ServiceError(Exception):
     """A service answered with an error: its status and its `{"error", "detail"}`."""
 
-    def __init__(
-        self, service: Service, method: str, path: str, status: int, error: str, detail: str
-    ) -> None:
-        super().__init__(f"{service} {method} {path}: {status} {error}: {detail}")
-        self.service = service
-        self.method = method
-        self.path = path
-        self.status = status
-        self.error = error
-        self.detail = detail
+    service: Service
+    method: str
+    path: str
+    status: int
+    error: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        super().__init__(
+            f"{self.service} {self.method} {self.path}: {self.status} {self.error}: {self.detail}"
+        )
 
     @property
     def hint(self) -> str | None:
