@@ -36,6 +36,7 @@ from shared.contracts.events import (
 )
 from shared.errors import NotFound
 from shared.ids import new_id
+from shared.records import built_from
 from shared.runtime import metrics
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Record, UnitOfWork
@@ -240,21 +241,13 @@ class Recalls:
             return
         for notice in built:
             unit.emit_message(notice.message)
-        await db.record_notices(
-            unit.connection,
-            [
-                db.NoticeRecord(
-                    event_id=notice.event_id,
-                    recall_id=request.recall_id,
-                    customer_id=request.customer.customer_id,
-                    late=request.late,
-                    shipments=notice.shipments,
-                    part=notice.part,
-                    parts=notice.parts,
-                )
-                for notice in built
-            ],
-        )
+        customer_id = request.customer.customer_id
+        # The notice first: its `shipments` is the count the log keeps, not the request's list.
+        records = [
+            built_from(db.NoticeRecord, notice, request, customer_id=customer_id)
+            for notice in built
+        ]
+        await db.record_notices(unit.connection, records)
 
     async def _undeliverable(self, unit: UnitOfWork, request: NoticeRequest, reason: str) -> None:
         customer_id = request.customer.customer_id

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import AffectedLot, GoodsReceived, NoticeShipment, OrderShipped
+from shared.records import built_from
 
 
 @dataclass(frozen=True)
@@ -57,22 +58,11 @@ class LotRow:
     @classmethod
     def of(cls, event: GoodsReceived) -> LotRow:
         supplier = event.supplier
-        return cls(
-            lot_id=event.lot_id,
-            lot_code=event.lot_code,
-            sku=event.sku,
-            gtin=event.gtin,
-            uom=event.uom,
+        return built_from(
+            cls,
+            event,
             supplier_id=supplier.supplier_id if supplier else None,
             supplier_name=supplier.name if supplier else None,
-            supplier_lot_code=event.supplier_lot_code,
-            purchase_order=event.purchase_order,
-            location=event.location,
-            production_date=event.production_date,
-            expiry_date=event.expiry_date,
-            best_before_date=event.best_before_date,
-            received_at=event.received_at,
-            quantity=event.quantity,
         )
 
     def plus(self, event: GoodsReceived) -> LotRow:
@@ -99,17 +89,12 @@ class ReceiptRow:
 
     @classmethod
     def of(cls, incoming: Incoming[GoodsReceived]) -> ReceiptRow:
-        event = incoming.data
-        return cls(
-            receipt_id=event.receipt_id,
-            lot_id=event.lot_id,
-            quantity=event.quantity,
-            uom=event.uom,
-            received_at=event.received_at,
-            location=event.location,
-            purchase_order=event.purchase_order,
-            supplier_id=event.supplier.supplier_id if event.supplier else None,
-            supplier_name=event.supplier.name if event.supplier else None,
+        supplier = incoming.data.supplier
+        return built_from(
+            cls,
+            incoming.data,
+            supplier_id=supplier.supplier_id if supplier else None,
+            supplier_name=supplier.name if supplier else None,
             event_id=incoming.id,
         )
 
@@ -177,13 +162,8 @@ class CustomerRow:
     @classmethod
     def of(cls, event: OrderShipped) -> CustomerRow:
         customer = event.customer
-        return cls(
-            customer_id=customer.customer_id,
-            name=customer.name,
-            email=customer.email,
-            phone=customer.phone,
-            address=customer.address.model_dump(mode="json") if customer.address else None,
-        )
+        address = customer.address.model_dump(mode="json") if customer.address else None
+        return built_from(cls, customer, address=address)
 
 
 @dataclass(frozen=True)
@@ -201,37 +181,15 @@ class ShipmentLineRow:
 
     @classmethod
     def all_of(cls, event: OrderShipped) -> list[ShipmentLineRow]:
-        return [
-            cls(
-                shipment_id=event.shipment_id,
-                line_no=line.line_no,
-                lot_id=line.lot_id,
-                order_id=event.order_id,
-                customer_id=event.customer.customer_id,
-                sku=line.sku,
-                lot_code=line.lot_code,
-                quantity=line.quantity,
-                uom=line.uom,
-                shipped_at=event.shipped_at,
-            )
-            for line in event.lines
-        ]
+        customer_id = event.customer.customer_id
+        return [built_from(cls, line, event, customer_id=customer_id) for line in event.lines]
 
     def lot(self) -> PlaceholderLot:
         return PlaceholderLot(self.lot_id, self.lot_code, self.sku, self.uom)
 
     def notice_shipment(self) -> NoticeShipment:
         """The line as a notice names it: the one place a line becomes that model."""
-        return NoticeShipment(
-            shipment_id=self.shipment_id,
-            order_id=self.order_id,
-            shipped_at=self.shipped_at,
-            sku=self.sku,
-            lot_id=self.lot_id,
-            lot_code=self.lot_code,
-            quantity=self.quantity,
-            uom=self.uom,
-        )
+        return NoticeShipment.model_validate(self, from_attributes=True)
 
 
 @dataclass(frozen=True)
