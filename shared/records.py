@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 R = TypeVar("R")
+
+
+class Row(Protocol):
+    """A query row (or a mapping) read by column name."""
+
+    def __getitem__(self, name: str, /) -> Any: ...
 
 
 def _field_names(kind: type[Any]) -> Iterable[str]:
@@ -30,3 +36,10 @@ def built_from(kind: type[R], *sources: object, **given: Any) -> R:
         if source is not None:
             values[name] = getattr(source, name)
     return kind(**values)
+
+
+def built_from_row(kind: type[R], row: Row, **given: Any) -> R:
+    """A `kind` whose fields are `given`, or else the row's columns of the same name: the
+    columns a wider row (a join) holds beyond the fields are left out; a missing one fails."""
+    values = {name: row[name] for name in _field_names(kind) if name not in given}
+    return kind(**values, **given)

@@ -41,6 +41,7 @@ from services.recall.schemas import (
     WaitingCustomer,
 )
 from shared.errors import Conflict, Invalid, NotFound
+from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
@@ -82,13 +83,7 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
 
     issued = await database_of(request).run(work)
     recalls.notices_wanted.set()
-    return RecallAccepted(
-        recall_id=issued.recall_id,
-        status="open",
-        affected_lots=issued.affected_lots,
-        affected_customer_count=issued.affected_customer_count,
-        shipped_quantity=issued.shipped_quantity,
-    )
+    return built_from(RecallAccepted, issued, status="open")
 
 
 async def _recall_or_404(connection: Any, recall_id: str) -> Record:
@@ -100,27 +95,10 @@ def _affected_customers(rows: list[Record]) -> list[AffectedCustomer]:
     for row in rows:
         customer = customers.get(row["customer_id"])
         if customer is None:
-            customer = customers[row["customer_id"]] = AffectedCustomer(
-                customer_id=row["customer_id"],
-                name=row["name"],
-                email=row["email"],
-                phone=row["phone"],
-                address=row["address"],
-                shipments=[],
+            customer = customers[row["customer_id"]] = built_from_row(
+                AffectedCustomer, row, shipments=[]
             )
-        customer.shipments.append(
-            CustomerShipment(
-                shipment_id=row["shipment_id"],
-                order_id=row["order_id"],
-                shipped_at=row["shipped_at"],
-                sku=row["sku"],
-                lot_id=row["lot_id"],
-                lot_code=row["lot_code"],
-                quantity=row["quantity"],
-                uom=row["uom"],
-                late=row["late"],
-            )
-        )
+        customer.shipments.append(built_from_row(CustomerShipment, row))
     return list(customers.values())
 
 
@@ -143,31 +121,14 @@ async def get_recall(
             connection, recall_id, limit=customers_limit, offset=customers_offset
         )
         waiting = await db.notice_failures(connection, recall_id)
-    return RecallView(
+    return built_from_row(
+        RecallView,
+        recall,
         recall_id=recall_id,
-        status=recall["status"],
-        issued_at=recall["issued_at"],
-        reason=recall["reason"],
-        classification=recall["classification"],
-        scope=recall["scope"],
-        requested_by=recall["requested_by"],
-        affected_customer_count=recall["affected_customer_count"],
-        shipped_quantity=recall["shipped_quantity"],
-        notified_customers=recall["notified_customers"],
         notices_complete=recall["notices_done_at"] is not None,
-        late_notices=recall["late_notices"],
         waiting_customers=[
-            WaitingCustomer(
-                customer_id=row["customer_id"],
-                late=row["late"],
-                shipments=row["shipments"],
-                reason=row["reason"],
-                since=row["created_at"],
-            )
-            for row in waiting
+            built_from_row(WaitingCustomer, row, since=row["created_at"]) for row in waiting
         ],
-        closed_at=recall["closed_at"],
-        closed_by=recall["closed_by"],
         affected_lots=[LotSummary.from_row(row) for row in lots],
         customers=_affected_customers(rows),
     )
@@ -231,12 +192,12 @@ async def close_recall(
         )
         if closed is None:  # another request closed it meanwhile
             raise Conflict("recall_closed", f"recall {recall_id} is closed already")
-    return RecallAccepted(
+    return built_from_row(
+        RecallAccepted,
+        recall,
         recall_id=recall_id,
         status="closed",
         affected_lots=closed["affected_lots"],
-        affected_customer_count=recall["affected_customer_count"],
-        shipped_quantity=recall["shipped_quantity"],
     )
 
 
