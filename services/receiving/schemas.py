@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     model_validator,
 )
 
@@ -59,21 +60,21 @@ class InputRef(BaseModel):
         return self
 
 
+def _strict_with_example(example: JsonValue) -> ConfigDict:
+    """A request body that refuses unknown fields, with one example for the API docs."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
 class ReceiptRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "sku": "OJ-1L",
-                    "quantity": "120",
-                    "supplier": {"supplier_id": "GROVE", "name": "Grove Farms"},
-                    "supplier_lot_code": "GF-7781",
-                    "purchase_order": "PO-5531",
-                    "expiry_date": "2027-03-31",
-                }
-            ]
-        },
+    model_config = _strict_with_example(
+        {
+            "sku": "OJ-1L",
+            "quantity": "120",
+            "supplier": {"supplier_id": "GROVE", "name": "Grove Farms"},
+            "supplier_lot_code": "GF-7781",
+            "purchase_order": "PO-5531",
+            "expiry_date": "2027-03-31",
+        }
     )
 
     receipt_id: Identifier | None = None
@@ -145,17 +146,12 @@ class LotView(BaseModel):
 class ScanReceiptRequest(BaseModel):
     """A receipt from a scanned GS1 label: GTIN, lot, dates and count come from the barcode."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "barcode": "]C10109501101530003172703311510D9T\u001d3712",
-                    "supplier": {"supplier_id": "GROVE"},
-                    "purchase_order": "PO-5531",
-                }
-            ]
-        },
+    model_config = _strict_with_example(
+        {
+            "barcode": "]C10109501101530003172703311510D9T\u001d3712",
+            "supplier": {"supplier_id": "GROVE"},
+            "purchase_order": "PO-5531",
+        }
     )
 
     barcode: str = Field(min_length=1, max_length=500)
