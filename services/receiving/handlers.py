@@ -182,25 +182,28 @@ async def _consume_inputs(
         for item in request.inputs
     ]
     found = await _input_lots(unit.connection, wanted)
+    # Per lot, in the order the inputs first name it: what the receipt takes from it, summed
+    # over inputs naming the same lot (it is consumed, and announced, once).
     consumed: dict[UUID, Decimal] = defaultdict(Decimal)
-    inputs: list[LotInput] = []
+    lots: dict[UUID, InputLot] = {}
     for item, lot_found in zip(wanted, found, strict=True):
         lot = _less_consumed(lot_found, consumed)
         check_consumption(item, lot, produced_lot_id=produced_lot_id)
         assert lot is not None
         consumed[lot.lot_id] += item.quantity
-        inputs.append(
-            LotInput(
-                lot_id=lot.lot_id,
-                lot_code=lot.lot_code,
-                sku=lot.sku,
-                quantity=item.quantity,
-                uom=lot.uom,
-            )
-        )
+        lots.setdefault(lot.lot_id, lot)
     for lot_id, quantity in consumed.items():
         await db.consume(unit.connection, lot_id, quantity)
-    return _merge_same_lot(inputs)
+    return [
+        LotInput(
+            lot_id=lot_id,
+            lot_code=lot.lot_code,
+            sku=lot.sku,
+            quantity=consumed[lot_id],
+            uom=lot.uom,
+        )
+        for lot_id, lot in lots.items()
+    ]
 
 
 async def _input_lots(connection: Connection, wanted: list[InputRequest]) -> list[InputLot | None]:
@@ -229,19 +232,6 @@ def _less_consumed(lot: InputLot | None, consumed: Mapping[UUID, Decimal]) -> In
     if lot is None:
         return None
     return replace(lot, available=lot.available - consumed.get(lot.lot_id, Decimal(0)))
-
-
-def _merge_same_lot(inputs: list[LotInput]) -> list[LotInput]:
-    merged: dict[UUID, LotInput] = {}
-    for item in inputs:
-        if item.lot_id in merged:
-            previous = merged[item.lot_id]
-            merged[item.lot_id] = previous.model_copy(
-                update={"quantity": previous.quantity + item.quantity}
-            )
-        else:
-            merged[item.lot_id] = item
-    return list(merged.values())
 
 
 # ------------------------------------------------------------------ scanning and products
