@@ -328,16 +328,24 @@ def test_a_recall_may_report_nothing_shipped_but_not_a_negative_amount() -> None
 # ------------------------------------------------------------------ consuming
 
 
-def test_a_binary_mode_event_is_accepted() -> None:
-    headers = [
+def binary_order_headers(source: bytes, *more: tuple[str, bytes]) -> list[tuple[str, bytes]]:
+    """The headers of an order-placed event sent in binary mode (attributes as headers)."""
+    return [
         ("ce_specversion", b"1.0"),
         ("ce_id", b"bin-1"),
-        ("ce_source", b"/oms/us-2"),
+        ("ce_source", source),
         ("ce_type", events.OrderPlaced.event_type.encode()),
+        *more,
+    ]
+
+
+def test_a_binary_mode_event_is_accepted() -> None:
+    headers = binary_order_headers(
+        b"/oms/us-2",
         ("ce_subject", b"SO-1001"),
         ("ce_time", b"2026-11-21T10:15:00+01:00"),
         ("content-type", b"application/json"),
-    ]
+    )
 
     incoming = accepted(decode("order-placed", json.dumps(order_data()).encode(), headers))
 
@@ -348,12 +356,7 @@ def test_a_binary_mode_event_is_accepted() -> None:
 
 
 def test_a_binary_mode_event_whose_data_is_not_json_is_malformed() -> None:
-    headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", b"bin-1"),
-        ("ce_source", b"/oms"),
-        ("ce_type", events.OrderPlaced.event_type.encode()),
-    ]
+    headers = binary_order_headers(b"/oms")
 
     assert rejected(decode("order-placed", b"{not json", headers)).error_type == "malformed_json"
 
