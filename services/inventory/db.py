@@ -361,8 +361,8 @@ async def open_demand(connection: Connection, order_ids: Sequence[str]) -> list[
     """Unallocated demand of open orders, their lines locked, oldest order first."""
     rows = await connection.fetch(
         """
-        SELECT l.order_id, l.line_no, l.sku, l.uom, l.ordered - l.shipped - l.reserved AS open,
-               o.min_remaining_shelf_life_days AS shelf_life
+        SELECT l.order_id, l.line_no, l.sku, l.uom, l.ordered - l.shipped - l.reserved AS quantity,
+               o.min_remaining_shelf_life_days
         FROM order_lines l JOIN orders o USING (order_id)
         WHERE o.order_id = ANY($1::text[]) AND o.status = 'open'
           AND l.ordered > l.shipped + l.reserved
@@ -371,17 +371,7 @@ async def open_demand(connection: Connection, order_ids: Sequence[str]) -> list[
         """,
         list(order_ids),
     )
-    return [
-        Demand(
-            order_id=row["order_id"],
-            line_no=row["line_no"],
-            sku=row["sku"],
-            uom=row["uom"],
-            quantity=row["open"],
-            min_remaining_shelf_life_days=row["shelf_life"],
-        )
-        for row in rows
-    ]
+    return rows_as(rows, Demand)
 
 
 async def orders_waiting_for(

@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -49,6 +49,8 @@ from shared.runtime.http import Rfc3339Date, database_of
 from shared.runtime.lookup import found
 
 router = APIRouter()
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 MAX_OFFSET = 2**63 - 1  # PostgreSQL's OFFSET is a bigint
 MERMAID_MEDIA_TYPE = "text/vnd.mermaid"
@@ -221,6 +223,17 @@ def _trace_lot(lot_id: UUID, rows: dict[UUID, Record], depth: int, parents: list
     )
 
 
+def _trace_route(path: str, summary: str, model: type[BaseModel]) -> Callable[[F], F]:
+    """A trace read by any viewer, answered with `_json` and documented as `model`."""
+    return router.get(
+        path,
+        tags=["trace"],
+        summary=summary,
+        response_model=model,
+        dependencies=[requires(Role.VIEWER)],
+    )
+
+
 async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
     rows = await db.lot_rows(connection, [lot_id])
     if lot_id not in rows:
@@ -237,12 +250,8 @@ async def _walk_back(
     return edges, nodes, await db.lot_rows(connection, nodes)
 
 
-@router.get(
-    "/trace/lots/{lot_id}/forward",
-    tags=["trace"],
-    summary="Lots made from it, shipments, customers",
-    response_model=TraceForward,
-    dependencies=[requires(Role.VIEWER)],
+@_trace_route(
+    "/trace/lots/{lot_id}/forward", "Lots made from it, shipments, customers", TraceForward
 )
 async def trace_forward(
     lot_id: UUID,
@@ -284,12 +293,8 @@ async def trace_forward(
     return _json(trace)
 
 
-@router.get(
-    "/trace/lots/{lot_id}/backward",
-    tags=["trace"],
-    summary="Supplier, purchase order, inputs to the root",
-    response_model=TraceBackward,
-    dependencies=[requires(Role.VIEWER)],
+@_trace_route(
+    "/trace/lots/{lot_id}/backward", "Supplier, purchase order, inputs to the root", TraceBackward
 )
 async def trace_backward(lot_id: UUID, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
@@ -329,13 +334,7 @@ async def trace_backward(lot_id: UUID, request: Request) -> Response:
     return _json(trace)
 
 
-@router.get(
-    "/trace/orders/{order_id}",
-    tags=["trace"],
-    summary="Lots shipped in an order and their origin",
-    response_model=TraceOrder,
-    dependencies=[requires(Role.VIEWER)],
-)
+@_trace_route("/trace/orders/{order_id}", "Lots shipped in an order and their origin", TraceOrder)
 async def trace_order(order_id: str, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
         lines = await db.order_lines(connection, order_id)

@@ -113,16 +113,9 @@ class InputRow:
 
     @classmethod
     def all_of(cls, event: GoodsReceived) -> list[InputRow]:
+        receipt_id, lot_id = event.receipt_id, event.lot_id
         return [
-            cls(
-                receipt_id=event.receipt_id,
-                lot_id=event.lot_id,
-                input_lot_id=item.lot_id,
-                input_lot_code=item.lot_code,
-                input_sku=item.sku,
-                quantity=item.quantity,
-                uom=item.uom,
-            )
+            cls(receipt_id, lot_id, item.lot_id, item.lot_code, item.sku, item.quantity, item.uom)
             for item in event.inputs
         ]
 
