@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 
 from lottrace.infra import TansuBroker, wait_until
 from shared.contracts.envelope import Incoming
@@ -361,3 +362,47 @@ async def _true(value: bool) -> bool:
 
 def _quantity(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [description] = await admin.describe_consumer_groups([group])
+        [described_group] = description.groups
+        return len(described_group[-1])
+    finally:
+        await admin.close()
+
+
+async def test_a_consumer_that_rejoined_a_restarted_broker_before_its_topics_consumes_them(
+    database_url: str,
+) -> None:
+    """The embedded broker comes back from a crash empty, and its topics are made again only
+    after the services have reconnected and rejoined their groups (with nothing to consume):
+    they must notice the topics within seconds, not at Kafka's 5-minute metadata refresh."""
+    tansu = TansuBroker()
+    await tansu.start()
+    await tansu.create_topics(partitions=2)
+    probe = Probe(database_url, tansu, record_and_acknowledge)
+    await probe.start()
+    try:
+        await publish(tansu.bootstrap_servers, order("SO-BEFORE"))
+        await wait_until(probe.caught_up, timeout=30, what="consumer caught up")
+        tansu.stop()
+        await tansu.start()  # same port, no topics
+
+        async def rejoined() -> bool:
+            return await group_members(tansu.bootstrap_servers, probe.group) == 1
+
+        await wait_until(rejoined, timeout=30, what="the consumer rejoined the new broker")
+        await tansu.create_topics(partitions=2)
+        await publish(tansu.bootstrap_servers, order("SO-AFTER"))
+
+        async def applied() -> bool:
+            return "SO-AFTER" in [row["order_id"] for row in await probe.applied()]
+
+        await wait_until(applied, timeout=20, what="the order sent after the restart applied")
+    finally:
+        await probe.runtime.stop()
+        tansu.stop()
