@@ -21,6 +21,7 @@ from pydantic import (
 from shared.contracts.events import Event
 from shared.contracts.topics import TopicSpec
 from shared.ids import new_id
+from shared.records import built_from
 
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
@@ -190,17 +191,9 @@ class TopicDecoder:
             return _rejection(error)
         except (ValueError, UnicodeDecodeError) as error:
             return Rejected("malformed_json", str(error)[:500])
-        return Incoming(
-            id=envelope.id,
-            source=envelope.source,
-            type=envelope.type,
-            subject=envelope.subject,
-            time=envelope.time,
-            data=envelope.data,
-            topic=self.topic.name,
-            partition=partition,
-            offset=offset,
-            key=key,
+        # The CloudEvent's attributes and data, and where on the broker it was read.
+        return built_from(
+            Incoming, envelope, topic=self.topic.name, partition=partition, offset=offset, key=key
         )
 
 
