@@ -141,10 +141,10 @@ async def _insert_allocations(
     await connection.execute(
         """
         WITH stored AS (
-            INSERT INTO allocations (order_id, line_no, lot_id, lot_code, sku, quantity, uom,
-                                     expiry_date, location, gtin)
-            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
-                                 $6::numeric[], $7::text[], $8::date[], $9::text[], $10::text[])
+            INSERT INTO allocations (line_no, sku, lot_id, lot_code, quantity, uom, expiry_date,
+                                     gtin, order_id, location)
+            SELECT * FROM unnest($1::int[], $2::text[], $3::uuid[], $4::text[], $5::numeric[],
+                                 $6::text[], $7::date[], $8::text[], $9::text[], $10::text[])
             ON CONFLICT (order_id, line_no, lot_id) DO UPDATE
                 SET quantity = allocations.quantity + EXCLUDED.quantity
         )
@@ -249,10 +249,10 @@ async def record_shipments(connection: Connection, shipments: Sequence[Shipment]
             INSERT INTO shipments (shipment_id, order_id, shipped_at, shipped_by)
             SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[])
         ), stored_lines AS (
-            INSERT INTO shipment_lines (shipment_id, line_no, lot_id, lot_code, sku, quantity,
-                                        uom)
-            SELECT * FROM unnest($5::text[], $6::int[], $7::uuid[], $8::text[], $9::text[],
-                                 $10::numeric[], $11::text[])
+            INSERT INTO shipment_lines (line_no, sku, lot_id, lot_code, quantity, uom,
+                                        shipment_id)
+            SELECT * FROM unnest($5::int[], $6::text[], $7::uuid[], $8::text[], $9::numeric[],
+                                 $10::text[], $11::text[])
         )
         UPDATE order_lines l SET shipped = l.shipped + d.quantity
         FROM unnest($12::text[], $13::int[], $14::numeric[]) AS d(order_id, line_no, quantity)

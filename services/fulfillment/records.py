@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -74,24 +74,16 @@ def placed_orders(events: Sequence[OrderPlaced]) -> tuple[list[PlacedOrder], lis
     )
 
 
-@dataclass(frozen=True)
-class AllocationRecord:
-    """One allocation row. The field order is the column order of `allocations`."""
+@dataclass(frozen=True, kw_only=True)
+class AllocationRecord(Allocated):
+    """One allocation row: an allocated lot line, the order it is for and where the lot is.
+    The field order (the line's fields, then these) is the order `db.py` inserts columns in."""
 
     order_id: str
-    line_no: int
-    lot_id: UUID
-    lot_code: str
-    sku: str
-    quantity: Decimal
-    uom: str
-    expiry_date: date | None
     location: str
-    gtin: str | None
 
     @classmethod
     def of(cls, order_id: str, allocation: Allocated, location: str) -> AllocationRecord:
-        # Every field of the allocation is a column under its own name.
         return cls(order_id=order_id, location=location, **asdict(allocation))
 
 
@@ -196,20 +188,16 @@ class StoredShipment:
     shipped_by: str | None
 
 
-@dataclass(frozen=True)
-class ShipmentLineRecord:
-    """A shipped line. The field order is the column order of `shipment_lines`."""
+@dataclass(frozen=True, kw_only=True)
+class ShipmentLineRecord(ShipLine):
+    """A shipped line and its shipment. The field order (the line's fields, then the
+    shipment's id) is the order `db.py` inserts columns in."""
 
     shipment_id: str
-    line_no: int
-    lot_id: UUID
-    lot_code: str
-    sku: str
-    quantity: Decimal
-    uom: str
 
     @property
     def ship_line(self) -> ShipLine:
+        """The line alone, as a shipment holds it."""
         return ShipLine(self.line_no, self.sku, self.lot_id, self.lot_code, self.quantity, self.uom)
 
 
