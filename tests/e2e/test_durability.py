@@ -366,7 +366,20 @@ async def test_a_broker_killed_mid_stream_loses_no_event_our_services_produced(
 RECOVERY: dict[str, float] = {}
 
 
-@pytest.mark.timeout(120)
+async def platform_state(platform: Platform) -> str:
+    """What explains a stalled flow: `lottrace check` (consumer lag, stuck outboxes) and the
+    last lines each service logged."""
+    _, report = await asyncio.to_thread(lottrace_check, platform, wait=0)
+    tails = []
+    for name in SERVICES:
+        path = platform.processes[name].log_path
+        if path is not None and path.exists():
+            lines = path.read_text(errors="replace").splitlines()[-15:]
+            tails.append(f"--- {name} log\n" + "\n".join(line[:300] for line in lines))
+    return "\n".join([report, *tails])
+
+
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("service", SERVICES)
 async def test_a_killed_service_serves_within_15_s_and_orders_sent_meanwhile_allocate(
     supervised: Supervised, service: str
@@ -396,7 +409,10 @@ async def test_a_killed_service_serves_within_15_s_and_orders_sent_meanwhile_all
     orders.append(unique("SO"))
     await place_order(clients, orders[1], "FAY", sku, 3)  # just after it is back
     for order in orders:
-        await allocated(clients, order)
+        try:
+            await served(clients, order, timeout=60)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{await platform_state(platform)}") from None
     counts = await stock(clients, lot["lot_id"])
     assert (counts["on_hand"], counts["reserved"], counts["available"]) == ("10", "5", "5")
 
