@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from lottrace.client import (
     API_KEY_VARIABLE,
+    SERVICES,
     Connection,
     Service,
     ServiceUrls,
@@ -86,7 +87,6 @@ PostgresOption = Annotated[
         help="A PostgreSQL server URL holding the databases lottrace_<service>.",
     ),
 ]
-DATABASE_SERVICES: tuple[Service, ...] = ("receiving", "inventory", "fulfillment", "recall")
 DatabaseUrls = Mapping[str, str]
 # The default of a command's `databases` parameter: `with_database_options` replaces it.
 FROM_DATABASE_OPTIONS: DatabaseUrls = MappingProxyType({})
@@ -101,7 +101,7 @@ def _database_parameters() -> list[inspect.Parameter]:
             default=None,
             annotation=Annotated[str | None, _database_option(service)],
         )
-        for service in DATABASE_SERVICES
+        for service in SERVICES
     ]
 
 
@@ -119,7 +119,7 @@ def with_database_options(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def with_urls(**options: Any) -> None:
         postgres = options.pop("postgres")
-        given = {s: options.pop(f"{s}_database_url") for s in DATABASE_SERVICES}
+        given = {s: options.pop(f"{s}_database_url") for s in SERVICES}
         command(databases=database_urls(postgres, **given), **options)
 
     with_urls.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
