@@ -25,6 +25,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -305,51 +306,6 @@ def _binary_headers(event: type[Event]) -> dict[str, Any]:
     }
 
 
-def _message(
-    event: type[Event],
-    mode: str,
-    key: Any,
-    samples: list[ExampleMessage],
-    example: Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], Any]],
-    *,
-    content_type: str,
-    headers: dict[str, Any],
-    payload: dict[str, Any],
-    description: str | None = None,
-) -> dict[str, Any]:
-    """One message of a topic: `event` in CloudEvents `mode` ("structured" or "binary"), its
-    examples made by `example` from each sample's structured headers and payload."""
-    examples = [(name, *example(shown, sent)) for name, shown, sent in samples]
-    return {
-        "name": event.event_type,
-        "title": f"{event.event_type} ({mode} mode)",
-        "summary": _summary(event),
-        **({"description": description} if description is not None else {}),
-        "contentType": content_type,
-        "headers": headers,
-        "payload": payload,
-        "bindings": _kafka_message_binding(key),
-        "examples": [
-            {"name": name, "headers": shown, "payload": sent} for name, shown, sent in examples
-        ],
-    }
-
-
-def _structured_message(
-    event: type[Event], topic: TopicSpec, key: Any, samples: list[ExampleMessage]
-) -> dict[str, Any]:
-    return _message(
-        event,
-        "structured",
-        key,
-        samples,
-        lambda headers, payload: (headers, payload),
-        content_type=STRUCTURED_CONTENT_TYPE,
-        headers=_structured_headers(event, topic),
-        payload={"$ref": COMPONENTS_SCHEMAS + _cloud_event(event).__name__},
-    )
-
-
 def _binary_example_headers(payload: dict[str, Any]) -> dict[str, Any]:
     return {
         "content-type": "application/json",
@@ -361,21 +317,53 @@ def _binary_example_headers(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _binary_message(
-    event: type[Event], data_ref: str, key: Any, samples: list[ExampleMessage]
+@dataclass(frozen=True)
+class _Mode:
+    """A CloudEvents mode as a message documents it: its content type, and how an example's
+    headers and value are made from a sample's structured headers and payload."""
+
+    name: str
+    content_type: str
+    example: Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], Any]]
+    description: str | None = None
+
+
+_STRUCTURED = _Mode(
+    "structured", STRUCTURED_CONTENT_TYPE, lambda headers, payload: (headers, payload)
+)
+_BINARY = _Mode(
+    "binary",
+    "application/json",
+    lambda _, payload: (_binary_example_headers(payload), payload["data"]),
+    description="The same event in CloudEvents binary mode: `ce_*` headers, "
+    "the `data` alone as the value.",
+)
+
+
+def _message(
+    event: type[Event],
+    mode: _Mode,
+    key: Any,
+    samples: list[ExampleMessage],
+    *,
+    headers: dict[str, Any],
+    payload: dict[str, Any],
 ) -> dict[str, Any]:
-    return _message(
-        event,
-        "binary",
-        key,
-        samples,
-        lambda _, payload: (_binary_example_headers(payload), payload["data"]),
-        content_type="application/json",
-        headers=_binary_headers(event),
-        payload={"$ref": data_ref},
-        description="The same event in CloudEvents binary mode: `ce_*` headers, "
-        "the `data` alone as the value.",
-    )
+    """One message of a topic: `event` in CloudEvents `mode`, with an example per sample."""
+    examples = [(name, *mode.example(shown, sent)) for name, shown, sent in samples]
+    return {
+        "name": event.event_type,
+        "title": f"{event.event_type} ({mode.name} mode)",
+        "summary": _summary(event),
+        **({"description": mode.description} if mode.description is not None else {}),
+        "contentType": mode.content_type,
+        "headers": headers,
+        "payload": payload,
+        "bindings": _kafka_message_binding(key),
+        "examples": [
+            {"name": name, "headers": shown, "payload": sent} for name, shown, sent in examples
+        ],
+    }
 
 
 def _messages(topic: TopicSpec, schemas: dict[str, JsonSchemaValue]) -> dict[str, Any]:
@@ -384,12 +372,21 @@ def _messages(topic: TopicSpec, schemas: dict[str, JsonSchemaValue]) -> dict[str
     key = _key_schema(topic, schemas, dlq=False)
     for event in topic.events:
         samples = _example_messages(event)
-        messages[event.__name__] = _structured_message(event, topic, key, samples)
+        messages[event.__name__] = _message(
+            event,
+            _STRUCTURED,
+            key,
+            samples,
+            headers=_structured_headers(event, topic),
+            payload={"$ref": COMPONENTS_SCHEMAS + _cloud_event(event).__name__},
+        )
         if _is_ours(topic.producer):
             continue
         # Only upstream producers use binary mode; lottrace's own producers never do.
         data_ref = schemas[_cloud_event(event).__name__]["properties"]["data"]["$ref"]
-        messages[f"{event.__name__}Binary"] = _binary_message(event, data_ref, key, samples)
+        messages[f"{event.__name__}Binary"] = _message(
+            event, _BINARY, key, samples, headers=_binary_headers(event), payload={"$ref": data_ref}
+        )
     return messages
 
 
