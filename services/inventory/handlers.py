@@ -87,7 +87,7 @@ class Production:
             event = incoming.data
             for item in event.inputs:
                 production.consumed[item.lot_id] += item.quantity
-                production.inputs.append(LotFacts(item.lot_id, item.sku, item.lot_code, item.uom))
+                production.inputs.append(LotFacts.of(item))
                 production.edges.add(Edge(event.lot_id, item.lot_id))
                 production.produced_by[event.lot_id] = incoming.id
         return production
@@ -110,7 +110,7 @@ class Shipments:
                 key = (shipment.order_id, line.line_no, line.lot_id)
                 shipments.quantities[key] += line.quantity
                 shipments.causes[key] = (incoming.id, shipment.shipment_id)
-                shipments.facts.append(LotFacts(line.lot_id, line.sku, line.lot_code, line.uom))
+                shipments.facts.append(LotFacts.of(line))
         return shipments
 
     @property

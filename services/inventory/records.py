@@ -11,7 +11,7 @@ from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
 from services.inventory.domain import Reserve, StockLot
-from shared.contracts.events import GoodsReceived, OrderPlaced
+from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, ShipmentLine
 from shared.records import built_from
 
 ZERO = Decimal(0)
@@ -46,6 +46,10 @@ class LotFacts:
     sku: str
     lot_code: str
     uom: str
+
+    @classmethod
+    def of(cls, line: LotInput | ShipmentLine) -> LotFacts:
+        return built_from(cls, line)
 
 
 @dataclass(frozen=True)
