@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from services.receiving import db, handlers
 from services.receiving.domain import LotNumbering
@@ -30,6 +31,38 @@ router = APIRouter(tags=["receiving"])
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
 
 
+@dataclass(frozen=True)
+class Receiver:
+    """What a receipt route receives with: its request (the app's lot numbering and default
+    location, the database), the caller's idempotency key, and the response told of a replay."""
+
+    request: Request
+    response: Response
+    idempotency_key: IdempotencyKey = None
+
+    async def receive(self, body: ReceiptRequest) -> ReceiptView:
+        state = self.request.app.state
+        numbering: LotNumbering = state.lot_numbering
+
+        async def work(unit: UnitOfWork) -> handlers.ReceiptOutcome:
+            return await handlers.receive(
+                unit,
+                body,
+                numbering=numbering,
+                default_location=state.default_location,
+                idempotency_key=self.idempotency_key,
+                now=datetime.now(UTC),
+            )
+
+        outcome = await database_of(self.request).run(work)
+        if outcome.replayed:
+            self.response.headers["Idempotent-Replayed"] = "true"
+        return outcome.view
+
+
+ReceiverDependency = Annotated[Receiver, Depends()]
+
+
 @router.post(
     "/receipts",
     status_code=201,
@@ -42,13 +75,8 @@ IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
     ),
     dependencies=[requires(Role.RECEIVER)],
 )
-async def create_receipt(
-    body: ReceiptRequest,
-    request: Request,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
-) -> ReceiptView:
-    return await _receive(request, response, body, idempotency_key)
+async def create_receipt(body: ReceiptRequest, receiver: ReceiverDependency) -> ReceiptView:
+    return await receiver.receive(body)
 
 
 @router.post(
@@ -66,35 +94,11 @@ async def create_receipt(
     dependencies=[requires(Role.RECEIVER)],
 )
 async def create_receipt_from_scan(
-    body: ScanReceiptRequest,
-    request: Request,
-    response: Response,
-    idempotency_key: IdempotencyKey = None,
+    body: ScanReceiptRequest, receiver: ReceiverDependency
 ) -> ReceiptView:
-    async with database_of(request).pool.acquire() as connection:
+    async with database_of(receiver.request).pool.acquire() as connection:
         receipt = await handlers.receipt_from_scan(connection, body)
-    return await _receive(request, response, receipt, idempotency_key)
-
-
-async def _receive(
-    request: Request, response: Response, body: ReceiptRequest, idempotency_key: str | None
-) -> ReceiptView:
-    numbering: LotNumbering = request.app.state.lot_numbering
-
-    async def work(unit: UnitOfWork) -> handlers.ReceiptOutcome:
-        return await handlers.receive(
-            unit,
-            body,
-            numbering=numbering,
-            default_location=request.app.state.default_location,
-            idempotency_key=idempotency_key,
-            now=datetime.now(UTC),
-        )
-
-    outcome = await database_of(request).run(work)
-    if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return outcome.view
+    return await receiver.receive(receipt)
 
 
 @router.put(
