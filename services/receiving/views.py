@@ -20,24 +20,14 @@ def receipt_view(event: GoodsReceived, lot: LotRecord, *, new_lot: bool) -> Rece
     )
 
 
+# Columns of a lot that its view shows as the objects they make: `supplier` and a `unit_cost`
+# with its currency.
+_SHOWN_AS_OBJECTS = frozenset({"supplier_id", "supplier_name", "unit_cost", "currency"})
+
+
 def lot_view(lot: LotRecord) -> LotView:
-    return LotView(
-        lot_id=lot.lot_id,
-        lot_code=lot.lot_code,
-        sku=lot.sku,
-        gtin=lot.gtin,
-        uom=lot.uom,
-        supplier=lot.supplier,
-        supplier_lot_code=lot.supplier_lot_code,
-        production_date=lot.production_date,
-        expiry_date=lot.expiry_date,
-        best_before_date=lot.best_before_date,
-        unit_cost=lot.cost,
-        received_quantity=lot.received_quantity,
-        consumed_quantity=lot.consumed_quantity,
-        first_received_at=lot.first_received_at,
-        last_received_at=lot.last_received_at,
-    )
+    columns = {name: value for name, value in asdict(lot).items() if name not in _SHOWN_AS_OBJECTS}
+    return LotView(**columns, supplier=lot.supplier, unit_cost=lot.cost)
 
 
 def product_view(product: ProductRecord) -> ProductView:
