@@ -65,6 +65,16 @@ def api_keys(*entries: tuple[str, str, tuple[Role, ...]]) -> SecretStr:
 
 
 ADMIN_API_KEYS = api_keys(("admin", ADMIN_KEY, (Role.ADMIN,)))
+# What most tests run a service with: a consumer hands its batch over after 20 ms rather than
+# waiting the default 50, and the API takes ADMIN_KEY.
+QUICK_FIELDS: dict[str, Any] = {"consumer_batch_timeout_ms": 20, "api_keys": ADMIN_API_KEYS}
+
+
+def quick_settings(
+    settings_type: type[SettingsT], database_url: str, broker: TansuBroker, **fields: Any
+) -> SettingsT:
+    """`service_settings` with QUICK_FIELDS; `fields` override them or set the rest."""
+    return service_settings(settings_type, database_url, broker, **{**QUICK_FIELDS, **fields})
 
 
 @asynccontextmanager
@@ -94,6 +104,14 @@ async def running(
 
             await wait_until(ready, timeout=30, what="service ready")
             yield client
+
+
+def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
+    """The JSON body of a refusal, once checked to have this status and error code."""
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["error"] == error
+    return body
 
 
 async def until_served(

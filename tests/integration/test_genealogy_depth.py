@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest_asyncio
@@ -18,9 +17,8 @@ from services.inventory.app import create_app as create_inventory
 from services.recall.app import Settings as RecallSettings
 from services.recall.app import create_app as create_recall
 from shared.contracts.events import GoodsReceived
-from shared.runtime.settings import KafkaSettings
 from tests.conftest import PostgresServer
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish
 
 DEPTH = 60  # deeper than the 50 levels recall used to stop at
@@ -33,14 +31,9 @@ async def recall_and_inventory(
     postgres_server: PostgresServer, broker: TansuBroker
 ) -> AsyncIterator[Clients]:
     names = [await postgres_server.create_database() for _ in range(2)]
-    common: dict[str, Any] = {
-        "kafka": KafkaSettings(**kafka_env(broker)),
-        "consumer_batch_timeout_ms": 20,
-        "api_keys": ADMIN_API_KEYS,
-    }
-    recall = create_recall(RecallSettings(database_url=postgres_server.url(names[0]), **common))
+    recall = create_recall(quick_settings(RecallSettings, postgres_server.url(names[0]), broker))
     inventory = create_inventory(
-        InventorySettings(database_url=postgres_server.url(names[1]), **common)
+        quick_settings(InventorySettings, postgres_server.url(names[1]), broker)
     )
     try:
         async with running(recall) as recall_client, running(inventory) as inventory_client:

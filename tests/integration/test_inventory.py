@@ -28,9 +28,8 @@ from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, Recall
 from shared.runtime.auth import Role
 from shared.runtime.database import Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from shared.runtime.settings import KafkaSettings
 from tests.integration.events import incoming
-from tests.integration.service_apps import ADMIN_KEY, api_keys, kafka_env, running
+from tests.integration.service_apps import ADMIN_KEY, api_keys, quick_settings, running
 from tests.integration.service_apps import until_served as _until
 from tests.kafka_helpers import committed_offsets, end_offsets, publish, read_topic
 
@@ -69,13 +68,9 @@ def order(order_id: str, sku: str, quantity: int, *, shelf_life: int = 0) -> Ord
 
 
 def inventory_app(database_url: str, broker: TansuBroker) -> Any:
-    settings = Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
-        consumer_batch_timeout_ms=20,
-        # The admin key is named after the QA person whose holds the history records.
-        api_keys=api_keys(("qa-anna", ADMIN_KEY, (Role.ADMIN,))),
-    )
+    # The admin key is named after the QA person whose holds the history records.
+    qa_anna = api_keys(("qa-anna", ADMIN_KEY, (Role.ADMIN,)))
+    settings = quick_settings(Settings, database_url, broker, api_keys=qa_anna)
     return create_app(settings)
 
 

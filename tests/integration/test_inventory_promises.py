@@ -18,7 +18,7 @@ from services.inventory.app import Settings, create_app
 from services.inventory.handlers import Inventory
 from shared.contracts.events import OrderCancelled, OrderShipped
 from tests.integration.events import applied, event_id
-from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
+from tests.integration.service_apps import quick_settings, running
 from tests.integration.test_inventory import order, received
 from tests.kafka_helpers import publish, read_settled, read_topic
 
@@ -36,14 +36,7 @@ class Clock:
 
 
 def running_inventory(database_url: str, broker: TansuBroker, *, clock: Clock | None = None) -> Any:
-    settings = service_settings(
-        Settings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        expiry_sweep_seconds=0.2,
-        api_keys=ADMIN_API_KEYS,
-    )
+    settings = quick_settings(Settings, database_url, broker, expiry_sweep_seconds=0.2)
     return running(create_app(settings, inventory=Inventory(today=clock or Clock())))
 
 
@@ -99,6 +92,16 @@ async def lot_where(client: httpx.AsyncClient, lot_id: uuid.UUID, **expected: st
     await wait_until(matches, timeout=30, what=f"lot {lot_id} with {expected}")
 
 
+async def stocked_lot(
+    client: httpx.AsyncClient, bootstrap: str, sku: str, quantity: int, *, days: int
+) -> uuid.UUID:
+    """A new lot of `quantity` units of `sku`, expiring in `days`, once inventory has it."""
+    lot_id = uuid.uuid4()
+    await publish(bootstrap, received(sku, quantity, days=days, lot_id=lot_id))
+    await lot_where(client, lot_id, on_hand=str(quantity))
+    return lot_id
+
+
 async def test_the_expiry_sweep_frees_reservations_and_the_oldest_order_takes_the_next_fefo_lot(
     database_url: str, broker: TansuBroker
 ) -> None:
@@ -143,10 +146,8 @@ async def test_a_cancelled_order_gives_back_what_it_had_not_shipped_to_the_waiti
     database_url: str, broker: TansuBroker
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    kiwi = uuid.uuid4()
     async with running_inventory(database_url, broker) as client:
-        await publish(bootstrap, received("KIWI", 6, days=30, lot_id=kiwi))
-        await lot_where(client, kiwi, on_hand="6")
+        kiwi = await stocked_lot(client, bootstrap, "KIWI", 6, days=30)
         await publish(bootstrap, order("SO-C", "KIWI", 4))
         await until_revision(bootstrap, "SO-C", 1)
         await publish(bootstrap, order("SO-W", "KIWI", 3))
@@ -197,10 +198,8 @@ async def test_a_released_hold_and_a_count_that_goes_up_fill_backorders_oldest_f
     database_url: str, broker: TansuBroker
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    honey = uuid.uuid4()
     async with running_inventory(database_url, broker) as client:
-        await publish(bootstrap, received("HONEY", 4, days=90, lot_id=honey))
-        await lot_where(client, honey, on_hand="4")
+        honey = await stocked_lot(client, bootstrap, "HONEY", 4, days=90)
         held = await client.post(f"/lots/{honey}/hold", json={"reason": "crystals seen"})
         assert held.status_code == 200, held.text
         for order_id in ("SO-Z", "SO-M", "SO-A"):  # placed in this order, oldest first

@@ -21,7 +21,7 @@ from shared.contracts.events import GoodsReceived
 from shared.runtime import metrics
 from shared.runtime.lag import consumer_lag
 from shared.runtime.tracing import instrument_broker
-from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
+from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish
 
 INVENTORY_TOPICS = {
@@ -48,15 +48,7 @@ def goods_received(quantity: int = 5) -> GoodsReceived:
 
 
 def inventory_app(database_url: str, broker: TansuBroker) -> FastAPI:
-    settings = service_settings(
-        Settings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        metrics_sample_seconds=0.2,
-        api_keys=ADMIN_API_KEYS,
-    )
-    return create_app(settings)
+    return create_app(quick_settings(Settings, database_url, broker, metrics_sample_seconds=0.2))
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:

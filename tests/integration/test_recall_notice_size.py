@@ -24,8 +24,7 @@ from shared.contracts.envelope import Incoming, TopicDecoder
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerNotice
 from shared.contracts.topics import TOPICS_BY_NAME, dead_letter_topic
 from shared.runtime.database import MAX_MESSAGE_BYTES
-from shared.runtime.settings import KafkaSettings
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running
+from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish, read_topic
 
 NOW = datetime.now(UTC)
@@ -37,13 +36,7 @@ LONG_LOT_CODE = "L" * 64
 async def app_and_client(
     database_url: str, broker: TansuBroker
 ) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    settings = Settings(
-        database_url=database_url,
-        kafka=KafkaSettings(**kafka_env(broker)),
-        consumer_batch_timeout_ms=20,
-        api_keys=ADMIN_API_KEYS,
-    )
-    app = create_app(settings)
+    app = create_app(quick_settings(Settings, database_url, broker))
     async with running(app) as client:
         yield app, client
 
