@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from shared.contracts.envelope import Incoming, OutgoingMessage
-from shared.contracts.events import GoodsReceived
+from shared.contracts.events import GoodsReceived, OrderShipped
 
 
 def lot(
@@ -29,6 +30,34 @@ def lot(
         inputs=[
             {"lot_id": i.lot_id, "lot_code": i.lot_code, "sku": i.sku, "quantity": 10}
             for i in inputs
+        ],
+    )
+
+
+def shipment_of(
+    customer: dict[str, Any],
+    *lots: GoodsReceived,
+    quantity: Decimal | int | str = 3,
+    shipped_at: datetime | None = None,
+    number: str | None = None,
+) -> OrderShipped:
+    """Shipment SH-`number` of order SO-`number` (a fresh number unless given) to `customer`,
+    shipped at `shipped_at` (now unless given): a line of `quantity` from each of `lots`."""
+    number = number or uuid.uuid4().hex[:8]
+    return OrderShipped(
+        shipment_id=f"SH-{number}",
+        order_id=f"SO-{number}",
+        customer=customer,
+        shipped_at=shipped_at or datetime.now(UTC),
+        lines=[
+            {
+                "line_no": line_no,
+                "sku": shipped.sku,
+                "lot_id": shipped.lot_id,
+                "lot_code": shipped.lot_code,
+                "quantity": quantity,
+            }
+            for line_no, shipped in enumerate(lots, start=1)
         ],
     )
 

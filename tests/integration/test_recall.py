@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,8 +19,8 @@ from services.recall.app import Settings, create_app
 from shared.contracts.envelope import Incoming, TopicDecoder
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerNotice
 from shared.contracts.topics import TOPICS_BY_NAME
-from tests.integration.events import lot
-from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
+from tests.integration.events import lot, shipment_of
+from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish, read_settled, read_topic
 
 NOW = datetime.now(UTC)
@@ -29,14 +28,7 @@ NOW = datetime.now(UTC)
 
 @pytest_asyncio.fixture
 async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = service_settings(
-        Settings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        max_shipments_per_notice=3,
-        api_keys=ADMIN_API_KEYS,
-    )
+    settings = quick_settings(Settings, database_url, broker, max_shipments_per_notice=3)
     async with running(create_app(settings)) as client:
         yield client
 
@@ -44,22 +36,8 @@ async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.
 def shipment(
     customer: dict[str, Any], *lots: GoodsReceived, quantity: str = "2.50"
 ) -> OrderShipped:
-    number = uuid.uuid4().hex[:8]
-    return OrderShipped(
-        shipment_id=f"SH-{number}",
-        order_id=f"SO-{number}",
-        customer=customer,
-        shipped_at=NOW - timedelta(hours=len(lots)),
-        lines=[
-            {
-                "line_no": n + 1,
-                "sku": shipped.sku,
-                "lot_id": shipped.lot_id,
-                "lot_code": shipped.lot_code,
-                "quantity": quantity,
-            }
-            for n, shipped in enumerate(lots)
-        ],
+    return shipment_of(
+        customer, *lots, quantity=quantity, shipped_at=NOW - timedelta(hours=len(lots))
     )
 
 

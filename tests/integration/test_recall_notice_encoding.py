@@ -16,16 +16,14 @@ from typing import Any
 import pytest_asyncio
 
 from services.recall import db
-from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.notices import NoticeBuilder
 from shared.contracts.envelope import OutgoingMessage
-from shared.contracts.events import GoodsReceived, OrderShipped, RecallScope
+from shared.contracts.events import GoodsReceived, OrderShipped
 from shared.runtime.database import MAX_MESSAGE_BYTES, Database, headers_from_json
-from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from tests.integration.events import incoming
+from tests.integration.events import shipment_of
+from tests.integration.recall_database import SOURCE, issued_recall
 
-SOURCE = "/lottrace/recall"
 LOT = GoodsReceived(
     receipt_id="RC-EQ-1",
     lot_id=uuid.uuid4(),
@@ -61,20 +59,12 @@ SHIPPED: dict[str, list[tuple[datetime, str]]] = {
 
 def shipments(customer_id: str) -> list[OrderShipped]:
     return [
-        OrderShipped(
-            shipment_id=f"SH-{customer_id}-{number}",
-            order_id=f"SO-{customer_id}-{number}",
-            customer=CUSTOMERS[customer_id],
+        shipment_of(
+            CUSTOMERS[customer_id],
+            LOT,
+            quantity=Decimal(quantity),
             shipped_at=shipped_at,
-            lines=[
-                {
-                    "line_no": 1,
-                    "sku": LOT.sku,
-                    "lot_id": LOT.lot_id,
-                    "lot_code": LOT.lot_code,
-                    "quantity": Decimal(quantity),
-                }
-            ],
+            number=f"{customer_id}-{number}",
         )
         for number, (shipped_at, quantity) in enumerate(SHIPPED[customer_id])
     ]
@@ -83,26 +73,10 @@ def shipments(customer_id: str) -> list[OrderShipped]:
 @pytest_asyncio.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     """A recall database with the lot, its shipments, and an issued recall of it."""
-    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
-    database = Database(database_url, source=SOURCE, min_size=1, max_size=1)
-    await database.open()
-    service = Recalls()
-    try:
-        async with database.transaction() as unit:
-            await service.on_goods_received(unit, [incoming(LOT)])
-            shipped = [incoming(event) for customer in CUSTOMERS for event in shipments(customer)]
-            await service.on_order_shipped(unit, shipped)
-        async with database.transaction() as unit:
-            await service.issue(
-                unit,
-                reason="Undeclared allergen: « noix »",
-                classification="I",
-                scope=RecallScope(lot_ids=[LOT.lot_id]),
-                actor="test",
-            )
+    shipped = [event for customer in CUSTOMERS for event in shipments(customer)]
+    reason = "Undeclared allergen: « noix »"
+    async with issued_recall(database_url, Recalls(), LOT, shipped, reason=reason) as database:
         yield database
-    finally:
-        await database.close()
 
 
 def comparable(

@@ -19,12 +19,11 @@ import pytest
 import pytest_asyncio
 
 from lottrace.infra import wait_until
-from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, run_notifier
-from shared.contracts.events import OrderShipped, RecallScope
+from shared.contracts.events import OrderShipped
 from shared.runtime.database import Database, UnitOfWork
-from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
-from tests.integration.events import incoming, lot
+from tests.integration.events import lot, shipment_of
+from tests.integration.recall_database import SOURCE, issued_recall
 
 NOTICE = "lottrace.recall-customer-notice.v1"
 CHUNK = 3  # customers per chunk: eleven customers make four chunks
@@ -39,57 +38,29 @@ def recalls() -> Recalls:
 
 
 def shipment(customer_id: str, number: int) -> OrderShipped:
-    return OrderShipped(
-        shipment_id=f"SH-{customer_id}-{number}",
-        order_id=f"SO-{customer_id}-{number}",
-        customer={"customer_id": customer_id, "name": f"Customer {customer_id}"},
+    return shipment_of(
+        {"customer_id": customer_id, "name": f"Customer {customer_id}"},
+        CHEESE,
+        quantity=3,
         shipped_at=datetime.now(UTC) - timedelta(minutes=number),
-        lines=[
-            {
-                "line_no": 1,
-                "sku": CHEESE.sku,
-                "lot_id": CHEESE.lot_id,
-                "lot_code": CHEESE.lot_code,
-                "quantity": 3,
-            }
-        ],
+        number=f"{customer_id}-{number}",
     )
 
 
 @pytest_asyncio.fixture
 async def recall_database(database_url: str) -> AsyncIterator[str]:
     """A recall database that knows the lot, its shipments, and a recall of it to notify."""
-    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
-    database = Database(database_url, source="/lottrace/recall", min_size=1, max_size=1)
-    await database.open()
-    service = recalls()
-    try:
-        async with database.transaction() as unit:
-            await service.on_goods_received(unit, [incoming(CHEESE)])
-            await service.on_order_shipped(
-                unit,
-                [
-                    incoming(shipment(customer_id, n))
-                    for customer_id, count in SHIPMENTS.items()
-                    for n in range(count)
-                ],
-            )
-        async with database.transaction() as unit:
-            await service.issue(
-                unit,
-                reason="listeria",
-                classification="I",
-                scope=RecallScope(lot_ids=[CHEESE.lot_id]),
-                actor="test",
-            )
-    finally:
-        await database.close()
+    shipments = [
+        shipment(customer, n) for customer, count in SHIPMENTS.items() for n in range(count)
+    ]
+    async with issued_recall(database_url, recalls(), CHEESE, shipments, reason="listeria"):
+        pass  # the notifiers under test open their own connections
     yield database_url
 
 
 @contextlib.asynccontextmanager
 async def replica(url: str) -> AsyncIterator[Database]:
-    database = Database(url, source="/lottrace/recall", min_size=1, max_size=2)
+    database = Database(url, source=SOURCE, min_size=1, max_size=2)
     await database.open()
     try:
         yield database

@@ -4,10 +4,8 @@ that becomes known afterwards sends no late notice (an open recall's does)."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,8 +14,8 @@ import pytest_asyncio
 from lottrace.infra import TansuBroker, wait_until
 from services.recall.app import Settings, create_app
 from shared.contracts.events import GoodsReceived, OrderShipped
-from tests.integration.events import applied, event_id, lot
-from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
+from tests.integration.events import applied, event_id, lot, shipment_of
+from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import headers_of, publish, read_settled, read_topic
 
 NOTICE = "lottrace.recall-customer-notice.v1"
@@ -25,34 +23,12 @@ NOTICE = "lottrace.recall-customer-notice.v1"
 
 @pytest_asyncio.fixture
 async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = service_settings(
-        Settings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        api_keys=ADMIN_API_KEYS,
-    )
-    async with running(create_app(settings)) as client:
+    async with running(create_app(quick_settings(Settings, database_url, broker))) as client:
         yield client
 
 
 def shipped(customer_id: str, received: GoodsReceived) -> OrderShipped:
-    number = uuid.uuid4().hex[:8]
-    return OrderShipped(
-        shipment_id=f"SH-{number}",
-        order_id=f"SO-{number}",
-        customer={"customer_id": customer_id},
-        shipped_at=datetime.now(UTC),
-        lines=[
-            {
-                "line_no": 1,
-                "sku": received.sku,
-                "lot_id": received.lot_id,
-                "lot_code": received.lot_code,
-                "quantity": 2,
-            }
-        ],
-    )
+    return shipment_of({"customer_id": customer_id}, received, quantity=2)
 
 
 def notices(records: list[Any]) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@ then switched to while the service is stopped, against a real broker and Postgre
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,40 +20,20 @@ from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerN
 from shared.contracts.topics import TOPICS_BY_NAME
 from shared.runtime.replay import REPLACED_PREFIX, Replay, ReplayRefused
 from shared.runtime.settings import KafkaSettings
-from tests.integration.events import lot
-from tests.integration.service_apps import ADMIN_API_KEYS, running, service_settings
+from tests.integration.events import lot, shipment_of
+from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish, read_topic
 
 NOW = datetime.now(UTC)
 
 
 def settings_for(database_url: str, broker: TansuBroker) -> Settings:
-    return service_settings(
-        Settings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        api_keys=ADMIN_API_KEYS,
-    )
+    return quick_settings(Settings, database_url, broker)
 
 
 def shipment(customer_id: str, shipped: GoodsReceived) -> OrderShipped:
-    number = uuid.uuid4().hex[:8]
-    return OrderShipped(
-        shipment_id=f"SH-{number}",
-        order_id=f"SO-{number}",
-        customer={"customer_id": customer_id, "name": customer_id.title()},
-        shipped_at=NOW,
-        lines=[
-            {
-                "line_no": 1,
-                "sku": shipped.sku,
-                "lot_id": shipped.lot_id,
-                "lot_code": shipped.lot_code,
-                "quantity": "3",
-            }
-        ],
-    )
+    customer = {"customer_id": customer_id, "name": customer_id.title()}
+    return shipment_of(customer, shipped, quantity="3", shipped_at=NOW)
 
 
 async def notices(broker: TansuBroker, recall_id: str) -> list[Incoming[Any]]:
