@@ -48,9 +48,9 @@ from services.inventory import app as inventory_app
 from services.recall import app as recall_app
 from services.receiving import app as receiving_app
 from shared.contracts.events import OrderPlaced
-from shared.runtime.settings import KafkaSettings, ServiceSettings
+from shared.runtime.settings import ServiceSettings
 from tests.conftest import PostgresServer
-from tests.integration.service_apps import ADMIN_API_KEYS, ADMIN_KEY, kafka_env, running
+from tests.integration.service_apps import ADMIN_API_KEYS, ADMIN_KEY, quick_settings, running
 from tests.kafka_helpers import publish
 
 # schemathesis's negative strategies use `random`; this Hypothesis warns about it.
@@ -376,12 +376,7 @@ class PlatformThread(threading.Thread):
         try:
             database = await self.postgres.create_database()
             settings_type, create_app = SERVICES[name]
-            settings = settings_type(
-                database_url=SecretStr(self.postgres.url(database)),
-                kafka=KafkaSettings(**kafka_env(broker)),
-                consumer_batch_timeout_ms=20,
-                api_keys=ADMIN_API_KEYS,
-            )
+            settings = quick_settings(settings_type, self.postgres.url(database), broker)
             app = create_app(settings)
             async with running(app) as client, _serving(app) as url:
                 started.set_result((client, url))
