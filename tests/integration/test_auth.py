@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest_asyncio
@@ -19,29 +18,17 @@ from services.recall.app import create_app as recall_app
 from services.receiving.app import Settings as ReceivingSettings
 from services.receiving.app import create_app as receiving_app
 from shared.contracts.events import GoodsReceived
-from shared.runtime.auth import Role
-from tests.integration.service_apps import ADMIN_KEY, api_keys, running, service_settings
+from tests.integration.service_apps import (
+    ADMIN_KEY,
+    assert_error,
+    quick_settings,
+    running,
+    service_settings,
+)
+from tests.integration.staff import CONTROLLER, KEYS, MANAGER, RECEIVER, SHIPPER, VIEWER, bearer
 from tests.kafka_helpers import publish
 
-VIEWER = "viewer-key-for-integration-0001"
-RECEIVER = "receiver-key-for-integration-01"
-SHIPPER = "shipper-key-for-integration-001"
-CONTROLLER = "controller-key-for-integration1"
-MANAGER = "recall-manager-key-integration1"
-
-KEYS = api_keys(
-    ("admin", ADMIN_KEY, (Role.ADMIN,)),
-    ("viewer-vic", VIEWER, (Role.VIEWER,)),
-    ("dock-1", RECEIVER, (Role.RECEIVER,)),
-    ("shipper-sam", SHIPPER, (Role.SHIPPER,)),
-    ("qa-bob", CONTROLLER, (Role.INVENTORY_CONTROLLER, Role.VIEWER)),
-    ("rm-carla", MANAGER, (Role.RECALL_MANAGER, Role.VIEWER)),
-)
 RECEIPT = {"sku": "OJ-1L", "quantity": "12", "supplier": {"supplier_id": "GROVE"}}
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def received(lot_id: uuid.UUID, sku: str = "OJ-1L") -> GoodsReceived:
@@ -54,13 +41,6 @@ def received(lot_id: uuid.UUID, sku: str = "OJ-1L") -> GoodsReceived:
         location="MAIN",
         received_at=datetime.now(UTC),
     )
-
-
-def assert_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["error"] == error
-    return body
 
 
 async def receive_and_wait_until_stocked(
@@ -214,13 +194,7 @@ async def test_only_a_recall_manager_issues_and_closes_a_recall_and_is_recorded_
 async def test_a_hold_records_the_key_name_and_needs_the_inventory_controller_role(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = service_settings(
-        InventorySettings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        api_keys=KEYS,
-    )
+    settings = quick_settings(InventorySettings, database_url, broker, api_keys=KEYS)
     lot_id = uuid.uuid4()
     async with running(inventory_app(settings), api_key=VIEWER) as client:
         await receive_and_wait_until_stocked(client, broker, lot_id)
@@ -259,12 +233,8 @@ async def test_a_hold_records_the_key_name_and_needs_the_inventory_controller_ro
 async def test_with_auth_disabled_everything_is_open_and_x_actor_names_the_actor(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = service_settings(
-        InventorySettings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        auth_mode="disabled",
+    settings = quick_settings(
+        InventorySettings, database_url, broker, auth_mode="disabled", api_keys=None
     )
     lot_id = uuid.uuid4()
     async with running(inventory_app(settings), api_key=None) as client:

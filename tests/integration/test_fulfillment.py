@@ -23,24 +23,15 @@ from shared.contracts.events import (
     OrderPlaced,
     RecallIssued,
 )
-from shared.runtime.settings import KafkaSettings
 from tests.conftest import PostgresServer
-from tests.integration.service_apps import ADMIN_API_KEYS, kafka_env, running, until_served
+from tests.integration.service_apps import assert_error, quick_settings, running, until_served
 from tests.kafka_helpers import publish, read_settled, read_topic
 
 LOT_A, LOT_B = uuid.uuid4(), uuid.uuid4()
 
 
 def fulfillment_app(database_url: str, broker: TansuBroker, *, auto_ship: bool) -> Any:
-    return create_app(
-        Settings(
-            database_url=database_url,
-            kafka=KafkaSettings(**kafka_env(broker)),
-            consumer_batch_timeout_ms=20,
-            auto_ship=auto_ship,
-            api_keys=ADMIN_API_KEYS,
-        )
-    )
+    return create_app(quick_settings(Settings, database_url, broker, auto_ship=auto_ship))
 
 
 @pytest_asyncio.fixture
@@ -168,9 +159,8 @@ async def test_a_recalled_lot_never_ships_and_its_lines_wait_for_reallocation(
         (str(LOT_A), "recalled")
     ]
     refused = await auto.post("/shipments", json={"order_id": "SO-4"})
-    assert refused.status_code == 409
-    assert refused.json()["error"] == "lot_blocked"
-    assert refused.json()["detail"].startswith(f"lot {lot_code(LOT_A)} is recalled")
+    detail = assert_error(refused, 409, "lot_blocked")["detail"]
+    assert detail.startswith(f"lot {lot_code(LOT_A)} is recalled")
     [shipment] = await shipped_events(broker, database_url)
     assert {line["lot_id"] for line in shipment["lines"]} == {str(LOT_B)}
 
@@ -182,12 +172,8 @@ async def test_shipping_by_hand_checks_scans_ships_part_and_is_safe_to_retry(
     await publish(broker.bootstrap_servers, allocated("SO-5", 1, (1, LOT_A, 4), (2, LOT_B, 3)))
     await order(manual, "SO-5", lambda o: len(o["allocations"]) == 2)
 
-    wrong = await manual.post(
-        "/shipments", json={"order_id": "SO-5", "scans": ["(01)09501101530003(10)NOT-OURS"]}
-    )
-    assert wrong.status_code == 409
-    assert wrong.json()["error"] == "lot_not_allocated"
-    assert "NOT-OURS" in wrong.json()["detail"]
+    wrong = await scanned(manual, "SO-5", "(01)09501101530003(10)NOT-OURS")
+    assert "NOT-OURS" in assert_error(wrong, 409, "lot_not_allocated")["detail"]
 
     part = {"order_id": "SO-5", "shipment_id": "SH-5-1", "lines": [{"line_no": 1, "quantity": "1"}]}
     first = await manual.post("/shipments", json=part)
@@ -201,17 +187,11 @@ async def test_shipping_by_hand_checks_scans_ships_part_and_is_safe_to_retry(
     too_much = await manual.post(
         "/shipments", json={"order_id": "SO-5", "lines": [{"line_no": 1, "quantity": "4"}]}
     )
-    assert too_much.status_code == 409
-    assert too_much.json()["error"] == "over_shipment"
+    assert_error(too_much, 409, "over_shipment")
 
-    scanned = await manual.post(
-        "/shipments",
-        json={"order_id": "SO-5", "scans": [f"(01)09501101530003(10){lot_code(LOT_A)}"]},
-    )
-    assert scanned.status_code == 201, scanned.text
-    assert {line["lot_id"] for line in scanned.json()["lines"]} == {
-        str(LOT_A)
-    }  # only the scanned lot
+    by_scan = await scanned(manual, "SO-5", f"(01)09501101530003(10){lot_code(LOT_A)}")
+    assert by_scan.status_code == 201, by_scan.text
+    assert {line["lot_id"] for line in by_scan.json()["lines"]} == {str(LOT_A)}  # only it
     rest = await manual.post("/shipments", json={"order_id": "SO-5"})
     assert rest.status_code == 201
     done = await order(manual, "SO-5", lambda o: o["status"] == "shipped")
@@ -220,8 +200,7 @@ async def test_shipping_by_hand_checks_scans_ships_part_and_is_safe_to_retry(
         ("3", "3"),
     ]
     nothing = await manual.post("/shipments", json={"order_id": "SO-5"})
-    assert nothing.status_code == 409
-    assert nothing.json()["error"] == "order_shipped"
+    assert_error(nothing, 409, "order_shipped")
     assert len(await shipped_events(broker, database_url)) == 3
 
 
@@ -236,18 +215,35 @@ async def test_a_cancelled_order_is_not_shipped(
     )
     await order(manual, "SO-6", lambda o: o["status"] == "cancelled")
     refused = await manual.post("/shipments", json={"order_id": "SO-6"})
-    assert refused.status_code == 409
-    assert refused.json()["error"] == "order_cancelled"
+    assert_error(refused, 409, "order_cancelled")
 
 
 # ------------------------------------------------------------------ scans: lot code and GTIN
 
 OJ_GTIN, AJ_GTIN, OTHER_GTIN = "09501101530003", "09501101530010", "04012345000009"
+TWIN_GTINS = {("OJ-1L", OJ_GTIN), ("AJ-1L", AJ_GTIN)}  # (SKU, GTIN) of the twin-coded lots
 
 
 def case(gtin: str, lot_code: str) -> str:
     """A case label as a scanner reads it (human-readable GS1 form)."""
     return f"(01){gtin}(10){lot_code}"
+
+
+def twin_order(order_id: str, orange_juice: int, apple_juice: int) -> OrderPlaced:
+    """Order SO-n of customer C-n for both twin products: line 1 orange, line 2 apple juice."""
+    return OrderPlaced(
+        order_id=order_id,
+        customer={"customer_id": order_id.replace("SO-", "C-")},
+        lines=[
+            {"line_no": 1, "sku": "OJ-1L", "quantity": orange_juice},
+            {"line_no": 2, "sku": "AJ-1L", "quantity": apple_juice},
+        ],
+    )
+
+
+async def scanned(client: httpx.AsyncClient, order_id: str, *labels: str) -> httpx.Response:
+    """Ask to ship `order_id` from the cases with these labels, as scanned."""
+    return await client.post("/shipments", json={"order_id": order_id, "scans": list(labels)})
 
 
 async def test_a_scanned_case_must_be_the_allocated_product_not_only_the_lot_code(
@@ -257,14 +253,7 @@ async def test_a_scanned_case_must_be_the_allocated_product_not_only_the_lot_cod
     oj_lot, aj_lot = uuid.uuid4(), uuid.uuid4()
     await publish(
         broker.bootstrap_servers,
-        OrderPlaced(
-            order_id="SO-7",
-            customer={"customer_id": "C-7"},
-            lines=[
-                {"line_no": 1, "sku": "OJ-1L", "quantity": 4},
-                {"line_no": 2, "sku": "AJ-1L", "quantity": 6},
-            ],
-        ),
+        twin_order("SO-7", orange_juice=4, apple_juice=6),
         LotAllocated(
             order_id="SO-7",
             customer_id="C-7",
@@ -278,17 +267,10 @@ async def test_a_scanned_case_must_be_the_allocated_product_not_only_the_lot_cod
         ),
     )  # fmt: skip
     current = await order(manual, "SO-7", lambda o: len(o["allocations"]) == 2)
-    assert {(a["sku"], a["gtin"]) for a in current["allocations"]} == {
-        ("OJ-1L", OJ_GTIN),
-        ("AJ-1L", AJ_GTIN),
-    }
+    assert {(a["sku"], a["gtin"]) for a in current["allocations"]} == TWIN_GTINS
 
-    wrong = await manual.post(
-        "/shipments", json={"order_id": "SO-7", "scans": [case(OTHER_GTIN, "TWIN-1")]}
-    )
-    assert wrong.status_code == 409, wrong.text
-    assert wrong.json()["error"] == "wrong_product"
-    detail = wrong.json()["detail"]
+    wrong = await scanned(manual, "SO-7", case(OTHER_GTIN, "TWIN-1"))
+    detail = assert_error(wrong, 409, "wrong_product")["detail"]
     assert OTHER_GTIN in detail
     assert "TWIN-1" in detail
     assert OJ_GTIN in detail  # what the order expects
@@ -297,9 +279,7 @@ async def test_a_scanned_case_must_be_the_allocated_product_not_only_the_lot_cod
     assert unchanged["shipments"] == []
     assert len(unchanged["allocations"]) == 2
 
-    right = await manual.post(
-        "/shipments", json={"order_id": "SO-7", "scans": [case(OJ_GTIN, "TWIN-1")]}
-    )
+    right = await scanned(manual, "SO-7", case(OJ_GTIN, "TWIN-1"))
     assert right.status_code == 201, right.text
     # only the scanned product's lot, not the other product's lot with the same code
     assert [
@@ -325,14 +305,10 @@ async def test_inventory_allocations_carry_the_lots_gtin_to_scan_verification(
     ]  # fmt: skip
     inventory_database = await postgres_server.create_database()
     try:
-        inventory_app = inventory_service.create_app(
-            inventory_service.Settings(
-                database_url=postgres_server.url(inventory_database),
-                kafka=KafkaSettings(**kafka_env(broker)),
-                consumer_batch_timeout_ms=20,
-                api_keys=ADMIN_API_KEYS,
-            )
+        inventory_settings = quick_settings(
+            inventory_service.Settings, postgres_server.url(inventory_database), broker
         )
+        inventory_app = inventory_service.create_app(inventory_settings)
         async with running(inventory_app) as inventory:
             await publish(broker.bootstrap_servers, *receipts)
 
@@ -345,15 +321,7 @@ async def test_inventory_allocations_carry_the_lots_gtin_to_scan_verification(
 
             await wait_until(stocked, timeout=30, what="both lots in stock")
             await publish(
-                broker.bootstrap_servers,
-                OrderPlaced(
-                    order_id="SO-8",
-                    customer={"customer_id": "C-8"},
-                    lines=[
-                        {"line_no": 1, "sku": "OJ-1L", "quantity": 3},
-                        {"line_no": 2, "sku": "AJ-1L", "quantity": 5},
-                    ],
-                ),
+                broker.bootstrap_servers, twin_order("SO-8", orange_juice=3, apple_juice=5)
             )
             current = await order(manual, "SO-8", lambda o: len(o["allocations"]) == 2)
     finally:
@@ -367,20 +335,12 @@ async def test_inventory_allocations_carry_the_lots_gtin_to_scan_verification(
         ("OJ-1L", str(oj_lot), OJ_GTIN),
         ("AJ-1L", str(aj_lot), AJ_GTIN),
     }
-    assert {(a["sku"], a["gtin"]) for a in current["allocations"]} == {
-        ("OJ-1L", OJ_GTIN),
-        ("AJ-1L", AJ_GTIN),
-    }
+    assert {(a["sku"], a["gtin"]) for a in current["allocations"]} == TWIN_GTINS
 
-    wrong = await manual.post(
-        "/shipments", json={"order_id": "SO-8", "scans": [case(OTHER_GTIN, "TWIN-2")]}
-    )
-    assert wrong.status_code == 409, wrong.text
-    assert wrong.json()["error"] == "wrong_product"
+    wrong = await scanned(manual, "SO-8", case(OTHER_GTIN, "TWIN-2"))
+    assert_error(wrong, 409, "wrong_product")
 
-    right = await manual.post(
-        "/shipments", json={"order_id": "SO-8", "scans": [case(AJ_GTIN, "TWIN-2")]}
-    )
+    right = await scanned(manual, "SO-8", case(AJ_GTIN, "TWIN-2"))
     assert right.status_code == 201, right.text
     assert [(line["sku"], line["lot_id"], line["quantity"]) for line in right.json()["lines"]] == [
         ("AJ-1L", str(aj_lot), "5")

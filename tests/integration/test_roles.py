@@ -19,28 +19,11 @@ from services.inventory.app import Settings as InventorySettings
 from services.inventory.app import create_app as inventory_app
 from shared.contracts.events import GoodsReceived, LotAllocated, OrderPlaced
 from shared.runtime.auth import Role
-from tests.integration.service_apps import ADMIN_KEY, api_keys, running, service_settings
+from tests.integration.service_apps import ADMIN_KEY, quick_settings, running
+from tests.integration.staff import CONTROLLER, KEYS, MANAGER, RECEIVER, SHIPPER, VIEWER, bearer
 from tests.kafka_helpers import publish, read_settled
 
-VIEWER = "roles-viewer-key-000000001"
-RECEIVER = "roles-receiver-key-0000001"
-SHIPPER = "roles-shipper-key-00000001"
-CONTROLLER = "roles-controller-key-00001"
-MANAGER = "roles-recall-manager-key-1"
-
-KEYS = api_keys(
-    ("admin", ADMIN_KEY, (Role.ADMIN,)),
-    ("viewer-vic", VIEWER, (Role.VIEWER,)),
-    ("dock-dora", RECEIVER, (Role.RECEIVER,)),
-    ("shipper-sam", SHIPPER, (Role.SHIPPER,)),
-    ("qa-quinn", CONTROLLER, (Role.INVENTORY_CONTROLLER,)),
-    ("rm-rita", MANAGER, (Role.RECALL_MANAGER,)),
-)
 LOT = uuid.uuid4()
-
-
-def bearer(key: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}", **extra}
 
 
 def assert_forbidden(response: httpx.Response, route: str, role: Role) -> None:
@@ -53,13 +36,7 @@ def assert_forbidden(response: httpx.Response, route: str, role: Role) -> None:
 
 @pytest_asyncio.fixture
 async def fulfillment(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
-    settings = service_settings(
-        FulfillmentSettings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        api_keys=KEYS,
-    )
+    settings = quick_settings(FulfillmentSettings, database_url, broker, api_keys=KEYS)
     async with running(fulfillment_app(settings), api_key=VIEWER) as client:
         yield client
 
@@ -153,13 +130,7 @@ def receipt(lot_id: uuid.UUID) -> GoodsReceived:
 async def test_only_an_inventory_controller_holds_releases_and_counts(
     database_url: str, broker: TansuBroker
 ) -> None:
-    settings = service_settings(
-        InventorySettings,
-        database_url,
-        broker,
-        consumer_batch_timeout_ms=20,
-        api_keys=KEYS,
-    )
+    settings = quick_settings(InventorySettings, database_url, broker, api_keys=KEYS)
     free, held = uuid.uuid4(), uuid.uuid4()
     async with running(inventory_app(settings), api_key=VIEWER) as client:
         await publish(broker.bootstrap_servers, receipt(free), receipt(held))
