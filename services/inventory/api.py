@@ -28,7 +28,7 @@ from services.inventory.schemas import (
     ValuationLine,
 )
 from shared.contracts.types import Money
-from shared.records import built_from
+from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork, rows_as
@@ -59,10 +59,15 @@ def lot_view(row: Record, inventory: Inventory) -> LotView:
             expiry_date=row["expiry_date"],
             today=inventory.today(),
         ),
-        unit_cost=Money(amount=row["unit_cost"], currency=row["currency"])
-        if row["unit_cost"] is not None and row["currency"]
-        else None,
+        unit_cost=_unit_cost(row),
     )
+
+
+def _unit_cost(row: Record) -> Money | None:
+    """A lot's cost as stored, when both its amount and currency are known."""
+    if row["unit_cost"] is None or not row["currency"]:
+        return None
+    return Money(amount=row["unit_cost"], currency=row["currency"])
 
 
 async def _lot_or_404(request: Request, lot_id: UUID) -> LotView:
@@ -238,17 +243,7 @@ async def valuation(
                     (row["on_hand"] for row in lots if row["unit_cost"] is None), Decimal(0)
                 ),
                 lots=[
-                    ValuationLine(
-                        sku=name,
-                        lot_id=row["lot_id"],
-                        lot_code=row["lot_code"],
-                        on_hand=row["on_hand"],
-                        unit_cost=Money(amount=row["unit_cost"], currency=row["currency"])
-                        if row["unit_cost"] is not None and row["currency"]
-                        else None,
-                        value=row["value"],
-                    )
-                    for row in lots
+                    built_from_row(ValuationLine, row, unit_cost=_unit_cost(row)) for row in lots
                 ],
             )
         )
