@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
-from datetime import date
 from decimal import Decimal
 from uuid import UUID
 
@@ -25,7 +24,7 @@ from services.recall.records import (
     ReportFilter,
     ShipmentLineRow,
 )
-from shared.contracts.events import NoticeShipment, RecallCustomerNotice
+from shared.contracts.events import NoticeShipment, RecallCustomerNotice, RecallScope
 from shared.contracts.types import Customer
 from shared.runtime.database import Connection, Record, columns
 
@@ -159,16 +158,8 @@ async def insert_shipment_lines(
 # ------------------------------------------------------------------ recalls
 
 
-async def scope_roots(
-    connection: Connection,
-    *,
-    lot_ids: list[UUID] | None,
-    lot_codes: list[str] | None,
-    sku: str | None,
-    supplier_id: str | None,
-    received_from: date | None,
-    received_to: date | None,
-) -> list[Record]:
+async def scope_roots(connection: Connection, scope: RecallScope) -> list[Record]:
+    """The known lots a recall's scope names, each condition it leaves out matching all."""
     return await connection.fetch(
         """
         SELECT lot_id, lot_code, sku, supplier_id FROM lots
@@ -180,12 +171,12 @@ async def scope_roots(
           AND ($6::date IS NULL OR first_received_at < $6::date + 1)
         ORDER BY lot_id
         """,
-        lot_ids,
-        lot_codes,
-        sku,
-        supplier_id,
-        received_from,
-        received_to,
+        scope.lot_ids,
+        scope.lot_codes,
+        scope.sku,
+        scope.supplier_id,
+        scope.received_from,
+        scope.received_to,
     )
 
 

@@ -36,7 +36,7 @@ from shared.contracts.events import (
 )
 from shared.errors import NotFound
 from shared.ids import new_id
-from shared.records import built_from
+from shared.records import built_from, built_from_row
 from shared.runtime import metrics
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Record, UnitOfWork
@@ -333,15 +333,7 @@ def _by_lot(rows: Sequence[OpenRecallLot]) -> dict[UUID, list[OpenRecallLot]]:
 
 async def _affected_lots(connection: Connection, scope: RecallScope) -> list[AffectedLot]:
     """The lots in scope, then every lot made from them at any depth, naming its root."""
-    roots = await db.scope_roots(
-        connection,
-        lot_ids=scope.lot_ids,
-        lot_codes=scope.lot_codes,
-        sku=scope.sku,
-        supplier_id=scope.supplier_id,
-        received_from=scope.received_from,
-        received_to=scope.received_to,
-    )
+    roots = await db.scope_roots(connection, scope)
     if not roots:
         raise NotFound("no_lots_in_scope", "no known lot matches the recall scope")
     root_ids = [row["lot_id"] for row in roots]
@@ -353,10 +345,4 @@ async def _affected_lots(connection: Connection, scope: RecallScope) -> list[Aff
 
 
 def _affected_lot(row: Record, via_lot_id: UUID | None = None) -> AffectedLot:
-    return AffectedLot(
-        lot_id=row["lot_id"],
-        lot_code=row["lot_code"],
-        sku=row["sku"],
-        supplier_id=row["supplier_id"],
-        via_lot_id=via_lot_id,
-    )
+    return built_from_row(AffectedLot, row, via_lot_id=via_lot_id)
