@@ -130,16 +130,7 @@ async def run(
 
 # The chaos workload: 30 SKUs of 3 lots of 2,000 units each, orders from 3,000 customers.
 CHAOS_SIZE = workload.Size(
-    name="chaos",
-    skus=30,
-    lots_per_sku=3,
-    customers=3_000,
-    throughput_orders=0,
-    half_rate_seconds=0,
-    traces=0,
-    recall_lines=0,
-    recall_customers=0,
-    lot_quantity=2_000,
+    name="chaos", skus=30, lots_per_sku=3, customers=3_000, lot_quantity=2_000
 )
 
 

@@ -14,17 +14,20 @@ from shared.contracts.events import GoodsReceived, OrderPlaced, OrderShipped
 
 @dataclass(frozen=True)
 class Size:
-    """How big a run is: `quick` for a check in minutes, `full` for the figures we publish."""
+    """How big a run is: `quick` for a check in minutes, `full` for the figures we publish.
+
+    The stock (SKUs, lots, customers) comes first; the measurements after it default to 0, so
+    a size that only seeds stock (the chaos run's) names just the stock."""
 
     name: str
     skus: int
     lots_per_sku: int
     customers: int
-    throughput_orders: int
-    half_rate_seconds: float
-    traces: int
-    recall_lines: int
-    recall_customers: int
+    throughput_orders: int = 0
+    half_rate_seconds: float = 0
+    traces: int = 0
+    recall_lines: int = 0
+    recall_customers: int = 0
     lot_quantity: int = 50_000
 
 
