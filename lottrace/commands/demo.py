@@ -7,16 +7,12 @@ from typing import Annotated
 
 import typer
 
-from lottrace.client import DEFAULT_URLS, kafka_settings
+from lottrace.client import SERVICES, Connection, kafka_settings
 from lottrace.commands.options import (
     DEFAULT_BOOTSTRAP,
-    ApiKeyOption,
+    FROM_CONNECTION_OPTIONS,
     BootstrapOption,
-    FulfillmentUrlOption,
-    InventoryUrlOption,
-    RecallUrlOption,
-    ReceivingUrlOption,
-    connection,
+    with_connection_options,
 )
 from lottrace.commands.output import run_against_platform, stdout
 
@@ -25,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
 
 
+@with_connection_options(*SERVICES)
 def demo(
     output_dir: Annotated[
         Path, typer.Option(help="Where the genealogy picture and the customers CSV go.")
@@ -32,11 +29,7 @@ def demo(
     wait_seconds: Annotated[
         float, typer.Option(min=1, help="How long each step waits for the services to catch up.")
     ] = 60,
-    receiving_url: ReceivingUrlOption = DEFAULT_URLS["receiving"],
-    inventory_url: InventoryUrlOption = DEFAULT_URLS["inventory"],
-    fulfillment_url: FulfillmentUrlOption = DEFAULT_URLS["fulfillment"],
-    recall_url: RecallUrlOption = DEFAULT_URLS["recall"],
-    api_key: ApiKeyOption = None,
+    target: Connection = FROM_CONNECTION_OPTIONS,
     bootstrap: BootstrapOption = DEFAULT_BOOTSTRAP,
 ) -> None:
     """Tell the orange-juice story on a running platform (`make run`).
@@ -49,13 +42,7 @@ def demo(
     from lottrace.demo import DemoSettings, run_demo
 
     settings = DemoSettings(
-        connection=connection(
-            api_key,
-            receiving=receiving_url,
-            inventory=inventory_url,
-            fulfillment=fulfillment_url,
-            recall=recall_url,
-        ),
+        connection=target,
         kafka=kafka_settings(bootstrap),
         output_dir=output_dir,
         wait_seconds=wait_seconds,

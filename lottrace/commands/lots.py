@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from lottrace.client import DEFAULT_URLS, LottraceClient
+from lottrace.client import Connection, LottraceClient
 from lottrace.commands.groups import add_group
-from lottrace.commands.options import ApiKeyOption, InventoryUrlOption, connection
+from lottrace.commands.options import FROM_CONNECTION_OPTIONS, with_connection_options
 from lottrace.commands.output import (
     FormatOption,
     OutputFormat,
@@ -24,16 +24,15 @@ def register(app: typer.Typer) -> None:
     add_group(app, "lots", "Lots in stock.", expiring=lots_expiring)
 
 
+@with_connection_options("inventory")
 def lots_expiring(
     within_days: Annotated[
         int, typer.Option(min=0, max=3650, help="Lots with stock expiring within this many days.")
     ] = 30,
     output: FormatOption = OutputFormat.TABLE,
-    inventory_url: InventoryUrlOption = DEFAULT_URLS["inventory"],
-    api_key: ApiKeyOption = None,
+    target: Connection = FROM_CONNECTION_OPTIONS,
 ) -> None:
     """Lots with stock on hand that expire soon, soonest first (expired ones included)."""
-    target = connection(api_key, inventory=inventory_url)
 
     async def expiring() -> list[StockLot]:
         async with LottraceClient(target) as api:

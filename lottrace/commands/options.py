@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from lottrace.client import (
     API_KEY_VARIABLE,
+    DEFAULT_URLS,
     SERVICES,
     Connection,
     Service,
@@ -46,10 +47,6 @@ def _url_option(service: Service) -> Any:
     )
 
 
-ReceivingUrlOption = Annotated[str, _url_option("receiving")]
-InventoryUrlOption = Annotated[str, _url_option("inventory")]
-FulfillmentUrlOption = Annotated[str, _url_option("fulfillment")]
-RecallUrlOption = Annotated[str, _url_option("recall")]
 BootstrapOption = Annotated[
     str,
     typer.Option(
@@ -92,39 +89,73 @@ DatabaseUrls = Mapping[str, str]
 FROM_DATABASE_OPTIONS: DatabaseUrls = MappingProxyType({})
 
 
-def _database_parameters() -> list[inspect.Parameter]:
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    return [inspect.Parameter("postgres", keyword, default=None, annotation=PostgresOption)] + [
-        inspect.Parameter(
-            f"{service}_database_url",
-            keyword,
-            default=None,
-            annotation=Annotated[str | None, _database_option(service)],
-        )
-        for service in SERVICES
+def _expanding(
+    name: str, options: Sequence[inspect.Parameter], resolve: Callable[..., object]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator: the command's parameter `name` becomes `options`, in its place (the help
+    lists them there); the command gets what `resolve` makes of their values."""
+
+    def expand(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        parameters: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            if parameter.name == name:
+                parameters += options
+            else:
+                parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+        @functools.wraps(command)
+        def with_options(**given: Any) -> None:
+            values = {option.name: given.pop(option.name) for option in options}
+            command(**{name: resolve(**values)}, **given)
+
+        with_options.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_options
+
+    return expand
+
+
+def _option(name: str, annotation: object, default: object) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+def with_connection_options(
+    *services: Service,
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The command's `target` parameter becomes the options --<service>-url of these services
+    and --api-key, in its place; the command gets the Connection they make."""
+    urls = [
+        _option(f"{service}_url", Annotated[str, _url_option(service)], DEFAULT_URLS[service])
+        for service in services
     ]
+
+    def target(api_key: str | None, **given: str) -> Connection:
+        return connection(api_key, **{s: given[f"{s}_url"] for s in services})
+
+    return _expanding("target", [*urls, _option("api_key", ApiKeyOption, None)], target)
+
+
+# The default of a command's `target` parameter: `with_connection_options` replaces it.
+FROM_CONNECTION_OPTIONS = Connection()
+
+
+def _database_urls(postgres: str | None, **given: str | None) -> dict[str, str]:
+    return database_urls(postgres, **{s: given[f"{s}_database_url"] for s in SERVICES})
+
+
+_DATABASE_OPTIONS = [_option("postgres", PostgresOption, None)] + [
+    _option(f"{service}_database_url", Annotated[str | None, _database_option(service)], None)
+    for service in SERVICES
+]
 
 
 def with_database_options(command: Callable[..., None]) -> Callable[..., None]:
     """The command's `databases` parameter becomes the options --postgres and
     --<service>-database-url, in its place; the command gets the URLs they resolve to."""
-    signature = inspect.signature(command, eval_str=True)
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name == "databases":
-            parameters += _database_parameters()
-        else:
-            parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
-
-    @functools.wraps(command)
-    def with_urls(**options: Any) -> None:
-        postgres = options.pop("postgres")
-        given = {s: options.pop(f"{s}_database_url") for s in SERVICES}
-        command(databases=database_urls(postgres, **given), **options)
-
-    with_urls.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    with_urls.__annotations__ = {p.name: p.annotation for p in parameters}
-    return with_urls
+    return _expanding("databases", _DATABASE_OPTIONS, _database_urls)(command)
 
 
 def database_urls(postgres: str | None, **given: str | None) -> dict[str, str]:

@@ -16,9 +16,9 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from lottrace.client import DEFAULT_URLS, Connection, LottraceClient
+from lottrace.client import Connection, LottraceClient
 from lottrace.commands.groups import add_group
-from lottrace.commands.options import ApiKeyOption, RecallUrlOption, connection
+from lottrace.commands.options import FROM_CONNECTION_OPTIONS, with_connection_options
 from lottrace.commands.output import (
     FormatOption,
     OutputFormat,
@@ -50,6 +50,7 @@ class Classification(StrEnum):
     III = "III"
 
 
+@with_connection_options("recall")
 def recall_issue(
     reason: Annotated[
         str, typer.Option(help="What was found, and by whom: it goes into every notice.")
@@ -86,8 +87,7 @@ def recall_issue(
         bool, typer.Option("--yes", "-y", help="Do not ask before issuing (on a terminal).")
     ] = False,
     output: FormatOption = OutputFormat.TABLE,
-    recall_url: RecallUrlOption = DEFAULT_URLS["recall"],
-    api_key: ApiKeyOption = None,
+    target: Connection = FROM_CONNECTION_OPTIONS,
 ) -> None:
     """Issue a recall of lots by code, id, SKU or supplier.
 
@@ -106,7 +106,7 @@ def recall_issue(
     )
     if not yes and sys.stdin.isatty():
         confirm_recall(request)
-    run_against_platform(issue_recall(connection(api_key, recall=recall_url), request, output))
+    run_against_platform(issue_recall(target, request, output))
 
 
 def confirm_recall(request: RecallRequest) -> None:
@@ -169,6 +169,7 @@ def recall_request(
         fail(f"invalid recall: {problems}", code=2)
 
 
+@with_connection_options("recall")
 def recall_status(
     recall_id: Annotated[str, typer.Argument(help="The recall id `recall issue` printed.")],
     wait: Annotated[
@@ -176,11 +177,9 @@ def recall_status(
     ] = False,
     timeout: Annotated[float, typer.Option(min=1, help="How long --wait waits, in seconds.")] = 120,
     output: FormatOption = OutputFormat.TABLE,
-    recall_url: RecallUrlOption = DEFAULT_URLS["recall"],
-    api_key: ApiKeyOption = None,
+    target: Connection = FROM_CONNECTION_OPTIONS,
 ) -> None:
     """A recall's status, its affected lots, and how far its customer notices are."""
-    target = connection(api_key, recall=recall_url)
     recall = run_against_platform(_recall_status(target, recall_id, wait=wait, timeout=timeout))
     if output is OutputFormat.JSON:
         write_json(recall.model_dump(mode="json", exclude={"customers"}))
@@ -190,6 +189,7 @@ def recall_status(
     console.print(recall_lots_table(recall))
 
 
+@with_connection_options("recall")
 def recall_customers(
     recall_id: Annotated[str, typer.Argument(help="The recall id.")],
     csv_file: Annotated[
@@ -205,15 +205,13 @@ def recall_customers(
         int, typer.Option(min=1, help="At most this many customers in the table.")
     ] = 1000,
     output: FormatOption = OutputFormat.TABLE,
-    recall_url: RecallUrlOption = DEFAULT_URLS["recall"],
-    api_key: ApiKeyOption = None,
+    target: Connection = FROM_CONNECTION_OPTIONS,
 ) -> None:
     """Who received the recalled lots, with what they received: the list to call down.
 
     Lots made from a recalled lot count too, and so do shipments that became known after the
     recall was issued (late).
     """
-    target = connection(api_key, recall=recall_url)
     if csv_file is not None:
         run_against_platform(_export_customers(target, recall_id, csv_file))
         return

@@ -9,14 +9,13 @@ from typing import Annotated
 import typer
 
 from lottrace.client import (
-    DEFAULT_URLS,
     AmbiguousLotCode,
     Connection,
     LotNotFound,
     LottraceClient,
     ServiceError,
 )
-from lottrace.commands.options import ApiKeyOption, RecallUrlOption, ReceivingUrlOption, connection
+from lottrace.commands.options import FROM_CONNECTION_OPTIONS, with_connection_options
 from lottrace.commands.output import fail, run_against_platform, stdout, write_json
 from lottrace.render import backward_table, genealogy_tree, lot_panel, shipments_table
 
@@ -31,6 +30,7 @@ class TraceFormat(StrEnum):
     JSON = "json"
 
 
+@with_connection_options("receiving", "recall")
 def trace(
     lot_code: Annotated[str, typer.Argument(help="The lot code, as printed on the label.")],
     sku: Annotated[
@@ -45,16 +45,13 @@ def trace(
             " flowchart (the lot highlighted); json: lot, backward and forward traces.",
         ),
     ] = TraceFormat.TABLE,
-    receiving_url: ReceivingUrlOption = DEFAULT_URLS["receiving"],
-    recall_url: RecallUrlOption = DEFAULT_URLS["recall"],
-    api_key: ApiKeyOption = None,
+    target: Connection = FROM_CONNECTION_OPTIONS,
 ) -> None:
     """Follow a lot back to its suppliers and forward to its customers.
 
     Backward: the lot's receipts, its input lots (to the roots), their suppliers and purchase
     orders. Forward: every lot made from it, at any depth, and every shipment of any of them.
     """
-    target = connection(api_key, receiving=receiving_url, recall=recall_url)
     run_against_platform(_trace(target, lot_code, sku, output))
 
 
