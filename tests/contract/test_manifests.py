@@ -397,6 +397,22 @@ def service_pod(tree: str, name: str) -> tuple[Manifest, Manifest]:
     return spec, app_container(deployment)
 
 
+@dataclass(frozen=True)
+class AppDeployment:
+    """The Deployment running `services.<name>` in a tree, its one container, and the port the
+    service listens on there."""
+
+    deployment: Manifest
+    container: Manifest
+    port: int
+
+
+def app_deployment(tree: str, name: str) -> AppDeployment:
+    deployment = deployment_of(tree, name)
+    container = app_container(deployment)
+    return AppDeployment(deployment, container, service(name).port(container_env(tree, container)))
+
+
 def container_env(tree: str, container: Manifest) -> dict[str, Any]:
     """The container's environment: ConfigMap keys from envFrom, then `env` (values from a
     Secret or ConfigMap reference are None)."""
@@ -998,41 +1014,36 @@ def test_the_lot_code_rules_given_to_receiving_parse(tree: str, tmp_path: Path) 
 @pytest.mark.parametrize("name", SERVICES)
 @pytest.mark.parametrize("tree", TREES)
 def test_probes_check_healthz_and_readyz_on_the_service_port(tree: str, name: str) -> None:
-    deployment = deployment_of(tree, name)
-    container = app_container(deployment)
-    port = service(name).port(container_env(tree, container))
+    app = app_deployment(tree, name)
 
     assert {"/healthz", "/readyz", "/metrics"} <= service(name).routes
-    assert port in [item["containerPort"] for item in container["ports"]]
+    assert app.port in [item["containerPort"] for item in app.container["ports"]]
     expected = {
         "startupProbe": "/healthz",
         "livenessProbe": "/healthz",
         "readinessProbe": "/readyz",
     }
     for probe, path in expected.items():
-        check = container[probe]["httpGet"]
+        check = app.container[probe]["httpGet"]
         assert check["path"] == path, f"{tree}/{name}: {probe}"
-        assert resolve_port(container, check["port"]) == port, f"{tree}/{name}: {probe}"
-    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert resolve_port(app.container, check["port"]) == app.port, f"{tree}/{name}: {probe}"
+    annotations = app.deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/port"] == str(app.port)
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
 @pytest.mark.parametrize("name", SERVICES)
 @pytest.mark.parametrize("tree", TREES)
 def test_the_service_object_reaches_the_pods_on_the_service_port(tree: str, name: str) -> None:
-    deployment = deployment_of(tree, name)
-    container = app_container(deployment)
-    port = service(name).port(container_env(tree, container))
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    app = app_deployment(tree, name)
+    pod_labels = app.deployment["spec"]["template"]["metadata"]["labels"]
     selected = named(tree, "Service", name)
 
     assert selected["spec"]["selector"].items() <= pod_labels.items()
-    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    assert [resolve_port(container, item["targetPort"]) for item in selected["spec"]["ports"]] == [
-        port
-    ]
+    assert app.deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    target_ports = [item["targetPort"] for item in selected["spec"]["ports"]]
+    assert [resolve_port(app.container, target) for target in target_ports] == [app.port]
 
 
 @pytest.mark.parametrize("name", SERVICES)
