@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest_asyncio
 from aiokafka import ConsumerRecord
 
 from lottrace.infra import TansuBroker, wait_until
@@ -38,6 +40,13 @@ class Clock:
 def running_inventory(database_url: str, broker: TansuBroker, *, clock: Clock | None = None) -> Any:
     settings = quick_settings(Settings, database_url, broker, expiry_sweep_seconds=0.2)
     return running(create_app(settings, inventory=Inventory(today=clock or Clock())))
+
+
+@pytest_asyncio.fixture
+async def inventory(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
+    """Inventory for the tests that leave its clock at today."""
+    async with running_inventory(database_url, broker) as client:
+        yield client
 
 
 async def revisions(bootstrap: str) -> Revisions:
@@ -143,27 +152,26 @@ async def test_the_expiry_sweep_frees_reservations_and_the_oldest_order_takes_th
 
 
 async def test_a_cancelled_order_gives_back_what_it_had_not_shipped_to_the_waiting_order(
-    database_url: str, broker: TansuBroker
+    inventory: httpx.AsyncClient, broker: TansuBroker, database_url: str
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    async with running_inventory(database_url, broker) as client:
-        kiwi = await stocked_lot(client, bootstrap, "KIWI", 6, days=30)
-        await publish(bootstrap, order("SO-C", "KIWI", 4))
-        await until_revision(bootstrap, "SO-C", 1)
-        await publish(bootstrap, order("SO-W", "KIWI", 3))
-        waiting = (await until_revision(bootstrap, "SO-W", 1))["SO-W"][0]
-        assert (taken(waiting), backordered(waiting)) == ({str(kiwi): "2"}, ["1"])
-        await publish(bootstrap, one_unit_shipped("SO-C", kiwi))
-        await lot_where(client, kiwi, on_hand="5", reserved="5")
+    kiwi = await stocked_lot(inventory, bootstrap, "KIWI", 6, days=30)
+    await publish(bootstrap, order("SO-C", "KIWI", 4))
+    await until_revision(bootstrap, "SO-C", 1)
+    await publish(bootstrap, order("SO-W", "KIWI", 3))
+    waiting = (await until_revision(bootstrap, "SO-W", 1))["SO-W"][0]
+    assert (taken(waiting), backordered(waiting)) == ({str(kiwi): "2"}, ["1"])
+    await publish(bootstrap, one_unit_shipped("SO-C", kiwi))
+    await lot_where(inventory, kiwi, on_hand="5", reserved="5")
 
-        [cancel] = await publish(bootstrap, OrderCancelled(order_id="SO-C", reason="no longer"))
-        await until_revision(bootstrap, "SO-W", 2)
-        await wait_until(
-            lambda: applied(database_url, [event_id(cancel)]), timeout=30, what="cancel applied"
-        )
-        every = by_order(await read_settled(bootstrap, "lot-allocated", database_url))
-        cancelled = (await client.get("/orders/SO-C")).json()
-        stock = (await client.get(f"/lots/{kiwi}")).json()
+    [cancel] = await publish(bootstrap, OrderCancelled(order_id="SO-C", reason="no longer"))
+    await until_revision(bootstrap, "SO-W", 2)
+    await wait_until(
+        lambda: applied(database_url, [event_id(cancel)]), timeout=30, what="cancel applied"
+    )
+    every = by_order(await read_settled(bootstrap, "lot-allocated", database_url))
+    cancelled = (await inventory.get("/orders/SO-C")).json()
+    stock = (await inventory.get(f"/lots/{kiwi}")).json()
 
     # Nothing more for the cancelled order: its revision 1 is all fulfillment ever got.
     assert [data["revision"] for data in every["SO-C"]] == [1]
@@ -195,28 +203,27 @@ def one_unit_shipped(order_id: str, lot_id: uuid.UUID) -> OrderShipped:
 
 
 async def test_a_released_hold_and_a_count_that_goes_up_fill_backorders_oldest_first(
-    database_url: str, broker: TansuBroker
+    inventory: httpx.AsyncClient, broker: TansuBroker, database_url: str
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    async with running_inventory(database_url, broker) as client:
-        honey = await stocked_lot(client, bootstrap, "HONEY", 4, days=90)
-        held = await client.post(f"/lots/{honey}/hold", json={"reason": "crystals seen"})
-        assert held.status_code == 200, held.text
-        for order_id in ("SO-Z", "SO-M", "SO-A"):  # placed in this order, oldest first
-            await publish(bootstrap, order(order_id, "HONEY", 3))
-            placed = (await until_revision(bootstrap, order_id, 1))[order_id][0]
-            assert (taken(placed), backordered(placed)) == ({}, ["3"])
+    honey = await stocked_lot(inventory, bootstrap, "HONEY", 4, days=90)
+    held = await inventory.post(f"/lots/{honey}/hold", json={"reason": "crystals seen"})
+    assert held.status_code == 200, held.text
+    for order_id in ("SO-Z", "SO-M", "SO-A"):  # placed in this order, oldest first
+        await publish(bootstrap, order(order_id, "HONEY", 3))
+        placed = (await until_revision(bootstrap, order_id, 1))[order_id][0]
+        assert (taken(placed), backordered(placed)) == ({}, ["3"])
 
-        released = await client.post(f"/lots/{honey}/release", json={"reason": "lab clear"})
-        assert released.status_code == 200, released.text
-        after_release = await latest_settled(bootstrap, database_url)
+    released = await inventory.post(f"/lots/{honey}/release", json={"reason": "lab clear"})
+    assert released.status_code == 200, released.text
+    after_release = await latest_settled(bootstrap, database_url)
 
-        counted = await client.post(
-            "/adjustments",
-            json={"lot_id": str(honey), "location": "MAIN", "quantity": "2", "reason": "found"},
-        )
-        assert counted.status_code == 201, counted.text
-        after_count = await latest_settled(bootstrap, database_url)
+    counted = await inventory.post(
+        "/adjustments",
+        json={"lot_id": str(honey), "location": "MAIN", "quantity": "2", "reason": "found"},
+    )
+    assert counted.status_code == 201, counted.text
+    after_count = await latest_settled(bootstrap, database_url)
 
     assert (taken(after_release["SO-Z"]), backordered(after_release["SO-Z"])) == (
         {str(honey): "3"},
