@@ -7,7 +7,6 @@ timestamps' format, null stripping, topic, key and headers included."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -19,19 +18,12 @@ from services.recall import db
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.notices import NoticeBuilder
 from shared.contracts.envelope import OutgoingMessage
-from shared.contracts.events import GoodsReceived, OrderShipped
+from shared.contracts.events import OrderShipped
 from shared.runtime.database import MAX_MESSAGE_BYTES, Database, headers_from_json
-from tests.integration.events import shipment_of
+from tests.integration.events import lot, shipment_of
 from tests.integration.recall_database import SOURCE, issued_recall
 
-LOT = GoodsReceived(
-    receipt_id="RC-EQ-1",
-    lot_id=uuid.uuid4(),
-    lot_code="EQ-2026-01",
-    sku="EQ",
-    quantity=1000,
-    received_at=datetime(2026, 1, 2, tzinfo=UTC),
-)
+LOT = lot("EQ-2026-01")  # SKU EQ
 # Whole seconds and fractions; trailing zeros, integers and tiny amounts; nulls at every depth.
 CUSTOMERS: dict[str, dict[str, Any]] = {
     "A-FULL": {
