@@ -80,6 +80,19 @@ async def order(client: httpx.AsyncClient, order_id: str, accept: Any) -> dict[s
     )
 
 
+async def allocated_order(
+    client: httpx.AsyncClient,
+    broker: TansuBroker,
+    placed_order: OrderPlaced,
+    allocation: LotAllocated,
+) -> dict[str, Any]:
+    """The order as fulfillment serves it once it has both the order and this allocation."""
+    await publish(broker.bootstrap_servers, placed_order)
+    await publish(broker.bootstrap_servers, allocation)
+    revision = allocation.revision
+    return await order(client, allocation.order_id, lambda o: o["allocation_revision"] == revision)
+
+
 async def shipped_events(broker: TansuBroker, database_url: str) -> list[dict[str, Any]]:
     """Every order-shipped event, once fulfillment's outbox has nothing left to publish."""
     records = await read_settled(broker.bootstrap_servers, "order-shipped", database_url)
@@ -127,9 +140,7 @@ async def test_an_allocation_that_arrives_before_its_order_ships_when_the_order_
 async def test_a_stale_allocation_does_not_replace_a_newer_one(
     manual: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
-    await publish(broker.bootstrap_servers, placed("SO-3", 6))
-    await publish(broker.bootstrap_servers, allocated("SO-3", 2, (1, LOT_B, 6)))
-    await order(manual, "SO-3", lambda o: o["allocation_revision"] == 2)
+    await allocated_order(manual, broker, placed("SO-3", 6), allocated("SO-3", 2, (1, LOT_B, 6)))
     await publish(broker.bootstrap_servers, allocated("SO-3", 1, (1, LOT_A, 6)))
     # Offsets are committed after the database commit: caught up means the stale one applied.
     await wait_caught_up(broker.bootstrap_servers, "fulfillment", ["lot-allocated"], timeout=30)
@@ -168,9 +179,9 @@ async def test_a_recalled_lot_never_ships_and_its_lines_wait_for_reallocation(
 async def test_shipping_by_hand_checks_scans_ships_part_and_is_safe_to_retry(
     manual: httpx.AsyncClient, broker: TansuBroker, database_url: str
 ) -> None:
-    await publish(broker.bootstrap_servers, placed("SO-5", 4, 3))
-    await publish(broker.bootstrap_servers, allocated("SO-5", 1, (1, LOT_A, 4), (2, LOT_B, 3)))
-    await order(manual, "SO-5", lambda o: len(o["allocations"]) == 2)
+    allocation = allocated("SO-5", 1, (1, LOT_A, 4), (2, LOT_B, 3))
+    current = await allocated_order(manual, broker, placed("SO-5", 4, 3), allocation)
+    assert len(current["allocations"]) == 2
 
     wrong = await scanned(manual, "SO-5", "(01)09501101530003(10)NOT-OURS")
     assert "NOT-OURS" in assert_error(wrong, 409, "lot_not_allocated")["detail"]
@@ -207,9 +218,7 @@ async def test_shipping_by_hand_checks_scans_ships_part_and_is_safe_to_retry(
 async def test_a_cancelled_order_is_not_shipped(
     manual: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
-    await publish(broker.bootstrap_servers, placed("SO-6", 2))
-    await publish(broker.bootstrap_servers, allocated("SO-6", 1, (1, LOT_B, 2)))
-    await order(manual, "SO-6", lambda o: o["allocation_revision"] == 1)
+    await allocated_order(manual, broker, placed("SO-6", 2), allocated("SO-6", 1, (1, LOT_B, 2)))
     await publish(
         broker.bootstrap_servers, OrderCancelled(order_id="SO-6", reason="customer changed mind")
     )
