@@ -145,6 +145,10 @@ class GoodsReceived(Event):
         max_length=1000,
         description="Lots consumed to make this one; empty for purchases.",
     )
+    qc_required: bool = Field(
+        default=False,
+        description="The lot is received quarantined, and never allocated before a QC release.",
+    )
 
 
 # ---------------------------------------------------------------------------- allocation
@@ -221,6 +225,11 @@ class OrderShipped(Event):
     customer: Customer
     shipped_at: AwareDatetime
     lines: list[ShipmentLine] = Field(min_length=1, max_length=10_000)
+    imported: bool = Field(
+        default=False,
+        description="A historical shipment loaded at onboarding: it counts for traces and"
+        " recalls and never moves stock.",
+    )
 
 
 # ---------------------------------------------------------------------------- recall
@@ -235,11 +244,20 @@ class RecallScope(ContractModel):
     supplier_id: Identifier | None = None
     received_from: date | None = None
     received_to: date | None = None
+    supplier_lot_codes: list[LotCode] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="The supplier's own lot codes, as a supplier's recall notice names them;"
+        " with supplier_id or sku.",
+    )
+    gtin: Gtin | None = Field(default=None, description="Lots received with this GTIN.")
 
     @model_validator(mode="after")
     def _names_something(self) -> RecallScope:
-        if not (self.lot_ids or self.lot_codes or self.sku or self.supplier_id):
-            raise ValueError("scope needs lot_ids, lot_codes, sku or supplier_id")
+        if not (self.lot_ids or self.lot_codes or self.sku or self.supplier_id or self.gtin):
+            raise ValueError("scope needs lot_ids, lot_codes, sku, supplier_id or gtin")
+        if self.supplier_lot_codes and not (self.supplier_id or self.sku):
+            raise ValueError("supplier_lot_codes need supplier_id or sku")
         if self.received_from and self.received_to and self.received_from > self.received_to:
             raise ValueError("received_from is after received_to")
         return self
@@ -303,6 +321,126 @@ class RecallCustomerNotice(Event):
         default=None, ge=1, description="Which notice of this customer's split set this is."
     )
     parts: int | None = Field(default=None, ge=1, description="How many notices the set has.")
+    reminder: int = Field(
+        default=0,
+        ge=0,
+        description="0 for the first notice; 1, 2, ... for the reminders sent to a customer"
+        " who has not acknowledged.",
+    )
+
+
+# ----------------------------------------------------------------------- returns (v1.1)
+
+ReturnReason = Literal["recall", "damaged", "expired", "quality", "customer", "other"]
+ReturnCondition = Literal["sealed", "opened", "damaged"]
+
+
+class ReturnLine(ContractModel):
+    """Units of one lot coming back: named by `lot_id`, or by `lot_code` with the line's SKU."""
+
+    line_no: LineNo
+    sku: Sku
+    lot_id: UUID | None = None
+    lot_code: LotCode | None = None
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+    reason: ReturnReason
+    condition: ReturnCondition | None = None
+
+    @model_validator(mode="after")
+    def _names_a_lot(self) -> ReturnLine:
+        if self.lot_id is None and self.lot_code is None:
+            raise ValueError("a return line needs lot_id or lot_code")
+        return self
+
+
+class GoodsReturned(Event):
+    """Units a customer sent back. They never go straight back to available stock: they
+    arrive held for inspection, or as recalled stock when their lot is under recall."""
+
+    event_type: ClassVar[str] = "lottrace.goods-returned.v1"
+    topic: ClassVar[str] = "goods-returned"
+    key_field: ClassVar[str] = "return_id"
+
+    return_id: Identifier = Field(description="Unique; a re-sent return changes nothing.")
+    customer: Customer
+    order_id: Identifier | None = None
+    shipment_id: Identifier | None = None
+    recall_id: Identifier | None = Field(
+        default=None, description="The recall this return answers, when it answers one."
+    )
+    returned_at: AwareDatetime
+    lines: list[ReturnLine] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _line_numbers_unique(self) -> GoodsReturned:
+        numbers = [line.line_no for line in self.lines]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("line_no must be unique within the return")
+        return self
+
+
+# -------------------------------------------------------------- recall responses (v1.1)
+
+ResponseKind = Literal["delivered", "bounced", "acknowledged", "units-reported"]
+ResponseChannel = Literal["email", "sms", "phone", "letter", "portal", "other"]
+
+
+class ReportedUnits(ContractModel):
+    """What a customer reports of one recalled lot, in the lot's unit of measure."""
+
+    lot_id: UUID | None = None
+    lot_code: LotCode | None = None
+    on_hand: NonNegativeQuantity | None = None
+    destroyed: NonNegativeQuantity | None = None
+    returned: NonNegativeQuantity | None = None
+
+    @model_validator(mode="after")
+    def _names_a_lot(self) -> ReportedUnits:
+        if self.lot_id is None and self.lot_code is None:
+            raise ValueError("reported units need lot_id or lot_code")
+        return self
+
+
+class RecallResponse(Event):
+    """A customer's answer to a recall, as a notification service or call centre saw it."""
+
+    event_type: ClassVar[str] = "lottrace.recall-response.v1"
+    topic: ClassVar[str] = "recall-responses"
+    key_field: ClassVar[str] = "recall_id"
+
+    response_id: Identifier = Field(description="Unique; a re-sent response changes nothing.")
+    recall_id: Identifier
+    customer_id: Identifier
+    responded_at: AwareDatetime
+    kind: ResponseKind
+    channel: ResponseChannel | None = None
+    units: list[ReportedUnits] = Field(default_factory=list, max_length=10_000)
+    note: LongText | None = None
+
+
+# -------------------------------------------------------------------- lot status (v1.1)
+
+LotStatus = Literal["available", "quarantined", "recalled", "expired", "rejected", "depleted"]
+
+
+class LotStatusChanged(Event):
+    """A lot's status changed: hold, release, QC result, expiry, recall, depletion."""
+
+    event_type: ClassVar[str] = "lottrace.lot-status-changed.v1"
+    topic: ClassVar[str] = "lot-status-changed"
+    key_field: ClassVar[str] = "lot_id"
+
+    lot_id: UUID
+    lot_code: LotCode
+    sku: Sku
+    status: LotStatus
+    previous_status: LotStatus | None = Field(
+        description="None for the status a lot is received with."
+    )
+    reason: LongText
+    changed_at: AwareDatetime
+    actor: Identifier | None = None
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -313,5 +451,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     OrderShipped,
     RecallIssued,
     RecallCustomerNotice,
+    GoodsReturned,
+    RecallResponse,
+    LotStatusChanged,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {event.event_type: event for event in ALL_EVENTS}

@@ -16,8 +16,10 @@ from shared.contracts.events import (
     Backorder,
     Event,
     GoodsReceived,
+    GoodsReturned,
     LotAllocated,
     LotInput,
+    LotStatusChanged,
     NoticeShipment,
     OrderCancelled,
     OrderLine,
@@ -25,7 +27,10 @@ from shared.contracts.events import (
     OrderShipped,
     RecallCustomerNotice,
     RecallIssued,
+    RecallResponse,
     RecallScope,
+    ReportedUnits,
+    ReturnLine,
     ShipmentLine,
 )
 from shared.contracts.types import Address, Customer, Money, Supplier
@@ -247,6 +252,61 @@ def _recall_examples() -> list[NamedExample]:
     ]
 
 
+def _follow_up_examples() -> list[NamedExample]:
+    """The v1.1 topics: a return, a customer's answer to a recall, a lot's new status."""
+    return [
+        (
+            "recalled units returned by a customer",
+            GoodsReturned(
+                return_id="RT-3001",
+                customer=_CUSTOMER,
+                shipment_id="SH-5001",
+                recall_id="RC-2026-0007",
+                returned_at=EXAMPLE_TIME,
+                lines=[
+                    ReturnLine(
+                        line_no=1,
+                        sku="OJ-1L",
+                        lot_id=_JUICE_LOT,
+                        lot_code=_JUICE_CODE,
+                        quantity=Decimal(4),
+                        reason="recall",
+                        condition="sealed",
+                    )
+                ],
+            ),
+        ),
+        (
+            "a customer reports units destroyed",
+            RecallResponse(
+                response_id="RR-9001",
+                recall_id="RC-2026-0007",
+                customer_id="C-042",
+                responded_at=EXAMPLE_TIME,
+                kind="units-reported",
+                channel="phone",
+                units=[
+                    ReportedUnits(lot_code=_JUICE_CODE, on_hand=Decimal(0), destroyed=Decimal(2))
+                ],
+                note="Store manager confirmed by phone.",
+            ),
+        ),
+        (
+            "a lot released after QC",
+            LotStatusChanged(
+                lot_id=_JUICE_LOT,
+                lot_code=_JUICE_CODE,
+                sku="OJ-1L",
+                status="available",
+                previous_status="quarantined",
+                reason="QC passed",
+                changed_at=EXAMPLE_TIME,
+                actor="qa-lead",
+            ),
+        ),
+    ]
+
+
 def examples() -> list[NamedExample]:
     """One or more realistic events of every type, named; they become the messages' examples."""
     return [
@@ -255,4 +315,5 @@ def examples() -> list[NamedExample]:
         *_allocation_examples(),
         *_shipment_examples(),
         *_recall_examples(),
+        *_follow_up_examples(),
     ]

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from shared.contracts.events import (
     Event,
     GoodsReceived,
+    GoodsReturned,
     LotAllocated,
+    LotStatusChanged,
     OrderCancelled,
     OrderPlaced,
     OrderShipped,
     RecallCustomerNotice,
     RecallIssued,
+    RecallResponse,
 )
 
 DLQ_SUFFIX = ".dlq"
@@ -88,6 +91,25 @@ TOPICS: tuple[TopicSpec, ...] = (
         producer="recall",
         consumers=("notification services", "inventory", "fulfillment"),
         description="A recall summary, then one notice per affected customer.",
+    ),
+    TopicSpec.carrying(
+        GoodsReturned,
+        producer="upstream returns/WMS systems; inventory for `POST /returns`",
+        consumers=("inventory", "recall"),
+        description="Units customers sent back, by lot: held for inspection, or recalled stock.",
+    ),
+    TopicSpec.carrying(
+        RecallResponse,
+        producer="notification services, call centres; recall for `POST /recalls/{id}/responses`",
+        consumers=("recall",),
+        description="Customers' answers to a recall: delivered, bounced, acknowledged, units.",
+    ),
+    TopicSpec.carrying(
+        LotStatusChanged,
+        producer="inventory",
+        consumers=("fulfillment", "recall", "operators"),
+        description="Every change of a lot's status: hold, release, QC result, expiry, recall,"
+        " depletion.",
     ),
 )
 

@@ -312,6 +312,7 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
             "best_before_date",
             "unit_cost",
             "inputs",
+            "qc_required",
         ],
         "supplier": ["supplier_id", "name"],
         "unit_cost": ["amount", "currency"],
@@ -332,18 +333,27 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
         "backordered[]": ["line_no", "sku", "quantity", "uom", "reason"],
     },
     "lottrace.order-shipped.v1": {
-        "": ["shipment_id", "order_id", "customer", "shipped_at", "lines"],
+        "": ["shipment_id", "order_id", "customer", "shipped_at", "lines", "imported"],
         "lines[]": ["line_no", "sku", "lot_id", "lot_code", "quantity", "uom"],
         "customer": CUSTOMER,
         "customer.address": ADDRESS,
     },
     "lottrace.recall-issued.v1": {
         "": RECALL_ISSUED,
-        "scope": ["lot_ids", "lot_codes", "sku", "supplier_id", "received_from", "received_to"],
+        "scope": [
+            "lot_ids",
+            "lot_codes",
+            "sku",
+            "supplier_id",
+            "received_from",
+            "received_to",
+            "supplier_lot_codes",
+            "gtin",
+        ],
         "affected_lots[]": ["lot_id", "lot_code", "sku", "supplier_id", "via_lot_id"],
     },
     "lottrace.recall-customer-notice.v1": {
-        "": ["recall_id", "customer", "shipments", "late"],
+        "": ["recall_id", "customer", "shipments", "late", "reminder"],
         "shipments[]": [
             "shipment_id",
             "order_id",
@@ -356,6 +366,53 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
         ],
         "customer": CUSTOMER,
         "customer.address": ADDRESS,
+    },
+    "lottrace.goods-returned.v1": {
+        "": [
+            "return_id",
+            "customer",
+            "order_id",
+            "shipment_id",
+            "recall_id",
+            "returned_at",
+            "lines",
+        ],
+        "lines[]": [
+            "line_no",
+            "sku",
+            "lot_id",
+            "lot_code",
+            "quantity",
+            "uom",
+            "reason",
+            "condition",
+        ],
+        "customer": CUSTOMER,
+    },
+    "lottrace.recall-response.v1": {
+        "": [
+            "response_id",
+            "recall_id",
+            "customer_id",
+            "responded_at",
+            "kind",
+            "channel",
+            "units",
+            "note",
+        ],
+        "units[]": ["lot_id", "lot_code", "on_hand", "destroyed", "returned"],
+    },
+    "lottrace.lot-status-changed.v1": {
+        "": [
+            "lot_id",
+            "lot_code",
+            "sku",
+            "status",
+            "previous_status",
+            "reason",
+            "changed_at",
+            "actor",
+        ],
     },
 }
 
@@ -385,6 +442,23 @@ CONTRACT_REQUIRED: dict[str, list[str]] = {
     "lottrace.order-shipped.v1": ["shipment_id", "order_id", "customer", "shipped_at", "lines"],
     "lottrace.recall-issued.v1": RECALL_ISSUED,  # every field
     "lottrace.recall-customer-notice.v1": ["recall_id", "customer", "shipments", "late"],
+    "lottrace.goods-returned.v1": ["return_id", "customer", "returned_at", "lines"],
+    "lottrace.recall-response.v1": [
+        "response_id",
+        "recall_id",
+        "customer_id",
+        "responded_at",
+        "kind",
+    ],
+    "lottrace.lot-status-changed.v1": [
+        "lot_id",
+        "lot_code",
+        "sku",
+        "status",
+        "previous_status",
+        "reason",
+        "changed_at",
+    ],
 }
 
 TIMESTAMPS = {
@@ -393,6 +467,9 @@ TIMESTAMPS = {
     "lottrace.order-shipped.v1": ["shipped_at"],
     "lottrace.recall-issued.v1": ["issued_at"],
     "lottrace.recall-customer-notice.v1": ["shipments[].shipped_at"],
+    "lottrace.goods-returned.v1": ["returned_at"],
+    "lottrace.recall-response.v1": ["responded_at"],
+    "lottrace.lot-status-changed.v1": ["changed_at"],
 }
 DATES = {
     "lottrace.goods-received.v1": ["production_date", "expiry_date", "best_before_date"],
@@ -405,6 +482,9 @@ UUIDS = {
     "lottrace.order-shipped.v1": ["lines[].lot_id"],
     "lottrace.recall-issued.v1": ["affected_lots[].lot_id", "affected_lots[].via_lot_id"],
     "lottrace.recall-customer-notice.v1": ["shipments[].lot_id"],
+    "lottrace.goods-returned.v1": ["lines[].lot_id"],
+    "lottrace.recall-response.v1": ["units[].lot_id"],
+    "lottrace.lot-status-changed.v1": ["lot_id"],
 }
 QUANTITIES = {
     "lottrace.order-placed.v1": ["lines[].quantity"],
@@ -413,6 +493,8 @@ QUANTITIES = {
     "lottrace.order-shipped.v1": ["lines[].quantity"],
     "lottrace.recall-issued.v1": ["shipped_quantity"],
     "lottrace.recall-customer-notice.v1": ["shipments[].quantity"],
+    "lottrace.goods-returned.v1": ["lines[].quantity"],
+    "lottrace.recall-response.v1": ["units[].on_hand", "units[].destroyed", "units[].returned"],
 }
 
 

@@ -118,6 +118,41 @@ SAMPLES: dict[type[events.Event], events.Event] = {
                 "quantity": "10",
             }
         ],
+        reminder=1,
+    ),
+    events.GoodsReturned: events.GoodsReturned(
+        return_id="RT-1",
+        customer=CUSTOMER,
+        recall_id="RC-9",
+        returned_at=AT,
+        lines=[
+            {
+                "line_no": 1,
+                "sku": "OJ-1L",
+                "lot_code": "OJ-1L-20261121-0001",
+                "quantity": "4",
+                "reason": "recall",
+                "condition": "sealed",
+            }
+        ],
+    ),
+    events.RecallResponse: events.RecallResponse(
+        response_id="RR-1",
+        recall_id="RC-9",
+        customer_id="C-77",
+        responded_at=AT,
+        kind="units-reported",
+        channel="phone",
+        units=[{"lot_id": LOT_ID, "destroyed": "2", "on_hand": "0"}],
+    ),
+    events.LotStatusChanged: events.LotStatusChanged(
+        lot_id=LOT_ID,
+        lot_code="OJ-1L-20261121-0001",
+        sku="OJ-1L",
+        status="quarantined",
+        previous_status="available",
+        reason="hold: supplier complaint",
+        changed_at=AT,
     ),
 }
 SUBJECTS = {
@@ -128,6 +163,9 @@ SUBJECTS = {
     events.OrderShipped: "SO-1001",
     events.RecallIssued: "RC-9",
     events.RecallCustomerNotice: "RC-9",
+    events.GoodsReturned: "RT-1",
+    events.RecallResponse: "RC-9",
+    events.LotStatusChanged: str(LOT_ID),
 }
 
 
