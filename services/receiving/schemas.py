@@ -119,6 +119,10 @@ class ReceiptView(BaseModel):
     best_before_date: date | None = None
     unit_cost: Money | None = None
     inputs: list[dict[str, str]] = Field(default_factory=list)
+    qc_required: bool = Field(
+        default=False,
+        description="The lot waits in quarantine for a QC release before it can be allocated.",
+    )
     lot_received_quantity: SignedQuantity
     new_lot: bool
 
