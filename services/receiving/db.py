@@ -200,17 +200,25 @@ async def lock_gtins(connection: Connection, gtins: list[str]) -> list[GtinOwner
 
 
 async def put_product(
-    connection: Connection, sku: str, *, description: str | None, uom: str, gtins: list[str]
+    connection: Connection,
+    sku: str,
+    *,
+    description: str | None,
+    uom: str,
+    gtins: list[str],
+    qc_required: bool,
 ) -> None:
     await connection.execute(
         """
-        INSERT INTO products (sku, description, uom) VALUES ($1, $2, $3)
+        INSERT INTO products (sku, description, uom, qc_required) VALUES ($1, $2, $3, $4)
         ON CONFLICT (sku) DO UPDATE
-            SET description = EXCLUDED.description, uom = EXCLUDED.uom, updated_at = now()
+            SET description = EXCLUDED.description, uom = EXCLUDED.uom,
+                qc_required = EXCLUDED.qc_required, updated_at = now()
         """,
         sku,
         description,
         uom,
+        qc_required,
     )
     await connection.execute(
         "DELETE FROM product_gtins WHERE sku = $1 AND gtin <> ALL($2::text[])", sku, gtins
@@ -228,7 +236,7 @@ async def put_product(
 async def get_product(connection: Connection, sku: str) -> ProductRecord | None:
     row = await connection.fetchrow(
         """
-        SELECT p.sku, p.description, p.uom, p.updated_at,
+        SELECT p.sku, p.description, p.uom, p.qc_required, p.updated_at,
                coalesce(array_agg(g.gtin ORDER BY g.gtin) FILTER (WHERE g.gtin IS NOT NULL),
                         '{}') AS gtins
         FROM products p LEFT JOIN product_gtins g USING (sku)
@@ -238,6 +246,14 @@ async def get_product(connection: Connection, sku: str) -> ProductRecord | None:
         sku,
     )
     return row_as(row, ProductRecord)
+
+
+async def requires_qc(connection: Connection, sku: str) -> bool:
+    """Whether the catalogue says lots of this SKU are received quarantined for QC."""
+    required: bool | None = await connection.fetchval(
+        "SELECT qc_required FROM products WHERE sku = $1", sku
+    )
+    return bool(required)
 
 
 async def sku_for_gtin(connection: Connection, gtin: str) -> str | None:

@@ -72,6 +72,7 @@ async def receive(
         receipt_id=request.receipt_id or new_id(),
         location=request.location or default_location,
         received_at=received_at,
+        qc_required=await db.requires_qc(unit.connection, request.sku),
     )
     event = goods_received(request, lot, inputs, place)
     unit.emit(event, time=now)
@@ -289,7 +290,12 @@ async def put_product(unit: UnitOfWork, sku: str, request: ProductRequest) -> Pr
             kind=ErrorKind.CONFLICT,
         )
     await db.put_product(
-        unit.connection, sku, description=request.description, uom=request.uom, gtins=gtins
+        unit.connection,
+        sku,
+        description=request.description,
+        uom=request.uom,
+        gtins=gtins,
+        qc_required=request.qc_required,
     )
     product = await db.get_product(unit.connection, sku)
     assert product is not None

@@ -17,6 +17,7 @@ class ReceiptPlace:
     receipt_id: str
     location: str
     received_at: datetime
+    qc_required: bool = False  # the product's, from the catalogue
 
 
 def goods_received(
@@ -42,4 +43,5 @@ def goods_received(
         best_before_date=lot.best_before_date,
         unit_cost=lot.cost,
         inputs=inputs,
+        qc_required=place.qc_required,
     )

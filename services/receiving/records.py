@@ -178,6 +178,7 @@ class ProductRecord:
     description: str | None
     uom: str
     gtins: list[str]
+    qc_required: bool
     updated_at: datetime
 
 
