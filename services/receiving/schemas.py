@@ -177,6 +177,11 @@ class ProductRequest(BaseModel):
     description: ShortText | None = None
     uom: Uom = "EA"
     gtins: list[CheckedGtin] = Field(default_factory=list, max_length=100)
+    qc_required: bool = Field(
+        default=False,
+        description="Lots of this product are received quarantined (`goods-received`"
+        " `qc_required: true`) and never allocated before inventory's QC release.",
+    )
 
 
 class ProductView(BaseModel):
@@ -186,4 +191,7 @@ class ProductView(BaseModel):
     description: str | None = None
     uom: str
     gtins: list[str]
+    qc_required: bool = Field(
+        default=False, description="Its lots are received quarantined until a QC release."
+    )
     updated_at: datetime
