@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
 
 from services.recall import db, reports
-from services.recall.domain import Edge, TraceNode, mermaid_genealogy, walk
+from services.recall.api_loop import router as loop_router
+from services.recall.domain import Edge, TraceNode, mermaid_genealogy, refuse_below_target, walk
+from services.recall.effectiveness import effectiveness_target, read_check
 from services.recall.handlers import IssuedRecall, Recalls
 from services.recall.records import ReportFilter
 from services.recall.schemas import (
@@ -46,9 +48,13 @@ from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import Rfc3339Date, database_of
+from shared.runtime.logging import get_logger
 from shared.runtime.lookup import found
 
 router = APIRouter()
+# The loop's routes as plain routes of this router: each declares its role (http.py checks).
+router.routes.extend(loop_router.routes)
+log = get_logger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +87,8 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
             classification=body.classification,
             scope=body.scope,
             actor=actor,
+            check_level=body.check_level,
+            target_percent=body.target_percent,
         )
 
     issued = await database_of(request).run(work)
@@ -184,22 +192,32 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
 async def close_recall(
     recall_id: str, request: Request, body: CloseRequest | None = None
 ) -> RecallAccepted:
+    """Refused (409 `below_target`) while the recall's effectiveness is below its target,
+    unless `override_reason` says why it closes anyway: that reason is kept with the actor."""
     actor = actor_of(request)
-    async with database_of(request).pool.acquire() as connection:
+    override = body.override_reason if body else None
+    async with database_of(request).pool.acquire() as connection, connection.transaction():
         recall = await _recall_or_404(connection, recall_id)
         if recall["status"] == "closed":
             raise Conflict("recall_closed", f"recall {recall_id} is closed already")
+        check = await read_check(connection, recall)
+        refuse_below_target(check.total.percent, effectiveness_target(recall), override=override)
         closed = await db.close_recall(
-            connection, recall_id, actor=actor, note=body.note if body else None
+            connection, recall_id, actor=actor, note=body.note if body else None, override=override
         )
         if closed is None:  # another request closed it meanwhile
             raise Conflict("recall_closed", f"recall {recall_id} is closed already")
+    if override is not None:
+        log.warning(
+            "recall closed below its target", recall_id=recall_id, actor=actor, reason=override
+        )
     return built_from_row(
         RecallAccepted,
         recall,
         recall_id=recall_id,
         status="closed",
         affected_lots=closed["affected_lots"],
+        drill=False,
     )
 
 

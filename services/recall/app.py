@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from pydantic import Field, SecretStr
 from services.recall import db
 from services.recall.api import router
 from services.recall.handlers import Recalls, run_notifier
+from services.recall.reminders import ReminderPolicy, run_reminders
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
@@ -33,6 +35,25 @@ class Settings(ServiceSettings):
         description="Optional cap on shipments per notice. Notices are split by encoded size"
         " in any case: each stays under KAFKA_MAX_MESSAGE_BYTES whatever the field lengths.",
     )
+    reminder_delay_hours: Annotated[float, Field(gt=0)] = per_service(
+        NAME,
+        "reminder_delay_hours",
+        48.0,
+        description="A customer silent this long after its last notice gets a reminder.",
+    )
+    reminder_max: Annotated[int, Field(ge=0)] = per_service(
+        NAME, "reminder_max", 3, description="Reminders per customer and recall, at most."
+    )
+    reminder_check_seconds: Annotated[float, Field(gt=0)] = per_service(
+        NAME, "reminder_check_seconds", 60.0, description="How often due reminders are sought."
+    )
+
+    def reminder_policy(self) -> ReminderPolicy:
+        return ReminderPolicy(
+            delay=timedelta(hours=self.reminder_delay_hours),
+            most=self.reminder_max,
+            per_round=self.notice_chunk,
+        )
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,11 +80,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def notifier(runtime: ServiceRuntime) -> None:
         await run_notifier(recalls, runtime.database)
 
+    async def reminders(runtime: ServiceRuntime) -> None:
+        await run_reminders(
+            recalls,
+            runtime.database,
+            settings.reminder_policy(),
+            every_seconds=settings.reminder_check_seconds,
+        )
+
     return WIRING.app(
         settings,
         handlers=recalls.handlers(),
-        background=[notifier],
-        state={"recalls": recalls},
+        background=[notifier, reminders],
+        state={"recalls": recalls, "reminder_policy": settings.reminder_policy()},
     )
 
 
@@ -74,7 +103,19 @@ def replay_plan(settings: Settings | None = None) -> ReplayPlan:
         service=NAME,
         migrations=MIGRATIONS,
         consumer=lambda: WIRING.consumer(settings, _recalls(settings).handlers()),
-        owned_tables=("recalls", "recall_lots", "recall_chunks", "recall_notices"),
+        # Responses and returns are owned too: their topics may have dropped them, and
+        # consuming them again changes nothing (their keys are their ids).
+        owned_tables=(
+            "recalls",
+            "recall_lots",
+            "recall_chunks",
+            "recall_notices",
+            "recall_responses",
+            "recall_reported_units",
+            "recall_returns",
+            "recall_reminders",
+            "recall_drills",
+        ),
         after_copy=db.restart_watermarks,
         switch_blocker=db.recall_sending_notices,
         source=settings.event_source or f"/lottrace/{NAME}",

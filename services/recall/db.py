@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import astuple, dataclass
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -12,21 +13,30 @@ from services.recall.domain import Edge
 from services.recall.records import (
     AffectedTotals,
     Chunk,
+    CustomerLotUnits,
     CustomerRow,
+    CustomerStanding,
+    DrillRow,
     InputRow,
+    LotRecall,
     LotRow,
     NewRecall,
     OpenRecallLot,
     PendingRecall,
     PlaceholderLot,
+    RecallLotRef,
     RecallLotRow,
+    RecallState,
     ReceiptRow,
+    ReportedUnitsRow,
     ReportFilter,
+    ResponseRow,
+    ReturnCountRow,
     ShipmentLineRow,
 )
 from shared.contracts.events import NoticeShipment, RecallCustomerNotice, RecallScope
 from shared.contracts.types import Customer
-from shared.runtime.database import Connection, Record, columns
+from shared.runtime.database import Connection, Record, columns, rows_as
 
 # Shipment ingestion holds this lock shared; issuing a recall holds it exclusively, so a
 # recall's watermark splits shipment lines cleanly into "known at issue" and "late".
@@ -169,6 +179,8 @@ async def scope_roots(connection: Connection, scope: RecallScope) -> list[Record
           AND ($4::text IS NULL OR supplier_id = $4)
           AND ($5::date IS NULL OR first_received_at >= $5::date)
           AND ($6::date IS NULL OR first_received_at < $6::date + 1)
+          AND ($7::text[] IS NULL OR supplier_lot_code = ANY($7))
+          AND ($8::text IS NULL OR gtin = $8)
         ORDER BY lot_id
         """,
         scope.lot_ids,
@@ -177,6 +189,8 @@ async def scope_roots(connection: Connection, scope: RecallScope) -> list[Record
         scope.supplier_id,
         scope.received_from,
         scope.received_to,
+        scope.supplier_lot_codes,
+        scope.gtin,
     )
 
 
@@ -215,8 +229,9 @@ async def create_recall(
     await connection.execute(
         """
         INSERT INTO recalls (recall_id, issued_at, reason, classification, scope, requested_by,
-                             shipment_watermark, affected_customer_count, shipped_quantity)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0)
+                             check_level, target_percent, shipment_watermark,
+                             affected_customer_count, shipped_quantity)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0)
         """,
         *astuple(recall),
         watermark,
@@ -331,7 +346,8 @@ _WRITE_NOTICES = f"""
                    'subject', $1::text, 'datacontenttype', 'application/json',
                    'data', json_strip_nulls(json_build_object(
                        'recall_id', $1::text, 'customer', n.customer, 'shipments', n.list,
-                       'late', false, 'reason', $7::text, 'classification', $8::text))
+                       'late', false, 'reason', $7::text, 'classification', $8::text,
+                       'reminder', 0))
                )::text, 'UTF8') AS value
         FROM notices n
     ), fitting AS (
@@ -532,7 +548,7 @@ async def get_recall(connection: Connection, recall_id: str) -> Record | None:
         """
         SELECT recall_id, issued_at, reason, classification, scope, status, requested_by,
                affected_customer_count, shipped_quantity, notices_done_at, closed_at, closed_by,
-               close_note,
+               close_note, check_level, target_percent, close_override,
                (SELECT coalesce(sum(customers), 0) FROM recall_chunks c
                 WHERE c.recall_id = r.recall_id AND c.notified_at IS NOT NULL)
                - (SELECT count(DISTINCT customer_id) FROM recall_notice_failures f
@@ -585,11 +601,17 @@ async def recall_customer_lines(
 
 
 async def close_recall(
-    connection: Connection, recall_id: str, *, actor: str, note: str | None
+    connection: Connection,
+    recall_id: str,
+    *,
+    actor: str,
+    note: str | None,
+    override: str | None = None,
 ) -> Record | None:
     return await connection.fetchrow(
         """
-        UPDATE recalls SET status = 'closed', closed_at = now(), closed_by = $2, close_note = $3
+        UPDATE recalls SET status = 'closed', closed_at = now(), closed_by = $2, close_note = $3,
+                           close_override = $4
         WHERE recall_id = $1 AND status = 'open'
         RETURNING recall_id,
                   (SELECT count(*) FROM recall_lots WHERE recall_id = $1)::int AS affected_lots
@@ -597,7 +619,261 @@ async def close_recall(
         recall_id,
         actor,
         note,
+        override,
     )
+
+
+# ------------------------------------------------------------------ the recall loop
+
+
+async def recall_states(
+    connection: Connection, recall_ids: Iterable[str]
+) -> dict[str, RecallState]:
+    rows = await connection.fetch(
+        "SELECT recall_id, status FROM recalls WHERE recall_id = ANY($1::text[])",
+        sorted(set(recall_ids)),
+    )
+    return {state.recall_id: state for state in rows_as(rows, RecallState)}
+
+
+async def affected_pairs(
+    connection: Connection, pairs: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Of these (recall, customer) pairs, those where the customer received a lot of the recall."""
+    wanted = sorted(set(pairs))
+    rows = await connection.fetch(
+        """
+        SELECT p.recall_id, p.customer_id
+        FROM unnest($1::text[], $2::text[]) AS p(recall_id, customer_id)
+        WHERE EXISTS (SELECT 1 FROM recall_lots rl JOIN shipment_lines s USING (lot_id)
+                      WHERE rl.recall_id = p.recall_id AND s.customer_id = p.customer_id)
+        """,
+        [recall_id for recall_id, _ in wanted],
+        [customer_id for _, customer_id in wanted],
+    )
+    return {(row["recall_id"], row["customer_id"]) for row in rows}
+
+
+async def lots_of_recalls(connection: Connection, recall_ids: Iterable[str]) -> list[RecallLotRef]:
+    rows = await connection.fetch(
+        "SELECT recall_id, lot_id, lot_code, sku FROM recall_lots"
+        " WHERE recall_id = ANY($1::text[])",
+        sorted(set(recall_ids)),
+    )
+    return rows_as(rows, RecallLotRef)
+
+
+async def insert_responses(connection: Connection, rows: Sequence[ResponseRow]) -> set[str]:
+    """Store responses; returns the ids of those not stored before."""
+    new = await connection.fetch(
+        """
+        INSERT INTO recall_responses (response_id, recall_id, customer_id, kind, channel,
+                                      responded_at, note)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::timestamptz[], $7::text[])
+        ON CONFLICT (response_id) DO NOTHING
+        RETURNING response_id
+        """,
+        *columns(rows, ResponseRow),
+    )
+    return {row["response_id"] for row in new}
+
+
+async def insert_reported_units(connection: Connection, rows: Sequence[ReportedUnitsRow]) -> None:
+    if not rows:
+        return
+    await connection.execute(
+        """
+        INSERT INTO recall_reported_units (response_id, recall_id, customer_id, lot_id,
+                                           responded_at, on_hand, destroyed, returned)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::timestamptz[],
+                             $6::numeric[], $7::numeric[], $8::numeric[])
+        ON CONFLICT DO NOTHING
+        """,
+        *columns(rows, ReportedUnitsRow),
+    )
+
+
+async def lot_ids_by_code(
+    connection: Connection, codes: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], UUID]:
+    """The lots known by (lot_code, sku)."""
+    wanted = sorted(set(codes))
+    rows = await connection.fetch(
+        """
+        SELECT l.lot_code, l.sku, l.lot_id
+        FROM unnest($1::text[], $2::text[]) AS w(lot_code, sku)
+        JOIN lots l ON l.lot_code = w.lot_code AND l.sku = w.sku
+        """,
+        [code for code, _ in wanted],
+        [sku for _, sku in wanted],
+    )
+    return {(row["lot_code"], row["sku"]): row["lot_id"] for row in rows}
+
+
+async def recalls_of_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[LotRecall]:
+    rows = await connection.fetch(
+        """
+        SELECT rl.recall_id, rl.lot_id, r.status
+        FROM recall_lots rl JOIN recalls r USING (recall_id)
+        WHERE rl.lot_id = ANY($1::uuid[])
+        """,
+        sorted(set(lot_ids)),
+    )
+    return rows_as(rows, LotRecall)
+
+
+async def insert_return_counts(connection: Connection, rows: Sequence[ReturnCountRow]) -> None:
+    if not rows:
+        return
+    await connection.execute(
+        """
+        INSERT INTO recall_returns (recall_id, return_id, line_no, customer_id, lot_id, quantity,
+                                    returned_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::uuid[],
+                             $6::numeric[], $7::timestamptz[])
+        ON CONFLICT DO NOTHING
+        """,
+        *columns(rows, ReturnCountRow),
+    )
+
+
+async def customer_lot_units(connection: Connection, recall_id: str) -> list[CustomerLotUnits]:
+    """Each affected customer's units of each lot of the recall: shipped (late shipments too),
+    received back, and the latest of each figure the customer reported."""
+    rows = await connection.fetch(
+        f"""
+        WITH shipped AS (
+            SELECT s.customer_id, s.lot_id, sum(s.quantity) AS shipped FROM shipment_lines s
+            WHERE {_affected_lines("$1")} GROUP BY s.customer_id, s.lot_id
+        ), returned AS (
+            SELECT customer_id, lot_id, sum(quantity) AS returned FROM recall_returns
+            WHERE recall_id = $1 GROUP BY customer_id, lot_id
+        ), reported AS (
+            SELECT customer_id, lot_id,
+                   (array_agg(returned ORDER BY responded_at DESC, response_id DESC)
+                        FILTER (WHERE returned IS NOT NULL))[1] AS reported_returned,
+                   (array_agg(destroyed ORDER BY responded_at DESC, response_id DESC)
+                        FILTER (WHERE destroyed IS NOT NULL))[1] AS destroyed,
+                   (array_agg(on_hand ORDER BY responded_at DESC, response_id DESC)
+                        FILTER (WHERE on_hand IS NOT NULL))[1] AS on_hand
+            FROM recall_reported_units WHERE recall_id = $1 GROUP BY customer_id, lot_id
+        ), units AS (
+            SELECT * FROM shipped FULL JOIN returned USING (customer_id, lot_id)
+                                  FULL JOIN reported USING (customer_id, lot_id)
+        )
+        SELECT u.customer_id, u.lot_id, rl.lot_code, coalesce(u.shipped, 0) AS shipped,
+               coalesce(u.returned, 0) AS returned, u.reported_returned, u.destroyed, u.on_hand
+        FROM units u JOIN recall_lots rl ON rl.recall_id = $1 AND rl.lot_id = u.lot_id
+        ORDER BY u.customer_id, rl.lot_code
+        """,
+        recall_id,
+    )
+    return rows_as(rows, CustomerLotUnits)
+
+
+async def customer_standings(
+    connection: Connection,
+    recall_id: str,
+    *,
+    reaching: Sequence[str],
+    acknowledging: Sequence[str],
+    bouncing: Sequence[str],
+) -> list[CustomerStanding]:
+    """Every affected customer of the recall, with what its responses and returns say, how
+    many reminders it had, and when it was last contacted."""
+    rows = await connection.fetch(
+        f"""
+        WITH affected AS (
+            SELECT DISTINCT s.customer_id FROM shipment_lines s WHERE {_affected_lines("$1")}
+        ), notices AS (
+            SELECT customer_id, max(created_at) AS at FROM recall_notices
+            WHERE recall_id = $1 GROUP BY customer_id
+        ), answers AS (
+            SELECT customer_id, bool_or(kind = ANY($2::text[])) AS reached,
+                   bool_or(kind = ANY($3::text[])) AS acknowledged,
+                   bool_or(kind = ANY($4::text[])) AS bounced
+            FROM recall_responses WHERE recall_id = $1 GROUP BY customer_id
+        ), reminders AS (
+            SELECT customer_id, max(reminder) AS reminders, max(sent_at) AS at
+            FROM recall_reminders WHERE recall_id = $1 GROUP BY customer_id
+        )
+        SELECT a.customer_id, c.name, n.customer_id IS NOT NULL AS notified,
+               coalesce(r.reached, false) AS reached, coalesce(r.bounced, false) AS bounced,
+               coalesce(r.acknowledged, false) AS acknowledged,
+               EXISTS (SELECT 1 FROM recall_returns x
+                       WHERE x.recall_id = $1 AND x.customer_id = a.customer_id) AS returned,
+               coalesce(m.reminders, 0) AS reminders,
+               greatest(n.at, m.at) AS last_contact_at
+        FROM affected a
+        LEFT JOIN customers c USING (customer_id)
+        LEFT JOIN notices n USING (customer_id)
+        LEFT JOIN answers r USING (customer_id)
+        LEFT JOIN reminders m USING (customer_id)
+        ORDER BY a.customer_id
+        """,
+        recall_id,
+        list(reaching),
+        list(acknowledging),
+        list(bouncing),
+    )
+    return rows_as(rows, CustomerStanding)
+
+
+async def recalls_to_remind(connection: Connection) -> list[str]:
+    """Open recalls whose first notices are all out."""
+    rows = await connection.fetch(
+        "SELECT recall_id FROM recalls WHERE status = 'open' AND notices_done_at IS NOT NULL"
+        " ORDER BY issued_at"
+    )
+    return [row["recall_id"] for row in rows]
+
+
+async def claim_reminders(
+    connection: Connection, recall_id: str, due: Sequence[tuple[str, int]], sent_at: datetime
+) -> list[tuple[str, int]]:
+    """Record reminders as sent, while the recall is open; returns those not recorded before
+    (the others went out already, from this replica or another)."""
+    rows = await connection.fetch(
+        """
+        INSERT INTO recall_reminders (recall_id, customer_id, reminder, sent_at)
+        SELECT $1, d.customer_id, d.reminder, $4
+        FROM unnest($2::text[], $3::int[]) AS d(customer_id, reminder)
+        WHERE EXISTS (SELECT 1 FROM recalls WHERE recall_id = $1 AND status = 'open' FOR SHARE)
+        ON CONFLICT DO NOTHING
+        RETURNING customer_id, reminder
+        """,
+        recall_id,
+        [customer_id for customer_id, _ in due],
+        [number for _, number in due],
+        sent_at,
+    )
+    return [(row["customer_id"], row["reminder"]) for row in rows]
+
+
+async def insert_drill(connection: Connection, drill: DrillRow) -> None:
+    await connection.execute(
+        """
+        INSERT INTO recall_drills (drill_id, requested_at, requested_by, reason, classification,
+                                   scope, affected_lots, affected_customer_count,
+                                   shipped_quantity, check_level, sample_size, stages, total_ms)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+        """,
+        *astuple(drill),
+    )
+
+
+async def drills(connection: Connection, limit: int) -> list[DrillRow]:
+    rows = await connection.fetch(
+        """
+        SELECT drill_id, requested_at, requested_by, reason, classification, scope,
+               affected_lots, affected_customer_count, shipped_quantity, check_level,
+               sample_size, stages, total_ms::float8 AS total_ms
+        FROM recall_drills ORDER BY requested_at DESC, drill_id DESC LIMIT $1
+        """,
+        limit,
+    )
+    return rows_as(rows, DrillRow)
 
 
 # ------------------------------------------------------------------ trace

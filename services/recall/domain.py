@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
+
+from services.recall.records import CustomerLotUnits, CustomerStanding, RecallLotRef
+from shared.contracts.events import ReportedUnits
+from shared.errors import Conflict
 
 T = TypeVar("T")
 
@@ -164,3 +172,194 @@ def mermaid_genealogy(
         lines.append("    classDef traced fill:#fde68a,stroke:#b45309,stroke-width:2px")
         lines.append(f"    class {node_id(highlight)} traced")
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ the recall loop
+
+CheckLevel = Literal["A", "B", "C", "D", "E"]
+
+# FDA Regulatory Procedures Manual 7-8: the share of consignees an effectiveness check
+# contacts. B is "some percentage between C and A"; lottrace takes the middle.
+CHECK_LEVEL_PERCENT: dict[str, int] = {"A": 100, "B": 50, "C": 10, "D": 2, "E": 0}
+DEFAULT_CHECK_LEVEL: dict[str, CheckLevel] = {"I": "A", "II": "B", "III": "D"}
+# The effectiveness (units recovered, in percent) a recall must reach before it closes.
+DEFAULT_TARGET_PERCENT: dict[str, Decimal] = {
+    "I": Decimal(100),
+    "II": Decimal(95),
+    "III": Decimal(90),
+}
+
+# Response kinds: which say the notice reached the customer, which answer the recall.
+REACHING_KINDS = ("delivered", "acknowledged", "units-reported")
+ACKNOWLEDGING_KINDS = ("acknowledged", "units-reported")
+BOUNCING_KINDS = ("bounced",)
+
+
+class ResponseRefused(Conflict):
+    """A response or its units cannot count for the recall it names."""
+
+
+def sample_size(level: str, consignees: int) -> int:
+    """How many consignees an effectiveness check at this level verifies."""
+    return math.ceil(consignees * CHECK_LEVEL_PERCENT[level] / 100)
+
+
+def sample_rank(recall_id: str, customer_id: str) -> str:
+    """A customer's place in the recall's check sample: the same on every read, for every
+    replica, and unrelated to the customer's name or size."""
+    return hashlib.sha256(f"{recall_id}\x00{customer_id}".encode()).hexdigest()
+
+
+def check_sample(recall_id: str, customer_ids: Iterable[str], level: str) -> list[str]:
+    """The consignees to verify at this check level: reproducible for the recall."""
+    ranked = sorted(customer_ids, key=lambda customer_id: sample_rank(recall_id, customer_id))
+    return sorted(ranked[: sample_size(level, len(ranked))])
+
+
+def refuse_unknown(recall_id: str, customer_id: str, *, known: bool, affected: bool) -> None:
+    """A response counts only for a known recall that affects its customer."""
+    if not known:
+        raise ResponseRefused("recall_not_found", f"no recall {recall_id} is known")
+    if not affected:
+        raise ResponseRefused(
+            "customer_not_affected",
+            f"recall {recall_id} does not affect customer {customer_id}: it received none"
+            " of its lots",
+        )
+
+
+def reported_lot(units: ReportedUnits, lots: Sequence[RecallLotRef]) -> RecallLotRef:
+    """The recall's lot that reported units name, by id or by lot code; refused when the lot
+    is outside the recall, or its code names several of the recall's lots."""
+    if units.lot_id is not None:
+        matches = [lot for lot in lots if lot.lot_id == units.lot_id]
+    else:
+        matches = [lot for lot in lots if lot.lot_code == units.lot_code]
+    named = units.lot_id or units.lot_code
+    if not matches:
+        raise ResponseRefused("lot_not_in_recall", f"lot {named} is not a lot of this recall")
+    if len(matches) > 1:
+        raise ResponseRefused(
+            "lot_ambiguous", f"lot code {named} names several lots of this recall: give lot_id"
+        )
+    return matches[0]
+
+
+def return_recalls(named_recall: str | None, lot_recalls: Sequence[tuple[str, str]]) -> list[str]:
+    """The recalls a returned unit of a lot counts for, given the (recall_id, status) of every
+    recall of that lot: the recall the return names, or else every open recall of the lot."""
+    if named_recall is not None:
+        return [recall_id for recall_id, _ in lot_recalls if recall_id == named_recall]
+    return [recall_id for recall_id, status in lot_recalls if status == "open"]
+
+
+# ------------------------------------------------------------------ effectiveness
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class UnitFigures:
+    """Units of a recalled lot at a customer (or summed): where they are now."""
+
+    shipped: Decimal = ZERO
+    returned: Decimal = ZERO
+    destroyed: Decimal = ZERO
+    on_hand: Decimal = ZERO
+    unaccounted: Decimal = ZERO
+    recovered: Decimal = ZERO
+
+    def plus(self, other: UnitFigures) -> UnitFigures:
+        return UnitFigures(*(getattr(self, name) + getattr(other, name) for name in UNIT_FIGURES))
+
+    @property
+    def percent(self) -> Decimal:
+        """Units recovered (returned or destroyed, at most what was shipped) in percent."""
+        if self.shipped <= 0:
+            return Decimal(100)
+        return (self.recovered * 100 / self.shipped).quantize(Decimal("0.1"))
+
+
+UNIT_FIGURES = ("shipped", "returned", "destroyed", "on_hand", "unaccounted", "recovered")
+
+
+def unit_figures(units: CustomerLotUnits) -> UnitFigures:
+    """A customer's units of a lot. Returned: the units received back, or the customer's own
+    count when larger (still in transit). Unaccounted: shipped, less what came back, was
+    destroyed or is reported on hand. Recovered never counts more than was shipped."""
+    returned = max(units.returned, units.reported_returned or ZERO)
+    destroyed = units.destroyed or ZERO
+    on_hand = units.on_hand or ZERO
+    return UnitFigures(
+        shipped=units.shipped,
+        returned=returned,
+        destroyed=destroyed,
+        on_hand=on_hand,
+        unaccounted=max(ZERO, units.shipped - returned - destroyed - on_hand),
+        recovered=min(units.shipped, returned + destroyed),
+    )
+
+
+def over_returned(units: CustomerLotUnits) -> bool:
+    """More units came back (or were reported back or destroyed) than were shipped to the
+    customer: accepted, and flagged for a person to look at."""
+    figures = unit_figures(units)
+    return figures.returned + figures.destroyed > units.shipped
+
+
+def is_silent(customer: CustomerStanding) -> bool:
+    """No answer to the recall: no acknowledgement, no units reported, nothing sent back."""
+    return not (customer.acknowledged or customer.returned)
+
+
+@dataclass(frozen=True)
+class CustomerCounts:
+    affected: int
+    notified: int
+    delivered: int
+    bounced: int
+    acknowledged: int
+    silent: int
+
+
+def customer_counts(customers: Sequence[CustomerStanding]) -> CustomerCounts:
+    return CustomerCounts(
+        affected=len(customers),
+        notified=sum(c.notified for c in customers),
+        delivered=sum(c.reached for c in customers),
+        bounced=sum(c.bounced and not c.reached for c in customers),
+        acknowledged=sum(c.acknowledged for c in customers),
+        silent=sum(is_silent(c) for c in customers),
+    )
+
+
+def below_target(percent: Decimal, target: Decimal) -> bool:
+    return percent < target
+
+
+def refuse_below_target(percent: Decimal, target: Decimal, *, override: str | None) -> None:
+    """A recall closes once its effectiveness reaches its target, or with a reason to close it
+    anyway (kept as the audit of that decision)."""
+    if below_target(percent, target) and override is None:
+        raise Conflict(
+            "below_target",
+            f"effectiveness is {percent}%, below the recall's target of {target}%:"
+            " give override_reason to close it anyway",
+        )
+
+
+# ------------------------------------------------------------------ reminders
+
+DEFAULT_REMINDER_DELAY = timedelta(hours=48)
+
+
+def reminder_due(
+    customer: CustomerStanding, *, now: datetime, delay: timedelta, most: int
+) -> int | None:
+    """The number of the reminder a customer is due now, or None: only to a silent customer,
+    `delay` after the last notice or reminder, and at most `most` reminders in all."""
+    if not is_silent(customer) or customer.reminders >= most:
+        return None
+    if customer.last_contact_at is None or customer.last_contact_at + delay > now:
+        return None
+    return customer.reminders + 1

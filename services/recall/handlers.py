@@ -13,7 +13,12 @@ from typing import Any, cast
 from uuid import UUID
 
 from services.recall import db
-from services.recall.domain import NoticeTooLarge, made_from
+from services.recall.domain import (
+    DEFAULT_CHECK_LEVEL,
+    DEFAULT_TARGET_PERCENT,
+    NoticeTooLarge,
+    made_from,
+)
 from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
 from services.recall.records import (
     AffectedTotals,
@@ -25,13 +30,16 @@ from services.recall.records import (
     ShipmentLineRow,
     Shipped,
 )
+from services.recall.responses import on_goods_returned, on_recall_responses
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
     Classification,
     GoodsReceived,
+    GoodsReturned,
     OrderShipped,
     RecallIssued,
+    RecallResponse,
     RecallScope,
 )
 from shared.errors import NotFound
@@ -74,7 +82,14 @@ class Recalls:
         )
 
     def handlers(self) -> list[tuple[type[Any], EventHandler]]:
-        return [(GoodsReceived, self.on_goods_received), (OrderShipped, self.on_order_shipped)]
+        # Shipments before returns and responses: a batch's return of a lot counts the
+        # shipment of it that came in the same batch.
+        return [
+            (GoodsReceived, self.on_goods_received),
+            (OrderShipped, self.on_order_shipped),
+            (GoodsReturned, on_goods_returned),
+            (RecallResponse, on_recall_responses),
+        ]
 
     # ------------------------------------------------------------------ projection
 
@@ -157,7 +172,7 @@ class Recalls:
                 shipments=[line.notice_shipment() for line in lines],
                 late=True,
             )
-            await self._send(unit, request)
+            await self.send(unit, request)
             log.warning(
                 "late shipment of a recalled lot notified",
                 recall_id=recall_id,
@@ -175,10 +190,12 @@ class Recalls:
         classification: str,
         scope: RecallScope,
         actor: str,
+        check_level: str | None = None,
+        target_percent: Decimal | None = None,
     ) -> IssuedRecall:
         connection = unit.connection
         await db.lock_shipments_exclusive(connection)
-        affected = await _affected_lots(connection, scope)
+        affected = await affected_lots(connection, scope)
         recall = NewRecall(
             recall_id=new_id(),
             issued_at=datetime.now(UTC),
@@ -186,6 +203,10 @@ class Recalls:
             classification=classification,
             scope=scope.model_dump(mode="json", exclude_none=True),
             requested_by=actor,
+            check_level=check_level or DEFAULT_CHECK_LEVEL[classification],
+            target_percent=(
+                DEFAULT_TARGET_PERCENT[classification] if target_percent is None else target_percent
+            ),
         )
         lots = [RecallLotRow.of(recall.recall_id, lot) for lot in affected]
         totals = await db.create_recall(connection, recall, lots, chunk_size=self.notice_chunk)
@@ -226,12 +247,12 @@ class Recalls:
         )
         unit.outbox_written_in_sql()
         for request in await notice_requests(connection, recall, to_split):
-            await self._send(unit, request)
+            await self.send(unit, request)
         await db.chunk_notified(connection, recall.recall_id, chunk.chunk)
         await db.finish_notices_if_done(connection, recall.recall_id)
         return chunk.customers
 
-    async def _send(self, unit: UnitOfWork, request: NoticeRequest) -> None:
+    async def send(self, unit: UnitOfWork, request: NoticeRequest) -> None:
         """Emit a customer's notices, or, when they cannot fit the message limit, dead-letter
         them with the reason: one customer never holds up the others."""
         try:
@@ -331,7 +352,7 @@ def _by_lot(rows: Sequence[OpenRecallLot]) -> dict[UUID, list[OpenRecallLot]]:
     return by_lot
 
 
-async def _affected_lots(connection: Connection, scope: RecallScope) -> list[AffectedLot]:
+async def affected_lots(connection: Connection, scope: RecallScope) -> list[AffectedLot]:
     """The lots in scope, then every lot made from them at any depth, naming its root."""
     roots = await db.scope_roots(connection, scope)
     if not roots:

@@ -34,6 +34,7 @@ class NoticeRequest:
     customer: Customer
     shipments: Sequence[NoticeShipment]
     late: bool
+    reminder: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def _notice(
         classification=cast("Classification", request.classification),
         part=number,
         parts=of,
+        reminder=request.reminder,
     )
 
 

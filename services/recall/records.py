@@ -209,6 +209,8 @@ class NewRecall:
     classification: str
     scope: dict[str, Any]
     requested_by: str
+    check_level: str
+    target_percent: Decimal
 
 
 @dataclass(frozen=True)
@@ -264,3 +266,122 @@ class Chunk:
     first_customer: str
     last_customer: str
     customers: int
+
+
+# ------------------------------------------------------------------ the recall loop
+
+
+@dataclass(frozen=True)
+class RecallLotRef:
+    """A lot of a recall, as a response or a return may name it."""
+
+    recall_id: str
+    lot_id: UUID
+    lot_code: str
+    sku: str
+
+
+@dataclass(frozen=True)
+class RecallState:
+    """What a response or a return needs to know of a recall it names."""
+
+    recall_id: str
+    status: str
+
+
+@dataclass(frozen=True)
+class ResponseRow:
+    """A customer's response as stored, once per response_id."""
+
+    response_id: str
+    recall_id: str
+    customer_id: str
+    kind: str
+    channel: str | None
+    responded_at: datetime
+    note: str | None
+
+
+@dataclass(frozen=True)
+class ReportedUnitsRow:
+    """What a response reported of one lot of the recall."""
+
+    response_id: str
+    recall_id: str
+    customer_id: str
+    lot_id: UUID
+    responded_at: datetime
+    on_hand: Decimal | None
+    destroyed: Decimal | None
+    returned: Decimal | None
+
+
+@dataclass(frozen=True)
+class ReturnCountRow:
+    """Units of a recalled lot an affected customer sent back, counted for that recall."""
+
+    recall_id: str
+    return_id: str
+    line_no: int
+    customer_id: str
+    lot_id: UUID
+    quantity: Decimal
+    returned_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerLotUnits:
+    """One customer's units of one lot of a recall: shipped, received back, and the latest
+    figures the customer reported (None when never reported)."""
+
+    customer_id: str
+    lot_id: UUID
+    lot_code: str
+    shipped: Decimal
+    returned: Decimal
+    reported_returned: Decimal | None
+    destroyed: Decimal | None
+    on_hand: Decimal | None
+
+
+@dataclass(frozen=True)
+class CustomerStanding:
+    """Where one affected customer of a recall stands: reached, answered, reminded."""
+
+    customer_id: str
+    name: str | None
+    notified: bool
+    reached: bool
+    bounced: bool
+    acknowledged: bool
+    returned: bool
+    reminders: int
+    last_contact_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LotRecall:
+    """A recall a lot is in, and whether that recall is still open."""
+
+    recall_id: str
+    lot_id: UUID
+    status: str
+
+
+@dataclass(frozen=True)
+class DrillRow:
+    """A drill as it is kept: what it reached, and how long each stage took."""
+
+    drill_id: str
+    requested_at: datetime
+    requested_by: str
+    reason: str
+    classification: str
+    scope: dict[str, Any]
+    affected_lots: int
+    affected_customer_count: int
+    shipped_quantity: Decimal
+    check_level: str
+    sample_size: int
+    stages: dict[str, float]
+    total_ms: float

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal, Self, cast
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
-from shared.contracts.events import RecallScope
-from shared.contracts.types import LongText, ShortText, SignedQuantity
+from shared.contracts.events import (
+    RecallResponse,
+    RecallScope,
+    ReportedUnits,
+    ResponseChannel,
+    ResponseKind,
+)
+from shared.contracts.types import Identifier, LongText, ShortText, SignedQuantity
 from shared.runtime.http import Rfc3339Date
 
 _SCOPE_DATE: TypeAdapter[Any] = TypeAdapter(Rfc3339Date)
@@ -48,6 +63,24 @@ class RecallRequest(BaseModel):
     reason: LongText = Field(min_length=1)
     classification: Literal["I", "II", "III"] = "II"
     scope: RecallScope
+    check_level: Literal["A", "B", "C", "D", "E"] | None = Field(
+        default=None,
+        description="The FDA effectiveness check level (A: every consignee ... E: none)."
+        " Default by classification: I → A, II → B, III → D.",
+    )
+    target_percent: Decimal | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="The effectiveness (units recovered, in percent) the recall must reach"
+        " before it closes without an override. Default by classification: I → 100,"
+        " II → 95, III → 90.",
+    )
+    drill: bool = Field(
+        default=False,
+        description="A drill: everything a recall computes, timed stage by stage and kept in"
+        " GET /drills. It publishes nothing, notifies no customer and changes no stock.",
+    )
 
     @field_validator("scope", mode="before")
     @classmethod
@@ -70,11 +103,20 @@ class RecallAccepted(BaseModel):
     affected_lots: int
     affected_customer_count: int
     shipped_quantity: SignedQuantity
+    drill: bool = Field(
+        default=False, description="True for a drill: its id is a drill's, in GET /drills."
+    )
 
 
 class CloseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     note: ShortText | None = None
+    override_reason: ShortText | None = Field(
+        default=None,
+        min_length=1,
+        description="Closes a recall whose effectiveness is below its target; kept with who"
+        " closed it, as the audit of that decision.",
+    )
 
 
 class LotSummary(FromRow):
@@ -137,6 +179,14 @@ class RecallView(BaseModel):
     )
     closed_at: datetime | None = None
     closed_by: str | None = None
+    close_override: str | None = Field(
+        default=None,
+        description="Why the recall was closed below its effectiveness target, as given.",
+    )
+    check_level: str | None = Field(default=None, description="The FDA check level, A to E.")
+    target_percent: Decimal | None = Field(
+        default=None, description="The effectiveness the recall must reach to close."
+    )
     affected_lots: list[LotSummary]
     customers: list[AffectedCustomer]
 
@@ -238,3 +288,129 @@ class TraceOrder(BaseModel):
     order_id: str
     shipments: list[OrderShipmentLine]
     lots: dict[str, list[TraceLot]]
+
+
+# ------------------------------------------------------------------ the recall loop
+
+
+class ResponseRequest(BaseModel):
+    """A customer's response to a recall, as a call centre records it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    response_id: Identifier = Field(
+        description="Unique; the same response sent again changes nothing."
+    )
+    customer_id: Identifier = Field(description="An affected customer of the recall.")
+    kind: ResponseKind = Field(
+        description="delivered, bounced, acknowledged, or units-reported (with `units`)."
+    )
+    responded_at: AwareDatetime | None = Field(default=None, description="Now when left out.")
+    channel: ResponseChannel | None = None
+    units: list[ReportedUnits] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="What the customer reports of each recalled lot (by lot_id or lot_code):"
+        " on_hand, destroyed, returned. A lot outside the recall is refused (409).",
+    )
+    note: LongText | None = None
+
+    def response(self, recall_id: str, now: datetime) -> RecallResponse:
+        """The contract's event for this response to `recall_id`."""
+        return RecallResponse(
+            **self.model_dump(exclude={"responded_at"}),
+            recall_id=recall_id,
+            responded_at=self.responded_at or now,
+        )
+
+
+class ResponseRecorded(BaseModel):
+    response_id: str
+    recall_id: str
+    recorded: bool = Field(
+        description="False when a response with this id was recorded before: nothing changed."
+    )
+
+
+class EffectivenessCustomers(BaseModel):
+    affected: int = Field(description="Customers who received a lot of the recall.")
+    notified: int = Field(description="Customers a notice was sent to.")
+    delivered: int = Field(
+        description="Customers the notice is known to have reached (delivered, acknowledged"
+        " or units reported)."
+    )
+    bounced: int = Field(description="Customers whose notice bounced and never reached them.")
+    acknowledged: int = Field(description="Customers who acknowledged or reported units.")
+    silent: int = Field(
+        description="Customers with no acknowledgement, no units reported, nothing returned."
+    )
+
+
+class EffectivenessUnits(BaseModel):
+    shipped: SignedQuantity = Field(description="Units of the recalled lots shipped.")
+    returned: SignedQuantity = Field(
+        description="Units received back (goods-returned), or the customer's own count when larger."
+    )
+    destroyed: SignedQuantity = Field(description="Units the customers reported destroyed.")
+    on_hand: SignedQuantity = Field(description="Units the customers reported still on hand.")
+    unaccounted: SignedQuantity = Field(
+        description="Shipped units neither returned, destroyed nor reported on hand."
+    )
+    effectiveness_percent: Decimal = Field(
+        description="Units recovered (returned or destroyed, at most what was shipped to each"
+        " customer) in percent of the units shipped."
+    )
+
+
+class LotEffectiveness(EffectivenessUnits):
+    lot_id: UUID
+    lot_code: str
+
+
+class OverReturn(BaseModel):
+    """More units came back or were destroyed than were shipped to the customer: accepted,
+    and flagged here to be looked into."""
+
+    customer_id: str
+    lot_id: UUID
+    lot_code: str
+    shipped: SignedQuantity
+    returned: SignedQuantity
+    destroyed: SignedQuantity
+
+
+class OutstandingCustomer(BaseModel):
+    customer_id: str
+    name: str | None = None
+    silent: bool = Field(description="No answer to the recall yet.")
+    bounced: bool = Field(description="The notice bounced and never reached the customer.")
+    reminders: int = Field(description="Reminders sent so far.")
+    unaccounted: SignedQuantity
+    on_hand: SignedQuantity
+
+
+class Effectiveness(BaseModel):
+    """How far a recall has got: who was reached and answered, where the units are, the FDA
+    check level with its sample of consignees, and who is outstanding."""
+
+    recall_id: str
+    status: str
+    classification: str
+    check_level: str = Field(description="The FDA effectiveness check level, A to E.")
+    sample_size: int = Field(description="Consignees to verify at that level.")
+    sample: list[str] = Field(
+        description="The consignees to verify: the same on every read of the recall."
+    )
+    target_percent: Decimal
+    effectiveness_percent: Decimal
+    below_target: bool = Field(description="Close is refused (409) without an override.")
+    customers: EffectivenessCustomers
+    units: EffectivenessUnits
+    lots: list[LotEffectiveness]
+    over_returned: list[OverReturn]
+    outstanding_count: int = Field(
+        description="Customers silent, or with units unaccounted for or still on hand."
+    )
+    outstanding: list[OutstandingCustomer] = Field(
+        description="The outstanding customers, at most `outstanding_limit` of them."
+    )

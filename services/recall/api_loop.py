@@ -1,0 +1,84 @@
+"""Recall HTTP routes of the recall loop: customers' responses, the effectiveness check."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from services.recall import db, effectiveness, reports
+from services.recall.responses import record_responses
+from services.recall.schemas import Effectiveness, ResponseRecorded, ResponseRequest
+from shared.records import built_from
+from shared.runtime.auth import Role, requires
+from shared.runtime.database import UnitOfWork
+from shared.runtime.http import database_of
+from shared.runtime.lookup import found
+
+router = APIRouter()
+
+
+@router.post(
+    "/recalls/{recall_id}/responses",
+    status_code=201,
+    tags=["recall"],
+    summary="Record a customer's response to a recall",
+    dependencies=[requires(Role.RECALL_MANAGER)],
+)
+async def record_response(
+    recall_id: str, body: ResponseRequest, request: Request
+) -> ResponseRecorded:
+    """As a notification service would send it on `recall-responses` (it is published there
+    too). The same response_id again changes nothing. 409 when the recall is unknown, the
+    customer received none of its lots, or reported units name a lot outside it."""
+    response = body.response(recall_id, datetime.now(UTC))
+
+    async def work(unit: UnitOfWork) -> bool:
+        new = await record_responses(unit.connection, [response])
+        if new:
+            unit.emit(response)
+        return bool(new)
+
+    recorded = await database_of(request).run(work)
+    return built_from(ResponseRecorded, response, recorded=recorded)
+
+
+@router.get(
+    "/recalls/{recall_id}/effectiveness",
+    tags=["recall"],
+    summary="How effective a recall is: customers reached, units recovered, FDA check level",
+    response_model=Effectiveness,
+    responses={200: {"content": {"text/csv": {}, reports.XLSX_MEDIA_TYPE: {}}}},
+    dependencies=[requires(Role.VIEWER)],
+)
+async def recall_effectiveness(
+    recall_id: str,
+    request: Request,
+    report_format: Annotated[
+        Literal["json", "csv", "xlsx"],
+        Query(
+            alias="format",
+            description="json; csv: one row per customer; xlsx: summary,"
+            " lots and customers sheets.",
+        ),
+    ] = "json",
+    outstanding_limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+) -> Response:
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        recall = found(await db.get_recall(connection, recall_id), "recall", recall_id)
+        check = await effectiveness.read_check(connection, recall)
+    view = effectiveness.view(check, outstanding_limit=outstanding_limit)
+    filename = f"recall-{recall_id}-effectiveness.{report_format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if report_format == "csv":
+        body = effectiveness.as_csv(check).encode("utf-8")
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    if report_format == "xlsx":
+        workbook = effectiveness.as_xlsx(check, view)
+        return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
+    return Response(view.model_dump_json(), media_type="application/json")
