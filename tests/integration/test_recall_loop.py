@@ -177,3 +177,37 @@ async def test_five_customers_answer_and_the_recall_closes_only_when_effective_o
     assert (view["status"], view["closed_by"]) == ("closed", "admin")
     assert view["close_override"] == "C1-C4 sold out; FDA agreed"
     assert await reminders_at(app, 1000) == 0
+
+
+async def test_a_supplier_lot_code_recalls_exactly_the_lots_received_with_it(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    def received(code: str, supplier: str, supplier_lot: str, **more: Any) -> GoodsReceived:
+        return lot(code, supplier=supplier, **more).model_copy(
+            update={"supplier_lot_code": supplier_lot, "gtin": "09506000134352"}
+        )
+
+    flour = received("FLOUR-1", "MILL-A", "S-77")
+    other_lot = received("FLOUR-2", "MILL-A", "S-78")
+    other_mill = received("FLOUR-3", "MILL-B", "S-77")
+    bread = lot("BREAD-1", inputs=[flour])
+    await publish(broker.bootstrap_servers, flour, other_lot, other_mill, bread)
+    await until_served(recall, f"/trace/lots/{bread.lot_id}/backward", lambda body: body["inputs"])
+
+    async def recalled(scope: dict[str, Any]) -> list[str]:
+        body = {"reason": "aflatoxin, supplier notice 2026-14", "scope": scope}
+        response = await recall.post("/recalls", json=body)
+        assert response.status_code == 202, response.text
+        view = await recall.get(f"/recalls/{response.json()['recall_id']}")
+        return sorted(lot["lot_code"] for lot in view.json()["affected_lots"])
+
+    by_supplier = {"supplier_lot_codes": ["S-77"], "supplier_id": "MILL-A"}
+    assert await recalled(by_supplier) == ["BREAD-1", "FLOUR-1"]
+    assert await recalled({"supplier_lot_codes": ["S-77"], "sku": "FLOUR"}) == [
+        "BREAD-1", "FLOUR-1", "FLOUR-3",
+    ]  # fmt: skip
+    assert await recalled({"gtin": "09506000134352", "supplier_id": "MILL-B"}) == ["FLOUR-3"]
+    alone = await recall.post(
+        "/recalls", json={"reason": "x", "scope": {"supplier_lot_codes": ["S-77"]}}
+    )
+    assert alone.status_code == 422, alone.text
