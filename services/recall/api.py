@@ -18,9 +18,10 @@ from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSche
 from services.recall import db, reports
 from services.recall.api_loop import router as loop_router
 from services.recall.domain import Edge, TraceNode, mermaid_genealogy, refuse_below_target, walk
+from services.recall.drills import DrillRequest, run_drill
 from services.recall.effectiveness import effectiveness_target, read_check
 from services.recall.handlers import IssuedRecall, Recalls
-from services.recall.records import ReportFilter
+from services.recall.records import DrillRow, ReportFilter
 from services.recall.schemas import (
     AffectedCustomer,
     CloseRequest,
@@ -79,6 +80,8 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
     too), emits `recall-issued`, then one `recall-customer-notice` per affected customer."""
     recalls = _recalls(request)
     actor = actor_of(request)
+    if body.drill:
+        return await _drill(body, request, actor)
 
     async def work(unit: UnitOfWork) -> IssuedRecall:
         return await recalls.issue(
@@ -94,6 +97,19 @@ async def issue_recall(body: RecallRequest, request: Request) -> RecallAccepted:
     issued = await database_of(request).run(work)
     recalls.notices_wanted.set()
     return built_from(RecallAccepted, issued, status="open")
+
+
+async def _drill(body: RecallRequest, request: Request, actor: str) -> RecallAccepted:
+    """A drill is run at once and kept; it publishes nothing."""
+    drill_request = DrillRequest(
+        body.reason, body.classification, body.scope, body.check_level, actor
+    )
+
+    async def work(unit: UnitOfWork) -> DrillRow:
+        return await run_drill(unit.connection, drill_request)
+
+    drill = await database_of(request).run(work)
+    return built_from(RecallAccepted, drill, recall_id=drill.drill_id, status="drill", drill=True)
 
 
 async def _recall_or_404(connection: Any, recall_id: str) -> Record:

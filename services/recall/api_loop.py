@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from services.recall import db, effectiveness, reports
 from services.recall.responses import record_responses
-from services.recall.schemas import Effectiveness, ResponseRecorded, ResponseRequest
+from services.recall.schemas import DrillView, Effectiveness, ResponseRecorded, ResponseRequest
 from shared.records import built_from
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
@@ -82,3 +82,17 @@ async def recall_effectiveness(
         workbook = effectiveness.as_xlsx(check, view)
         return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
     return Response(view.model_dump_json(), media_type="application/json")
+
+
+@router.get(
+    "/drills",
+    tags=["recall"],
+    summary="Recall drills, newest first, with how long each stage took",
+    dependencies=[requires(Role.VIEWER)],
+)
+async def list_drills(
+    request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[DrillView]:
+    async with database_of(request).pool.acquire() as connection:
+        drills = await db.drills(connection, limit)
+    return [built_from(DrillView, drill) for drill in drills]

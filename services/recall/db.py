@@ -1099,3 +1099,15 @@ async def recall_sending_notices(connection: Connection) -> str | None:
     if recall_id is None:
         return None
     return f"recall {recall_id} is still sending its notices; switch once they are out"
+
+
+async def customers_of_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:
+    """Who received these lots, with how many shipment lines and units: a drill's reach."""
+    return await connection.fetch(
+        """
+        SELECT customer_id, count(*) AS lines, sum(quantity) AS quantity
+        FROM shipment_lines WHERE lot_id = ANY($1::uuid[])
+        GROUP BY customer_id ORDER BY customer_id
+        """,
+        sorted(set(lot_ids)),
+    )

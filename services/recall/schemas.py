@@ -414,3 +414,24 @@ class Effectiveness(BaseModel):
     outstanding: list[OutstandingCustomer] = Field(
         description="The outstanding customers, at most `outstanding_limit` of them."
     )
+
+
+class DrillView(BaseModel):
+    """A drill: what the recall would have reached, and how long each stage took."""
+
+    drill_id: str
+    requested_at: datetime
+    requested_by: str
+    reason: str
+    classification: str
+    scope: dict[str, Any]
+    affected_lots: int
+    affected_customer_count: int
+    shipped_quantity: SignedQuantity
+    check_level: str = Field(description="The FDA check level the recall would have had.")
+    sample_size: int = Field(description="Consignees its effectiveness check would verify.")
+    stages: dict[str, float] = Field(
+        description="Milliseconds per stage: scope (with genealogy), customers, records,"
+        " fsma204, epcis, effectiveness."
+    )
+    total_ms: float = Field(description="The stages together, in milliseconds.")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest_asyncio
 from fastapi import FastAPI
@@ -19,7 +20,7 @@ from services.recall.reminders import ReminderPolicy, send_reminders
 from shared.contracts.events import GoodsReceived, GoodsReturned, RecallResponse
 from tests.integration.events import lot, shipment_of
 from tests.integration.service_apps import assert_error, quick_settings, running, until_served
-from tests.kafka_helpers import headers_of, publish, read_topic
+from tests.kafka_helpers import headers_of, publish, read_settled, read_topic
 
 CUSTOMERS = ["C1", "C2", "C3", "C4", "C5"]
 
@@ -211,3 +212,37 @@ async def test_a_supplier_lot_code_recalls_exactly_the_lots_received_with_it(
         "/recalls", json={"reason": "x", "scope": {"supplier_lot_codes": ["S-77"]}}
     )
     assert alone.status_code == 422, alone.text
+
+
+async def test_a_drill_computes_and_times_a_recall_and_sends_nothing(
+    recall: httpx.AsyncClient, broker: TansuBroker, database_url: str
+) -> None:
+    cheese = lot("CHEESE-1")
+    pizza = lot("PIZZA-1", inputs=[cheese])
+    shipments = [shipment_of({"customer_id": c}, pizza, quantity=2) for c in ("C1", "C2")]
+    await publish(broker.bootstrap_servers, cheese, pizza, *shipments)
+    await until_served(
+        recall, f"/trace/lots/{cheese.lot_id}/forward", lambda b: b["totals"]["shipment_lines"] == 2
+    )
+    body = {"reason": "drill", "classification": "II", "scope": {"lot_codes": ["CHEESE-1"]}}
+    response = await recall.post("/recalls", json={**body, "drill": True})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert (accepted["drill"], accepted["status"], accepted["affected_lots"]) == (True, "drill", 2)
+    assert (accepted["affected_customer_count"], accepted["shipped_quantity"]) == (2, "4")
+
+    [drill] = (await recall.get("/drills")).json()
+    assert drill["drill_id"] == accepted["recall_id"]
+    assert (drill["check_level"], drill["sample_size"]) == ("B", 1)
+    assert set(drill["stages"]) == {"scope", "customers", "records", "fsma204", "epcis",
+                                    "effectiveness"}  # fmt: skip
+    assert all(ms >= 0 for ms in drill["stages"].values())
+    assert drill["total_ms"] > 0
+    assert_error(await recall.get(f"/recalls/{drill['drill_id']}"), 404, "recall_not_found")
+    # Nothing went out: the outbox never held a message, so no topic got one.
+    assert await read_settled(broker.bootstrap_servers, "recall-issued", database_url) == []
+    connection = await asyncpg.connect(database_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await connection.close()
