@@ -7,7 +7,7 @@ from decimal import Decimal
 from fastapi import APIRouter, Request, Response
 
 from services.fulfillment import db
-from services.fulfillment.domain import ScannedLot
+from services.fulfillment.domain import SHIPPABLE_STATUSES, ScannedLot
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
 from services.fulfillment.schemas import OrderView, ShipmentRequest, ShipmentView
 from services.fulfillment.views import OrderDetails, order_view, shipment_view
@@ -92,7 +92,9 @@ async def _order_details(connection: Connection, order_id: str) -> OrderDetails:
         order=order,
         lines=(await db.lines_of(connection, [order_id]))[order_id],
         allocations=allocations,
-        blocked=await db.blocked_among(connection, {a.lot_id for a in allocations}),
+        blocked=await db.blocked_among(
+            connection, {a.lot_id for a in allocations}, shippable=SHIPPABLE_STATUSES
+        ),
         backorders=await db.backorders_of(connection, order_id),
         shipments=shipments,
         shipped_lines=await db.shipment_lines(connection, [s.shipment_id for s in shipments]),

@@ -17,6 +17,7 @@ from services.fulfillment.records import (
     AllocationUpdate,
     BackorderRecord,
     BlockedLot,
+    LotStatusRecord,
     OrderLineRecord,
     OrderRecord,
     PlacedOrder,
@@ -189,12 +190,40 @@ async def block_lots(connection: Connection, lots: Sequence[BlockedLot], reason:
     )
 
 
-async def blocked_among(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID, str]:
+async def blocked_among(
+    connection: Connection, lot_ids: Iterable[UUID], *, shippable: Sequence[str]
+) -> dict[UUID, str]:
+    """Which of these lots may not ship, and why: recalled, or announced in a status other
+    than the `shippable` ones (a recall wins)."""
     rows = await connection.fetch(
-        "SELECT lot_id, reason FROM blocked_lots WHERE lot_id = ANY($1::uuid[])",
+        """
+        SELECT DISTINCT ON (lot_id) lot_id, reason FROM (
+            SELECT lot_id, reason, 0 AS rank FROM blocked_lots WHERE lot_id = ANY($1::uuid[])
+            UNION ALL
+            SELECT lot_id, status, 1 FROM lot_statuses
+            WHERE lot_id = ANY($1::uuid[]) AND NOT status = ANY($2::text[])
+        ) AS b
+        ORDER BY lot_id, rank
+        """,
         sorted(set(lot_ids)),
+        list(shippable),
     )
     return {row["lot_id"]: row["reason"] for row in rows}
+
+
+async def record_lot_statuses(connection: Connection, statuses: Sequence[LotStatusRecord]) -> None:
+    """Keep each lot's latest announced status; an older announcement changes nothing."""
+    await connection.execute(
+        """
+        INSERT INTO lot_statuses AS s (lot_id, lot_code, status, changed_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+        ON CONFLICT (lot_id) DO UPDATE
+            SET lot_code = EXCLUDED.lot_code, status = EXCLUDED.status,
+                changed_at = EXCLUDED.changed_at
+            WHERE s.changed_at <= EXCLUDED.changed_at
+        """,
+        *columns(statuses, LotStatusRecord),
+    )
 
 
 async def lines_of(connection: Connection, order_ids: Sequence[str]) -> dict[str, list[Line]]:

@@ -27,6 +27,9 @@ class OrderStatus(StrEnum):
     SHIPPED = "shipped"
 
 
+# The lot statuses (`lot-status-changed`) a lot may ship in; any other refuses it.
+SHIPPABLE_STATUSES: tuple[str, ...] = ("available",)
+
 AWAITING_ORDER = "awaiting_order"  # shown for an order only an allocation named so far
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.fulfillment import db
 from services.fulfillment.domain import (
+    SHIPPABLE_STATUSES,
     Allocated,
     OrderStatus,
     ScannedLot,
@@ -22,6 +23,7 @@ from services.fulfillment.domain import (
 )
 from services.fulfillment.outgoing import order_shipped
 from services.fulfillment.records import (
+    LotStatusRecord,
     OrderRecord,
     Shipment,
     StoredShipment,
@@ -30,7 +32,13 @@ from services.fulfillment.records import (
     recalled_lots,
 )
 from shared.contracts.envelope import Incoming
-from shared.contracts.events import LotAllocated, OrderCancelled, OrderPlaced, RecallIssued
+from shared.contracts.events import (
+    LotAllocated,
+    LotStatusChanged,
+    OrderCancelled,
+    OrderPlaced,
+    RecallIssued,
+)
 from shared.errors import ErrorKind
 from shared.ids import new_id
 from shared.runtime.consumer import EventHandler
@@ -62,6 +70,7 @@ class Fulfillment:
     def handlers(self) -> list[tuple[type[Any], EventHandler]]:
         return [
             (RecallIssued, self.on_recall_issued),
+            (LotStatusChanged, self.on_lot_status_changed),
             (OrderPlaced, self.on_order_placed),
             (OrderCancelled, self.on_order_cancelled),
             (LotAllocated, self.on_lot_allocated),
@@ -111,6 +120,14 @@ class Fulfillment:
             lots = recalled_lots(incoming.data)
             await db.block_lots(unit.connection, lots, reason="recalled")
 
+    async def on_lot_status_changed(
+        self, unit: UnitOfWork, events: list[Incoming[LotStatusChanged]]
+    ) -> None:
+        """Remember each lot's status: a lot not available refuses a shipment at once, before
+        inventory's re-allocation arrives."""
+        statuses = LotStatusRecord.latest_of(incoming.data for incoming in events)
+        await db.record_lot_statuses(unit.connection, statuses)
+
     # ------------------------------------------------------------------ auto-shipping
 
     async def _plan_auto_shipments(
@@ -128,7 +145,9 @@ class Fulfillment:
         ids = [order.order_id for order in ready]
         lines = await db.lines_of(unit.connection, ids)
         blocked = await db.blocked_among(
-            unit.connection, {a.lot_id for order_id in ids for a in allocations[order_id]}
+            unit.connection,
+            {a.lot_id for order_id in ids for a in allocations[order_id]},
+            shippable=SHIPPABLE_STATUSES,
         )
         now = datetime.now(UTC)
         for order in ready:
@@ -174,7 +193,9 @@ class Fulfillment:
         order = await _order_to_ship(unit, order_id)
         lines = (await db.lines_of(unit.connection, [order_id]))[order_id]
         allocations = (await db.allocations_of(unit.connection, [order_id]))[order_id]
-        blocked = await db.blocked_among(unit.connection, {a.lot_id for a in allocations})
+        blocked = await db.blocked_among(
+            unit.connection, {a.lot_id for a in allocations}, shippable=SHIPPABLE_STATUSES
+        )
         plan = plan_shipment(
             lines, allocations, blocked=blocked, requested=requested, scanned=scanned, strict=True
         )

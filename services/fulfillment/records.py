@@ -3,14 +3,14 @@ built in one place (from an event here, from a query in `db.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 from services.fulfillment.domain import Allocated, AllocationKey, ShipLine, may_ship
-from shared.contracts.events import LotAllocated, OrderPlaced, RecallIssued
+from shared.contracts.events import LotAllocated, LotStatusChanged, OrderPlaced, RecallIssued
 from shared.contracts.types import Customer
 
 
@@ -158,6 +158,29 @@ class BlockedLot:
     lot_id: UUID
     lot_code: str
     recall_id: str
+
+
+@dataclass(frozen=True)
+class LotStatusRecord:
+    """A lot's status as `lot-status-changed` announced it; the column order of
+    `lot_statuses`."""
+
+    lot_id: UUID
+    lot_code: str
+    status: str
+    changed_at: datetime
+
+    @classmethod
+    def latest_of(cls, events: Iterable[LotStatusChanged]) -> list[LotStatusRecord]:
+        """One per lot, the latest change (log order breaks a tie), in lot id order."""
+        latest: dict[UUID, LotStatusRecord] = {}
+        for event in events:
+            seen = latest.get(event.lot_id)
+            if seen is None or event.changed_at >= seen.changed_at:
+                latest[event.lot_id] = cls(
+                    event.lot_id, event.lot_code, event.status, event.changed_at
+                )
+        return [latest[lot_id] for lot_id in sorted(latest)]
 
 
 def recalled_lots(recall: RecallIssued) -> list[BlockedLot]:

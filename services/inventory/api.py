@@ -58,6 +58,7 @@ def lot_view(row: Record, inventory: Inventory) -> LotView:
             stored=row["blocks"],
             expiry_date=row["expiry_date"],
             today=inventory.today(),
+            on_hand=row["on_hand"],
         ),
         unit_cost=_unit_cost(row),
     )
@@ -147,7 +148,7 @@ async def hold(lot_id: UUID, body: HoldRequest, request: Request) -> LotView:
 
 @router.post(
     "/lots/{lot_id}/release",
-    summary="Release a quality hold",
+    summary="Release a quality hold, or give a lot its QC result",
     dependencies=[requires(Role.INVENTORY_CONTROLLER)],
 )
 async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = None) -> LotView:
@@ -155,7 +156,11 @@ async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = 
 
     async def work(unit: UnitOfWork) -> None:
         await _inventory(request).release_hold(
-            unit, lot_id, reason=body.reason if body else None, actor=actor
+            unit,
+            lot_id,
+            reason=body.reason if body else None,
+            actor=actor,
+            qc_result=body.qc_result if body else None,
         )
 
     await _command(request, work)

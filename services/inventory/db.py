@@ -9,7 +9,18 @@ from datetime import date
 from typing import TypeVar
 from uuid import UUID
 
-from services.inventory.domain import Block, Demand, Held, LineState, Reserve, StockLot, merged
+from services.inventory.domain import (
+    Block,
+    Demand,
+    Held,
+    LineState,
+    LotState,
+    LotStatus,
+    QcState,
+    Reserve,
+    StockLot,
+    merged,
+)
 from services.inventory.records import (
     Edge,
     InheritedRecall,
@@ -33,7 +44,7 @@ T = TypeVar("T")
 
 LOT_TOTALS = """
     l.lot_id, l.sku, l.lot_code, l.gtin, l.uom, l.supplier_id, l.expiry_date, l.received_at,
-    l.unit_cost, l.currency, l.blocks, l.hold_reason, l.recall_id, l.updated_at,
+    l.unit_cost, l.currency, l.blocks, l.hold_reason, l.recall_id, l.updated_at, l.qc_state,
     coalesce(sum(s.received), 0) AS received, coalesce(sum(s.consumed), 0) AS consumed,
     coalesce(sum(s.shipped), 0) AS shipped, coalesce(sum(s.adjusted), 0) AS adjusted,
     coalesce(sum(s.reserved), 0) AS reserved, coalesce(sum(s.on_hand), 0) AS on_hand,
@@ -234,6 +245,82 @@ async def set_hold(connection: Connection, lot_id: UUID, *, reason: str | None) 
         reason,
         Block.QUARANTINED,
     )
+
+
+async def set_qc(
+    connection: Connection,
+    lot_ids: Iterable[UUID],
+    *,
+    state: QcState,
+    add: Sequence[Block] = (),
+    remove: Sequence[Block] = (),
+    hold_reason: str | None = None,
+) -> None:
+    """Record where lots stand in QC: their QC state, the blocks it adds and removes, and the
+    hold reason shown while they are quarantined."""
+    await connection.execute(
+        """
+        UPDATE lots SET
+            blocks = ARRAY(SELECT DISTINCT b FROM unnest(array_cat(blocks, $3::text[])) AS b
+                           WHERE b = ANY($3::text[]) OR NOT b = ANY($4::text[])),
+            qc_state = $2, hold_reason = coalesce($5, hold_reason), updated_at = now()
+        WHERE lot_id = ANY($1::uuid[])
+        """,
+        sorted(set(lot_ids)),
+        state,
+        list(add),
+        list(remove),
+        hold_reason,
+    )
+
+
+async def qc_state_of(connection: Connection, lot_id: UUID) -> str | None:
+    state: str | None = await connection.fetchval(
+        "SELECT qc_state FROM lots WHERE lot_id = $1", lot_id
+    )
+    return state
+
+
+async def lot_states(connection: Connection, lot_ids: Iterable[UUID]) -> list[LotState]:
+    """What decides each lot's status, and the status last announced, the lots locked."""
+    rows = await connection.fetch(
+        """
+        SELECT l.lot_id, l.lot_code, l.sku, l.blocks, l.expiry_date,
+               coalesce((SELECT sum(s.on_hand) FROM stock s WHERE s.lot_id = l.lot_id), 0)
+                   AS on_hand,
+               l.status AS announced
+        FROM lots l WHERE l.lot_id = ANY($1::uuid[]) ORDER BY l.lot_id FOR UPDATE OF l
+        """,
+        sorted(set(lot_ids)),
+    )
+    return rows_as(rows, LotState)
+
+
+async def set_announced(connection: Connection, statuses: Sequence[tuple[UUID, str]]) -> None:
+    await connection.execute(
+        """
+        UPDATE lots l SET status = d.status
+        FROM unnest($1::uuid[], $2::text[]) AS d(lot_id, status) WHERE l.lot_id = d.lot_id
+        """,
+        [lot_id for lot_id, _ in statuses],
+        [status for _, status in statuses],
+    )
+
+
+async def past_expiry_announced_as(
+    connection: Connection, *, earliest_expiry: date, statuses: Sequence[LotStatus]
+) -> list[UUID]:
+    """Lots expiring before `earliest_expiry` (the domain's cutoff) still announced with one of
+    `statuses` (those expiry replaces)."""
+    rows = await connection.fetch(
+        """
+        SELECT lot_id FROM lots WHERE expiry_date < $1 AND status = ANY($2::text[])
+        ORDER BY lot_id LIMIT 10000
+        """,
+        earliest_expiry,
+        list(statuses),
+    )
+    return [row["lot_id"] for row in rows]
 
 
 async def mark_recalled(

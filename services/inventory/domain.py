@@ -20,6 +20,8 @@ class LotStatus(StrEnum):
     QUARANTINED = "quarantined"
     RECALLED = "recalled"
     EXPIRED = "expired"
+    REJECTED = "rejected"  # failed its QC inspection: never allocatable again
+    DEPLETED = "depleted"  # nothing on hand, and no block stored on it
 
 
 class Block(StrEnum):
@@ -28,6 +30,7 @@ class Block(StrEnum):
     decides expiry. A new block needs its member here and its `LotStatus`, nothing else."""
 
     RECALLED = LotStatus.RECALLED.value
+    REJECTED = LotStatus.REJECTED.value
     QUARANTINED = LotStatus.QUARANTINED.value
     EXPIRED = LotStatus.EXPIRED.value
 
@@ -56,11 +59,95 @@ def blocks_of(*, stored: Iterable[str], expiry_date: date | None, today: date) -
     return blocks
 
 
-def lot_status(*, stored: Iterable[str], expiry_date: date | None, today: date) -> LotStatus:
-    """A blocked lot shows its most serious block: recalled, then quarantined, then expired."""
+def lot_status(
+    *,
+    stored: Iterable[str],
+    expiry_date: date | None,
+    today: date,
+    on_hand: Decimal | None = None,
+) -> LotStatus:
+    """A blocked lot shows its most serious block: recalled, rejected, quarantined, expired.
+    A lot with nothing on hand and no stored block is depleted, also past its date: the
+    expiry of an empty lot is no news. Without `on_hand`, emptiness is not judged."""
     blocks = blocks_of(stored=stored, expiry_date=expiry_date, today=today)
     first = next((block for block in Block if block in blocks), None)
+    if first is not Block.EXPIRED and first is not None:
+        return LotStatus(first.value)
+    if on_hand is not None and on_hand <= ZERO:
+        return LotStatus.DEPLETED
     return LotStatus(first.value) if first else LotStatus.AVAILABLE
+
+
+# The statuses that the passing of a lot's expiry date replaces (by `lot_status`): the sweep
+# looks for lots still announced with one of them after their date.
+EXPIRY_REPLACES: tuple[LotStatus, ...] = (LotStatus.AVAILABLE,)
+
+
+@dataclass(frozen=True)
+class LotState:
+    """What decides a lot's status, and the status last announced for it."""
+
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    blocks: list[str]
+    expiry_date: date | None
+    on_hand: Decimal
+    announced: str | None
+
+    def status(self, today: date) -> LotStatus:
+        return lot_status(
+            stored=self.blocks, expiry_date=self.expiry_date, today=today, on_hand=self.on_hand
+        )
+
+
+def status_changes(states: Iterable[LotState], *, today: date) -> list[tuple[LotState, LotStatus]]:
+    """The lots whose status is not the one last announced, with their status now."""
+    changed = []
+    for state in states:
+        status = state.status(today)
+        if status.value != state.announced:
+            changed.append((state, status))
+    return changed
+
+
+def is_announced(state: LotState) -> bool:
+    """A lot's first status (the one it is received with, or the first after the upgrade that
+    added announcements) is recorded, not announced: a consumer learns nothing from it (a lot
+    is only allocated once available), and the envelope cannot carry a null
+    `previous_status`, which the contract requires."""
+    return state.announced is not None
+
+
+class QcResult(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+class QcState(StrEnum):
+    """Where a lot received `qc_required` stands; a lot that needs no QC has none."""
+
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+QC_HOLD_REASON = "awaiting QC release"
+
+
+def release_problem(
+    *, blocks: Iterable[str], qc_state: str | None, qc_result: QcResult | None
+) -> tuple[str, str] | None:
+    """Why a release is refused, as (code, what): a recalled or rejected lot stays blocked; a
+    lot awaiting QC is released only with its QC result."""
+    stored = set(blocks)
+    if Block.RECALLED in stored:
+        return "lot_recalled", "is recalled; it stays blocked"
+    if Block.REJECTED in stored:
+        return "lot_rejected", "failed QC and is rejected; it stays blocked"
+    if qc_state == QcState.PENDING and qc_result is None:
+        return "qc_result_required", "awaits its QC release: give qc_result passed or failed"
+    return None
 
 
 @dataclass(frozen=True)

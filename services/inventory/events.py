@@ -1,4 +1,5 @@
-"""The one builder of inventory's outgoing event, `lot-allocated`, from the contract models."""
+"""The builders of inventory's outgoing events, `lot-allocated` and `lot-status-changed`, from
+the contract models."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from services.inventory import domain
+from services.inventory.domain import LotState, LotStatus
 from services.inventory.records import OrderRevision, ReservedLot
-from shared.contracts.events import Allocation, Backorder, LotAllocated
+from shared.contracts.events import Allocation, Backorder, LotAllocated, LotStatusChanged
 
 
 def lot_allocated(
@@ -35,4 +37,22 @@ def lot_allocated(
         ],
         revision=order.revision,
         allocated_at=at,
+    )
+
+
+def lot_status_changed(
+    state: LotState, status: LotStatus, *, reason: str, actor: str | None, at: datetime
+) -> LotStatusChanged:
+    """A lot's new status, with the one announced before it (None for a lot's first)."""
+    return LotStatusChanged.model_validate(
+        {
+            "lot_id": state.lot_id,
+            "lot_code": state.lot_code,
+            "sku": state.sku,
+            "status": status.value,
+            "previous_status": state.announced,
+            "reason": reason,
+            "changed_at": at,
+            "actor": actor,
+        }
     )

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from services.inventory import db, domain
 from services.inventory.domain import Reserve
-from services.inventory.events import lot_allocated
+from services.inventory.events import lot_allocated, lot_status_changed
 from services.inventory.records import (
     Edge,
     LineChange,
@@ -64,10 +64,11 @@ def utc_today() -> date:
 
 @dataclass(frozen=True)
 class Withdrawal:
-    """Lots a recall reached through genealogy, whose reservations must go."""
+    """Lots whose reservations must go (a recall reached them through genealogy, or they
+    await QC), and why."""
 
     cause: str
-    recall_id: str
+    detail: str
     lot_ids: list[UUID]
 
 
@@ -157,35 +158,53 @@ class Inventory:
     ) -> None:
         received = _received_stock(events)
         await db.upsert_received(unit.connection, received)
-        movements = [
-            Movement(
-                incoming.data.lot_id,
-                "received",
-                incoming.data.quantity,
-                incoming.id,
-                detail=incoming.data.receipt_id,
-                location=incoming.data.location,
-            )
-            for incoming in events
-        ]
+        movements = [_received_movement(incoming) for incoming in events]
         production = Production.of(events)
         withdrawals: list[Withdrawal] = []
         if production.consumed:
             inherited, withdrawals = await self._record_production(unit, production)
             movements += inherited
         await db.record_movements(unit.connection, movements)
+        withdrawals += await self._quarantine_for_qc(unit, events)
         for withdrawal in withdrawals:
             await self._withdraw(
-                unit,
-                withdrawal.lot_ids,
-                cause=withdrawal.cause,
-                detail=f"recall {withdrawal.recall_id}",
+                unit, withdrawal.lot_ids, cause=withdrawal.cause, detail=withdrawal.detail
             )
         if production.consumed:
             await self._fit_reservations(
                 unit, production.consumed, cause="production consumed stock"
             )
         await self._refill(unit, {row.sku for row in received}, cause="stock received")
+        reasons = dict.fromkeys(production.consumed, "consumed by production")
+        reasons |= {row.lot_id: "received" for row in received}
+        for withdrawal in withdrawals:
+            reasons |= dict.fromkeys(withdrawal.lot_ids, withdrawal.detail)
+        await self._announce(unit, reasons)
+
+    async def _quarantine_for_qc(
+        self, unit: UnitOfWork, events: Iterable[Incoming[GoodsReceived]]
+    ) -> list[Withdrawal]:
+        """Lots received `qc_required` are quarantined until their QC release."""
+        causes = {i.data.lot_id: i.id for i in events if i.data.qc_required}
+        if not causes:
+            return []
+        await db.set_qc(
+            unit.connection,
+            causes,
+            state=domain.QcState.PENDING,
+            add=[domain.Block.QUARANTINED],
+            hold_reason=domain.QC_HOLD_REASON,
+        )
+        await db.record_movements(
+            unit.connection,
+            [
+                Movement(lot_id, "hold", None, cause, detail=domain.QC_HOLD_REASON)
+                for lot_id, cause in causes.items()
+            ],
+        )
+        return [
+            Withdrawal(cause, domain.QC_HOLD_REASON, [lot_id]) for lot_id, cause in causes.items()
+        ]
 
     async def _record_production(
         self, unit: UnitOfWork, production: Production
@@ -266,7 +285,10 @@ class Inventory:
         self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
     ) -> None:
         connection = unit.connection
-        shipments = Shipments.of(events)
+        # A historical shipment loaded at onboarding counts for traces, never moves stock.
+        shipments = Shipments.of(incoming for incoming in events if not incoming.data.imported)
+        if not shipments.quantities:
+            return
         order_ids = shipments.order_ids
         await db.lock_order_lines(connection, order_ids)
         await db.ensure_lots(connection, shipments.facts)
@@ -281,6 +303,7 @@ class Inventory:
         if beyond:
             await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
         # Otherwise everything left from its reservations: nothing else can have changed.
+        await self._announce(unit, dict.fromkeys(shipments.lot_ids, "shipped"))
 
     async def _shipped_from(
         self, unit: UnitOfWork, used: list[Reserve], beyond: dict[ShipmentKey, Decimal]
@@ -330,6 +353,7 @@ class Inventory:
         self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
     ) -> None:
         connection = unit.connection
+        reasons: dict[UUID, str] = {}
         for incoming in events:
             recall = incoming.data
             lot_ids = [lot.lot_id for lot in recall.affected_lots]
@@ -353,6 +377,8 @@ class Inventory:
             await self._withdraw(
                 unit, newly + descendants, cause=incoming.id, detail=f"recall {recall.recall_id}"
             )
+            reasons |= dict.fromkeys(newly + descendants, f"recall {recall.recall_id}")
+        await self._announce(unit, reasons)
 
     # ------------------------------------------------------------------ commands (HTTP)
 
@@ -365,18 +391,32 @@ class Inventory:
         await self._withdraw(
             unit, [lot_id], cause=f"user:{actor}", detail=f"quality hold: {reason}"
         )
+        await self._announce(unit, {lot_id: f"quality hold: {reason}"}, actor=actor)
 
     async def release_hold(
-        self, unit: UnitOfWork, lot_id: UUID, *, reason: str | None, actor: str
+        self,
+        unit: UnitOfWork,
+        lot_id: UUID,
+        *,
+        reason: str | None,
+        actor: str,
+        qc_result: domain.QcResult | None = None,
     ) -> None:
+        """Release a quality hold, or give a lot its QC result: passed releases it, failed
+        makes it rejected for good."""
         lot = await self._require_lot(unit, lot_id)
-        if domain.Block.RECALLED in lot.blocks:
-            raise Conflict("lot_recalled", f"lot {lot.lot_code} is recalled; it stays blocked")
-        await db.set_hold(unit.connection, lot_id, reason=None)
+        qc_state = await db.qc_state_of(unit.connection, lot_id)
+        refused = domain.release_problem(blocks=lot.blocks, qc_state=qc_state, qc_result=qc_result)
+        if refused:
+            raise Conflict(refused[0], f"lot {lot.lot_code} {refused[1]}")
+        change, why = _release_change(qc_result, reason)
+        await _store_release(unit, lot_id, qc_result, why)
         await db.record_movements(
-            unit.connection, [Movement(lot_id, "release", None, f"user:{actor}", detail=reason)]
+            unit.connection, [Movement(lot_id, change, None, f"user:{actor}", detail=reason)]
         )
-        await self._refill(unit, [lot.sku], cause="hold released")
+        if qc_result is not domain.QcResult.FAILED:
+            await self._refill(unit, [lot.sku], cause="hold released")
+        await self._announce(unit, {lot_id: why}, actor=actor)
 
     async def adjust(
         self,
@@ -415,6 +455,7 @@ class Inventory:
             await self._fit_reservations(unit, [lot_id], cause=f"user:{actor}")
         else:
             await self._refill(unit, [lot.sku], cause="stock counted up")
+        await self._announce(unit, {lot_id: f"counted: {reason}"}, actor=actor)
         return change
 
     async def sweep_expired(self, unit: UnitOfWork) -> int:
@@ -424,6 +465,12 @@ class Inventory:
         )
         if expired:
             await self._withdraw(unit, expired, cause="rule:expiry", detail="lot expired")
+        lapsed = await db.past_expiry_announced_as(
+            unit.connection,
+            earliest_expiry=domain.earliest_allocatable_expiry(self.today()),
+            statuses=domain.EXPIRY_REPLACES,
+        )
+        await self._announce(unit, dict.fromkeys([*expired, *lapsed], "expiry date passed"))
         return len(expired)
 
     # ------------------------------------------------------------------ allocation
@@ -516,7 +563,7 @@ class Inventory:
                 unit, lot_ids, recall_id, cause=cause
             )
             movements += inherited
-            withdrawals.append(Withdrawal(cause, recall_id, lot_ids + descendants))
+            withdrawals.append(Withdrawal(cause, f"recall {recall_id}", lot_ids + descendants))
         return movements, withdrawals
 
     async def _recall_made_from(
@@ -633,6 +680,24 @@ class Inventory:
                 drawn[(lot_id, location)] += part
         return dict(drawn)
 
+    async def _announce(
+        self, unit: UnitOfWork, reasons: dict[UUID, str], *, actor: str | None = None
+    ) -> None:
+        """Emit `lot-status-changed` for each of these lots whose status, by the one rule set
+        (`domain.lot_status`), is not the one announced last; `reasons` says why per lot."""
+        if not reasons:
+            return
+        states = await db.lot_states(unit.connection, reasons)
+        changes = domain.status_changes(states, today=self.today())
+        if not changes:
+            return
+        await db.set_announced(unit.connection, [(s.lot_id, new.value) for s, new in changes])
+        now = datetime.now(UTC)
+        for state, status in filter(lambda change: domain.is_announced(change[0]), changes):
+            reason = reasons[state.lot_id]
+            event = lot_status_changed(state, status, reason=reason, actor=actor, at=now)
+            unit.emit(event, time=now)
+
     async def _require_lot(self, unit: UnitOfWork, lot_id: UUID) -> LockedLot:
         rows = await db.lock_lots(unit.connection, [lot_id])
         if not rows:
@@ -664,6 +729,45 @@ def _only_location(lot: LockedLot, places: dict[str, Decimal]) -> str:
             f"lot {lot.lot_code} is at {len(places)} locations: say which was counted",
         )
     return next(iter(places))
+
+
+async def _store_release(
+    unit: UnitOfWork, lot_id: UUID, qc_result: domain.QcResult | None, why: str
+) -> None:
+    """A failed QC result rejects the lot; otherwise its quarantine ends."""
+    if qc_result is domain.QcResult.FAILED:
+        await db.set_qc(
+            unit.connection,
+            [lot_id],
+            state=domain.QcState.FAILED,
+            add=[domain.Block.REJECTED],
+            remove=[domain.Block.QUARANTINED],
+            hold_reason=why,
+        )
+        return
+    await db.set_hold(unit.connection, lot_id, reason=None)
+    if qc_result is not None:
+        await db.set_qc(unit.connection, [lot_id], state=domain.QcState.PASSED)
+
+
+def _release_change(qc_result: domain.QcResult | None, reason: str | None) -> tuple[str, str]:
+    """The history's name for a release, and the status change's reason."""
+    if qc_result is None:
+        return "release", f"hold released: {reason}" if reason else "hold released"
+    why = f"QC {qc_result.value}" + (f": {reason}" if reason else "")
+    return f"qc_{qc_result.value}", why
+
+
+def _received_movement(incoming: Incoming[GoodsReceived]) -> Movement:
+    event = incoming.data
+    return Movement(
+        event.lot_id,
+        "received",
+        event.quantity,
+        incoming.id,
+        detail=event.receipt_id,
+        location=event.location,
+    )
 
 
 def _received_stock(events: Iterable[Incoming[GoodsReceived]]) -> list[ReceivedStock]:

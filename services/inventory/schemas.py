@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.inventory.domain import LotStatus
+from services.inventory.domain import LotStatus, QcResult
 from shared.contracts.types import Identifier, Money, ShortText, SignedQuantity
 
 
@@ -32,7 +32,15 @@ class LotView(BaseModel):
     supplier_id: str | None = None
     expiry_date: date | None = None
     received_at: datetime | None = None
-    status: LotStatus
+    status: LotStatus = Field(
+        description="Its most serious block (recalled, rejected, quarantined, expired); else"
+        " `depleted` when nothing is on hand; else `available`."
+    )
+    qc_state: str | None = Field(
+        default=None,
+        description="For a lot received `qc_required`: `pending` until its QC release, then"
+        " `passed` or `failed`.",
+    )
     on_hand: SignedQuantity
     reserved: SignedQuantity
     available: SignedQuantity
@@ -52,7 +60,13 @@ class HoldRequest(BaseModel):
 
 class ReleaseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: ShortText | None = None
+    reason: ShortText | None = Field(default=None, description="Why the lot is released.")
+    qc_result: QcResult | None = Field(
+        default=None,
+        description="The QC inspection's result. `passed` releases the lot; `failed` makes it"
+        " `rejected`, never allocatable again. A lot received `qc_required` is only released"
+        " with one (409 `qc_result_required` without).",
+    )
 
 
 class AdjustmentRequest(BaseModel):

@@ -1,0 +1,125 @@
+"""Lot status on the warehouse floor, against a real broker and PostgreSQL: inventory
+announces every status change on `lot-status-changed` (receipt, hold, release, depletion),
+never moves stock for an imported shipment, and fulfillment refuses to ship a lot announced
+as not available, before any re-allocation reaches it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from bench.measure import wait_caught_up
+from lottrace.infra import TansuBroker, wait_until
+from shared.contracts.events import LotStatusChanged, OrderShipped
+from tests.integration.service_apps import assert_error
+from tests.integration.service_apps import until_served as _until
+from tests.integration.test_fulfillment import allocated, allocated_order, lot_code, manual, placed
+from tests.integration.test_inventory import inventory, order, received
+from tests.kafka_helpers import publish, read_topic
+
+__all__ = ["inventory", "manual"]  # fixtures
+
+
+async def statuses_of(bootstrap: str, lot_id: uuid.UUID, count: int) -> list[dict[str, Any]]:
+    """The first `count` status changes announced for one lot, in order."""
+    found: list[dict[str, Any]] = []
+
+    async def announced() -> bool:
+        records = await read_topic(bootstrap, "lot-status-changed", at_least=0, timeout=10)
+        data = [json.loads(record.value)["data"] for record in records]
+        found[:] = [d for d in data if d["lot_id"] == str(lot_id)]
+        return len(found) >= count
+
+    await wait_until(announced, timeout=30, what=f"{count} status changes of lot {lot_id}")
+    return found[:count]
+
+
+def shipped(lot: uuid.UUID, quantity: int, *, order_id: str, imported: bool) -> OrderShipped:
+    return OrderShipped(
+        shipment_id=f"SH-{order_id}",
+        order_id=order_id,
+        customer={"customer_id": f"C-{order_id}"},
+        shipped_at=datetime.now(UTC),
+        lines=[
+            {
+                "line_no": 1,
+                "sku": "TEA",
+                "lot_id": lot,
+                "lot_code": f"TEA-{str(lot)[:6]}",
+                "quantity": quantity,
+            }
+        ],
+        imported=imported,
+    )
+
+
+async def test_inventory_announces_each_status_change_and_ignores_imported_shipments(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    tea = uuid.uuid4()
+    await publish(bootstrap, received("TEA", 6, days=30, lot_id=tea))
+    await _until(inventory, f"/lots/{tea}", lambda body: body["on_hand"] == "6")
+    held = await inventory.post(f"/lots/{tea}/hold", json={"reason": "leaking case"})
+    assert held.json()["status"] == "quarantined"
+    await inventory.post(f"/lots/{tea}/release", json={"reason": "case replaced"})
+
+    # A shipment loaded at onboarding counts for traces only: the stock stays.
+    await publish(bootstrap, shipped(tea, 4, order_id="SO-OLD", imported=True))
+    await publish(bootstrap, order("SO-T", "TEA", 6))
+    await _until(inventory, f"/lots/{tea}", lambda body: body["reserved"] == "6")
+    await publish(bootstrap, shipped(tea, 6, order_id="SO-T", imported=False))
+    gone = await _until(inventory, f"/lots/{tea}", lambda body: body["on_hand"] == "0")
+    assert (gone["shipped"], gone["status"]) == ("6", "depleted")
+
+    changes = await statuses_of(bootstrap, tea, 3)
+    assert [(c["previous_status"], c["status"], c.get("actor")) for c in changes] == [
+        ("available", "quarantined", "qa-anna"),
+        ("quarantined", "available", "qa-anna"),
+        ("available", "depleted", None),
+    ]
+    assert changes[0]["reason"] == "quality hold: leaking case"
+    assert changes[2]["reason"] == "shipped"
+
+
+async def test_fulfillment_refuses_a_lot_announced_as_not_available_without_a_reallocation(
+    manual: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    lot = uuid.uuid4()
+    await allocated_order(manual, broker, placed("SO-Q", 4), allocated("SO-Q", 1, (1, lot, 4)))
+    held_at = datetime.now(UTC)
+
+    def status(name: str, at: datetime) -> LotStatusChanged:
+        return LotStatusChanged(
+            lot_id=lot,
+            lot_code=lot_code(lot),
+            sku="OJ",
+            status=name,
+            previous_status="available",
+            reason="test",
+            changed_at=at,
+        )
+
+    await publish(broker.bootstrap_servers, status("quarantined", held_at))
+    await _until(manual, "/orders/SO-Q", lambda o: o["allocations"][0]["blocked"] == "quarantined")
+    refused = await manual.post("/shipments", json={"order_id": "SO-Q"})
+    detail = assert_error(refused, 409, "lot_blocked")["detail"]
+    assert detail.startswith(f"lot {lot_code(lot)} is quarantined")
+
+    # A newer announcement clears the lot; an older one arriving late changes nothing.
+    await publish(
+        broker.bootstrap_servers,
+        status("available", held_at + timedelta(seconds=5)),
+        status("quarantined", held_at + timedelta(seconds=1)),
+    )
+    await wait_caught_up(
+        broker.bootstrap_servers, "fulfillment", ["lot-status-changed"], timeout=30
+    )
+    current = (await manual.get("/orders/SO-Q")).json()
+    assert current["allocations"][0]["blocked"] is None
+    shipment = await manual.post("/shipments", json={"order_id": "SO-Q"})
+    assert shipment.status_code == 201, shipment.text
