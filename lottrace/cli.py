@@ -18,8 +18,9 @@ The commands live in `lottrace.commands`, a module per topic; what they print is
 
 from __future__ import annotations
 
-from lottrace.commands import app
+from lottrace.commands import app, drill
 
+drill.register(app)
 __all__ = ["app", "main"]
 
 

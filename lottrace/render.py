@@ -19,6 +19,8 @@ from lottrace.client import DeadLetter
 from services.inventory.schemas import LotView as StockLot
 from services.recall.schemas import (
     AffectedCustomer,
+    DrillView,
+    Effectiveness,
     RecallView,
     TraceBackward,
     TraceForward,
@@ -322,3 +324,70 @@ def dead_letters_table(letters: Sequence[DeadLetter], *, title: str) -> Table:
 def key_text(raw: bytes | None) -> str:
     """A key, header or value as text; a dash for none."""
     return "–" if raw is None else raw.decode("utf-8", errors="replace")
+
+
+# ------------------------------------------------------------------ the recall loop
+
+
+def effectiveness_panel(check: Effectiveness) -> Panel:
+    customers, units = check.customers, check.units
+    colour = "red" if check.below_target else "green"
+    effective = f"[{colour}]{check.effectiveness_percent}%[/] of a {check.target_percent}% target"
+    verify = counted(check.sample_size, "consignee")
+    rows = [
+        ("recall", f"[bold]{escape(check.recall_id)}[/] ({check.status})"),
+        ("class", check.classification),
+        ("effective", effective),
+        ("customers", f"{customers.affected} affected, {customers.notified} notified,"
+                      f" {customers.delivered} delivered, {customers.bounced} bounced"),
+        ("answers", f"{customers.acknowledged} acknowledged, {customers.silent} silent"),
+        ("units", f"{units.shipped} shipped, {units.returned} returned, {units.destroyed}"
+                  f" destroyed, {units.on_hand} on hand, {units.unaccounted} unaccounted"),
+        ("FDA check", f"level {check.check_level}: verify {verify}"),
+        ("outstanding", counted(check.outstanding_count, "customer")),
+    ]  # fmt: skip
+    return fields_panel("Recall effectiveness", rows)
+
+
+def effectiveness_lots_table(check: Effectiveness) -> Table:
+    table = table_with(
+        "Units per lot",
+        ("lot code", "shipped", "returned", "destroyed", "on hand", "unaccounted", "effective"),
+    )
+    for lot in check.lots:
+        table.add_row(
+            escape(lot.lot_code), str(lot.shipped), str(lot.returned), str(lot.destroyed),
+            str(lot.on_hand), str(lot.unaccounted), f"{lot.effectiveness_percent}%",
+        )  # fmt: skip
+    return table
+
+
+def outstanding_table(check: Effectiveness) -> Table:
+    table = table_with(
+        "Outstanding customers",
+        ("customer", "name", "state", "reminders", "unaccounted", "on hand"),
+    )
+    for customer in check.outstanding:
+        state = "bounced" if customer.bounced else "silent" if customer.silent else "answered"
+        table.add_row(
+            escape(customer.customer_id), escape(customer.name or "–"), state,
+            str(customer.reminders), str(customer.unaccounted), str(customer.on_hand),
+        )  # fmt: skip
+    if check.outstanding_count > len(check.outstanding):
+        table.caption = f"{len(check.outstanding)} of {check.outstanding_count} shown"
+    return table
+
+
+def drills_table(drills: Sequence[DrillView]) -> Table:
+    table = table_with(
+        "Recall drills",
+        ("when", "scope", "lots", "customers", "shipped", "level", "total ms", "stages (ms)"),
+    )
+    for drill in drills:
+        stages = ", ".join(f"{name} {ms:.0f}" for name, ms in drill.stages.items())
+        table.add_row(
+            f"{_day(drill.requested_at)}", escape(json.dumps(drill.scope, ensure_ascii=False)),
+            str(drill.affected_lots), str(drill.affected_customer_count),
+            str(drill.shipped_quantity), drill.check_level, f"{drill.total_ms:.0f}", stages,
+        )  # fmt: skip
+    return table

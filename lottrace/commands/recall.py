@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import typer
 from pydantic import ValidationError
@@ -28,9 +28,23 @@ from lottrace.commands.output import (
     stdout,
     write_json,
 )
-from lottrace.render import recall_customers_table, recall_lots_table, recall_panel
-from services.recall.schemas import AffectedCustomer, RecallRequest, RecallView
-from shared.contracts.events import RecallScope
+from lottrace.render import (
+    effectiveness_lots_table,
+    effectiveness_panel,
+    outstanding_table,
+    recall_customers_table,
+    recall_lots_table,
+    recall_panel,
+)
+from services.recall.schemas import (
+    AffectedCustomer,
+    Effectiveness,
+    RecallRequest,
+    RecallView,
+    ResponseRecorded,
+    ResponseRequest,
+)
+from shared.contracts.events import RecallScope, ReportedUnits
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +55,8 @@ def register(app: typer.Typer) -> None:
         issue=recall_issue,
         status=recall_status,
         customers=recall_customers,
+        respond=recall_respond,
+        effectiveness=recall_effectiveness,
     )
 
 
@@ -270,3 +286,142 @@ async def _export_customers(target: Connection, recall_id: str, destination: Pat
             return
         rows = await api.write_recall_customers_csv(recall_id, destination)
     stderr().print(f"{rows} rows written to {escape(str(destination))}")
+
+
+# ------------------------------------------------------------------ the recall loop
+
+
+class ResponseKind(StrEnum):
+    delivered = "delivered"
+    bounced = "bounced"
+    acknowledged = "acknowledged"
+    units_reported = "units-reported"
+
+
+UnitsOption = Annotated[
+    list[str] | None,
+    typer.Option(help="LOT_CODE=QUANTITY; repeat for several lots."),
+]
+
+
+@with_connection_options("recall")
+def recall_respond(
+    recall_id: Annotated[str, typer.Argument(help="The recall id.")],
+    customer: Annotated[str, typer.Option(help="The customer id of who answered.")],
+    kind: Annotated[ResponseKind, typer.Option(help="What the customer said.")],
+    response_id: Annotated[
+        str | None,
+        typer.Option(help="Unique per response; give the same one to retry safely."),
+    ] = None,
+    destroyed: UnitsOption = None,
+    returned: UnitsOption = None,
+    on_hand: UnitsOption = None,
+    note: Annotated[str | None, typer.Option(help="What the customer said, in words.")] = None,
+    output: FormatOption = OutputFormat.TABLE,
+    target: Connection = FROM_CONNECTION_OPTIONS,
+) -> None:
+    """Record a customer's answer to a recall, as a call centre hears it.
+
+    Units reported (`--destroyed`, `--returned`, `--on-hand`) imply `--kind units-reported`.
+    """
+    units = reported_units(destroyed=destroyed, returned=returned, on_hand=on_hand)
+    try:
+        body = ResponseRequest(
+            response_id=response_id or f"cli-{uuid4()}",
+            customer_id=customer,
+            kind="units-reported" if units else kind.value,
+            channel="phone",
+            units=units,
+            note=note,
+        )
+    except ValidationError as error:
+        fail(f"invalid response: {error.errors(include_url=False)[0]['msg']}", code=2)
+    recorded = run_against_platform(_respond(target, recall_id, body))
+    if output is OutputFormat.JSON:
+        write_json(recorded.model_dump(mode="json"))
+        return
+    said = "recorded" if recorded.recorded else "already recorded; nothing changed"
+    stdout().print(f"response [bold]{escape(recorded.response_id)}[/] {said}.")
+
+
+def reported_units(
+    *,
+    destroyed: Sequence[str] | None,
+    returned: Sequence[str] | None,
+    on_hand: Sequence[str] | None,
+) -> list[ReportedUnits]:
+    """LOT_CODE=QUANTITY options as reported units, one per lot; bad input exits with 2."""
+    lots: dict[str, dict[str, str]] = {}
+    for figure, values in (("destroyed", destroyed), ("returned", returned), ("on_hand", on_hand)):
+        for value in values or ():
+            lot_code, equals, quantity = value.rpartition("=")
+            if not equals or not lot_code:
+                fail(f"--{figure.replace('_', '-')} {value}: expected LOT_CODE=QUANTITY", code=2)
+            lots.setdefault(lot_code, {})[figure] = quantity
+    try:
+        return [
+            ReportedUnits.model_validate({"lot_code": code, **figures})
+            for code, figures in lots.items()
+        ]
+    except ValidationError as error:
+        fail(f"invalid units: {error.errors(include_url=False)[0]['msg']}", code=2)
+
+
+async def _respond(target: Connection, recall_id: str, body: ResponseRequest) -> ResponseRecorded:
+    async with LottraceClient(target) as api:
+        response = await api.request("recall", "POST", f"/recalls/{recall_id}/responses", body=body)
+    return ResponseRecorded.model_validate_json(response.content, extra="ignore")
+
+
+class CheckFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+@with_connection_options("recall")
+def recall_effectiveness(
+    recall_id: Annotated[str, typer.Argument(help="The recall id.")],
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Write the check to this file (.csv: a row per customer; .xlsx)."),
+    ] = None,
+    output: FormatOption = OutputFormat.TABLE,
+    target: Connection = FROM_CONNECTION_OPTIONS,
+) -> None:
+    """How effective a recall is: customers reached and answering, units back or destroyed,
+    the FDA check level with the consignees to verify, and who is outstanding."""
+    if export is not None:
+        kind = (
+            CheckFormat(export.suffix.lstrip(".")) if export.suffix in (".csv", ".xlsx") else None
+        )
+        if kind is None:
+            fail(f"--export {export}: name a .csv or .xlsx file", code=2)
+        content = run_against_platform(_export_check(target, recall_id, kind))
+        export.write_bytes(content)
+        stderr().print(f"{len(content)} bytes written to {escape(str(export))}")
+        return
+    check = run_against_platform(_effectiveness(target, recall_id))
+    if output is OutputFormat.JSON:
+        write_json(check.model_dump(mode="json"))
+        return
+    console = stdout()
+    console.print(effectiveness_panel(check))
+    console.print(effectiveness_lots_table(check))
+    console.print(outstanding_table(check))
+
+
+async def _effectiveness(target: Connection, recall_id: str) -> Effectiveness:
+    async with LottraceClient(target) as api:
+        response = await api.request("recall", "GET", f"/recalls/{recall_id}/effectiveness")
+    return Effectiveness.model_validate_json(response.content, extra="ignore")
+
+
+async def _export_check(target: Connection, recall_id: str, kind: CheckFormat) -> bytes:
+    async with LottraceClient(target) as api:
+        response = await api.request(
+            "recall",
+            "GET",
+            f"/recalls/{recall_id}/effectiveness",
+            params={"format": kind.value},
+        )
+    return response.content
