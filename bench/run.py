@@ -21,7 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import baseline, notices, workload
+from bench import baseline, notices, recall_loop, workload
 from bench.measure import MemorySampler, percentile, wait_caught_up
 from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
@@ -525,6 +525,7 @@ async def run(size: Size) -> dict[str, Any]:
         results["recall"] = await recall_at_scale(size, rng, sampler, progress)
         await sampler.stop()
         results["notice_paths"] = await notice_paths(progress)
+        results["recall_loop"] = await recall_loop_figures(progress)
     results["rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
@@ -609,6 +610,15 @@ async def notice_paths(progress: Progressor) -> dict[str, Any]:
         "model_ms": measured["model_seconds"] * 1000,
         "model_over_sql": measured["model_seconds"] / measured["sql_seconds"],
     }
+
+
+async def recall_loop_figures(progress: Progressor) -> dict[str, Any]:
+    """Responses in, the effectiveness check and drills of the 100k-customer recall
+    (bench/recall_loop.py)."""
+    advance = progress("recall loop: responses, effectiveness, drill", 1)
+    measured = await recall_loop.measure(100_000, 1_000_000)
+    advance(1)
+    return measured
 
 
 def machine() -> dict[str, Any]:

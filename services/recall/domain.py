@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 from uuid import UUID
 
 from services.recall.records import CustomerLotUnits, CustomerStanding, RecallLotRef
@@ -258,9 +258,9 @@ def return_recalls(named_recall: str | None, lot_recalls: Sequence[tuple[str, st
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True)
-class UnitFigures:
-    """Units of a recalled lot at a customer (or summed): where they are now."""
+class UnitFigures(NamedTuple):
+    """Units of a recalled lot at a customer (or summed): where they are now. A NamedTuple:
+    a large recall figures 100,000 of them per read."""
 
     shipped: Decimal = ZERO
     returned: Decimal = ZERO
@@ -270,7 +270,17 @@ class UnitFigures:
     recovered: Decimal = ZERO
 
     def plus(self, other: UnitFigures) -> UnitFigures:
-        return UnitFigures(*(getattr(self, name) + getattr(other, name) for name in UNIT_FIGURES))
+        return UnitFigures(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
+
+    @classmethod
+    def total(cls, figures: Sequence[UnitFigures]) -> UnitFigures:
+        return cls(*(sum(column, ZERO) for column in zip(*figures, strict=True)))
+
+    @property
+    def over_returned(self) -> bool:
+        """More units came back (or were reported back or destroyed) than were shipped to the
+        customer: accepted, and flagged for a person to look at."""
+        return self.returned + self.destroyed > self.shipped
 
     @property
     def percent(self) -> Decimal:
@@ -280,9 +290,6 @@ class UnitFigures:
         return (self.recovered * 100 / self.shipped).quantize(Decimal("0.1"))
 
 
-UNIT_FIGURES = ("shipped", "returned", "destroyed", "on_hand", "unaccounted", "recovered")
-
-
 def unit_figures(units: CustomerLotUnits) -> UnitFigures:
     """A customer's units of a lot. Returned: the units received back, or the customer's own
     count when larger (still in transit). Unaccounted: shipped, less what came back, was
@@ -290,21 +297,15 @@ def unit_figures(units: CustomerLotUnits) -> UnitFigures:
     returned = max(units.returned, units.reported_returned or ZERO)
     destroyed = units.destroyed or ZERO
     on_hand = units.on_hand or ZERO
+    shipped = units.shipped
     return UnitFigures(
-        shipped=units.shipped,
-        returned=returned,
-        destroyed=destroyed,
-        on_hand=on_hand,
-        unaccounted=max(ZERO, units.shipped - returned - destroyed - on_hand),
-        recovered=min(units.shipped, returned + destroyed),
+        shipped,
+        returned,
+        destroyed,
+        on_hand,
+        max(ZERO, shipped - returned - destroyed - on_hand),  # unaccounted
+        min(shipped, returned + destroyed),  # recovered
     )
-
-
-def over_returned(units: CustomerLotUnits) -> bool:
-    """More units came back (or were reported back or destroyed) than were shipped to the
-    customer: accepted, and flagged for a person to look at."""
-    figures = unit_figures(units)
-    return figures.returned + figures.destroyed > units.shipped
 
 
 def is_silent(customer: CustomerStanding) -> bool:

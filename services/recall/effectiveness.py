@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import xlsxwriter
@@ -24,7 +23,6 @@ from services.recall.domain import (
     check_sample,
     customer_counts,
     is_silent,
-    over_returned,
     unit_figures,
 )
 from services.recall.records import CustomerLotUnits, CustomerStanding
@@ -40,6 +38,7 @@ from services.recall.schemas import (
 from shared.records import built_from
 from shared.runtime.database import Connection, Record
 
+NO_UNITS = UnitFigures()
 CUSTOMER_COLUMNS = (
     "customer_id", "name", "in_sample", "notified", "delivered", "bounced", "acknowledged",
     "silent", "reminders", "shipped", "returned", "destroyed", "on_hand", "unaccounted",
@@ -47,8 +46,7 @@ CUSTOMER_COLUMNS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class CustomerCheck:
+class CustomerCheck(NamedTuple):
     """One affected customer in the check: where it stands, and its units of the recall."""
 
     standing: CustomerStanding
@@ -96,21 +94,24 @@ async def read_check(connection: Connection, recall: Record) -> Check:
 def figured(
     recall: Record, standings: Sequence[CustomerStanding], units: Sequence[CustomerLotUnits]
 ) -> Check:
-    per_customer: dict[str, UnitFigures] = defaultdict(UnitFigures)
-    lots: dict[UUID, tuple[str, UnitFigures]] = {}
+    per_customer: dict[str, UnitFigures] = {}
+    per_lot: dict[UUID, tuple[str, list[UnitFigures]]] = {}
+    over: list[CustomerLotUnits] = []
     for row in units:
         figures = unit_figures(row)
-        per_customer[row.customer_id] = per_customer[row.customer_id].plus(figures)
-        code, so_far = lots.get(row.lot_id, (row.lot_code, UnitFigures()))
-        lots[row.lot_id] = (code, so_far.plus(figures))
-    over = [row for row in units if over_returned(row)]
+        known = per_customer.get(row.customer_id)
+        per_customer[row.customer_id] = figures if known is None else known.plus(figures)
+        per_lot.setdefault(row.lot_id, (row.lot_code, []))[1].append(figures)
+        if figures.over_returned:
+            over.append(row)
+    lots = {lot_id: (code, UnitFigures.total(all_)) for lot_id, (code, all_) in per_lot.items()}
     flagged = {row.customer_id for row in over}
     sample = check_sample(recall["recall_id"], [s.customer_id for s in standings], _level(recall))
     in_sample = set(sample)
     customers = [
         CustomerCheck(
             standing=standing,
-            units=per_customer[standing.customer_id],
+            units=per_customer.get(standing.customer_id, NO_UNITS),
             in_sample=standing.customer_id in in_sample,
             over_returned=standing.customer_id in flagged,
         )

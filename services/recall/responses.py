@@ -45,7 +45,7 @@ async def record_responses(connection: Connection, responses: Sequence[RecallRes
             affected=(response.recall_id, response.customer_id) in affected,
         )
         units += _reported(response, lots[response.recall_id])
-        rows.append(built_from(ResponseRow, response))
+        rows.append(ResponseRow.of(response))
     new = await db.insert_responses(connection, rows)
     await db.insert_reported_units(connection, [row for row in units if row.response_id in new])
     return new
@@ -53,7 +53,7 @@ async def record_responses(connection: Connection, responses: Sequence[RecallRes
 
 def _reported(response: RecallResponse, lots: Sequence[RecallLotRef]) -> list[ReportedUnitsRow]:
     return [
-        built_from(ReportedUnitsRow, units, response, lot_id=reported_lot(units, lots).lot_id)
+        ReportedUnitsRow.of(response, units, reported_lot(units, lots).lot_id)
         for units in response.units
     ]
 
