@@ -774,7 +774,6 @@ async def customer_lot_units(connection: Connection, recall_id: str) -> list[Cus
         SELECT u.customer_id, u.lot_id, rl.lot_code, coalesce(u.shipped, 0) AS shipped,
                coalesce(u.returned, 0) AS returned, u.reported_returned, u.destroyed, u.on_hand
         FROM units u JOIN recall_lots rl ON rl.recall_id = $1 AND rl.lot_id = u.lot_id
-        ORDER BY u.customer_id, rl.lot_code
         """,
         recall_id,
     )

@@ -104,6 +104,7 @@ def figured(
         per_lot.setdefault(row.lot_id, (row.lot_code, []))[1].append(figures)
         if figures.over_returned:
             over.append(row)
+    over.sort(key=lambda row: (row.customer_id, row.lot_code))
     lots = {lot_id: (code, UnitFigures.total(all_)) for lot_id, (code, all_) in per_lot.items()}
     flagged = {row.customer_id for row in over}
     sample = check_sample(recall["recall_id"], [s.customer_id for s in standings], _level(recall))
