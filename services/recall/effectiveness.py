@@ -80,15 +80,20 @@ class Check:
 async def read_check(connection: Connection, recall: Record) -> Check:
     """The check of `recall` (a row of db.get_recall), from one consistent read."""
     recall_id = recall["recall_id"]
-    standings = await db.customer_standings(
+    standings = await standings_of(connection, recall_id)
+    units = await db.customer_lot_units(connection, recall_id)
+    return figured(recall, standings, units)
+
+
+async def standings_of(connection: Connection, recall_id: str) -> list[CustomerStanding]:
+    """Every affected customer of the recall, read by the domain's response kinds."""
+    return await db.customer_standings(
         connection,
         recall_id,
         reaching=REACHING_KINDS,
         acknowledging=ACKNOWLEDGING_KINDS,
         bouncing=BOUNCING_KINDS,
     )
-    units = await db.customer_lot_units(connection, recall_id)
-    return figured(recall, standings, units)
 
 
 def figured(

@@ -9,13 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from services.recall import db
-from services.recall.domain import (
-    ACKNOWLEDGING_KINDS,
-    BOUNCING_KINDS,
-    DEFAULT_REMINDER_DELAY,
-    REACHING_KINDS,
-    reminder_due,
-)
+from services.recall.domain import DEFAULT_REMINDER_DELAY, reminder_due
+from services.recall.effectiveness import standings_of
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.records import PendingRecall
 from shared.runtime.database import Database, UnitOfWork
@@ -55,13 +50,7 @@ async def _remind(
     recalls: Recalls, unit: UnitOfWork, recall_id: str, *, now: datetime, policy: ReminderPolicy
 ) -> int:
     connection = unit.connection
-    standings = await db.customer_standings(
-        connection,
-        recall_id,
-        reaching=REACHING_KINDS,
-        acknowledging=ACKNOWLEDGING_KINDS,
-        bouncing=BOUNCING_KINDS,
-    )
+    standings = await standings_of(connection, recall_id)
     due = [
         (standing.customer_id, number)
         for standing in standings
