@@ -21,6 +21,7 @@ from services.recall.records import (
     InputRow,
     LotRecall,
     LotRow,
+    LotStatusRow,
     NewRecall,
     OpenRecallLot,
     PendingRecall,
@@ -568,8 +569,9 @@ async def get_recall(connection: Connection, recall_id: str) -> Record | None:
 async def recall_lots(connection: Connection, recall_id: str) -> list[Record]:
     return await connection.fetch(
         """
-        SELECT lot_id, lot_code, sku, supplier_id, via_lot_id FROM recall_lots
-        WHERE recall_id = $1 ORDER BY via_lot_id NULLS FIRST, lot_code
+        SELECT rl.lot_id, rl.lot_code, rl.sku, rl.supplier_id, rl.via_lot_id, l.status
+        FROM recall_lots rl LEFT JOIN lots l USING (lot_id)
+        WHERE rl.recall_id = $1 ORDER BY rl.via_lot_id NULLS FIRST, rl.lot_code
         """,
         recall_id,
     )
@@ -1120,4 +1122,18 @@ async def customers_of_lots(connection: Connection, lot_ids: Iterable[UUID]) -> 
         GROUP BY customer_id ORDER BY customer_id
         """,
         sorted(set(lot_ids)),
+    )
+
+
+async def record_lot_statuses(connection: Connection, rows: Sequence[LotStatusRow]) -> None:
+    """Keep each lot's newest status; a status older than the one kept changes nothing."""
+    await connection.execute(
+        """
+        INSERT INTO lots AS l (lot_id, lot_code, sku, status, status_changed_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+        ON CONFLICT (lot_id) DO UPDATE SET
+            status = EXCLUDED.status, status_changed_at = EXCLUDED.status_changed_at
+        WHERE l.status_changed_at IS NULL OR l.status_changed_at <= EXCLUDED.status_changed_at
+        """,
+        *columns(rows, LotStatusRow),
     )

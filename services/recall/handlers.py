@@ -22,6 +22,7 @@ from services.recall.domain import (
 from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
 from services.recall.records import (
     AffectedTotals,
+    LotStatusRow,
     NewRecall,
     OpenRecallLot,
     PendingRecall,
@@ -37,6 +38,7 @@ from shared.contracts.events import (
     Classification,
     GoodsReceived,
     GoodsReturned,
+    LotStatusChanged,
     OrderShipped,
     RecallIssued,
     RecallResponse,
@@ -89,7 +91,14 @@ class Recalls:
             (OrderShipped, self.on_order_shipped),
             (GoodsReturned, on_goods_returned),
             (RecallResponse, on_recall_responses),
+            (LotStatusChanged, self.on_lot_status_changed),
         ]
+
+    async def on_lot_status_changed(
+        self, unit: UnitOfWork, events: list[Incoming[LotStatusChanged]]
+    ) -> None:
+        """Each lot's status, for the recall views: whether a recalled lot is held yet."""
+        await db.record_lot_statuses(unit.connection, LotStatusRow.latest(events))
 
     # ------------------------------------------------------------------ projection
 

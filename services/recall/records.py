@@ -13,6 +13,7 @@ from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
     GoodsReceived,
+    LotStatusChanged,
     NoticeShipment,
     OrderShipped,
     RecallResponse,
@@ -405,3 +406,26 @@ class DrillRow:
     sample_size: int
     stages: dict[str, float]
     total_ms: float
+
+
+@dataclass(frozen=True)
+class LotStatusRow:
+    """A lot's status as inventory reported it, and when it changed."""
+
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    status: str
+    changed_at: datetime
+
+    @classmethod
+    def latest(cls, events: list[Incoming[LotStatusChanged]]) -> list[LotStatusRow]:
+        """The newest status of each lot among the events."""
+        newest: dict[UUID, LotStatusRow] = {}
+        for incoming in events:
+            e = incoming.data
+            row = cls(e.lot_id, e.lot_code, e.sku, e.status, e.changed_at)
+            known = newest.get(e.lot_id)
+            if known is None or known.changed_at <= row.changed_at:
+                newest[e.lot_id] = row
+        return list(newest.values())

@@ -125,6 +125,11 @@ class LotSummary(FromRow):
     sku: str
     supplier_id: str | None = None
     via_lot_id: UUID | None = None
+    status: str | None = Field(
+        default=None,
+        description="The lot's status as inventory last reported it (lot-status-changed):"
+        " recalled, quarantined, depleted, ...; null until it reports one.",
+    )
 
 
 class CustomerShipment(FromRow):

@@ -17,8 +17,13 @@ from fastapi import FastAPI
 from lottrace.infra import TansuBroker, wait_until
 from services.recall.app import Settings, create_app
 from services.recall.reminders import ReminderPolicy, send_reminders
-from shared.contracts.events import GoodsReceived, GoodsReturned, RecallResponse
-from tests.integration.events import lot, shipment_of
+from shared.contracts.events import (
+    GoodsReceived,
+    GoodsReturned,
+    LotStatusChanged,
+    RecallResponse,
+)
+from tests.integration.events import applied, event_id, lot, shipment_of
 from tests.integration.service_apps import assert_error, quick_settings, running, until_served
 from tests.kafka_helpers import headers_of, publish, read_settled, read_topic
 
@@ -73,6 +78,13 @@ def kafka_response(recall_id: str, customer_id: str, kind: str) -> RecallRespons
     )
 
 
+def status(lot: GoodsReceived, now: str, before: str, at: datetime) -> LotStatusChanged:
+    return LotStatusChanged(
+        lot_id=lot.lot_id, lot_code=lot.lot_code, sku=lot.sku, status=now,
+        previous_status=before, reason="recall", changed_at=at,
+    )  # fmt: skip
+
+
 async def reminders_at(app: FastAPI, hours: float) -> int:
     """Reminders sent by a check `hours` from now, under the default policy."""
     now = datetime.now(UTC) + timedelta(hours=hours)
@@ -102,7 +114,7 @@ async def reminder_notices(broker: TansuBroker, recall_id: str, count: int) -> l
 
 
 async def test_five_customers_answer_and_the_recall_closes_only_when_effective_or_overridden(
-    app: FastAPI, recall: httpx.AsyncClient, broker: TansuBroker
+    app: FastAPI, recall: httpx.AsyncClient, broker: TansuBroker, database_url: str
 ) -> None:
     cheese = lot("CHEESE-1")
     recall_id = await issued(recall, broker, cheese)
@@ -115,6 +127,11 @@ async def test_five_customers_answer_and_the_recall_closes_only_when_effective_o
         lines=[{"line_no": 1, "sku": "CHEESE", "lot_code": "CHEESE-1", "quantity": 4,
                 "reason": "recall"}],
     )  # fmt: skip
+    # Inventory holds the lot as recalled; an older status arriving late changes nothing.
+    now = datetime.now(UTC)
+    held = status(cheese, "recalled", "available", now)
+    stale = status(cheese, "quarantined", "available", now - timedelta(hours=1))
+    statuses = await publish(broker.bootstrap_servers, held, stale)
     await publish(
         broker.bootstrap_servers,
         kafka_response(recall_id, "C1", "acknowledged"),
@@ -158,6 +175,10 @@ async def test_five_customers_answer_and_the_recall_closes_only_when_effective_o
     assert [o["customer_id"] for o in check["outstanding"]] == ["C1", "C2", "C3", "C4"]
     assert (check["check_level"], check["sample"]) == ("A", CUSTOMERS)
 
+    ids = [event_id(message) for message in statuses]
+    await wait_until(lambda: applied(database_url, ids), timeout=30, what="statuses applied")
+    [affected] = (await recall.get(f"/recalls/{recall_id}")).json()["affected_lots"]
+    assert affected["status"] == "recalled"
     dead = await read_topic(broker.bootstrap_servers, "recall-responses.dlq")
     assert [headers_of(record)["error_type"] for record in dead] == ["recall_not_found"]
 
