@@ -212,8 +212,12 @@ def sample_rank(recall_id: str, customer_id: str) -> str:
 
 def check_sample(recall_id: str, customer_ids: Iterable[str], level: str) -> list[str]:
     """The consignees to verify at this check level: reproducible for the recall."""
-    ranked = sorted(customer_ids, key=lambda customer_id: sample_rank(recall_id, customer_id))
-    return sorted(ranked[: sample_size(level, len(ranked))])
+    customers = list(customer_ids)
+    size = sample_size(level, len(customers))
+    if size == len(customers):  # level A: every consignee, no draw to make
+        return sorted(customers)
+    ranked = sorted(customers, key=lambda customer_id: sample_rank(recall_id, customer_id))
+    return sorted(ranked[:size])
 
 
 def refuse_unknown(recall_id: str, customer_id: str, *, known: bool, affected: bool) -> None:

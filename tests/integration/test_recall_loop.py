@@ -4,6 +4,8 @@ silent one only, and close waits for the target or an audited override."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import openpyxl
 import pytest_asyncio
 from fastapi import FastAPI
 
@@ -174,6 +177,17 @@ async def test_five_customers_answer_and_the_recall_closes_only_when_effective_o
     assert [(o["customer_id"], o["destroyed"]) for o in check["over_returned"]] == [("C5", "12")]
     assert [o["customer_id"] for o in check["outstanding"]] == ["C1", "C2", "C3", "C4"]
     assert (check["check_level"], check["sample"]) == ("A", CUSTOMERS)
+    exported = await recall.get(path, params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["customer_id"], r["silent"], r["unaccounted"]) for r in rows] == [
+        ("C1", "false", "10"), ("C2", "false", "10"), ("C3", "true", "10"),
+        ("C4", "false", "6"), ("C5", "false", "0"),
+    ]  # fmt: skip
+    sheets = openpyxl.load_workbook(
+        io.BytesIO((await recall.get(path, params={"format": "xlsx"})).content)
+    )
+    assert sheets.sheetnames == ["Summary", "Lots", "Customers"]
+    assert sheets["Lots"]["A2"].value == "CHEESE-1"
 
     ids = [event_id(message) for message in statuses]
     await wait_until(lambda: applied(database_url, ids), timeout=30, what="statuses applied")
