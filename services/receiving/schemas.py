@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
     model_validator,
 )
 
@@ -177,7 +178,7 @@ class ProductRequest(BaseModel):
     description: ShortText | None = None
     uom: Uom = "EA"
     gtins: list[CheckedGtin] = Field(default_factory=list, max_length=100)
-    qc_required: bool = Field(
+    qc_required: StrictBool = Field(
         default=False,
         description="Lots of this product are received quarantined (`goods-received`"
         " `qc_required: true`) and never allocated before inventory's QC release.",
