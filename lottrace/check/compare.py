@@ -58,19 +58,25 @@ class LotRecord:
 
 @dataclass(frozen=True)
 class LotFlows:
-    """Every quantity that moves a lot's stock. `adjusted` is signed (cycle counts)."""
+    """Every quantity that moves a lot's stock. `adjusted` is signed (cycle counts); customer
+    returns come in, returns to the supplier go out; moves between locations net to 0 over
+    a lot and need no term."""
 
     received: Decimal
     on_hand: Decimal
     consumed: Decimal
     shipped: Decimal
     adjusted: Decimal
+    returned: Decimal = ZERO
+    vendor_returned: Decimal = ZERO
 
 
 def unaccounted(flows: LotFlows) -> Decimal:
-    """received + adjusted - (on hand + consumed + shipped): 0 when every unit received is
-    accounted for. The one statement of the stock balance (returns join it here)."""
-    return flows.received + flows.adjusted - (flows.on_hand + flows.consumed + flows.shipped)
+    """received + adjusted + returned - (on hand + consumed + shipped + returned to vendor): 0
+    when every unit received is accounted for. The one statement of the stock balance."""
+    came = flows.received + flows.adjusted + flows.returned
+    went = flows.on_hand + flows.consumed + flows.shipped + flows.vendor_returned
+    return came - went
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class StockRecord:
     lot_id: UUID
     on_hand: Decimal
     adjusted: Decimal
+    returned: Decimal = ZERO
+    vendor_returned: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -177,13 +185,16 @@ def compare_balances(
             consumed=lot.consumed,
             shipped=shipped.get(record.lot_id, ZERO),
             adjusted=record.adjusted,
+            returned=record.returned,
+            vendor_returned=record.vendor_returned,
         )
         off = unaccounted(flows)
         if off != ZERO:
             detail = (
                 f"{lot_label(lot)}: received {flows.received} + adjusted {flows.adjusted}"
-                f" != on hand {flows.on_hand} + consumed {flows.consumed} + shipped"
-                f" {flows.shipped} ({off:+} unaccounted)"
+                f" + returned {flows.returned} != on hand {flows.on_hand} + consumed"
+                f" {flows.consumed} + shipped {flows.shipped} + returned to vendor"
+                f" {flows.vendor_returned} ({off:+} unaccounted)"
             )
             services = ("receiving", "inventory", "fulfillment")
             differences.append(Difference(Kind.LOT_BALANCE, str(lot.lot_id), services, detail))

@@ -41,7 +41,9 @@ RECEIVING_LOTS = """
 INVENTORY_LOTS = """
     SELECT l.lot_id, l.sku, l.lot_code, l.received_at IS NOT NULL AS receipt_seen,
            coalesce(sum(s.received), 0) AS received, coalesce(sum(s.consumed), 0) AS consumed,
-           coalesce(sum(s.on_hand), 0) AS on_hand, coalesce(sum(s.adjusted), 0) AS adjusted
+           coalesce(sum(s.on_hand), 0) AS on_hand, coalesce(sum(s.adjusted), 0) AS adjusted,
+           coalesce(sum(s.returned), 0) AS returned,
+           coalesce(sum(s.vendor_returned), 0) AS vendor_returned
     FROM lots l LEFT JOIN stock s USING (lot_id)
     GROUP BY l.lot_id
 """
@@ -154,7 +156,13 @@ async def read_projections(databases: Mapping[str, Database]) -> Projections:
         inventory_lots=_lots(inventory_lots),
         recall_lots=_lots(await _fetch(databases, "recall", RECALL_LOTS)),
         stock=tuple(
-            StockRecord(row["lot_id"], Decimal(row["on_hand"]), Decimal(row["adjusted"]))
+            StockRecord(
+                row["lot_id"],
+                Decimal(row["on_hand"]),
+                Decimal(row["adjusted"]),
+                Decimal(row["returned"]),
+                Decimal(row["vendor_returned"]),
+            )
             for row in inventory_lots
         ),
         fulfillment_shipments=_shipments(await _fetch(databases, "fulfillment", SHIPMENT_LINES)),

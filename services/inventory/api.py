@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.inventory import db, domain
 from services.inventory.handlers import Inventory
+from services.inventory.records import LockedLot
 from services.inventory.schemas import (
     AdjustmentRequest,
     AdjustmentView,
@@ -20,14 +21,24 @@ from services.inventory.schemas import (
     HoldRequest,
     LocationStock,
     LotView,
+    MoveRequest,
+    MoveView,
     OrderLineView,
     OrderView,
     ReleaseRequest,
     ReservationView,
+    ReturnAccepted,
+    ReturnedLot,
+    ReturnRequest,
+    ReturnToVendorRequest,
     SkuValuation,
     ValuationLine,
 )
+from shared.contracts.events import GoodsReturned
 from shared.contracts.types import Money
+from shared.errors import Invalid
+from shared.gs1 import Gs1Error, parse_gs1
+from shared.ids import new_id
 from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
@@ -44,24 +55,30 @@ def _inventory(request: Request) -> Inventory:
 
 
 def lot_view(row: Record, inventory: Inventory) -> LotView:
-    locations = [LocationStock(**place) for place in row["locations"]]
+    """The lot's totals; its status and availability count the locations not held only."""
+    locations = [
+        LocationStock(**place, held=not domain.is_pickable(place["location"]))
+        for place in row["locations"]
+    ]
     main = max(locations, key=lambda place: place.on_hand, default=None)
+    pickable = [place for place in locations if not place.held]
     return LotView(
-        **{
-            key: row[key]
-            for key in LotView.model_fields
-            if key not in ("status", "unit_cost", "location", "locations")
-        },
+        **{key: row[key] for key in LotView.model_fields if key not in _DERIVED},
         location=main.location if main else None,
         locations=locations,
+        available=sum((place.available for place in pickable), Decimal(0)),
         status=domain.lot_status(
             stored=row["blocks"],
             expiry_date=row["expiry_date"],
             today=inventory.today(),
-            on_hand=row["on_hand"],
+            on_hand=sum((place.on_hand for place in pickable), Decimal(0)),
         ),
         unit_cost=_unit_cost(row),
     )
+
+
+# The view's fields computed here rather than read from the row.
+_DERIVED = frozenset({"status", "unit_cost", "location", "locations", "available"})
 
 
 def _unit_cost(row: Record) -> Money | None:
@@ -253,3 +270,96 @@ async def valuation(
             )
         )
     return result
+
+
+def _scans(barcodes: list[str]) -> list[domain.Scan]:
+    """Each scanned GS1 string as the lot code and GTIN it carries; unreadable ones are 422."""
+    try:
+        parsed = [parse_gs1(barcode) for barcode in barcodes]
+    except Gs1Error as error:
+        raise Invalid("invalid_barcode", f"{error.element}: {error}") from error
+    return [(scan.lot_code, scan.gtin) for scan in parsed]
+
+
+@router.post(
+    "/moves",
+    status_code=201,
+    summary="Move units of a lot between locations, checked against the scanned cases",
+    dependencies=[requires(Role.INVENTORY_CONTROLLER)],
+)
+async def move(body: MoveRequest, request: Request) -> MoveView:
+    actor = actor_of(request)
+    scanned = _scans(body.scans) if body.scans is not None else None
+
+    async def work(unit: UnitOfWork) -> None:
+        await _inventory(request).floor.move(
+            unit,
+            body.lot_id,
+            source=body.from_location,
+            target=body.to_location,
+            quantity=body.quantity,
+            scanned=scanned,
+            reason=body.reason,
+            actor=actor,
+        )
+
+    await _command(request, work)
+    lot = await _lot_or_404(request, body.lot_id)
+    return built_from(MoveView, body, lot=lot)
+
+
+@router.post(
+    "/lots/{lot_id}/return-to-vendor",
+    summary="Return units of a lot to its supplier under the supplier's RMA",
+    dependencies=[requires(Role.INVENTORY_CONTROLLER)],
+)
+async def return_to_vendor(lot_id: UUID, body: ReturnToVendorRequest, request: Request) -> LotView:
+    actor = actor_of(request)
+
+    async def work(unit: UnitOfWork) -> None:
+        await _inventory(request).floor.return_to_vendor(
+            unit,
+            lot_id,
+            location=body.location,
+            quantity=body.quantity,
+            rma=body.rma,
+            reason=body.reason,
+            actor=actor,
+        )
+
+    await _command(request, work)
+    return await _lot_or_404(request, lot_id)
+
+
+@router.post(
+    "/returns",
+    status_code=202,
+    summary="A customer return: its units are taken in held for inspection",
+    description="Every line must name a known lot (else 404 `lot_not_found`, nothing"
+    " recorded). The return goes out as `goods-returned` and is taken into stock from there,"
+    " like a return another system publishes.",
+    dependencies=[requires(Role.RECEIVER)],
+)
+async def accept_return(body: ReturnRequest, request: Request) -> ReturnAccepted:
+    event = GoodsReturned.model_validate(
+        {
+            **body.model_dump(exclude={"return_id", "returned_at"}),
+            "return_id": body.return_id or new_id(),
+            "returned_at": body.returned_at or datetime.now(UTC),
+        }
+    )
+
+    async def work(unit: UnitOfWork) -> dict[int, LockedLot]:
+        return await _inventory(request).floor.accept_return(unit, event)
+
+    lots = await database_of(request).run(work)
+    return ReturnAccepted(
+        return_id=event.return_id,
+        location=domain.RETURNS_LOCATION,
+        lines=[
+            built_from(
+                ReturnedLot, lots[line.line_no], line_no=line.line_no, quantity=line.quantity
+            )
+            for line in event.lines
+        ],
+    )

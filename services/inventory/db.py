@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from services.inventory.domain import (
     merged,
 )
 from services.inventory.records import (
+    AMOUNTS,
     Edge,
     InheritedRecall,
     LineChange,
@@ -33,6 +35,7 @@ from services.inventory.records import (
     OrderRevision,
     ReceivedStock,
     ReservedLot,
+    ReturnedLine,
     StockChange,
     StockKey,
     StockRow,
@@ -48,6 +51,8 @@ LOT_TOTALS = """
     coalesce(sum(s.received), 0) AS received, coalesce(sum(s.consumed), 0) AS consumed,
     coalesce(sum(s.shipped), 0) AS shipped, coalesce(sum(s.adjusted), 0) AS adjusted,
     coalesce(sum(s.reserved), 0) AS reserved, coalesce(sum(s.on_hand), 0) AS on_hand,
+    coalesce(sum(s.returned), 0) AS returned,
+    coalesce(sum(s.vendor_returned), 0) AS vendor_returned,
     coalesce(sum(s.on_hand - s.reserved), 0) AS available,
     coalesce(jsonb_agg(jsonb_build_object(
         'location', s.location, 'on_hand', s.on_hand::text, 'reserved', s.reserved::text,
@@ -115,7 +120,7 @@ async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Loc
     ids = sorted(set(lot_ids))
     rows = await connection.fetch(
         """
-        SELECT lot_id, sku, lot_code, blocks FROM lots
+        SELECT lot_id, sku, lot_code, blocks, gtin, supplier_id FROM lots
         WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE
         """,
         ids,
@@ -154,16 +159,17 @@ async def stock_of(connection: Connection, lot_ids: Iterable[UUID]) -> dict[UUID
     return result
 
 
+_STOCK_UPDATE_PARAMETERS = 2 + len(AMOUNTS)
+
+
 def _stock_update(first: int) -> str:
-    """Adds the signed amounts of `StockChange` rows, given as arrays from parameter `first`."""
-    p = [f"${first + n}" for n in range(7)]
+    """Adds the signed amounts of `StockChange` rows (lot, location, then each of `AMOUNTS`),
+    given as arrays from parameter `first`."""
+    amounts = [f"${first + 2 + n}::numeric[]" for n in range(len(AMOUNTS))]
     return f"""
-        UPDATE stock s SET received = s.received + d.received, consumed = s.consumed + d.consumed,
-                           shipped = s.shipped + d.shipped, adjusted = s.adjusted + d.adjusted,
-                           reserved = s.reserved + d.reserved
-        FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::numeric[], {p[3]}::numeric[],
-                    {p[4]}::numeric[], {p[5]}::numeric[], {p[6]}::numeric[])
-            AS d(lot_id, location, received, consumed, shipped, adjusted, reserved)
+        UPDATE stock s SET {", ".join(f"{name} = s.{name} + d.{name}" for name in AMOUNTS)}
+        FROM unnest(${first}::uuid[], ${first + 1}::text[], {", ".join(amounts)})
+            AS d(lot_id, location, {", ".join(AMOUNTS)})
         WHERE s.lot_id = d.lot_id AND s.location = d.location
     """
 
@@ -203,10 +209,11 @@ async def lock_allocatable(
     *,
     blocking: Sequence[Block],
     earliest_expiry: date,
+    unpickable: Sequence[str],
 ) -> list[StockLot]:
     """Stock that may be allocated, locked: its rows for update, its lots against a hold. The
     rule is the domain's: lots with none of the `blocking` blocks, not expiring before
-    `earliest_expiry`."""
+    `earliest_expiry`, at none of the `unpickable` locations."""
     rows = await connection.fetch(
         """
         SELECT l.lot_id, l.lot_code, l.sku, l.uom, s.on_hand - s.reserved AS available,
@@ -214,6 +221,7 @@ async def lock_allocatable(
         FROM lots l JOIN stock s USING (lot_id)
         WHERE l.sku = ANY($1::text[]) AND NOT l.blocks && $2::text[]
           AND (l.expiry_date IS NULL OR l.expiry_date >= $3) AND s.on_hand > s.reserved
+          AND NOT s.location = ANY($4::text[])
         ORDER BY l.lot_id, s.location
         FOR UPDATE OF s
         FOR SHARE OF l
@@ -221,6 +229,7 @@ async def lock_allocatable(
         sorted(set(skus)),
         list(blocking),
         earliest_expiry,
+        list(unpickable),
     )
     return rows_as(rows, StockLot)
 
@@ -281,17 +290,22 @@ async def qc_state_of(connection: Connection, lot_id: UUID) -> str | None:
     return state
 
 
-async def lot_states(connection: Connection, lot_ids: Iterable[UUID]) -> list[LotState]:
-    """What decides each lot's status, and the status last announced, the lots locked."""
+async def lot_states(
+    connection: Connection, lot_ids: Iterable[UUID], *, unpickable: Sequence[str]
+) -> list[LotState]:
+    """What decides each lot's status (its stock at the locations it may be picked from), and
+    the status last announced, the lots locked."""
     rows = await connection.fetch(
         """
         SELECT l.lot_id, l.lot_code, l.sku, l.blocks, l.expiry_date,
-               coalesce((SELECT sum(s.on_hand) FROM stock s WHERE s.lot_id = l.lot_id), 0)
+               coalesce((SELECT sum(s.on_hand) FROM stock s
+                         WHERE s.lot_id = l.lot_id AND NOT s.location = ANY($2::text[])), 0)
                    AS on_hand,
                l.status AS announced
         FROM lots l WHERE l.lot_id = ANY($1::uuid[]) ORDER BY l.lot_id FOR UPDATE OF l
         """,
         sorted(set(lot_ids)),
+        list(unpickable),
     )
     return rows_as(rows, LotState)
 
@@ -520,7 +534,7 @@ async def reserve(
             ON CONFLICT (order_id, line_no, lot_id, location)
             DO UPDATE SET quantity = r.quantity + EXCLUDED.quantity
         ), stock_rows AS ({_stock_update(6)})
-        {_line_update(13)}
+        {_line_update(6 + _STOCK_UPDATE_PARAMETERS)}
         """,
         *columns(merged(reserves), Reserve),
         *columns(summed(stock), StockChange),
@@ -555,7 +569,7 @@ async def release(
                 = (d.order_id, d.line_no, d.lot_id, d.location)
               AND r.quantity > d.quantity
         ), stock_rows AS ({_stock_update(6)})
-        {_line_update(13)}
+        {_line_update(6 + _STOCK_UPDATE_PARAMETERS)}
         """,
         *columns(merged(releases), Reserve),
         *columns(summed(stock), StockChange),
@@ -729,6 +743,74 @@ async def reservations_with_lots(
     return rows_as(rows, ReservedLot)
 
 
+# ------------------------------------------------------------------ returns
+
+
+async def lots_named(
+    connection: Connection, lot_ids: Sequence[UUID], codes: Sequence[tuple[str, str]]
+) -> list[LockedLot]:
+    """The lots these ids, or these (sku, lot code) pairs, name; those that exist."""
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, sku, lot_code, blocks, gtin, supplier_id FROM lots
+        WHERE lot_id = ANY($1::uuid[])
+           OR (sku, lot_code) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+        ORDER BY lot_id
+        """,
+        list(lot_ids),
+        [sku for sku, _ in codes],
+        [code for _, code in codes],
+    )
+    return rows_as(rows, LockedLot)
+
+
+async def returnable(
+    connection: Connection, customer_id: str, lot_ids: Iterable[UUID]
+) -> dict[UUID, Decimal]:
+    """Per lot, what inventory saw shipped to this customer less what the customer returned."""
+    rows = await connection.fetch(
+        """
+        WITH wanted AS (SELECT DISTINCT unnest($2::uuid[]) AS lot_id),
+        shipped AS (
+            SELECT h.lot_id, sum(h.quantity) AS quantity
+            FROM lot_history h JOIN orders o USING (order_id)
+            WHERE h.change = 'shipped' AND o.customer_id = $1
+              AND h.lot_id IN (SELECT lot_id FROM wanted)
+            GROUP BY h.lot_id
+        ), returned AS (
+            SELECT lot_id, sum(quantity) AS quantity FROM return_lines
+            WHERE customer_id = $1 AND lot_id IN (SELECT lot_id FROM wanted) GROUP BY lot_id
+        )
+        SELECT w.lot_id, coalesce(s.quantity, 0) - coalesce(r.quantity, 0) AS returnable
+        FROM wanted w LEFT JOIN shipped s USING (lot_id) LEFT JOIN returned r USING (lot_id)
+        """,
+        customer_id,
+        sorted(set(lot_ids)),
+    )
+    return {row["lot_id"]: row["returnable"] for row in rows}
+
+
+async def insert_return_lines(
+    connection: Connection, lines: Sequence[ReturnedLine]
+) -> list[ReturnedLine]:
+    """Record the lines of a return not recorded yet; returns those, the ones to take in."""
+    rows = await connection.fetch(
+        """
+        INSERT INTO return_lines (return_id, line_no, lot_id, customer_id, order_id, recall_id,
+                                  quantity, location, reason, condition, beyond_shipped,
+                                  returned_at)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::text[],
+                             $6::text[], $7::numeric[], $8::text[], $9::text[], $10::text[],
+                             $11::numeric[], $12::timestamptz[])
+        ON CONFLICT (return_id, line_no) DO NOTHING
+        RETURNING line_no
+        """,
+        *columns(lines, ReturnedLine),
+    )
+    taken = {row["line_no"] for row in rows}
+    return [line for line in lines if line.line_no in taken]
+
+
 # ------------------------------------------------------------------ history
 
 
@@ -785,6 +867,8 @@ async def expiring(connection: Connection, until: date, limit: int) -> list[Reco
 
 
 async def lot_history(connection: Connection, lot_id: UUID, limit: int) -> list[Record]:
+    """The lot's history; `cause` is who or what did it (`user:<name>`, an event id, a
+    `rule:`), `detail` why."""
     return await connection.fetch(
         """
         SELECT at, change, quantity, location, order_id, cause, detail FROM lot_history

@@ -215,7 +215,10 @@ class AllocationResult:
 
 
 def fefo_key(lot: StockLot) -> tuple[Any, ...]:
-    return fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, lot.location)
+    """FEFO across lots. Within a lot, the location holding the least goes first, so that it
+    empties and frees its place (fewer part-used locations); equal ones by name."""
+    by_lot = fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, "")[:-1]
+    return (*by_lot, lot.available, lot.location)
 
 
 def fefo_order(
@@ -439,6 +442,56 @@ def draw_from_locations(
         merged[first] = merged.get(first, ZERO) + need
         taken = sorted(merged.items(), key=lambda item: item[0] != first)
     return taken
+
+
+# ------------------------------------------------------------------ the warehouse floor
+
+# Where customer returns land, held for inspection: never allocated from. A move out of it
+# (restock), an adjustment (destroy) or a return to vendor disposes of them.
+RETURNS_LOCATION = "RETURNS"
+UNPICKABLE_LOCATIONS: tuple[str, ...] = (RETURNS_LOCATION,)
+
+
+def is_pickable(location: str) -> bool:
+    return location not in UNPICKABLE_LOCATIONS
+
+
+def take_problem(
+    *, lot_code: str, location: str, on_hand: Decimal | None, reserved: Decimal, quantity: Decimal
+) -> tuple[str, str] | None:
+    """Why `quantity` cannot leave a location of a lot by hand (a move, a return to vendor), as
+    (code, what): the lot is not there, or not that much of it is free. Reserved units stay
+    for the orders they are reserved for."""
+    if on_hand is None or on_hand <= ZERO:
+        return "lot_not_at_location", f"lot {lot_code} has no stock at {location}"
+    free = on_hand - reserved
+    if quantity > free:
+        detail = f", {reserved} of {on_hand} reserved" if reserved > ZERO else ""
+        return (
+            "insufficient_stock",
+            f"lot {lot_code} has {max(free, ZERO)} free at {location}{detail};"
+            f" {quantity} asked for",
+        )
+    return None
+
+
+Scan = tuple[str | None, str | None]  # a scanned case's lot code and GTIN
+
+
+def scan_problem(*, lot_code: str, gtin: str | None, scanned: Iterable[Scan]) -> str | None:
+    """A scanned case (lot code, GTIN) that is not this lot: another lot code, or the same code
+    of another product. A scan without a lot code proves nothing and is refused too."""
+    for scanned_code, scanned_gtin in scanned:
+        if scanned_code != lot_code:
+            return f"scanned lot {scanned_code or '(none)'} is not lot {lot_code}"
+        if scanned_gtin and gtin and scanned_gtin.zfill(14) != gtin.zfill(14):
+            return f"scanned GTIN {scanned_gtin} is not lot {lot_code}'s product ({gtin})"
+    return None
+
+
+def beyond_shipped(returned: Decimal, *, returnable: Decimal) -> Decimal:
+    """How much of a returned quantity exceeds what the customer could still return."""
+    return max(returned - max(returnable, ZERO), ZERO)
 
 
 def adjustment_problem(*, on_hand: Decimal, delta: Decimal) -> str | None:

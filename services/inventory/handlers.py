@@ -18,6 +18,7 @@ from uuid import UUID
 from services.inventory import db, domain
 from services.inventory.domain import Reserve
 from services.inventory.events import lot_allocated, lot_status_changed
+from services.inventory.floor import Floor, only_location
 from services.inventory.records import (
     Edge,
     LineChange,
@@ -37,12 +38,13 @@ from services.inventory.records import (
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     GoodsReceived,
+    GoodsReturned,
     OrderCancelled,
     OrderPlaced,
     OrderShipped,
     RecallIssued,
 )
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Conflict, NotFound
 from shared.records import built_from
 from shared.runtime.consumer import EventHandler
 from shared.runtime.database import UnitOfWork
@@ -140,6 +142,7 @@ class Inventory:
 
     def __init__(self, today: Today = utc_today) -> None:
         self.today = today
+        self.floor = Floor(self)
 
     # ------------------------------------------------------------------ event handlers
 
@@ -149,6 +152,7 @@ class Inventory:
             (GoodsReceived, self.on_goods_received),
             (RecallIssued, self.on_recall_issued),
             (OrderShipped, self.on_order_shipped),
+            (GoodsReturned, self.floor.on_goods_returned),
             (OrderCancelled, self.on_order_cancelled),
             (OrderPlaced, self.on_order_placed),
         ]
@@ -174,12 +178,12 @@ class Inventory:
             await self._fit_reservations(
                 unit, production.consumed, cause="production consumed stock"
             )
-        await self._refill(unit, {row.sku for row in received}, cause="stock received")
+        await self.refill(unit, {row.sku for row in received}, cause="stock received")
         reasons = dict.fromkeys(production.consumed, "consumed by production")
         reasons |= {row.lot_id: "received" for row in received}
         for withdrawal in withdrawals:
             reasons |= dict.fromkeys(withdrawal.lot_ids, withdrawal.detail)
-        await self._announce(unit, reasons)
+        await self.announce(unit, reasons)
 
     async def _quarantine_for_qc(
         self, unit: UnitOfWork, events: Iterable[Incoming[GoodsReceived]]
@@ -279,7 +283,7 @@ class Inventory:
         releases = [_reserve(h) for h in held]
         await self._release(unit, releases, causes=cause, detail="order cancelled")
         skus = await db.skus_of(unit.connection, {r.lot_id for r in releases})
-        await self._refill(unit, skus, cause="stock released by a cancellation")
+        await self.refill(unit, skus, cause="stock released by a cancellation")
 
     async def on_order_shipped(
         self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
@@ -303,7 +307,7 @@ class Inventory:
         if beyond:
             await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
         # Otherwise everything left from its reservations: nothing else can have changed.
-        await self._announce(unit, dict.fromkeys(shipments.lot_ids, "shipped"))
+        await self.announce(unit, dict.fromkeys(shipments.lot_ids, "shipped"))
 
     async def _shipped_from(
         self, unit: UnitOfWork, used: list[Reserve], beyond: dict[ShipmentKey, Decimal]
@@ -347,7 +351,7 @@ class Inventory:
         if releases:
             await self._publish(unit, sorted({r.order_id for r in releases}))
             skus = await db.skus_of(connection, {r.lot_id for r in releases})
-            await self._refill(unit, skus, cause="released")
+            await self.refill(unit, skus, cause="released")
 
     async def on_recall_issued(
         self, unit: UnitOfWork, events: list[Incoming[RecallIssued]]
@@ -378,12 +382,12 @@ class Inventory:
                 unit, newly + descendants, cause=incoming.id, detail=f"recall {recall.recall_id}"
             )
             reasons |= dict.fromkeys(newly + descendants, f"recall {recall.recall_id}")
-        await self._announce(unit, reasons)
+        await self.announce(unit, reasons)
 
     # ------------------------------------------------------------------ commands (HTTP)
 
     async def hold(self, unit: UnitOfWork, lot_id: UUID, *, reason: str, actor: str) -> None:
-        await self._require_lot(unit, lot_id)
+        await self.require_lot(unit, lot_id)
         await db.set_hold(unit.connection, lot_id, reason=reason)
         await db.record_movements(
             unit.connection, [Movement(lot_id, "hold", None, f"user:{actor}", detail=reason)]
@@ -391,7 +395,7 @@ class Inventory:
         await self._withdraw(
             unit, [lot_id], cause=f"user:{actor}", detail=f"quality hold: {reason}"
         )
-        await self._announce(unit, {lot_id: f"quality hold: {reason}"}, actor=actor)
+        await self.announce(unit, {lot_id: f"quality hold: {reason}"}, actor=actor)
 
     async def release_hold(
         self,
@@ -404,7 +408,7 @@ class Inventory:
     ) -> None:
         """Release a quality hold, or give a lot its QC result: passed releases it, failed
         makes it rejected for good."""
-        lot = await self._require_lot(unit, lot_id)
+        lot = await self.require_lot(unit, lot_id)
         qc_state = await db.qc_state_of(unit.connection, lot_id)
         refused = domain.release_problem(blocks=lot.blocks, qc_state=qc_state, qc_result=qc_result)
         if refused:
@@ -415,8 +419,8 @@ class Inventory:
             unit.connection, [Movement(lot_id, change, None, f"user:{actor}", detail=reason)]
         )
         if qc_result is not domain.QcResult.FAILED:
-            await self._refill(unit, [lot.sku], cause="hold released")
-        await self._announce(unit, {lot_id: why}, actor=actor)
+            await self.refill(unit, [lot.sku], cause="hold released")
+        await self.announce(unit, {lot_id: why}, actor=actor)
 
     async def adjust(
         self,
@@ -430,10 +434,10 @@ class Inventory:
         actor: str,
     ) -> Decimal:
         """A count at one location of a lot; stock never goes negative."""
-        lot = await self._require_lot(unit, lot_id)
+        lot = await self.require_lot(unit, lot_id)
         stock = await db.stock_of(unit.connection, [lot_id])
         places = {row.location: row.on_hand for row in stock.get(lot_id, [])}
-        location = location or _only_location(lot, places)
+        location = location or only_location(lot, places)
         on_hand = places.get(location, ZERO)
         change = delta if delta is not None else (counted or ZERO) - on_hand
         if problem := domain.adjustment_problem(on_hand=on_hand, delta=change):
@@ -454,8 +458,8 @@ class Inventory:
         if change < 0:
             await self._fit_reservations(unit, [lot_id], cause=f"user:{actor}")
         else:
-            await self._refill(unit, [lot.sku], cause="stock counted up")
-        await self._announce(unit, {lot_id: f"counted: {reason}"}, actor=actor)
+            await self.refill(unit, [lot.sku], cause="stock counted up")
+        await self.announce(unit, {lot_id: f"counted: {reason}"}, actor=actor)
         return change
 
     async def sweep_expired(self, unit: UnitOfWork) -> int:
@@ -470,7 +474,7 @@ class Inventory:
             earliest_expiry=domain.earliest_allocatable_expiry(self.today()),
             statuses=domain.EXPIRY_REPLACES,
         )
-        await self._announce(unit, dict.fromkeys([*expired, *lapsed], "expiry date passed"))
+        await self.announce(unit, dict.fromkeys([*expired, *lapsed], "expiry date passed"))
         return len(expired)
 
     # ------------------------------------------------------------------ allocation
@@ -497,6 +501,7 @@ class Inventory:
             {d.sku for d in demands},
             blocking=domain.BLOCKING,
             earliest_expiry=domain.earliest_allocatable_expiry(today),
+            unpickable=domain.UNPICKABLE_LOCATIONS,
         )
         result = domain.allocate(demands, lots, today=today)
         short = {(s.order_id, s.line_no): s.reason.value for s in result.shortfalls}
@@ -525,7 +530,7 @@ class Inventory:
             lots={(lot.lot_id, lot.location): lot for lot in lots},
         )
 
-    async def _refill(self, unit: UnitOfWork, skus: Iterable[str], *, cause: str) -> None:
+    async def refill(self, unit: UnitOfWork, skus: Iterable[str], *, cause: str) -> None:
         """Stock became available: fill waiting orders, oldest first."""
         wanted = sorted(set(skus))
         if not wanted:
@@ -680,14 +685,16 @@ class Inventory:
                 drawn[(lot_id, location)] += part
         return dict(drawn)
 
-    async def _announce(
+    async def announce(
         self, unit: UnitOfWork, reasons: dict[UUID, str], *, actor: str | None = None
     ) -> None:
         """Emit `lot-status-changed` for each of these lots whose status, by the one rule set
         (`domain.lot_status`), is not the one announced last; `reasons` says why per lot."""
         if not reasons:
             return
-        states = await db.lot_states(unit.connection, reasons)
+        states = await db.lot_states(
+            unit.connection, reasons, unpickable=domain.UNPICKABLE_LOCATIONS
+        )
         changes = domain.status_changes(states, today=self.today())
         if not changes:
             return
@@ -698,7 +705,7 @@ class Inventory:
             event = lot_status_changed(state, status, reason=reason, actor=actor, at=now)
             unit.emit(event, time=now)
 
-    async def _require_lot(self, unit: UnitOfWork, lot_id: UUID) -> LockedLot:
+    async def require_lot(self, unit: UnitOfWork, lot_id: UUID) -> LockedLot:
         rows = await db.lock_lots(unit.connection, [lot_id])
         if not rows:
             raise NotFound("lot_not_found", f"no lot {lot_id}")
@@ -719,16 +726,6 @@ def _reserve(held: domain.Held) -> Reserve:
 def _places(stock: dict[UUID, list[StockRow]], lot_id: UUID) -> list[tuple[str, Decimal]]:
     places = [(row.location, row.on_hand) for row in stock.get(lot_id, [])]
     return places or [(UNKNOWN_LOCATION, ZERO)]
-
-
-def _only_location(lot: LockedLot, places: dict[str, Decimal]) -> str:
-    """A count that names no location is of the one place the lot is at."""
-    if len(places) != 1:
-        raise Invalid(
-            "location_required",
-            f"lot {lot.lot_code} is at {len(places)} locations: say which was counted",
-        )
-    return next(iter(places))
 
 
 async def _store_release(

@@ -152,6 +152,9 @@ class StockChange:
     shipped: Decimal = ZERO
     adjusted: Decimal = ZERO
     reserved: Decimal = ZERO
+    returned: Decimal = ZERO
+    vendor_returned: Decimal = ZERO
+    moved: Decimal = ZERO
 
     @property
     def key(self) -> StockKey:
@@ -160,12 +163,21 @@ class StockChange:
     def plus(self, other: StockChange) -> StockChange:
         return replace(
             self,
-            received=self.received + other.received,
-            consumed=self.consumed + other.consumed,
-            shipped=self.shipped + other.shipped,
-            adjusted=self.adjusted + other.adjusted,
-            reserved=self.reserved + other.reserved,
+            **{name: getattr(self, name) + getattr(other, name) for name in AMOUNTS},
         )
+
+
+# The amounts a `StockChange` adds, in `db._stock_update`'s column order.
+AMOUNTS = (
+    "received",
+    "consumed",
+    "shipped",
+    "adjusted",
+    "reserved",
+    "returned",
+    "vendor_returned",
+    "moved",
+)
 
 
 @dataclass(frozen=True)
@@ -263,3 +275,24 @@ class LockedLot:
     sku: str
     lot_code: str
     blocks: list[str]
+    gtin: str | None = None
+    supplier_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReturnedLine:
+    """One line of a customer return, on the lot it names, as it is taken into stock; the
+    column order of `return_lines`."""
+
+    return_id: str
+    line_no: int
+    lot_id: UUID
+    customer_id: str
+    order_id: str | None
+    recall_id: str | None
+    quantity: Decimal
+    location: str
+    reason: str
+    condition: str | None
+    beyond_shipped: Decimal
+    returned_at: datetime

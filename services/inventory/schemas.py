@@ -6,10 +6,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.inventory.domain import LotStatus, QcResult
-from shared.contracts.types import Identifier, Money, ShortText, SignedQuantity
+from shared.contracts.events import ReturnLine
+from shared.contracts.types import (
+    Customer,
+    Identifier,
+    Money,
+    Quantity,
+    ShortText,
+    SignedQuantity,
+)
 
 
 class LocationStock(BaseModel):
@@ -17,6 +25,12 @@ class LocationStock(BaseModel):
     on_hand: SignedQuantity
     reserved: SignedQuantity
     available: SignedQuantity
+    held: bool = Field(
+        default=False,
+        description="Stock here is never allocated: returns held for inspection (the"
+        " `RETURNS` location) until moved out (restock), adjusted away (destroyed) or returned"
+        " to the vendor.",
+    )
 
 
 class LotView(BaseModel):
@@ -32,6 +46,10 @@ class LotView(BaseModel):
     supplier_id: str | None = None
     expiry_date: date | None = None
     received_at: datetime | None = None
+    available: SignedQuantity = Field(
+        description="What may be allocated: on hand less reserved, at the locations that are"
+        " not held."
+    )
     status: LotStatus = Field(
         description="Its most serious block (recalled, rejected, quarantined, expired); else"
         " `depleted` when nothing is on hand; else `available`."
@@ -43,11 +61,12 @@ class LotView(BaseModel):
     )
     on_hand: SignedQuantity
     reserved: SignedQuantity
-    available: SignedQuantity
     received: SignedQuantity
     consumed: SignedQuantity
     shipped: SignedQuantity
     adjusted: SignedQuantity
+    returned: SignedQuantity = Field(description="Units customers returned into this lot.")
+    vendor_returned: SignedQuantity = Field(description="Units returned to the supplier.")
     hold_reason: str | None = None
     recall_id: str | None = None
     unit_cost: Money | None = None
@@ -96,11 +115,89 @@ class AdjustmentView(BaseModel):
 
 class HistoryEntry(BaseModel):
     at: datetime
-    change: str
+    change: str = Field(
+        description="received, consumed, reserved, released, shipped, adjusted, hold, release,"
+        " qc_passed, qc_failed, recalled, moved_out, moved_in, returned, returned_to_vendor."
+    )
     quantity: SignedQuantity | None = None
+    location: str | None = Field(default=None, description="Where the stock changed.")
     order_id: str | None = None
-    cause: str
-    detail: str | None = None
+    cause: str = Field(
+        description="Who or what did it: `user:<name>` for a person (the API key's name), the"
+        " CloudEvents id of the event that did it, or `rule:<name>`."
+    )
+    detail: str | None = Field(default=None, description="Why: the reason given, the RMA.")
+
+
+class MoveRequest(BaseModel):
+    """Units of one lot moved from one location to another."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    lot_id: UUID
+    from_location: Identifier = Field(alias="from", description="Where the units are now.")
+    to_location: Identifier = Field(alias="to", description="Where they go; not `from`.")
+    quantity: Quantity = Field(description="How many; at most what is free (not reserved) there.")
+    scans: list[ShortText] | None = Field(
+        default=None,
+        max_length=1000,
+        description="GS1 barcodes of the cases moved: each must be this lot (its (10) lot code"
+        " and, when both are known, its (01) GTIN), else 409 `scan_mismatch`.",
+    )
+    reason: ShortText | None = Field(default=None, description="Why, for the lot's history.")
+
+
+class MoveView(BaseModel):
+    lot_id: UUID
+    quantity: SignedQuantity
+    from_location: str = Field(serialization_alias="from")
+    to_location: str = Field(serialization_alias="to")
+    lot: LotView
+
+
+class ReturnToVendorRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quantity: Quantity = Field(description="How many units go back to the supplier.")
+    rma: Identifier = Field(description="The supplier's return authorisation (RMA) number.")
+    reason: ShortText = Field(min_length=1, examples=["failed QC: mould"])
+    location: Identifier | None = Field(
+        default=None, description="Where they are taken from; needed when the lot is at several."
+    )
+
+
+class ReturnLineRequest(ReturnLine):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReturnRequest(BaseModel):
+    """Units a customer sent back, as `goods-returned` carries them."""
+
+    model_config = ConfigDict(extra="forbid")
+    return_id: Identifier | None = Field(
+        default=None,
+        description="Unique per return; generated when absent. A re-sent return changes nothing.",
+    )
+    customer: Customer
+    order_id: Identifier | None = None
+    shipment_id: Identifier | None = None
+    recall_id: Identifier | None = Field(
+        default=None, description="The recall this return answers, when it answers one."
+    )
+    returned_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    lines: list[ReturnLineRequest] = Field(min_length=1, max_length=1000)
+
+
+class ReturnedLot(BaseModel):
+    line_no: int
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    quantity: SignedQuantity
+
+
+class ReturnAccepted(BaseModel):
+    return_id: str
+    location: str = Field(description="Where the units are held for inspection.")
+    lines: list[ReturnedLot]
 
 
 class OrderLineView(BaseModel):

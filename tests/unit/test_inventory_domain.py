@@ -591,4 +591,6 @@ def test_a_fully_served_line_has_no_shortfall() -> None:
 def test_fefo_order_of_a_lot_is_its_fefo_key() -> None:
     lot = StockLot(uuid5(LOT_NAMESPACE, "A"), "A", SKU, "EA", Decimal(1), TODAY, None, "MAIN")
 
-    assert fefo_key(lot) == fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, "MAIN")
+    # FEFO decides between lots; within a lot, the location rule: least available first.
+    by_lot = fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, "MAIN")[:-1]
+    assert fefo_key(lot) == (*by_lot, lot.available, "MAIN")
