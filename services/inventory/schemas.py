@@ -147,24 +147,29 @@ class MoveRequest(BaseModel):
 
 
 class MoveView(BaseModel):
-    lot_id: UUID
-    quantity: SignedQuantity
-    from_location: str = Field(serialization_alias="from")
-    to_location: str = Field(serialization_alias="to")
-    lot: LotView
+    lot_id: UUID = Field(description="The lot moved.")
+    quantity: SignedQuantity = Field(description="How many units moved.")
+    from_location: str = Field(serialization_alias="from", description="Where they were.")
+    to_location: str = Field(serialization_alias="to", description="Where they are now.")
+    lot: LotView = Field(description="The lot after the move, a row per location.")
 
 
 class ReturnToVendorRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quantity: Quantity = Field(description="How many units go back to the supplier.")
     rma: Identifier = Field(description="The supplier's return authorisation (RMA) number.")
-    reason: ShortText = Field(min_length=1, examples=["failed QC: mould"])
+    reason: ShortText = Field(
+        min_length=1, description="Why, for the lot's history.", examples=["failed QC: mould"]
+    )
     location: Identifier | None = Field(
         default=None, description="Where they are taken from; needed when the lot is at several."
     )
 
 
 class ReturnLineRequest(ReturnLine):
+    """Units of one lot coming back: `lot_id`, or `lot_code` with the line's `sku`; `reason`
+    one of recall, damaged, expired, quality, customer, other."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -176,28 +181,32 @@ class ReturnRequest(BaseModel):
         default=None,
         description="Unique per return; generated when absent. A re-sent return changes nothing.",
     )
-    customer: Customer
-    order_id: Identifier | None = None
-    shipment_id: Identifier | None = None
+    customer: Customer = Field(description="Who sent the units back.")
+    order_id: Identifier | None = Field(default=None, description="The order they came with.")
+    shipment_id: Identifier | None = Field(default=None, description="The shipment they came in.")
     recall_id: Identifier | None = Field(
         default=None, description="The recall this return answers, when it answers one."
     )
     returned_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
-    lines: list[ReturnLineRequest] = Field(min_length=1, max_length=1000)
+    lines: list[ReturnLineRequest] = Field(
+        min_length=1, max_length=1000, description="Each lot returned; every one must be known."
+    )
 
 
 class ReturnedLot(BaseModel):
-    line_no: int
-    lot_id: UUID
-    lot_code: str
-    sku: str
-    quantity: SignedQuantity
+    line_no: int = Field(description="The return line.")
+    lot_id: UUID = Field(description="The lot the line named.")
+    lot_code: str = Field(description="Its lot code.")
+    sku: str = Field(description="Its SKU.")
+    quantity: SignedQuantity = Field(description="How many units came back.")
 
 
 class ReturnAccepted(BaseModel):
-    return_id: str
+    """A return checked and sent on as `goods-returned`; inventory takes it in from there."""
+
+    return_id: str = Field(description="The return's id, given or generated.")
     location: str = Field(description="Where the units are held for inspection.")
-    lines: list[ReturnedLot]
+    lines: list[ReturnedLot] = Field(description="Each line with the lot it named.")
 
 
 class OrderLineView(BaseModel):

@@ -14,6 +14,7 @@ import httpx
 
 from lottrace.infra import TansuBroker
 from shared.contracts.events import GoodsReturned
+from tests.integration.events import shipment_of
 from tests.integration.service_apps import assert_error
 from tests.integration.service_apps import until_served as _until
 from tests.integration.test_inventory import (
@@ -23,7 +24,6 @@ from tests.integration.test_inventory import (
     recall_of,
     received,
 )
-from tests.integration.test_warehouse_status import shipped
 from tests.kafka_helpers import headers_of, publish, read_topic
 
 __all__ = ["inventory"]  # fixture
@@ -90,9 +90,12 @@ async def test_returns_are_held_for_inspection_flagged_beyond_what_shipped_then_
 ) -> None:
     bootstrap = broker.bootstrap_servers
     tea = uuid.uuid4()
-    await publish(bootstrap, received("TEA", 10, days=30, lot_id=tea), order("SO-R", "TEA", 6))
+    receipt = received("TEA", 10, days=30, lot_id=tea)
+    await publish(bootstrap, receipt, order("SO-R", "TEA", 6))
     await _until(inventory, f"/lots/{tea}", lambda body: body["reserved"] == "6")
-    await publish(bootstrap, shipped(tea, 6, order_id="SO-R", imported=False))
+    await publish(
+        bootstrap, shipment_of({"customer_id": "C-SO-R"}, receipt, quantity=6, number="R")
+    )
     await _until(inventory, f"/lots/{tea}", lambda body: body["shipped"] == "6")
 
     def returned(quantity: str, lot_code: str = code(tea, "TEA")) -> dict[str, Any]:

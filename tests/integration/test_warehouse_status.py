@@ -14,7 +14,8 @@ import httpx
 
 from bench.measure import wait_caught_up
 from lottrace.infra import TansuBroker, wait_until
-from shared.contracts.events import LotStatusChanged, OrderShipped
+from shared.contracts.events import LotStatusChanged
+from tests.integration.events import shipment_of
 from tests.integration.service_apps import assert_error
 from tests.integration.service_apps import until_served as _until
 from tests.integration.test_fulfillment import allocated, allocated_order, lot_code, manual, placed
@@ -38,41 +39,26 @@ async def statuses_of(bootstrap: str, lot_id: uuid.UUID, count: int) -> list[dic
     return found[:count]
 
 
-def shipped(lot: uuid.UUID, quantity: int, *, order_id: str, imported: bool) -> OrderShipped:
-    return OrderShipped(
-        shipment_id=f"SH-{order_id}",
-        order_id=order_id,
-        customer={"customer_id": f"C-{order_id}"},
-        shipped_at=datetime.now(UTC),
-        lines=[
-            {
-                "line_no": 1,
-                "sku": "TEA",
-                "lot_id": lot,
-                "lot_code": f"TEA-{str(lot)[:6]}",
-                "quantity": quantity,
-            }
-        ],
-        imported=imported,
-    )
-
-
 async def test_inventory_announces_each_status_change_and_ignores_imported_shipments(
     inventory: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
     bootstrap = broker.bootstrap_servers
     tea = uuid.uuid4()
-    await publish(bootstrap, received("TEA", 6, days=30, lot_id=tea))
+    receipt = received("TEA", 6, days=30, lot_id=tea)
+    await publish(bootstrap, receipt)
     await _until(inventory, f"/lots/{tea}", lambda body: body["on_hand"] == "6")
     held = await inventory.post(f"/lots/{tea}/hold", json={"reason": "leaking case"})
     assert held.json()["status"] == "quarantined"
     await inventory.post(f"/lots/{tea}/release", json={"reason": "case replaced"})
 
     # A shipment loaded at onboarding counts for traces only: the stock stays.
-    await publish(bootstrap, shipped(tea, 4, order_id="SO-OLD", imported=True))
+    old = shipment_of({"customer_id": "C-OLD"}, receipt, quantity=4, number="OLD")
+    await publish(bootstrap, old.model_copy(update={"imported": True}))
     await publish(bootstrap, order("SO-T", "TEA", 6))
     await _until(inventory, f"/lots/{tea}", lambda body: body["reserved"] == "6")
-    await publish(bootstrap, shipped(tea, 6, order_id="SO-T", imported=False))
+    await publish(
+        bootstrap, shipment_of({"customer_id": "C-SO-T"}, receipt, quantity=6, number="T")
+    )
     gone = await _until(inventory, f"/lots/{tea}", lambda body: body["on_hand"] == "0")
     assert (gone["shipped"], gone["status"]) == ("6", "depleted")
 
