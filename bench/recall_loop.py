@@ -117,11 +117,16 @@ async def _ingest(database: Database, responses: Sequence[RecallResponse]) -> fl
 
 async def _effectiveness(database: Database, recall_id: str) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
-    async with database.pool.acquire() as connection:
+    async with (
+        database.pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
         recall = await db.get_recall(connection, recall_id)
         assert recall is not None
         check = await effectiveness.read_check(connection, recall)
-    view = effectiveness.view(check, outstanding_limit=1000).model_dump_json()
+        outstanding = effectiveness.outstanding_ids(check, 1000)
+        names = await db.customer_names(connection, outstanding)
+    view = effectiveness.view(check, names, outstanding_limit=1000).model_dump_json()
     return time.perf_counter() - started, {"bytes": len(view)}
 
 

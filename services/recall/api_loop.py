@@ -72,14 +72,21 @@ async def recall_effectiveness(
     ):
         recall = found(await db.get_recall(connection, recall_id), "recall", recall_id)
         check = await effectiveness.read_check(connection, recall)
-    view = effectiveness.view(check, outstanding_limit=outstanding_limit)
+        # The view names the outstanding customers it lists; an export names everyone.
+        named = (
+            effectiveness.outstanding_ids(check, outstanding_limit)
+            if report_format == "json"
+            else [customer for customer, _ in check.customers()]
+        )
+        names = await db.customer_names(connection, named)
+    view = effectiveness.view(check, names, outstanding_limit=outstanding_limit)
     filename = f"recall-{recall_id}-effectiveness.{report_format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if report_format == "csv":
-        body = effectiveness.as_csv(check).encode("utf-8")
+        body = effectiveness.as_csv(check, names).encode("utf-8")
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
     if report_format == "xlsx":
-        workbook = effectiveness.as_xlsx(check, view)
+        workbook = effectiveness.as_xlsx(check, view, names)
         return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
     return Response(view.model_dump_json(), media_type="application/json")
 

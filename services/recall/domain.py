@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 from uuid import UUID
 
-from services.recall.records import CustomerLotUnits, CustomerStanding, RecallLotRef
+from services.recall.records import Answers, CustomerStanding, LotUnits, RecallLotRef
 from shared.contracts.events import ReportedUnits
 from shared.errors import Conflict
 
@@ -276,6 +276,10 @@ class UnitFigures(NamedTuple):
     def plus(self, other: UnitFigures) -> UnitFigures:
         return UnitFigures(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
 
+    def times(self, customers: int) -> UnitFigures:
+        """These figures for each of that many customers, summed."""
+        return UnitFigures(*(figure * customers for figure in self))
+
     @classmethod
     def total(cls, figures: Sequence[UnitFigures]) -> UnitFigures:
         return cls(*(sum(column, ZERO) for column in zip(*figures, strict=True)))
@@ -294,7 +298,7 @@ class UnitFigures(NamedTuple):
         return (self.recovered * 100 / self.shipped).quantize(Decimal("0.1"))
 
 
-def unit_figures(units: CustomerLotUnits) -> UnitFigures:
+def unit_figures(units: LotUnits) -> UnitFigures:
     """A customer's units of a lot. Returned: the units received back, or the customer's own
     count when larger (still in transit). Unaccounted: shipped, less what came back, was
     destroyed or is reported on hand. Recovered never counts more than was shipped."""
@@ -312,7 +316,16 @@ def unit_figures(units: CustomerLotUnits) -> UnitFigures:
     )
 
 
-def is_silent(customer: CustomerStanding) -> bool:
+class Answered(Protocol):
+    """A customer's answers to a recall, as a standing or a group of customers has them."""
+
+    @property
+    def acknowledged(self) -> bool: ...
+    @property
+    def returned(self) -> bool: ...
+
+
+def is_silent(customer: Answered) -> bool:
     """No answer to the recall: no acknowledgement, no units reported, nothing sent back."""
     return not (customer.acknowledged or customer.returned)
 
@@ -327,15 +340,21 @@ class CustomerCounts:
     silent: int
 
 
-def customer_counts(customers: Sequence[CustomerStanding]) -> CustomerCounts:
+def customer_counts(groups: Sequence[tuple[Answers, int]]) -> CustomerCounts:
+    """The counts of customers, from groups of customers who answered alike."""
     return CustomerCounts(
-        affected=len(customers),
-        notified=sum(c.notified for c in customers),
-        delivered=sum(c.reached for c in customers),
-        bounced=sum(c.bounced and not c.reached for c in customers),
-        acknowledged=sum(c.acknowledged for c in customers),
-        silent=sum(is_silent(c) for c in customers),
+        affected=sum(n for _, n in groups),
+        notified=sum(n for a, n in groups if a.notified),
+        delivered=sum(n for a, n in groups if a.reached),
+        bounced=sum(n for a, n in groups if is_bounced(a)),
+        acknowledged=sum(n for a, n in groups if a.acknowledged),
+        silent=sum(n for a, n in groups if is_silent(a)),
     )
+
+
+def is_bounced(answers: Answers) -> bool:
+    """The notice bounced and never reached the customer another way."""
+    return answers.bounced and not answers.reached
 
 
 def below_target(percent: Decimal, target: Decimal) -> bool:

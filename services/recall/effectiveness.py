@@ -1,11 +1,14 @@
-"""A recall's effectiveness check: read once from the projection, figured by the domain's rules,
-and given as JSON, CSV (one row per customer) or XLSX (summary, lots, customers)."""
+"""A recall's effectiveness check: read once from the projection (customers grouped by how they
+stand, so a recall of 100,000 customers is a few hundred groups), figured by the domain's
+rules, and given as JSON, CSV (one row per customer) or XLSX (summary, lots, customers)."""
 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -22,10 +25,11 @@ from services.recall.domain import (
     below_target,
     check_sample,
     customer_counts,
+    is_bounced,
     is_silent,
     unit_figures,
 )
-from services.recall.records import CustomerLotUnits, CustomerStanding
+from services.recall.records import Answers, CustomerGroup, CustomerStanding
 from services.recall.reports import csv_cell
 from services.recall.schemas import (
     Effectiveness,
@@ -35,10 +39,8 @@ from services.recall.schemas import (
     OutstandingCustomer,
     OverReturn,
 )
-from shared.records import built_from
 from shared.runtime.database import Connection, Record
 
-NO_UNITS = UnitFigures()
 CUSTOMER_COLUMNS = (
     "customer_id", "name", "in_sample", "notified", "delivered", "bounced", "acknowledged",
     "silent", "reminders", "shipped", "returned", "destroyed", "on_hand", "unaccounted",
@@ -46,17 +48,22 @@ CUSTOMER_COLUMNS = (
 )  # fmt: skip
 
 
-class CustomerCheck(NamedTuple):
-    """One affected customer in the check: where it stands, and its units of the recall."""
+class GroupCheck(NamedTuple):
+    """Customers who stand alike: their answers, each one's units, and per lot."""
 
-    standing: CustomerStanding
+    answers: Answers
     units: UnitFigures
-    in_sample: bool
-    over_returned: bool
+    lots: tuple[tuple[UUID, UnitFigures], ...]
+    customers: list[str]
 
     @property
     def outstanding(self) -> bool:
-        return is_silent(self.standing) or self.units.unaccounted > 0 or self.units.on_hand > 0
+        """Silent, or with units unaccounted for or still on hand."""
+        return is_silent(self.answers) or self.units.unaccounted > 0 or self.units.on_hand > 0
+
+    @property
+    def over_returned(self) -> bool:
+        return any(figures.over_returned for _, figures in self.lots)
 
 
 @dataclass(frozen=True)
@@ -64,25 +71,40 @@ class Check:
     """Everything the effectiveness of one recall is figured from."""
 
     recall: Record
-    customers: list[CustomerCheck]
+    groups: list[GroupCheck]
     lots: dict[UUID, tuple[str, UnitFigures]]
-    over: list[CustomerLotUnits]
     sample: list[str]
 
     @property
     def total(self) -> UnitFigures:
-        total = UnitFigures()
-        for _, figures in self.lots.values():
-            total = total.plus(figures)
-        return total
+        return UnitFigures.total([figures for _, figures in self.lots.values()])
+
+    def customers(
+        self, *, outstanding: bool = False, over_returned: bool = False
+    ) -> Iterator[tuple[str, GroupCheck]]:
+        """Every customer (or the outstanding ones, or those with units over-returned) with its
+        group, in customer id order."""
+        groups = [
+            g
+            for g in self.groups
+            if (g.outstanding or not outstanding) and (g.over_returned or not over_returned)
+        ]
+        pairs = [[(customer, g) for customer in g.customers] for g in groups]
+        return heapq.merge(*pairs, key=lambda pair: pair[0])
 
 
 async def read_check(connection: Connection, recall: Record) -> Check:
     """The check of `recall` (a row of db.get_recall), from one consistent read."""
     recall_id = recall["recall_id"]
-    standings = await standings_of(connection, recall_id)
-    units = await db.customer_lot_units(connection, recall_id)
-    return figured(recall, standings, units)
+    groups = await db.customer_groups(
+        connection,
+        recall_id,
+        reaching=REACHING_KINDS,
+        acknowledging=ACKNOWLEDGING_KINDS,
+        bouncing=BOUNCING_KINDS,
+    )
+    codes = {row["lot_id"]: row["lot_code"] for row in await db.recall_lots(connection, recall_id)}
+    return figured(recall, groups, codes)
 
 
 async def standings_of(connection: Connection, recall_id: str) -> list[CustomerStanding]:
@@ -96,34 +118,19 @@ async def standings_of(connection: Connection, recall_id: str) -> list[CustomerS
     )
 
 
-def figured(
-    recall: Record, standings: Sequence[CustomerStanding], units: Sequence[CustomerLotUnits]
-) -> Check:
-    per_customer: dict[str, UnitFigures] = {}
-    per_lot: dict[UUID, tuple[str, list[UnitFigures]]] = {}
-    over: list[CustomerLotUnits] = []
-    for row in units:
-        figures = unit_figures(row)
-        known = per_customer.get(row.customer_id)
-        per_customer[row.customer_id] = figures if known is None else known.plus(figures)
-        per_lot.setdefault(row.lot_id, (row.lot_code, []))[1].append(figures)
-        if figures.over_returned:
-            over.append(row)
-    over.sort(key=lambda row: (row.customer_id, row.lot_code))
-    lots = {lot_id: (code, UnitFigures.total(all_)) for lot_id, (code, all_) in per_lot.items()}
-    flagged = {row.customer_id for row in over}
-    sample = check_sample(recall["recall_id"], [s.customer_id for s in standings], _level(recall))
-    in_sample = set(sample)
-    customers = [
-        CustomerCheck(
-            standing=standing,
-            units=per_customer.get(standing.customer_id, NO_UNITS),
-            in_sample=standing.customer_id in in_sample,
-            over_returned=standing.customer_id in flagged,
-        )
-        for standing in standings
-    ]
-    return Check(recall, customers, dict(sorted(lots.items(), key=_by_code)), over, sample)
+def figured(recall: Record, groups: Sequence[CustomerGroup], codes: Mapping[UUID, str]) -> Check:
+    checks: list[GroupCheck] = []
+    per_lot: dict[UUID, list[UnitFigures]] = {}
+    for group in groups:
+        lots = tuple((lot.lot_id, unit_figures(lot)) for lot in group.lots)
+        for lot_id, figures in lots:
+            per_lot.setdefault(lot_id, []).append(figures.times(len(group.customers)))
+        units = UnitFigures.total([figures for _, figures in lots])
+        checks.append(GroupCheck(group.answers, units, lots, group.customers))
+    totals = {lot_id: (codes[lot_id], UnitFigures.total(all_)) for lot_id, all_ in per_lot.items()}
+    everyone = [customer for group in groups for customer in group.customers]
+    sample = check_sample(recall["recall_id"], everyone, _level(recall))
+    return Check(recall, checks, dict(sorted(totals.items(), key=_by_code)), sample)
 
 
 def _by_code(item: tuple[UUID, tuple[str, UnitFigures]]) -> tuple[str, UUID]:
@@ -138,6 +145,11 @@ def effectiveness_target(recall: Record) -> Decimal:
     return Decimal(recall["target_percent"] if recall["target_percent"] is not None else 100)
 
 
+def outstanding_ids(check: Check, limit: int) -> list[str]:
+    """The first `limit` outstanding customers, whose names the view shows."""
+    return [customer for customer, _ in itertools.islice(check.customers(outstanding=True), limit)]
+
+
 def _units(figures: UnitFigures) -> dict[str, Any]:
     return {
         "shipped": figures.shipped,
@@ -149,9 +161,9 @@ def _units(figures: UnitFigures) -> dict[str, Any]:
     }
 
 
-def view(check: Check, *, outstanding_limit: int) -> Effectiveness:
+def view(check: Check, names: Mapping[str, str], *, outstanding_limit: int) -> Effectiveness:
     recall, total = check.recall, check.total
-    outstanding = [customer for customer in check.customers if customer.outstanding]
+    outstanding = itertools.islice(check.customers(outstanding=True), outstanding_limit)
     return Effectiveness(
         recall_id=recall["recall_id"],
         status=recall["status"],
@@ -163,56 +175,61 @@ def view(check: Check, *, outstanding_limit: int) -> Effectiveness:
         effectiveness_percent=total.percent,
         below_target=below_target(total.percent, effectiveness_target(recall)),
         customers=EffectivenessCustomers(
-            **vars(customer_counts([c.standing for c in check.customers]))
+            **vars(customer_counts([(g.answers, len(g.customers)) for g in check.groups]))
         ),
         units=EffectivenessUnits(**_units(total)),
         lots=[
             LotEffectiveness(lot_id=lot_id, lot_code=code, **_units(figures))
             for lot_id, (code, figures) in check.lots.items()
         ],
-        over_returned=[_over(row) for row in check.over],
-        outstanding_count=len(outstanding),
-        outstanding=[_outstanding(c) for c in outstanding[:outstanding_limit]],
+        over_returned=_over(check),
+        outstanding_count=sum(len(g.customers) for g in check.groups if g.outstanding),
+        outstanding=[_outstanding(c, g, names) for c, g in outstanding],
     )
 
 
-def _over(row: CustomerLotUnits) -> OverReturn:
-    figures = unit_figures(row)
-    return built_from(OverReturn, row, returned=figures.returned, destroyed=figures.destroyed)
-
-
-def _outstanding(customer: CustomerCheck) -> OutstandingCustomer:
-    standing = customer.standing
-    return OutstandingCustomer(
-        customer_id=standing.customer_id,
-        name=standing.name,
-        silent=is_silent(standing),
-        bounced=standing.bounced and not standing.reached,
-        reminders=standing.reminders,
-        unaccounted=customer.units.unaccounted,
-        on_hand=customer.units.on_hand,
-    )
-
-
-def customer_rows(check: Check) -> list[list[Any]]:
-    """One row per affected customer, in CUSTOMER_COLUMNS order."""
+def _over(check: Check) -> list[OverReturn]:
+    codes = {lot_id: code for lot_id, (code, _) in check.lots.items()}
     return [
-        [
-            c.standing.customer_id, c.standing.name, c.in_sample, c.standing.notified,
-            c.standing.reached, c.standing.bounced and not c.standing.reached,
-            c.standing.acknowledged, is_silent(c.standing), c.standing.reminders,
-            c.units.shipped, c.units.returned, c.units.destroyed, c.units.on_hand,
-            c.units.unaccounted, c.over_returned,
-        ]
-        for c in check.customers
+        OverReturn(customer_id=customer, lot_id=lot_id, lot_code=codes[lot_id],
+                   shipped=f.shipped, returned=f.returned, destroyed=f.destroyed)
+        for customer, group in check.customers(over_returned=True)
+        for lot_id, f in group.lots
+        if f.over_returned
     ]  # fmt: skip
 
 
-def as_csv(check: Check) -> str:
+def _outstanding(customer: str, group: GroupCheck, names: Mapping[str, str]) -> OutstandingCustomer:
+    return OutstandingCustomer(
+        customer_id=customer,
+        name=names.get(customer),
+        silent=is_silent(group.answers),
+        bounced=is_bounced(group.answers),
+        reminders=group.answers.reminders,
+        unaccounted=group.units.unaccounted,
+        on_hand=group.units.on_hand,
+    )
+
+
+def customer_rows(check: Check, names: Mapping[str, str]) -> list[list[Any]]:
+    """One row per affected customer, in CUSTOMER_COLUMNS order."""
+    sample = set(check.sample)
+    return [
+        [
+            customer, names.get(customer), customer in sample, g.answers.notified,
+            g.answers.reached, is_bounced(g.answers), g.answers.acknowledged,
+            is_silent(g.answers), g.answers.reminders, g.units.shipped, g.units.returned,
+            g.units.destroyed, g.units.on_hand, g.units.unaccounted, g.over_returned,
+        ]
+        for customer, g in check.customers()
+    ]  # fmt: skip
+
+
+def as_csv(check: Check, names: Mapping[str, str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CUSTOMER_COLUMNS)
-    for row in customer_rows(check):
+    for row in customer_rows(check, names):
         writer.writerow([_csv(value) for value in row])
     return buffer.getvalue()
 
@@ -225,7 +242,7 @@ def _csv(value: Any) -> str:
     return csv_cell(value)
 
 
-def as_xlsx(check: Check, effectiveness: Effectiveness) -> bytes:
+def as_xlsx(check: Check, effectiveness: Effectiveness, names: Mapping[str, str]) -> bytes:
     """Sheets: Summary (figure, value), Lots (units per lot), Customers (as the CSV)."""
     output = io.BytesIO()
     workbook = xlsxwriter.Workbook(output, {"in_memory": True})
@@ -246,7 +263,7 @@ def as_xlsx(check: Check, effectiveness: Effectiveness) -> bytes:
         [lot.lot_code, *(getattr(lot, c) for c in lot_columns[1:])] for lot in effectiveness.lots
     ]
     _sheet(workbook, header, "Lots", lot_columns, lot_rows)
-    _sheet(workbook, header, "Customers", CUSTOMER_COLUMNS, customer_rows(check))
+    _sheet(workbook, header, "Customers", CUSTOMER_COLUMNS, customer_rows(check, names))
     workbook.close()
     return output.getvalue()
 

@@ -350,20 +350,38 @@ class ReturnCountRow:
     returned_at: datetime
 
 
-# The two rows below come 100,000 at a time for a large recall: NamedTuples, immutable as a
-# frozen dataclass and several times cheaper to build.
-class CustomerLotUnits(NamedTuple):
-    """One customer's units of one lot of a recall: shipped, received back, and the latest
+# The rows below come by the 100,000 for a large recall: NamedTuples, immutable as a frozen
+# dataclass and several times cheaper to build.
+class LotUnits(NamedTuple):
+    """A customer's units of one lot of a recall: shipped, received back, and the latest
     figures the customer reported (None when never reported)."""
 
-    customer_id: str
     lot_id: UUID
-    lot_code: str
     shipped: Decimal
     returned: Decimal
     reported_returned: Decimal | None
     destroyed: Decimal | None
     on_hand: Decimal | None
+
+
+class Answers(NamedTuple):
+    """What an affected customer's responses, returns and reminders say of it."""
+
+    notified: bool
+    reached: bool
+    bounced: bool
+    acknowledged: bool
+    returned: bool
+    reminders: int
+
+
+class CustomerGroup(NamedTuple):
+    """The affected customers of a recall who stand alike: the same answers and the same
+    units of each lot. A recall of 100,000 customers has a few hundred such groups."""
+
+    answers: Answers
+    lots: tuple[LotUnits, ...]
+    customers: list[str]
 
 
 class CustomerStanding(NamedTuple):

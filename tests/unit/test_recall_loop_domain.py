@@ -19,7 +19,7 @@ from services.recall.domain import (
     sample_size,
     unit_figures,
 )
-from services.recall.records import CustomerLotUnits, CustomerStanding, RecallLotRef
+from services.recall.records import CustomerStanding, LotUnits, RecallLotRef
 from shared.contracts.events import ReportedUnits
 from shared.errors import Conflict
 
@@ -48,8 +48,7 @@ def test_the_check_sample_is_the_same_on_every_read_and_sized_by_the_level() -> 
 
 
 def test_units_returned_destroyed_and_on_hand_leave_the_rest_unaccounted() -> None:
-    units = CustomerLotUnits("C1", BRIE, "BRIE-1", Decimal(10), Decimal(3), Decimal(5),
-                             Decimal(2), Decimal(1))  # fmt: skip
+    units = LotUnits(BRIE, Decimal(10), Decimal(3), Decimal(5), Decimal(2), Decimal(1))
     figures = unit_figures(units)
     # The customer says 5 went back though 3 arrived: 2 are in transit, counted returned.
     assert (figures.returned, figures.unaccounted, figures.recovered) == tuple(
@@ -58,7 +57,7 @@ def test_units_returned_destroyed_and_on_hand_leave_the_rest_unaccounted() -> No
 
 
 def test_recovered_units_never_exceed_what_was_shipped() -> None:
-    units = CustomerLotUnits("C1", BRIE, "BRIE-1", Decimal(10), Decimal(8), None, Decimal(6), None)
+    units = LotUnits(BRIE, Decimal(10), Decimal(8), None, Decimal(6), None)
     figures = unit_figures(units)
     assert (figures.recovered, figures.unaccounted, figures.percent) == tuple(
         map(Decimal, (10, 0, 100))
