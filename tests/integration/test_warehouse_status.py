@@ -20,7 +20,8 @@ from tests.integration.service_apps import assert_error
 from tests.integration.service_apps import until_served as _until
 from tests.integration.test_fulfillment import allocated, allocated_order, lot_code, manual, placed
 from tests.integration.test_inventory import inventory, order, received
-from tests.kafka_helpers import publish, read_topic
+from tests.integration.test_inventory_promises import Clock, running_inventory
+from tests.kafka_helpers import publish, read_settled, read_topic
 
 __all__ = ["inventory", "manual"]  # fixtures
 
@@ -109,3 +110,28 @@ async def test_fulfillment_refuses_a_lot_announced_as_not_available_without_a_re
     assert current["allocations"][0]["blocked"] is None
     shipment = await manual.post("/shipments", json={"order_id": "SO-Q"})
     assert shipment.status_code == 201, shipment.text
+
+
+async def test_the_expiry_sweep_announces_a_lot_that_expired_with_stock_and_not_an_empty_one(
+    database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap, clock = broker.bootstrap_servers, Clock()
+    full, empty = uuid.uuid4(), uuid.uuid4()
+    async with running_inventory(database_url, broker, clock=clock) as client:
+        await publish(
+            bootstrap,
+            received("YOG", 5, days=2, lot_id=full),
+            received("YOG", 5, days=2, lot_id=empty),
+        )
+        await _until(client, f"/lots/{empty}", lambda body: body["on_hand"] == "5")
+        counted = {"lot_id": str(empty), "counted": "0", "reason": "spoiled"}
+        assert (await client.post("/adjustments", json=counted)).status_code == 201
+        clock.today += timedelta(days=3)
+        [expired] = await statuses_of(bootstrap, full, 1)
+        assert (expired["previous_status"], expired["status"]) == ("available", "expired")
+        assert (expired["reason"], expired.get("actor")) == ("expiry date passed", None)
+        # The sweep's announcements are settled: the empty lot's only change was the count's.
+        records = await read_settled(bootstrap, "lot-status-changed", database_url)
+    changes = [json.loads(record.value)["data"] for record in records]
+    emptied = [(c["status"], c["reason"]) for c in changes if c["lot_id"] == str(empty)]
+    assert emptied == [("depleted", "counted: spoiled")]
