@@ -43,7 +43,8 @@ def lot_allocated(
 def lot_status_changed(
     state: LotState, status: LotStatus, *, reason: str, actor: str | None, at: datetime
 ) -> LotStatusChanged:
-    """A lot's new status, with the one announced before it (None for a lot's first)."""
+    """A lot's new status, with the one announced before it (a lot's first status is never
+    announced: `domain.is_announced`)."""
     return LotStatusChanged.model_validate(
         {
             "lot_id": state.lot_id,

@@ -435,8 +435,9 @@ class LotStatusChanged(Event):
     lot_code: LotCode
     sku: Sku
     status: LotStatus
-    previous_status: LotStatus | None = Field(
-        description="None for the status a lot is received with."
+    previous_status: LotStatus = Field(
+        description="The status announced before this one. A lot's first status (the one it is"
+        " received with) is recorded, not announced: there is no status before it."
     )
     reason: LongText
     changed_at: AwareDatetime
