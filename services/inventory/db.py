@@ -36,6 +36,7 @@ from services.inventory.records import (
     ReceivedStock,
     ReservedLot,
     ReturnedLine,
+    ShippedEarly,
     StockChange,
     StockKey,
     StockRow,
@@ -405,11 +406,25 @@ async def made_from(connection: Connection, lot_ids: Sequence[UUID]) -> list[UUI
 # ------------------------------------------------------------------ orders
 
 
+async def lock_orders(connection: Connection, order_ids: Iterable[str]) -> None:
+    """Serialize the handlers that meet on an order before it is stored (its placement and a
+    shipment that came first), in one order so that two replicas never deadlock. A statement
+    of its own: what follows must see what the other committed."""
+    await connection.execute(
+        """
+        SELECT pg_advisory_xact_lock(hashtextextended('order:' || id, 0))
+        FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS id ORDER BY id) AS ids
+        """,
+        list(order_ids),
+    )
+
+
 async def insert_new_orders(
     connection: Connection, orders: Sequence[NewOrder], lines: Sequence[NewLine]
-) -> list[str]:
-    """Store orders never seen before with their lines, in one statement; returns their ids.
-    Their first allocation will be revision 1."""
+) -> tuple[list[str], list[ShippedEarly]]:
+    """Store orders never seen before with their lines, in one statement; returns their ids,
+    and what their lines had shipped already (claimed from `early_shipments`). Their first
+    allocation will be revision 1."""
     rows = await connection.fetch(
         """
         WITH new AS (
@@ -418,18 +433,47 @@ async def insert_new_orders(
             SELECT *, 1 FROM unnest($1::text[], $2::text[], $3::int[], $4::timestamptz[])
             ON CONFLICT (order_id) DO NOTHING
             RETURNING order_id
+        ), early AS (
+            DELETE FROM early_shipments e WHERE e.order_id IN (SELECT order_id FROM new)
+            RETURNING e.order_id, e.line_no, e.shipped
         ), lines AS (
-            INSERT INTO order_lines (order_id, line_no, sku, uom, ordered)
-            SELECT d.* FROM unnest($5::text[], $6::int[], $7::text[], $8::text[], $9::numeric[])
+            INSERT INTO order_lines (order_id, line_no, sku, uom, ordered, shipped)
+            SELECT d.*, coalesce(early.shipped, 0)
+            FROM unnest($5::text[], $6::int[], $7::text[], $8::text[], $9::numeric[])
                 AS d(order_id, line_no, sku, uom, ordered)
+            LEFT JOIN early USING (order_id, line_no)
             WHERE d.order_id IN (SELECT order_id FROM new)
         )
-        SELECT order_id FROM new
+        SELECT new.order_id, early.line_no, early.shipped
+        FROM new LEFT JOIN early USING (order_id)
         """,
         *columns(orders, NewOrder),
         *columns(lines, NewLine),
     )
-    return [row["order_id"] for row in rows]
+    created = list(dict.fromkeys(row["order_id"] for row in rows))
+    early = [
+        ShippedEarly(row["order_id"], row["line_no"], row["shipped"])
+        for row in rows
+        if row["line_no"] is not None
+    ]
+    return created, early
+
+
+async def remember_early_shipments(connection: Connection, early: Sequence[Reserve]) -> None:
+    """Keep what shipped on lines of orders inventory does not know yet, for their arrival."""
+    await connection.execute(
+        """
+        INSERT INTO early_shipments (order_id, line_no, shipped)
+        SELECT order_id, line_no, sum(quantity)
+        FROM unnest($1::text[], $2::int[], $3::numeric[]) AS d(order_id, line_no, quantity)
+        GROUP BY order_id, line_no
+        ON CONFLICT (order_id, line_no)
+            DO UPDATE SET shipped = early_shipments.shipped + EXCLUDED.shipped
+        """,
+        [r.order_id for r in early],
+        [r.line_no for r in early],
+        [r.quantity for r in early],
+    )
 
 
 async def cancel_orders(connection: Connection, order_ids: Sequence[str]) -> list[str]:
@@ -506,14 +550,18 @@ async def line_states(connection: Connection, order_ids: Sequence[str]) -> list[
     return rows_as(rows, LineState)
 
 
-async def lock_order_lines(connection: Connection, order_ids: Iterable[str]) -> None:
-    await connection.execute(
+async def lock_order_lines(
+    connection: Connection, order_ids: Iterable[str]
+) -> set[tuple[str, int]]:
+    """Lock the orders' lines; returns the (order, line) pairs inventory knows."""
+    rows = await connection.fetch(
         """
-        SELECT 1 FROM order_lines WHERE order_id = ANY($1::text[])
+        SELECT order_id, line_no FROM order_lines WHERE order_id = ANY($1::text[])
         ORDER BY order_id, line_no FOR UPDATE
         """,
         sorted(set(order_ids)),
     )
+    return {(row["order_id"], row["line_no"]) for row in rows}
 
 
 # ------------------------------------------------------------------ reservations

@@ -4,8 +4,8 @@ reservations give way when stock shrinks. Pure: no I/O, no framework."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -175,6 +175,19 @@ class Demand:
     uom: str
     quantity: Decimal
     min_remaining_shelf_life_days: int = 0
+
+
+def still_to_ship(
+    demands: Iterable[Demand], shipped: Mapping[tuple[str, int], Decimal]
+) -> list[Demand]:
+    """New orders' demand less what their lines already shipped (a shipment that reached
+    inventory first): those units are never reserved."""
+    left = []
+    for demand in demands:
+        quantity = demand.quantity - shipped.get((demand.order_id, demand.line_no), ZERO)
+        if quantity > ZERO:
+            left.append(replace(demand, quantity=quantity))
+    return left
 
 
 @dataclass(frozen=True)

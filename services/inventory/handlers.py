@@ -239,21 +239,26 @@ class Inventory:
         for incoming in events:
             orders.setdefault(incoming.data.order_id, incoming)  # a re-sent order counts once
         placed = [incoming.data for incoming in orders.values()]
-        created = set(
-            await db.insert_new_orders(
-                unit.connection,
-                [NewOrder.of(order) for order in placed],
-                [line for order in placed for line in NewLine.all_of(order)],
-            )
+        await db.lock_orders(unit.connection, orders)
+        created, early = await db.insert_new_orders(
+            unit.connection,
+            [NewOrder.of(order) for order in placed],
+            [line for order in placed for line in NewLine.all_of(order)],
         )
         # In the order they arrived, which is the order FEFO serves them in.
-        new = [order for order in placed if order.order_id in created]
+        new = [order for order in placed if order.order_id in set(created)]
         if not new:
             return
-        # New orders: their demand is what they ordered, and no one else has seen their lines.
+        if early:
+            await db.close_fulfilled_orders(unit.connection, created)
+        # New orders: their demand is what they ordered less what shipped before they came,
+        # and no one else has seen their lines.
         result = await self._reserve(
             unit,
-            [demand for order in new for demand in _demands(order)],
+            domain.still_to_ship(
+                [demand for order in new for demand in _demands(order)],
+                {(e.order_id, e.line_no): e.shipped for e in early},
+            ),
             causes={order.order_id: orders[order.order_id].id for order in new},
         )
         reserved: dict[str, list[ReservedLot]] = defaultdict(list)
@@ -294,7 +299,8 @@ class Inventory:
         if not shipments.quantities:
             return
         order_ids = shipments.order_ids
-        await db.lock_order_lines(connection, order_ids)
+        await db.lock_orders(connection, order_ids)
+        known_lines = await db.lock_order_lines(connection, order_ids)
         await db.ensure_lots(connection, shipments.facts)
         await db.lock_lot_rows(connection, shipments.lot_ids)
         used, beyond = domain.ship_from_reservations(
@@ -302,6 +308,8 @@ class Inventory:
         )
         shipped = await self._shipped_from(unit, used, beyond)
         await db.release(connection, used, shipped=shipped)
+        if early := [s for s in shipped if (s.order_id, s.line_no) not in known_lines]:
+            await db.remember_early_shipments(connection, early)
         await db.record_movements(connection, [shipments.movement(s) for s in shipped])
         await db.close_fulfilled_orders(connection, order_ids)
         if beyond:

@@ -126,6 +126,15 @@ class NewOrder:
 
 
 @dataclass(frozen=True)
+class ShippedEarly:
+    """Units of an order line that shipped before inventory knew the order."""
+
+    order_id: str
+    line_no: int
+    shipped: Decimal
+
+
+@dataclass(frozen=True)
 class NewLine:
     order_id: str
     line_no: int

@@ -30,6 +30,7 @@ from services.inventory.domain import (
     lot_status,
     ship_from_reservations,
     shrink_reservations,
+    still_to_ship,
 )
 
 TODAY = date(2026, 11, 21)
@@ -594,3 +595,15 @@ def test_fefo_order_of_a_lot_is_its_fefo_key() -> None:
     # FEFO decides between lots; within a lot, the location rule: least available first.
     by_lot = fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, "MAIN")[:-1]
     assert fefo_key(lot) == (*by_lot, lot.available, "MAIN")
+
+
+def test_a_new_order_reserves_only_what_did_not_ship_before_it_arrived() -> None:
+    demands = [demand("SO-1", 5), demand("SO-1", 2, line_no=2), demand("SO-2", 4)]
+    shipped_first = {("SO-1", 1): Decimal(2), ("SO-1", 2): Decimal(2)}
+
+    left = still_to_ship(demands, shipped_first)
+
+    assert [(d.order_id, d.line_no, d.quantity) for d in left] == [
+        ("SO-1", 1, Decimal(3)),
+        ("SO-2", 1, Decimal(4)),
+    ]

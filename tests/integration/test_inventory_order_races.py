@@ -1,0 +1,97 @@
+"""Inventory when an order's events arrive out of order, against a real broker and PostgreSQL.
+
+Inventory reads `order-placed` and `order-shipped` from two topics, so nothing orders one
+before the other: a projection rebuilt from offset 0, a consumer that lagged on one topic, or
+an allocation made outside inventory can put an order's shipment first. The shipped units
+must then count when the order arrives, never be reserved a second time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest_asyncio
+
+from lottrace.infra import TansuBroker, wait_until
+from shared.contracts.events import GoodsReceived, OrderShipped
+from tests.integration.events import applied, event_id
+from tests.integration.service_apps import running
+from tests.integration.service_apps import until_served as _until
+from tests.integration.test_inventory import inventory_app, order, received
+from tests.kafka_helpers import publish
+
+
+@pytest_asyncio.fixture
+async def inventory(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(inventory_app(database_url, broker)) as client:
+        yield client
+
+
+def shipped(order_id: str, lot: GoodsReceived, quantity: int) -> OrderShipped:
+    return OrderShipped(
+        shipment_id=f"SH-{uuid.uuid4().hex[:8]}",
+        order_id=order_id,
+        customer={"customer_id": f"C-{order_id}"},
+        shipped_at=datetime.now(UTC),
+        lines=[
+            {
+                "line_no": 1,
+                "sku": lot.sku,
+                "lot_id": lot.lot_id,
+                "lot_code": lot.lot_code,
+                "quantity": quantity,
+            }
+        ],
+    )
+
+
+async def test_an_order_whose_shipment_came_first_holds_no_reservation(
+    inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    sku = f"RACE-{uuid.uuid4().hex[:6]}"
+    lot = received(sku, 10, days=30)
+    await publish(bootstrap, lot)
+    await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
+
+    [shipment] = await publish(bootstrap, shipped("SO-EARLY", lot, 3))
+
+    async def shipment_applied() -> bool:
+        return await applied(database_url, [event_id(shipment)])
+
+    await wait_until(shipment_applied, timeout=30, what="the early shipment applied")
+    await publish(bootstrap, order("SO-EARLY", sku, 3))
+
+    placed = await _until(inventory, "/orders/SO-EARLY", lambda _: True)
+    [line] = placed["lines"]
+    assert (line["ordered"], line["shipped"], line["reserved"]) == ("3", "3", "0")
+    assert placed["reservations"] == []
+    assert placed["status"] != "open"
+    lot_view = await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
+    assert (lot_view["on_hand"], lot_view["reserved"]) == ("7", "0")
+
+
+async def test_a_partly_shipped_order_reserves_only_what_is_left(
+    inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    sku = f"RACE-{uuid.uuid4().hex[:6]}"
+    lot = received(sku, 10, days=30)
+    await publish(bootstrap, lot)
+    await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
+
+    [shipment] = await publish(bootstrap, shipped("SO-HALF", lot, 2))
+
+    async def shipment_applied() -> bool:
+        return await applied(database_url, [event_id(shipment)])
+
+    await wait_until(shipment_applied, timeout=30, what="the early shipment applied")
+    await publish(bootstrap, order("SO-HALF", sku, 5))
+
+    placed = await _until(inventory, "/orders/SO-HALF", lambda body: body["reservations"])
+    [line] = placed["lines"]
+    assert (line["ordered"], line["shipped"], line["reserved"]) == ("5", "2", "3")
+    lot_view = await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
+    assert (lot_view["on_hand"], lot_view["reserved"]) == ("8", "3")
