@@ -47,22 +47,41 @@ def shipped(order_id: str, lot: GoodsReceived, quantity: int) -> OrderShipped:
     )
 
 
-async def test_an_order_whose_shipment_came_first_holds_no_reservation(
-    inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
-) -> None:
-    bootstrap = broker.bootstrap_servers
-    sku = f"RACE-{uuid.uuid4().hex[:6]}"
-    lot = received(sku, 10, days=30)
+async def shipped_before_ordered(
+    inventory: httpx.AsyncClient,
+    database_url: str,
+    bootstrap: str,
+    *,
+    order_id: str,
+    shipped_first: int,
+    ordered: int,
+) -> GoodsReceived:
+    """A lot of 10; `shipped_first` units of it shipped on `order_id`, applied by inventory,
+    and only then the order of `ordered` units placed."""
+    lot = received(f"RACE-{uuid.uuid4().hex[:6]}", 10, days=30)
     await publish(bootstrap, lot)
     await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
-
-    [shipment] = await publish(bootstrap, shipped("SO-EARLY", lot, 3))
+    [shipment] = await publish(bootstrap, shipped(order_id, lot, shipped_first))
 
     async def shipment_applied() -> bool:
         return await applied(database_url, [event_id(shipment)])
 
     await wait_until(shipment_applied, timeout=30, what="the early shipment applied")
-    await publish(bootstrap, order("SO-EARLY", sku, 3))
+    await publish(bootstrap, order(order_id, lot.sku, ordered))
+    return lot
+
+
+async def test_an_order_whose_shipment_came_first_holds_no_reservation(
+    inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
+) -> None:
+    lot = await shipped_before_ordered(
+        inventory,
+        database_url,
+        broker.bootstrap_servers,
+        order_id="SO-EARLY",
+        shipped_first=3,
+        ordered=3,
+    )
 
     placed = await _until(inventory, "/orders/SO-EARLY", lambda _: True)
     [line] = placed["lines"]
@@ -76,19 +95,14 @@ async def test_an_order_whose_shipment_came_first_holds_no_reservation(
 async def test_a_partly_shipped_order_reserves_only_what_is_left(
     inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
 ) -> None:
-    bootstrap = broker.bootstrap_servers
-    sku = f"RACE-{uuid.uuid4().hex[:6]}"
-    lot = received(sku, 10, days=30)
-    await publish(bootstrap, lot)
-    await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
-
-    [shipment] = await publish(bootstrap, shipped("SO-HALF", lot, 2))
-
-    async def shipment_applied() -> bool:
-        return await applied(database_url, [event_id(shipment)])
-
-    await wait_until(shipment_applied, timeout=30, what="the early shipment applied")
-    await publish(bootstrap, order("SO-HALF", sku, 5))
+    lot = await shipped_before_ordered(
+        inventory,
+        database_url,
+        broker.bootstrap_servers,
+        order_id="SO-HALF",
+        shipped_first=2,
+        ordered=5,
+    )
 
     placed = await _until(inventory, "/orders/SO-HALF", lambda body: body["reservations"])
     [line] = placed["lines"]
