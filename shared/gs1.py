@@ -19,6 +19,7 @@ stricter than biip where biip would silently misread a label.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -27,6 +28,8 @@ from biip.checksums import gs1_standard_check_digit
 from biip.gs1_application_identifiers import GS1ApplicationIdentifier
 from biip.gs1_element_strings import GS1ElementString
 from biip.symbology import GS1Symbology, SymbologyIdentifier
+
+from shared.errors import Invalid
 
 _GS = "\x1d"  # how scanners transmit FNC1
 _CONFIG = ParseConfig(separator_chars=(_GS,))
@@ -106,6 +109,21 @@ def parse_gs1(barcode: str) -> Gs1Scan:
         raise Gs1Error("barcode", "The scan is empty: no barcode data was received.")
     elements = _read_human_readable(text) if text.startswith("(") else _read_scanned(text)
     return _to_scan(barcode, elements)
+
+
+def case_labels(barcodes: Iterable[str]) -> list[Gs1Scan]:
+    """Scanned case labels, as receiving, inventory and fulfillment check them against a lot:
+    each must read, and name its lot (10); anything else is refused as `invalid_barcode`."""
+    scans = []
+    for barcode in barcodes:
+        try:
+            scan = parse_gs1(barcode)
+        except Gs1Error as error:
+            raise Invalid("invalid_barcode", f"{error.element}: {error}") from error
+        if not scan.lot_code:
+            raise Invalid("invalid_barcode", f"scan {barcode!r} names no lot (10)")
+        scans.append(scan)
+    return scans
 
 
 def _without_symbology_identifier(text: str) -> str:

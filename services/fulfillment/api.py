@@ -11,8 +11,7 @@ from services.fulfillment.domain import SHIPPABLE_STATUSES, ScannedLot
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
 from services.fulfillment.schemas import OrderView, ShipmentRequest, ShipmentView
 from services.fulfillment.views import OrderDetails, order_view, shipment_view
-from shared.errors import Invalid
-from shared.gs1 import Gs1Error, parse_gs1
+from shared.gs1 import case_labels
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Connection, UnitOfWork
@@ -23,16 +22,11 @@ router = APIRouter(tags=["fulfillment"])
 
 
 def _scanned(scans: list[str]) -> list[ScannedLot]:
-    lots = []
-    for barcode in scans:
-        try:
-            scan = parse_gs1(barcode)
-        except Gs1Error as error:
-            raise Invalid("invalid_barcode", f"{error.element}: {error}") from error
-        if not scan.lot_code:
-            raise Invalid("invalid_barcode", f"scan {barcode!r} names no lot (10)")
-        lots.append(ScannedLot(lot_code=scan.lot_code, gtin=scan.gtin))
-    return lots
+    return [
+        ScannedLot(lot_code=scan.lot_code, gtin=scan.gtin)
+        for scan in case_labels(scans)
+        if scan.lot_code
+    ]
 
 
 @router.post(

@@ -36,8 +36,7 @@ from services.inventory.schemas import (
 )
 from shared.contracts.events import GoodsReturned
 from shared.contracts.types import Money
-from shared.errors import Invalid
-from shared.gs1 import Gs1Error, parse_gs1
+from shared.gs1 import case_labels
 from shared.ids import new_id
 from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
@@ -273,12 +272,8 @@ async def valuation(
 
 
 def _scans(barcodes: list[str]) -> list[domain.Scan]:
-    """Each scanned GS1 string as the lot code and GTIN it carries; unreadable ones are 422."""
-    try:
-        parsed = [parse_gs1(barcode) for barcode in barcodes]
-    except Gs1Error as error:
-        raise Invalid("invalid_barcode", f"{error.element}: {error}") from error
-    return [(scan.lot_code, scan.gtin) for scan in parsed]
+    """Each scanned GS1 string as the lot code and GTIN it carries."""
+    return [(scan.lot_code, scan.gtin) for scan in case_labels(barcodes)]
 
 
 @router.post(
