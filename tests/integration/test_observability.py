@@ -26,6 +26,7 @@ from tests.kafka_helpers import publish
 
 INVENTORY_TOPICS = {
     "goods-received",
+    "goods-returned",
     "order-placed",
     "order-cancelled",
     "order-shipped",
