@@ -71,7 +71,10 @@ async def test_a_closed_recall_sends_no_late_notice_while_an_open_one_does(
         return len(notices(records)) == 2
 
     await wait_until(first_notices_out, timeout=30, what="the first notices")
-    closed = await recall.post(f"/recalls/{to_close}/close", json={"note": "all destroyed"})
+    closed = await recall.post(
+        f"/recalls/{to_close}/close",
+        json={"note": "all destroyed", "override_reason": "destroyed on site, no returns"},
+    )
     assert closed.status_code == 200, closed.text
 
     # Shipments that were in flight, of both lots, become known now.
