@@ -217,7 +217,9 @@ async def close_recall(
         if recall["status"] == "closed":
             raise Conflict("recall_closed", f"recall {recall_id} is closed already")
         check = await read_check(connection, recall)
-        refuse_below_target(check.total.percent, effectiveness_target(recall), override=override)
+        refuse_below_target(
+            check.total.exact_percent, effectiveness_target(recall), override=override
+        )
         closed = await db.close_recall(
             connection, recall_id, actor=actor, note=body.note if body else None, override=override
         )

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 from uuid import UUID
 
@@ -291,11 +291,17 @@ class UnitFigures(NamedTuple):
         return self.returned + self.destroyed > self.shipped
 
     @property
-    def percent(self) -> Decimal:
-        """Units recovered (returned or destroyed, at most what was shipped) in percent."""
+    def exact_percent(self) -> Decimal:
+        """Units recovered (returned or destroyed, at most what was shipped) in percent, not
+        rounded: what the target is held against."""
         if self.shipped <= 0:
             return Decimal(100)
-        return (self.recovered * 100 / self.shipped).quantize(Decimal("0.1"))
+        return self.recovered * 100 / self.shipped
+
+    @property
+    def percent(self) -> Decimal:
+        """The recovered percentage as shown, rounded down to 0.1: 99.96 % is not 100 %."""
+        return self.exact_percent.quantize(Decimal("0.1"), rounding=ROUND_DOWN)
 
 
 def unit_figures(units: LotUnits) -> UnitFigures:

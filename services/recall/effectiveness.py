@@ -173,7 +173,7 @@ def view(check: Check, names: Mapping[str, str], *, outstanding_limit: int) -> E
         sample=check.sample,
         target_percent=effectiveness_target(recall),
         effectiveness_percent=total.percent,
-        below_target=below_target(total.percent, effectiveness_target(recall)),
+        below_target=below_target(total.exact_percent, effectiveness_target(recall)),
         customers=EffectivenessCustomers(
             **vars(customer_counts([(g.answers, len(g.customers)) for g in check.groups]))
         ),

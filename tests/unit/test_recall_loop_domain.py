@@ -10,7 +10,9 @@ from uuid import UUID
 import pytest
 
 from services.recall.domain import (
+    ZERO,
     ResponseRefused,
+    UnitFigures,
     check_sample,
     refuse_below_target,
     reminder_due,
@@ -99,3 +101,11 @@ def test_close_below_target_needs_a_reason() -> None:
     with pytest.raises(Conflict) as refused:
         refuse_below_target(Decimal("94.9"), Decimal(95), override=None)
     assert refused.value.code == "below_target"
+
+
+def test_a_class_i_recall_nine_units_short_in_20000_is_below_its_100_percent_target() -> None:
+    figures = UnitFigures(Decimal(20_000), Decimal(19_991), ZERO, ZERO, Decimal(9), Decimal(19_991))
+
+    assert figures.percent == Decimal("99.9")  # shown rounded down, never up to 100
+    with pytest.raises(Conflict):
+        refuse_below_target(figures.exact_percent, Decimal(100), override=None)
