@@ -436,7 +436,10 @@ def draw_from_locations(
 ) -> list[tuple[str, Decimal]]:
     """Where a quantity leaves a lot when the event does not say where (production inputs,
     shipments beyond reservations): the locations holding most give first. What no location
-    holds is taken from the largest, so the gap shows as negative stock there."""
+    holds is taken from the largest, so the gap shows as negative stock there. Held locations
+    (returns awaiting inspection) give nothing while the lot has a pickable one: their units
+    leave only through a disposition."""
+    stock = [item for item in stock if is_pickable(item[0])] or list(stock)
     if not stock:
         return []
     taken: list[tuple[str, Decimal]] = []

@@ -12,10 +12,12 @@ import pytest
 
 from lottrace.check.compare import LotFlows, unaccounted
 from services.inventory.domain import (
+    RETURNS_LOCATION,
     Demand,
     StockLot,
     allocate,
     beyond_shipped,
+    draw_from_locations,
     is_pickable,
     scan_problem,
     take_problem,
@@ -86,3 +88,14 @@ def test_returns_and_returns_to_vendor_keep_the_lot_balanced() -> None:
     )
     assert unaccounted(flows) == 0
     assert unaccounted(LotFlows(Decimal(10), Decimal(3), Decimal(0), Decimal(6), Decimal(0))) == 1
+
+
+def test_stock_that_leaves_unannounced_never_comes_out_of_returns_awaiting_inspection() -> None:
+    held_and_pickable = [("MAIN", Decimal(5)), (RETURNS_LOCATION, Decimal(8))]
+
+    assert draw_from_locations(held_and_pickable, Decimal(5)) == [("MAIN", Decimal(5))]
+    # Beyond what is pickable, the gap shows as negative stock where goods are picked.
+    assert draw_from_locations(held_and_pickable, Decimal(7)) == [("MAIN", Decimal(7))]
+    assert draw_from_locations([(RETURNS_LOCATION, Decimal(8))], Decimal(2)) == [
+        (RETURNS_LOCATION, Decimal(2))
+    ]
