@@ -426,7 +426,10 @@ class Inventory:
         await db.record_movements(
             unit.connection, [Movement(lot_id, change, None, f"user:{actor}", detail=reason)]
         )
-        if qc_result is not domain.QcResult.FAILED:
+        if qc_result is domain.QcResult.FAILED:
+            # A lot not on hold may hold reservations: they go to other lots, or wait.
+            await self._withdraw(unit, [lot_id], cause=f"user:{actor}", detail=why)
+        else:
             await self.refill(unit, [lot.sku], cause="hold released")
         await self.announce(unit, {lot_id: why}, actor=actor)
 

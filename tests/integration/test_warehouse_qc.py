@@ -66,3 +66,28 @@ async def test_a_qc_lot_is_allocated_only_after_it_passed_and_never_once_it_fail
     assert (rejected["previous_status"], rejected["status"]) == ("quarantined", "rejected")
     [released] = await statuses_of(bootstrap, passes, 1)
     assert (released["status"], released["reason"]) == ("available", "QC passed")
+
+
+async def test_a_failed_qc_result_on_an_allocated_lot_gives_its_reservations_to_another(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    failing, other = uuid.uuid4(), uuid.uuid4()
+    await publish(
+        bootstrap,
+        received("MINT", 10, days=10, lot_id=failing),
+        received("MINT", 10, days=40, lot_id=other),
+    )
+    await _until(inventory, f"/lots/{other}", lambda body: body["on_hand"] == "10")
+    await publish(bootstrap, order("SO-M", "MINT", 4))
+    first = await _until(inventory, "/orders/SO-M", lambda body: body["reservations"])
+    assert [r["lot_id"] for r in first["reservations"]] == [str(failing)]  # FEFO
+
+    failed = await inventory.post(f"/lots/{failing}/release", json={"qc_result": "failed"})
+    assert (failed.json()["status"], failed.json()["reserved"]) == ("rejected", "0")
+    moved = await _until(
+        inventory,
+        "/orders/SO-M",
+        lambda body: [r["lot_id"] for r in body["reservations"]] == [str(other)],
+    )
+    assert [r["quantity"] for r in moved["reservations"]] == ["4"]
