@@ -37,7 +37,6 @@ from services.inventory.schemas import (
 from shared.contracts.events import GoodsReturned
 from shared.contracts.types import Money
 from shared.gs1 import case_labels
-from shared.ids import new_id
 from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
@@ -338,8 +337,7 @@ async def return_to_vendor(lot_id: UUID, body: ReturnToVendorRequest, request: R
 async def accept_return(body: ReturnRequest, request: Request) -> ReturnAccepted:
     event = GoodsReturned.model_validate(
         {
-            **body.model_dump(exclude={"return_id", "returned_at"}),
-            "return_id": body.return_id or new_id(),
+            **body.model_dump(exclude={"returned_at"}),
             "returned_at": body.returned_at or datetime.now(UTC),
         }
     )

@@ -177,9 +177,9 @@ class ReturnRequest(BaseModel):
     """Units a customer sent back, as `goods-returned` carries them."""
 
     model_config = ConfigDict(extra="forbid")
-    return_id: Identifier | None = Field(
-        default=None,
-        description="Unique per return; generated when absent. A re-sent return changes nothing.",
+    return_id: Identifier = Field(
+        description="Unique per return, chosen by the caller (the return slip or RMA number):"
+        " a re-sent return changes nothing, so a retry after a timeout is safe."
     )
     customer: Customer = Field(description="Who sent the units back.")
     order_id: Identifier | None = Field(default=None, description="The order they came with.")

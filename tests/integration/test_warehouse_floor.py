@@ -100,7 +100,11 @@ async def test_returns_are_held_for_inspection_flagged_beyond_what_shipped_then_
 
     def returned(quantity: str, lot_code: str = code(tea, "TEA")) -> dict[str, Any]:
         line = {"line_no": 1, "sku": "TEA", "lot_code": lot_code, "quantity": quantity}
-        return {"customer": {"customer_id": "C-SO-R"}, "lines": [{**line, "reason": "damaged"}]}
+        return {
+            "return_id": f"RT-{uuid.uuid4().hex[:8]}",
+            "customer": {"customer_id": "C-SO-R"},
+            "lines": [{**line, "reason": "damaged"}],
+        }
 
     unknown = await inventory.post("/returns", json=returned("1", lot_code="TEA-NOPE"))
     assert "TEA-NOPE" in assert_error(unknown, 404, "lot_not_found")["detail"]
