@@ -237,6 +237,15 @@ async def lines_of(connection: Connection, order_ids: Sequence[str]) -> dict[str
     return _per_order(order_ids, rows, Line)
 
 
+async def orders_allocated_from(connection: Connection, lot_ids: Sequence[UUID]) -> list[str]:
+    """The orders whose stored allocation takes from these lots, oldest id first."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT order_id FROM allocations WHERE lot_id = ANY($1::uuid[]) ORDER BY 1",
+        list(lot_ids),
+    )
+    return [row["order_id"] for row in rows]
+
+
 async def allocations_of(
     connection: Connection, order_ids: Sequence[str]
 ) -> dict[str, list[Allocated]]:

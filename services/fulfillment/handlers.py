@@ -127,6 +127,12 @@ class Fulfillment:
         inventory's re-allocation arrives."""
         statuses = LotStatusRecord.latest_of(incoming.data for incoming in events)
         await db.record_lot_statuses(unit.connection, statuses)
+        shippable = [s.lot_id for s in statuses if s.status in SHIPPABLE_STATUSES]
+        if self.auto_ship and shippable:
+            # An allocation that came before its lot was announced available ships now.
+            await self._ship_stored(
+                unit, await db.orders_allocated_from(unit.connection, shippable)
+            )
 
     # ------------------------------------------------------------------ auto-shipping
 

@@ -18,12 +18,19 @@ from shared.contracts.events import LotStatusChanged
 from tests.integration.events import shipment_of
 from tests.integration.service_apps import assert_error
 from tests.integration.service_apps import until_served as _until
-from tests.integration.test_fulfillment import allocated, allocated_order, lot_code, manual, placed
+from tests.integration.test_fulfillment import (
+    allocated,
+    allocated_order,
+    auto,
+    lot_code,
+    manual,
+    placed,
+)
 from tests.integration.test_inventory import inventory, order, received
 from tests.integration.test_inventory_promises import Clock, running_inventory
 from tests.kafka_helpers import publish, read_settled, read_topic
 
-__all__ = ["inventory", "manual"]  # fixtures
+__all__ = ["auto", "inventory", "manual"]  # fixtures
 
 
 async def statuses_of(bootstrap: str, lot_id: uuid.UUID, count: int) -> list[dict[str, Any]]:
@@ -135,3 +142,36 @@ async def test_the_expiry_sweep_announces_a_lot_that_expired_with_stock_and_not_
     changes = [json.loads(record.value)["data"] for record in records]
     emptied = [(c["status"], c["reason"]) for c in changes if c["lot_id"] == str(empty)]
     assert emptied == [("depleted", "counted: spoiled")]
+
+
+async def test_with_auto_ship_an_allocation_waiting_on_a_quarantined_lot_ships_once_it_is_available(
+    auto: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    lot = uuid.uuid4()
+    held_at = datetime.now(UTC)
+
+    def status(name: str, previous: str, at: datetime) -> LotStatusChanged:
+        return LotStatusChanged(
+            lot_id=lot,
+            lot_code=lot_code(lot),
+            sku="OJ",
+            status=name,
+            previous_status=previous,
+            reason="test",
+            changed_at=at,
+        )
+
+    await publish(broker.bootstrap_servers, status("quarantined", "available", held_at))
+    await publish(broker.bootstrap_servers, placed("SO-W", 3))
+    await _until(auto, "/orders/SO-W", lambda o: o["status"] == "open")
+    # The release's re-allocation reached fulfillment before the release's announcement.
+    await publish(broker.bootstrap_servers, allocated("SO-W", 1, (1, lot, 3)))
+    waiting = await _until(auto, "/orders/SO-W", lambda o: bool(o["allocations"]))
+    assert waiting["status"] == "open"
+
+    await publish(
+        broker.bootstrap_servers,
+        status("available", "quarantined", held_at + timedelta(seconds=1)),
+    )
+    shipped = await _until(auto, "/orders/SO-W", lambda o: o["status"] == "shipped")
+    assert [(line["ordered"], line["shipped"]) for line in shipped["lines"]] == [("3", "3")]
