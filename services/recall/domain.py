@@ -310,8 +310,10 @@ def unit_figures(units: LotUnits) -> UnitFigures:
     destroyed or is reported on hand. Recovered never counts more than was shipped."""
     returned = max(units.returned, units.reported_returned or ZERO)
     destroyed = units.destroyed or ZERO
-    on_hand = units.on_hand or ZERO
     shipped = units.shipped
+    # An on-hand count older than the returns or destructions that followed it cannot still
+    # hold those units: it counts at most what is left.
+    on_hand = min(units.on_hand or ZERO, max(ZERO, shipped - returned - destroyed))
     return UnitFigures(
         shipped,
         returned,

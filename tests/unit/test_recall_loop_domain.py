@@ -109,3 +109,12 @@ def test_a_class_i_recall_nine_units_short_in_20000_is_below_its_100_percent_tar
     assert figures.percent == Decimal("99.9")  # shown rounded down, never up to 100
     with pytest.raises(Conflict):
         refuse_below_target(figures.exact_percent, Decimal(100), override=None)
+
+
+def test_an_on_hand_count_followed_by_returns_leaves_nothing_unaccounted() -> None:
+    lot = UUID("0193a6c0-1a2b-7c3d-8e4f-000000000009")
+    # Reported 10 on hand, then sent all 10 back without reporting on hand again.
+    figures = unit_figures(LotUnits(lot, Decimal(10), Decimal(10), None, None, Decimal(10)))
+
+    assert (figures.returned, figures.on_hand, figures.unaccounted) == (Decimal(10), ZERO, ZERO)
+    assert figures.percent == Decimal(100)
