@@ -598,7 +598,7 @@ def test_fefo_order_of_a_lot_is_its_fefo_key() -> None:
 
 
 def test_a_new_order_reserves_only_what_did_not_ship_before_it_arrived() -> None:
-    demands = [demand("SO-1", 5), demand("SO-1", 2, line_no=2), demand("SO-2", 4)]
+    demands = [demand("SO-1", "5"), demand("SO-1", "2", line_no=2), demand("SO-2", "4")]
     shipped_first = {("SO-1", 1): Decimal(2), ("SO-1", 2): Decimal(2)}
 
     left = still_to_ship(demands, shipped_first)
