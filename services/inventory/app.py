@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -10,7 +9,9 @@ from pydantic import SecretStr
 
 from services.inventory.api import router
 from services.inventory.handlers import Inventory
+from shared.runtime.database import UnitOfWork
 from shared.runtime.logging import get_logger
+from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
@@ -42,15 +43,16 @@ def create_app(settings: Settings | None = None, *, inventory: Inventory | None 
     settings = settings or Settings()
     inventory = inventory or Inventory()
 
+    async def sweep(unit: UnitOfWork) -> int:
+        released = await inventory.sweep_expired(unit)
+        if released:
+            log.info("expired lots released their reservations", lots=released)
+        return released
+
     async def expiry_sweep(runtime: ServiceRuntime) -> None:
-        while True:
-            try:
-                released = await runtime.database.run(inventory.sweep_expired)
-                if released:
-                    log.info("expired lots released their reservations", lots=released)
-            except Exception as error:
-                log.warning("expiry sweep failed", error=str(error))
-            await asyncio.sleep(settings.expiry_sweep_seconds)
+        await every(
+            runtime.database, sweep, seconds=settings.expiry_sweep_seconds, what="expiry sweep"
+        )
 
     return WIRING.app(
         settings,

@@ -3,7 +3,6 @@ configured delay, up to the configured number; never after close, never the same
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ from services.recall.handlers import Recalls, notice_requests
 from services.recall.records import PendingRecall
 from shared.runtime.database import Database, UnitOfWork
 from shared.runtime.logging import get_logger
+from shared.runtime.periodic import every
 
 log = get_logger(__name__)
 
@@ -76,14 +76,10 @@ async def run_reminders(
     every_seconds: float,
     clock: Callable[[], datetime] = utc_now,
 ) -> None:
-    """Look for due reminders every `every_seconds`, with the time `clock` tells."""
-    while True:
-        try:
-            sent = await database.run(
-                lambda unit: send_reminders(recalls, unit, now=clock(), policy=policy)
-            )
-        except Exception as error:
-            log.warning("reminders failed; retrying", error=str(error))
-            sent = 0
-        if not sent:
-            await asyncio.sleep(every_seconds)
+    """Look for due reminders every `every_seconds`, with the time `clock` tells; at once
+    again while a round found a full batch to send."""
+
+    async def remind(unit: UnitOfWork) -> int:
+        return await send_reminders(recalls, unit, now=clock(), policy=policy)
+
+    await every(database, remind, seconds=every_seconds, what="reminders", again_while_busy=True)
