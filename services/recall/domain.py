@@ -273,9 +273,6 @@ class UnitFigures(NamedTuple):
     unaccounted: Decimal = ZERO
     recovered: Decimal = ZERO
 
-    def plus(self, other: UnitFigures) -> UnitFigures:
-        return UnitFigures(*(mine + theirs for mine, theirs in zip(self, other, strict=True)))
-
     def times(self, customers: int) -> UnitFigures:
         """These figures for each of that many customers, summed."""
         return UnitFigures(*(figure * customers for figure in self))
