@@ -1,0 +1,174 @@
+"""Reports as tables: rows of typed cells written as CSV (every text cell formula-safe) or as an
+XLSX workbook (a sheet per table, numbers and dates as Excel values). Pure: bytes out, no HTTP;
+a route sends `Rendered.content` with its media type and file name."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, TypeAlias
+from uuid import UUID
+
+import xlsxwriter
+from pydantic import BaseModel
+
+Cell: TypeAlias = str | bool | int | Decimal | date | UUID | None
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_MAX_DATA_ROWS = 1_048_575  # Excel's row limit less the header
+XLSX_SHEET_NAME_LIMIT = 31  # Excel refuses longer sheet names
+
+# A spreadsheet opening a CSV runs a cell starting with one of these as a formula; names and
+# codes are outside text, so such cells get a leading apostrophe (OWASP). Phone numbers and
+# signed numbers start with + or - too; with only digits and separators after the sign they
+# cannot call anything, so they stay as they are.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_LIKE = re.compile(r"[+-][\d\s().-]*")
+
+
+def csv_safe(text: str) -> str:
+    if not text.startswith(_FORMULA_STARTS) or _NUMBER_LIKE.fullmatch(text):
+        return text
+    return "'" + text
+
+
+def plain_decimal(value: Decimal) -> str:
+    """The short spelling of a decimal, without exponent: 40.000 and 40 are one quantity."""
+    if value == value.to_integral_value():
+        return format(value.quantize(Decimal(1)), "f")
+    return format(value.normalize(), "f")
+
+
+class TableFormat(StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+class TableTooLarge(ValueError):
+    """More rows than one sheet holds."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One sheet: its name, column headers and rows of cells in column order."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+
+    @classmethod
+    def of(cls, name: str, kind: type[BaseModel], items: Sequence[BaseModel]) -> Table:
+        """A table of pydantic models: a column per field, in field order, so that the CSV
+        and sheet headers are the JSON field names. Nested models and lists are left out."""
+        columns = tuple(name for name in kind.model_fields if _is_flat(kind, name))
+        rows = tuple(tuple(_cell(getattr(item, column)) for column in columns) for item in items)
+        return cls(name, columns, rows)
+
+
+def _is_flat(kind: type[BaseModel], name: str) -> bool:
+    annotation = str(kind.model_fields[name].annotation)
+    return "list[" not in annotation and "dict[" not in annotation
+
+
+def _cell(value: Any) -> Cell:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (str, bool, int, Decimal, date, UUID)) or value is None:
+        return value
+    raise TypeError(f"a table cell cannot hold {type(value).__name__}")
+
+
+def csv_text(cell: Cell) -> str:
+    """A cell as CSV text: text formula-safe, booleans `true`/`false`, decimals plain."""
+    if isinstance(cell, bool):
+        return "true" if cell else "false"
+    if isinstance(cell, (int, UUID)):
+        return str(cell)
+    if isinstance(cell, str):
+        return csv_safe(cell)
+    if isinstance(cell, Decimal):
+        return plain_decimal(cell)
+    return "" if cell is None else cell.isoformat()
+
+
+def as_csv(table: Table) -> bytes:
+    """RFC 4180 CSV with a header row and CRLF line ends."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(table.columns)
+    writer.writerows([csv_text(cell) for cell in row] for row in table.rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+def as_xlsx(tables: Sequence[Table]) -> bytes:
+    """A workbook with one sheet per table: a bold frozen header with an autofilter, numbers
+    and dates as Excel values, and every text written as text (never run as a formula)."""
+    output = io.BytesIO()
+    workbook = xlsxwriter.Workbook(output, {"in_memory": True})
+    formats = {
+        "header": workbook.add_format({"bold": True, "bottom": 1}),
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+    }
+    for table in tables:
+        if len(table.rows) > XLSX_MAX_DATA_ROWS:
+            raise TableTooLarge(f"{len(table.rows)} rows do not fit in one sheet")
+        _write_sheet(workbook.add_worksheet(table.name[:XLSX_SHEET_NAME_LIMIT]), table, formats)
+    workbook.close()
+    return output.getvalue()
+
+
+def _write_sheet(sheet: Any, table: Table, formats: dict[str, Any]) -> None:
+    widths = [len(column) for column in table.columns]
+    for index, column in enumerate(table.columns):
+        sheet.write_string(0, index, column, formats["header"])
+    for row_index, row in enumerate(table.rows, start=1):
+        for index, cell in enumerate(row):
+            _write_cell(sheet, row_index, index, cell, formats["date"])
+            widths[index] = max(widths[index], len(csv_text(cell)))
+    for index, width in enumerate(widths):
+        sheet.set_column(index, index, min(width + 2, 60))
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, len(table.rows), max(len(table.columns) - 1, 0))
+
+
+def _write_cell(sheet: Any, row: int, column: int, cell: Cell, date_format: Any) -> None:
+    if cell is None:
+        return
+    if isinstance(cell, bool):
+        sheet.write_boolean(row, column, cell)
+    elif isinstance(cell, (int, Decimal)):
+        sheet.write_number(row, column, float(cell))
+    elif isinstance(cell, date):
+        sheet.write_datetime(row, column, cell, date_format)
+    else:
+        sheet.write_string(row, column, str(cell))
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A report ready to send: its bytes, media type and the file name to save it as."""
+
+    content: bytes
+    media_type: str
+    filename: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Disposition": f'attachment; filename="{self.filename}"'}
+
+
+def rendered(tables: Sequence[Table], form: TableFormat, name: str) -> Rendered:
+    """The tables as one file: CSV holds the first table (the report's main one), XLSX all."""
+    if form is TableFormat.XLSX:
+        return Rendered(as_xlsx(tables), XLSX_MEDIA_TYPE, f"{name}.xlsx")
+    return Rendered(as_csv(tables[0]), CSV_MEDIA_TYPE, f"{name}.csv")
