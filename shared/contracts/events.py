@@ -444,6 +444,57 @@ class LotStatusChanged(Event):
     actor: Identifier | None = None
 
 
+# ------------------------------------------- lot movements (lottrace extension to v1.1)
+
+MovementKind = Literal["move", "return-to-vendor"]
+
+
+class LotMoved(Event):
+    """Units of a lot moved between our locations, or went back to the supplier (return to
+    vendor). A lottrace addition beyond the v1.1 contract: the records (EPCIS, FSMA 204) need
+    every movement of a lot. More kinds may be added; each is announced before it is sent."""
+
+    event_type: ClassVar[str] = "lottrace.lot-moved.v1"
+    topic: ClassVar[str] = "lot-movements"
+    key_field: ClassVar[str] = "lot_id"
+
+    movement_id: Identifier = Field(description="Unique; a re-sent movement changes nothing.")
+    lot_id: UUID
+    lot_code: LotCode
+    sku: Sku
+    gtin: Gtin | None = None
+    kind: MovementKind = Field(
+        description="`move`: between two of our locations; `return-to-vendor`: out of our"
+        " custody, back to the lot's supplier."
+    )
+    quantity: Quantity
+    uom: Uom = DEFAULT_UOM
+    from_location: Identifier = Field(description="Where the units were taken from.")
+    to_location: Identifier | None = Field(
+        default=None, description="Where a move put them; none for a return to vendor."
+    )
+    supplier_id: Identifier | None = Field(
+        default=None, description="The supplier a return to vendor goes to, when known."
+    )
+    rma: Identifier | None = Field(
+        default=None, description="The supplier's return authorisation of a return to vendor."
+    )
+    reason: LongText | None = Field(default=None, description="Why, as the person gave it.")
+    moved_at: AwareDatetime
+    actor: Identifier | None = Field(default=None, description="Who did it, when a person did.")
+    scans: list[ShortText] | None = Field(
+        default=None, max_length=1000, description="The GS1 barcodes scanned to check the cases."
+    )
+
+    @model_validator(mode="after")
+    def _kind_named_fully(self) -> LotMoved:
+        if self.kind == "move" and self.to_location is None:
+            raise ValueError("a move needs to_location")
+        if self.kind == "return-to-vendor" and self.rma is None:
+            raise ValueError("a return to vendor needs rma")
+        return self
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderCancelled,
@@ -455,5 +506,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     GoodsReturned,
     RecallResponse,
     LotStatusChanged,
+    LotMoved,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {event.event_type: event for event in ALL_EVENTS}

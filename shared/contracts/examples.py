@@ -19,6 +19,7 @@ from shared.contracts.events import (
     GoodsReturned,
     LotAllocated,
     LotInput,
+    LotMoved,
     LotStatusChanged,
     NoticeShipment,
     OrderCancelled,
@@ -307,6 +308,48 @@ def _follow_up_examples() -> list[NamedExample]:
     ]
 
 
+def _movement_examples() -> list[NamedExample]:
+    """The lottrace addition: a lot moved between locations, a lot returned to its supplier."""
+    return [
+        (
+            "a lot moved to a picking bay",
+            LotMoved(
+                movement_id="0193a6c0-1a2b-7c3d-8e4f-0000000000a1",
+                lot_id=_JUICE_LOT,
+                lot_code=_JUICE_CODE,
+                sku="OJ-1L",
+                gtin="09501101530003",
+                kind="move",
+                quantity=Decimal(12),
+                from_location="MAIN",
+                to_location="BAY-2",
+                reason="slotting",
+                moved_at=EXAMPLE_TIME,
+                actor="floor-lead",
+                scans=[f"(01)09501101530003(10){_JUICE_CODE}"],
+            ),
+        ),
+        (
+            "a lot returned to its supplier",
+            LotMoved(
+                movement_id="0193a6c0-1a2b-7c3d-8e4f-0000000000a2",
+                lot_id=_ORANGES_LOT,
+                lot_code=_ORANGES_CODE,
+                sku="ORANGES-KG",
+                kind="return-to-vendor",
+                quantity=Decimal(40),
+                uom="KG",
+                from_location="DOCK-1",
+                supplier_id="SUP-7",
+                rma="RMA-77",
+                reason="failed QC: mould",
+                moved_at=EXAMPLE_TIME,
+                actor="qa-lead",
+            ),
+        ),
+    ]
+
+
 def examples() -> list[NamedExample]:
     """One or more realistic events of every type, named; they become the messages' examples."""
     return [
@@ -316,4 +359,5 @@ def examples() -> list[NamedExample]:
         *_shipment_examples(),
         *_recall_examples(),
         *_follow_up_examples(),
+        *_movement_examples(),
     ]

@@ -9,6 +9,7 @@ from shared.contracts.events import (
     GoodsReceived,
     GoodsReturned,
     LotAllocated,
+    LotMoved,
     LotStatusChanged,
     OrderCancelled,
     OrderPlaced,
@@ -110,6 +111,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         consumers=("fulfillment", "recall", "operators"),
         description="Every change of a lot's status: hold, release, QC result, expiry, recall,"
         " depletion.",
+    ),
+    TopicSpec.carrying(
+        LotMoved,
+        producer="inventory",
+        consumers=("recall",),
+        description="Moves between locations and returns to vendor, for the lot's records"
+        " (a lottrace addition beyond v1.1).",
     ),
 )
 

@@ -414,6 +414,27 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
             "actor",
         ],
     },
+    "lottrace.lot-moved.v1": {
+        # A lottrace addition beyond v1.1, as docs/contracts/README.md states it.
+        "": [
+            "movement_id",
+            "lot_id",
+            "lot_code",
+            "sku",
+            "gtin",
+            "kind",
+            "quantity",
+            "uom",
+            "from_location",
+            "to_location",
+            "supplier_id",
+            "rma",
+            "reason",
+            "moved_at",
+            "actor",
+            "scans",
+        ],
+    },
 }
 
 CONTRACT_REQUIRED: dict[str, list[str]] = {
@@ -459,6 +480,16 @@ CONTRACT_REQUIRED: dict[str, list[str]] = {
         "reason",
         "changed_at",
     ],
+    "lottrace.lot-moved.v1": [
+        "movement_id",
+        "lot_id",
+        "lot_code",
+        "sku",
+        "kind",
+        "quantity",
+        "from_location",
+        "moved_at",
+    ],
 }
 
 TIMESTAMPS = {
@@ -470,6 +501,7 @@ TIMESTAMPS = {
     "lottrace.goods-returned.v1": ["returned_at"],
     "lottrace.recall-response.v1": ["responded_at"],
     "lottrace.lot-status-changed.v1": ["changed_at"],
+    "lottrace.lot-moved.v1": ["moved_at"],
 }
 DATES = {
     "lottrace.goods-received.v1": ["production_date", "expiry_date", "best_before_date"],
@@ -485,6 +517,7 @@ UUIDS = {
     "lottrace.goods-returned.v1": ["lines[].lot_id"],
     "lottrace.recall-response.v1": ["units[].lot_id"],
     "lottrace.lot-status-changed.v1": ["lot_id"],
+    "lottrace.lot-moved.v1": ["lot_id"],
 }
 QUANTITIES = {
     "lottrace.order-placed.v1": ["lines[].quantity"],
@@ -495,6 +528,7 @@ QUANTITIES = {
     "lottrace.recall-customer-notice.v1": ["shipments[].quantity"],
     "lottrace.goods-returned.v1": ["lines[].quantity"],
     "lottrace.recall-response.v1": ["units[].on_hand", "units[].destroyed", "units[].returned"],
+    "lottrace.lot-moved.v1": ["quantity"],
 }
 
 

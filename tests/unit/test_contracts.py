@@ -154,6 +154,20 @@ SAMPLES: dict[type[events.Event], events.Event] = {
         reason="hold: supplier complaint",
         changed_at=AT,
     ),
+    events.LotMoved: events.LotMoved(
+        movement_id="MV-1",
+        lot_id=LOT_ID,
+        lot_code="OJ-1L-20261121-0001",
+        sku="OJ-1L",
+        kind="return-to-vendor",
+        quantity=Decimal(8),
+        from_location="MAIN",
+        supplier_id="SUP-7",
+        rma="RMA-77",
+        reason="failed QC: mould",
+        moved_at=AT,
+        actor="qa-lead",
+    ),
 }
 SUBJECTS = {
     events.OrderPlaced: "SO-1001",
@@ -166,6 +180,7 @@ SUBJECTS = {
     events.GoodsReturned: "RT-1",
     events.RecallResponse: "RC-9",
     events.LotStatusChanged: str(LOT_ID),
+    events.LotMoved: str(LOT_ID),
 }
 
 
@@ -602,3 +617,19 @@ def test_every_event_type_travels_on_exactly_one_topic() -> None:
     carried = [event for topic in TOPICS for event in topic.events]
 
     assert sorted(e.__name__ for e in carried) == sorted(e.__name__ for e in ALL_EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("kind", "missing", "field"),
+    [("move", "to_location", "to_location"), ("return-to-vendor", "rma", "rma")],
+)
+def test_a_movement_must_say_where_a_move_went_and_under_which_rma_a_return_went(
+    kind: str, missing: str, field: str
+) -> None:
+    movement = SAMPLES[events.LotMoved].model_dump(mode="json") | {
+        "kind": kind,
+        "to_location": "BAY-2",
+        "rma": "RMA-77",
+    }
+    with pytest.raises(ValidationError, match=field):
+        events.LotMoved.model_validate({**movement, missing: None})
