@@ -24,7 +24,7 @@ import pytest_asyncio
 from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import Settings, create_app
 from services.inventory.handlers import Inventory
-from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, RecallIssued
+from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, OrderShipped, RecallIssued
 from shared.runtime.auth import Role
 from shared.runtime.database import Database, UnitOfWork
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
@@ -35,6 +35,11 @@ from tests.kafka_helpers import committed_offsets, end_offsets, publish, read_to
 
 TODAY = date.today()
 INVENTORY_MIGRATIONS = Path(create_app.__code__.co_filename).parent / "migrations"
+
+
+def lot_code_of(sku: str, lot_id: uuid.UUID) -> str:
+    """The code `received` gives a lot: its SKU and the start of its id."""
+    return f"{sku}-{str(lot_id)[:6]}"
 
 
 def received(
@@ -49,7 +54,7 @@ def received(
     return GoodsReceived(
         receipt_id=f"R-{uuid.uuid4().hex[:8]}",
         lot_id=lot,
-        lot_code=f"{sku}-{str(lot)[:6]}",
+        lot_code=lot_code_of(sku, lot),
         sku=sku,
         quantity=quantity,
         location=location,
@@ -64,6 +69,24 @@ def order(order_id: str, sku: str, quantity: int, *, shelf_life: int = 0) -> Ord
         customer={"customer_id": f"C-{order_id}"},
         lines=[{"line_no": 1, "sku": sku, "quantity": quantity}],
         min_remaining_shelf_life_days=shelf_life,
+    )
+
+
+def shipped(order_id: str, sku: str, lot_id: uuid.UUID, quantity: int) -> OrderShipped:
+    """`quantity` units of a lot `received` made, shipped on line 1 of `order_id`."""
+    line = {
+        "line_no": 1,
+        "sku": sku,
+        "lot_id": lot_id,
+        "lot_code": lot_code_of(sku, lot_id),
+        "quantity": quantity,
+    }
+    return OrderShipped(
+        shipment_id=f"SH-{uuid.uuid4().hex[:8]}",
+        order_id=order_id,
+        customer={"customer_id": f"C-{order_id}"},
+        shipped_at=datetime.now(UTC),
+        lines=[line],
     )
 
 
@@ -226,7 +249,7 @@ def made_from(
     input_lot: uuid.UUID, sku: str, quantity: int, *, lot_id: uuid.UUID, input_sku: str = "APPLE"
 ) -> GoodsReceived:
     ingredient = LotInput(
-        lot_id=input_lot, lot_code=f"{input_sku}-{str(input_lot)[:6]}", sku=input_sku, quantity=5
+        lot_id=input_lot, lot_code=lot_code_of(input_sku, input_lot), sku=input_sku, quantity=5
     )
     return received(sku, quantity, days=20, lot_id=lot_id).model_copy(
         update={"inputs": [ingredient]}
@@ -239,7 +262,9 @@ def recall_of(lot_id: uuid.UUID, recall_id: str) -> RecallIssued:
         issued_at=datetime.now(UTC),
         reason="patulin above limit",
         scope={"lot_ids": [lot_id]},
-        affected_lots=[{"lot_id": lot_id, "lot_code": f"APPLE-{str(lot_id)[:6]}", "sku": "APPLE"}],
+        affected_lots=[
+            {"lot_id": lot_id, "lot_code": lot_code_of("APPLE", lot_id), "sku": "APPLE"}
+        ],
         affected_customer_count=0,
         shipped_quantity=0,
     )

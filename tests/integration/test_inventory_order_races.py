@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest_asyncio
 
 from lottrace.infra import TansuBroker, wait_until
-from shared.contracts.events import GoodsReceived, OrderShipped
+from shared.contracts.events import GoodsReceived
 from tests.integration.events import applied, event_id
 from tests.integration.service_apps import running
 from tests.integration.service_apps import until_served as _until
-from tests.integration.test_inventory import inventory_app, order, received
+from tests.integration.test_inventory import inventory_app, order, received, shipped
 from tests.kafka_helpers import publish
 
 
@@ -27,24 +26,6 @@ from tests.kafka_helpers import publish
 async def inventory(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
     async with running(inventory_app(database_url, broker)) as client:
         yield client
-
-
-def shipped(order_id: str, lot: GoodsReceived, quantity: int) -> OrderShipped:
-    return OrderShipped(
-        shipment_id=f"SH-{uuid.uuid4().hex[:8]}",
-        order_id=order_id,
-        customer={"customer_id": f"C-{order_id}"},
-        shipped_at=datetime.now(UTC),
-        lines=[
-            {
-                "line_no": 1,
-                "sku": lot.sku,
-                "lot_id": lot.lot_id,
-                "lot_code": lot.lot_code,
-                "quantity": quantity,
-            }
-        ],
-    )
 
 
 async def shipped_before_ordered(
@@ -61,7 +42,7 @@ async def shipped_before_ordered(
     lot = received(f"RACE-{uuid.uuid4().hex[:6]}", 10, days=30)
     await publish(bootstrap, lot)
     await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
-    [shipment] = await publish(bootstrap, shipped(order_id, lot, shipped_first))
+    [shipment] = await publish(bootstrap, shipped(order_id, lot.sku, lot.lot_id, shipped_first))
 
     async def shipment_applied() -> bool:
         return await applied(database_url, [event_id(shipment)])

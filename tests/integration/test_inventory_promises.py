@@ -18,10 +18,10 @@ from aiokafka import ConsumerRecord
 from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import Settings, create_app
 from services.inventory.handlers import Inventory
-from shared.contracts.events import OrderCancelled, OrderShipped
+from shared.contracts.events import OrderCancelled
 from tests.integration.events import applied, event_id
 from tests.integration.service_apps import quick_settings, running
-from tests.integration.test_inventory import order, received
+from tests.integration.test_inventory import order, received, shipped
 from tests.kafka_helpers import publish, read_settled, read_topic
 
 Revisions = dict[str, list[dict[str, Any]]]
@@ -161,7 +161,7 @@ async def test_a_cancelled_order_gives_back_what_it_had_not_shipped_to_the_waiti
     await publish(bootstrap, order("SO-W", "KIWI", 3))
     waiting = (await until_revision(bootstrap, "SO-W", 1))["SO-W"][0]
     assert (taken(waiting), backordered(waiting)) == ({str(kiwi): "2"}, ["1"])
-    await publish(bootstrap, one_unit_shipped("SO-C", kiwi))
+    await publish(bootstrap, shipped("SO-C", "KIWI", kiwi, 1))
     await lot_where(inventory, kiwi, on_hand="5", reserved="5")
 
     [cancel] = await publish(bootstrap, OrderCancelled(order_id="SO-C", reason="no longer"))
@@ -182,24 +182,6 @@ async def test_a_cancelled_order_gives_back_what_it_had_not_shipped_to_the_waiti
     assert [(line["shipped"], line["reserved"]) for line in cancelled["lines"]] == [("1", "0")]
     # 6 received, 1 shipped, 3 reserved by the waiting order: the other 2 are free again.
     assert (stock["on_hand"], stock["reserved"], stock["available"]) == ("5", "3", "2")
-
-
-def one_unit_shipped(order_id: str, lot_id: uuid.UUID) -> OrderShipped:
-    return OrderShipped(
-        shipment_id=f"SH-{order_id}",
-        order_id=order_id,
-        customer={"customer_id": f"C-{order_id}"},
-        shipped_at=datetime.now(UTC),
-        lines=[
-            {
-                "line_no": 1,
-                "sku": "KIWI",
-                "lot_id": lot_id,
-                "lot_code": f"KIWI-{str(lot_id)[:6]}",
-                "quantity": 1,
-            }
-        ],
-    )
 
 
 async def test_a_released_hold_and_a_count_that_goes_up_fill_backorders_oldest_first(
