@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import pytest_asyncio
 
 from lottrace.infra import TansuBroker, wait_until
@@ -52,41 +53,44 @@ async def shipped_before_ordered(
     return lot
 
 
-async def test_an_order_whose_shipment_came_first_holds_no_reservation(
-    inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
+@pytest.mark.parametrize(
+    ("shipped_first", "ordered", "reserved", "lot_after"),
+    [
+        pytest.param(3, 3, "0", ("7", "0"), id="all shipped first: no reservation, order closed"),
+        pytest.param(2, 5, "3", ("8", "3"), id="part shipped first: only the rest reserved"),
+    ],
+)
+async def test_an_order_whose_shipment_came_first_reserves_only_what_is_left(
+    inventory: httpx.AsyncClient,
+    database_url: str,
+    broker: TansuBroker,
+    shipped_first: int,
+    ordered: int,
+    reserved: str,
+    lot_after: tuple[str, str],
 ) -> None:
+    order_id = f"SO-{shipped_first}-OF-{ordered}"
     lot = await shipped_before_ordered(
         inventory,
         database_url,
         broker.bootstrap_servers,
-        order_id="SO-EARLY",
-        shipped_first=3,
-        ordered=3,
+        order_id=order_id,
+        shipped_first=shipped_first,
+        ordered=ordered,
     )
 
-    placed = await _until(inventory, "/orders/SO-EARLY", lambda _: True)
-    [line] = placed["lines"]
-    assert (line["ordered"], line["shipped"], line["reserved"]) == ("3", "3", "0")
-    assert placed["reservations"] == []
-    assert placed["status"] != "open"
-    lot_view = await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
-    assert (lot_view["on_hand"], lot_view["reserved"]) == ("7", "0")
-
-
-async def test_a_partly_shipped_order_reserves_only_what_is_left(
-    inventory: httpx.AsyncClient, database_url: str, broker: TansuBroker
-) -> None:
-    lot = await shipped_before_ordered(
-        inventory,
-        database_url,
-        broker.bootstrap_servers,
-        order_id="SO-HALF",
-        shipped_first=2,
-        ordered=5,
+    placed = await _until(
+        inventory, f"/orders/{order_id}", lambda body: body["lines"][0]["reserved"] == reserved
     )
-
-    placed = await _until(inventory, "/orders/SO-HALF", lambda body: body["reservations"])
     [line] = placed["lines"]
-    assert (line["ordered"], line["shipped"], line["reserved"]) == ("5", "2", "3")
+    assert (line["ordered"], line["shipped"], line["reserved"]) == (
+        str(ordered),
+        str(shipped_first),
+        reserved,
+    )
+    assert [r["quantity"] for r in placed["reservations"]] == (
+        [] if reserved == "0" else [reserved]
+    )
+    assert (placed["status"] == "open") is (shipped_first < ordered)
     lot_view = await _until(inventory, f"/lots/{lot.lot_id}", lambda _: True)
-    assert (lot_view["on_hand"], lot_view["reserved"]) == ("8", "3")
+    assert (lot_view["on_hand"], lot_view["reserved"]) == lot_after
