@@ -1,14 +1,23 @@
-"""Measuring helpers: percentiles, consumer lag, peak memory of service processes."""
+"""Measuring helpers: percentiles, consumer lag, peak memory of service processes, and a
+throwaway recall database for the benches that time the recall service's SQL in process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
+import asyncpg
 import psutil
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from lottrace.infra import EmbeddedPostgres
+from services.recall.app import MIGRATIONS
+from shared.runtime.database import Database
+from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+
+RECALL_SOURCE = "/lottrace/recall"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -97,3 +106,25 @@ class MemorySampler:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+@contextlib.asynccontextmanager
+async def recall_database(name: str) -> AsyncIterator[Database]:
+    """The recall service's schema in a new database `name` on an embedded PostgreSQL of its
+    own, open until the block ends; the server is stopped after it."""
+    server = EmbeddedPostgres(durable=False)
+    await server.start()
+    try:
+        admin = await asyncpg.connect(server.url())
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        url = server.url(name)
+        await migrate(url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
+        database = Database(url, source=RECALL_SOURCE, min_size=1, max_size=2)
+        await database.open()
+        try:
+            yield database
+        finally:
+            await database.close()
+    finally:
+        server.stop()

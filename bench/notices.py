@@ -16,20 +16,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
-from lottrace.infra import EmbeddedPostgres
+from bench.measure import RECALL_SOURCE, recall_database
 from services.recall import db
-from services.recall.app import MIGRATIONS
 from services.recall.handlers import Recalls, notice_requests
 from services.recall.notices import NoticeBuilder
 from services.recall.records import Chunk, PendingRecall
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallScope
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, UnitOfWork
-from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 
-SOURCE = "/lottrace/recall"
 Work = Callable[[Connection], Awaitable[int]]
 
 
@@ -86,7 +81,7 @@ async def _next_chunk(connection: Connection) -> tuple[PendingRecall, Chunk]:
 
 
 async def _sql_path(connection: Connection) -> int:
-    builder = NoticeBuilder(source=SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
+    builder = NoticeBuilder(source=RECALL_SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
     recall, chunk = await _next_chunk(connection)
     left = await db.write_notices(
         connection,
@@ -94,13 +89,13 @@ async def _sql_path(connection: Connection) -> int:
         chunk=chunk,
         max_value_bytes=builder.value_budget_for_sql,
         max_shipments=None,
-        source=SOURCE,
+        source=RECALL_SOURCE,
     )
     return chunk.customers - len(left)
 
 
 async def _model_path(connection: Connection) -> int:
-    builder = NoticeBuilder(source=SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
+    builder = NoticeBuilder(source=RECALL_SOURCE, max_message_bytes=MAX_MESSAGE_BYTES)
     recall, chunk = await _next_chunk(connection)
     customer_ids = await connection.fetch(
         "SELECT DISTINCT customer_id FROM shipment_lines"
@@ -108,7 +103,7 @@ async def _model_path(connection: Connection) -> int:
         chunk.first_customer,
         chunk.last_customer,
     )
-    unit = UnitOfWork(connection, source=SOURCE)
+    unit = UnitOfWork(connection, source=RECALL_SOURCE)
     built = []
     for request in await notice_requests(connection, recall, [r[0] for r in customer_ids]):
         for notice in builder.build(request):
@@ -133,24 +128,10 @@ async def _timed(database: Database, work: Work, runs: int) -> tuple[list[float]
 
 async def measure(customers: int, per_customer: int, runs: int) -> dict[str, float]:
     """Median seconds of each path for one chunk of `customers` notices."""
-    server = EmbeddedPostgres(durable=False)
-    await server.start()
-    try:
-        admin = await asyncpg.connect(server.url())
-        await admin.execute("CREATE DATABASE bench_notices")
-        await admin.close()
-        url = server.url("bench_notices")
-        await migrate(url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
-        database = Database(url, source=SOURCE, min_size=1, max_size=2)
-        await database.open()
-        try:
-            await _seed(database, customers, per_customer)
-            sql, sql_notices = await _timed(database, _sql_path, runs)
-            model, model_notices = await _timed(database, _model_path, runs)
-        finally:
-            await database.close()
-    finally:
-        server.stop()
+    async with recall_database("bench_notices") as database:
+        await _seed(database, customers, per_customer)
+        sql, sql_notices = await _timed(database, _sql_path, runs)
+        model, model_notices = await _timed(database, _model_path, runs)
     assert sql_notices == model_notices == customers, (sql_notices, model_notices)
     return {"sql_seconds": statistics.median(sql), "model_seconds": statistics.median(model)}
 

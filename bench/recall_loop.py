@@ -19,20 +19,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
-from lottrace.infra import EmbeddedPostgres
+from bench.measure import recall_database
 from services.recall import db, effectiveness
-from services.recall.app import MIGRATIONS
 from services.recall.drills import DrillRequest, run_drill
 from services.recall.handlers import Recalls
 from services.recall.responses import on_recall_responses
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import GoodsReceived, RecallResponse, RecallScope
 from shared.runtime.database import Database
-from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 
-SOURCE = "/lottrace/recall"
 BATCH = 500  # the consumer's default CONSUMER_MAX_RECORDS
 LINES_PER_LOT = 1000  # the other lots of the projection: this many lines each
 
@@ -139,22 +134,8 @@ async def _drill(database: Database, lot: GoodsReceived) -> tuple[float, dict[st
 
 
 async def measure(customers: int, lines: int) -> dict[str, Any]:
-    server = EmbeddedPostgres(durable=False)
-    await server.start()
-    try:
-        admin = await asyncpg.connect(server.url())
-        await admin.execute("CREATE DATABASE bench_recall_loop")
-        await admin.close()
-        url = server.url("bench_recall_loop")
-        await migrate(url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
-        database = Database(url, source=SOURCE, min_size=1, max_size=2)
-        await database.open()
-        try:
-            return await _run(database, customers, lines)
-        finally:
-            await database.close()
-    finally:
-        server.stop()
+    async with recall_database("bench_recall_loop") as database:
+        return await _run(database, customers, lines)
 
 
 async def _run(database: Database, customers: int, lines: int) -> dict[str, Any]:
