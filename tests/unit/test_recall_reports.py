@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -135,35 +136,51 @@ def story_rows() -> list[FsmaRow]:
     return fsma_rows([production(), purchase()], juice_inputs(), [shipment()])
 
 
+def assert_cells(row: FsmaRow, expected: Mapping[FsmaColumn, object]) -> None:
+    """`row` holds these values in these columns (None: the column is empty)."""
+    assert {column: row.get(column) for column in expected} == expected
+
+
 # ------------------------------------------------------------------ rows
 
 
 def test_a_purchase_is_one_receiving_row_with_supplier_po_and_date_code() -> None:
     [row] = fsma_rows([purchase()], [], [])
-    assert row[FsmaColumn.EVENT_TYPE] == "Receiving"
-    assert row[FsmaColumn.TLC] == "(01)09501101530003(10)FARM-LOT-7"
-    assert row[FsmaColumn.LOT_CODE] == "FARM-LOT-7"
-    assert row[FsmaColumn.PRODUCT_DESCRIPTION] == "ORANGES"
-    assert (row[FsmaColumn.QUANTITY], row[FsmaColumn.UNIT_OF_MEASURE]) == (Decimal(100), "KG")
-    assert row[FsmaColumn.EVENT_DATE] == date(2026, 11, 20)
-    assert row[FsmaColumn.EVENT_TIME] == time(8, 30)
-    assert row[FsmaColumn.EVENT_LOCATION] == "DOCK-1"
-    assert row[FsmaColumn.PREVIOUS_SOURCE] == "Farm A, Valencia"
-    assert row[FsmaColumn.PREVIOUS_SOURCE_ID] == "FARM-A"
-    assert row[FsmaColumn.TLC_SOURCE] == "Farm A, Valencia"
-    assert row[FsmaColumn.TLC_SOURCE_REFERENCE] == "FARM-A"
-    assert row[FsmaColumn.REFERENCE_DOCUMENT_TYPE] == "Purchase Order"
-    assert row[FsmaColumn.REFERENCE_DOCUMENT_NUMBER] == "PO-77"
-    assert row[FsmaColumn.DATE_CODE] == date(2026, 12, 10)
-    assert row[FsmaColumn.DATE_CODE_TYPE] == "Expiry Date"
-    assert row.get(FsmaColumn.INPUT_TLC) is None
-    assert row.get(FsmaColumn.RECIPIENT) is None
+    assert_cells(
+        row,
+        {
+            FsmaColumn.EVENT_TYPE: "Receiving",
+            FsmaColumn.TLC: "(01)09501101530003(10)FARM-LOT-7",
+            FsmaColumn.LOT_CODE: "FARM-LOT-7",
+            FsmaColumn.PRODUCT_DESCRIPTION: "ORANGES",
+            FsmaColumn.QUANTITY: Decimal(100),
+            FsmaColumn.UNIT_OF_MEASURE: "KG",
+            FsmaColumn.EVENT_DATE: date(2026, 11, 20),
+            FsmaColumn.EVENT_TIME: time(8, 30),
+            FsmaColumn.EVENT_LOCATION: "DOCK-1",
+            FsmaColumn.PREVIOUS_SOURCE: "Farm A, Valencia",
+            FsmaColumn.PREVIOUS_SOURCE_ID: "FARM-A",
+            FsmaColumn.TLC_SOURCE: "Farm A, Valencia",
+            FsmaColumn.TLC_SOURCE_REFERENCE: "FARM-A",
+            FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Purchase Order",
+            FsmaColumn.REFERENCE_DOCUMENT_NUMBER: "PO-77",
+            FsmaColumn.DATE_CODE: date(2026, 12, 10),
+            FsmaColumn.DATE_CODE_TYPE: "Expiry Date",
+            FsmaColumn.INPUT_TLC: None,
+            FsmaColumn.RECIPIENT: None,
+        },
+    )
 
 
 def test_a_purchase_without_po_references_the_receipt() -> None:
     [row] = fsma_rows([purchase(purchase_order=None)], [], [])
-    assert row[FsmaColumn.REFERENCE_DOCUMENT_TYPE] == "Receipt"
-    assert row[FsmaColumn.REFERENCE_DOCUMENT_NUMBER] == "R-ORANGES"
+    assert_cells(
+        row,
+        {
+            FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Receipt",
+            FsmaColumn.REFERENCE_DOCUMENT_NUMBER: "R-ORANGES",
+        },
+    )
 
 
 def test_a_production_receipt_with_two_inputs_is_two_transformation_rows() -> None:
@@ -172,42 +189,53 @@ def test_a_production_receipt_with_two_inputs_is_two_transformation_rows() -> No
     by_input = {row[FsmaColumn.INPUT_LOT_CODE]: row for row in rows}
     assert set(by_input) == {"FARM-LOT-7", "SUG-1"}
     oranges, sugar = by_input["FARM-LOT-7"], by_input["SUG-1"]
-    assert oranges[FsmaColumn.INPUT_TLC] == "(01)09501101530003(10)FARM-LOT-7"
-    assert oranges[FsmaColumn.INPUT_PRODUCT_DESCRIPTION] == "ORANGES"
-    assert (oranges[FsmaColumn.INPUT_QUANTITY], oranges[FsmaColumn.INPUT_UNIT_OF_MEASURE]) == (
-        Decimal(40),
-        "KG",
+    assert_cells(
+        oranges,
+        {
+            FsmaColumn.INPUT_TLC: "(01)09501101530003(10)FARM-LOT-7",
+            FsmaColumn.INPUT_PRODUCT_DESCRIPTION: "ORANGES",
+            FsmaColumn.INPUT_QUANTITY: Decimal(40),
+            FsmaColumn.INPUT_UNIT_OF_MEASURE: "KG",
+        },
     )
-    assert sugar[FsmaColumn.INPUT_TLC] == "SUG-1"
-    assert sugar[FsmaColumn.INPUT_QUANTITY] == Decimal("2.5")
+    assert_cells(sugar, {FsmaColumn.INPUT_TLC: "SUG-1", FsmaColumn.INPUT_QUANTITY: Decimal("2.5")})
     for row in rows:
-        assert row[FsmaColumn.TLC] == "OJ-20261120-0001"
-        assert row[FsmaColumn.PRODUCT_DESCRIPTION] == "OJ-1L"
-        assert (row[FsmaColumn.QUANTITY], row[FsmaColumn.UNIT_OF_MEASURE]) == (Decimal(50), "EA")
-        assert row[FsmaColumn.EVENT_LOCATION] == "PLANT"
-        assert row[FsmaColumn.REFERENCE_DOCUMENT_TYPE] == "Production Receipt"
-        assert row[FsmaColumn.REFERENCE_DOCUMENT_NUMBER] == "R-JUICE"
-        assert row[FsmaColumn.TLC_SOURCE] == "Own facility (PLANT)"
-        assert row[FsmaColumn.TLC_SOURCE_REFERENCE] == "PLANT"
-        assert row[FsmaColumn.DATE_CODE_TYPE] == "Best Before Date"
+        assert_cells(
+            row,
+            {
+                FsmaColumn.TLC: "OJ-20261120-0001",
+                FsmaColumn.PRODUCT_DESCRIPTION: "OJ-1L",
+                FsmaColumn.QUANTITY: Decimal(50),
+                FsmaColumn.UNIT_OF_MEASURE: "EA",
+                FsmaColumn.EVENT_LOCATION: "PLANT",
+                FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Production Receipt",
+                FsmaColumn.REFERENCE_DOCUMENT_NUMBER: "R-JUICE",
+                FsmaColumn.TLC_SOURCE: "Own facility (PLANT)",
+                FsmaColumn.TLC_SOURCE_REFERENCE: "PLANT",
+                FsmaColumn.DATE_CODE_TYPE: "Best Before Date",
+            },
+        )
 
 
 def test_shipments_are_shipping_rows_with_the_customer_as_ship_to() -> None:
     second_line = shipment(line_no=2, quantity=Decimal(3), customer_address=None)
     rows = fsma_rows([], [], [shipment(), second_line])
     assert [row[FsmaColumn.EVENT_TYPE] for row in rows] == ["Shipping", "Shipping"]
-    first = rows[0]
-    assert first[FsmaColumn.RECIPIENT] == "Ann's Grocery"
-    assert first[FsmaColumn.RECIPIENT_ID] == "ANN"
-    assert first[FsmaColumn.RECIPIENT_ADDRESS] == "Calle Mayor 1, Madrid, ES"
-    assert first[FsmaColumn.RECIPIENT_PHONE] == "+34 600 000 000"
-    assert first[FsmaColumn.EVENT_LOCATION] == "PLANT"
-    assert first[FsmaColumn.REFERENCE_DOCUMENT_TYPE] == "Shipment"
-    assert first[FsmaColumn.REFERENCE_DOCUMENT_NUMBER] == "SH-1"
-    assert first[FsmaColumn.ORDER_NUMBER] == "SO-1"
-    assert first[FsmaColumn.EVENT_DATE] == date(2026, 11, 21)
-    assert rows[1][FsmaColumn.QUANTITY] == Decimal(3)
-    assert rows[1][FsmaColumn.RECIPIENT_ADDRESS] is None
+    assert_cells(
+        rows[0],
+        {
+            FsmaColumn.RECIPIENT: "Ann's Grocery",
+            FsmaColumn.RECIPIENT_ID: "ANN",
+            FsmaColumn.RECIPIENT_ADDRESS: "Calle Mayor 1, Madrid, ES",
+            FsmaColumn.RECIPIENT_PHONE: "+34 600 000 000",
+            FsmaColumn.EVENT_LOCATION: "PLANT",
+            FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Shipment",
+            FsmaColumn.REFERENCE_DOCUMENT_NUMBER: "SH-1",
+            FsmaColumn.ORDER_NUMBER: "SO-1",
+            FsmaColumn.EVENT_DATE: date(2026, 11, 21),
+        },
+    )
+    assert_cells(rows[1], {FsmaColumn.QUANTITY: Decimal(3), FsmaColumn.RECIPIENT_ADDRESS: None})
 
 
 def test_rows_sort_by_event_date_then_tlc() -> None:
