@@ -1,6 +1,6 @@
 """Reports as tables: rows of typed cells written as CSV (every text cell formula-safe) or as an
-XLSX workbook (a sheet per table, numbers and dates as Excel values). Pure: bytes out, no HTTP;
-a route sends `Rendered.content` with its media type and file name."""
+XLSX workbook (a sheet per table, numbers and dates as Excel values), and a report sent in the
+format a request asks for (`report_response`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from uuid import UUID
 
 import xlsxwriter
 from pydantic import BaseModel
+from starlette.responses import Response
+
+from shared.errors import Invalid
 
 Cell: TypeAlias = str | bool | int | Decimal | date | UUID | None
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -172,3 +175,36 @@ def rendered(tables: Sequence[Table], form: TableFormat, name: str) -> Rendered:
     if form is TableFormat.XLSX:
         return Rendered(as_xlsx(tables), XLSX_MEDIA_TYPE, f"{name}.xlsx")
     return Rendered(as_csv(tables[0]), CSV_MEDIA_TYPE, f"{name}.csv")
+
+
+class ReportFormat(StrEnum):
+    """How a report is sent: its JSON model, or its tables as CSV or XLSX."""
+
+    JSON = "json"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+# The OpenAPI description of a report's other formats (the JSON one is its response model).
+TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: JSON, or its tables as CSV (the main table) or XLSX (a"
+        " sheet per table), as `format` asks.",
+        "content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}},
+    }
+}
+
+
+def report_response(
+    report: BaseModel, tables: Sequence[Table], form: ReportFormat, name: str
+) -> Response:
+    """The report as `form` asks: its JSON, or its tables as a CSV or XLSX attachment."""
+    if form is ReportFormat.JSON:
+        return Response(report.model_dump_json(), media_type="application/json")
+    try:
+        sent = rendered(tables, TableFormat(form.value), name)
+    except TableTooLarge as error:
+        raise Invalid(
+            "report_too_large", f"{error}: narrow the report or use format=csv"
+        ) from error
+    return Response(sent.content, media_type=sent.media_type, headers=sent.headers)

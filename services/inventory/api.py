@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 
-from services.inventory import db, domain
+from services.inventory import db, domain, report_routes
 from services.inventory.handlers import Inventory
 from services.inventory.records import LockedLot
 from services.inventory.schemas import (
@@ -356,3 +356,8 @@ async def accept_return(body: ReturnRequest, request: Request) -> ReturnAccepted
             for line in event.lines
         ],
     )
+
+
+# The reports' routes as they are (`include_router` would wrap them, and each route declares
+# its role itself).
+router.routes.extend(report_routes.router.routes)

@@ -42,6 +42,7 @@ from services.inventory.records import (
     StockRow,
     summed,
 )
+from services.inventory.reporting import LotReportFacts, ReturnedUnits, ShippedDay
 from shared.runtime.database import Connection, Record, columns, rows_as
 
 T = TypeVar("T")
@@ -948,3 +949,88 @@ async def valuation(connection: Connection, sku: str | None) -> list[Record]:
         """,
         sku,
     )
+
+
+# ------------------------------------------------------------------ reports (reporting.py)
+
+
+async def record_shipped_days(connection: Connection, shipped: Sequence[ShippedDay]) -> None:
+    """Add what each lot shipped to its day's total (the sell rates of the reports)."""
+    await connection.execute(
+        """
+        INSERT INTO lot_shipped_days AS d (lot_id, day, quantity)
+        SELECT lot_id, day, sum(quantity)
+        FROM unnest($1::uuid[], $2::date[], $3::numeric[]) AS s(lot_id, day, quantity)
+        GROUP BY lot_id, day ORDER BY lot_id, day
+        ON CONFLICT (lot_id, day) DO UPDATE SET quantity = d.quantity + EXCLUDED.quantity
+        """,
+        *columns(shipped, ShippedDay),
+    )
+
+
+async def lot_report_facts(
+    connection: Connection,
+    *,
+    received_since: date | None = None,
+    expiring_by: date | None = None,
+    unpickable: Sequence[str],
+    held_change: str,
+) -> list[LotReportFacts]:
+    """Received lots (since that day, or expiring by that day): totals, QC, recall, whether a
+    hold ever touched them (`held_change` in their history), last day shipped."""
+    rows = await connection.fetch(
+        """
+        SELECT l.lot_id, l.lot_code, l.sku, l.supplier_id, l.received_at, l.expiry_date,
+               l.blocks, l.qc_state, l.recall_id,
+               coalesce(s.received, 0) AS received, coalesce(s.shipped, 0) AS shipped,
+               coalesce(s.on_hand, 0) AS on_hand, coalesce(s.sellable, 0) AS sellable,
+               (SELECT max(d.day) FROM lot_shipped_days d WHERE d.lot_id = l.lot_id)
+                   AS last_shipped,
+               EXISTS (SELECT 1 FROM lot_history h
+                       WHERE h.lot_id = l.lot_id AND h.change = $4) AS held
+        FROM lots l
+        LEFT JOIN LATERAL (
+            SELECT sum(received) AS received, sum(shipped) AS shipped, sum(on_hand) AS on_hand,
+                   sum(on_hand) FILTER (WHERE NOT location = ANY($3::text[])) AS sellable
+            FROM stock WHERE stock.lot_id = l.lot_id
+        ) s ON true
+        WHERE l.received_at IS NOT NULL
+          AND ($1::date IS NULL OR l.received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC')
+          AND ($2::date IS NULL OR l.expiry_date <= $2)
+        ORDER BY l.sku, l.received_at, l.lot_id
+        """,
+        received_since,
+        expiring_by,
+        list(unpickable),
+        held_change,
+    )
+    return rows_as(rows, LotReportFacts)
+
+
+async def shipped_per_sku(
+    connection: Connection, skus: Iterable[str], since: date
+) -> dict[str, Decimal]:
+    """What each SKU shipped from the day `since` on."""
+    rows = await connection.fetch(
+        """
+        SELECT l.sku, sum(d.quantity) AS shipped
+        FROM lot_shipped_days d JOIN lots l USING (lot_id)
+        WHERE d.day >= $2 AND l.sku = ANY($1::text[])
+        GROUP BY l.sku
+        """,
+        sorted(set(skus)),
+        since,
+    )
+    return {row["sku"]: row["shipped"] for row in rows}
+
+
+async def returned_units(connection: Connection, lot_ids: Iterable[UUID]) -> list[ReturnedUnits]:
+    """What customers returned of these lots, per reason."""
+    rows = await connection.fetch(
+        """
+        SELECT lot_id, reason, sum(quantity) AS quantity FROM return_lines
+        WHERE lot_id = ANY($1::uuid[]) GROUP BY lot_id, reason ORDER BY lot_id, reason
+        """,
+        sorted(set(lot_ids)),
+    )
+    return rows_as(rows, ReturnedUnits)

@@ -257,3 +257,128 @@ class SkuValuation(BaseModel):
 
 def zero() -> Decimal:
     return Decimal(0)
+
+
+# ------------------------------------------------------------------ reports (docs/reports.md)
+
+
+class ShortDatedLot(BaseModel):
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    expiry_date: date
+    days_left: int = Field(
+        description="Days the lot can still be shipped, today and its expiry date included."
+    )
+    on_hand: SignedQuantity = Field(description="On hand at locations stock is picked from.")
+    daily_sell_rate: SignedQuantity = Field(
+        description="The SKU's units shipped per day over the last `sales_days` days (FEFO"
+        " sells a SKU's lots one after the other, so the SKU's rate drains each lot)."
+    )
+    sells_in_time: SignedQuantity = Field(
+        description="What sells before the expiry date at that rate, after the SKU's lots"
+        " expiring earlier took their share."
+    )
+    wont_sell_in_time: SignedQuantity = Field(
+        description="On hand less what sells in time: the units to clear, mark down or move."
+    )
+
+
+class ShortDatedReport(BaseModel):
+    today: date
+    within_days: int = Field(description="Lots expiring from today through this many days.")
+    sales_days: int = Field(description="The days the sell rate is measured over.")
+    lots: list[ShortDatedLot] = Field(description="Soonest expiry first.")
+
+
+class LotMovement(BaseModel):
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    supplier_id: str | None = None
+    received_on: date
+    received: SignedQuantity
+    shipped: SignedQuantity
+    on_hand: SignedQuantity
+    sell_through_percent: SignedQuantity | None = Field(
+        description="Shipped as a percentage of received (none when nothing was received)."
+    )
+    units_per_day: SignedQuantity = Field(
+        description="Shipped per day from its receipt to today, or to its last shipment once"
+        " nothing is on hand."
+    )
+    days_of_cover: SignedQuantity | None = Field(
+        description="On hand divided by units per day: days until it runs out at that pace"
+        " (none when it does not move)."
+    )
+    movement: str = Field(
+        description="`fast`: at least 1.5 times the average units per day of its SKU's lots;"
+        " `slow`: at most half of it, or not moving; else `steady`."
+    )
+
+
+class SkuMovers(BaseModel):
+    sku: str
+    lots: int
+    average_units_per_day: SignedQuantity = Field(
+        description="The average of its lots' units per day."
+    )
+    fast: list[str] = Field(description="Lot codes of its fast movers.")
+    slow: list[str] = Field(description="Lot codes of its slow movers.")
+
+
+class LotMovementReport(BaseModel):
+    today: date
+    received_within_days: int = Field(description="Lots received in this many days, today's too.")
+    lots: list[LotMovement]
+    skus: list[SkuMovers]
+
+
+class ReturnGroup(BaseModel):
+    dimension: str = Field(description="What the row groups by: lot, sku, supplier or reason.")
+    key: str | None = Field(
+        description="The lot code, SKU, supplier id or return reason (none: no supplier)."
+    )
+    sku: str | None = Field(default=None, description="The lot's SKU (lot rows only).")
+    returned: SignedQuantity
+    shipped: SignedQuantity = Field(
+        description="Shipped from the same lots (for a reason: from every lot in the report)."
+    )
+    return_rate_percent: SignedQuantity | None = Field(
+        description="Returned as a percentage of shipped (none when nothing shipped)."
+    )
+
+
+class ReturnsReport(BaseModel):
+    today: date
+    received_within_days: int = Field(description="Lots received in this many days, today's too.")
+    by_lot: list[ReturnGroup]
+    by_sku: list[ReturnGroup]
+    by_supplier: list[ReturnGroup]
+    by_reason: list[ReturnGroup]
+
+
+class SupplierScore(BaseModel):
+    supplier_id: str | None = Field(description="None: lots received without a supplier.")
+    lots: int
+    units_received: SignedQuantity
+    qc_failed_lots: int = Field(description="Lots whose QC result was `failed` (rejected).")
+    held_lots: int = Field(
+        description="Lots put on a quality hold at least once, a QC quarantine on receipt included."
+    )
+    shipped: SignedQuantity
+    returned: SignedQuantity
+    return_rate_percent: SignedQuantity | None = Field(
+        description="Returned as a percentage of shipped (none when nothing shipped)."
+    )
+    recalls: int = Field(description="Distinct recalls that reached its lots.")
+    recalled_lots: int
+    average_shelf_life_days_at_receipt: SignedQuantity | None = Field(
+        description="Average days from receipt to expiry, over its lots with an expiry date."
+    )
+
+
+class SupplierScorecard(BaseModel):
+    today: date
+    received_within_days: int = Field(description="Lots received in this many days, today's too.")
+    suppliers: list[SupplierScore] = Field(description="Most lots first.")

@@ -1,0 +1,158 @@
+"""Inventory's lot reports over HTTP (docs/reports.md): short-dated stock, lot movement, returns
+and the supplier scorecard, each as JSON, CSV or XLSX. The figures are `reporting.py`'s."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from services.inventory import db, domain, reporting
+from services.inventory.handlers import Inventory
+from services.inventory.reporting import LotReportFacts
+from services.inventory.schemas import (
+    LotMovement,
+    LotMovementReport,
+    ReturnGroup,
+    ReturnsReport,
+    ShortDatedLot,
+    ShortDatedReport,
+    SkuMovers,
+    SupplierScore,
+    SupplierScorecard,
+)
+from shared.runtime.auth import Role, requires
+from shared.runtime.database import Connection
+from shared.runtime.http import database_of
+from shared.tables import TABLE_RESPONSES, ReportFormat, Table, report_response
+
+router = APIRouter(tags=["reports"], dependencies=[requires(Role.VIEWER)])
+
+FormatQuery = Annotated[
+    ReportFormat,
+    Query(alias="format", description="json, or the report's tables as csv or xlsx."),
+]
+ReceivedWithin = Annotated[
+    int,
+    Query(ge=1, le=3650, description="Lots received on or after today less this many days."),
+]
+
+
+def _today(request: Request) -> date:
+    inventory: Inventory = request.app.state.inventory
+    return inventory.today()
+
+
+async def _received_lots(connection: Connection, since: date) -> list[LotReportFacts]:
+    return await db.lot_report_facts(
+        connection,
+        received_since=since,
+        unpickable=domain.UNPICKABLE_LOCATIONS,
+        held_change=reporting.HELD_CHANGE,
+    )
+
+
+@router.get(
+    "/reports/short-dated",
+    summary="Lots expiring soon, and what will not sell before they expire",
+    response_model=ShortDatedReport,
+    responses=TABLE_RESPONSES,
+)
+async def short_dated_report(
+    request: Request,
+    days: Annotated[
+        int, Query(ge=0, le=3650, description="Lots expiring from today through this many days.")
+    ] = 30,
+    sales_days: Annotated[
+        int, Query(ge=1, le=3650, description="The days the sell rate is measured over.")
+    ] = 28,
+    report_format: FormatQuery = ReportFormat.JSON,
+) -> Response:
+    """Lots for sale expiring within `days`, with their on-hand, their SKU's daily sell rate
+    over the last `sales_days` days, and the units that will not sell in time at that rate
+    (FEFO: each lot sells after the SKU's lots expiring before it)."""
+    today = _today(request)
+    async with database_of(request).pool.acquire() as connection:
+        lots = await db.lot_report_facts(
+            connection,
+            expiring_by=today + timedelta(days=days),
+            unpickable=domain.UNPICKABLE_LOCATIONS,
+            held_change=reporting.HELD_CHANGE,
+        )
+        since = today - timedelta(days=sales_days - 1)
+        shipped = await db.shipped_per_sku(connection, {lot.sku for lot in lots}, since)
+    report = reporting.short_dated(
+        lots, shipped, today=today, within_days=days, sales_days=sales_days
+    )
+    tables = [Table.of("Short-dated", ShortDatedLot, report.lots)]
+    return report_response(report, tables, report_format, f"short-dated_{today}")
+
+
+@router.get(
+    "/reports/lot-movement",
+    summary="Per lot: sell-through, units per day, days of cover; fast and slow movers",
+    response_model=LotMovementReport,
+    responses=TABLE_RESPONSES,
+)
+async def lot_movement_report(
+    request: Request, days: ReceivedWithin = 90, report_format: FormatQuery = ReportFormat.JSON
+) -> Response:
+    """Which lots move fast and which sit: each lot received in the window against the
+    average pace of its SKU's lots."""
+    today = _today(request)
+    async with database_of(request).pool.acquire() as connection:
+        lots = await _received_lots(connection, today - timedelta(days=days))
+    report = reporting.lot_movement(lots, today=today, received_within_days=days)
+    tables = [
+        Table.of("Lots", LotMovement, report.lots),
+        Table.of("SKUs", SkuMovers, report.skus),
+    ]
+    return report_response(report, tables, report_format, f"lot-movement_{today}")
+
+
+@router.get(
+    "/reports/returns",
+    summary="Returns by lot, SKU, supplier and reason, with the return rate against shipped",
+    response_model=ReturnsReport,
+    responses=TABLE_RESPONSES,
+)
+async def returns_report(
+    request: Request, days: ReceivedWithin = 365, report_format: FormatQuery = ReportFormat.JSON
+) -> Response:
+    """Why so many returns come from a lot: the units customers returned of the lots received
+    in the window, against what shipped of them. CSV: one table, `dimension` per row."""
+    today = _today(request)
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        lots = await _received_lots(connection, today - timedelta(days=days))
+        returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
+    report = reporting.returns(lots, returned, today=today, received_within_days=days)
+    groups = [*report.by_lot, *report.by_sku, *report.by_supplier, *report.by_reason]
+    tables = [Table.of("Returns", ReturnGroup, groups)]
+    return report_response(report, tables, report_format, f"returns_{today}")
+
+
+@router.get(
+    "/reports/suppliers",
+    summary="Supplier scorecard: lots, QC, holds, returns, recalls, shelf life at receipt",
+    response_model=SupplierScorecard,
+    responses=TABLE_RESPONSES,
+)
+async def supplier_scorecard(
+    request: Request, days: ReceivedWithin = 365, report_format: FormatQuery = ReportFormat.JSON
+) -> Response:
+    """Which suppliers deliver good lots, over the lots received in the window."""
+    today = _today(request)
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        lots = await _received_lots(connection, today - timedelta(days=days))
+        returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
+    report = reporting.supplier_scorecard(lots, returned, today=today, received_within_days=days)
+    tables = [Table.of("Suppliers", SupplierScore, report.suppliers)]
+    return report_response(report, tables, report_format, f"suppliers_{today}")

@@ -1,0 +1,211 @@
+"""The lot reports' figures (services/inventory/reporting.py) and the report tables
+(shared/tables.py), without a database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import openpyxl
+
+from services.inventory import reporting
+from services.inventory.reporting import LotReportFacts, Pace, ReturnedUnits
+from services.inventory.schemas import ShortDatedLot
+from shared.tables import Table, as_csv, as_xlsx
+
+TODAY = date(2026, 12, 6)
+
+
+def lot(code: str, **given: Any) -> LotReportFacts:
+    values: dict[str, Any] = {
+        "lot_id": uuid.uuid5(uuid.NAMESPACE_URL, code),
+        "lot_code": code,
+        "sku": code.split("-", maxsplit=1)[0],
+        "supplier_id": "FARM",
+        "received_at": datetime(2026, 11, 27, 9, tzinfo=UTC),  # 10 days ago, today included
+        "expiry_date": None,
+        "blocks": [],
+        "qc_state": None,
+        "recall_id": None,
+        "received": Decimal(100),
+        "shipped": Decimal(0),
+        "on_hand": Decimal(100),
+        "sellable": Decimal(100),
+        "last_shipped": None,
+        "held": False,
+    }
+    return LotReportFacts(**{**values, **given})
+
+
+def in_days(days: int) -> date:
+    return TODAY + timedelta(days=days)
+
+
+# ------------------------------------------------------------------ the figures
+
+
+def test_a_lot_expiring_today_can_still_be_sold_today() -> None:
+    assert reporting.selling_days(TODAY, TODAY) == 1
+    assert reporting.selling_days(in_days(9), TODAY) == 10
+    assert reporting.selling_days(in_days(-1), TODAY) == 0
+
+
+def test_each_lot_sells_after_the_lots_expiring_before_it() -> None:
+    # 10 a day: the first lot sells 40 of its 50 in 4 days; the second's 10 days sell 100,
+    # of which the first took 40, so 60 of its 80.
+    sold = reporting.sold_before_expiry([(Decimal(50), 4), (Decimal(80), 10)], Decimal(10))
+    assert sold == [Decimal(40), Decimal(60)]
+
+
+def test_a_lot_whose_days_the_earlier_lots_already_fill_sells_nothing() -> None:
+    sold = reporting.sold_before_expiry([(Decimal(100), 5), (Decimal(20), 5)], Decimal(10))
+    assert sold == [Decimal(50), Decimal(0)]
+
+
+def test_a_sku_that_does_not_sell_sells_nothing_in_time() -> None:
+    assert reporting.sold_before_expiry([(Decimal(7), 30)], Decimal(0)) == [Decimal(0)]
+
+
+def test_sell_through_and_return_rate_are_percentages_to_a_tenth() -> None:
+    assert reporting.sell_through_percent(Decimal(1), Decimal(3)) == Decimal("33.3")
+    assert reporting.return_rate_percent(Decimal(5), Decimal(40)) == Decimal("12.5")
+    assert reporting.return_rate_percent(Decimal(5), Decimal(0)) is None
+
+
+def test_a_lot_with_stock_is_paced_to_today_and_a_sold_out_one_to_its_last_shipment() -> None:
+    selling = lot("A-1", shipped=Decimal(50), on_hand=Decimal(50))
+    sold_out = lot("A-2", shipped=Decimal(100), on_hand=Decimal(0), last_shipped=in_days(-5))
+    assert reporting.units_per_day(selling, TODAY) == Decimal(5)  # 50 over 10 days
+    assert reporting.units_per_day(sold_out, TODAY) == Decimal(20)  # 100 over 5 days
+
+
+def test_days_of_cover_is_on_hand_over_pace_and_none_for_a_lot_that_does_not_move() -> None:
+    assert reporting.days_of_cover(Decimal(50), Decimal(5)) == Decimal(10)
+    assert reporting.days_of_cover(Decimal(50), Decimal(0)) is None
+
+
+def test_a_lot_is_fast_or_slow_against_its_skus_average_pace() -> None:
+    assert reporting.pace_of(Decimal(15), Decimal(10)) is Pace.FAST
+    assert reporting.pace_of(Decimal(10), Decimal(10)) is Pace.STEADY
+    assert reporting.pace_of(Decimal(5), Decimal(10)) is Pace.SLOW
+    assert reporting.pace_of(Decimal(0), Decimal(0)) is Pace.SLOW
+
+
+def test_shelf_life_at_receipt_is_days_from_receipt_to_expiry() -> None:
+    assert reporting.shelf_life_days(lot("A-1", expiry_date=date(2026, 12, 27))) == 30
+    assert reporting.shelf_life_days(lot("A-1")) is None
+
+
+# ------------------------------------------------------------------ the reports
+
+
+def test_the_short_dated_report_leaves_out_held_expired_and_later_lots() -> None:
+    lots = [
+        lot("OJ-1", expiry_date=in_days(3), sellable=Decimal(50)),
+        lot("OJ-2", expiry_date=in_days(9), sellable=Decimal(80)),
+        lot("OJ-3", expiry_date=in_days(5), blocks=["quarantined"]),
+        lot("OJ-4", expiry_date=in_days(-1)),
+        lot("OJ-5", expiry_date=in_days(6), sellable=Decimal(0)),
+    ]
+    report = reporting.short_dated(
+        lots, {"OJ": Decimal(280)}, today=TODAY, within_days=10, sales_days=28
+    )
+    assert [
+        (r.lot_code, r.days_left, r.sells_in_time, r.wont_sell_in_time) for r in report.lots
+    ] == [
+        ("OJ-1", 4, Decimal(40), Decimal(10)),
+        ("OJ-2", 10, Decimal(60), Decimal(20)),
+    ]
+    assert report.lots[0].daily_sell_rate == Decimal(10)
+
+
+def test_lot_movement_names_the_fast_and_slow_movers_of_each_sku() -> None:
+    lots = [
+        lot("OJ-1", shipped=Decimal(90), on_hand=Decimal(10)),  # 9 a day
+        lot("OJ-2", shipped=Decimal(20), on_hand=Decimal(80)),  # 2 a day
+        lot("OJ-3", shipped=Decimal(40), on_hand=Decimal(60)),  # 4 a day; average 5
+        lot("MILK-1", shipped=Decimal(20), on_hand=Decimal(80)),
+    ]
+    report = reporting.lot_movement(lots, today=TODAY, received_within_days=90)
+    movement = {row.lot_code: row for row in report.lots}
+    assert movement["OJ-1"].movement == "fast"
+    assert movement["OJ-2"].sell_through_percent == Decimal(20)
+    assert movement["OJ-2"].days_of_cover == Decimal(40)
+    assert movement["OJ-3"].movement == "steady"
+    assert movement["MILK-1"].movement == "steady"
+    skus = {sku.sku: sku for sku in report.skus}
+    assert (skus["OJ"].fast, skus["OJ"].slow, skus["OJ"].average_units_per_day) == (
+        ["OJ-1"],
+        ["OJ-2"],
+        Decimal(5),
+    )
+
+
+def test_returns_are_rated_against_what_shipped_of_the_same_lots() -> None:
+    one, two = lot("OJ-1", shipped=Decimal(40)), lot("OJ-2", shipped=Decimal(60), supplier_id=None)
+    returned = [
+        ReturnedUnits(one.lot_id, "damaged", Decimal(4)),
+        ReturnedUnits(one.lot_id, "quality", Decimal(2)),
+        ReturnedUnits(two.lot_id, "damaged", Decimal(3)),
+    ]
+    report = reporting.returns([one, two], returned, today=TODAY, received_within_days=365)
+    assert [(g.key, g.sku, g.returned, g.return_rate_percent) for g in report.by_lot] == [
+        ("OJ-1", "OJ", Decimal(6), Decimal(15)),
+        ("OJ-2", "OJ", Decimal(3), Decimal(5)),
+    ]
+    assert [(g.key, g.return_rate_percent) for g in report.by_sku] == [("OJ", Decimal(9))]
+    assert [g.key for g in report.by_supplier] == ["FARM", None]
+    assert [(g.key, g.returned, g.shipped) for g in report.by_reason] == [
+        ("damaged", Decimal(7), Decimal(100)),
+        ("quality", Decimal(2), Decimal(100)),
+    ]
+
+
+def test_the_supplier_scorecard_counts_qc_holds_recalls_and_shelf_life() -> None:
+    lots = [
+        lot("OJ-1", expiry_date=date(2026, 12, 27), qc_state="failed", held=True),
+        lot("OJ-2", expiry_date=date(2026, 12, 17), recall_id="RC-1", shipped=Decimal(50)),
+        lot("OJ-3", recall_id="RC-1"),
+    ]
+    returned = [ReturnedUnits(lots[1].lot_id, "quality", Decimal(5))]
+    [score] = reporting.supplier_scorecard(
+        lots, returned, today=TODAY, received_within_days=365
+    ).suppliers
+    assert (score.lots, score.units_received, score.qc_failed_lots, score.held_lots) == (
+        3,
+        Decimal(300),
+        1,
+        1,
+    )
+    assert (score.recalls, score.recalled_lots, score.return_rate_percent) == (1, 2, Decimal(10))
+    assert score.average_shelf_life_days_at_receipt == Decimal(25)
+
+
+# ------------------------------------------------------------------ tables
+
+
+def test_a_table_of_models_has_their_fields_as_columns_and_defuses_formulas() -> None:
+    row = ShortDatedLot(
+        lot_id=uuid.UUID(int=1),
+        lot_code="=HYPERLINK(1)",
+        sku="OJ",
+        expiry_date=TODAY,
+        days_left=1,
+        on_hand=Decimal("4.50"),
+        daily_sell_rate=Decimal(1),
+        sells_in_time=Decimal(1),
+        wont_sell_in_time=Decimal("3.5"),
+    )
+    table = Table.of("Short-dated", ShortDatedLot, [row])
+    [header, cells] = list(csv.reader(io.StringIO(as_csv(table).decode())))
+    assert header == list(ShortDatedLot.model_fields)
+    assert cells[1:5] == ["'=HYPERLINK(1)", "OJ", "2026-12-06", "1"]
+    assert cells[5] == "4.5"
+    sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx([table])))["Short-dated"]
+    assert [cell.value for cell in sheet[1]] == header
+    assert (sheet["B2"].value, sheet["F2"].value) == ("=HYPERLINK(1)", 4.5)
+    assert sheet["B2"].data_type == "s"
