@@ -120,11 +120,7 @@ async def recall_database(name: str) -> AsyncIterator[Database]:
         await admin.close()
         url = server.url(name)
         await migrate(url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
-        database = Database(url, source=RECALL_SOURCE, min_size=1, max_size=2)
-        await database.open()
-        try:
+        async with Database(url, source=RECALL_SOURCE, min_size=1, max_size=2) as database:
             yield database
-        finally:
-            await database.close()
     finally:
         server.stop()

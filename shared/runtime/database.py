@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -223,6 +223,14 @@ class Database:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.wait_for(pool.close(), timeout=10)
+
+    async def __aenter__(self) -> Self:
+        """`async with Database(...) as database:` opens the pool and closes it after."""
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     async def ping(self, timeout: float = 2.0) -> bool:
         if self._pool is None:

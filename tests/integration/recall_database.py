@@ -28,9 +28,7 @@ async def issued_recall(
     """The migrated recall database, open until the block ends, once `service` has recorded
     `recalled` and its `shipments` and issued a class I recall of that lot for `reason`."""
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)])
-    database = Database(database_url, source=SOURCE, min_size=1, max_size=1)
-    await database.open()
-    try:
+    async with Database(database_url, source=SOURCE, min_size=1, max_size=1) as database:
         async with database.transaction() as unit:
             await service.on_goods_received(unit, [incoming(recalled)])
             await service.on_order_shipped(unit, [incoming(shipped) for shipped in shipments])
@@ -43,5 +41,3 @@ async def issued_recall(
                 actor="test",
             )
         yield database
-    finally:
-        await database.close()
