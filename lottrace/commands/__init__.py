@@ -10,6 +10,7 @@ from lottrace.commands import (
     databases,
     demo,
     dlq,
+    imports,
     keys,
     lots,
     platform,
@@ -20,5 +21,5 @@ from lottrace.commands import (
 )
 
 app = typer.Typer(help="lottrace: lot tracking, FEFO allocation and recalls.", no_args_is_help=True)
-for topic in (platform, keys, trace, scan, replay, demo, databases, recall, lots, dlq):
+for topic in (platform, keys, trace, scan, replay, demo, databases, recall, lots, imports, dlq):
     topic.register(app)

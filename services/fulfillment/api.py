@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from fastapi import APIRouter, Request, Response
 
-from services.fulfillment import db
+from services.fulfillment import db, imports
 from services.fulfillment.domain import SHIPPABLE_STATUSES, ScannedLot
 from services.fulfillment.handlers import Fulfillment, ShipmentResult
-from services.fulfillment.schemas import OrderView, ShipmentRequest, ShipmentView
+from services.fulfillment.schemas import (
+    OrderView,
+    ShipmentImportRequest,
+    ShipmentImportResult,
+    ShipmentRequest,
+    ShipmentView,
+)
 from services.fulfillment.views import OrderDetails, order_view, shipment_view
 from shared.gs1 import case_labels
 from shared.runtime.actors import actor_of
@@ -93,3 +100,25 @@ async def _order_details(connection: Connection, order_id: str) -> OrderDetails:
         shipments=shipments,
         shipped_lines=await db.shipment_lines(connection, [s.shipment_id for s in shipments]),
     )
+
+
+@router.post(
+    "/imports/shipments",
+    summary="Import shipment history at onboarding, an `order-shipped` per row",
+    description=(
+        "Each row is a quantity of one lot that went to one customer before lottrace, with its"
+        " lot's id (`lottrace import shipments` finds it in receiving). Each is announced as"
+        " its own `order-shipped` with `imported: true`: traces and recalls count it, inventory"
+        " never takes it from stock. Fulfillment's orders are not touched. A row whose"
+        " `row_key` an earlier import took is listed in `already_imported` and announced"
+        " again never."
+    ),
+    dependencies=[requires(Role.SHIPPER)],
+)
+async def import_shipments(body: ShipmentImportRequest, request: Request) -> ShipmentImportResult:
+    async def work(unit: UnitOfWork) -> ShipmentImportResult:
+        return await imports.import_shipments(
+            unit, body.rows, now=datetime.now(UTC), dry_run=body.dry_run
+        )
+
+    return await database_of(request).run(work)

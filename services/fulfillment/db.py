@@ -17,6 +17,7 @@ from services.fulfillment.records import (
     AllocationUpdate,
     BackorderRecord,
     BlockedLot,
+    ImportedShipmentRecord,
     LotStatusRecord,
     OrderLineRecord,
     OrderRecord,
@@ -385,3 +386,33 @@ async def shipments_of(connection: Connection, order_id: str) -> list[StoredShip
         order_id,
     )
     return rows_as(rows, StoredShipment)
+
+
+# ------------------------------------------------------------------ onboarding import
+
+
+async def lock_shipment_imports(connection: Connection) -> None:
+    """One shipment import batch at a time: two runs of one file cannot both take a row key."""
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('shipment-import', 7))")
+
+
+async def imported_shipment_keys(connection: Connection, row_keys: Sequence[str]) -> set[str]:
+    rows = await connection.fetch(
+        "SELECT row_key FROM imported_shipment_rows WHERE row_key = ANY($1::text[])", row_keys
+    )
+    return {row["row_key"] for row in rows}
+
+
+async def record_imported_shipments(
+    connection: Connection, rows: Sequence[ImportedShipmentRecord]
+) -> None:
+    await connection.execute(
+        """
+        INSERT INTO imported_shipment_rows (row_key, shipment_id, order_id, line_no, customer_id,
+                                            sku, lot_id, lot_code, quantity, uom, shipped_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],
+                             $6::text[], $7::uuid[], $8::text[], $9::numeric[], $10::text[],
+                             $11::timestamptz[])
+        """,
+        *columns(rows, ImportedShipmentRecord),
+    )

@@ -10,8 +10,10 @@ from decimal import Decimal
 from uuid import UUID
 
 from services.fulfillment.domain import Allocated, AllocationKey, ShipLine, may_ship
+from services.fulfillment.schemas import ShipmentImportRow
 from shared.contracts.events import LotAllocated, LotStatusChanged, OrderPlaced, RecallIssued
 from shared.contracts.types import Customer
+from shared.records import built_from
 
 
 @dataclass(frozen=True)
@@ -231,3 +233,33 @@ class ShippedQuantity:
     order_id: str
     line_no: int
     quantity: Decimal
+
+
+@dataclass(frozen=True)
+class ImportedShipmentRecord:
+    """A shipments-file row once imported. The field order is the column order of
+    `imported_shipment_rows`."""
+
+    row_key: str
+    shipment_id: str
+    order_id: str
+    line_no: int
+    customer_id: str
+    sku: str
+    lot_id: UUID
+    lot_code: str
+    quantity: Decimal
+    uom: str
+    shipped_at: datetime
+
+    @classmethod
+    def of(cls, row: ShipmentImportRow) -> ImportedShipmentRecord:
+        return built_from(cls, row, row_key=row.key, shipment_id=row.assigned_shipment_id)
+
+
+def imported_shipment(row: ShipmentImportRow) -> Shipment:
+    """The one-line shipment a shipments-file row stands for; nobody here shipped it."""
+    line = ShipLine(row.line_no, row.sku, row.lot_id, row.lot_code, row.quantity, row.uom)
+    return Shipment(
+        row.assigned_shipment_id, row.order_id, row.shipped_at, None, row.customer, [line]
+    )

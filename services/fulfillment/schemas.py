@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
-from uuid import UUID
+from typing import Annotated, Any
+from uuid import UUID, uuid5
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
-from shared.contracts.types import Identifier, Quantity, SignedQuantity
+from shared.contracts.types import (
+    Customer,
+    Identifier,
+    LotCode,
+    Quantity,
+    ShortText,
+    SignedQuantity,
+    Sku,
+    Uom,
+)
+from shared.runtime.http import Rfc3339DateTime
 
 
 class LineRequest(BaseModel):
@@ -119,3 +136,102 @@ class OrderView(BaseModel):
     allocations: list[AllocationView]
     backordered: list[BackorderView]
     shipments: list[ShipmentView]
+
+
+# ------------------------------------------------------------------ onboarding import
+
+# Shipment ids made for imported rows that name none: the same row key, the same id.
+IMPORTED_SHIPMENTS = UUID("6f1d2b0e-9c43-4f7a-8d6b-2a51c0e3b7d4")
+
+
+class ShipmentHistoryRow(BaseModel):
+    """One row of a shipments file: a quantity of one lot that went to one customer before
+    lottrace. The field names are the file's column names (docs/onboarding.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row_key: Identifier | None = Field(
+        default=None,
+        description="What makes a re-run import the row once;"
+        " `order_id/line_no/sku/lot_code` when omitted.",
+    )
+    shipment_id: Identifier | None = Field(
+        default=None, description="Made from the row key when omitted."
+    )
+    order_id: Identifier
+    line_no: int = Field(default=1, ge=0, le=1_000_000)
+    customer_id: Identifier
+    customer_name: ShortText | None = None
+    customer_email: Annotated[str, StringConstraints(max_length=320)] | None = None
+    customer_phone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    shipped_at: Rfc3339DateTime
+    sku: Sku
+    lot_code: LotCode
+    quantity: Quantity
+    uom: Uom | None = Field(default=None, description="The lot's unit when omitted.")
+
+    @model_validator(mode="after")
+    def _keyed(self) -> ShipmentHistoryRow:
+        if self.row_key is None:
+            self.row_key = f"{self.order_id}/{self.line_no}/{self.sku}/{self.lot_code}"
+        if self.shipment_id is None:
+            self.shipment_id = f"IMP-{uuid5(IMPORTED_SHIPMENTS, self.row_key)}"
+        return self
+
+    @property
+    def key(self) -> str:
+        assert self.row_key is not None, "set by the validator"
+        return self.row_key
+
+    @property
+    def assigned_shipment_id(self) -> str:
+        assert self.shipment_id is not None, "set by the validator"
+        return self.shipment_id
+
+    @property
+    def customer(self) -> Customer:
+        return Customer(
+            customer_id=self.customer_id,
+            name=self.customer_name,
+            email=self.customer_email,
+            phone=self.customer_phone,
+        )
+
+
+class ShipmentImportRow(ShipmentHistoryRow):
+    """A shipments-file row with its lot found: the lot's id and unit."""
+
+    lot_id: UUID
+    uom: Uom
+
+
+class ShipmentImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[ShipmentImportRow] = Field(min_length=1, max_length=2000)
+    dry_run: bool = Field(default=False, description="Say what would be imported; write nothing.")
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> ShipmentImportRequest:
+        keys = [row.key for row in self.rows]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each row needs its own row_key")
+        return self
+
+
+class ImportedShipmentRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    row_key: str
+    shipment_id: str
+
+
+class ShipmentImportResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    imported: list[ImportedShipmentRow] = Field(
+        description="Rows announced now on `order-shipped`, `imported: true`, one event each."
+    )
+    already_imported: list[str] = Field(
+        description="Row keys an earlier import took: nothing is announced twice."
+    )

@@ -9,9 +9,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
-from services.receiving import db, handlers
+from services.receiving import db, handlers, imports
 from services.receiving.domain import LotNumbering
 from services.receiving.schemas import (
+    FoundLot,
+    LotImportRequest,
+    LotImportResult,
+    LotLookupRequest,
     LotView,
     ProductRequest,
     ProductView,
@@ -145,3 +149,38 @@ async def find_lots(
     async with database_of(request).pool.acquire() as connection:
         lots = await db.find_lots(connection, lot_code=lot_code, sku=sku, limit=limit)
     return [lot_view(lot) for lot in lots]
+
+
+@router.post(
+    "/lots/lookup",
+    summary="Find many lots by SKU and lot code at once",
+    description="The lots among those named that receiving knows, in no particular order; a"
+    " lot it does not know is left out.",
+    dependencies=[requires(Role.VIEWER)],
+)
+async def look_up_lots(body: LotLookupRequest, request: Request) -> list[FoundLot]:
+    codes = sorted({(lot.sku, lot.lot_code) for lot in body.lots})
+    async with database_of(request).pool.acquire() as connection:
+        return await db.find_lots_by_codes(connection, codes)
+
+
+@router.post(
+    "/imports/lots",
+    summary="Import stock on hand at onboarding, a receipt per row",
+    description=(
+        "Each row is the stock of one lot at one location, received as if at its"
+        " `received_at`: the lot is created (or added to, when its SKU and lot code exist and"
+        " the dates agree) and `goods-received` is published. The batch is one transaction: a"
+        " row a rule refuses is listed in `rejected` and leaves nothing behind; the others go"
+        " in. A row whose `row_key` an earlier import took is listed in `already_imported`"
+        " and receives nothing. `lottrace import lots` sends files in batches of this."
+    ),
+    dependencies=[requires(Role.RECEIVER)],
+)
+async def import_lots(body: LotImportRequest, request: Request) -> LotImportResult:
+    async def work(unit: UnitOfWork) -> LotImportResult:
+        return await imports.import_lots(
+            unit, body.rows, now=datetime.now(UTC), dry_run=body.dry_run
+        )
+
+    return await database_of(request).run(work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import date
 from decimal import Decimal
@@ -11,13 +12,14 @@ from services.receiving.domain import InputLot
 from services.receiving.records import (
     LOT_COLUMNS,
     GtinOwner,
+    ImportedRow,
     LotRecord,
     ProductRecord,
     ReceiptInput,
     ReceiptRecord,
     StoredReceipt,
 )
-from services.receiving.schemas import ReceiptView
+from services.receiving.schemas import FoundLot, ReceiptView
 from shared.runtime.database import Connection, Record, columns, row_as, rows_as
 
 
@@ -76,18 +78,27 @@ async def lock_lot_by_code(connection: Connection, sku: str, lot_code: str) -> L
 
 async def insert_lot(connection: Connection, lot: LotRecord) -> bool:
     """Create the lot; False when a concurrent receipt created the same (sku, lot_code) first."""
-    inserted = await connection.fetchval(
+    return await insert_lots(connection, [lot]) == 1
+
+
+async def insert_lots(connection: Connection, lots: Sequence[LotRecord]) -> int:
+    """Create these lots, leaving out any (sku, lot_code) that exists: how many were created."""
+    inserted: int = await connection.fetchval(
         f"""
-        INSERT INTO lots ({LOT_COLUMNS}) SELECT * FROM unnest(
-            $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::date[], $10::date[], $11::date[], $12::numeric[], $13::text[],
-            $14::numeric[], $15::numeric[], $16::timestamptz[], $17::timestamptz[])
-        ON CONFLICT (sku, lot_code) DO NOTHING
-        RETURNING true
+        WITH created AS (
+            INSERT INTO lots ({LOT_COLUMNS}) SELECT * FROM unnest(
+                $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::text[], $8::text[], $9::date[], $10::date[], $11::date[], $12::numeric[],
+                $13::text[], $14::numeric[], $15::numeric[], $16::timestamptz[],
+                $17::timestamptz[])
+            ON CONFLICT (sku, lot_code) DO NOTHING
+            RETURNING 1
+        )
+        SELECT count(*) FROM created
         """,
-        *columns([lot], LotRecord),
+        *columns(lots, LotRecord),
     )
-    return bool(inserted)
+    return inserted
 
 
 async def update_lot(connection: Connection, lot: LotRecord) -> None:
@@ -164,6 +175,24 @@ async def insert_receipt(
             receipt.receipt_id,
             *columns(inputs, ReceiptInput),
         )
+
+
+async def insert_receipts(connection: Connection, receipts: Sequence[ReceiptRecord]) -> None:
+    """Many receipts without inputs (an import), in one statement."""
+    await connection.execute(
+        """
+        INSERT INTO receipts (receipt_id, idempotency_key, request_hash, lot_id, quantity, uom,
+                              location, purchase_order, received_at, response)
+        SELECT receipt_id, idempotency_key, request_hash, lot_id, quantity, uom, location,
+               purchase_order, received_at, response::jsonb
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::numeric[], $6::text[],
+                    $7::text[], $8::text[], $9::timestamptz[], $10::text[])
+            AS r(receipt_id, idempotency_key, request_hash, lot_id, quantity, uom, location,
+                 purchase_order, received_at, response)
+        """,
+        *[[getattr(receipt, name) for receipt in receipts] for name in _RECEIPT_SCALARS],
+        [receipt.response.model_dump_json() for receipt in receipts],
+    )
 
 
 async def get_lot(connection: Connection, lot_id: UUID) -> LotRecord | None:
@@ -261,3 +290,79 @@ async def sku_for_gtin(connection: Connection, gtin: str) -> str | None:
         "SELECT sku FROM product_gtins WHERE gtin = $1", gtin
     )
     return sku
+
+
+# ------------------------------------------------------------------ onboarding import
+
+
+async def lock_lot_imports(connection: Connection) -> None:
+    """One lot import batch at a time: two runs of one file cannot both take a row key."""
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('lot-import', 7))")
+
+
+async def imported_row_keys(connection: Connection, row_keys: Sequence[str]) -> set[str]:
+    rows = await connection.fetch(
+        "SELECT row_key FROM imported_lot_rows WHERE row_key = ANY($1::text[])", row_keys
+    )
+    return {row["row_key"] for row in rows}
+
+
+async def record_imported_rows(connection: Connection, rows: Sequence[ImportedRow]) -> None:
+    await connection.execute(
+        """
+        INSERT INTO imported_lot_rows (row_key, receipt_id, lot_id)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[])
+        """,
+        *columns(rows, ImportedRow),
+    )
+
+
+async def lock_lots_by_codes(
+    connection: Connection, codes: Sequence[tuple[str, str]]
+) -> list[LotRecord]:
+    """The lots with these (sku, lot_code), locked in lot_id order (no deadlock with receipts)."""
+    rows = await connection.fetch(
+        f"""
+        SELECT {LOT_COLUMNS} FROM lots
+        WHERE (sku, lot_code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        ORDER BY lot_id
+        FOR UPDATE
+        """,
+        [sku for sku, _ in codes],
+        [code for _, code in codes],
+    )
+    return rows_as(rows, LotRecord)
+
+
+async def update_lots(connection: Connection, lots: Sequence[LotRecord]) -> None:
+    """Write what receipts changed on lots this transaction holds locked."""
+    await connection.execute(
+        f"""
+        UPDATE lots SET gtin = u.gtin, production_date = u.production_date,
+                        expiry_date = u.expiry_date, best_before_date = u.best_before_date,
+                        unit_cost = u.unit_cost, currency = u.currency,
+                        received_quantity = u.received_quantity,
+                        first_received_at = u.first_received_at,
+                        last_received_at = u.last_received_at
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::text[], $8::text[], $9::date[], $10::date[], $11::date[],
+                    $12::numeric[], $13::text[], $14::numeric[], $15::numeric[],
+                    $16::timestamptz[], $17::timestamptz[]) AS u({LOT_COLUMNS})
+        WHERE lots.lot_id = u.lot_id
+        """,
+        *columns(lots, LotRecord),
+    )
+
+
+async def find_lots_by_codes(
+    connection: Connection, codes: Sequence[tuple[str, str]]
+) -> list[FoundLot]:
+    rows = await connection.fetch(
+        """
+        SELECT sku, lot_code, lot_id, uom FROM lots
+        WHERE (sku, lot_code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        """,
+        [sku for sku, _ in codes],
+        [code for _, code in codes],
+    )
+    return rows_as(rows, FoundLot)

@@ -150,13 +150,13 @@ async def _lot_for_receipt(
             return created, True
         existing = await db.lock_lot_by_code(connection, request.sku, lot_code)
         assert existing is not None, "the lot that won the race is committed"
-    _check_same_lot(existing, request, dates)
+    check_same_lot(existing, request, dates)
     updated = existing.with_receipt(request, dates, received_at)
     await db.update_lot(connection, updated)
     return updated, False
 
 
-def _check_same_lot(existing: LotRecord, request: ReceiptRequest, dates: LotDates) -> None:
+def check_same_lot(existing: LotRecord, request: ReceiptRequest, dates: LotDates) -> None:
     """A re-receipt joins a lot only in the lot's unit and without contradicting its dates."""
     named = f"lot {existing.lot_code} of {request.sku}"
     if existing.uom != request.uom:

@@ -186,3 +186,13 @@ class ProductRecord:
 class GtinOwner:
     gtin: str
     sku: str
+
+
+@dataclass(frozen=True)
+class ImportedRow:
+    """A lot-file row once imported. The field order is the column order of
+    `imported_lot_rows`."""
+
+    row_key: str
+    receipt_id: str
+    lot_id: UUID

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from pydantic import (
     Field,
     JsonValue,
     StrictBool,
+    StringConstraints,
     model_validator,
 )
 
@@ -41,6 +43,11 @@ def _checked_gtin(value: str) -> str:
 
 CheckedGtin = Annotated[Gtin, AfterValidator(_checked_gtin)]
 """A GTIN whose check digit is right, as the 14 digits a scanned (01) carries."""
+
+NonNegativeAmount = Annotated[
+    Decimal, Field(ge=0, max_digits=18, decimal_places=6, allow_inf_nan=False)
+]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
 class InputRef(BaseModel):
@@ -196,3 +203,116 @@ class ProductView(BaseModel):
         default=False, description="Its lots are received quarantined until a QC release."
     )
     updated_at: datetime
+
+
+# ------------------------------------------------------------------ onboarding import
+
+
+class LotImportRow(BaseModel):
+    """One row of a lots file: stock of one lot at one location, with the lot's original
+    attributes. The field names are the file's column names (docs/onboarding.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row_key: Identifier | None = Field(
+        default=None,
+        description="What makes a re-run import the row once; `sku/lot_code/location` when"
+        " omitted.",
+    )
+    sku: Sku
+    lot_code: LotCode
+    location: Identifier
+    on_hand: Quantity = Field(description="What is on the shelf at this location now.")
+    received_at: Rfc3339DateTime = Field(description="When the lot was received, kept as is.")
+    uom: Uom = "EA"
+    gtin: CheckedGtin | None = None
+    supplier_id: Identifier | None = None
+    supplier_name: ShortText | None = None
+    supplier_lot_code: LotCode | None = None
+    purchase_order: Identifier | None = None
+    production_date: Rfc3339Date | None = None
+    expiry_date: Rfc3339Date | None = None
+    best_before_date: Rfc3339Date | None = None
+    unit_cost: NonNegativeAmount | None = None
+    currency: Currency | None = None
+
+    @model_validator(mode="after")
+    def _keyed_and_costed(self) -> LotImportRow:
+        if self.row_key is None:
+            self.row_key = f"{self.sku}/{self.lot_code}/{self.location}"
+        if (self.unit_cost is None) != (self.currency is None):
+            raise ValueError("unit_cost and currency go together: give both or neither")
+        if self.supplier_name and not self.supplier_id:
+            raise ValueError("supplier_name needs supplier_id")
+        return self
+
+    @property
+    def key(self) -> str:
+        assert self.row_key is not None, "set by the validator"
+        return self.row_key
+
+
+class LotImportRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[LotImportRow] = Field(min_length=1, max_length=2000)
+    dry_run: bool = Field(
+        default=False, description="Check every row against the rules and write nothing."
+    )
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> LotImportRequest:
+        keys = [row.key for row in self.rows]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each row needs its own row_key")
+        return self
+
+
+class ImportedLotRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    row_key: str
+    receipt_id: str
+    lot_id: UUID
+    lot_code: str
+    new_lot: bool
+
+
+class RowRejection(BaseModel):
+    """A row left out, and why; the column is the file's column the reason is about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row_key: str
+    column: str | None = None
+    reason: str
+
+
+class LotImportResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    imported: list[ImportedLotRow] = Field(description="Rows received now, one receipt each.")
+    already_imported: list[str] = Field(
+        description="Row keys an earlier import took: nothing is received twice."
+    )
+    rejected: list[RowRejection] = Field(
+        description="Rows a rule refused; nothing of them is kept."
+    )
+
+
+class LotReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    lot_code: LotCode
+
+
+class LotLookupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lots: list[LotReference] = Field(min_length=1, max_length=10_000)
+
+
+class FoundLot(LotReference):
+    lot_id: UUID
+    uom: str

@@ -1,0 +1,40 @@
+"""Onboarding import of shipment history: each row of a shipments file is announced as its
+own `order-shipped` with `imported: true`, which traces and recalls count and inventory never
+ships from stock. Fulfillment's own orders and shipments are not touched. A row key taken by
+an earlier import is skipped, so a re-run announces nothing twice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.fulfillment import db
+from services.fulfillment.outgoing import order_shipped
+from services.fulfillment.records import ImportedShipmentRecord, imported_shipment
+from services.fulfillment.schemas import (
+    ImportedShipmentRow,
+    ShipmentImportResult,
+    ShipmentImportRow,
+)
+from shared.runtime.database import UnitOfWork
+
+
+async def import_shipments(
+    unit: UnitOfWork, rows: list[ShipmentImportRow], *, now: datetime, dry_run: bool = False
+) -> ShipmentImportResult:
+    connection = unit.connection
+    await db.lock_shipment_imports(connection)
+    done = await db.imported_shipment_keys(connection, [row.key for row in rows])
+    fresh = [row for row in rows if row.key not in done]
+    if not dry_run:
+        await db.record_imported_shipments(
+            connection, [ImportedShipmentRecord.of(row) for row in fresh]
+        )
+        for row in fresh:
+            unit.emit(order_shipped(imported_shipment(row), imported=True), time=now)
+    return ShipmentImportResult(
+        imported=[
+            ImportedShipmentRow(row_key=row.key, shipment_id=row.assigned_shipment_id)
+            for row in fresh
+        ],
+        already_imported=[row.key for row in rows if row.key in done],
+    )

@@ -1,0 +1,168 @@
+"""Onboarding import of lots: each row of a lots file becomes a receipt made when the lot was
+really received, at its location, so the lot reaches inventory and recall through the normal
+`goods-received`. A batch is one transaction: the rows a rule refuses are left out whole, the
+others go in, and a row key taken by an earlier import is skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from services.receiving import db
+from services.receiving.domain import LotDates, ReceivingError
+from services.receiving.handlers import check_same_lot, request_fingerprint
+from services.receiving.outgoing import ReceiptPlace, goods_received
+from services.receiving.records import ImportedRow, LotRecord, ReceiptRecord
+from services.receiving.schemas import (
+    ImportedLotRow,
+    LotImportResult,
+    LotImportRow,
+    ReceiptRequest,
+    RowRejection,
+)
+from services.receiving.views import receipt_view
+from shared.contracts.events import GoodsReceived
+from shared.contracts.types import Money, Supplier
+from shared.errors import ErrorKind
+from shared.ids import new_id
+from shared.records import built_from
+from shared.runtime.database import UnitOfWork
+
+# The file column a refusal is about, by its code; the date rules name their date first.
+_COLUMN_OF_CODE = {
+    "uom_mismatch": "uom",
+    "currency_mismatch": "currency",
+    "supplier_lot_code_required": "supplier_lot_code",
+}
+_DATE_CODES = frozenset({"invalid_dates", "lot_dates_conflict"})
+
+
+def _column_of(error: ReceivingError) -> str | None:
+    if error.code in _DATE_CODES:
+        return error.message.split()[0]
+    return _COLUMN_OF_CODE.get(error.code)
+
+
+def receipt_request(row: LotImportRow) -> ReceiptRequest:
+    """The receipt a row stands for: its stock on hand, received at its date and place."""
+    return built_from(
+        ReceiptRequest,
+        row,
+        quantity=row.on_hand,
+        supplier=Supplier(supplier_id=row.supplier_id, name=row.supplier_name)
+        if row.supplier_id
+        else None,
+        unit_cost=Money(amount=row.unit_cost, currency=row.currency)
+        if row.unit_cost is not None and row.currency
+        else None,
+    )
+
+
+@dataclass(frozen=True)
+class ImportedReceipt:
+    row: ImportedLotRow
+    event: GoodsReceived
+    record: ReceiptRecord
+
+
+@dataclass
+class ImportPlan:
+    """The batch's lots as its rows, in file order, receive into them."""
+
+    stored: dict[tuple[str, str], LotRecord]
+    lots: dict[tuple[str, str], LotRecord] = field(default_factory=dict)
+    receipts: list[ImportedReceipt] = field(default_factory=list)
+    rejected: list[RowRejection] = field(default_factory=list)
+
+    def take(self, row: LotImportRow) -> None:
+        try:
+            self._receive(row)
+        except ReceivingError as error:
+            self.rejected.append(
+                RowRejection(row_key=row.key, column=_column_of(error), reason=error.message)
+            )
+
+    def _receive(self, row: LotImportRow) -> None:
+        request = receipt_request(row)
+        dates = LotDates(row.production_date, row.expiry_date, row.best_before_date)
+        if problems := dates.problems():
+            raise ReceivingError("invalid_dates", "; ".join(problems))
+        code = (row.sku, row.lot_code)
+        before = self.lots.get(code) or self.stored.get(code)
+        if before is None:
+            lot = LotRecord.first_receipt(request, row.lot_code, dates, row.received_at)
+        else:
+            check_same_lot(before, request, dates)
+            lot = replace(
+                before.with_receipt(request, dates, row.received_at),
+                first_received_at=min(before.first_received_at, row.received_at),
+            )
+        self.lots[code] = lot
+        self.receipts.append(_receipt(row, request, lot, new_lot=before is None))
+
+    @property
+    def created(self) -> list[LotRecord]:
+        return [lot for code, lot in self.lots.items() if code not in self.stored]
+
+    @property
+    def changed(self) -> list[LotRecord]:
+        return [lot for code, lot in self.lots.items() if code in self.stored]
+
+
+def _receipt(
+    row: LotImportRow, request: ReceiptRequest, lot: LotRecord, *, new_lot: bool
+) -> ImportedReceipt:
+    # Stock on the shelf at the move has passed the company's own QC: never quarantined.
+    place = ReceiptPlace(receipt_id=new_id(), location=row.location, received_at=row.received_at)
+    event = goods_received(request, lot, [], place)
+    view = receipt_view(event, lot, new_lot=new_lot)
+    record = ReceiptRecord.of(
+        event, view, idempotency_key=None, request_hash=request_fingerprint(request)
+    )
+    imported = ImportedLotRow(
+        row_key=row.key,
+        receipt_id=place.receipt_id,
+        lot_id=lot.lot_id,
+        lot_code=lot.lot_code,
+        new_lot=new_lot,
+    )
+    return ImportedReceipt(imported, event, record)
+
+
+async def import_lots(
+    unit: UnitOfWork, rows: list[LotImportRow], *, now: datetime, dry_run: bool = False
+) -> LotImportResult:
+    connection = unit.connection
+    await db.lock_lot_imports(connection)
+    done = await db.imported_row_keys(connection, [row.key for row in rows])
+    fresh = [row for row in rows if row.key not in done]
+    codes = sorted({(row.sku, row.lot_code) for row in fresh})
+    stored = await db.lock_lots_by_codes(connection, codes)
+    plan = ImportPlan({(lot.sku, lot.lot_code): lot for lot in stored})
+    for row in fresh:
+        plan.take(row)
+    if not dry_run:
+        await _write(unit, plan, now=now)
+    return LotImportResult(
+        imported=[receipt.row for receipt in plan.receipts],
+        already_imported=[row.key for row in rows if row.key in done],
+        rejected=plan.rejected,
+    )
+
+
+async def _write(unit: UnitOfWork, plan: ImportPlan, *, now: datetime) -> None:
+    connection = unit.connection
+    if await db.insert_lots(connection, plan.created) != len(plan.created):
+        raise ReceivingError(
+            "concurrent_receipt",
+            "a lot of this batch was received meanwhile: run the import again",
+            kind=ErrorKind.CONFLICT,
+        )
+    await db.update_lots(connection, plan.changed)
+    await db.insert_receipts(connection, [receipt.record for receipt in plan.receipts])
+    await db.record_imported_rows(
+        connection,
+        [ImportedRow(r.row.row_key, r.row.receipt_id, r.row.lot_id) for r in plan.receipts],
+    )
+    for receipt in plan.receipts:
+        unit.emit(receipt.event, time=now)

@@ -1,0 +1,8 @@
+-- Rows of onboarding lot files already imported, by their row key: a re-run of the same file
+-- receives nothing twice. Each row was received as one receipt.
+CREATE TABLE imported_lot_rows (
+    row_key     text PRIMARY KEY,
+    receipt_id  text        NOT NULL REFERENCES receipts (receipt_id),
+    lot_id      uuid        NOT NULL REFERENCES lots (lot_id),
+    imported_at timestamptz NOT NULL DEFAULT now()
+);
