@@ -1,0 +1,228 @@
+"""The lot reports and the data-quality monitor against a real broker and PostgreSQL: a small
+history is seeded through the topics and the HTTP API, and each report is checked against
+figures worked out by hand (docs/reports.md says how each is computed)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import openpyxl
+import pytest_asyncio
+
+from lottrace.infra import TansuBroker
+from services.inventory.app import Settings as InventorySettings
+from services.inventory.app import create_app as inventory_app
+from shared.contracts.events import GoodsReceived, OrderShipped, RecallIssued
+from shared.tables import XLSX_MEDIA_TYPE
+from tests.integration.service_apps import quick_settings, running, until_served
+from tests.kafka_helpers import publish
+
+NOW = datetime.now(UTC)
+TODAY = NOW.date()
+CUSTOMER = {"customer_id": "C-DELI", "name": "Deli"}
+
+
+@pytest_asyncio.fixture
+async def inventory(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
+    settings = quick_settings(InventorySettings, database_url, broker)
+    async with running(inventory_app(settings)) as client:
+        yield client
+
+
+def receipt(
+    code: str, quantity: int, *, supplier: str, expires_in: int | None, **more: Any
+) -> GoodsReceived:
+    """Lot `code` (its SKU the code up to the dash), received 30 days ago."""
+    return GoodsReceived(
+        receipt_id=f"R-{code}",
+        lot_id=uuid.uuid4(),
+        lot_code=code,
+        sku=code.split("-", maxsplit=1)[0],
+        quantity=quantity,
+        location="MAIN",
+        received_at=NOW - timedelta(days=30),
+        supplier={"supplier_id": supplier},
+        expiry_date=TODAY + timedelta(days=expires_in) if expires_in is not None else None,
+        **more,
+    )
+
+
+def shipped(lot: GoodsReceived, quantity: int, *, days_ago: int) -> OrderShipped:
+    number = uuid.uuid4().hex[:8]
+    return OrderShipped(
+        shipment_id=f"SH-{number}",
+        order_id=f"SO-{number}",
+        customer=CUSTOMER,
+        shipped_at=NOW - timedelta(days=days_ago),
+        lines=[
+            {
+                "line_no": 1,
+                "sku": lot.sku,
+                "lot_id": lot.lot_id,
+                "lot_code": lot.lot_code,
+                "quantity": quantity,
+            }
+        ],
+    )
+
+
+def recalled(lot: GoodsReceived) -> RecallIssued:
+    return RecallIssued(
+        recall_id="RC-TEA",
+        issued_at=NOW,
+        reason="foreign matter",
+        classification="II",
+        scope={"lot_ids": [lot.lot_id]},
+        affected_lots=[{"lot_id": lot.lot_id, "lot_code": lot.lot_code, "sku": lot.sku}],
+        affected_customer_count=0,
+        shipped_quantity=0,
+    )
+
+
+async def seed_history(inventory: httpx.AsyncClient, bootstrap: str) -> dict[str, GoodsReceived]:
+    """Two jam lots from ORCHARD (expiring in 5 and 20 days), two tea lots from HILLS (one
+    failed QC, one recalled); jam shipped 10 + 28 (A) and 4 (B) units, 6 of A returned."""
+    lots = {
+        "JAM-A": receipt("JAM-A", 100, supplier="ORCHARD", expires_in=5),
+        "JAM-B": receipt("JAM-B", 100, supplier="ORCHARD", expires_in=20),
+        "TEA-A": receipt("TEA-A", 50, supplier="HILLS", expires_in=100, qc_required=True),
+        "TEA-B": receipt("TEA-B", 50, supplier="HILLS", expires_in=None),
+    }
+    await publish(bootstrap, *lots.values())
+    jam_a, jam_b = lots["JAM-A"], lots["JAM-B"]
+    await publish(
+        bootstrap,
+        shipped(jam_a, 10, days_ago=20),  # outside a 16-day sales window
+        shipped(jam_a, 28, days_ago=2),
+        shipped(jam_b, 4, days_ago=1),
+        recalled(lots["TEA-B"]),
+    )
+    await until_served(inventory, f"/lots/{jam_b.lot_id}", lambda lot: lot["on_hand"] == "96")
+    await until_served(inventory, f"/lots/{jam_a.lot_id}", lambda lot: lot["on_hand"] == "62")
+    await until_served(inventory, f"/lots/{lots['TEA-B'].lot_id}", lambda lot: lot["recall_id"])
+    failed = await inventory.post(
+        f"/lots/{lots['TEA-A'].lot_id}/release", json={"qc_result": "failed"}
+    )
+    assert failed.status_code == 200, failed.text
+    back = await inventory.post(
+        "/returns",
+        json={
+            "return_id": "RT-1",
+            "customer": CUSTOMER,
+            "lines": [
+                {"line_no": 1, "lot_id": str(jam_a.lot_id), "sku": "JAM", "quantity": 5,
+                 "reason": "damaged"},
+                {"line_no": 2, "lot_id": str(jam_a.lot_id), "sku": "JAM", "quantity": 1,
+                 "reason": "quality"},
+            ],
+        },
+    )  # fmt: skip
+    assert back.status_code == 202, back.text
+    await until_served(inventory, f"/lots/{jam_a.lot_id}", lambda lot: lot["on_hand"] == "68")
+    return lots
+
+
+async def test_the_inventory_reports_match_the_figures_worked_out_by_hand(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    await seed_history(inventory, broker.bootstrap_servers)
+
+    # 32 jam units shipped in the last 16 days: 2 a day. A (6 selling days, today included)
+    # sells 12 of the 62 it has for sale (its 6 returned units wait in RETURNS); B's 21 days
+    # sell 42, less A's 12. Tea: one lot rejected, one recalled, neither for sale.
+    short = (await inventory.get("/reports/short-dated?days=30&sales_days=16")).json()
+    assert [
+        (lot["lot_code"], lot["days_left"], lot["on_hand"], lot["daily_sell_rate"],
+         lot["sells_in_time"], lot["wont_sell_in_time"])
+        for lot in short["lots"]
+    ] == [
+        ("JAM-A", 6, "62", "2", "12", "50"),
+        ("JAM-B", 21, "96", "2", "30", "66"),
+    ]  # fmt: skip
+
+    # Received 30 days ago, 31 days with today: A 38/31 = 1.23 a day, B 4/31 = 0.13; the
+    # SKU's average 0.68, so A is fast (>= 1.02) and B slow (<= 0.34). A's cover: 68 / 1.226.
+    movement = (await inventory.get("/reports/lot-movement?days=90")).json()
+    lots = {lot["lot_code"]: lot for lot in movement["lots"]}
+    assert [
+        (code, lots[code]["sell_through_percent"], lots[code]["units_per_day"],
+         lots[code]["days_of_cover"], lots[code]["movement"])
+        for code in ("JAM-A", "JAM-B")
+    ] == [
+        ("JAM-A", "38", "1.23", "55.5", "fast"),
+        ("JAM-B", "4", "0.13", "744", "slow"),
+    ]  # fmt: skip
+    jam = next(sku for sku in movement["skus"] if sku["sku"] == "JAM")
+    assert (jam["fast"], jam["slow"], jam["average_units_per_day"]) == (
+        ["JAM-A"],
+        ["JAM-B"],
+        "0.68",
+    )
+
+    # 6 of A's 38 shipped came back (15.8 %); of the jam's 42, 6 (14.3 %).
+    returns = (await inventory.get("/reports/returns")).json()
+    rates = {
+        (group["dimension"], group["key"]): (group["returned"], group["return_rate_percent"])
+        for dimension in ("by_lot", "by_sku", "by_supplier", "by_reason")
+        for group in returns[dimension]
+    }
+    assert rates == {
+        ("lot", "JAM-A"): ("6", "15.8"),
+        ("sku", "JAM"): ("6", "14.3"),
+        ("supplier", "ORCHARD"): ("6", "14.3"),
+        ("reason", "damaged"): ("5", "11.9"),
+        ("reason", "quality"): ("1", "2.4"),
+    }
+
+    scorecard = (await inventory.get("/reports/suppliers")).json()
+    scores = {score["supplier_id"]: score for score in scorecard["suppliers"]}
+    hills, orchard = scores["HILLS"], scores["ORCHARD"]
+    assert (hills["lots"], hills["units_received"], hills["qc_failed_lots"]) == (2, "100", 1)
+    assert (hills["held_lots"], hills["recalls"], hills["recalled_lots"]) == (1, 1, 1)
+    assert (hills["return_rate_percent"], hills["average_shelf_life_days_at_receipt"]) == (
+        None,
+        "130",
+    )
+    assert (orchard["shipped"], orchard["returned"], orchard["return_rate_percent"]) == (
+        "42",
+        "6",
+        "14.3",
+    )
+    assert (orchard["qc_failed_lots"], orchard["held_lots"], orchard["recalls"]) == (0, 0, 0)
+    assert orchard["average_shelf_life_days_at_receipt"] == "42.5"  # 35 and 50 days
+
+
+async def test_the_reports_come_as_csv_and_xlsx_with_the_json_field_names(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    await seed_history(inventory, broker.bootstrap_servers)
+
+    sheet = await inventory.get("/reports/short-dated?days=30&sales_days=16&format=csv")
+    assert sheet.headers["content-type"].startswith("text/csv")
+    assert 'filename="short-dated_' in sheet.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(sheet.text)))
+    assert [(row["lot_code"], row["wont_sell_in_time"]) for row in rows] == [
+        ("JAM-A", "50"),
+        ("JAM-B", "66"),
+    ]
+
+    workbook = await inventory.get("/reports/lot-movement?format=xlsx")
+    assert workbook.headers["content-type"] == XLSX_MEDIA_TYPE
+    book = openpyxl.load_workbook(io.BytesIO(workbook.content))
+    assert book.sheetnames == ["Lots", "SKUs"]
+    lots = [
+        dict(zip([c.value for c in book["Lots"][1]], [c.value for c in row], strict=True))
+        for row in book["Lots"].iter_rows(min_row=2)
+    ]
+    jam_a = next(lot for lot in lots if lot["lot_code"] == "JAM-A")
+    assert (jam_a["shipped"], jam_a["movement"], jam_a["received_on"].date()) == (
+        38,
+        "fast",
+        TODAY - timedelta(days=30),
+    )
