@@ -26,9 +26,16 @@ MAX_LOT_CODE_LENGTH = 64
 
 class ReceivingError(DomainError):
     """A receipt that cannot be accepted; `code` is stable, the message names the problem.
-    Invalid unless it clashes with a lot as it stands (then `kind=ErrorKind.CONFLICT`)."""
+    Invalid unless it clashes with a lot as it stands (then `kind=ErrorKind.CONFLICT`).
+    `field` is the receipt field the problem is about, where one is."""
 
     kind = ErrorKind.INVALID
+
+    def __init__(
+        self, code: str, message: str, *, kind: ErrorKind | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(code, message, kind=kind)
+        self.field = field
 
 
 # ------------------------------------------------------------------------- lot numbering
@@ -145,6 +152,15 @@ class LotNumbering:
 # ------------------------------------------------------------------------- lots
 
 
+DATE_FIELDS = ("production_date", "expiry_date", "best_before_date")
+
+
+def date_field_of(problem: str) -> str | None:
+    """The date a problem of `LotDates.problems` or `conflicting_dates` is about: it names
+    that date first."""
+    return next((name for name in DATE_FIELDS if problem.startswith(name)), None)
+
+
 @dataclass(frozen=True)
 class LotDates:
     production_date: date | None = None
@@ -167,7 +183,7 @@ class LotDates:
 def conflicting_dates(existing: LotDates, incoming: LotDates) -> list[str]:
     """Dates both sides state and state differently: such a receipt is not the same lot."""
     conflicts = []
-    for name in ("production_date", "expiry_date", "best_before_date"):
+    for name in DATE_FIELDS:
         mine, theirs = getattr(existing, name), getattr(incoming, name)
         if mine is not None and theirs is not None and mine != theirs:
             conflicts.append(f"{name} {theirs} differs from the lot's {mine}")
@@ -254,6 +270,7 @@ def blended_unit_cost(
             "currency_mismatch",
             f"the lot is costed in {currency}; this receipt is in {new_currency}",
             kind=ErrorKind.CONFLICT,
+            field="currency",
         )
     total = quantity + new_quantity
     blended = (cost * quantity + new_cost * new_quantity) / total

@@ -19,6 +19,7 @@ from services.receiving.domain import (
     ReceivingError,
     check_consumption,
     conflicting_dates,
+    date_field_of,
 )
 from services.receiving.outgoing import ReceiptPlace, goods_received
 from services.receiving.records import LotRecord, ReceiptInput, ReceiptRecord
@@ -62,8 +63,7 @@ async def receive(
     if earlier is not None:
         return ReceiptOutcome(earlier, True)
     dates = LotDates(request.production_date, request.expiry_date, request.best_before_date)
-    if problems := dates.problems():
-        raise ReceivingError("invalid_dates", "; ".join(problems))
+    check_dates(dates)
     received_at = request.received_at or now
     lot_code = request.lot_code or await _generate_lot_code(unit, request, numbering, received_at)
     lot, new_lot = await _lot_for_receipt(unit, request, lot_code, dates, received_at)
@@ -156,6 +156,11 @@ async def _lot_for_receipt(
     return updated, False
 
 
+def check_dates(dates: LotDates) -> None:
+    if problems := dates.problems():
+        raise ReceivingError("invalid_dates", "; ".join(problems), field=date_field_of(problems[0]))
+
+
 def check_same_lot(existing: LotRecord, request: ReceiptRequest, dates: LotDates) -> None:
     """A re-receipt joins a lot only in the lot's unit and without contradicting its dates."""
     named = f"lot {existing.lot_code} of {request.sku}"
@@ -164,12 +169,14 @@ def check_same_lot(existing: LotRecord, request: ReceiptRequest, dates: LotDates
             "uom_mismatch",
             f"{named} is counted in {existing.uom}, not {request.uom}",
             kind=ErrorKind.CONFLICT,
+            field="uom",
         )
     if conflicts := conflicting_dates(existing.dates, dates):
         raise ReceivingError(
             "lot_dates_conflict",
             f"{named} exists with other dates: {'; '.join(conflicts)}",
             kind=ErrorKind.CONFLICT,
+            field=date_field_of(conflicts[0]),
         )
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from services.receiving import db
 from services.receiving.domain import LotDates, ReceivingError
-from services.receiving.handlers import check_same_lot, request_fingerprint
+from services.receiving.handlers import check_dates, check_same_lot, request_fingerprint
 from services.receiving.outgoing import ReceiptPlace, goods_received
 from services.receiving.records import ImportedRow, LotRecord, ReceiptRecord
 from services.receiving.schemas import (
@@ -27,20 +27,6 @@ from shared.errors import ErrorKind
 from shared.ids import new_id
 from shared.records import built_from
 from shared.runtime.database import UnitOfWork
-
-# The file column a refusal is about, by its code; the date rules name their date first.
-_COLUMN_OF_CODE = {
-    "uom_mismatch": "uom",
-    "currency_mismatch": "currency",
-    "supplier_lot_code_required": "supplier_lot_code",
-}
-_DATE_CODES = frozenset({"invalid_dates", "lot_dates_conflict"})
-
-
-def _column_of(error: ReceivingError) -> str | None:
-    if error.code in _DATE_CODES:
-        return error.message.split()[0]
-    return _COLUMN_OF_CODE.get(error.code)
 
 
 def receipt_request(row: LotImportRow) -> ReceiptRequest:
@@ -79,14 +65,13 @@ class ImportPlan:
             self._receive(row)
         except ReceivingError as error:
             self.rejected.append(
-                RowRejection(row_key=row.key, column=_column_of(error), reason=error.message)
+                RowRejection(row_key=row.key, column=error.field, reason=error.message)
             )
 
     def _receive(self, row: LotImportRow) -> None:
         request = receipt_request(row)
         dates = LotDates(row.production_date, row.expiry_date, row.best_before_date)
-        if problems := dates.problems():
-            raise ReceivingError("invalid_dates", "; ".join(problems))
+        check_dates(dates)
         code = (row.sku, row.lot_code)
         before = self.lots.get(code) or self.stored.get(code)
         if before is None:

@@ -1,0 +1,225 @@
+"""`lottrace import` against the real services, broker and PostgreSQL: the sample files go in
+once however often they are run, bad rows are reported exactly while the good ones go in, and
+an imported shipment is reached by a recall without ever moving stock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest_asyncio
+from fastapi import FastAPI
+
+from lottrace.client import Connection, LottraceClient, ServiceUrls
+from lottrace.imports.formats import FORMATS, FileKind
+from lottrace.imports.readers import read_table
+from lottrace.imports.rejects import Rejection
+from lottrace.imports.upload import ImportOutcome, import_lots, import_shipments
+from lottrace.imports.validation import check_table
+from lottrace.infra import TansuBroker, wait_until
+from services.fulfillment import app as fulfillment_service
+from services.inventory import app as inventory_service
+from services.recall import app as recall_service
+from services.receiving import app as receiving_service
+from tests.conftest import PostgresServer
+from tests.integration.service_apps import ADMIN_KEY, quick_settings, running, until_served
+from tests.kafka_helpers import read_settled
+
+SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
+SERVICE_MODULES = {
+    "receiving": receiving_service,
+    "inventory": inventory_service,
+    "fulfillment": fulfillment_service,
+    "recall": recall_service,
+}
+
+
+class ServiceRouter(httpx.AsyncBaseTransport):
+    """Sends each request to the in-process app its host names (`http://receiving`, ...)."""
+
+    def __init__(self, apps: dict[str, FastAPI]) -> None:
+        self._transports = {name: httpx.ASGITransport(app=app) for name, app in apps.items()}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._transports[request.url.host].handle_async_request(request)
+
+
+@dataclass(frozen=True)
+class Platform:
+    api: LottraceClient
+    clients: dict[str, httpx.AsyncClient]
+    database_urls: dict[str, str]
+    broker: TansuBroker
+
+
+async def _platform(
+    services: tuple[str, ...], postgres_server: PostgresServer, broker: TansuBroker
+) -> AsyncIterator[Platform]:
+    async with AsyncExitStack() as stack:
+        urls: dict[str, str] = {}
+        apps: dict[str, FastAPI] = {}
+        clients: dict[str, httpx.AsyncClient] = {}
+        for name in services:
+            urls[name] = await stack.enter_async_context(postgres_server.fresh_database())
+            module = SERVICE_MODULES[name]
+            apps[name] = module.create_app(quick_settings(module.Settings, urls[name], broker))
+            clients[name] = await stack.enter_async_context(running(apps[name]))
+        target = Connection(
+            urls=ServiceUrls.from_mapping({name: f"http://{name}" for name in services}),
+            api_key=ADMIN_KEY,
+        )
+        api = await stack.enter_async_context(LottraceClient(target, transport=ServiceRouter(apps)))
+        yield Platform(api, clients, urls, broker)
+
+
+@pytest_asyncio.fixture
+async def platform(postgres_server: PostgresServer, broker: TansuBroker) -> AsyncIterator[Platform]:
+    async for running_platform in _platform(tuple(SERVICE_MODULES), postgres_server, broker):
+        yield running_platform
+
+
+@pytest_asyncio.fixture
+async def receiving_only(
+    postgres_server: PostgresServer, broker: TansuBroker
+) -> AsyncIterator[Platform]:
+    async for running_platform in _platform(("receiving",), postgres_server, broker):
+        yield running_platform
+
+
+async def imported(platform: Platform, kind: FileKind, path: Path) -> ImportOutcome:
+    checked = check_table(read_table(path), FORMATS[kind])
+    send = import_lots if kind is FileKind.LOTS else import_shipments
+    outcome = await send(
+        platform.api, checked.rows, batch_size=2, dry_run=False, advance=lambda _: None
+    )
+    outcome.rejected = sorted([*checked.rejected, *outcome.rejected])
+    return outcome
+
+
+async def count(database_url: str, query: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval(query))
+    finally:
+        await connection.close()
+
+
+async def test_the_sample_files_imported_twice_go_in_once(platform: Platform) -> None:
+    lots = await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
+    shipments = await imported(platform, FileKind.SHIPMENTS, SAMPLES / "shipments.csv")
+    assert (lots.imported, lots.new_lots, lots.already_imported, lots.rejected) == (5, 4, 0, [])
+    assert (shipments.imported, shipments.already_imported, shipments.rejected) == (4, 0, [])
+
+    again = await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
+    shipments_again = await imported(platform, FileKind.SHIPMENTS, SAMPLES / "shipments.csv")
+    assert (again.imported, again.already_imported) == (0, 5)
+    assert (shipments_again.imported, shipments_again.already_imported) == (0, 4)
+
+    urls, bootstrap = platform.database_urls, platform.broker.bootstrap_servers
+    received = await read_settled(bootstrap, "goods-received", urls["receiving"])
+    shipped = await read_settled(bootstrap, "order-shipped", urls["fulfillment"])
+    assert len(received) == 5
+    assert sorted(json.loads(r.value)["data"]["location"] for r in received) == [
+        "COLD-2", "DRY-1", "MAIN", "MAIN", "MAIN"
+    ]  # fmt: skip
+    assert [json.loads(r.value)["data"]["imported"] for r in shipped] == [True] * 4
+    assert await count(urls["receiving"], "SELECT count(*) FROM lots") == 4
+
+    [lot] = (await platform.clients["receiving"].get("/lots", params={"sku": "OJ-1L"})).json()[1:]
+    assert (lot["lot_code"], lot["received_quantity"]) == ("OJ-1L-20260901-0001", "300")
+    assert lot["first_received_at"].startswith("2026-09-01T00:00:00")
+    assert (lot["supplier"], lot["supplier_lot_code"]) == (
+        {"supplier_id": "GROVE", "name": "Grove Farms"},
+        "GF-7781",
+    )
+
+
+async def test_an_imported_shipment_is_recalled_and_moves_no_stock(platform: Platform) -> None:
+    await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
+    await imported(platform, FileKind.SHIPMENTS, SAMPLES / "shipments.csv")
+    [lot] = (
+        await platform.clients["receiving"].get("/lots", params={"lot_code": "OJ-1L-20260901-0001"})
+    ).json()
+    recall, inventory = platform.clients["recall"], platform.clients["inventory"]
+    trace = await until_served(
+        recall,
+        f"/trace/lots/{lot['lot_id']}/forward",
+        lambda body: body["totals"]["shipment_lines"] == 2,
+    )
+    assert sorted(c["customer_id"] for c in trace["customers"]) == ["CUST-ACME", "CUST-CORNER"]
+
+    accepted = await recall.post(
+        "/recalls",
+        json={"reason": "off taste", "scope": {"lot_codes": [lot["lot_code"]], "sku": "OJ-1L"}},
+    )
+    assert accepted.status_code in (200, 201, 202), accepted.text
+    assert (accepted.json()["affected_customer_count"], accepted.json()["shipped_quantity"]) == (
+        2,
+        "156",
+    )
+
+    stock = await until_served(
+        inventory, f"/lots/{lot['lot_id']}", lambda body: Decimal(body["on_hand"]) > 0
+    )
+    assert Decimal(stock["on_hand"]) == 300  # 240 + 60 received; the 156 shipped are history
+
+    async def history() -> list[dict[str, Any]]:
+        response = await inventory.get(f"/lots/{lot['lot_id']}/history")
+        return list(response.json())
+
+    async def both_receipts() -> bool:
+        return len([e for e in await history() if e["change"] == "received"]) == 2
+
+    await wait_until(both_receipts, timeout=30, what="both receipts in the lot's history")
+    assert {entry["change"] for entry in await history()} <= {"received", "recalled"}
+
+
+async def test_bad_rows_are_reported_exactly_and_the_good_rows_go_in(
+    receiving_only: Platform, tmp_path: Path
+) -> None:
+    platform = receiving_only
+    await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
+    path = tmp_path / "more-lots.csv"
+    path.write_text(
+        "row_key,sku,lot_code,location,on_hand,uom,received_at,expiry_date,unit_cost,currency\n"
+        "M-1,OJ-1L,OJ-1L-20261002-0001,COLD-2,20,EA,2026-10-02,2027-03-31,0.88,EUR\n"
+        "M-2,OJ-1L,OJ-1L-20261002-0001,DRY-1,5,EA,2026-10-02,2027-04-30,,\n"
+        "M-3,OJ-1L,OJ-1L-20261002-0001,DRY-1,5,KG,2026-10-02,,,\n"
+        "M-4,OJ-1L,OJ-1L-20261002-0001,DRY-1,5,EA,2026-10-02,,1,USD\n"
+        "M-5,TEA,T-1,MAIN,-2,EA,2026-02-30,,,\n"
+        "M-6,TEA,T-2,MAIN,12,EA,2026-10-03,,,\n"
+        "M-6,TEA,T-3,MAIN,12,EA,2026-10-03,,,\n"
+        "M-7,TEA,T-4,MAIN,12,EA,2026-10-03,,,\n"
+    )
+    outcome = await imported(platform, FileKind.LOTS, path)
+    assert outcome.rejected == [
+        Rejection(
+            3,
+            "expiry_date",
+            "lot OJ-1L-20261002-0001 of OJ-1L exists with other dates: expiry_date 2027-04-30"
+            " differs from the lot's 2027-03-31",
+        ),
+        Rejection(4, "uom", "lot OJ-1L-20261002-0001 of OJ-1L is counted in EA, not KG"),
+        Rejection(5, "currency", "the lot is costed in EUR; this receipt is in USD"),
+        Rejection(6, "on_hand", "must be more than 0, not -2"),
+        Rejection(6, "received_at", "2026-02-30 is not a date (YYYY-MM-DD) or date and time"),
+        Rejection(7, "row_key", "row key M-6 is on lines 7, 8: give each row its own row_key"),
+        Rejection(8, "row_key", "row key M-6 is on lines 7, 8: give each row its own row_key"),
+    ]
+    assert (outcome.imported, outcome.new_lots) == (2, 1)
+    url = platform.database_urls["receiving"]
+    assert await count(url, "SELECT count(*) FROM receipts") == 5 + 2
+    assert await count(url, "SELECT count(*) FROM imported_lot_rows") == 5 + 2
+    [lot] = (
+        await platform.clients["receiving"].get("/lots", params={"lot_code": "OJ-1L-20261002-0001"})
+    ).json()
+    assert lot["received_quantity"] == "500"  # 480 + 20: nothing of the refused rows
+    assert datetime.fromisoformat(lot["first_received_at"]) == datetime(2026, 10, 2, tzinfo=UTC)
