@@ -122,7 +122,7 @@ async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[Loc
     ids = sorted(set(lot_ids))
     rows = await connection.fetch(
         """
-        SELECT lot_id, sku, lot_code, blocks, gtin, supplier_id FROM lots
+        SELECT lot_id, sku, lot_code, blocks, gtin, supplier_id, uom FROM lots
         WHERE lot_id = ANY($1::uuid[]) ORDER BY lot_id FOR UPDATE
         """,
         ids,
@@ -801,7 +801,7 @@ async def lots_named(
     """The lots these ids, or these (sku, lot code) pairs, name; those that exist."""
     rows = await connection.fetch(
         """
-        SELECT lot_id, sku, lot_code, blocks, gtin, supplier_id FROM lots
+        SELECT lot_id, sku, lot_code, blocks, gtin, supplier_id, uom FROM lots
         WHERE lot_id = ANY($1::uuid[])
            OR (sku, lot_code) IN (SELECT * FROM unnest($2::text[], $3::text[]))
         ORDER BY lot_id

@@ -468,8 +468,20 @@ RETURNS_LOCATION = "RETURNS"
 UNPICKABLE_LOCATIONS: tuple[str, ...] = (RETURNS_LOCATION,)
 
 
+# The kinds of `lot-moved`: units between two of our locations, or back to the supplier.
+MOVE = "move"
+RETURN_TO_VENDOR = "return-to-vendor"
+
+
 def is_pickable(location: str) -> bool:
     return location not in UNPICKABLE_LOCATIONS
+
+
+def same_location_problem(source: str, target: str) -> str | None:
+    """A move goes somewhere else: one to where the units already are would move nothing."""
+    if source == target:
+        return f"a move goes somewhere else than {source}"
+    return None
 
 
 def take_problem(

@@ -1,5 +1,5 @@
-"""The builders of inventory's outgoing events, `lot-allocated` and `lot-status-changed`, from
-the contract models."""
+"""The builders of inventory's outgoing events, `lot-allocated`, `lot-status-changed` and
+`lot-moved`, from the contract models."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from datetime import datetime
 
 from services.inventory import domain
 from services.inventory.domain import LotState, LotStatus
-from services.inventory.records import OrderRevision, ReservedLot
-from shared.contracts.events import Allocation, Backorder, LotAllocated, LotStatusChanged
+from services.inventory.records import FloorMovement, LockedLot, OrderRevision, ReservedLot
+from shared.contracts.events import (
+    Allocation,
+    Backorder,
+    LotAllocated,
+    LotMoved,
+    LotStatusChanged,
+)
+from shared.ids import new_id
+from shared.records import built_from
 
 
 def lot_allocated(
@@ -56,4 +64,18 @@ def lot_status_changed(
             "changed_at": at,
             "actor": actor,
         }
+    )
+
+
+def lot_moved(lot: LockedLot, movement: FloorMovement, *, at: datetime) -> LotMoved:
+    """A move or a return to vendor of the lot, under a new movement id; a return to vendor
+    names the lot's supplier as where the units went."""
+    returned = movement.kind == domain.RETURN_TO_VENDOR
+    return built_from(
+        LotMoved,
+        movement,
+        lot,
+        movement_id=new_id(),
+        supplier_id=lot.supplier_id if returned else None,
+        moved_at=at,
     )

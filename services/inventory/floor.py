@@ -1,6 +1,7 @@
 """The warehouse floor: moves between locations, customer returns into held stock, and returns
 to the supplier. Each takes stock by hand from one (lot, location) under the lot's lock, so
-nothing leaves that is not there, also with several replicas."""
+nothing leaves that is not there, also with several replicas. Moves and returns to the
+supplier are announced on `lot-moved`, for the lot's records in recall."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from services.inventory import db, domain
-from services.inventory.records import LockedLot, Movement, ReturnedLine, StockChange
+from services.inventory.events import lot_moved
+from services.inventory.records import (
+    FloorMovement,
+    LockedLot,
+    Movement,
+    ReturnedLine,
+    StockChange,
+)
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import GoodsReturned, ReturnLine
 from shared.errors import Conflict, Invalid, NotFound
@@ -46,8 +54,8 @@ class Floor:
     ) -> None:
         """Move free units of a lot from one location to another, checked against the scanned
         cases. A move into a location that may be picked from (a restock) fills backorders."""
-        if source == target:
-            raise Invalid("same_location", f"a move goes somewhere else than {source}")
+        if problem := domain.same_location_problem(source, target):
+            raise Invalid("same_location", problem)
         lot = await self.inventory.require_lot(unit, lot_id)
         if scanned is not None:
             problem = domain.scan_problem(lot_code=lot.lot_code, gtin=lot.gtin, scanned=scanned)
@@ -56,6 +64,8 @@ class Floor:
         await _take(unit.connection, lot, source, quantity)
         why = f": {reason}" if reason else ""
         await _record_move(unit.connection, lot_id, source, target, quantity, why, actor)
+        moving = FloorMovement(domain.MOVE, quantity, source, actor, reason, to_location=target)
+        _emit_moved(unit, lot, moving)
         if domain.is_pickable(target):
             await self.inventory.refill(unit, [lot.sku], cause="stock moved")
         moved = f"moved from {source} to {target}{why}"
@@ -95,6 +105,10 @@ class Floor:
                 )
             ],
         )
+        returning = FloorMovement(
+            domain.RETURN_TO_VENDOR, quantity, location, actor, reason, rma=rma
+        )
+        _emit_moved(unit, lot, returning)
         await self.inventory.announce(unit, {lot_id: f"returned to vendor, {detail}"}, actor=actor)
 
     # ------------------------------------------------------------------ customer returns
@@ -143,6 +157,12 @@ class Floor:
         await db.record_movements(
             connection, [_return_movement(r, lots[r.line_no], incoming.id) for r in taken]
         )
+
+
+def _emit_moved(unit: UnitOfWork, lot: LockedLot, movement: FloorMovement) -> None:
+    """`lot-moved` through the outbox, in the transaction of the change it announces."""
+    now = datetime.now(UTC)
+    unit.emit(lot_moved(lot, movement, at=now), time=now)
 
 
 async def _take(connection: Connection, lot: LockedLot, location: str, quantity: Decimal) -> None:

@@ -286,6 +286,21 @@ class LockedLot:
     blocks: list[str]
     gtin: str | None = None
     supplier_id: str | None = None
+    uom: str = "EA"
+
+
+@dataclass(frozen=True)
+class FloorMovement:
+    """Units of a lot taken by hand from a location: moved to another one (`move`), or sent
+    back to the supplier (`return-to-vendor`); what its `lot-moved` event says beyond the lot."""
+
+    kind: str
+    quantity: Decimal
+    from_location: str
+    actor: str
+    reason: str | None
+    to_location: str | None = None
+    rma: str | None = None
 
 
 @dataclass(frozen=True)

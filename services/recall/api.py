@@ -27,6 +27,8 @@ from services.recall.schemas import (
     CloseRequest,
     Consumed,
     CustomerShipment,
+    LotMovement,
+    LotMovements,
     LotSummary,
     OrderShipmentLine,
     RecallAccepted,
@@ -390,6 +392,19 @@ async def trace_order(order_id: str, request: Request) -> Response:
     return _json(trace)
 
 
+@_trace_route(
+    "/trace/lots/{lot_id}/movements",
+    "Moves between locations and returns to vendor, with who and why",
+    LotMovements,
+)
+async def lot_movements(lot_id: UUID, request: Request) -> Response:
+    async with database_of(request).pool.acquire() as connection:
+        await _root_lot(connection, lot_id)
+        rows = await db.movements_of_lot(connection, lot_id)
+    movements = [built_from_row(LotMovement, row) for row in rows]
+    return _json(LotMovements(lot_id=lot_id, movements=movements))
+
+
 def _json(model: BaseModel) -> Response:
     """Serialised by pydantic at once: the model was built from our own, already valid rows."""
     return Response(model.model_dump_json(), media_type="application/json")
@@ -482,7 +497,8 @@ async def fsma204_report(
     report_format: Annotated[ReportFormat, Query(alias="format")] = "csv",
 ) -> Response:
     """The traceability records FDA may ask for within 24 hours (21 CFR 1.1455(c)(3)(ii)):
-    receiving, transformation and shipping events with their key data elements."""
+    receiving, transformation and shipping events (returns to vendor among them) with their
+    key data elements."""
     if event_from is not None and event_to is not None and event_from > event_to:
         raise Invalid("invalid_date_range", f"from ({event_from}) is after to ({event_to})")
     async with (
@@ -494,10 +510,12 @@ async def fsma204_report(
         receipts = await db.report_receipts(connection, selected)
         inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
         shipments = await db.report_shipment_lines(connection, selected)
+        returns = await db.report_movements(connection, selected, reports.FSMA_MOVEMENT_KINDS)
     rows = reports.fsma_rows(
         [dict(row) for row in receipts],
         [dict(row) for row in inputs],
         [dict(row) for row in shipments],
+        [dict(row) for row in returns],
     )
     filename = f"fsma204_{event_from or 'start'}_{event_to or 'now'}.{report_format}"
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
@@ -525,8 +543,9 @@ async def fsma204_report(
     dependencies=[requires(Role.VIEWER)],
 )
 async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
-    """ObjectEvents for its receipts (ADD, receiving) and shipments (OBSERVE, shipping),
-    TransformationEvents for its production and for lots made from it."""
+    """ObjectEvents for its receipts (ADD, receiving), shipments (OBSERVE, shipping), moves
+    (OBSERVE, storing) and returns to vendor (OBSERVE, shipping, returned), TransformationEvents
+    for its production and for lots made from it."""
     async with (
         database_of(request).pool.acquire() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
@@ -535,10 +554,12 @@ async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
         receipts = await db.receipts_touching_lot(connection, lot_id)
         inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
         shipments = await db.shipment_lines_of_lot(connection, lot_id)
+        movements = await db.movements_of_lot(connection, lot_id)
     document = reports.epcis_document(
         receipts=[dict(row) for row in receipts],
         inputs=[dict(row) for row in inputs],
         shipments=[dict(row) for row in shipments],
+        movements=[dict(row) for row in movements],
         created_at=datetime.now(UTC),
     )
     return JSONResponse(document, media_type=reports.EPCIS_MEDIA_TYPE)

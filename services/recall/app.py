@@ -103,8 +103,8 @@ def replay_plan(settings: Settings | None = None) -> ReplayPlan:
         service=NAME,
         migrations=MIGRATIONS,
         consumer=lambda: WIRING.consumer(settings, _recalls(settings).handlers()),
-        # Responses and returns are owned too: their topics may have dropped them, and
-        # consuming them again changes nothing (their keys are their ids).
+        # Responses, returns and lot movements are owned too: their topics may have dropped
+        # them, and consuming them again changes nothing (their keys are their ids).
         owned_tables=(
             "recalls",
             "recall_lots",
@@ -115,6 +115,7 @@ def replay_plan(settings: Settings | None = None) -> ReplayPlan:
             "recall_returns",
             "recall_reminders",
             "recall_drills",
+            "lot_movements",
         ),
         after_copy=db.restart_watermarks,
         switch_blocker=db.recall_sending_notices,

@@ -24,6 +24,7 @@ from services.recall.records import (
     LotRow,
     LotStatusRow,
     LotUnits,
+    MovementRow,
     NewRecall,
     OpenRecallLot,
     PendingRecall,
@@ -1190,4 +1191,59 @@ async def record_lot_statuses(connection: Connection, rows: Sequence[LotStatusRo
         WHERE l.status_changed_at IS NULL OR l.status_changed_at <= EXCLUDED.status_changed_at
         """,
         *columns(rows, LotStatusRow),
+    )
+
+
+# ------------------------------------------------------------------ lot movements
+
+
+async def insert_movements(connection: Connection, rows: Sequence[MovementRow]) -> None:
+    """Keep each movement once: a re-sent one (same movement_id) changes nothing."""
+    await connection.execute(
+        """
+        INSERT INTO lot_movements
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::numeric[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::text[], $13::text[], $14::text[],
+                             $15::timestamptz[], $16::text[])
+        ON CONFLICT (movement_id) DO NOTHING
+        """,
+        *columns(rows, MovementRow),
+    )
+
+
+_MOVEMENT_EVENTS = f"""
+    SELECT m.movement_id, m.lot_id, m.lot_code, m.sku, coalesce(l.gtin, m.gtin) AS gtin,
+           m.kind, m.quantity, m.uom, m.from_location, m.to_location, m.supplier_id,
+           CASE WHEN l.supplier_id = m.supplier_id THEN l.supplier_name END AS supplier_name,
+           m.rma, m.reason,
+           m.actor, m.moved_at, l.supplier_lot_code, l.location AS lot_location,
+           l.production_date, l.expiry_date, l.best_before_date, {_PRODUCED}
+    FROM lot_movements m LEFT JOIN lots l ON l.lot_id = m.lot_id
+"""
+
+
+async def movements_of_lot(connection: Connection, lot_id: UUID) -> list[Record]:
+    """The lot's moves and returns to vendor, in the order they happened."""
+    return await connection.fetch(
+        f"{_MOVEMENT_EVENTS} WHERE m.lot_id = $1 ORDER BY m.moved_at, m.movement_id", lot_id
+    )
+
+
+async def report_movements(
+    connection: Connection, selected: ReportFilter, kinds: Sequence[str]
+) -> list[Record]:
+    """Movements of these kinds in the UTC date range, of the SKU and lot code if given."""
+    return await connection.fetch(
+        f"""
+        {_MOVEMENT_EVENTS}
+        WHERE ($1::date IS NULL OR m.moved_at >= {_FROM_UTC})
+          AND ($2::date IS NULL OR m.moved_at < {_TO_UTC})
+          AND ($3::text IS NULL OR m.sku = $3)
+          AND ($4::text IS NULL OR m.lot_code = $4)
+          AND m.kind = ANY($5::text[])
+        ORDER BY m.moved_at, m.movement_id
+        """,
+        *astuple(selected),
+        list(kinds),
     )

@@ -23,6 +23,7 @@ from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_
 from services.recall.records import (
     AffectedTotals,
     LotStatusRow,
+    MovementRow,
     NewRecall,
     OpenRecallLot,
     PendingRecall,
@@ -38,6 +39,7 @@ from shared.contracts.events import (
     Classification,
     GoodsReceived,
     GoodsReturned,
+    LotMoved,
     LotStatusChanged,
     OrderShipped,
     RecallIssued,
@@ -92,6 +94,7 @@ class Recalls:
             (GoodsReturned, on_goods_returned),
             (RecallResponse, on_recall_responses),
             (LotStatusChanged, self.on_lot_status_changed),
+            (LotMoved, self.on_lot_moved),
         ]
 
     async def on_lot_status_changed(
@@ -99,6 +102,12 @@ class Recalls:
     ) -> None:
         """Each lot's status, for the recall views: whether a recalled lot is held yet."""
         await db.record_lot_statuses(unit.connection, LotStatusRow.latest(events))
+
+    async def on_lot_moved(self, unit: UnitOfWork, events: list[Incoming[LotMoved]]) -> None:
+        """Moves and returns to vendor, for the lot's records (EPCIS, FSMA 204, its history)."""
+        rows = [MovementRow.of(incoming) for incoming in events]
+        await db.ensure_lots(unit.connection, [row.lot() for row in rows])
+        await db.insert_movements(unit.connection, rows)
 
     # ------------------------------------------------------------------ projection
 

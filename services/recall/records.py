@@ -13,6 +13,7 @@ from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
     GoodsReceived,
+    LotMoved,
     LotStatusChanged,
     NoticeShipment,
     OrderShipped,
@@ -448,3 +449,36 @@ class LotStatusRow:
             if known is None or known.changed_at <= row.changed_at:
                 newest[e.lot_id] = row
         return list(newest.values())
+
+
+# ------------------------------------------------------------------ lot movements
+
+
+@dataclass(frozen=True)
+class MovementRow:
+    """A move or a return to vendor inventory announced on `lot-moved`; the column order of
+    `lot_movements`."""
+
+    movement_id: str
+    lot_id: UUID
+    lot_code: str
+    sku: str
+    gtin: str | None
+    kind: str
+    quantity: Decimal
+    uom: str
+    from_location: str
+    to_location: str | None
+    supplier_id: str | None
+    rma: str | None
+    reason: str | None
+    actor: str | None
+    moved_at: datetime
+    event_id: str
+
+    @classmethod
+    def of(cls, incoming: Incoming[LotMoved]) -> MovementRow:
+        return built_from(cls, incoming.data, event_id=incoming.id)
+
+    def lot(self) -> PlaceholderLot:
+        return built_from(PlaceholderLot, self)

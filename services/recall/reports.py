@@ -237,6 +237,30 @@ def shipment_row(line: Mapping[str, Any]) -> FsmaRow:
     }
 
 
+# The kinds of `lot-moved`. A return to the supplier is an FSMA 204 Shipping event; a move
+# between our own locations is no critical tracking event, only an EPCIS observation.
+MOVE = "move"
+RETURN_TO_VENDOR = "return-to-vendor"
+FSMA_MOVEMENT_KINDS: tuple[str, ...] = (RETURN_TO_VENDOR,)
+
+
+def vendor_return_row(movement: Mapping[str, Any]) -> FsmaRow:
+    """A return to vendor is a Shipping row: from the location it left, to the supplier, under
+    the supplier's RMA."""
+    event_date, event_time = _utc(movement["moved_at"])
+    return {
+        **_lot_cells(movement),
+        FsmaColumn.EVENT_TYPE: EventType.SHIPPING.value,
+        FsmaColumn.EVENT_DATE: event_date,
+        FsmaColumn.EVENT_TIME: event_time,
+        FsmaColumn.EVENT_LOCATION: movement["from_location"],
+        FsmaColumn.RECIPIENT: movement.get("supplier_name") or movement.get("supplier_id"),
+        FsmaColumn.RECIPIENT_ID: movement.get("supplier_id"),
+        FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Return Authorization (RMA)",
+        FsmaColumn.REFERENCE_DOCUMENT_NUMBER: movement["rma"],
+    }
+
+
 def _sort_key(row: FsmaRow) -> tuple[Any, ...]:
     def text(column: FsmaColumn) -> str:
         value = row.get(column)
@@ -256,12 +280,14 @@ def fsma_rows(
     receipts: Iterable[Mapping[str, Any]],
     inputs: Iterable[Mapping[str, Any]],
     shipments: Iterable[Mapping[str, Any]],
+    vendor_returns: Iterable[Mapping[str, Any]] = (),
 ) -> list[FsmaRow]:
     """Every critical tracking event as spreadsheet rows, sorted by event date, then TLC.
 
     `receipts` carry the receipt and its lot's attributes (`produced` is true for a lot made
     from inputs); `inputs` are the input lots of those receipts, by `receipt_id`;
-    `shipments` carry the shipment line, its lot's attributes and the customer.
+    `shipments` carry the shipment line, its lot's attributes and the customer;
+    `vendor_returns` the returns to vendor (`FSMA_MOVEMENT_KINDS`) with their lot's attributes.
     """
     inputs_by_receipt: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in inputs:
@@ -270,6 +296,7 @@ def fsma_rows(
     for receipt in receipts:
         rows += receipt_rows(receipt, inputs_by_receipt.get(receipt["receipt_id"], []))
     rows += [shipment_row(line) for line in shipments]
+    rows += [vendor_return_row(movement) for movement in vendor_returns]
     return sorted(rows, key=_sort_key)
 
 
@@ -562,19 +589,74 @@ def shipping_event(line: Mapping[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _movement_quantity(movement: Mapping[str, Any]) -> dict[str, Any]:
+    sku, lot_code, uom = movement["sku"], movement["lot_code"], movement["uom"]
+    return quantity_element(sku, lot_code, movement.get("gtin"), movement["quantity"], uom)
+
+
+def move_event(movement: Mapping[str, Any]) -> dict[str, Any]:
+    """Units moved between two of our locations: ObjectEvent OBSERVE, bizStep `storing` (CBV:
+    moving an object into and out of storage within a location), seen where they went."""
+    source, target = _location(movement["from_location"]), _location(movement["to_location"])
+    return {
+        "type": "ObjectEvent",
+        "eventID": event_id("move", movement["movement_id"]),
+        **_event_time(movement["moved_at"]),
+        "quantityList": [_movement_quantity(movement)],
+        "action": "OBSERVE",
+        "bizStep": "storing",
+        "disposition": "in_progress",
+        "readPoint": {"id": target},
+        "bizLocation": {"id": target},
+        "sourceList": [{"type": "location", "source": source}],
+        "destinationList": [{"type": "location", "destination": target}],
+    }
+
+
+def vendor_return_event(movement: Mapping[str, Any]) -> dict[str, Any]:
+    """Units sent back to the supplier: ObjectEvent OBSERVE, `shipping`, disposition
+    `returned`, under the supplier's RMA, the supplier as destination. No bizLocation: the
+    goods leave our custody."""
+    source = _location(movement["from_location"])
+    event: dict[str, Any] = {
+        "type": "ObjectEvent",
+        "eventID": event_id("return-to-vendor", movement["movement_id"]),
+        **_event_time(movement["moved_at"]),
+        "quantityList": [_movement_quantity(movement)],
+        "action": "OBSERVE",
+        "bizStep": "shipping",
+        "disposition": "returned",
+        "readPoint": {"id": source},
+        "bizTransactionList": [
+            {"type": "rma", "bizTransaction": private_urn("rma", movement["rma"])}
+        ],
+        "sourceList": [{"type": "location", "source": source}],
+    }
+    if movement.get("supplier_id"):
+        supplier = private_urn("party", "supplier", movement["supplier_id"])
+        event["destinationList"] = [{"type": "owning_party", "destination": supplier}]
+    return event
+
+
+# Each kind of `lot-moved` as its EPCIS event; a kind not listed here is left out.
+_MOVEMENT_EVENTS = {MOVE: move_event, RETURN_TO_VENDOR: vendor_return_event}
+
+
 def epcis_document(
     *,
     receipts: Iterable[Mapping[str, Any]],
     inputs: Iterable[Mapping[str, Any]],
     shipments: Iterable[Mapping[str, Any]],
     created_at: datetime,
+    movements: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """A lot's events as an EPCIS 2.0 JSON-LD document, in time order.
 
     `receipts` are the receipts of the lot and those of lots made from it (each with its
     output lot's attributes); `inputs` the input lots of those receipts; `shipments` the
-    lot's shipment lines. A receipt with inputs is a TransformationEvent, so the document
-    shows the lot both as made from its inputs and as an input to other lots.
+    lot's shipment lines; `movements` its moves and returns to vendor. A receipt with inputs
+    is a TransformationEvent, so the document shows the lot both as made from its inputs and
+    as an input to other lots.
     """
     inputs_by_receipt: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in inputs:
@@ -585,6 +667,11 @@ def epcis_document(
         event = transformation_event(receipt, consumed) if consumed else receiving_event(receipt)
         events.append((receipt["received_at"], event))
     events += [(line["shipped_at"], shipping_event(line)) for line in shipments]
+    events += [
+        (movement["moved_at"], _MOVEMENT_EVENTS[movement["kind"]](movement))
+        for movement in movements
+        if movement["kind"] in _MOVEMENT_EVENTS
+    ]
     events.sort(key=lambda pair: (pair[0], pair[1]["eventID"]))
     return {
         "@context": EPCIS_CONTEXT,

@@ -440,3 +440,32 @@ class DrillView(BaseModel):
         " fsma204, epcis, effectiveness."
     )
     total_ms: float = Field(description="The stages together, in milliseconds.")
+
+
+# ------------------------------------------------------------------ lot movements
+
+
+class LotMovement(BaseModel):
+    """A move between inventory's locations, or a return to the supplier, as `lot-moved`
+    announced it."""
+
+    movement_id: str = Field(description="Inventory's id of the movement.")
+    kind: str = Field(description="`move` or `return-to-vendor`.")
+    quantity: SignedQuantity = Field(description="How many units.")
+    uom: str
+    from_location: str = Field(description="Where they were taken from.")
+    to_location: str | None = Field(default=None, description="Where a move put them.")
+    supplier_id: str | None = Field(
+        default=None, description="The supplier a return to vendor went to."
+    )
+    rma: str | None = Field(default=None, description="The supplier's RMA of a return to vendor.")
+    reason: str | None = Field(default=None, description="Why, as the person gave it.")
+    actor: str | None = Field(default=None, description="Who did it (the API key's name).")
+    moved_at: datetime
+
+
+class LotMovements(BaseModel):
+    lot_id: UUID
+    movements: list[LotMovement] = Field(
+        description="The lot's moves and returns to vendor, oldest first."
+    )
