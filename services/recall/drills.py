@@ -56,6 +56,7 @@ class _Records:
     receipts: list[dict[str, object]] = field(default_factory=list)
     inputs: list[dict[str, object]] = field(default_factory=list)
     shipments: list[dict[str, object]] = field(default_factory=list)
+    movements: list[dict[str, object]] = field(default_factory=list)
 
 
 async def run_drill(connection: Connection, request: DrillRequest) -> DrillRow:
@@ -97,18 +98,24 @@ async def _reports(
     with clock.stage("records"):
         records = await _traceability_records(connection, lots)
     with clock.stage("fsma204"):
-        reports.fsma_csv(reports.fsma_rows(records.receipts, records.inputs, records.shipments))
+        reports.fsma_csv(
+            reports.fsma_rows(
+                records.receipts, records.inputs, records.shipments, records.movements
+            )
+        )
     with clock.stage("epcis"):
         reports.epcis_document(
             receipts=records.receipts,
             inputs=records.inputs,
             shipments=records.shipments,
+            movements=records.movements,
             created_at=at,
         )
 
 
 async def _traceability_records(connection: Connection, lots: list[AffectedLot]) -> _Records:
-    """The receipts, inputs and shipments of every affected lot, as the reports take them."""
+    """The receipts, inputs, shipments and movements of every affected lot, as the reports
+    take them."""
     records = _Records()
     seen: set[str] = set()
     for lot in lots:
@@ -117,6 +124,7 @@ async def _traceability_records(connection: Connection, lots: list[AffectedLot])
         seen.update(str(r["receipt_id"]) for r in fresh)
         records.receipts += fresh
         records.shipments += _dicts(await db.shipment_lines_of_lot(connection, lot.lot_id))
+        records.movements += _dicts(await db.movements_of_lot(connection, lot.lot_id))
     receipt_ids = [str(r["receipt_id"]) for r in records.receipts]
     records.inputs = _dicts(await db.inputs_of_receipts(connection, receipt_ids))
     return records

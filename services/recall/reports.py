@@ -237,11 +237,9 @@ def shipment_row(line: Mapping[str, Any]) -> FsmaRow:
     }
 
 
-# The kinds of `lot-moved`. A return to the supplier is an FSMA 204 Shipping event; a move
-# between our own locations is no critical tracking event, only an EPCIS observation.
+# The kinds of `lot-moved`.
 MOVE = "move"
 RETURN_TO_VENDOR = "return-to-vendor"
-FSMA_MOVEMENT_KINDS: tuple[str, ...] = (RETURN_TO_VENDOR,)
 
 
 def vendor_return_row(movement: Mapping[str, Any]) -> FsmaRow:
@@ -259,6 +257,12 @@ def vendor_return_row(movement: Mapping[str, Any]) -> FsmaRow:
         FsmaColumn.REFERENCE_DOCUMENT_TYPE: "Return Authorization (RMA)",
         FsmaColumn.REFERENCE_DOCUMENT_NUMBER: movement["rma"],
     }
+
+
+# The movements that are FSMA 204 critical tracking events: a return to the supplier is a
+# shipment; a move between our own locations is none (it is only an EPCIS observation).
+_FSMA_MOVEMENT_ROWS = {RETURN_TO_VENDOR: vendor_return_row}
+FSMA_MOVEMENT_KINDS: tuple[str, ...] = tuple(_FSMA_MOVEMENT_ROWS)
 
 
 def _sort_key(row: FsmaRow) -> tuple[Any, ...]:
@@ -280,14 +284,15 @@ def fsma_rows(
     receipts: Iterable[Mapping[str, Any]],
     inputs: Iterable[Mapping[str, Any]],
     shipments: Iterable[Mapping[str, Any]],
-    vendor_returns: Iterable[Mapping[str, Any]] = (),
+    movements: Iterable[Mapping[str, Any]] = (),
 ) -> list[FsmaRow]:
     """Every critical tracking event as spreadsheet rows, sorted by event date, then TLC.
 
     `receipts` carry the receipt and its lot's attributes (`produced` is true for a lot made
     from inputs); `inputs` are the input lots of those receipts, by `receipt_id`;
     `shipments` carry the shipment line, its lot's attributes and the customer;
-    `vendor_returns` the returns to vendor (`FSMA_MOVEMENT_KINDS`) with their lot's attributes.
+    `movements` the lot movements with their lot's attributes, of which those of
+    `FSMA_MOVEMENT_KINDS` (returns to vendor) are events.
     """
     inputs_by_receipt: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for item in inputs:
@@ -296,7 +301,11 @@ def fsma_rows(
     for receipt in receipts:
         rows += receipt_rows(receipt, inputs_by_receipt.get(receipt["receipt_id"], []))
     rows += [shipment_row(line) for line in shipments]
-    rows += [vendor_return_row(movement) for movement in vendor_returns]
+    rows += [
+        _FSMA_MOVEMENT_ROWS[movement["kind"]](movement)
+        for movement in movements
+        if movement["kind"] in _FSMA_MOVEMENT_ROWS
+    ]
     return sorted(rows, key=_sort_key)
 
 

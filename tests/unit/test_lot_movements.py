@@ -195,3 +195,7 @@ def test_a_return_to_vendor_is_a_shipping_row_to_the_supplier() -> None:
     assert row[FsmaColumn.TLC] == "(01)09501101530003(10)BAS-7"
     assert (row[FsmaColumn.QUANTITY], row[FsmaColumn.UNIT_OF_MEASURE]) == (Decimal(8), "KG")
     assert row[FsmaColumn.DATE_CODE] == date(2026, 12, 20)
+
+
+def test_a_move_within_our_facility_is_no_fsma_204_event() -> None:
+    assert fsma_rows([], [], [], [movement()]) == []
