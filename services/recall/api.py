@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
 
-from services.recall import db, reports
+from services.recall import db, quality, quality_check, reports
 from services.recall.api_loop import router as loop_router
 from services.recall.domain import Edge, TraceNode, mermaid_genealogy, refuse_below_target, walk
 from services.recall.drills import DrillRequest, run_drill
@@ -27,10 +27,13 @@ from services.recall.schemas import (
     CloseRequest,
     Consumed,
     CustomerShipment,
+    DataQualityReport,
     LotMovement,
     LotMovements,
     LotSummary,
     OrderShipmentLine,
+    QualityExample,
+    QualityFinding,
     RecallAccepted,
     RecallRequest,
     RecallView,
@@ -53,6 +56,8 @@ from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import Rfc3339Date, database_of
 from shared.runtime.logging import get_logger
 from shared.runtime.lookup import found
+from shared.tables import TABLE_RESPONSES, Table, report_response
+from shared.tables import ReportFormat as TableReportFormat
 
 router = APIRouter()
 # The loop's routes as plain routes of this router: each declares its role (http.py checks).
@@ -563,3 +568,40 @@ async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
         created_at=datetime.now(UTC),
     )
     return JSONResponse(document, media_type=reports.EPCIS_MEDIA_TYPE)
+
+
+@router.get(
+    "/reports/data-quality",
+    tags=["reports"],
+    summary="Data-quality monitor: lots whose records would let a trace or recall down",
+    response_model=DataQualityReport,
+    responses=TABLE_RESPONSES,
+    dependencies=[requires(Role.VIEWER)],
+)
+async def data_quality_report(
+    request: Request,
+    examples: Annotated[
+        int, Query(ge=0, le=1000, description="Example lots per finding, at most.")
+    ] = quality.EXAMPLES,
+    report_format: Annotated[
+        TableReportFormat,
+        Query(alias="format", description="json; csv: the findings; xlsx: findings, examples."),
+    ] = TableReportFormat.JSON,
+) -> Response:
+    """Each finding with its count, example lots and how to fix it (docs/reports.md). The
+    counts also refresh the `lottrace_data_quality_findings` gauges."""
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        report = await quality_check.check(connection, examples=examples)
+    examples_found = [
+        example.model_copy(update={"detail": f"{finding.code}: {example.detail}"})
+        for finding in report.findings
+        for example in finding.examples
+    ]
+    tables = [
+        Table.of("Findings", QualityFinding, report.findings),
+        Table.of("Examples", QualityExample, examples_found),
+    ]
+    return report_response(report, tables, report_format, "data-quality")

@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
 
-from services.recall import db
+from services.recall import db, quality_check
 from services.recall.api import router
 from services.recall.handlers import Recalls, run_notifier
 from services.recall.reminders import ReminderPolicy, run_reminders
+from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
@@ -46,6 +47,12 @@ class Settings(ServiceSettings):
     )
     reminder_check_seconds: Annotated[float, Field(gt=0)] = per_service(
         NAME, "reminder_check_seconds", 60.0, description="How often due reminders are sought."
+    )
+    data_quality_check_seconds: Annotated[float, Field(gt=0)] = per_service(
+        NAME,
+        "data_quality_check_seconds",
+        300.0,
+        description="How often the data-quality monitor refreshes its gauges.",
     )
 
     def reminder_policy(self) -> ReminderPolicy:
@@ -88,10 +95,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             every_seconds=settings.reminder_check_seconds,
         )
 
+    async def data_quality(runtime: ServiceRuntime) -> None:
+        await every(
+            runtime.database,
+            quality_check.refresh,
+            seconds=settings.data_quality_check_seconds,
+            what="data-quality check",
+        )
+
     return WIRING.app(
         settings,
         handlers=recalls.handlers(),
-        background=[notifier, reminders],
+        background=[notifier, reminders, data_quality],
         state={"recalls": recalls, "reminder_policy": settings.reminder_policy()},
     )
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from services.recall.domain import Edge
+from services.recall.quality import QualityLot, UnreceivedLot
 from services.recall.records import (
     AffectedTotals,
     Answers,
@@ -1247,3 +1248,73 @@ async def report_movements(
         *astuple(selected),
         list(kinds),
     )
+
+
+# ------------------------------------------------------------------ data quality (quality.py)
+
+
+async def quality_lots(
+    connection: Connection, *, after: UUID | None, limit: int
+) -> list[QualityLot]:
+    """A page of received lots in lot id order (after `after`), with what the checks need:
+    whether it was produced, whether any lot of its SKU has an expiry date, and how many of
+    its production inputs were never received."""
+    rows = await connection.fetch(
+        f"""
+        SELECT l.lot_id, l.lot_code, l.sku, l.supplier_id, l.supplier_lot_code, l.expiry_date,
+               {_PRODUCED},
+               EXISTS (SELECT 1 FROM lots d WHERE d.sku = l.sku AND d.received
+                       AND d.expiry_date IS NOT NULL) AS sku_has_shelf_life,
+               (SELECT count(*) FROM lot_inputs i LEFT JOIN lots il ON il.lot_id = i.input_lot_id
+                WHERE i.lot_id = l.lot_id AND NOT coalesce(il.received, false))::int
+                   AS unknown_inputs
+        FROM lots l
+        WHERE l.received AND ($1::uuid IS NULL OR l.lot_id > $1)
+        ORDER BY l.lot_id LIMIT $2
+        """,
+        after,
+        limit,
+    )
+    return rows_as(rows, QualityLot)
+
+
+async def quality_receipts(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
+    """The receipts of these lots as the FSMA 204 export reads them."""
+    return await connection.fetch(
+        f"""
+        SELECT {_RECEIPT_COLUMNS}
+        FROM receipts r JOIN lots l USING (lot_id)
+        WHERE r.lot_id = ANY($1::uuid[])
+        ORDER BY r.lot_id, r.received_at, r.receipt_id
+        """,
+        list(lot_ids),
+    )
+
+
+async def quality_shipments(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:
+    """One shipment line per lot and customer (the customer's details are what differ), as
+    the FSMA 204 export reads it."""
+    return await connection.fetch(
+        f"""
+        SELECT DISTINCT ON (s.lot_id, s.customer_id) {_SHIPMENT_COLUMNS}
+        FROM shipment_lines s
+        LEFT JOIN lots l ON l.lot_id = s.lot_id
+        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        WHERE s.lot_id = ANY($1::uuid[])
+        ORDER BY s.lot_id, s.customer_id, s.shipped_at
+        """,
+        list(lot_ids),
+    )
+
+
+async def shipped_unreceived_lots(connection: Connection) -> list[UnreceivedLot]:
+    """Lots shipment lines name that no receipt brought in, by lot code."""
+    rows = await connection.fetch(
+        """
+        SELECT l.lot_id, l.lot_code, l.sku, count(*)::int AS shipment_lines
+        FROM lots l JOIN shipment_lines s USING (lot_id)
+        WHERE NOT l.received
+        GROUP BY l.lot_id ORDER BY l.lot_code, l.lot_id
+        """
+    )
+    return rows_as(rows, UnreceivedLot)

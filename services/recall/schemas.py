@@ -469,3 +469,28 @@ class LotMovements(BaseModel):
     movements: list[LotMovement] = Field(
         description="The lot's moves and returns to vendor, oldest first."
     )
+
+
+# ------------------------------------------------------------------ data quality (docs/reports.md)
+
+
+class QualityExample(BaseModel):
+    lot_id: UUID | None = None
+    lot_code: str
+    sku: str
+    detail: str = Field(description="What is missing or wrong with this lot.")
+
+
+class QualityFinding(BaseModel):
+    code: str = Field(description="Stable name of the finding (the metric's `finding` label).")
+    title: str
+    count: int = Field(description="Lots with this finding.")
+    how_to_fix: str
+    examples: list[QualityExample] = Field(description="The first lots found, by lot code.")
+
+
+class DataQualityReport(BaseModel):
+    checked_at: datetime
+    lots_checked: int = Field(description="Received lots checked.")
+    clean: bool = Field(description="True when no finding has a count.")
+    findings: list[QualityFinding] = Field(description="Every finding, with a count of 0 too.")

@@ -98,3 +98,10 @@ RECALL_NOTICES_UNDELIVERABLE = Counter(
     "Customer notices that could not be sent (over the message limit even when split) and were"
     " dead-lettered to recall-issued.dlq; the recall lists the customers waiting.",
 )
+
+DATA_QUALITY_FINDINGS = Gauge(
+    "lottrace_data_quality_findings",
+    "Lots with each data-quality finding (recall's monitor, docs/reports.md), by finding;"
+    " refreshed every RECALL_DATA_QUALITY_CHECK_SECONDS and by each GET /reports/data-quality.",
+    ["finding"],
+)

@@ -9,23 +9,29 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import openpyxl
 import pytest_asyncio
+from prometheus_client import REGISTRY
+from pydantic import BaseModel
 
-from lottrace.infra import TansuBroker
+from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import Settings as InventorySettings
 from services.inventory.app import create_app as inventory_app
+from services.recall.app import Settings as RecallSettings
+from services.recall.app import create_app as recall_app
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallIssued
 from shared.tables import XLSX_MEDIA_TYPE
+from tests.integration.events import applied, event_id
 from tests.integration.service_apps import quick_settings, running, until_served
 from tests.kafka_helpers import publish
 
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
 CUSTOMER = {"customer_id": "C-DELI", "name": "Deli"}
+E = TypeVar("E", bound=BaseModel)
 
 
 @pytest_asyncio.fixture
@@ -226,3 +232,121 @@ async def test_the_reports_come_as_csv_and_xlsx_with_the_json_field_names(
         "fast",
         TODAY - timedelta(days=30),
     )
+
+
+# ------------------------------------------------------------------ data-quality monitor
+
+
+@pytest_asyncio.fixture
+async def recall(database_url: str, broker: TansuBroker) -> AsyncIterator[httpx.AsyncClient]:
+    settings = quick_settings(RecallSettings, database_url, broker)
+    async with running(recall_app(settings)) as client:
+        client.database_url = database_url  # type: ignore[attr-defined]
+        yield client
+
+
+ADDRESSED = {"customer_id": "C-SHOP", "address": {"line1": "1 Main St", "city": "Springfield"}}
+
+
+def purchase(code: str, **given: Any) -> GoodsReceived:
+    """A complete receipt of lot `code`: supplier, their lot code, expiry date, location."""
+    fields: dict[str, Any] = {
+        "supplier": {"supplier_id": "ORCHARD", "name": "Orchard"},
+        "supplier_lot_code": f"S-{code}",
+        "expiry_date": TODAY + timedelta(days=60),
+    }
+    return changed(receipt(code, 10, supplier="ORCHARD", expires_in=60), **(fields | given))
+
+
+def changed(event: E, **changes: Any) -> E:
+    """The event with these fields changed, validated as the producer would."""
+    return type(event).model_validate({**event.model_dump(), **changes})
+
+
+async def settled(recall: httpx.AsyncClient, bootstrap: str, *events: Any) -> None:
+    """Publish the events and wait until recall has applied every one."""
+    sent = await publish(bootstrap, *events)
+    database_url: str = recall.database_url  # type: ignore[attr-defined]
+    ids = [event_id(message) for message in sent]
+    await wait_until(lambda: applied(database_url, ids), timeout=30, what="events applied")
+
+
+def shipment_to(customer: dict[str, Any], lot: GoodsReceived) -> OrderShipped:
+    return changed(shipped(lot, 1, days_ago=0), customer=customer)
+
+
+async def test_the_monitor_finds_nothing_on_clean_data(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    juice, soap = purchase("OJ-1"), purchase("SOAP-1", expiry_date=None)  # soap: no shelf life
+    made = purchase(
+        "JUICE-1",
+        supplier=None,
+        supplier_lot_code=None,
+        inputs=[{"lot_id": juice.lot_id, "lot_code": "OJ-1", "sku": "OJ", "quantity": 2}],
+    )
+    await settled(recall, broker.bootstrap_servers, juice, soap)
+    await settled(recall, broker.bootstrap_servers, made, shipment_to(ADDRESSED, juice))
+
+    report = (await recall.get("/reports/data-quality")).json()
+    assert (report["clean"], report["lots_checked"]) == (True, 3), report
+    assert {finding["count"] for finding in report["findings"]} == {0}
+    assert (
+        REGISTRY.get_sample_value(
+            "lottrace_data_quality_findings", {"finding": "missing_expiry_date"}
+        )
+        == 0
+    )
+
+
+async def test_the_monitor_finds_each_defect_seeded_on_purpose(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    dated, undated = purchase("OJ-1"), purchase("OJ-2", expiry_date=None)
+    no_supplier = purchase("BEAN-1", supplier=None, supplier_lot_code=None)
+    no_code = purchase("TEA-1", supplier_lot_code=None)
+    ghost = purchase("GHOST-1")  # shipped, never received
+    made = purchase(
+        "JAM-1",
+        supplier=None,
+        supplier_lot_code=None,
+        inputs=[{"lot_id": uuid.uuid4(), "lot_code": "PLUM-9", "sku": "PLUM", "quantity": 2}],
+    )
+    await settled(recall, broker.bootstrap_servers, dated, undated, no_supplier, no_code, made)
+    await settled(
+        recall,
+        broker.bootstrap_servers,
+        shipment_to(ADDRESSED, ghost),
+        shipment_to({"customer_id": "C-NOWHERE"}, dated),
+    )
+
+    report = (await recall.get("/reports/data-quality?examples=5")).json()
+    found = {
+        finding["code"]: (finding["count"], [e["lot_code"] for e in finding["examples"]])
+        for finding in report["findings"]
+    }
+    assert found.pop("missing_fsma204_kdes")[0] == 2
+    assert found == {
+        "shipped_lot_never_received": (1, ["GHOST-1"]),
+        "missing_expiry_date": (1, ["OJ-2"]),
+        "missing_supplier": (1, ["BEAN-1"]),
+        "missing_supplier_lot_code": (1, ["TEA-1"]),
+        "unknown_production_inputs": (1, ["JAM-1"]),
+    }
+    kdes = next(f for f in report["findings"] if f["code"] == "missing_fsma204_kdes")
+    details = {example["lot_code"]: example["detail"] for example in kdes["examples"]}
+    assert details == {
+        "BEAN-1": "Receiving: Immediate Previous Source",
+        "OJ-1": "Shipping: Ship-To Address",
+    }
+    assert all(finding["how_to_fix"] for finding in report["findings"])
+    assert (
+        REGISTRY.get_sample_value(
+            "lottrace_data_quality_findings", {"finding": "shipped_lot_never_received"}
+        )
+        == 1
+    )
+
+    sheet = await recall.get("/reports/data-quality?format=csv")
+    rows = {row["code"]: row["count"] for row in csv.DictReader(io.StringIO(sheet.text))}
+    assert (rows["missing_supplier"], rows["missing_fsma204_kdes"]) == ("1", "2")

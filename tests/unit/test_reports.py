@@ -1,5 +1,5 @@
-"""The lot reports' figures (services/inventory/reporting.py) and the report tables
-(shared/tables.py), without a database."""
+"""The lot reports' figures (services/inventory/reporting.py), the data-quality rules
+(services/recall/quality.py) and the report tables (shared/tables.py), without a database."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import openpyxl
 from services.inventory import reporting
 from services.inventory.reporting import LotReportFacts, Pace, ReturnedUnits
 from services.inventory.schemas import ShortDatedLot
+from services.recall import quality
+from services.recall.quality import Finding, QualityLot, Tally
 from shared.tables import Table, as_csv, as_xlsx
 
 TODAY = date(2026, 12, 6)
@@ -209,3 +211,79 @@ def test_a_table_of_models_has_their_fields_as_columns_and_defuses_formulas() ->
     assert [cell.value for cell in sheet[1]] == header
     assert (sheet["B2"].value, sheet["F2"].value) == ("=HYPERLINK(1)", 4.5)
     assert sheet["B2"].data_type == "s"
+
+
+# ------------------------------------------------------------------ data quality
+
+
+def quality_lot(code: str, **given: Any) -> QualityLot:
+    values: dict[str, Any] = {
+        "lot_id": uuid.uuid5(uuid.NAMESPACE_URL, code),
+        "lot_code": code,
+        "sku": code.split("-", maxsplit=1)[0],
+        "supplier_id": "FARM",
+        "supplier_lot_code": "F-77",
+        "expiry_date": TODAY,
+        "produced": False,
+        "sku_has_shelf_life": True,
+        "unknown_inputs": 0,
+    }
+    return QualityLot(**{**values, **given})
+
+
+def test_a_complete_lot_has_no_finding() -> None:
+    assert quality.lot_findings(quality_lot("OJ-1")) == []
+
+
+def test_an_undated_lot_is_a_finding_only_where_other_lots_of_its_sku_carry_a_date() -> None:
+    dated_sku = quality_lot("OJ-1", expiry_date=None)
+    undated_sku = quality_lot("SOAP-1", expiry_date=None, sku_has_shelf_life=False)
+    assert [f for f, _ in quality.lot_findings(dated_sku)] == [Finding.MISSING_EXPIRY]
+    assert quality.lot_findings(undated_sku) == []
+
+
+def test_a_purchased_lot_needs_its_supplier_and_their_lot_code_and_a_produced_one_neither() -> None:
+    nobody = quality_lot("OJ-1", supplier_id=None, supplier_lot_code=None)
+    no_code = quality_lot("OJ-2", supplier_lot_code=None)
+    ours = quality_lot("OJ-3", supplier_id=None, supplier_lot_code=None, produced=True)
+    assert [f for f, _ in quality.lot_findings(nobody)] == [Finding.MISSING_SUPPLIER]
+    assert [f for f, _ in quality.lot_findings(no_code)] == [Finding.MISSING_SUPPLIER_LOT_CODE]
+    assert quality.lot_findings(ours) == []
+
+
+def test_a_production_with_inputs_never_received_is_a_finding() -> None:
+    made = quality_lot("JUICE-1", produced=True, unknown_inputs=2)
+    assert quality.lot_findings(made) == [(Finding.UNKNOWN_INPUTS, "2 input lot(s) not received")]
+
+
+def test_missing_key_data_elements_are_named_by_event_type() -> None:
+    receipt = {
+        "receipt_id": "R-1", "lot_code": "OJ-1", "sku": "OJ", "quantity": 5, "uom": "EA",
+        "received_at": datetime(2026, 12, 1, tzinfo=UTC), "location": None,
+        "supplier_id": "FARM", "supplier_lot_code": "F-77",
+    }  # fmt: skip
+    shipment = {
+        "shipment_id": "SH-1", "order_id": "SO-1", "lot_code": "OJ-1", "sku": "OJ",
+        "quantity": 1, "uom": "EA", "shipped_at": datetime(2026, 12, 2, tzinfo=UTC),
+        "customer_id": "C-1", "lot_location": "MAIN", "supplier_id": "FARM",
+        "supplier_lot_code": "F-77",
+    }  # fmt: skip
+    rows = quality.lot_event_rows([receipt], {}, [shipment])
+    # Our own lot code (not the supplier's) without a location has no TLC source reference.
+    assert quality.missing_kdes(rows) == [
+        "Receiving: Event Location (Receive / Transform / Ship-From)",
+        "Receiving: TLC Source Reference",
+        "Shipping: Ship-To Address",
+    ]
+
+
+def test_the_tally_counts_every_lot_and_keeps_only_the_first_examples() -> None:
+    tally = Tally(examples_per_finding=1)
+    for code in ("OJ-1", "OJ-2"):
+        tally.checked(quality_lot(code, supplier_id=None, supplier_lot_code=None), [])
+    tally.checked(quality_lot("OJ-3"), [])
+    report = tally.report(datetime(2026, 12, 6, tzinfo=UTC))
+    missing = next(f for f in report.findings if f.code == Finding.MISSING_SUPPLIER)
+    assert (report.lots_checked, report.clean, missing.count) == (3, False, 2)
+    assert [example.lot_code for example in missing.examples] == ["OJ-1"]
+    assert Tally().report(datetime(2026, 12, 6, tzinfo=UTC)).clean
