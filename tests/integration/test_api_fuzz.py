@@ -530,32 +530,25 @@ FUZZ_SETTINGS = settings(
 CHECKS: list[schemathesis.CheckFunction] = [error_shape, allow_on_405, no_server_error]
 
 
-def fuzz(case: Case, platform: Platform, service: str) -> None:
-    case.call_and_validate(base_url=platform.urls[service], additional_checks=CHECKS, timeout=30)
+# schemathesis parametrizes a test over the operations of one schema: each service has its
+# own test, made by the same function (its decorators are untyped: the tests are Any).
+def fuzzing_test(service: str) -> Any:
+    """Every operation of `service`, with the admin key."""
+
+    @FUZZ[service].parametrize()
+    @FUZZ_SETTINGS
+    def test(case: Case, platform: Platform) -> None:
+        case.call_and_validate(
+            base_url=platform.urls[service], additional_checks=CHECKS, timeout=30
+        )
+
+    return test
 
 
-@FUZZ["receiving"].parametrize()
-@FUZZ_SETTINGS
-def test_receiving(case: Case, platform: Platform) -> None:
-    fuzz(case, platform, "receiving")
-
-
-@FUZZ["inventory"].parametrize()
-@FUZZ_SETTINGS
-def test_inventory(case: Case, platform: Platform) -> None:
-    fuzz(case, platform, "inventory")
-
-
-@FUZZ["fulfillment"].parametrize()
-@FUZZ_SETTINGS
-def test_fulfillment(case: Case, platform: Platform) -> None:
-    fuzz(case, platform, "fulfillment")
-
-
-@FUZZ["recall"].parametrize()
-@FUZZ_SETTINGS
-def test_recall(case: Case, platform: Platform) -> None:
-    fuzz(case, platform, "recall")
+test_receiving = fuzzing_test("receiving")
+test_inventory = fuzzing_test("inventory")
+test_fulfillment = fuzzing_test("fulfillment")
+test_recall = fuzzing_test("recall")
 
 
 ANONYMOUS_SETTINGS = settings(
@@ -577,47 +570,27 @@ WITHOUT_A_VALID_KEY = pytest.mark.parametrize(
 )
 
 
-def anonymous(case: Case, platform: Platform, service: str, credentials: dict[str, str]) -> None:
-    case.call_and_validate(
-        base_url=platform.urls[service],
-        headers=credentials,
-        additional_checks=[*CHECKS, refused_without_a_key],
-        timeout=30,
-    )
+def keyless_test(service: str) -> Any:
+    """Every operation of `service`, with each kind of missing or unknown key."""
+
+    @ANONYMOUS[service].parametrize()
+    @WITHOUT_A_VALID_KEY
+    @ANONYMOUS_SETTINGS
+    def test(case: Case, platform: Platform, credentials: dict[str, str]) -> None:
+        case.call_and_validate(
+            base_url=platform.urls[service],
+            headers=credentials,
+            additional_checks=[*CHECKS, refused_without_a_key],
+            timeout=30,
+        )
+
+    return test
 
 
-@ANONYMOUS["receiving"].parametrize()
-@WITHOUT_A_VALID_KEY
-@ANONYMOUS_SETTINGS
-def test_without_a_key_receiving(
-    case: Case, platform: Platform, credentials: dict[str, str]
-) -> None:
-    anonymous(case, platform, "receiving", credentials)
-
-
-@ANONYMOUS["inventory"].parametrize()
-@WITHOUT_A_VALID_KEY
-@ANONYMOUS_SETTINGS
-def test_without_a_key_inventory(
-    case: Case, platform: Platform, credentials: dict[str, str]
-) -> None:
-    anonymous(case, platform, "inventory", credentials)
-
-
-@ANONYMOUS["fulfillment"].parametrize()
-@WITHOUT_A_VALID_KEY
-@ANONYMOUS_SETTINGS
-def test_without_a_key_fulfillment(
-    case: Case, platform: Platform, credentials: dict[str, str]
-) -> None:
-    anonymous(case, platform, "fulfillment", credentials)
-
-
-@ANONYMOUS["recall"].parametrize()
-@WITHOUT_A_VALID_KEY
-@ANONYMOUS_SETTINGS
-def test_without_a_key_recall(case: Case, platform: Platform, credentials: dict[str, str]) -> None:
-    anonymous(case, platform, "recall", credentials)
+test_without_a_key_receiving = keyless_test("receiving")
+test_without_a_key_inventory = keyless_test("inventory")
+test_without_a_key_fulfillment = keyless_test("fulfillment")
+test_without_a_key_recall = keyless_test("recall")
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
