@@ -482,9 +482,6 @@ class LotMoved(Event):
     reason: LongText | None = Field(default=None, description="Why, as the person gave it.")
     moved_at: AwareDatetime
     actor: Identifier | None = Field(default=None, description="Who did it, when a person did.")
-    scans: list[ShortText] | None = Field(
-        default=None, max_length=1000, description="The GS1 barcodes scanned to check the cases."
-    )
 
     @model_validator(mode="after")
     def _kind_named_fully(self) -> LotMoved:

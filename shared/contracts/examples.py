@@ -326,7 +326,6 @@ def _movement_examples() -> list[NamedExample]:
                 reason="slotting",
                 moved_at=EXAMPLE_TIME,
                 actor="floor-lead",
-                scans=[f"(01)09501101530003(10){_JUICE_CODE}"],
             ),
         ),
         (

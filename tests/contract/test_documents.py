@@ -432,7 +432,6 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
             "reason",
             "moved_at",
             "actor",
-            "scans",
         ],
     },
 }

@@ -88,7 +88,6 @@ def test_a_move_is_announced_with_its_lot_places_who_and_why() -> None:
         "reason": "slotting",
         "moved_at": AT,
         "actor": "floor-lead",
-        "scans": None,
     }
     assert event.key() == str(LOT_ID)
 
