@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 from uuid import UUID
 
 import xlsxwriter
@@ -195,14 +195,20 @@ TABLE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def report_response(
-    report: BaseModel, tables: Sequence[Table], form: ReportFormat, name: str
-) -> Response:
+class Tabular(Protocol):
+    """A report that is a JSON model and can be laid out as tables."""
+
+    def model_dump_json(self) -> str: ...
+
+    def tables(self) -> list[Table]: ...
+
+
+def report_response(report: Tabular, form: ReportFormat, name: str) -> Response:
     """The report as `form` asks: its JSON, or its tables as a CSV or XLSX attachment."""
     if form is ReportFormat.JSON:
         return Response(report.model_dump_json(), media_type="application/json")
     try:
-        sent = rendered(tables, TableFormat(form.value), name)
+        sent = rendered(report.tables(), TableFormat(form.value), name)
     except TableTooLarge as error:
         raise Invalid(
             "report_too_large", f"{error}: narrow the report or use format=csv"

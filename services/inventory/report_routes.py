@@ -13,20 +13,15 @@ from services.inventory import db, domain, reporting
 from services.inventory.handlers import Inventory
 from services.inventory.reporting import LotReportFacts
 from services.inventory.schemas import (
-    LotMovement,
     LotMovementReport,
-    ReturnGroup,
     ReturnsReport,
-    ShortDatedLot,
     ShortDatedReport,
-    SkuMovers,
-    SupplierScore,
     SupplierScorecard,
 )
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Connection
 from shared.runtime.http import database_of
-from shared.tables import TABLE_RESPONSES, ReportFormat, Table, report_response
+from shared.tables import TABLE_RESPONSES, ReportFormat, report_response
 
 router = APIRouter(tags=["reports"], dependencies=[requires(Role.VIEWER)])
 
@@ -86,8 +81,7 @@ async def short_dated_report(
     report = reporting.short_dated(
         lots, shipped, today=today, within_days=days, sales_days=sales_days
     )
-    tables = [Table.of("Short-dated", ShortDatedLot, report.lots)]
-    return report_response(report, tables, report_format, f"short-dated_{today}")
+    return report_response(report, report_format, f"short-dated_{today}")
 
 
 @router.get(
@@ -105,11 +99,7 @@ async def lot_movement_report(
     async with database_of(request).pool.acquire() as connection:
         lots = await _received_lots(connection, today - timedelta(days=days))
     report = reporting.lot_movement(lots, today=today, received_within_days=days)
-    tables = [
-        Table.of("Lots", LotMovement, report.lots),
-        Table.of("SKUs", SkuMovers, report.skus),
-    ]
-    return report_response(report, tables, report_format, f"lot-movement_{today}")
+    return report_response(report, report_format, f"lot-movement_{today}")
 
 
 @router.get(
@@ -131,9 +121,7 @@ async def returns_report(
         lots = await _received_lots(connection, today - timedelta(days=days))
         returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
     report = reporting.returns(lots, returned, today=today, received_within_days=days)
-    groups = [*report.by_lot, *report.by_sku, *report.by_supplier, *report.by_reason]
-    tables = [Table.of("Returns", ReturnGroup, groups)]
-    return report_response(report, tables, report_format, f"returns_{today}")
+    return report_response(report, report_format, f"returns_{today}")
 
 
 @router.get(
@@ -154,5 +142,4 @@ async def supplier_scorecard(
         lots = await _received_lots(connection, today - timedelta(days=days))
         returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
     report = reporting.supplier_scorecard(lots, returned, today=today, received_within_days=days)
-    tables = [Table.of("Suppliers", SupplierScore, report.suppliers)]
-    return report_response(report, tables, report_format, f"suppliers_{today}")
+    return report_response(report, report_format, f"suppliers_{today}")

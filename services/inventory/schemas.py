@@ -18,6 +18,7 @@ from shared.contracts.types import (
     ShortText,
     SignedQuantity,
 )
+from shared.tables import Table
 
 
 class LocationStock(BaseModel):
@@ -290,6 +291,9 @@ class ShortDatedReport(BaseModel):
     sales_days: int = Field(description="The days the sell rate is measured over.")
     lots: list[ShortDatedLot] = Field(description="Soonest expiry first.")
 
+    def tables(self) -> list[Table]:
+        return [Table.of("Short-dated", ShortDatedLot, self.lots)]
+
 
 class LotMovement(BaseModel):
     lot_id: UUID
@@ -333,6 +337,9 @@ class LotMovementReport(BaseModel):
     lots: list[LotMovement]
     skus: list[SkuMovers]
 
+    def tables(self) -> list[Table]:
+        return [Table.of("Lots", LotMovement, self.lots), Table.of("SKUs", SkuMovers, self.skus)]
+
 
 class ReturnGroup(BaseModel):
     dimension: str = Field(description="What the row groups by: lot, sku, supplier or reason.")
@@ -356,6 +363,11 @@ class ReturnsReport(BaseModel):
     by_sku: list[ReturnGroup]
     by_supplier: list[ReturnGroup]
     by_reason: list[ReturnGroup]
+
+    def tables(self) -> list[Table]:
+        """One table: the `dimension` column tells the groupings apart."""
+        groups = [*self.by_lot, *self.by_sku, *self.by_supplier, *self.by_reason]
+        return [Table.of("Returns", ReturnGroup, groups)]
 
 
 class SupplierScore(BaseModel):
@@ -382,3 +394,6 @@ class SupplierScorecard(BaseModel):
     today: date
     received_within_days: int = Field(description="Lots received in this many days, today's too.")
     suppliers: list[SupplierScore] = Field(description="Most lots first.")
+
+    def tables(self) -> list[Table]:
+        return [Table.of("Suppliers", SupplierScore, self.suppliers)]

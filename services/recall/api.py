@@ -32,8 +32,6 @@ from services.recall.schemas import (
     LotMovements,
     LotSummary,
     OrderShipmentLine,
-    QualityExample,
-    QualityFinding,
     RecallAccepted,
     RecallRequest,
     RecallView,
@@ -56,7 +54,7 @@ from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import Rfc3339Date, database_of
 from shared.runtime.logging import get_logger
 from shared.runtime.lookup import found
-from shared.tables import TABLE_RESPONSES, Table, report_response
+from shared.tables import TABLE_RESPONSES, report_response
 from shared.tables import ReportFormat as TableReportFormat
 
 router = APIRouter()
@@ -595,13 +593,4 @@ async def data_quality_report(
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
         report = await quality_check.check(connection, examples=examples)
-    examples_found = [
-        example.model_copy(update={"detail": f"{finding.code}: {example.detail}"})
-        for finding in report.findings
-        for example in finding.examples
-    ]
-    tables = [
-        Table.of("Findings", QualityFinding, report.findings),
-        Table.of("Examples", QualityExample, examples_found),
-    ]
-    return report_response(report, tables, report_format, "data-quality")
+    return report_response(report, report_format, "data-quality")

@@ -27,6 +27,7 @@ from shared.contracts.events import (
 )
 from shared.contracts.types import Identifier, LongText, ShortText, SignedQuantity
 from shared.runtime.http import Rfc3339Date
+from shared.tables import Table
 
 _SCOPE_DATE: TypeAdapter[Any] = TypeAdapter(Rfc3339Date)
 
@@ -494,3 +495,15 @@ class DataQualityReport(BaseModel):
     lots_checked: int = Field(description="Received lots checked.")
     clean: bool = Field(description="True when no finding has a count.")
     findings: list[QualityFinding] = Field(description="Every finding, with a count of 0 too.")
+
+    def tables(self) -> list[Table]:
+        """The findings, then every example with its finding's code."""
+        examples = [
+            example.model_copy(update={"detail": f"{finding.code}: {example.detail}"})
+            for finding in self.findings
+            for example in finding.examples
+        ]
+        return [
+            Table.of("Findings", QualityFinding, self.findings),
+            Table.of("Examples", QualityExample, examples),
+        ]
