@@ -16,6 +16,7 @@ from lottrace.commands import (
     platform,
     recall,
     replay,
+    reports,
     scan,
     trace,
 )
@@ -23,3 +24,4 @@ from lottrace.commands import (
 app = typer.Typer(help="lottrace: lot tracking, FEFO allocation and recalls.", no_args_is_help=True)
 for topic in (platform, keys, trace, scan, replay, demo, databases, recall, lots, imports, dlq):
     topic.register(app)
+reports.register(app)

@@ -1,5 +1,6 @@
 """The lot reports' figures (services/inventory/reporting.py), the data-quality rules
-(services/recall/quality.py) and the report tables (shared/tables.py), without a database."""
+(services/recall/quality.py), the report tables (shared/tables.py) and `lottrace report` /
+`lottrace doctor` against a stand-in service, without a database."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import httpx
 import openpyxl
+import pytest
+from typer.testing import CliRunner
 
+from lottrace.cli import app
+from lottrace.client import Connection, LottraceClient
+from lottrace.commands import reports as report_commands
 from services.inventory import reporting
 from services.inventory.reporting import LotReportFacts, Pace, ReturnedUnits
 from services.inventory.schemas import ShortDatedLot
@@ -287,3 +295,65 @@ def test_the_tally_counts_every_lot_and_keeps_only_the_first_examples() -> None:
     assert (report.lots_checked, report.clean, missing.count) == (3, False, 2)
     assert [example.lot_code for example in missing.examples] == ["OJ-1"]
     assert Tally().report(datetime(2026, 12, 6, tzinfo=UTC)).clean
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def served(monkeypatch: pytest.MonkeyPatch, answers: dict[str, bytes]) -> list[httpx.Request]:
+    """`lottrace report` and `doctor` against a stand-in service answering `answers` by path."""
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, content=answers[request.url.path])
+
+    def client(target: Connection) -> LottraceClient:
+        return LottraceClient(target, transport=httpx.MockTransport(answer))
+
+    monkeypatch.setattr(report_commands, "LottraceClient", client)
+    return requests
+
+
+def run_cli(*args: str) -> Any:
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "LOTTRACE_API_KEY": "k" * 32})
+
+
+def monitor_report(*lots: QualityLot) -> bytes:
+    tally = Tally()
+    for lot in lots:
+        tally.checked(lot, [])
+    return tally.report(datetime(2026, 12, 6, tzinfo=UTC)).model_dump_json().encode()
+
+
+def test_doctor_shows_each_finding_with_its_fix_and_exits_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defect = quality_lot("OJ-9", supplier_id=None, supplier_lot_code=None)
+    served(monkeypatch, {"/reports/data-quality": monitor_report(defect)})
+    result = run_cli("doctor")
+    assert result.exit_code == 1, result.output
+    assert "Purchased lots without a supplier (1)" in result.output
+    assert "OJ-9" in result.output
+    assert "how to fix" in result.output
+
+
+def test_doctor_exits_0_when_the_records_are_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    served(monkeypatch, {"/reports/data-quality": monitor_report(quality_lot("OJ-1"))})
+    result = run_cli("doctor")
+    assert result.exit_code == 0, result.output
+    assert "1 lots checked" in result.output
+
+
+def test_report_asks_for_the_format_and_writes_what_comes_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    requests = served(monkeypatch, {"/reports/short-dated": b"lot_code\r\nOJ-1\r\n"})
+    result = run_cli(
+        "report", "short-dated", "--days", "7", "--format", "csv", "-o", str(tmp_path / "s.csv")
+    )
+    assert result.exit_code == 0, result.output
+    assert dict(requests[0].url.params) == {"days": "7", "format": "csv"}
+    assert (tmp_path / "s.csv").read_bytes() == b"lot_code\r\nOJ-1\r\n"
+    assert run_cli("report", "suppliers", "--format", "xlsx").exit_code == 2
+    assert run_cli("report", "data-quality", "--days", "3").exit_code == 2
