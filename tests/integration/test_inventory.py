@@ -9,7 +9,7 @@ import json
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -88,6 +88,19 @@ def shipped(order_id: str, sku: str, lot_id: uuid.UUID, quantity: int) -> OrderS
         shipped_at=datetime.now(UTC),
         lines=[line],
     )
+
+
+async def stocked(
+    client: httpx.AsyncClient, bootstrap: str, sku: str, quantity: int, *, days: Sequence[int]
+) -> list[uuid.UUID]:
+    """New lots of `quantity` units of `sku`, one expiring in each of `days`, once inventory
+    holds them all."""
+    lots = [uuid.uuid4() for _ in days]
+    expiries = zip(days, lots, strict=True)
+    await publish(bootstrap, *(received(sku, quantity, days=d, lot_id=lot) for d, lot in expiries))
+    for lot in lots:
+        await _until(client, f"/lots/{lot}", lambda body: body["on_hand"] == str(quantity))
+    return lots
 
 
 def inventory_app(database_url: str, broker: TansuBroker) -> Any:
@@ -176,13 +189,7 @@ async def test_a_hold_moves_reservations_to_other_lots_and_release_makes_the_lot
     inventory: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    first, second = uuid.uuid4(), uuid.uuid4()
-    await publish(
-        bootstrap,
-        received("JAM", 5, days=20, lot_id=first),
-        received("JAM", 5, days=40, lot_id=second),
-    )
-    await _until(inventory, f"/lots/{second}", lambda body: body["on_hand"] == "5")
+    first, second = await stocked(inventory, bootstrap, "JAM", 5, days=(20, 40))
     await publish(bootstrap, order("SO-3", "JAM", 3))
     await _until(inventory, f"/lots/{first}", lambda body: body["reserved"] == "3")
 
@@ -312,13 +319,7 @@ async def test_counts_adjust_stock_per_location_and_never_below_zero(
 async def test_expiring_lists_lots_with_stock_that_expire_soon(
     inventory: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
-    soon, later = uuid.uuid4(), uuid.uuid4()
-    await publish(
-        broker.bootstrap_servers,
-        received("EGG", 5, days=5, lot_id=soon),
-        received("EGG", 5, days=50, lot_id=later),
-    )
-    await _until(inventory, f"/lots/{later}", lambda body: body["on_hand"] == "5")
+    soon, _later = await stocked(inventory, broker.bootstrap_servers, "EGG", 5, days=(5, 50))
     expiring = (await inventory.get("/lots/expiring", params={"within_days": 30})).json()
     assert [row["lot_id"] for row in expiring] == [str(soon)]
 

@@ -21,7 +21,7 @@ from services.inventory.handlers import Inventory
 from shared.contracts.events import OrderCancelled
 from tests.integration.events import applied, event_id
 from tests.integration.service_apps import quick_settings, running
-from tests.integration.test_inventory import order, received, shipped
+from tests.integration.test_inventory import order, received, shipped, stocked
 from tests.kafka_helpers import publish, read_settled, read_topic
 
 Revisions = dict[str, list[dict[str, Any]]]
@@ -101,16 +101,6 @@ async def lot_where(client: httpx.AsyncClient, lot_id: uuid.UUID, **expected: st
     await wait_until(matches, timeout=30, what=f"lot {lot_id} with {expected}")
 
 
-async def stocked_lot(
-    client: httpx.AsyncClient, bootstrap: str, sku: str, quantity: int, *, days: int
-) -> uuid.UUID:
-    """A new lot of `quantity` units of `sku`, expiring in `days`, once inventory has it."""
-    lot_id = uuid.uuid4()
-    await publish(bootstrap, received(sku, quantity, days=days, lot_id=lot_id))
-    await lot_where(client, lot_id, on_hand=str(quantity))
-    return lot_id
-
-
 async def test_the_expiry_sweep_frees_reservations_and_the_oldest_order_takes_the_next_fefo_lot(
     database_url: str, broker: TansuBroker
 ) -> None:
@@ -155,7 +145,7 @@ async def test_a_cancelled_order_gives_back_what_it_had_not_shipped_to_the_waiti
     inventory: httpx.AsyncClient, broker: TansuBroker, database_url: str
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    kiwi = await stocked_lot(inventory, bootstrap, "KIWI", 6, days=30)
+    [kiwi] = await stocked(inventory, bootstrap, "KIWI", 6, days=(30,))
     await publish(bootstrap, order("SO-C", "KIWI", 4))
     await until_revision(bootstrap, "SO-C", 1)
     await publish(bootstrap, order("SO-W", "KIWI", 3))
@@ -188,7 +178,7 @@ async def test_a_released_hold_and_a_count_that_goes_up_fill_backorders_oldest_f
     inventory: httpx.AsyncClient, broker: TansuBroker, database_url: str
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    honey = await stocked_lot(inventory, bootstrap, "HONEY", 4, days=90)
+    [honey] = await stocked(inventory, bootstrap, "HONEY", 4, days=(90,))
     held = await inventory.post(f"/lots/{honey}/hold", json={"reason": "crystals seen"})
     assert held.status_code == 200, held.text
     for order_id in ("SO-Z", "SO-M", "SO-A"):  # placed in this order, oldest first
