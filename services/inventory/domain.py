@@ -468,11 +468,6 @@ RETURNS_LOCATION = "RETURNS"
 UNPICKABLE_LOCATIONS: tuple[str, ...] = (RETURNS_LOCATION,)
 
 
-# The kinds of `lot-moved`: units between two of our locations, or back to the supplier.
-MOVE = "move"
-RETURN_TO_VENDOR = "return-to-vendor"
-
-
 def is_pickable(location: str) -> bool:
     return location not in UNPICKABLE_LOCATIONS
 

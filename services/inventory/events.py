@@ -10,6 +10,7 @@ from services.inventory import domain
 from services.inventory.domain import LotState, LotStatus
 from services.inventory.records import FloorMovement, LockedLot, OrderRevision, ReservedLot
 from shared.contracts.events import (
+    RETURN_TO_VENDOR,
     Allocation,
     Backorder,
     LotAllocated,
@@ -70,7 +71,7 @@ def lot_status_changed(
 def lot_moved(lot: LockedLot, movement: FloorMovement, *, at: datetime) -> LotMoved:
     """A move or a return to vendor of the lot, under a new movement id; a return to vendor
     names the lot's supplier as where the units went."""
-    returned = movement.kind == domain.RETURN_TO_VENDOR
+    returned = movement.kind == RETURN_TO_VENDOR
     return built_from(
         LotMoved,
         movement,

@@ -21,7 +21,7 @@ from services.inventory.records import (
     StockChange,
 )
 from shared.contracts.envelope import Incoming
-from shared.contracts.events import GoodsReturned, ReturnLine
+from shared.contracts.events import MOVE, RETURN_TO_VENDOR, GoodsReturned, ReturnLine
 from shared.errors import Conflict, Invalid, NotFound
 from shared.runtime.consumer import EventRejected
 from shared.runtime.database import Connection, UnitOfWork
@@ -64,7 +64,7 @@ class Floor:
         await _take(unit.connection, lot, source, quantity)
         why = f": {reason}" if reason else ""
         await _record_move(unit.connection, lot_id, source, target, quantity, why, actor)
-        moving = FloorMovement(domain.MOVE, quantity, source, actor, reason, to_location=target)
+        moving = FloorMovement(MOVE, quantity, source, actor, reason, to_location=target)
         _emit_moved(unit, lot, moving)
         if domain.is_pickable(target):
             await self.inventory.refill(unit, [lot.sku], cause="stock moved")
@@ -105,9 +105,7 @@ class Floor:
                 )
             ],
         )
-        returning = FloorMovement(
-            domain.RETURN_TO_VENDOR, quantity, location, actor, reason, rma=rma
-        )
+        returning = FloorMovement(RETURN_TO_VENDOR, quantity, location, actor, reason, rma=rma)
         _emit_moved(unit, lot, returning)
         await self.inventory.announce(unit, {lot_id: f"returned to vendor, {detail}"}, actor=actor)
 

@@ -11,7 +11,13 @@ from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
 from services.inventory.domain import Reserve, StockLot
-from shared.contracts.events import GoodsReceived, LotInput, OrderPlaced, ShipmentLine
+from shared.contracts.events import (
+    GoodsReceived,
+    LotInput,
+    MovementKind,
+    OrderPlaced,
+    ShipmentLine,
+)
 from shared.records import built_from
 
 ZERO = Decimal(0)
@@ -294,7 +300,7 @@ class FloorMovement:
     """Units of a lot taken by hand from a location: moved to another one (`move`), or sent
     back to the supplier (`return-to-vendor`); what its `lot-moved` event says beyond the lot."""
 
-    kind: str
+    kind: MovementKind
     quantity: Decimal
     from_location: str
     actor: str

@@ -23,6 +23,8 @@ from uuid import NAMESPACE_URL, uuid5
 
 import xlsxwriter
 
+from shared.contracts.events import MOVE, RETURN_TO_VENDOR
+
 # ------------------------------------------------------------------ FSMA 204 spreadsheet
 
 
@@ -235,11 +237,6 @@ def shipment_row(line: Mapping[str, Any]) -> FsmaRow:
         FsmaColumn.REFERENCE_DOCUMENT_NUMBER: line["shipment_id"],
         FsmaColumn.ORDER_NUMBER: line["order_id"],
     }
-
-
-# The kinds of `lot-moved`.
-MOVE = "move"
-RETURN_TO_VENDOR = "return-to-vendor"
 
 
 def vendor_return_row(movement: Mapping[str, Any]) -> FsmaRow:

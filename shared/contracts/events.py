@@ -447,6 +447,8 @@ class LotStatusChanged(Event):
 # ------------------------------------------- lot movements (lottrace extension to v1.1)
 
 MovementKind = Literal["move", "return-to-vendor"]
+MOVE: MovementKind = "move"
+RETURN_TO_VENDOR: MovementKind = "return-to-vendor"
 
 
 class LotMoved(Event):

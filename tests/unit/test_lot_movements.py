@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.inventory.domain import MOVE, RETURN_TO_VENDOR, same_location_problem
+from services.inventory.domain import same_location_problem
 from services.inventory.events import lot_moved
 from services.inventory.records import FloorMovement, LockedLot
 from services.recall.reports import (
@@ -18,6 +18,7 @@ from services.recall.reports import (
     move_event,
     vendor_return_event,
 )
+from shared.contracts.events import MOVE, RETURN_TO_VENDOR
 
 LOT_ID = UUID("0193a6c0-1a2b-7c3d-8e4f-0000000000b1")
 AT = datetime(2026, 12, 6, 9, 45, tzinfo=UTC)
