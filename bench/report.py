@@ -55,6 +55,11 @@ TARGETS: list[tuple[str, str, str, str, str, Any]] = [
     ("recall_loop", "drill_s", "a drill of a lot in the 1M-line projection", "s", "< 2",
      lambda v: v < 2),
     ("recall_loop", "recalled_lot_drill_s", "a drill of the 100k-customer lot", "s", "", None),
+    ("imports", "lots_rows_per_s", "lot rows imported (lottrace import)", "rows/s", "", None),
+    ("imports", "lots_100k_s", "100,000 lot rows imported", "s", "< 120", lambda v: v < 120),
+    ("imports", "shipments_rows_per_s", "shipment rows imported", "rows/s", "", None),
+    ("imports", "shipments_100k_s", "100,000 shipment rows imported", "s", "< 120",
+     lambda v: v < 120),
 ]  # fmt: skip
 
 
@@ -168,6 +173,12 @@ PostgreSQL (fsync on) and the services all run on this one machine.
   transaction each, as the consumer hands them over (the broker is not in this figure). Then
   the effectiveness check of that recall (read, figured, as its JSON view), and drills of an
   ordinary lot (1,000 lines) and of the recalled lot, each with every stage.
+- **Onboarding import**: `lottrace import lots` and `lottrace import shipments` of generated
+  CSV files ({results.get("imports", {}).get("rows", 0):,} rows each; two locations per lot,
+  5,000 customers) against receiving and fulfillment alone (`bench/imports.py`;
+  `python -m bench.imports --rows N` runs it alone). From reading the file to the last batch
+  of 500 committed with its events in the outbox; the 100,000-row time is measured, or
+  scaled from the rows/s of a smaller run.
 - **Memory**: peak resident set size of each service process, sampled twice a second.
 
 {NOTES_START}

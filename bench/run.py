@@ -21,7 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import baseline, notices, recall_loop, workload
+from bench import baseline, imports, notices, recall_loop, workload
 from bench.measure import MemorySampler, percentile, wait_caught_up
 from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
@@ -526,6 +526,7 @@ async def run(size: Size) -> dict[str, Any]:
         await sampler.stop()
         results["notice_paths"] = await notice_paths(progress)
         results["recall_loop"] = await recall_loop_figures(progress)
+        results["imports"] = await import_figures(size, log_dir, progress)
     results["rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
@@ -617,6 +618,22 @@ async def recall_loop_figures(progress: Progressor) -> dict[str, Any]:
     (bench/recall_loop.py)."""
     advance = progress("recall loop: responses, effectiveness, drill", 1)
     measured = await recall_loop.measure(100_000, 1_000_000)
+    advance(1)
+    return measured
+
+
+async def import_figures(size: Size, log_dir: Path, progress: Progressor) -> dict[str, Any]:
+    """`lottrace import` of a lots and a shipments file against receiving and fulfillment
+    (bench/imports.py); the quick run imports a tenth of the rows."""
+    rows = imports.TARGET_ROWS // 10 if size.name == "quick" else imports.TARGET_ROWS
+    advance = progress(f"onboarding import: {rows:,} lot rows, {rows:,} shipment rows", 1)
+    (log_dir / "imports").mkdir(exist_ok=True)
+    platform = make_platform(log_dir / "imports", services=("receiving", "fulfillment"))
+    await platform.start(timeout=180)
+    try:
+        measured = await imports.measure(platform, rows)
+    finally:
+        platform.stop()
     advance(1)
     return measured
 

@@ -117,12 +117,11 @@ def _checked(run: ImportRun) -> Checked[Any]:
 
 
 async def _send(run: ImportRun, checked: Checked[Any], target: Connection) -> upload.ImportOutcome:
-    send = upload.import_lots if run.kind is FileKind.LOTS else upload.import_shipments
     columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=stderr(), transient=True) as progress:
         task = progress.add_task(f"importing {run.kind}", total=len(checked.rows))
         async with LottraceClient(target) as api:
-            return await send(
+            return await upload.SENDERS[run.kind](
                 api,
                 checked.rows,
                 batch_size=run.batch_size,

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
 from lottrace.client import LottraceClient, Service
-from lottrace.imports.formats import LotFileRow, ShipmentFileRow
+from lottrace.imports.formats import FileKind, LotFileRow, ShipmentFileRow
 from lottrace.imports.rejects import Rejection
 from lottrace.imports.validation import FileRow
 from services.fulfillment.schemas import (
@@ -148,3 +148,22 @@ async def import_shipments(
         outcome.already_imported += len(result.already_imported)
         advance(len(batch))
     return outcome
+
+
+class Sender(Protocol):
+    async def __call__(
+        self,
+        api: LottraceClient,
+        rows: Sequence[FileRow[Any]],
+        *,
+        batch_size: int,
+        dry_run: bool,
+        advance: Advance,
+    ) -> ImportOutcome: ...
+
+
+SENDERS: dict[FileKind, Sender] = {
+    FileKind.LOTS: import_lots,
+    FileKind.SHIPMENTS: import_shipments,
+}
+"""What sends the checked rows of each kind of file."""

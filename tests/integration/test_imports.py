@@ -22,7 +22,7 @@ from lottrace.client import Connection, LottraceClient, ServiceUrls
 from lottrace.imports.formats import FORMATS, FileKind
 from lottrace.imports.readers import read_table
 from lottrace.imports.rejects import Rejection
-from lottrace.imports.upload import ImportOutcome, import_lots, import_shipments
+from lottrace.imports.upload import SENDERS, ImportOutcome
 from lottrace.imports.validation import check_table
 from lottrace.infra import TansuBroker, wait_until
 from services.fulfillment import app as fulfillment_service
@@ -96,8 +96,7 @@ async def receiving_only(
 
 async def imported(platform: Platform, kind: FileKind, path: Path) -> ImportOutcome:
     checked = check_table(read_table(path), FORMATS[kind])
-    send = import_lots if kind is FileKind.LOTS else import_shipments
-    outcome = await send(
+    outcome = await SENDERS[kind](
         platform.api, checked.rows, batch_size=2, dry_run=False, advance=lambda _: None
     )
     outcome.rejected = sorted([*checked.rejected, *outcome.rejected])
