@@ -600,18 +600,27 @@ def _movement_quantity(movement: Mapping[str, Any]) -> dict[str, Any]:
     return quantity_element(sku, lot_code, movement.get("gtin"), movement["quantity"], uom)
 
 
+def _observed_movement(
+    movement: Mapping[str, Any], *, biz_step: str, disposition: str
+) -> dict[str, Any]:
+    """What the ObjectEvent of every kind of movement holds: its units, observed (not added)."""
+    return {
+        "type": "ObjectEvent",
+        "eventID": event_id(movement["kind"], movement["movement_id"]),
+        **_event_time(movement["moved_at"]),
+        "quantityList": [_movement_quantity(movement)],
+        "action": "OBSERVE",
+        "bizStep": biz_step,
+        "disposition": disposition,
+    }
+
+
 def move_event(movement: Mapping[str, Any]) -> dict[str, Any]:
     """Units moved between two of our locations: ObjectEvent OBSERVE, bizStep `storing` (CBV:
     moving an object into and out of storage within a location), seen where they went."""
     source, target = _location(movement["from_location"]), _location(movement["to_location"])
     return {
-        "type": "ObjectEvent",
-        "eventID": event_id("move", movement["movement_id"]),
-        **_event_time(movement["moved_at"]),
-        "quantityList": [_movement_quantity(movement)],
-        "action": "OBSERVE",
-        "bizStep": "storing",
-        "disposition": "in_progress",
+        **_observed_movement(movement, biz_step="storing", disposition="in_progress"),
         "readPoint": {"id": target},
         "bizLocation": {"id": target},
         "sourceList": [{"type": "location", "source": source}],
@@ -624,14 +633,8 @@ def vendor_return_event(movement: Mapping[str, Any]) -> dict[str, Any]:
     `returned`, under the supplier's RMA, the supplier as destination. No bizLocation: the
     goods leave our custody."""
     source = _location(movement["from_location"])
-    event: dict[str, Any] = {
-        "type": "ObjectEvent",
-        "eventID": event_id("return-to-vendor", movement["movement_id"]),
-        **_event_time(movement["moved_at"]),
-        "quantityList": [_movement_quantity(movement)],
-        "action": "OBSERVE",
-        "bizStep": "shipping",
-        "disposition": "returned",
+    event = {
+        **_observed_movement(movement, biz_step="shipping", disposition="returned"),
         "readPoint": {"id": source},
         "bizTransactionList": [
             {"type": "rma", "bizTransaction": private_urn("rma", movement["rma"])}

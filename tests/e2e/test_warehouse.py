@@ -88,6 +88,7 @@ async def test_fulfillment_refuses_a_lot_announced_held_before_any_reallocation(
     )
     again = await clients.fulfillment.post("/shipments", json={"order_id": order_id})
     assert again.status_code == 409, again.text
+    assert again.json()["error"] == "nothing_to_ship"
 
 
 async def test_a_qc_required_receipt_is_allocated_only_after_its_release(clients: Clients) -> None:
