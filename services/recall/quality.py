@@ -42,17 +42,19 @@ HOW_TO_FIX: Mapping[Finding, str] = {
     Finding.SHIPPED_NEVER_RECEIVED: "Receive the lot (POST /receipts, or `lottrace import lots`"
     " for stock from before lottrace) so a recall reaches its source; or, if the shipment"
     " named the wrong lot, correct it in the system that shipped it.",
-    Finding.MISSING_EXPIRY: "Receive the lot again with its expiry_date (same lot code and SKU:"
-    " the date is added), or record why it has none; FEFO and the expiry sweep skip undated"
-    " lots.",
-    Finding.MISSING_SUPPLIER: "Receive the lot again with supplier.supplier_id: a recall by"
-    " supplier and the FSMA 204 immediate previous source need it.",
-    Finding.MISSING_SUPPLIER_LOT_CODE: "Receive the lot again with supplier_lot_code (scan the"
-    " supplier's GS1 label, AI 10): a supplier's recall names their lot codes.",
+    Finding.MISSING_EXPIRY: "Have receiving record the expiry date of this SKU (scan the GS1"
+    " label's AI 17): FEFO and the expiry sweep skip undated lots. The lot's next receipt"
+    " with a date fills it in.",
+    Finding.MISSING_SUPPLIER: "Have receipts of purchased goods name supplier.supplier_id: a"
+    " recall by supplier and FSMA 204's immediate previous source need it. The lot's next"
+    " receipt naming its supplier fills it in.",
+    Finding.MISSING_SUPPLIER_LOT_CODE: "Have receiving record the supplier's lot code"
+    " (supplier_lot_code, or scan their GS1 label, AI 10): a supplier's recall names their lot"
+    " codes. The lot's next receipt with it fills it in.",
     Finding.UNKNOWN_INPUTS: "Receive (or import) the input lots the production consumed: until"
     " then a recall of an ingredient cannot follow them into this lot.",
-    Finding.MISSING_KDES: "Complete what the example names: a location on the receipt, the"
-    " supplier, or the customer's address for shipments (upstream order system).",
+    Finding.MISSING_KDES: "Complete what the example names at its source: a location on the"
+    " receipt, the supplier, or the customer's address in the upstream order system.",
 }
 
 # The key data elements each critical tracking event must carry (21 CFR 1.1345, 1.1350,
