@@ -10,6 +10,7 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,13 +20,14 @@ from bench.measure import wait_caught_up
 from lottrace.infra import TansuBroker
 from services.recall.app import Settings as RecallSettings
 from services.recall.app import create_app as create_recall
+from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import LotMoved
 from shared.contracts.types import Supplier
 from tests.conftest import PostgresServer
 from tests.integration.service_apps import quick_settings, running
 from tests.integration.service_apps import until_served as _until
 from tests.integration.test_inventory import inventory, lot_code_of, received
-from tests.kafka_helpers import publish, read_topic
+from tests.kafka_helpers import headers_of, produce, publish, read_topic
 
 __all__ = ["inventory"]  # fixture
 
@@ -137,3 +139,34 @@ async def _records_show_the_move_and_the_return(recall: httpx.AsyncClient, lot: 
         "MAIN",
         f"(01){GTIN}(10){lot_code_of('BASIL', lot)}",
     )
+
+
+def without(message: OutgoingMessage, field: str) -> OutgoingMessage:
+    """The message with one field of its event's data set to null, breaking the contract."""
+    envelope = json.loads(message.value)
+    envelope["data"][field] = None
+    return OutgoingMessage(
+        message.topic, message.key, json.dumps(envelope).encode(), message.headers
+    )
+
+
+async def test_a_move_naming_no_destination_goes_to_the_dead_letter_topic_named(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    lot = uuid.uuid4()
+    move = LotMoved(
+        movement_id="MV-BROKEN",
+        lot_id=lot,
+        lot_code="BASIL-1",
+        sku="BASIL",
+        kind="move",
+        quantity=2,
+        from_location="MAIN",
+        to_location="BAY-2",
+        moved_at=datetime.now(UTC),
+    )
+    await produce(broker.bootstrap_servers, [without(encode(move, source="/tests"), "to_location")])
+    [dead] = await read_topic(broker.bootstrap_servers, "lot-movements.dlq")
+    assert headers_of(dead)["error_type"] == "contract_violation"
+    assert "to_location" in headers_of(dead)["error_message"]
+    assert (await recall.get(f"/trace/lots/{lot}/movements")).status_code == 404
