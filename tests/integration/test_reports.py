@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import openpyxl
 import pytest_asyncio
@@ -18,11 +21,13 @@ from prometheus_client import REGISTRY
 from pydantic import BaseModel
 
 from lottrace.infra import TansuBroker, wait_until
+from services.inventory.app import WIRING as INVENTORY
 from services.inventory.app import Settings as InventorySettings
 from services.inventory.app import create_app as inventory_app
 from services.recall.app import Settings as RecallSettings
 from services.recall.app import create_app as recall_app
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallIssued
+from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.tables import XLSX_MEDIA_TYPE
 from tests.integration.events import applied, event_id
 from tests.integration.service_apps import quick_settings, running, until_served
@@ -32,6 +37,7 @@ NOW = datetime.now(UTC)
 TODAY = NOW.date()
 CUSTOMER = {"customer_id": "C-DELI", "name": "Deli"}
 E = TypeVar("E", bound=BaseModel)
+INVENTORY_MIGRATIONS = INVENTORY.migrations
 
 
 @pytest_asyncio.fixture
@@ -350,3 +356,40 @@ async def test_the_monitor_finds_each_defect_seeded_on_purpose(
     sheet = await recall.get("/reports/data-quality?format=csv")
     rows = {row["code"]: row["count"] for row in csv.DictReader(io.StringIO(sheet.text))}
     assert (rows["missing_supplier"], rows["missing_fsma204_kdes"]) == ("1", "2")
+
+
+async def test_the_sell_rate_facts_are_backfilled_from_the_shipments_already_applied(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database from before migration 0009: its shipped history becomes per-day totals."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for migration in sorted(INVENTORY_MIGRATIONS.glob("*.sql")):
+        if migration.name < "0009":
+            shutil.copy(migration, before / migration.name)
+    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", before)])
+    lot = uuid.uuid4()
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO lot_history (lot_id, at, change, quantity, cause) VALUES
+                ($1, '2026-11-01 10:00Z', 'shipped', 3, 'e1'),
+                ($1, '2026-11-01 23:00Z', 'shipped', 4, 'e2'),
+                ($1, '2026-11-02 08:00Z', 'shipped', 5, 'e3'),
+                ($1, '2026-11-02 09:00Z', 'reserved', 9, 'e4')
+            """,
+            lot,
+        )
+        await migrate(
+            database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", INVENTORY_MIGRATIONS)]
+        )
+        days = await connection.fetch(
+            "SELECT day, quantity FROM lot_shipped_days WHERE lot_id = $1 ORDER BY day", lot
+        )
+    finally:
+        await connection.close()
+    assert [(row["day"].isoformat(), row["quantity"]) for row in days] == [
+        ("2026-11-01", 7),
+        ("2026-11-02", 5),
+    ]
