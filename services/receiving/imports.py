@@ -52,7 +52,6 @@ def receipt_request(row: LotImportRow) -> ReceiptRequest:
 
 @dataclass(frozen=True)
 class ImportedReceipt:
-    row: ImportedLotRow
     event: GoodsReceived
     record: ReceiptRecord
 
@@ -63,6 +62,7 @@ class ImportPlan:
 
     stored: dict[tuple[str, str], LotRecord]
     lots: dict[tuple[str, str], LotRecord] = field(default_factory=dict)
+    imported: list[ImportedLotRow] = field(default_factory=list)
     receipts: list[ImportedReceipt] = field(default_factory=list)
     rejected: list[RowRejection] = field(default_factory=list)
 
@@ -84,12 +84,26 @@ class ImportPlan:
             lot = LotRecord.first_receipt(request, row.lot_code, dates, row.received_at)
         else:
             check_same_lot(before, request, dates)
+            # A lot sold out before the move is recorded, so its shipments can name it.
+            received = (
+                before if not row.on_hand else before.with_receipt(request, dates, row.received_at)
+            )
             lot = replace(
-                before.with_receipt(request, dates, row.received_at),
-                first_received_at=min(before.first_received_at, row.received_at),
+                received, first_received_at=min(before.first_received_at, row.received_at)
             )
         self.lots[code] = lot
-        self.receipts.append(_receipt(row, request, lot, new_lot=before is None))
+        receipt = _receipt(row, request, lot, new_lot=before is None) if row.on_hand else None
+        if receipt is not None:
+            self.receipts.append(receipt)
+        self.imported.append(
+            ImportedLotRow(
+                row_key=row.key,
+                receipt_id=receipt.record.receipt_id if receipt else None,
+                lot_id=lot.lot_id,
+                lot_code=lot.lot_code,
+                new_lot=before is None,
+            )
+        )
 
     @property
     def created(self) -> list[LotRecord]:
@@ -110,14 +124,7 @@ def _receipt(
     record = ReceiptRecord.of(
         event, view, idempotency_key=None, request_hash=request_fingerprint(request)
     )
-    imported = ImportedLotRow(
-        row_key=row.key,
-        receipt_id=place.receipt_id,
-        lot_id=lot.lot_id,
-        lot_code=lot.lot_code,
-        new_lot=new_lot,
-    )
-    return ImportedReceipt(imported, event, record)
+    return ImportedReceipt(event, record)
 
 
 async def import_lots(
@@ -135,7 +142,7 @@ async def import_lots(
     if not dry_run:
         await _write(unit, plan, now=now)
     return LotImportResult(
-        imported=[receipt.row for receipt in plan.receipts],
+        imported=plan.imported,
         already_imported=[row.key for row in rows if row.key in done],
         rejected=plan.rejected,
     )
@@ -153,7 +160,7 @@ async def _write(unit: UnitOfWork, plan: ImportPlan, *, now: datetime) -> None:
     await db.insert_receipts(connection, [receipt.record for receipt in plan.receipts])
     await db.record_imported_rows(
         connection,
-        [ImportedRow(r.row.row_key, r.row.receipt_id, r.row.lot_id) for r in plan.receipts],
+        [ImportedRow(row.row_key, row.receipt_id, row.lot_id) for row in plan.imported],
     )
     for receipt in plan.receipts:
         unit.emit(receipt.event, time=now)

@@ -194,5 +194,5 @@ class ImportedRow:
     `imported_lot_rows`."""
 
     row_key: str
-    receipt_id: str
+    receipt_id: str | None  # None: nothing on hand, the lot recorded without a receipt
     lot_id: UUID

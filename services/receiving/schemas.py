@@ -222,7 +222,10 @@ class LotImportRow(BaseModel):
     sku: Sku
     lot_code: LotCode
     location: Identifier
-    on_hand: Quantity = Field(description="What is on the shelf at this location now.")
+    on_hand: NonNegativeAmount = Field(
+        description="What is on the shelf at this location now; 0 records a lot sold out"
+        " before the move (no receipt, no stock) so that its shipments can name it."
+    )
     received_at: Rfc3339DateTime = Field(description="When the lot was received, kept as is.")
     uom: Uom = "EA"
     gtin: CheckedGtin | None = None
@@ -272,7 +275,7 @@ class ImportedLotRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     row_key: str
-    receipt_id: str
+    receipt_id: str | None = Field(description="None when the row had nothing on hand.")
     lot_id: UUID
     lot_code: str
     new_lot: bool

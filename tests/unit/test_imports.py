@@ -36,8 +36,8 @@ def lots_file(tmp_path: Path, *lines: str, raw: bytes = b"") -> Path:
 def test_the_sample_files_are_read_whole() -> None:
     lots = checked(SAMPLES / "lots.csv", FileKind.LOTS)
     shipments = checked(SAMPLES / "shipments.csv", FileKind.SHIPMENTS)
-    assert (len(lots.rows), lots.rejected) == (5, [])
-    assert (len(shipments.rows), shipments.rejected) == (4, [])
+    assert (len(lots.rows), lots.rejected) == (6, [])
+    assert (len(shipments.rows), shipments.rejected) == (5, [])
     first = lots.rows[0].row
     assert first.received_at == datetime(2026, 9, 1, tzinfo=UTC)  # a date alone: midnight UTC
     assert (first.on_hand, first.currency, first.gtin) == (Decimal(240), "EUR", "09501101530003")
@@ -59,7 +59,7 @@ def test_each_bad_row_is_refused_with_its_line_column_and_reason(tmp_path: Path)
     assert result.rejected == [
         Rejection(2, "row_key", "row key A is on lines 2, 5: give each row its own row_key"),
         Rejection(3, "expiry_date", "2025-02-30 is not a date (YYYY-MM-DD) or date and time"),
-        Rejection(3, "on_hand", "must be more than 0, not -3"),
+        Rejection(3, "on_hand", "must be at least 0, not -3"),
         Rejection(5, "row_key", "row key A is on lines 2, 5: give each row its own row_key"),
         Rejection(6, "lot_code", "required"),
         Rejection(6, "received_at", "required"),
@@ -134,7 +134,7 @@ def test_an_xlsx_file_reads_as_its_csv_does(tmp_path: Path) -> None:
     assert [(r.line, r.row.on_hand, r.row.received_at) for r in result.rows] == [
         (2, Decimal(12), datetime(2026, 1, 5, tzinfo=UTC))
     ]
-    assert result.rejected == [Rejection(3, "on_hand", "must be more than 0, not -1")]
+    assert result.rejected == [Rejection(3, "on_hand", "must be at least 0, not -1")]
 
 
 def test_a_shipment_of_a_lot_the_platform_lacks_is_refused(tmp_path: Path) -> None:
@@ -163,12 +163,12 @@ def test_a_shipment_of_a_lot_the_platform_lacks_is_refused(tmp_path: Path) -> No
 def test_the_rejects_file_lists_line_column_reason(tmp_path: Path) -> None:
     out = tmp_path / "rejects.csv"
     write_rejects(
-        out, [Rejection(7, "on_hand", "must be more than 0, not -1"), Rejection(3, "", "x")]
+        out, [Rejection(7, "on_hand", "must be at least 0, not -1"), Rejection(3, "", "x")]
     )
     assert out.read_text().splitlines() == [
         "line,column,reason",
         "3,,x",
-        '7,on_hand,"must be more than 0, not -1"',
+        '7,on_hand,"must be at least 0, not -1"',
     ]
 
 
