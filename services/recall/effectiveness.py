@@ -4,17 +4,13 @@ rules, and given as JSON, CSV (one row per customer) or XLSX (summary, lots, cus
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
-
-import xlsxwriter
 
 from services.recall import db
 from services.recall.domain import (
@@ -30,7 +26,6 @@ from services.recall.domain import (
     unit_figures,
 )
 from services.recall.records import Answers, CustomerGroup, CustomerStanding
-from services.recall.reports import csv_cell
 from services.recall.schemas import (
     Effectiveness,
     EffectivenessCustomers,
@@ -39,7 +34,9 @@ from services.recall.schemas import (
     OutstandingCustomer,
     OverReturn,
 )
+from shared import tables
 from shared.runtime.database import Connection, Record
+from shared.tables import Table
 
 CUSTOMER_COLUMNS = (
     "customer_id", "name", "in_sample", "notified", "delivered", "bounced", "acknowledged",
@@ -227,27 +224,11 @@ def customer_rows(check: Check, names: Mapping[str, str]) -> list[list[Any]]:
 
 
 def as_csv(check: Check, names: Mapping[str, str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CUSTOMER_COLUMNS)
-    for row in customer_rows(check, names):
-        writer.writerow([_csv(value) for value in row])
-    return buffer.getvalue()
-
-
-def _csv(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return csv_cell(value)
+    return tables.as_csv(_customers_table(check, names)).decode("utf-8")
 
 
 def as_xlsx(check: Check, effectiveness: Effectiveness, names: Mapping[str, str]) -> bytes:
     """Sheets: Summary (figure, value), Lots (units per lot), Customers (as the CSV)."""
-    output = io.BytesIO()
-    workbook = xlsxwriter.Workbook(output, {"in_memory": True})
-    header = workbook.add_format({"bold": True, "bottom": 1})
     summary = [
         ("recall_id", effectiveness.recall_id),
         ("check_level", effectiveness.check_level),
@@ -258,29 +239,19 @@ def as_xlsx(check: Check, effectiveness: Effectiveness, names: Mapping[str, str]
         *((f"units_{k}", v) for k, v in effectiveness.units.model_dump().items()),
         ("outstanding_count", effectiveness.outstanding_count),
     ]
-    _sheet(workbook, header, "Summary", ("figure", "value"), [list(row) for row in summary])
     lot_columns = ("lot_code", *EffectivenessUnits.model_fields)
     lot_rows = [
-        [lot.lot_code, *(getattr(lot, c) for c in lot_columns[1:])] for lot in effectiveness.lots
+        (lot.lot_code, *(getattr(lot, c) for c in lot_columns[1:])) for lot in effectiveness.lots
     ]
-    _sheet(workbook, header, "Lots", lot_columns, lot_rows)
-    _sheet(workbook, header, "Customers", CUSTOMER_COLUMNS, customer_rows(check, names))
-    workbook.close()
-    return output.getvalue()
+    return tables.as_xlsx(
+        [
+            Table("Summary", ("figure", "value"), tuple(summary)),
+            Table("Lots", lot_columns, tuple(lot_rows)),
+            _customers_table(check, names),
+        ]
+    )
 
 
-def _sheet(
-    workbook: Any, header: Any, name: str, columns: Sequence[str], rows: list[list[Any]]
-) -> None:
-    sheet = workbook.add_worksheet(name)
-    for index, column in enumerate(columns):
-        sheet.write_string(0, index, column, header)
-    for row_index, row in enumerate(rows, start=1):
-        for index, value in enumerate(row):
-            if isinstance(value, bool):
-                sheet.write_boolean(row_index, index, value)
-            elif isinstance(value, (int, Decimal)):
-                sheet.write_number(row_index, index, float(value))
-            elif value is not None:
-                sheet.write_string(row_index, index, str(value))
-    sheet.freeze_panes(1, 0)
+def _customers_table(check: Check, names: Mapping[str, str]) -> Table:
+    rows = tuple(tuple(row) for row in customer_rows(check, names))
+    return Table("Customers", CUSTOMER_COLUMNS, rows)
