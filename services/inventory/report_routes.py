@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from services.inventory import db, domain, reporting
 from services.inventory.handlers import Inventory
-from services.inventory.reporting import LotReportFacts
+from services.inventory.reporting import LotReportFacts, ReturnedUnits
 from services.inventory.schemas import (
     LotMovementReport,
     ReturnsReport,
@@ -49,6 +49,18 @@ async def _received_lots(connection: Connection, since: date) -> list[LotReportF
     )
 
 
+async def _received_with_returns(
+    request: Request, since: date
+) -> tuple[list[LotReportFacts], list[ReturnedUnits]]:
+    """The lots received since that day and what customers returned of them, in one snapshot."""
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        lots = await _received_lots(connection, since)
+        return lots, await db.returned_units(connection, [lot.lot_id for lot in lots])
+
+
 @router.get(
     "/reports/short-dated",
     summary="Lots expiring soon, and what will not sell before they expire",
@@ -69,7 +81,10 @@ async def short_dated_report(
     over the last `sales_days` days, and the units that will not sell in time at that rate
     (FEFO: each lot sells after the SKU's lots expiring before it)."""
     today = _today(request)
-    async with database_of(request).pool.acquire() as connection:
+    async with (
+        database_of(request).pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
         lots = await db.lot_report_facts(
             connection,
             expiring_by=today + timedelta(days=days),
@@ -114,12 +129,7 @@ async def returns_report(
     """Why so many returns come from a lot: the units customers returned of the lots received
     in the window, against what shipped of them. CSV: one table, `dimension` per row."""
     today = _today(request)
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        lots = await _received_lots(connection, today - timedelta(days=days))
-        returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
+    lots, returned = await _received_with_returns(request, today - timedelta(days=days))
     report = reporting.returns(lots, returned, today=today, received_within_days=days)
     return report_response(report, report_format, f"returns_{today}")
 
@@ -135,11 +145,6 @@ async def supplier_scorecard(
 ) -> Response:
     """Which suppliers deliver good lots, over the lots received in the window."""
     today = _today(request)
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
-        lots = await _received_lots(connection, today - timedelta(days=days))
-        returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
+    lots, returned = await _received_with_returns(request, today - timedelta(days=days))
     report = reporting.supplier_scorecard(lots, returned, today=today, received_within_days=days)
     return report_response(report, report_format, f"suppliers_{today}")
