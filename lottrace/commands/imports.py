@@ -163,11 +163,15 @@ def _print(run: ImportRun, outcome: upload.ImportOutcome, rejected: list[Rejecti
             where = f" (all in {run.rejects})" if run.rejects else " (--rejects FILE lists all)"
             console.print(f"… and {len(rejected) - SHOWN_REJECTIONS} more{where}")
     verb = "would import" if run.dry_run else "imported"
-    lots = f" ({outcome.new_lots} new lots)" if run.kind is FileKind.LOTS else ""
+    lots = f" ({outcome.new_lots:,} new lots)" if run.kind is FileKind.LOTS else ""
     console.print(
-        f"{run.kind}: {verb} {outcome.imported} rows{lots}, {outcome.already_imported} already"
-        f" imported, {len(rejected)} rejected"
+        f"{run.kind}: {verb} {_rows(outcome.imported)}{lots}, {outcome.already_imported:,}"
+        f" already imported, {_rows(len({r.line for r in rejected}))} rejected"
     )
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
 def _rejections_table(rejected: list[Rejection]) -> Table:

@@ -11,7 +11,9 @@ from uuid import uuid4
 
 import pytest
 import xlsxwriter
+from typer.testing import CliRunner
 
+from lottrace.commands import app
 from lottrace.imports.formats import FORMATS, FileKind
 from lottrace.imports.readers import FileError, read_table
 from lottrace.imports.rejects import Rejection, write_rejects
@@ -179,3 +181,30 @@ def test_dates_keep_their_day(tmp_path: Path) -> None:
         datetime(2026, 1, 6, 4, 30, tzinfo=UTC),
         date(2027, 1, 31),
     )
+
+
+# ---------------------------------------------------------------------- the command
+
+
+def invoke(*args: str) -> Any:
+    # No platform listens on port 9: reaching it is exit 1 (unreachable), not 2.
+    return CliRunner().invoke(
+        app,
+        ["import", *args, "--receiving-url", "http://127.0.0.1:9"],
+        env={"COLUMNS": "200", "LOTTRACE_API_KEY": "k"},
+    )
+
+
+def test_a_refused_file_exits_2_before_reaching_the_platform(tmp_path: Path) -> None:
+    path = tmp_path / "lots.csv"
+    path.write_text("sku,lot_code,location,on_hand,received_at,colour\n")
+    result = invoke("lots", str(path))
+    assert result.exit_code == 2
+    assert "unknown columns: colour" in result.stderr
+
+
+def test_an_unreachable_platform_exits_1_having_checked_the_file(tmp_path: Path) -> None:
+    path = lots_file(tmp_path, "A,OJ-1L,L1,MAIN,10,2026-01-05,")
+    result = invoke("lots", str(path))
+    assert result.exit_code == 1
+    assert "cannot reach receiving at http://127.0.0.1:9" in result.stderr
