@@ -1052,6 +1052,16 @@ _PRODUCED = "EXISTS (SELECT 1 FROM lot_inputs x WHERE x.lot_id = l.lot_id) AS pr
 _FROM_UTC = "($1::date)::timestamp AT TIME ZONE 'UTC'"
 _TO_UTC = "($2::date + 1)::timestamp AT TIME ZONE 'UTC'"
 
+
+def _selected_by(moment: str, sku: str, lot_code: str) -> str:
+    """The condition of a report's events on a `ReportFilter` ($1 to $4): the event's moment in
+    the UTC date range, its SKU and lot code when given."""
+    return f"""($1::date IS NULL OR {moment} >= {_FROM_UTC})
+          AND ($2::date IS NULL OR {moment} < {_TO_UTC})
+          AND ($3::text IS NULL OR {sku} = $3)
+          AND ($4::text IS NULL OR {lot_code} = $4)"""
+
+
 _RECEIPT_COLUMNS = f"""
     r.receipt_id, r.lot_id, l.lot_code, l.sku, l.gtin, r.quantity, r.uom, r.received_at,
     coalesce(r.location, l.location) AS location, l.location AS lot_location,
@@ -1100,10 +1110,7 @@ async def report_shipment_lines(connection: Connection, selected: ReportFilter) 
     return await connection.fetch(
         f"""
         {_SHIPMENT_EVENTS}
-        WHERE ($1::date IS NULL OR s.shipped_at >= {_FROM_UTC})
-          AND ($2::date IS NULL OR s.shipped_at < {_TO_UTC})
-          AND ($3::text IS NULL OR s.sku = $3)
-          AND ($4::text IS NULL OR s.lot_code = $4)
+        WHERE {_selected_by("s.shipped_at", "s.sku", "s.lot_code")}
         ORDER BY s.shipped_at, s.shipment_id, s.line_no
         """,
         *astuple(selected),
@@ -1238,10 +1245,7 @@ async def report_movements(
     return await connection.fetch(
         f"""
         {_MOVEMENT_EVENTS}
-        WHERE ($1::date IS NULL OR m.moved_at >= {_FROM_UTC})
-          AND ($2::date IS NULL OR m.moved_at < {_TO_UTC})
-          AND ($3::text IS NULL OR m.sku = $3)
-          AND ($4::text IS NULL OR m.lot_code = $4)
+        WHERE {_selected_by("m.moved_at", "m.sku", "m.lot_code")}
           AND m.kind = ANY($5::text[])
         ORDER BY m.moved_at, m.movement_id
         """,
