@@ -972,12 +972,12 @@ async def lot_report_facts(
     connection: Connection,
     *,
     received_since: date | None = None,
-    expiring_by: date | None = None,
+    expiring: tuple[date, date] | None = None,
     unpickable: Sequence[str],
     held_change: str,
 ) -> list[LotReportFacts]:
-    """Received lots (since that day, or expiring by that day): totals, QC, recall, whether a
-    hold ever touched them (`held_change` in their history), last day shipped."""
+    """Received lots (since that day, or expiring between those days): totals, QC, recall,
+    whether a hold ever touched them (`held_change` in their history), last day shipped."""
     rows = await connection.fetch(
         """
         SELECT l.lot_id, l.lot_code, l.sku, l.supplier_id, l.received_at, l.expiry_date,
@@ -996,13 +996,14 @@ async def lot_report_facts(
         ) s ON true
         WHERE l.received_at IS NOT NULL
           AND ($1::date IS NULL OR l.received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC')
-          AND ($2::date IS NULL OR l.expiry_date <= $2)
+          AND ($2::date IS NULL OR l.expiry_date BETWEEN $2 AND $5)
         ORDER BY l.sku, l.received_at, l.lot_id
         """,
         received_since,
-        expiring_by,
+        expiring[0] if expiring else None,
         list(unpickable),
         held_change,
+        expiring[1] if expiring else None,
     )
     return rows_as(rows, LotReportFacts)
 

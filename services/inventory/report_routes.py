@@ -87,7 +87,7 @@ async def short_dated_report(
     ):
         lots = await db.lot_report_facts(
             connection,
-            expiring_by=today + timedelta(days=days),
+            expiring=(domain.earliest_allocatable_expiry(today), today + timedelta(days=days)),
             unpickable=domain.UNPICKABLE_LOCATIONS,
             held_change=reporting.HELD_CHANGE,
         )

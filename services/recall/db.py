@@ -1261,14 +1261,11 @@ async def quality_lots(
     connection: Connection, *, after: UUID | None, limit: int
 ) -> list[QualityLot]:
     """A page of received lots in lot id order (after `after`), with what the checks need:
-    whether it was produced, whether any lot of its SKU has an expiry date, and how many of
-    its production inputs were never received."""
+    whether it was produced, and how many of its production inputs were never received."""
     rows = await connection.fetch(
         f"""
         SELECT l.lot_id, l.lot_code, l.sku, l.supplier_id, l.supplier_lot_code, l.expiry_date,
                {_PRODUCED},
-               EXISTS (SELECT 1 FROM lots d WHERE d.sku = l.sku AND d.received
-                       AND d.expiry_date IS NOT NULL) AS sku_has_shelf_life,
                (SELECT count(*) FROM lot_inputs i LEFT JOIN lots il ON il.lot_id = i.input_lot_id
                 WHERE i.lot_id = l.lot_id AND NOT coalesce(il.received, false))::int
                    AS unknown_inputs
@@ -1280,6 +1277,14 @@ async def quality_lots(
         limit,
     )
     return rows_as(rows, QualityLot)
+
+
+async def skus_with_dated_lots(connection: Connection) -> set[str]:
+    """The SKUs of which some lot was received with an expiry date."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT sku FROM lots WHERE received AND expiry_date IS NOT NULL"
+    )
+    return {row["sku"] for row in rows}
 
 
 async def quality_receipts(connection: Connection, lot_ids: Sequence[UUID]) -> list[Record]:

@@ -7,7 +7,7 @@ themselves. A SKU has a shelf life when one of its lots was received with an exp
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -88,7 +88,6 @@ class QualityLot:
     supplier_lot_code: str | None
     expiry_date: date | None
     produced: bool  # made from input lots: its lot code and origin are ours
-    sku_has_shelf_life: bool  # some lot of its SKU was received with an expiry date
     unknown_inputs: int  # inputs of its production never received
 
 
@@ -102,10 +101,16 @@ class UnreceivedLot:
     shipment_lines: int
 
 
-def lot_findings(lot: QualityLot) -> list[tuple[Finding, str]]:
-    """What is wrong with a received lot's own records, each with what is missing."""
+def has_shelf_life(sku: str, dated_skus: Collection[str]) -> bool:
+    """A SKU has a shelf life when one of its lots was received with an expiry date."""
+    return sku in dated_skus
+
+
+def lot_findings(lot: QualityLot, dated_skus: Collection[str]) -> list[tuple[Finding, str]]:
+    """What is wrong with a received lot's own records, each with what is missing;
+    `dated_skus` are the SKUs with a lot received with an expiry date."""
     found: list[tuple[Finding, str]] = []
-    if lot.expiry_date is None and lot.sku_has_shelf_life:
+    if lot.expiry_date is None and has_shelf_life(lot.sku, dated_skus):
         found.append((Finding.MISSING_EXPIRY, f"other lots of {lot.sku} carry an expiry date"))
     if not lot.produced and lot.supplier_id is None:
         found.append((Finding.MISSING_SUPPLIER, "no supplier on its receipt"))
@@ -142,6 +147,7 @@ def lot_event_rows(
 class Tally:
     """Findings counted as the checks go, with the first examples of each."""
 
+    dated_skus: Collection[str] = frozenset()
     examples_per_finding: int = EXAMPLES
     lots_checked: int = 0
     counts: dict[Finding, int] = field(default_factory=lambda: dict.fromkeys(Finding, 0))
@@ -157,7 +163,7 @@ class Tally:
     def checked(self, lot: QualityLot, kdes: Sequence[str]) -> None:
         """One received lot checked: its own findings and its missing key data elements."""
         self.lots_checked += 1
-        for finding, detail in lot_findings(lot):
+        for finding, detail in lot_findings(lot, self.dated_skus):
             self.add(finding, _example(lot, detail))
         if kdes:
             self.add(Finding.MISSING_KDES, _example(lot, "; ".join(kdes)))

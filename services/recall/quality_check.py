@@ -22,7 +22,8 @@ K = TypeVar("K")
 
 async def check(connection: Connection, *, examples: int = quality.EXAMPLES) -> DataQualityReport:
     """Every finding over the whole projection, with up to `examples` lots each."""
-    tally = Tally(examples_per_finding=examples)
+    dated_skus = await db.skus_with_dated_lots(connection)
+    tally = Tally(dated_skus=dated_skus, examples_per_finding=examples)
     for lot in await db.shipped_unreceived_lots(connection):
         tally.unreceived(lot)
     after: UUID | None = None

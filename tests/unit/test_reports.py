@@ -233,35 +233,41 @@ def quality_lot(code: str, **given: Any) -> QualityLot:
         "supplier_lot_code": "F-77",
         "expiry_date": TODAY,
         "produced": False,
-        "sku_has_shelf_life": True,
         "unknown_inputs": 0,
     }
     return QualityLot(**{**values, **given})
 
 
+DATED = {"OJ", "JUICE"}  # SKUs with a lot received with an expiry date
+
+
+def findings_of(lot: QualityLot) -> list[Finding]:
+    return [finding for finding, _ in quality.lot_findings(lot, DATED)]
+
+
 def test_a_complete_lot_has_no_finding() -> None:
-    assert quality.lot_findings(quality_lot("OJ-1")) == []
+    assert quality.lot_findings(quality_lot("OJ-1"), DATED) == []
 
 
 def test_an_undated_lot_is_a_finding_only_where_other_lots_of_its_sku_carry_a_date() -> None:
-    dated_sku = quality_lot("OJ-1", expiry_date=None)
-    undated_sku = quality_lot("SOAP-1", expiry_date=None, sku_has_shelf_life=False)
-    assert [f for f, _ in quality.lot_findings(dated_sku)] == [Finding.MISSING_EXPIRY]
-    assert quality.lot_findings(undated_sku) == []
+    assert findings_of(quality_lot("OJ-1", expiry_date=None)) == [Finding.MISSING_EXPIRY]
+    assert findings_of(quality_lot("SOAP-1", expiry_date=None)) == []
 
 
 def test_a_purchased_lot_needs_its_supplier_and_their_lot_code_and_a_produced_one_neither() -> None:
     nobody = quality_lot("OJ-1", supplier_id=None, supplier_lot_code=None)
     no_code = quality_lot("OJ-2", supplier_lot_code=None)
     ours = quality_lot("OJ-3", supplier_id=None, supplier_lot_code=None, produced=True)
-    assert [f for f, _ in quality.lot_findings(nobody)] == [Finding.MISSING_SUPPLIER]
-    assert [f for f, _ in quality.lot_findings(no_code)] == [Finding.MISSING_SUPPLIER_LOT_CODE]
-    assert quality.lot_findings(ours) == []
+    assert findings_of(nobody) == [Finding.MISSING_SUPPLIER]
+    assert findings_of(no_code) == [Finding.MISSING_SUPPLIER_LOT_CODE]
+    assert findings_of(ours) == []
 
 
 def test_a_production_with_inputs_never_received_is_a_finding() -> None:
     made = quality_lot("JUICE-1", produced=True, unknown_inputs=2)
-    assert quality.lot_findings(made) == [(Finding.UNKNOWN_INPUTS, "2 input lot(s) not received")]
+    assert quality.lot_findings(made, DATED) == [
+        (Finding.UNKNOWN_INPUTS, "2 input lot(s) not received")
+    ]
 
 
 def test_missing_key_data_elements_are_named_by_event_type() -> None:
