@@ -5,6 +5,7 @@ refused or could not be reached."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,7 @@ import typer
 from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from lottrace.client import Connection, LottraceClient
+from lottrace.client import Connection, LottraceClient, Service
 from lottrace.commands.groups import add_group
 from lottrace.commands.options import FROM_CONNECTION_OPTIONS, with_connection_options
 from lottrace.commands.output import (
@@ -83,30 +84,33 @@ def register(app: typer.Typer) -> None:
     )
 
 
-@with_connection_options("receiving")
-def import_lots(
-    file: FileArgument,
-    dry_run: DryRunOption = False,
-    rejects: RejectsOption = None,
-    batch_size: BatchOption = 500,
-    output: FormatOption = OutputFormat.TABLE,
-    target: Connection = FROM_CONNECTION_OPTIONS,
-) -> None:
-    """Stock on hand per lot and location, each row received as on its received_at."""
-    _import(ImportRun(FileKind.LOTS, file, dry_run, rejects, batch_size, output), target)
+def _command(kind: FileKind, services: tuple[Service, ...], summary: str) -> Callable[..., None]:
+    """The command importing one kind of file, with the options of the services it calls."""
+
+    def command(
+        file: FileArgument,
+        dry_run: DryRunOption = False,
+        rejects: RejectsOption = None,
+        batch_size: BatchOption = 500,
+        output: FormatOption = OutputFormat.TABLE,
+        target: Connection = FROM_CONNECTION_OPTIONS,
+    ) -> None:
+        _import(ImportRun(kind, file, dry_run, rejects, batch_size, output), target)
+
+    command.__doc__ = summary
+    return with_connection_options(*services)(command)
 
 
-@with_connection_options("receiving", "fulfillment")
-def import_shipments(
-    file: FileArgument,
-    dry_run: DryRunOption = False,
-    rejects: RejectsOption = None,
-    batch_size: BatchOption = 500,
-    output: FormatOption = OutputFormat.TABLE,
-    target: Connection = FROM_CONNECTION_OPTIONS,
-) -> None:
-    """Past shipments by lot and customer, for traces and recalls; they never move stock."""
-    _import(ImportRun(FileKind.SHIPMENTS, file, dry_run, rejects, batch_size, output), target)
+import_lots = _command(
+    FileKind.LOTS,
+    ("receiving",),
+    "Stock on hand per lot and location, each row received as on its received_at.",
+)
+import_shipments = _command(
+    FileKind.SHIPMENTS,
+    ("receiving", "fulfillment"),
+    "Past shipments by lot and customer, for traces and recalls; they never move stock.",
+)
 
 
 def _checked(run: ImportRun) -> Checked[Any]:

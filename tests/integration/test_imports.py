@@ -13,7 +13,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest_asyncio
 from fastapi import FastAPI
@@ -31,6 +30,7 @@ from services.recall import app as recall_service
 from services.receiving import app as receiving_service
 from tests.conftest import PostgresServer
 from tests.integration.service_apps import ADMIN_KEY, quick_settings, running, until_served
+from tests.integration.test_receiving import count
 from tests.kafka_helpers import read_settled
 
 SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
@@ -107,14 +107,6 @@ async def received_lot(platform: Platform, lot_code: str) -> dict[str, Any]:
     response = await platform.clients["receiving"].get("/lots", params={"lot_code": lot_code})
     [lot] = response.json()
     return dict(lot)
-
-
-async def count(database_url: str, query: str) -> int:
-    connection = await asyncpg.connect(database_url)
-    try:
-        return int(await connection.fetchval(query))
-    finally:
-        await connection.close()
 
 
 async def test_the_sample_files_imported_twice_go_in_once(platform: Platform) -> None:
