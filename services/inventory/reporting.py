@@ -286,37 +286,45 @@ def returns(
     """Units returned against units shipped, by lot, SKU, supplier and reason."""
     lots = {lot.lot_id: lot for lot in facts}
     units = [unit for unit in returned if unit.lot_id in lots]
-    shipped_total = sum((lot.shipped for lot in lots.values()), ZERO)
-
-    def grouped(dimension: str, key: Callable[[LotReportFacts], str | None]) -> list[ReturnGroup]:
-        shipped: dict[str | None, Decimal] = defaultdict(Decimal)
-        back: dict[str | None, Decimal] = defaultdict(Decimal)
-        for lot in lots.values():
-            shipped[key(lot)] += lot.shipped
-        for unit in units:
-            back[key(lots[unit.lot_id])] += unit.quantity
-        return [
-            _return_group(dimension, name, back[name], shipped[name]) for name in _by_name(back)
-        ]
-
+    back: dict[UUID, Decimal] = defaultdict(Decimal)
     reasons: dict[str | None, Decimal] = defaultdict(Decimal)
     for unit in units:
+        back[unit.lot_id] += unit.quantity
         reasons[unit.reason] += unit.quantity
-    codes = {lot.lot_code: lot.sku for lot in lots.values()}
+    shipped_total = sum((lot.shipped for lot in lots.values()), ZERO)
+    by_lot = [
+        _return_group("lot", lot.lot_code, back[lot.lot_id], lot.shipped, sku=lot.sku)
+        for lot in lots.values()
+        if back.get(lot.lot_id)
+    ]
     return ReturnsReport(
         today=today,
         received_within_days=received_within_days,
-        by_lot=[
-            row.model_copy(update={"sku": codes[row.key or ""]})
-            for row in grouped("lot", lambda lot: lot.lot_code)
-        ],
-        by_sku=grouped("sku", lambda lot: lot.sku),
-        by_supplier=grouped("supplier", lambda lot: lot.supplier_id),
+        by_lot=sorted(by_lot, key=lambda row: (-row.returned, row.key or "", row.sku or "")),
+        by_sku=_grouped("sku", lots.values(), back, lambda lot: lot.sku),
+        by_supplier=_grouped("supplier", lots.values(), back, lambda lot: lot.supplier_id),
         by_reason=[
             _return_group("reason", reason, reasons[reason], shipped_total)
             for reason in _by_name(reasons)
         ],
     )
+
+
+def _grouped(
+    dimension: str,
+    lots: Iterable[LotReportFacts],
+    back: Mapping[UUID, Decimal],
+    key: Callable[[LotReportFacts], str | None],
+) -> list[ReturnGroup]:
+    """Returned and shipped summed over the lots that share a key, for keys with returns."""
+    shipped: dict[str | None, Decimal] = defaultdict(Decimal)
+    returned: dict[str | None, Decimal] = defaultdict(Decimal)
+    for lot in lots:
+        shipped[key(lot)] += lot.shipped
+        returned[key(lot)] += back.get(lot.lot_id, ZERO)
+    return [
+        _return_group(dimension, name, returned[name], shipped[name]) for name in _by_name(returned)
+    ]
 
 
 def _by_name(totals: Mapping[str | None, Decimal]) -> list[str | None]:
@@ -325,11 +333,12 @@ def _by_name(totals: Mapping[str | None, Decimal]) -> list[str | None]:
 
 
 def _return_group(
-    dimension: str, key: str | None, returned: Decimal, shipped: Decimal
+    dimension: str, key: str | None, returned: Decimal, shipped: Decimal, sku: str | None = None
 ) -> ReturnGroup:
     return ReturnGroup(
         dimension=dimension,
         key=key,
+        sku=sku,
         returned=returned,
         shipped=shipped,
         return_rate_percent=return_rate_percent(returned, shipped),

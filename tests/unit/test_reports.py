@@ -175,6 +175,20 @@ def test_returns_are_rated_against_what_shipped_of_the_same_lots() -> None:
     ]
 
 
+def test_lots_that_share_a_code_under_two_skus_are_rated_apart() -> None:
+    jam = lot("B-1", sku="JAM", shipped=Decimal(10))
+    tea = lot("B-1", sku="TEA", lot_id=uuid.uuid4(), shipped=Decimal(20))
+    returned = [
+        ReturnedUnits(jam.lot_id, "damaged", Decimal(1)),
+        ReturnedUnits(tea.lot_id, "damaged", Decimal(1)),
+    ]
+    report = reporting.returns([jam, tea], returned, today=TODAY, received_within_days=365)
+    assert sorted((g.sku, g.return_rate_percent) for g in report.by_lot) == [
+        ("JAM", Decimal(10)),
+        ("TEA", Decimal(5)),
+    ]
+
+
 def test_the_supplier_scorecard_counts_qc_holds_recalls_and_shelf_life() -> None:
     lots = [
         lot("OJ-1", expiry_date=date(2026, 12, 27), qc_state="failed", held=True),
