@@ -104,7 +104,8 @@ class Shipments:
     quantities: dict[ShipmentKey, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     causes: dict[ShipmentKey, tuple[str, str]] = field(default_factory=dict)
     facts: list[LotFacts] = field(default_factory=list)
-    days: dict[ShipmentKey, date] = field(default_factory=dict)  # the UTC day it shipped
+    # Per lot and UTC day shipped, for the reports' sell rates.
+    per_day: dict[tuple[UUID, date], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
     @classmethod
     def of(cls, events: Iterable[Incoming[OrderShipped]]) -> Shipments:
@@ -116,7 +117,8 @@ class Shipments:
                 shipments.quantities[key] += line.quantity
                 shipments.causes[key] = (incoming.id, shipment.shipment_id)
                 shipments.facts.append(LotFacts.of(line))
-                shipments.days[key] = shipment.shipped_at.astimezone(UTC).date()
+                day = shipment.shipped_at.astimezone(UTC).date()
+                shipments.per_day[(line.lot_id, day)] += line.quantity
         return shipments
 
     @property
@@ -127,12 +129,9 @@ class Shipments:
     def lot_ids(self) -> set[UUID]:
         return {lot_id for _, _, lot_id in self.quantities}
 
-    def shipped_days(self, shipped: Iterable[Reserve]) -> list[ShippedDay]:
-        """What left each lot on each day, for the reports' sell rates."""
-        return [
-            ShippedDay(s.lot_id, self.days[(s.order_id, s.line_no, s.lot_id)], s.quantity)
-            for s in shipped
-        ]
+    def shipped_days(self) -> list[ShippedDay]:
+        """What left each lot on each day: every unit a shipment names leaves stock."""
+        return [ShippedDay(lot_id, day, q) for (lot_id, day), q in sorted(self.per_day.items())]
 
     def movement(self, shipped: Reserve) -> Movement:
         event_id, shipment_id = self.causes[(shipped.order_id, shipped.line_no, shipped.lot_id)]
@@ -321,7 +320,7 @@ class Inventory:
         if early := [s for s in shipped if (s.order_id, s.line_no) not in known_lines]:
             await db.remember_early_shipments(connection, early)
         await db.record_movements(connection, [shipments.movement(s) for s in shipped])
-        await db.record_shipped_days(connection, shipments.shipped_days(shipped))
+        await db.record_shipped_days(connection, shipments.shipped_days())
         await db.close_fulfilled_orders(connection, order_ids)
         if beyond:
             await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
