@@ -19,13 +19,18 @@ def _text(cell: Cell) -> str:
     return escape(cell) if isinstance(cell, str) else csv_text(cell)
 
 
+# Ids a person does not read: the lot code beside them says which lot it is.
+_HIDDEN = frozenset({"lot_id"})
+
+
 def report_table(table: Table, *, title: str) -> RichTable:
-    """A report table as it reads in a terminal: its columns and rows as they are."""
+    """A report table as it reads in a terminal: its columns (ids left out) and rows."""
     shown = RichTable(title=title, title_justify="left")
-    for column in table.columns:
-        shown.add_column(column, overflow="fold")
+    kept = [index for index, column in enumerate(table.columns) if column not in _HIDDEN]
+    for index in kept:
+        shown.add_column(table.columns[index], overflow="fold")
     for row in table.rows:
-        shown.add_row(*(_text(cell) for cell in row))
+        shown.add_row(*(_text(row[index]) for index in kept))
     return shown
 
 

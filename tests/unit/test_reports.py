@@ -377,3 +377,14 @@ def test_report_asks_for_the_format_and_writes_what_comes_back(
     assert (tmp_path / "s.csv").read_bytes() == b"lot_code\r\nOJ-1\r\n"
     assert run_cli("report", "suppliers", "--format", "xlsx").exit_code == 2
     assert run_cli("report", "data-quality", "--days", "3").exit_code == 2
+
+
+def test_report_shows_each_table_without_lot_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = lot("OJ-1", expiry_date=TODAY, sellable=Decimal(5))
+    report = reporting.short_dated([one], {}, today=TODAY, within_days=7, sales_days=28)
+    served(monkeypatch, {"/reports/short-dated": report.model_dump_json().encode()})
+    result = run_cli("report", "short-dated")
+    assert result.exit_code == 0, result.output
+    assert "short-dated: Short-dated" in result.output
+    assert "OJ-1" in result.output
+    assert str(one.lot_id) not in result.output
