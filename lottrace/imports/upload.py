@@ -1,6 +1,6 @@
 """Sending checked rows to the platform in batches, one client for the whole file: lots to
 receiving's `POST /imports/lots`; shipments, once their lots are found in receiving
-(`POST /lots/lookup`), to fulfillment's `POST /imports/shipments`. Each batch is one
+(`POST /lookups/lots`), to fulfillment's `POST /imports/shipments`. Each batch is one
 transaction on the service, so a run that stops part-way can simply be run again."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ async def find_lots(
         request = LotLookupRequest(
             lots=[LotReference(sku=sku, lot_code=code) for sku, code in batch]
         )
-        response = await api.request("receiving", "POST", "/lots/lookup", body=request)
+        response = await api.request("receiving", "POST", "/lookups/lots", body=request)
         for lot in _FOUND_LOTS.validate_json(response.content):
             found[(lot.sku, lot.lot_code)] = lot
     return found

@@ -79,7 +79,7 @@ def check_row(raw: RawRow, model: type[M]) -> M | list[Rejection]:
     if "" in raw.cells:
         return [Rejection(raw.line, "", "a value beyond the named columns")]
     try:
-        return model.model_validate(raw.cells)
+        return model.model_validate_strings(raw.cells)
     except ValidationError as error:
         return _rejections(raw.line, error)
 

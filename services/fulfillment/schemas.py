@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
     model_validator,
@@ -159,7 +160,7 @@ class ShipmentHistoryRow(BaseModel):
         default=None, description="Made from the row key when omitted."
     )
     order_id: Identifier
-    line_no: int = Field(default=1, ge=0, le=1_000_000)
+    line_no: StrictInt = Field(default=1, ge=0, le=1_000_000)
     customer_id: Identifier
     customer_name: ShortText | None = None
     customer_email: Annotated[str, StringConstraints(max_length=320)] | None = None
@@ -209,7 +210,9 @@ class ShipmentImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[ShipmentImportRow] = Field(min_length=1, max_length=2000)
-    dry_run: bool = Field(default=False, description="Say what would be imported; write nothing.")
+    dry_run: StrictBool = Field(
+        default=False, description="Say what would be imported; write nothing."
+    )
 
     @model_validator(mode="after")
     def _keys_unique(self) -> ShipmentImportRequest:

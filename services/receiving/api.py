@@ -152,7 +152,7 @@ async def find_lots(
 
 
 @router.post(
-    "/lots/lookup",
+    "/lookups/lots",
     summary="Find many lots by SKU and lot code at once",
     description="The lots among those named that receiving knows, in no particular order; a"
     " lot it does not know is left out.",

@@ -259,7 +259,7 @@ class LotImportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[LotImportRow] = Field(min_length=1, max_length=2000)
-    dry_run: bool = Field(
+    dry_run: StrictBool = Field(
         default=False, description="Check every row against the rules and write nothing."
     )
 
