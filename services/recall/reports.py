@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
@@ -24,6 +23,7 @@ from uuid import NAMESPACE_URL, uuid5
 import xlsxwriter
 
 from shared.contracts.events import MOVE, RETURN_TO_VENDOR
+from shared.tables import csv_safe, plain_decimal
 
 # ------------------------------------------------------------------ FSMA 204 spreadsheet
 
@@ -306,29 +306,6 @@ def fsma_rows(
     return sorted(rows, key=_sort_key)
 
 
-def _plain_decimal(value: Decimal) -> str:
-    # "40.000" and "40" are the same quantity; show the short spelling without exponent.
-    if value == value.to_integral_value():
-        return format(value.quantize(Decimal(1)), "f")
-    return format(value.normalize(), "f")
-
-
-# A spreadsheet opening a CSV runs a cell starting with one of these as a formula; a
-# customer or supplier name is outside text, so such cells get a leading apostrophe (OWASP).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-# Phone numbers and signed numbers start with + or - too; with only digits and separators
-# after the sign they cannot call anything, so they stay as they are.
-_NUMBER_LIKE = re.compile(r"[+-][\d\s().-]*")
-
-
-def csv_safe(text: str) -> str:
-    if not text.startswith(_FORMULA_STARTS) or _NUMBER_LIKE.fullmatch(text):
-        return text
-    return "'" + text
-
-
 def csv_cell(value: Cell) -> str:
     """A cell as CSV text: numbers and dates as `cell_text` spells them, text formula-safe."""
     if isinstance(value, str):
@@ -340,7 +317,7 @@ def cell_text(value: Cell) -> str:
     if value is None:
         return ""
     if isinstance(value, Decimal):
-        return _plain_decimal(value)
+        return plain_decimal(value)
     if isinstance(value, time):
         return value.isoformat(timespec="seconds")
     if isinstance(value, date):

@@ -21,7 +21,6 @@ from services.recall.reports import (
     FsmaColumn,
     FsmaRow,
     cell_text,
-    csv_safe,
     customer_csv_row,
     epc_class,
     epcis_document,
@@ -31,6 +30,7 @@ from services.recall.reports import (
     tlc_source,
     traceability_lot_code,
 )
+from shared.tables import csv_safe
 
 NAMESPACE = UUID("3a7c1f00-0000-4000-8000-000000000000")
 ORANGES_LOT = uuid5(NAMESPACE, "oranges")
