@@ -4,6 +4,8 @@ an imported shipment is reached by a recall without ever moving stock."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -94,10 +96,13 @@ async def receiving_only(
         yield running_platform
 
 
-async def imported(platform: Platform, kind: FileKind, path: Path) -> ImportOutcome:
+async def imported(
+    platform: Platform, kind: FileKind, path: Path, *, dry_run: bool = False
+) -> ImportOutcome:
+    """The file imported as `lottrace import` does it, in batches of 2 rows."""
     checked = check_table(read_table(path), FORMATS[kind])
     outcome = await SENDERS[kind](
-        platform.api, checked.rows, batch_size=2, dry_run=False, advance=lambda _: None
+        platform.api, checked.rows, batch_size=2, dry_run=dry_run, advance=lambda _: None
     )
     outcome.rejected = sorted([*checked.rejected, *outcome.rejected])
     return outcome
@@ -157,6 +162,14 @@ async def test_an_imported_shipment_is_recalled_and_moves_no_stock(platform: Pla
         lambda body: body["totals"]["shipment_lines"] == 2,
     )
     assert sorted(c["customer_id"] for c in trace["customers"]) == ["CUST-ACME", "CUST-CORNER"]
+    report = await recall.get("/reports/fsma204", params={"lot_code": lot["lot_code"]})
+    events = list(csv.DictReader(io.StringIO(report.text)))
+    assert sorted((e["Event Type"], e["Ship-To ID"], e["Event Date"]) for e in events) == [
+        ("Receiving", "", "2026-09-01"),
+        ("Receiving", "", "2026-09-01"),
+        ("Shipping", "CUST-ACME", "2026-09-14"),
+        ("Shipping", "CUST-CORNER", "2026-10-05"),
+    ]
 
     accepted = await recall.post(
         "/recalls",
@@ -201,7 +214,11 @@ async def test_bad_rows_are_reported_exactly_and_the_good_rows_go_in(
         "M-6,TEA,T-3,MAIN,12,EA,2026-10-03,,,\n"
         "M-7,TEA,T-4,MAIN,12,EA,2026-10-03,,,\n"
     )
+    dry = await imported(platform, FileKind.LOTS, path, dry_run=True)
+    url = platform.database_urls["receiving"]
+    assert await count(url, "SELECT count(*) FROM receipts") == 5  # the samples' only
     outcome = await imported(platform, FileKind.LOTS, path)
+    assert (dry.imported, dry.new_lots, dry.rejected) == (2, 1, outcome.rejected)
     assert outcome.rejected == [
         Rejection(
             3,
@@ -217,7 +234,6 @@ async def test_bad_rows_are_reported_exactly_and_the_good_rows_go_in(
         Rejection(8, "row_key", "row key M-6 is on lines 7, 8: give each row its own row_key"),
     ]
     assert (outcome.imported, outcome.new_lots) == (2, 1)
-    url = platform.database_urls["receiving"]
     assert await count(url, "SELECT count(*) FROM receipts") == 5 + 2
     assert await count(url, "SELECT count(*) FROM imported_lot_rows") == 6 + 2
     lot = await received_lot(platform, "OJ-1L-20261002-0001")
