@@ -52,14 +52,13 @@ def _named(header: list[str]) -> list[str]:
 
 
 def _row(line: int, names: list[str], values: list[str]) -> RawRow | None:
-    """A row's non-empty cells by column; None for a blank row. Cells beyond the header
-    are kept under an empty name, for validation to refuse."""
+    """A row's non-empty cells by column; None for a blank row. A value in a column without
+    a name (beyond the header, or under an empty heading) is kept under "", for validation
+    to refuse."""
     cells: dict[str, str] = {}
     for index, value in enumerate(values):
-        text = value.strip()
-        if text:
-            name = names[index] if index < len(names) else ""
-            cells[name] = f"{cells[name]},{text}" if name in cells else text
+        if text := value.strip():
+            cells[names[index] if index < len(names) else ""] = text
     return RawRow(line, cells) if cells else None
 
 

@@ -77,7 +77,7 @@ def check_row(raw: RawRow, model: type[M]) -> M | list[Rejection]:
     if problems := _encoding_problems(raw):
         return problems
     if "" in raw.cells:
-        return [Rejection(raw.line, "", "a value beyond the named columns")]
+        return [Rejection(raw.line, "", "a value in a column without a name in the header")]
     try:
         return model.model_validate_strings(raw.cells)
     except ValidationError as error:

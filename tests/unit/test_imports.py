@@ -208,3 +208,12 @@ def test_an_unreachable_platform_exits_1_having_checked_the_file(tmp_path: Path)
     result = invoke("lots", str(path))
     assert result.exit_code == 1
     assert "cannot reach receiving at http://127.0.0.1:9" in result.stderr
+
+
+def test_a_value_in_a_column_without_a_name_refuses_its_row(tmp_path: Path) -> None:
+    path = lots_file(
+        tmp_path, "A,OJ-1L,L1,MAIN,10,2026-01-05,,", "B,OJ-1L,L2,MAIN,10,2026-01-05,,9"
+    )
+    result = checked(path, FileKind.LOTS)
+    assert [item.row.key for item in result.rows] == ["A"]
+    assert result.rejected == [Rejection(3, "", "a value in a column without a name in the header")]
