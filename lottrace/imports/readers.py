@@ -1,5 +1,7 @@
 """Reading an onboarding file, CSV (UTF-8, with or without a byte-order mark) or XLSX (the
 first sheet), into its header and its rows of text by column, each with the line it is on.
+A table's rows are read afresh each time they are asked for, so that an import can check a
+file of any size in one pass and send it in another without holding its rows.
 
 Bytes that are not UTF-8 are kept as they are (as surrogates) so that validation can name the
 row and the column they are in, rather than refusing the whole file."""
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -32,7 +34,11 @@ class RawRow:
 @dataclass(frozen=True)
 class Table:
     header: list[str]
-    rows: Iterator[RawRow]
+    read_rows: Callable[[], Iterator[RawRow]]
+
+    def rows(self) -> Iterator[RawRow]:
+        """The rows after the header, from the first, without blank ones."""
+        return self.read_rows()
 
 
 def read_table(path: Path) -> Table:
@@ -66,9 +72,8 @@ def _csv_table(raw: bytes) -> Table:
     if raw.startswith(UTF16_MARKS):
         raise FileError("the file is UTF-16: save it as CSV UTF-8")
     text = raw.decode("utf-8-sig", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        header = next(reader)
+        header = next(csv.reader(io.StringIO(text, newline="")))
     except StopIteration:
         raise FileError("the file is empty") from None
     if any("\udc80" <= char <= "\udcff" for char in "".join(header)):
@@ -76,6 +81,8 @@ def _csv_table(raw: bytes) -> Table:
     names = _named(header)
 
     def rows() -> Iterator[RawRow]:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        next(reader)
         line = reader.line_num + 1
         for values in reader:
             row = _row(line, names, values)
@@ -83,7 +90,7 @@ def _csv_table(raw: bytes) -> Table:
             if row is not None:
                 yield row
 
-    return Table(names, rows())
+    return Table(names, rows)
 
 
 def _cell_text(value: Any) -> str:
@@ -98,26 +105,33 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _xlsx_table(path: Path) -> Table:
+def _first_sheet_values(path: Path) -> Generator[tuple[Any, ...], None, None]:
+    """The first sheet's rows of cell values; the workbook is closed once they are read."""
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for a file that is not XLSX
         raise FileError(f"not a readable XLSX file: {error}") from error
-    sheet = book.worksheets[0]
-    values = sheet.iter_rows(values_only=True)
+    try:
+        yield from book.worksheets[0].iter_rows(values_only=True)
+    finally:
+        book.close()
+
+
+def _xlsx_table(path: Path) -> Table:
+    values = _first_sheet_values(path)
     try:
         names = _named([_cell_text(cell) for cell in next(values)])
     except StopIteration:
-        book.close()
         raise FileError("the first sheet is empty") from None
+    finally:
+        values.close()
 
     def rows() -> Iterator[RawRow]:
-        try:
-            for line, cells in enumerate(values, start=2):
-                row = _row(line, names, [_cell_text(cell) for cell in cells])
-                if row is not None:
-                    yield row
-        finally:
-            book.close()
+        cells_by_row = _first_sheet_values(path)
+        next(cells_by_row, None)
+        for line, cells in enumerate(cells_by_row, start=2):
+            row = _row(line, names, [_cell_text(cell) for cell in cells])
+            if row is not None:
+                yield row
 
-    return Table(names, rows())
+    return Table(names, rows)

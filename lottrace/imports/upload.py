@@ -5,7 +5,7 @@ transaction on the service, so a run that stops part-way can simply be run again
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol, TypeVar
@@ -46,7 +46,7 @@ class ImportOutcome:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -61,7 +61,7 @@ async def _post(
 
 async def import_lots(
     api: LottraceClient,
-    rows: Sequence[FileRow[LotFileRow]],
+    rows: Iterable[FileRow[LotFileRow]],
     *,
     batch_size: int,
     dry_run: bool,
@@ -99,7 +99,7 @@ async def find_lots(
 
 
 def with_lots(
-    rows: Sequence[FileRow[ShipmentFileRow]], lots: dict[tuple[str, str], FoundLot]
+    rows: Iterable[FileRow[ShipmentFileRow]], lots: dict[tuple[str, str], FoundLot]
 ) -> tuple[list[FileRow[ShipmentImportRow]], list[Rejection]]:
     """Each shipment row with the lot it names, or refused: a lot the platform does not know,
     or a unit that is not the lot's."""
@@ -129,23 +129,24 @@ def with_lots(
 
 async def import_shipments(
     api: LottraceClient,
-    rows: Sequence[FileRow[ShipmentFileRow]],
+    rows: Iterable[FileRow[ShipmentFileRow]],
     *,
     batch_size: int,
     dry_run: bool,
     advance: Advance,
 ) -> ImportOutcome:
     lots = await find_lots(api, {(item.row.sku, item.row.lot_code) for item in rows})
-    resolved, rejected = with_lots(rows, lots)
-    advance(len(rejected))
-    outcome = ImportOutcome(rejected=rejected)
-    for batch in batched(resolved, batch_size):
-        request = ShipmentImportRequest(rows=[item.row for item in batch], dry_run=dry_run)
-        result = await _post(
-            api, "fulfillment", "/imports/shipments", request, ShipmentImportResult
-        )
-        outcome.imported += len(result.imported)
-        outcome.already_imported += len(result.already_imported)
+    outcome = ImportOutcome()
+    for batch in batched(rows, batch_size):
+        resolved, rejected = with_lots(batch, lots)
+        outcome.rejected += rejected
+        if resolved:
+            request = ShipmentImportRequest(rows=[item.row for item in resolved], dry_run=dry_run)
+            result = await _post(
+                api, "fulfillment", "/imports/shipments", request, ShipmentImportResult
+            )
+            outcome.imported += len(result.imported)
+            outcome.already_imported += len(result.already_imported)
         advance(len(batch))
     return outcome
 
@@ -154,7 +155,7 @@ class Sender(Protocol):
     async def __call__(
         self,
         api: LottraceClient,
-        rows: Sequence[FileRow[Any]],
+        rows: Iterable[FileRow[Any]],
         *,
         batch_size: int,
         dry_run: bool,

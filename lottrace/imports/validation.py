@@ -1,12 +1,15 @@
 """Checking an onboarding file against its format: the header first (a column the format does
 not know, or a required one missing, refuses the file), then each row on its own, with one
 reason per column it breaks. Rows sharing a row key are all refused: which one is right is
-not for the import to guess."""
+not for the import to guess.
+
+Checking keeps only the row keys and the refusals; the good rows are read and checked again
+when they are sent, so a file of any size imports in little memory."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -27,8 +30,30 @@ class FileRow(Generic[M]):
 
 
 @dataclass(frozen=True)
+class GoodRows(Generic[M]):
+    """A checked file's good rows, in file order, read again each time they are iterated."""
+
+    table: Table
+    model: type[M]
+    refused_lines: frozenset[int]
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[FileRow[M]]:
+        for raw in self.table.rows():
+            if raw.line in self.refused_lines:
+                continue
+            checked = check_row(raw, self.model)
+            if isinstance(checked, list):
+                raise FileError(f"line {raw.line} changed while the file was being imported")
+            yield FileRow(raw.line, checked)
+
+
+@dataclass(frozen=True)
 class Checked(Generic[M]):
-    rows: list[FileRow[M]]
+    rows: GoodRows[M]
     rejected: list[Rejection]
 
 
@@ -84,35 +109,32 @@ def check_row(raw: RawRow, model: type[M]) -> M | list[Rejection]:
         return _rejections(raw.line, error)
 
 
-def _without_repeated_keys(rows: list[FileRow[Any]]) -> tuple[list[FileRow[Any]], list[Rejection]]:
-    lines: dict[str, list[int]] = defaultdict(list)
-    for item in rows:
-        lines[item.row.key].append(item.line)
-    kept: list[FileRow[Any]] = []
-    rejected: list[Rejection] = []
-    for item in rows:
-        where = lines[item.row.key]
-        if len(where) == 1:
-            kept.append(item)
-            continue
-        reason = (
-            f"row key {item.row.key} is on lines {', '.join(map(str, where))}:"
-            " give each row its own row_key"
+def _repeated_keys(lines_by_key: dict[str, list[int]]) -> list[Rejection]:
+    return [
+        Rejection(
+            line,
+            "row_key",
+            f"row key {key} is on lines {', '.join(map(str, lines))}: give each row its own"
+            " row_key",
         )
-        rejected.append(Rejection(item.line, "row_key", reason))
-    return kept, rejected
+        for key, lines in lines_by_key.items()
+        if len(lines) > 1
+        for line in lines
+    ]
 
 
 def check_table(table: Table, file_format: FileFormat) -> Checked[Any]:
     """The file's good rows and its rejected ones; FileError for a file refused whole."""
     check_header(table.header, file_format)
-    good: list[FileRow[Any]] = []
+    lines_by_key: dict[str, list[int]] = defaultdict(list)
     rejected: list[Rejection] = []
-    for raw in table.rows:
+    for raw in table.rows():
         checked = check_row(raw, file_format.row)
         if isinstance(checked, list):
             rejected += checked
         else:
-            good.append(FileRow(raw.line, checked))
-    kept, repeated = _without_repeated_keys(good)
-    return Checked(kept, sorted([*rejected, *repeated]))
+            lines_by_key[checked.key].append(raw.line)
+    rejected += _repeated_keys(lines_by_key)
+    refused = frozenset(rejection.line for rejection in rejected)
+    good = sum(len(lines) for lines in lines_by_key.values() if len(lines) == 1)
+    return Checked(GoodRows(table, file_format.row, refused, good), sorted(rejected))

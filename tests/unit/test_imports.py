@@ -40,7 +40,7 @@ def test_the_sample_files_are_read_whole() -> None:
     shipments = checked(SAMPLES / "shipments.csv", FileKind.SHIPMENTS)
     assert (len(lots.rows), lots.rejected) == (6, [])
     assert (len(shipments.rows), shipments.rejected) == (5, [])
-    first = lots.rows[0].row
+    first = next(iter(lots.rows)).row
     assert first.received_at == datetime(2026, 9, 1, tzinfo=UTC)  # a date alone: midnight UTC
     assert (first.on_hand, first.currency, first.gtin) == (Decimal(240), "EUR", "09501101530003")
 
@@ -82,6 +82,19 @@ def test_a_row_in_another_encoding_is_refused_and_the_others_kept(tmp_path: Path
     assert result.rejected == [
         Rejection(2, "supplier_name", "not UTF-8 text: save the file as CSV UTF-8")
     ]
+
+
+def test_the_good_rows_are_checked_again_each_time_they_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "lots.csv"
+    path.write_text(
+        "row_key,sku,lot_code,location,on_hand,received_at\n"
+        "A,OJ-1L,L1,MAIN,5,2026-01-05\nB,OJ-1L,L2,MAIN,-1,2026-01-05\n"
+        "C,OJ-1L,L3,MAIN,7,2026-01-05\n"
+    )
+    rows = checked(path, FileKind.LOTS).rows
+    assert len(rows) == 2
+    assert [item.row.key for item in rows] == ["A", "C"]
+    assert [item.line for item in rows] == [2, 4], "read a second time, in file order"
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
@@ -137,6 +150,7 @@ def test_an_xlsx_file_reads_as_its_csv_does(tmp_path: Path) -> None:
         (2, Decimal(12), datetime(2026, 1, 5, tzinfo=UTC))
     ]
     assert result.rejected == [Rejection(3, "on_hand", "must be at least 0, not -1")]
+    assert list(result.rows) == list(result.rows), "the sheet reads the same a second time"
 
 
 def test_a_shipment_of_a_lot_the_platform_lacks_is_refused(tmp_path: Path) -> None:
@@ -147,7 +161,7 @@ def test_a_shipment_of_a_lot_the_platform_lacks_is_refused(tmp_path: Path) -> No
         "SO-2,C1,2026-02-01,OJ-1L,NOPE,5,\n"
         "SO-3,C1,2026-02-01,OJ-1L,L1,5,KG\n"
     )
-    rows: list[FileRow[Any]] = checked(path, FileKind.SHIPMENTS).rows
+    rows: list[FileRow[Any]] = list(checked(path, FileKind.SHIPMENTS).rows)
     lot = FoundLot(sku="OJ-1L", lot_code="L1", lot_id=uuid4(), uom="EA")
     resolved, rejected = with_lots(rows, {("OJ-1L", "L1"): lot})
     assert [(item.line, item.row.lot_id, item.row.uom) for item in resolved] == [
@@ -176,7 +190,7 @@ def test_the_rejects_file_lists_line_column_reason(tmp_path: Path) -> None:
 
 def test_dates_keep_their_day(tmp_path: Path) -> None:
     path = lots_file(tmp_path, "A,OJ-1L,L1,MAIN,10,2026-01-05T23:30:00-05:00,2027-01-31")
-    row = checked(path, FileKind.LOTS).rows[0].row
+    row = next(iter(checked(path, FileKind.LOTS).rows)).row
     assert (row.received_at, row.expiry_date) == (
         datetime(2026, 1, 6, 4, 30, tzinfo=UTC),
         date(2027, 1, 31),
