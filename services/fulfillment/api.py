@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from fastapi import APIRouter, Request, Response
@@ -23,6 +22,7 @@ from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.http import database_of
+from shared.runtime.imports import run_import
 from shared.runtime.lookup import found
 
 router = APIRouter(tags=["fulfillment"])
@@ -116,9 +116,4 @@ async def _order_details(connection: Connection, order_id: str) -> OrderDetails:
     dependencies=[requires(Role.SHIPPER)],
 )
 async def import_shipments(body: ShipmentImportRequest, request: Request) -> ShipmentImportResult:
-    async def work(unit: UnitOfWork) -> ShipmentImportResult:
-        return await imports.import_shipments(
-            unit, body.rows, now=datetime.now(UTC), dry_run=body.dry_run
-        )
-
-    return await database_of(request).run(work)
+    return await run_import(request, body, imports.import_shipments)

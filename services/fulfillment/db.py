@@ -29,6 +29,7 @@ from services.fulfillment.records import (
 )
 from shared.contracts.types import Customer
 from shared.runtime.database import Connection, Record, columns, row_as, rows_as
+from shared.runtime.imports import ImportLedger
 
 T = TypeVar("T")
 
@@ -391,16 +392,8 @@ async def shipments_of(connection: Connection, order_id: str) -> list[StoredShip
 # ------------------------------------------------------------------ onboarding import
 
 
-async def lock_shipment_imports(connection: Connection) -> None:
-    """One shipment import batch at a time: two runs of one file cannot both take a row key."""
-    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('shipment-import', 7))")
-
-
-async def imported_shipment_keys(connection: Connection, row_keys: Sequence[str]) -> set[str]:
-    rows = await connection.fetch(
-        "SELECT row_key FROM imported_shipment_rows WHERE row_key = ANY($1::text[])", row_keys
-    )
-    return {row["row_key"] for row in rows}
+# One shipment import batch at a time: two runs of one file cannot both take a row key.
+SHIPMENT_IMPORTS = ImportLedger(lock_name="shipment-import", table="imported_shipment_rows")
 
 
 async def record_imported_shipments(

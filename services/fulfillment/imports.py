@@ -5,6 +5,7 @@ an earlier import is skipped, so a re-run announces nothing twice."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from services.fulfillment import db
@@ -19,22 +20,19 @@ from shared.runtime.database import UnitOfWork
 
 
 async def import_shipments(
-    unit: UnitOfWork, rows: list[ShipmentImportRow], *, now: datetime, dry_run: bool = False
+    unit: UnitOfWork, rows: Sequence[ShipmentImportRow], *, now: datetime, dry_run: bool = False
 ) -> ShipmentImportResult:
-    connection = unit.connection
-    await db.lock_shipment_imports(connection)
-    done = await db.imported_shipment_keys(connection, [row.key for row in rows])
-    fresh = [row for row in rows if row.key not in done]
+    batch = await db.SHIPMENT_IMPORTS.open(unit.connection, rows)
     if not dry_run:
         await db.record_imported_shipments(
-            connection, [ImportedShipmentRecord.of(row) for row in fresh]
+            unit.connection, [ImportedShipmentRecord.of(row) for row in batch.fresh]
         )
-        for row in fresh:
+        for row in batch.fresh:
             unit.emit(order_shipped(imported_shipment(row), imported=True), time=now)
     return ShipmentImportResult(
         imported=[
             ImportedShipmentRow(row_key=row.key, shipment_id=row.assigned_shipment_id)
-            for row in fresh
+            for row in batch.fresh
         ],
-        already_imported=[row.key for row in rows if row.key in done],
+        already_imported=batch.already_imported,
     )

@@ -27,6 +27,7 @@ from shared.contracts.types import (
     Uom,
 )
 from shared.runtime.http import Rfc3339DateTime
+from shared.runtime.imports import ImportRequest, KeyedRow
 
 
 class LineRequest(BaseModel):
@@ -145,11 +146,9 @@ class OrderView(BaseModel):
 IMPORTED_SHIPMENTS = UUID("6f1d2b0e-9c43-4f7a-8d6b-2a51c0e3b7d4")
 
 
-class ShipmentHistoryRow(BaseModel):
+class ShipmentHistoryRow(KeyedRow):
     """One row of a shipments file: a quantity of one lot that went to one customer before
     lottrace. The field names are the file's column names (docs/onboarding.md)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     row_key: Identifier | None = Field(
         default=None,
@@ -180,11 +179,6 @@ class ShipmentHistoryRow(BaseModel):
         return self
 
     @property
-    def key(self) -> str:
-        assert self.row_key is not None, "set by the validator"
-        return self.row_key
-
-    @property
     def assigned_shipment_id(self) -> str:
         assert self.shipment_id is not None, "set by the validator"
         return self.shipment_id
@@ -206,20 +200,10 @@ class ShipmentImportRow(ShipmentHistoryRow):
     uom: Uom
 
 
-class ShipmentImportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rows: list[ShipmentImportRow] = Field(min_length=1, max_length=2000)
+class ShipmentImportRequest(ImportRequest[ShipmentImportRow]):
     dry_run: StrictBool = Field(
         default=False, description="Say what would be imported; write nothing."
     )
-
-    @model_validator(mode="after")
-    def _keys_unique(self) -> ShipmentImportRequest:
-        keys = [row.key for row in self.rows]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each row needs its own row_key")
-        return self
 
 
 class ImportedShipmentRow(BaseModel):

@@ -27,6 +27,7 @@ from services.receiving.views import lot_view, product_view
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
 from shared.runtime.http import database_of
+from shared.runtime.imports import run_import
 from shared.runtime.lookup import found
 
 router = APIRouter(tags=["receiving"])
@@ -178,9 +179,4 @@ async def look_up_lots(body: LotLookupRequest, request: Request) -> list[FoundLo
     dependencies=[requires(Role.RECEIVER)],
 )
 async def import_lots(body: LotImportRequest, request: Request) -> LotImportResult:
-    async def work(unit: UnitOfWork) -> LotImportResult:
-        return await imports.import_lots(
-            unit, body.rows, now=datetime.now(UTC), dry_run=body.dry_run
-        )
-
-    return await database_of(request).run(work)
+    return await run_import(request, body, imports.import_lots)

@@ -21,6 +21,7 @@ from services.receiving.records import (
 )
 from services.receiving.schemas import FoundLot, ReceiptView
 from shared.runtime.database import Connection, Record, columns, row_as, rows_as
+from shared.runtime.imports import ImportLedger
 
 
 async def lock_idempotency_keys(connection: Connection, keys: list[str]) -> None:
@@ -295,16 +296,8 @@ async def sku_for_gtin(connection: Connection, gtin: str) -> str | None:
 # ------------------------------------------------------------------ onboarding import
 
 
-async def lock_lot_imports(connection: Connection) -> None:
-    """One lot import batch at a time: two runs of one file cannot both take a row key."""
-    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('lot-import', 7))")
-
-
-async def imported_row_keys(connection: Connection, row_keys: Sequence[str]) -> set[str]:
-    rows = await connection.fetch(
-        "SELECT row_key FROM imported_lot_rows WHERE row_key = ANY($1::text[])", row_keys
-    )
-    return {row["row_key"] for row in rows}
+# One lot import batch at a time: two runs of one file cannot both take a row key.
+LOT_IMPORTS = ImportLedger(lock_name="lot-import", table="imported_lot_rows")
 
 
 async def record_imported_rows(connection: Connection, rows: Sequence[ImportedRow]) -> None:

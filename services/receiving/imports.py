@@ -5,6 +5,7 @@ others go in, and a row key taken by an earlier import is skipped."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -128,22 +129,19 @@ def _receipt(
 
 
 async def import_lots(
-    unit: UnitOfWork, rows: list[LotImportRow], *, now: datetime, dry_run: bool = False
+    unit: UnitOfWork, rows: Sequence[LotImportRow], *, now: datetime, dry_run: bool = False
 ) -> LotImportResult:
-    connection = unit.connection
-    await db.lock_lot_imports(connection)
-    done = await db.imported_row_keys(connection, [row.key for row in rows])
-    fresh = [row for row in rows if row.key not in done]
-    codes = sorted({(row.sku, row.lot_code) for row in fresh})
-    stored = await db.lock_lots_by_codes(connection, codes)
+    batch = await db.LOT_IMPORTS.open(unit.connection, rows)
+    codes = sorted({(row.sku, row.lot_code) for row in batch.fresh})
+    stored = await db.lock_lots_by_codes(unit.connection, codes)
     plan = ImportPlan({(lot.sku, lot.lot_code): lot for lot in stored})
-    for row in fresh:
+    for row in batch.fresh:
         plan.take(row)
     if not dry_run:
         await _write(unit, plan, now=now)
     return LotImportResult(
         imported=plan.imported,
-        already_imported=[row.key for row in rows if row.key in done],
+        already_imported=batch.already_imported,
         rejected=plan.rejected,
     )
 

@@ -32,6 +32,7 @@ from shared.contracts.types import (
 )
 from shared.gs1 import Gs1Error, normalize_gtin
 from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
+from shared.runtime.imports import ImportRequest, KeyedRow
 
 
 def _checked_gtin(value: str) -> str:
@@ -208,11 +209,9 @@ class ProductView(BaseModel):
 # ------------------------------------------------------------------ onboarding import
 
 
-class LotImportRow(BaseModel):
+class LotImportRow(KeyedRow):
     """One row of a lots file: stock of one lot at one location, with the lot's original
     attributes. The field names are the file's column names (docs/onboarding.md)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     row_key: Identifier | None = Field(
         default=None,
@@ -249,26 +248,11 @@ class LotImportRow(BaseModel):
             raise ValueError("supplier_name needs supplier_id")
         return self
 
-    @property
-    def key(self) -> str:
-        assert self.row_key is not None, "set by the validator"
-        return self.row_key
 
-
-class LotImportRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rows: list[LotImportRow] = Field(min_length=1, max_length=2000)
+class LotImportRequest(ImportRequest[LotImportRow]):
     dry_run: StrictBool = Field(
         default=False, description="Check every row against the rules and write nothing."
     )
-
-    @model_validator(mode="after")
-    def _keys_unique(self) -> LotImportRequest:
-        keys = [row.key for row in self.rows]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each row needs its own row_key")
-        return self
 
 
 class ImportedLotRow(BaseModel):
