@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import asyncpg
 import psutil
@@ -77,8 +78,22 @@ async def wait_caught_up(
     raise TimeoutError(f"{group} still lagging on {topics} after {timeout}s")
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The kernel's high-water mark of the process's resident memory (VmHWM): its true peak,
+    not a sample of it; None once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
 class MemorySampler:
-    """Samples the resident memory of processes by name; keeps each one's peak."""
+    """Keeps the peak resident memory of processes by name: VmHWM from /proc (what the kernel
+    saw at its highest), read every `interval` while the process lives, so the last reading
+    before it stops is its peak; the sampled RSS where /proc has no VmHWM."""
 
     def __init__(self, pids: dict[str, int], interval: float = 0.5) -> None:
         self.pids = dict(pids)
@@ -90,12 +105,19 @@ class MemorySampler:
         self.pids[name] = pid
         self.peak_mb.setdefault(name, 0.0)
 
+    def sample(self) -> None:
+        """Read every process's peak now (also call it just before stopping them)."""
+        for name, pid in list(self.pids.items()):
+            peak = peak_rss_mb(pid)
+            if peak is None:
+                with contextlib.suppress(psutil.Error):
+                    peak = psutil.Process(pid).memory_info().rss / (1024 * 1024)
+            if peak is not None:
+                self.peak_mb[name] = max(self.peak_mb[name], peak)
+
     async def _run(self) -> None:
         while True:
-            for name, pid in list(self.pids.items()):
-                with contextlib.suppress(psutil.Error):
-                    rss = psutil.Process(pid).memory_info().rss / (1024 * 1024)
-                    self.peak_mb[name] = max(self.peak_mb[name], rss)
+            self.sample()
             await asyncio.sleep(self.interval)
 
     def start(self) -> None:

@@ -21,7 +21,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import baseline, imports, notices, recall_loop, workload
+from bench import baseline, imports, notices, recall_loop, scaling, workload
 from bench.measure import MemorySampler, percentile, wait_caught_up
 from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
@@ -419,6 +419,7 @@ async def recall_at_scale(
             **timed,
         }
     finally:
+        sampler.sample()
         platform.stop()
 
 
@@ -521,12 +522,14 @@ async def run(size: Size) -> dict[str, Any]:
         try:
             results |= await on_the_platform(platform, size, rng, progress)
         finally:
+            sampler.sample()
             platform.stop()
         results["recall"] = await recall_at_scale(size, rng, sampler, progress)
         await sampler.stop()
         results["notice_paths"] = await notice_paths(progress)
         results["recall_loop"] = await recall_loop_figures(progress)
         results["imports"] = await import_figures(size, log_dir, progress)
+        results["scaling"] = await scaling_figures(size, progress)
     results["rss_mb"] = {name: round(mb, 1) for name, mb in sampler.peak_mb.items()}
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
@@ -618,6 +621,16 @@ async def recall_loop_figures(progress: Progressor) -> dict[str, Any]:
     (bench/recall_loop.py)."""
     advance = progress("recall loop: responses, effectiveness, drill", 1)
     measured = await recall_loop.measure(100_000, 1_000_000)
+    advance(1)
+    return measured
+
+
+async def scaling_figures(size: Size, progress: Progressor) -> dict[str, Any]:
+    """Trace and allocation cost against the size of the history (bench/scaling.py); the
+    quick run on smaller histories, `make bench-scale` up to 10M shipment lines."""
+    sizes = scaling.QUICK_SIZES if size.name == "quick" else scaling.SIZES
+    advance = progress(f"scaling: histories of {', '.join(f'{n:,}' for n in sizes)} lines", 1)
+    measured = await scaling.measure(sizes)
     advance(1)
     return measured
 
