@@ -25,6 +25,7 @@ from shared.contracts.types import (
     SignedQuantity,
     Sku,
     Uom,
+    require_distinct,
 )
 from shared.runtime.http import Rfc3339DateTime
 from shared.runtime.imports import ImportRequest, KeyedRow
@@ -66,9 +67,7 @@ class ShipmentRequest(BaseModel):
     @model_validator(mode="after")
     def _distinct_lines(self) -> ShipmentRequest:
         if self.lines is not None:
-            numbers = [line.line_no for line in self.lines]
-            if len(numbers) != len(set(numbers)):
-                raise ValueError("a line may appear once")
+            require_distinct((line.line_no for line in self.lines), "a line may appear once")
         return self
 
 

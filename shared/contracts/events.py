@@ -28,6 +28,7 @@ from shared.contracts.types import (
     Sku,
     Supplier,
     Uom,
+    require_distinct,
 )
 
 LineNo = Annotated[
@@ -87,9 +88,9 @@ class OrderPlaced(Event):
 
     @model_validator(mode="after")
     def _line_numbers_unique(self) -> OrderPlaced:
-        numbers = [line.line_no for line in self.lines]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError("line_no must be unique within the order")
+        require_distinct(
+            (line.line_no for line in self.lines), "line_no must be unique within the order"
+        )
         return self
 
 
@@ -374,9 +375,9 @@ class GoodsReturned(Event):
 
     @model_validator(mode="after")
     def _line_numbers_unique(self) -> GoodsReturned:
-        numbers = [line.line_no for line in self.lines]
-        if len(set(numbers)) != len(numbers):
-            raise ValueError("line_no must be unique within the return")
+        require_distinct(
+            (line.line_no for line in self.lines), "line_no must be unique within the return"
+        )
         return self
 
 

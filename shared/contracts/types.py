@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from decimal import Decimal
 from typing import Annotated
 
@@ -24,6 +25,14 @@ def _normalise(value: Decimal) -> Decimal:
 
 def _decimal_string(value: Decimal) -> str:
     return format(value, "f")
+
+
+def require_distinct(values: Iterable[Hashable], message: str) -> None:
+    """Refuses, with `message`, values that repeat: line numbers of one order, row keys of
+    one batch."""
+    listed = list(values)
+    if len(set(listed)) != len(listed):
+        raise ValueError(message)
 
 
 _QUANTITY_NUMBER = Field(

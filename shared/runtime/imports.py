@@ -14,7 +14,7 @@ from typing import Generic, Protocol, Self, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from shared.contracts.types import Identifier
+from shared.contracts.types import Identifier, require_distinct
 from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.http import database_of
 
@@ -50,9 +50,7 @@ class ImportRequest(BaseModel, Generic[RowT]):
 
     @model_validator(mode="after")
     def _keys_unique(self) -> Self:
-        keys = [row.key for row in self.rows]
-        if len(set(keys)) != len(keys):
-            raise ValueError("each row needs its own row_key")
+        require_distinct((row.key for row in self.rows), "each row needs its own row_key")
         return self
 
 
