@@ -35,6 +35,7 @@ from shared.contracts.events import LotInput
 from shared.errors import ErrorKind
 from shared.gs1 import Gs1Error, parse_gs1
 from shared.ids import new_id
+from shared.records import built_from
 from shared.runtime.database import Connection, UnitOfWork
 
 
@@ -265,21 +266,15 @@ async def receipt_from_scan(
     if sku is None:
         raise ReceivingError("sku_required", "the barcode has no GTIN (01): give sku")
     try:
-        return ReceiptRequest(
-            receipt_id=scan_request.receipt_id,
+        # The request's own fields, else the label's (GTIN, lot code, dates).
+        return built_from(
+            ReceiptRequest,
+            scan_request,
+            scan,
             sku=sku,
-            gtin=scan.gtin,
             quantity=quantity,
             uom=scan_request.uom or "EA",
-            location=scan_request.location,
-            supplier=scan_request.supplier,
             supplier_lot_code=scan.lot_code,
-            lot_code=scan.lot_code,
-            purchase_order=scan_request.purchase_order,
-            production_date=scan.production_date,
-            expiry_date=scan.expiry_date,
-            best_before_date=scan.best_before_date,
-            unit_cost=scan_request.unit_cost,
         )
     except ValueError as error:
         raise ReceivingError(

@@ -13,6 +13,7 @@ from services.receiving.schemas import ReceiptRequest, ReceiptView
 from shared.contracts.events import GoodsReceived, LotInput
 from shared.contracts.types import Money, Supplier
 from shared.ids import uuid7
+from shared.records import built_from
 
 ZERO = Decimal(0)
 
@@ -145,17 +146,8 @@ class ReceiptRecord:
         request_hash: str,
     ) -> ReceiptRecord:
         """The receipt as `goods-received` announced it, with the answer a retry gets back."""
-        return cls(
-            receipt_id=event.receipt_id,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            lot_id=event.lot_id,
-            quantity=event.quantity,
-            uom=event.uom,
-            location=event.location,
-            purchase_order=event.purchase_order,
-            received_at=event.received_at,
-            response=view,
+        return built_from(
+            cls, event, idempotency_key=idempotency_key, request_hash=request_hash, response=view
         )
 
 
