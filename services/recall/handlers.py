@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from services.recall import db
@@ -36,7 +36,6 @@ from services.recall.responses import on_goods_returned, on_recall_responses
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import (
     AffectedLot,
-    Classification,
     GoodsReceived,
     GoodsReturned,
     LotMoved,
@@ -160,6 +159,7 @@ class Recalls:
         connection = unit.connection
         await db.lock_shipments_shared(connection)
         shipped = Shipped.of(events)
+        await db.upsert_customers(connection, shipped.historical_customers, history=True)
         await db.upsert_customers(connection, shipped.customers)
         await db.ensure_lots(connection, [line.lot() for line in shipped.lines])
         new_lines = await db.insert_shipment_lines(connection, shipped.lines)
@@ -330,15 +330,13 @@ def recall_issued(
     recall: NewRecall, scope: RecallScope, affected: list[AffectedLot], totals: AffectedTotals
 ) -> RecallIssued:
     """The one builder of `recall-issued`."""
-    return RecallIssued(
-        recall_id=recall.recall_id,
-        issued_at=recall.issued_at,
-        reason=recall.reason,
-        classification=cast("Classification", recall.classification),
+    return built_from(
+        RecallIssued,
+        recall,
+        totals,
         scope=scope,
         affected_lots=affected,
         affected_customer_count=totals.customers,
-        shipped_quantity=totals.shipped_quantity,
     )
 
 
