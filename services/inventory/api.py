@@ -142,8 +142,19 @@ async def stock(
     return [lot_view(row, inventory) for row in rows]
 
 
-async def _command(request: Request, work: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+LotCommand = Callable[[UnitOfWork, str], Awaitable[None]]
+"""A change to a lot, made in a unit of work as the actor named."""
+
+
+async def _changed_lot(request: Request, lot_id: UUID, command: LotCommand) -> LotView:
+    """Runs `command` as the caller, then answers the lot as it is now."""
+    actor = actor_of(request)
+
+    async def work(unit: UnitOfWork) -> None:
+        await command(unit, actor)
+
     await database_of(request).run(work)
+    return await _lot_or_404(request, lot_id)
 
 
 @router.post(
@@ -152,13 +163,12 @@ async def _command(request: Request, work: Callable[[UnitOfWork], Awaitable[None
     dependencies=[requires(Role.INVENTORY_CONTROLLER)],
 )
 async def hold(lot_id: UUID, body: HoldRequest, request: Request) -> LotView:
-    actor = actor_of(request)
-
-    async def work(unit: UnitOfWork) -> None:
-        await _inventory(request).hold(unit, lot_id, reason=body.reason, actor=actor)
-
-    await _command(request, work)
-    return await _lot_or_404(request, lot_id)
+    inventory = _inventory(request)
+    return await _changed_lot(
+        request,
+        lot_id,
+        lambda unit, actor: inventory.hold(unit, lot_id, reason=body.reason, actor=actor),
+    )
 
 
 @router.post(
@@ -167,19 +177,18 @@ async def hold(lot_id: UUID, body: HoldRequest, request: Request) -> LotView:
     dependencies=[requires(Role.INVENTORY_CONTROLLER)],
 )
 async def release(lot_id: UUID, request: Request, body: ReleaseRequest | None = None) -> LotView:
-    actor = actor_of(request)
-
-    async def work(unit: UnitOfWork) -> None:
-        await _inventory(request).release_hold(
+    inventory = _inventory(request)
+    return await _changed_lot(
+        request,
+        lot_id,
+        lambda unit, actor: inventory.release_hold(
             unit,
             lot_id,
             reason=body.reason if body else None,
             actor=actor,
             qc_result=body.qc_result if body else None,
-        )
-
-    await _command(request, work)
-    return await _lot_or_404(request, lot_id)
+        ),
+    )
 
 
 @router.post(
@@ -282,11 +291,12 @@ def _scans(barcodes: list[str]) -> list[domain.Scan]:
     dependencies=[requires(Role.INVENTORY_CONTROLLER)],
 )
 async def move(body: MoveRequest, request: Request) -> MoveView:
-    actor = actor_of(request)
+    floor = _inventory(request).floor
     scanned = _scans(body.scans) if body.scans is not None else None
-
-    async def work(unit: UnitOfWork) -> None:
-        await _inventory(request).floor.move(
+    lot = await _changed_lot(
+        request,
+        body.lot_id,
+        lambda unit, actor: floor.move(
             unit,
             body.lot_id,
             source=body.from_location,
@@ -295,10 +305,8 @@ async def move(body: MoveRequest, request: Request) -> MoveView:
             scanned=scanned,
             reason=body.reason,
             actor=actor,
-        )
-
-    await _command(request, work)
-    lot = await _lot_or_404(request, body.lot_id)
+        ),
+    )
     return built_from(MoveView, body, lot=lot)
 
 
@@ -308,10 +316,11 @@ async def move(body: MoveRequest, request: Request) -> MoveView:
     dependencies=[requires(Role.INVENTORY_CONTROLLER)],
 )
 async def return_to_vendor(lot_id: UUID, body: ReturnToVendorRequest, request: Request) -> LotView:
-    actor = actor_of(request)
-
-    async def work(unit: UnitOfWork) -> None:
-        await _inventory(request).floor.return_to_vendor(
+    floor = _inventory(request).floor
+    return await _changed_lot(
+        request,
+        lot_id,
+        lambda unit, actor: floor.return_to_vendor(
             unit,
             lot_id,
             location=body.location,
@@ -319,10 +328,8 @@ async def return_to_vendor(lot_id: UUID, body: ReturnToVendorRequest, request: R
             rma=body.rma,
             reason=body.reason,
             actor=actor,
-        )
-
-    await _command(request, work)
-    return await _lot_or_404(request, lot_id)
+        ),
+    )
 
 
 @router.post(
