@@ -136,18 +136,30 @@ async def insert_inputs(connection: Connection, rows: Sequence[InputRow]) -> Non
     )
 
 
-async def upsert_customers(connection: Connection, customers: Sequence[CustomerRow]) -> None:
+async def upsert_customers(
+    connection: Connection, customers: Sequence[CustomerRow], *, history: bool = False
+) -> None:
+    """Current contact details replace the kept ones; `history` (an imported shipment's) only
+    fills the ones missing."""
+    if not customers:
+        return
     await connection.execute(
         """
         INSERT INTO customers AS c (customer_id, name, email, phone, address)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
         ON CONFLICT (customer_id) DO UPDATE SET
-            name = coalesce(EXCLUDED.name, c.name), email = coalesce(EXCLUDED.email, c.email),
-            phone = coalesce(EXCLUDED.phone, c.phone),
-            address = coalesce(EXCLUDED.address, c.address),
+            name = CASE WHEN $6 THEN coalesce(c.name, EXCLUDED.name)
+                        ELSE coalesce(EXCLUDED.name, c.name) END,
+            email = CASE WHEN $6 THEN coalesce(c.email, EXCLUDED.email)
+                         ELSE coalesce(EXCLUDED.email, c.email) END,
+            phone = CASE WHEN $6 THEN coalesce(c.phone, EXCLUDED.phone)
+                         ELSE coalesce(EXCLUDED.phone, c.phone) END,
+            address = CASE WHEN $6 THEN coalesce(c.address, EXCLUDED.address)
+                           ELSE coalesce(EXCLUDED.address, c.address) END,
             updated_at = now()
         """,
         *columns(customers, CustomerRow),
+        history,
     )
 
 

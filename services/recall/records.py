@@ -196,16 +196,26 @@ class ShipmentLineRow:
 
 @dataclass(frozen=True)
 class Shipped:
-    """What a batch of `order-shipped` events adds to the projection."""
+    """What a batch of `order-shipped` events adds to the projection. The customers of
+    imported shipments are kept apart: their contact details are history, which fills what is
+    missing but never replaces what a current shipment said."""
 
     customers: list[CustomerRow]
+    historical_customers: list[CustomerRow]
     lines: list[ShipmentLineRow]
 
     @classmethod
     def of(cls, events: list[Incoming[OrderShipped]]) -> Shipped:
-        customers = {e.data.customer.customer_id: CustomerRow.of(e.data) for e in events}
+        def customers(imported: bool) -> list[CustomerRow]:
+            rows = {
+                e.data.customer.customer_id: CustomerRow.of(e.data)
+                for e in events
+                if e.data.imported is imported
+            }
+            return list(rows.values())
+
         lines = [line for e in events for line in ShipmentLineRow.all_of(e.data)]
-        return cls(list(customers.values()), lines)
+        return cls(customers(False), customers(True), lines)
 
 
 @dataclass(frozen=True)

@@ -210,3 +210,26 @@ async def until_known_lot(client: httpx.AsyncClient, known: GoodsReceived) -> No
         return (await client.get(f"/trace/lots/{known.lot_id}/backward")).status_code == 200
 
     await wait_until(ready, timeout=30, what=f"lot {known.lot_code} known")
+
+
+async def test_an_imported_shipment_fills_missing_contact_details_but_never_replaces_them(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    jam = lot("JAM-1")
+    today = {"customer_id": "CARA", "name": "Cara's Shop", "email": "orders@cara.example"}
+    years_ago = {
+        "customer_id": "CARA",
+        "name": "Cara Old Name",
+        "email": "old@cara.example",
+        "phone": "+33 1 23 45 67 89",
+    }
+    current = shipment(today, jam)
+    history = shipment(years_ago, jam).model_copy(update={"imported": True})
+    await publish(broker.bootstrap_servers, jam, current, history)
+    await until_known(recall, jam, 2)
+    recall_id = (await issue(recall, {"lot_codes": ["JAM-1"]}))["recall_id"]
+    answer = await recall.get(f"/recalls/{recall_id}/customers.csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert {(r["name"], r["email"], r["phone"]) for r in rows} == {
+        ("Cara's Shop", "orders@cara.example", "+33 1 23 45 67 89")
+    }
