@@ -22,6 +22,7 @@ from services.inventory.domain import (
     StockLot,
     merged,
 )
+from services.inventory.history_facts import ImportedShipmentLine
 from services.inventory.records import (
     AMOUNTS,
     Edge,
@@ -42,7 +43,13 @@ from services.inventory.records import (
     StockRow,
     summed,
 )
-from services.inventory.reporting import LotReportFacts, ReturnedUnits, ShippedDay
+from services.inventory.reporting import (
+    ExpiryWindow,
+    FactRules,
+    LotReportFacts,
+    ReturnedUnits,
+    ShippedDay,
+)
 from shared.runtime.database import Connection, Record, columns, rows_as
 
 T = TypeVar("T")
@@ -816,16 +823,22 @@ async def lots_named(
 async def returnable(
     connection: Connection, customer_id: str, lot_ids: Iterable[UUID]
 ) -> dict[UUID, Decimal]:
-    """Per lot, what inventory saw shipped to this customer less what the customer returned."""
+    """Per lot, what inventory saw shipped to this customer (imported shipments included) less
+    what the customer returned."""
     rows = await connection.fetch(
         """
         WITH wanted AS (SELECT DISTINCT unnest($2::uuid[]) AS lot_id),
         shipped AS (
-            SELECT h.lot_id, sum(h.quantity) AS quantity
-            FROM lot_history h JOIN orders o USING (order_id)
-            WHERE h.change = 'shipped' AND o.customer_id = $1
-              AND h.lot_id IN (SELECT lot_id FROM wanted)
-            GROUP BY h.lot_id
+            SELECT lot_id, sum(quantity) AS quantity FROM (
+                SELECT h.lot_id, h.quantity
+                FROM lot_history h JOIN orders o USING (order_id)
+                WHERE h.change = 'shipped' AND o.customer_id = $1
+                  AND h.lot_id IN (SELECT lot_id FROM wanted)
+                UNION ALL
+                SELECT lot_id, quantity FROM imported_shipment_lines
+                WHERE customer_id = $1 AND lot_id IN (SELECT lot_id FROM wanted)
+            ) AS lines
+            GROUP BY lot_id
         ), returned AS (
             SELECT lot_id, sum(quantity) AS quantity FROM return_lines
             WHERE customer_id = $1 AND lot_id IN (SELECT lot_id FROM wanted) GROUP BY lot_id
@@ -970,24 +983,29 @@ async def record_shipped_days(connection: Connection, shipped: Sequence[ShippedD
 
 async def lot_report_facts(
     connection: Connection,
+    rules: FactRules,
     *,
     received_since: date | None = None,
-    expiring: tuple[date, date] | None = None,
-    unpickable: Sequence[str],
-    held_change: str,
+    with_stock: bool = False,
+    expiring: ExpiryWindow | None = None,
 ) -> list[LotReportFacts]:
-    """Received lots (since that day, or expiring between those days): totals, QC, recall,
-    whether a hold ever touched them (`held_change` in their history), last day shipped."""
+    """Received lots (since that day, or with stock on hand when `with_stock`, or expiring in
+    the window): totals here, what shipped before lottrace (imported shipments), QC, recall,
+    whether a quality hold other than the QC quarantine on receipt ever touched them, last
+    day shipped."""
     rows = await connection.fetch(
         """
         SELECT l.lot_id, l.lot_code, l.sku, l.supplier_id, l.received_at, l.expiry_date,
                l.blocks, l.qc_state, l.recall_id,
-               coalesce(s.received, 0) AS received, coalesce(s.shipped, 0) AS shipped,
+               coalesce(s.received, 0) AS received_here, coalesce(s.shipped, 0) AS shipped_here,
+               (SELECT coalesce(sum(i.quantity), 0) FROM imported_shipment_lines i
+                WHERE i.lot_id = l.lot_id) AS shipped_before,
                coalesce(s.on_hand, 0) AS on_hand, coalesce(s.sellable, 0) AS sellable,
                (SELECT max(d.day) FROM lot_shipped_days d WHERE d.lot_id = l.lot_id)
                    AS last_shipped,
                EXISTS (SELECT 1 FROM lot_history h
-                       WHERE h.lot_id = l.lot_id AND h.change = $4) AS held
+                       WHERE h.lot_id = l.lot_id AND h.change = $4
+                         AND h.detail IS DISTINCT FROM $5) AS held
         FROM lots l
         LEFT JOIN LATERAL (
             SELECT sum(received) AS received, sum(shipped) AS shipped, sum(on_hand) AS on_hand,
@@ -995,15 +1013,18 @@ async def lot_report_facts(
             FROM stock WHERE stock.lot_id = l.lot_id
         ) s ON true
         WHERE l.received_at IS NOT NULL
-          AND ($1::date IS NULL OR l.received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC')
-          AND ($2::date IS NULL OR l.expiry_date BETWEEN $2 AND $5)
+          AND ($1::date IS NULL OR l.received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC'
+               OR ($6 AND s.on_hand > 0))
+          AND ($2::date IS NULL OR l.expiry_date BETWEEN $2 AND $7)
         ORDER BY l.sku, l.received_at, l.lot_id
         """,
         received_since,
-        expiring[0] if expiring else None,
-        list(unpickable),
-        held_change,
-        expiring[1] if expiring else None,
+        expiring.first if expiring else None,
+        list(rules.unpickable),
+        rules.held_change,
+        rules.qc_hold_reason,
+        with_stock,
+        expiring.last if expiring else None,
     )
     return rows_as(rows, LotReportFacts)
 
@@ -1035,3 +1056,23 @@ async def returned_units(connection: Connection, lot_ids: Iterable[UUID]) -> lis
         sorted(set(lot_ids)),
     )
     return rows_as(rows, ReturnedUnits)
+
+
+async def insert_imported_shipment_lines(
+    connection: Connection, lines: Sequence[ImportedShipmentLine]
+) -> list[ImportedShipmentLine]:
+    """Keep the lines of shipments imported at onboarding (history_facts.py) not kept yet;
+    returns those."""
+    rows = await connection.fetch(
+        """
+        INSERT INTO imported_shipment_lines (event_id, line_no, shipment_id, order_id,
+                                             customer_id, lot_id, quantity, shipped_at)
+        SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
+                             $6::uuid[], $7::numeric[], $8::timestamptz[])
+        ON CONFLICT (event_id, line_no) DO NOTHING
+        RETURNING event_id, line_no
+        """,
+        *columns(lines, ImportedShipmentLine),
+    )
+    kept = {(row["event_id"], row["line_no"]) for row in rows}
+    return [line for line in lines if (line.event_id, line.line_no) in kept]

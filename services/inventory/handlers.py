@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from services.inventory import db, domain
+from services.inventory import db, domain, history_facts
 from services.inventory.domain import Reserve
 from services.inventory.events import lot_allocated, lot_status_changed
 from services.inventory.floor import Floor, only_location
@@ -48,7 +48,7 @@ from shared.contracts.events import (
 from shared.errors import Conflict, NotFound
 from shared.records import built_from
 from shared.runtime.consumer import EventHandler
-from shared.runtime.database import UnitOfWork
+from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -303,7 +303,9 @@ class Inventory:
         self, unit: UnitOfWork, events: list[Incoming[OrderShipped]]
     ) -> None:
         connection = unit.connection
-        # A historical shipment loaded at onboarding counts for traces, never moves stock.
+        # A historical shipment loaded at onboarding counts for traces, never moves stock:
+        # inventory keeps only its history-only facts (history_facts.py).
+        await _record_imported(connection, events)
         shipments = Shipments.of(incoming for incoming in events if not incoming.data.imported)
         if not shipments.quantities:
             return
@@ -796,3 +798,14 @@ def _received_stock(events: Iterable[Incoming[GoodsReceived]]) -> list[ReceivedS
 def _demands(order: OrderPlaced) -> list[domain.Demand]:
     """Each line's demand, under the order's id and shelf-life rule."""
     return [built_from(domain.Demand, line, order) for line in order.lines]
+
+
+async def _record_imported(connection: Connection, events: list[Incoming[OrderShipped]]) -> None:
+    """The imported shipments' facts, each line once: shipped per day, the lot's history, what
+    each customer received. No stock, reservation or order changes."""
+    lines = history_facts.imported_lines(events)
+    if not lines:
+        return
+    kept = await db.insert_imported_shipment_lines(connection, lines)
+    await db.record_shipped_days(connection, history_facts.shipped_days(kept))
+    await db.record_movements(connection, [line.movement() for line in kept])

@@ -3,15 +3,22 @@ and the supplier scorecard, each as JSON, CSV or XLSX. The figures are `reportin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.inventory import db, domain, reporting
+from services.inventory import db, reporting
 from services.inventory.handlers import Inventory
-from services.inventory.reporting import LotReportFacts, ReturnedUnits
+from services.inventory.reporting import (
+    FACT_RULES,
+    MAX_DAYS,
+    ExpiryWindow,
+    LotReportFacts,
+    ReturnedUnits,
+)
 from services.inventory.schemas import (
     LotMovementReport,
     ReturnsReport,
@@ -19,7 +26,6 @@ from services.inventory.schemas import (
     SupplierScorecard,
 )
 from shared.runtime.auth import Role, requires
-from shared.runtime.database import Connection
 from shared.runtime.http import database_of
 from shared.tables import TABLE_RESPONSES, ReportFormat, report_response
 
@@ -31,7 +37,7 @@ FormatQuery = Annotated[
 ]
 ReceivedWithin = Annotated[
     int,
-    Query(ge=1, le=3650, description="Lots received on or after today less this many days."),
+    Query(ge=1, le=MAX_DAYS, description="Lots received on or after today less this many days."),
 ]
 
 
@@ -40,25 +46,23 @@ def _today(request: Request) -> date:
     return inventory.today()
 
 
-async def _received_lots(connection: Connection, since: date) -> list[LotReportFacts]:
-    return await db.lot_report_facts(
-        connection,
-        received_since=since,
-        unpickable=domain.UNPICKABLE_LOCATIONS,
-        held_change=reporting.HELD_CHANGE,
-    )
+@dataclass(frozen=True)
+class ReceivedLots:
+    """The lots received in a report's window and what customers returned of them."""
+
+    lots: list[LotReportFacts]
+    returned: list[ReturnedUnits]
 
 
-async def _received_with_returns(
-    request: Request, since: date
-) -> tuple[list[LotReportFacts], list[ReturnedUnits]]:
+async def _received_with_returns(request: Request, since: date) -> ReceivedLots:
     """The lots received since that day and what customers returned of them, in one snapshot."""
     async with (
         database_of(request).pool.acquire() as connection,
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
-        lots = await _received_lots(connection, since)
-        return lots, await db.returned_units(connection, [lot.lot_id for lot in lots])
+        lots = await db.lot_report_facts(connection, FACT_RULES, received_since=since)
+        returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
+    return ReceivedLots(lots, returned)
 
 
 @router.get(
@@ -70,10 +74,11 @@ async def _received_with_returns(
 async def short_dated_report(
     request: Request,
     days: Annotated[
-        int, Query(ge=0, le=3650, description="Lots expiring from today through this many days.")
+        int,
+        Query(ge=0, le=MAX_DAYS, description="Lots expiring from today through this many days."),
     ] = 30,
     sales_days: Annotated[
-        int, Query(ge=1, le=3650, description="The days the sell rate is measured over.")
+        int, Query(ge=1, le=MAX_DAYS, description="The days the sell rate is measured over.")
     ] = 28,
     report_format: FormatQuery = ReportFormat.JSON,
 ) -> Response:
@@ -86,10 +91,7 @@ async def short_dated_report(
         connection.transaction(isolation="repeatable_read", readonly=True),
     ):
         lots = await db.lot_report_facts(
-            connection,
-            expiring=(domain.earliest_allocatable_expiry(today), today + timedelta(days=days)),
-            unpickable=domain.UNPICKABLE_LOCATIONS,
-            held_change=reporting.HELD_CHANGE,
+            connection, FACT_RULES, expiring=ExpiryWindow.of(today, days)
         )
         since = today - timedelta(days=sales_days - 1)
         shipped = await db.shipped_per_sku(connection, {lot.sku for lot in lots}, since)
@@ -108,11 +110,13 @@ async def short_dated_report(
 async def lot_movement_report(
     request: Request, days: ReceivedWithin = 90, report_format: FormatQuery = ReportFormat.JSON
 ) -> Response:
-    """Which lots move fast and which sit: each lot received in the window against the
-    average pace of its SKU's lots."""
+    """Which lots move fast and which sit: each lot received in the window, and every lot with
+    stock on hand however old, against the average pace of its SKU's lots."""
     today = _today(request)
     async with database_of(request).pool.acquire() as connection:
-        lots = await _received_lots(connection, today - timedelta(days=days))
+        lots = await db.lot_report_facts(
+            connection, FACT_RULES, received_since=today - timedelta(days=days), with_stock=True
+        )
     report = reporting.lot_movement(lots, today=today, received_within_days=days)
     return report_response(report, report_format, f"lot-movement_{today}")
 
@@ -129,8 +133,10 @@ async def returns_report(
     """Why so many returns come from a lot: the units customers returned of the lots received
     in the window, against what shipped of them. CSV: one table, `dimension` per row."""
     today = _today(request)
-    lots, returned = await _received_with_returns(request, today - timedelta(days=days))
-    report = reporting.returns(lots, returned, today=today, received_within_days=days)
+    received = await _received_with_returns(request, today - timedelta(days=days))
+    report = reporting.returns(
+        received.lots, received.returned, today=today, received_within_days=days
+    )
     return report_response(report, report_format, f"returns_{today}")
 
 
@@ -145,6 +151,8 @@ async def supplier_scorecard(
 ) -> Response:
     """Which suppliers deliver good lots, over the lots received in the window."""
     today = _today(request)
-    lots, returned = await _received_with_returns(request, today - timedelta(days=days))
-    report = reporting.supplier_scorecard(lots, returned, today=today, received_within_days=days)
+    received = await _received_with_returns(request, today - timedelta(days=days))
+    report = reporting.supplier_scorecard(
+        received.lots, received.returned, today=today, received_within_days=days
+    )
     return report_response(report, report_format, f"suppliers_{today}")

@@ -7,12 +7,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from services.inventory.domain import BLOCKING, QcState, earliest_allocatable_expiry
+from services.inventory.domain import (
+    QC_HOLD_REASON,
+    UNPICKABLE_LOCATIONS,
+    QcState,
+    blocks_of,
+    earliest_allocatable_expiry,
+    fefo_order,
+)
 from services.inventory.schemas import (
     LotMovement,
     LotMovementReport,
@@ -30,8 +37,11 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
-# The history's name for a quality hold (a QC quarantine on receipt included).
+# The history's name for a quality hold (a QC quarantine on receipt is one too, told apart by
+# its reason).
 HELD_CHANGE = "hold"
+# The reports' windows, in days.
+MAX_DAYS = 3650
 # A lot moving at least this many times its SKU's average pace is fast; at most SLOW, slow.
 FAST = Decimal("1.5")
 SLOW = Decimal("0.5")
@@ -44,8 +54,39 @@ class Pace(StrEnum):
 
 
 @dataclass(frozen=True)
+class FactRules:
+    """The rules the lots' facts are read by, passed to SQL: where stock is not picked from,
+    what names a quality hold, and the reason that makes one the QC quarantine on receipt."""
+
+    unpickable: tuple[str, ...] = UNPICKABLE_LOCATIONS
+    held_change: str = HELD_CHANGE
+    qc_hold_reason: str = QC_HOLD_REASON
+
+
+FACT_RULES = FactRules()
+
+
+@dataclass(frozen=True)
+class ExpiryWindow:
+    """The short-dated report's expiry dates: from the first date a lot can still be shipped
+    today through `within_days` days from today."""
+
+    first: date
+    last: date
+
+    @classmethod
+    def of(cls, today: date, within_days: int) -> ExpiryWindow:
+        return cls(earliest_allocatable_expiry(today), today + timedelta(days=within_days))
+
+    def __contains__(self, day: date | None) -> bool:
+        return day is not None and self.first <= day <= self.last
+
+
+@dataclass(frozen=True)
 class LotReportFacts:
-    """What inventory knows of one received lot, as the reports need it."""
+    """What inventory knows of one received lot, as the reports need it. Shipments imported
+    at onboarding (`shipped_before`) moved no stock here, but they are the lot's sales: they
+    count as shipped, and as received (the lots file gave what was left on hand)."""
 
     lot_id: UUID
     lot_code: str
@@ -56,20 +97,34 @@ class LotReportFacts:
     blocks: list[str]
     qc_state: str | None
     recall_id: str | None
-    received: Decimal
-    shipped: Decimal
+    received_here: Decimal
+    shipped_here: Decimal
+    shipped_before: Decimal  # by the shipments imported at onboarding
     on_hand: Decimal
     sellable: Decimal  # on hand at the locations stock is picked from
     last_shipped: date | None
-    held: bool  # put on a quality hold at least once
+    held: bool  # put on a quality hold at least once, the QC quarantine on receipt aside
 
     @property
     def received_on(self) -> date:
         return self.received_at.astimezone(UTC).date()
 
     @property
-    def for_sale(self) -> bool:
-        return not set(self.blocks) & set(BLOCKING)
+    def received(self) -> Decimal:
+        return self.received_here + self.shipped_before
+
+    @property
+    def shipped(self) -> Decimal:
+        return self.shipped_here + self.shipped_before
+
+    @property
+    def qc_quarantined(self) -> bool:
+        """Received `qc_required`: quarantined on receipt until its QC release."""
+        return self.qc_state is not None
+
+    def for_sale(self, today: date) -> bool:
+        """Nothing blocks it: allocation's rule (not quarantined, recalled, rejected, expired)."""
+        return not blocks_of(stored=self.blocks, expiry_date=self.expiry_date, today=today)
 
 
 @dataclass(frozen=True)
@@ -188,9 +243,10 @@ def short_dated(
     """Lots for sale expiring within the days, each with what its SKU's pace sells in time.
     `facts` hold every lot of those SKUs expiring by then; `shipped_per_sku` what each SKU
     shipped over the last `sales_days` days."""
+    window = ExpiryWindow.of(today, within_days)
     by_sku: dict[str, list[LotReportFacts]] = defaultdict(list)
     for lot in facts:
-        if _sells_until_expiry(lot, today):
+        if lot.expiry_date in window and lot.for_sale(today) and lot.sellable > 0:
             by_sku[lot.sku].append(lot)
     rows = [
         row
@@ -203,17 +259,13 @@ def short_dated(
     return ShortDatedReport(today=today, within_days=within_days, sales_days=sales_days, lots=rows)
 
 
-def _sells_until_expiry(lot: LotReportFacts, today: date) -> bool:
-    """For sale, with stock to pick, and a date it is still good until."""
-    dated = lot.expiry_date is not None and selling_days(lot.expiry_date, today) > 0
-    return dated and lot.for_sale and lot.sellable > 0
-
-
 def _short_dated_rows(
     lots: list[LotReportFacts], rate: Decimal, today: date
 ) -> list[ShortDatedLot]:
     """One SKU's lots, sold in FEFO order at its rate."""
-    lots = sorted(lots, key=lambda lot: (lot.expiry_date or date.max, lot.received_at, lot.lot_id))
+    lots = sorted(
+        lots, key=lambda lot: fefo_order(lot.expiry_date, lot.received_at, lot.lot_id, "")
+    )
     days = [selling_days(lot.expiry_date or date.max, today) for lot in lots]
     sold = sold_before_expiry([(lot.sellable, d) for lot, d in zip(lots, days, strict=True)], rate)
     return [
@@ -377,6 +429,7 @@ def _score(
         supplier_id=supplier_id,
         lots=len(lots),
         units_received=sum((lot.received for lot in lots), ZERO),
+        qc_quarantined_lots=sum(1 for lot in lots if lot.qc_quarantined),
         qc_failed_lots=sum(1 for lot in lots if lot.qc_state == QcState.FAILED),
         held_lots=sum(1 for lot in lots if lot.held),
         shipped=shipped,

@@ -118,7 +118,9 @@ class HistoryEntry(BaseModel):
     at: datetime
     change: str = Field(
         description="received, consumed, reserved, released, shipped, adjusted, hold, release,"
-        " qc_passed, qc_failed, recalled, moved_out, moved_in, returned, returned_to_vendor."
+        " qc_passed, qc_failed, recalled, moved_out, moved_in, returned, returned_to_vendor,"
+        " shipped_imported (a shipment made before lottrace, imported at onboarding: it moved"
+        " no stock)."
     )
     quantity: SignedQuantity | None = None
     location: str | None = Field(default=None, description="Where the stock changed.")
@@ -333,7 +335,10 @@ class SkuMovers(BaseModel):
 
 class LotMovementReport(BaseModel):
     today: date
-    received_within_days: int = Field(description="Lots received in this many days, today's too.")
+    received_within_days: int = Field(
+        description="Lots received in this many days, today's too, and every lot with stock on"
+        " hand however long ago it was received."
+    )
     lots: list[LotMovement]
     skus: list[SkuMovers]
 
@@ -374,9 +379,13 @@ class SupplierScore(BaseModel):
     supplier_id: str | None = Field(description="None: lots received without a supplier.")
     lots: int
     units_received: SignedQuantity
+    qc_quarantined_lots: int = Field(
+        description="Lots received `qc_required`: quarantined on receipt until their QC release.",
+    )
     qc_failed_lots: int = Field(description="Lots whose QC result was `failed` (rejected).")
     held_lots: int = Field(
-        description="Lots put on a quality hold at least once, a QC quarantine on receipt included."
+        description="Lots put on a quality hold at least once (`POST /lots/{id}/hold`); the QC"
+        " quarantine on receipt is counted in `qc_quarantined_lots`, not here."
     )
     shipped: SignedQuantity
     returned: SignedQuantity

@@ -196,7 +196,9 @@ async def test_the_inventory_reports_match_the_figures_worked_out_by_hand(
     scores = {score["supplier_id"]: score for score in scorecard["suppliers"]}
     hills, orchard = scores["HILLS"], scores["ORCHARD"]
     assert (hills["lots"], hills["units_received"], hills["qc_failed_lots"]) == (2, "100", 1)
-    assert (hills["held_lots"], hills["recalls"], hills["recalled_lots"]) == (1, 1, 1)
+    # TEA-A's QC quarantine on receipt is not a quality hold.
+    assert (hills["qc_quarantined_lots"], hills["held_lots"]) == (1, 0)
+    assert (hills["recalls"], hills["recalled_lots"]) == (1, 1)
     assert (hills["return_rate_percent"], hills["average_shelf_life_days_at_receipt"]) == (
         None,
         "130",
@@ -208,6 +210,55 @@ async def test_the_inventory_reports_match_the_figures_worked_out_by_hand(
     )
     assert (orchard["qc_failed_lots"], orchard["held_lots"], orchard["recalls"]) == (0, 0, 0)
     assert orchard["average_shelf_life_days_at_receipt"] == "42.5"  # 35 and 50 days
+
+
+async def test_an_imported_shipment_counts_as_a_sale_and_can_be_returned_but_moves_no_stock(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    """A shipment from before lottrace (`imported: true`): the short-dated sell rate and the
+    customer's returns see it; the lot's stock does not move."""
+    pie = receipt("PIE-A", 100, supplier="ORCHARD", expires_in=10)
+    before = shipped(pie, 14, days_ago=3).model_copy(update={"imported": True})
+    await publish(broker.bootstrap_servers, pie, before)
+
+    async def in_history() -> bool:
+        response = await inventory.get(f"/lots/{pie.lot_id}/history")
+        return response.status_code == 200 and any(
+            entry["change"] == "shipped_imported" for entry in response.json()
+        )
+
+    await wait_until(in_history, timeout=30, what="the imported shipment in the lot's history")
+    lot = (await inventory.get(f"/lots/{pie.lot_id}")).json()
+    assert (lot["on_hand"], lot["reserved"], lot["shipped"]) == ("100", "0", "0")
+
+    # 14 units in the last 7 days: 2 a day; 11 selling days sell 22 of the 100.
+    short = (await inventory.get("/reports/short-dated?days=30&sales_days=7")).json()
+    [row] = [row for row in short["lots"] if row["lot_code"] == "PIE-A"]
+    assert (row["daily_sell_rate"], row["sells_in_time"], row["wont_sell_in_time"]) == (
+        "2",
+        "22",
+        "78",
+    )
+
+    back = await inventory.post(
+        "/returns",
+        json={
+            "return_id": "RT-PIE",
+            "customer": CUSTOMER,
+            "lines": [{"line_no": 1, "lot_id": str(pie.lot_id), "sku": "PIE", "quantity": 4,
+                       "reason": "damaged"}],
+        },
+    )  # fmt: skip
+    assert back.status_code == 202, back.text
+    await until_served(inventory, f"/lots/{pie.lot_id}", lambda lot: lot["returned"] == "4")
+    history = (await inventory.get(f"/lots/{pie.lot_id}/history")).json()
+    [returned] = [entry for entry in history if entry["change"] == "returned"]
+    assert "beyond what was shipped" not in returned["detail"]
+
+    # Received 100 here plus 14 shipped before the move; 4 of the 14 came back.
+    returns = (await inventory.get("/reports/returns")).json()
+    [by_lot] = [group for group in returns["by_lot"] if group["key"] == "PIE-A"]
+    assert (by_lot["shipped"], by_lot["return_rate_percent"]) == ("14", "28.6")
 
 
 async def test_the_reports_come_as_csv_and_xlsx_with_the_json_field_names(

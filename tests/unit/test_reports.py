@@ -41,14 +41,17 @@ def lot(code: str, **given: Any) -> LotReportFacts:
         "blocks": [],
         "qc_state": None,
         "recall_id": None,
-        "received": Decimal(100),
-        "shipped": Decimal(0),
+        "received_here": Decimal(100),
+        "shipped_here": Decimal(0),
+        "shipped_before": Decimal(0),
         "on_hand": Decimal(100),
         "sellable": Decimal(100),
         "last_shipped": None,
         "held": False,
     }
-    return LotReportFacts(**{**values, **given})
+    # `received` and `shipped`: through lottrace (the facts' `_here`).
+    here = {f"{name}_here": given.pop(name) for name in ("received", "shipped") if name in given}
+    return LotReportFacts(**{**values, **here, **given})
 
 
 def in_days(days: int) -> date:
@@ -206,7 +209,54 @@ def test_the_supplier_scorecard_counts_qc_holds_recalls_and_shelf_life() -> None
         1,
     )
     assert (score.recalls, score.recalled_lots, score.return_rate_percent) == (1, 2, Decimal(10))
+    assert score.qc_quarantined_lots == 1
     assert score.average_shelf_life_days_at_receipt == Decimal(25)
+
+
+def test_a_qc_quarantine_on_receipt_is_counted_apart_from_quality_holds() -> None:
+    lots = [
+        lot("OJ-1", qc_state="pending"),  # quarantined on receipt, never held
+        lot("OJ-2", qc_state="passed", held=True),  # and later held by hand
+        lot("OJ-3", held=True),
+        lot("OJ-4"),
+    ]
+    [score] = reporting.supplier_scorecard(
+        lots, [], today=TODAY, received_within_days=365
+    ).suppliers
+    assert (score.qc_quarantined_lots, score.held_lots) == (2, 2)
+
+
+def test_units_shipped_before_lottrace_count_as_received_and_shipped() -> None:
+    # Imported: 40 left on hand (the lots file), 60 shipped before the move (imported
+    # shipments): the lot was received 100 and sold 60.
+    imported = lot("OJ-1", received=Decimal(40), shipped_before=Decimal(60), on_hand=Decimal(40))
+    [row] = reporting.lot_movement([imported], today=TODAY, received_within_days=90).lots
+    assert (row.received, row.shipped, row.sell_through_percent) == (
+        Decimal(100),
+        Decimal(60),
+        Decimal(60),
+    )
+    returned = [ReturnedUnits(imported.lot_id, "damaged", Decimal(3))]
+    report = reporting.returns([imported], returned, today=TODAY, received_within_days=365)
+    assert report.by_lot[0].return_rate_percent == Decimal(5)
+
+
+def test_short_dated_takes_lots_for_sale_in_its_window_in_fefo_order() -> None:
+    later = datetime(2026, 11, 30, tzinfo=UTC)
+    lots = [
+        lot("OJ-1", expiry_date=in_days(3)),
+        lot("OJ-2", expiry_date=in_days(-1)),  # expired: allocation's rule blocks it
+        lot("OJ-3", expiry_date=in_days(1), received_at=later),
+        lot("OJ-4", expiry_date=in_days(1)),  # same date, received first: sells first
+        lot("OJ-5", expiry_date=in_days(8)),  # beyond the window
+    ]
+    report = reporting.short_dated(
+        lots, {"OJ": Decimal(280)}, today=TODAY, within_days=7, sales_days=28
+    )
+    # 10 a day: OJ-4's 2 days sell 20; OJ-3's too, all taken by OJ-4; OJ-1's 4 days 40 - 20.
+    sold = {row.lot_code: row.sells_in_time for row in report.lots}
+    assert sold == {"OJ-4": Decimal(20), "OJ-3": Decimal(0), "OJ-1": Decimal(20)}
+    assert reporting.ExpiryWindow.of(TODAY, 7) == reporting.ExpiryWindow(TODAY, in_days(7))
 
 
 # ------------------------------------------------------------------ tables
