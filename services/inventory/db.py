@@ -95,7 +95,7 @@ async def upsert_received(connection: Connection, rows: Sequence[ReceivedStock])
             uom         = EXCLUDED.uom,
             supplier_id = coalesce(l.supplier_id, EXCLUDED.supplier_id),
             expiry_date = coalesce(EXCLUDED.expiry_date, l.expiry_date),
-            received_at = coalesce(l.received_at, EXCLUDED.received_at),
+            received_at = least(l.received_at, EXCLUDED.received_at),
             unit_cost   = coalesce(EXCLUDED.unit_cost, l.unit_cost),
             currency    = coalesce(EXCLUDED.currency, l.currency),
             updated_at  = now()

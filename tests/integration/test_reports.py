@@ -261,6 +261,24 @@ async def test_an_imported_shipment_counts_as_a_sale_and_can_be_returned_but_mov
     assert (by_lot["shipped"], by_lot["return_rate_percent"]) == ("14", "28.6")
 
 
+async def test_a_lot_is_received_at_its_earliest_receipt_whatever_order_they_come_in(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    """As in receiving: a receipt of the lot processed later but made earlier (an import of
+    its stock from before lottrace) moves its receipt date back."""
+    first = receipt("FIG-A", 10, supplier="ORCHARD", expires_in=60)
+    earlier = first.model_copy(
+        update={"receipt_id": "R-FIG-A-2", "received_at": NOW - timedelta(days=40)}
+    )
+    await publish(broker.bootstrap_servers, first)
+    await until_served(inventory, f"/lots/{first.lot_id}", lambda lot: lot["on_hand"] == "10")
+    await publish(broker.bootstrap_servers, earlier)
+    await until_served(inventory, f"/lots/{first.lot_id}", lambda lot: lot["on_hand"] == "20")
+    movement = (await inventory.get("/reports/lot-movement?days=90")).json()
+    [lot] = [lot for lot in movement["lots"] if lot["lot_code"] == "FIG-A"]
+    assert lot["received_on"] == (NOW - timedelta(days=40)).date().isoformat()
+
+
 async def test_the_reports_come_as_csv_and_xlsx_with_the_json_field_names(
     inventory: httpx.AsyncClient, broker: TansuBroker
 ) -> None:
