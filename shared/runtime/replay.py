@@ -418,9 +418,11 @@ class _Session:
             await self._empty_outbox()
             for table in self.plan.owned_tables:
                 columns = await self._shared_columns(table)
+                # An owned table a topic also feeds (recall's lot movements, kept longer
+                # than the topic) already holds what the rebuild read: keep that row.
                 await self.admin.execute(
                     f"INSERT INTO {REPLAY_SCHEMA}.{table} ({columns}) OVERRIDING SYSTEM VALUE"
-                    f" SELECT {columns} FROM {self.live}.{table}"
+                    f" SELECT {columns} FROM {self.live}.{table} ON CONFLICT DO NOTHING"
                 )
             await self._copy_outbox()
             if self.plan.after_copy is not None:

@@ -16,7 +16,7 @@ from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import replay_plan as inventory_plan
 from services.recall.app import Settings, create_app, replay_plan
 from shared.contracts.envelope import Incoming, TopicDecoder
-from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerNotice
+from shared.contracts.events import GoodsReceived, LotMoved, OrderShipped, RecallCustomerNotice
 from shared.contracts.topics import TOPICS_BY_NAME
 from shared.runtime.replay import REPLACED_PREFIX, Replay, ReplayRefused
 from shared.runtime.settings import KafkaSettings
@@ -69,6 +69,7 @@ async def test_a_rebuilt_recall_projection_repairs_the_live_one_and_keeps_its_re
         shipment("ANN", juice),
         shipment("BOB", juice),
         shipment("CAROL", oranges),
+        moved(juice),
     )
     async with running(create_app(settings)) as recall:
         await wait_until(
@@ -90,7 +91,7 @@ async def test_a_rebuilt_recall_projection_repairs_the_live_one_and_keeps_its_re
         assert await forward_customers(recall, juice) == {"ANN"}
 
         built = await Replay(replay_plan(settings), database_url, settings.kafka).build()
-        assert built.applied == 5, built
+        assert built.applied == 6, built
         assert not built.switched
         with pytest.raises(ReplayRefused, match="stop recall before switching"):
             await Replay(replay_plan(settings), database_url, settings.kafka).switch()
@@ -115,6 +116,9 @@ async def test_a_rebuilt_recall_projection_repairs_the_live_one_and_keeps_its_re
         view = (await recall.get(f"/recalls/{recall_id}")).json()
         assert view["status"] == "open"
         assert [lot_["lot_code"] for lot_ in view["affected_lots"]] == ["JUICE-1"]
+        # Kept by recall longer than its topic, and rebuilt from it too: there once.
+        moves = (await recall.get(f"/trace/lots/{juice.lot_id}/movements")).json()
+        assert [move["movement_id"] for move in moves["movements"]] == ["MV-JUICE-1"]
 
         async def dan_notified() -> bool:
             return any(
@@ -129,6 +133,21 @@ async def test_a_rebuilt_recall_projection_repairs_the_live_one_and_keeps_its_re
             ("BOB", False),
             ("DAN", True),
         ]
+
+
+def moved(goods: GoodsReceived) -> LotMoved:
+    return LotMoved(
+        movement_id=f"MV-{goods.lot_code}",
+        lot_id=goods.lot_id,
+        lot_code=goods.lot_code,
+        sku=goods.sku,
+        kind="move",
+        quantity=1,
+        uom=goods.uom,
+        from_location="MAIN",
+        to_location="COLD-2",
+        moved_at=datetime.now(UTC),
+    )
 
 
 async def _has(client: httpx.AsyncClient, shipped: GoodsReceived, customers: set[str]) -> bool:
