@@ -255,7 +255,8 @@ class Inventory:
             [line for order in placed for line in NewLine.all_of(order)],
         )
         # In the order they arrived, which is the order FEFO serves them in.
-        new = [order for order in placed if order.order_id in set(created)]
+        created_ids = set(created)
+        new = [order for order in placed if order.order_id in created_ids]
         if not new:
             return
         if early:
@@ -412,10 +413,11 @@ class Inventory:
         await db.record_movements(
             unit.connection, [Movement(lot_id, "hold", None, f"user:{actor}", detail=reason)]
         )
+        # Announced before the re-allocation, so that fulfillment hears of the hold first.
+        await self.announce(unit, {lot_id: f"quality hold: {reason}"}, actor=actor)
         await self._withdraw(
             unit, [lot_id], cause=f"user:{actor}", detail=f"quality hold: {reason}"
         )
-        await self.announce(unit, {lot_id: f"quality hold: {reason}"}, actor=actor)
 
     async def release_hold(
         self,
