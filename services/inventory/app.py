@@ -9,6 +9,8 @@ from pydantic import SecretStr
 
 from services.inventory.api import router
 from services.inventory.handlers import Inventory
+from services.inventory.registrations import on_lot_registered
+from shared.contracts.events import LotRegistered
 from shared.runtime.database import UnitOfWork
 from shared.runtime.logging import get_logger
 from shared.runtime.periodic import every
@@ -56,7 +58,8 @@ def create_app(settings: Settings | None = None, *, inventory: Inventory | None 
 
     return WIRING.app(
         settings,
-        handlers=inventory.handlers(),
+        # A lot registered without stock first: a return of it in the same batch finds it.
+        handlers=[(LotRegistered, on_lot_registered), *inventory.handlers()],
         background=[expiry_sweep],
         state={"inventory": inventory},
     )

@@ -35,6 +35,7 @@ from services.inventory.records import (
     NewOrder,
     OrderRevision,
     ReceivedStock,
+    RegisteredLot,
     ReservedLot,
     ReturnedLine,
     ShippedEarly,
@@ -1076,3 +1077,31 @@ async def insert_imported_shipment_lines(
     )
     kept = {(row["event_id"], row["line_no"]) for row in rows}
     return [line for line in lines if (line.event_id, line.line_no) in kept]
+
+
+async def register_lots(connection: Connection, lots: Sequence[RegisteredLot]) -> None:
+    """Lots known without stock (`lot-registered`, registrations.py): the lot, no stock row.
+    What a receipt already said of a lot stays; a lot a shipment named first is filled in."""
+    await connection.execute(
+        """
+        INSERT INTO lots AS l (lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date,
+                               received_at, unit_cost, currency)
+        SELECT DISTINCT ON (lot_id) *
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                    $7::date[], $8::timestamptz[], $9::numeric[], $10::text[])
+            AS d(lot_id, sku, lot_code, gtin, uom, supplier_id, expiry_date, received_at,
+                 unit_cost, currency)
+        ORDER BY lot_id
+        ON CONFLICT (lot_id) DO UPDATE SET
+            gtin        = coalesce(l.gtin, EXCLUDED.gtin),
+            supplier_id = coalesce(l.supplier_id, EXCLUDED.supplier_id),
+            expiry_date = coalesce(l.expiry_date, EXCLUDED.expiry_date),
+            received_at = least(l.received_at, EXCLUDED.received_at),
+            unit_cost   = CASE WHEN l.unit_cost IS NULL THEN EXCLUDED.unit_cost
+                               ELSE l.unit_cost END,
+            currency    = CASE WHEN l.unit_cost IS NULL THEN EXCLUDED.currency
+                               ELSE l.currency END,
+            updated_at  = now()
+        """,
+        *columns(lots, RegisteredLot),
+    )

@@ -14,6 +14,7 @@ from services.inventory.domain import Reserve, StockLot
 from shared.contracts.events import (
     GoodsReceived,
     LotInput,
+    LotRegistered,
     MovementKind,
     OrderPlaced,
     ShipmentLine,
@@ -326,3 +327,31 @@ class ReturnedLine:
     condition: str | None
     beyond_shipped: Decimal
     returned_at: datetime
+
+
+@dataclass(frozen=True)
+class RegisteredLot:
+    """A lot known without stock (`lot-registered`: imported sold out). The field order is
+    the column order of `db.register_lots`."""
+
+    lot_id: UUID
+    sku: str
+    lot_code: str
+    gtin: str | None
+    uom: str
+    supplier_id: str | None
+    expiry_date: date | None
+    received_at: datetime
+    unit_cost: Decimal | None
+    currency: str | None
+
+    @classmethod
+    def of(cls, event: LotRegistered) -> RegisteredLot:
+        cost = event.unit_cost
+        return built_from(
+            cls,
+            event,
+            supplier_id=event.supplier.supplier_id if event.supplier else None,
+            unit_cost=cost.amount if cost else None,
+            currency=cost.currency if cost else None,
+        )

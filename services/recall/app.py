@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from pydantic import Field, SecretStr
@@ -12,7 +12,10 @@ from pydantic import Field, SecretStr
 from services.recall import db, quality_check
 from services.recall.api import router
 from services.recall.handlers import Recalls, run_notifier
+from services.recall.registrations import on_lot_registered
 from services.recall.reminders import ReminderPolicy, run_reminders
+from shared.contracts.events import LotRegistered
+from shared.runtime.consumer import EventHandler
 from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
@@ -80,6 +83,11 @@ def _recalls(settings: Settings) -> Recalls:
     )
 
 
+def _handlers(recalls: Recalls) -> list[tuple[type[Any], EventHandler]]:
+    """A lot registered without stock first: shipments of it in the same batch find it."""
+    return [(LotRegistered, on_lot_registered), *recalls.handlers()]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     recalls = _recalls(settings)
@@ -105,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     return WIRING.app(
         settings,
-        handlers=recalls.handlers(),
+        handlers=_handlers(recalls),
         background=[notifier, reminders, data_quality],
         state={"recalls": recalls, "reminder_policy": settings.reminder_policy()},
     )
@@ -117,7 +125,7 @@ def replay_plan(settings: Settings | None = None) -> ReplayPlan:
     return ReplayPlan(
         service=NAME,
         migrations=MIGRATIONS,
-        consumer=lambda: WIRING.consumer(settings, _recalls(settings).handlers()),
+        consumer=lambda: WIRING.consumer(settings, _handlers(_recalls(settings))),
         # Responses, returns and lot movements are owned too: their topics may have dropped
         # them, and consuming them again changes nothing (their keys are their ids).
         owned_tables=(

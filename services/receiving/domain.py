@@ -7,7 +7,7 @@ import string
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from shared.errors import DomainError, ErrorKind
 
@@ -197,6 +197,53 @@ def merged_dates(existing: LotDates, incoming: LotDates) -> LotDates:
         expiry_date=existing.expiry_date or incoming.expiry_date,
         best_before_date=existing.best_before_date or incoming.best_before_date,
     )
+
+
+def check_dates(dates: LotDates) -> None:
+    if problems := dates.problems():
+        raise ReceivingError("invalid_dates", "; ".join(problems), field=date_field_of(problems[0]))
+
+
+class KnownLot(Protocol):
+    """A lot as it stands, as far as joining it is concerned."""
+
+    @property
+    def lot_code(self) -> str: ...
+
+    @property
+    def uom(self) -> str: ...
+
+    @property
+    def dates(self) -> LotDates: ...
+
+
+def check_same_lot(existing: KnownLot, *, sku: str, uom: str, dates: LotDates) -> None:
+    """A re-receipt joins a lot only in the lot's unit and without contradicting its dates."""
+    named = f"lot {existing.lot_code} of {sku}"
+    if existing.uom != uom:
+        raise ReceivingError(
+            "uom_mismatch",
+            f"{named} is counted in {existing.uom}, not {uom}",
+            kind=ErrorKind.CONFLICT,
+            field="uom",
+        )
+    if conflicts := conflicting_dates(existing.dates, dates):
+        raise ReceivingError(
+            "lot_dates_conflict",
+            f"{named} exists with other dates: {'; '.join(conflicts)}",
+            kind=ErrorKind.CONFLICT,
+            field=date_field_of(conflicts[0]),
+        )
+
+
+def check_not_future(moment: datetime, now: datetime, *, field: str) -> None:
+    """What an import says happened has happened: a moment after now is a mistake in the file."""
+    if moment > now:
+        raise ReceivingError(
+            "in_the_future",
+            f"{field} {moment.isoformat()} is in the future: give when it really happened",
+            field=field,
+        )
 
 
 # ------------------------------------------------------------------------- production

@@ -18,8 +18,8 @@ from services.receiving.domain import (
     LotNumbering,
     ReceivingError,
     check_consumption,
-    conflicting_dates,
-    date_field_of,
+    check_dates,
+    check_same_lot,
 )
 from services.receiving.outgoing import ReceiptPlace, goods_received
 from services.receiving.records import LotRecord, ReceiptInput, ReceiptRecord
@@ -151,34 +151,10 @@ async def _lot_for_receipt(
             return created, True
         existing = await db.lock_lot_by_code(connection, request.sku, lot_code)
         assert existing is not None, "the lot that won the race is committed"
-    check_same_lot(existing, request, dates)
+    check_same_lot(existing, sku=request.sku, uom=request.uom, dates=dates)
     updated = existing.with_receipt(request, dates, received_at)
     await db.update_lot(connection, updated)
     return updated, False
-
-
-def check_dates(dates: LotDates) -> None:
-    if problems := dates.problems():
-        raise ReceivingError("invalid_dates", "; ".join(problems), field=date_field_of(problems[0]))
-
-
-def check_same_lot(existing: LotRecord, request: ReceiptRequest, dates: LotDates) -> None:
-    """A re-receipt joins a lot only in the lot's unit and without contradicting its dates."""
-    named = f"lot {existing.lot_code} of {request.sku}"
-    if existing.uom != request.uom:
-        raise ReceivingError(
-            "uom_mismatch",
-            f"{named} is counted in {existing.uom}, not {request.uom}",
-            kind=ErrorKind.CONFLICT,
-            field="uom",
-        )
-    if conflicts := conflicting_dates(existing.dates, dates):
-        raise ReceivingError(
-            "lot_dates_conflict",
-            f"{named} exists with other dates: {'; '.join(conflicts)}",
-            kind=ErrorKind.CONFLICT,
-            field=date_field_of(conflicts[0]),
-        )
 
 
 async def _consume_inputs(

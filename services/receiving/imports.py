@@ -1,7 +1,9 @@
 """Onboarding import of lots: each row of a lots file becomes a receipt made when the lot was
 really received, at its location, so the lot reaches inventory and recall through the normal
-`goods-received`. A batch is one transaction: the rows a rule refuses are left out whole, the
-others go in, and a row key taken by an earlier import is skipped."""
+`goods-received`. A row with nothing on hand that creates its lot (a lot sold out before the
+move) makes no receipt: the lot is announced on `lot-registered`, so that inventory and recall
+know it all the same. A batch is one transaction: the rows a rule refuses are left out whole,
+the others go in, and a row key taken by an earlier import is skipped."""
 
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.receiving import db
-from services.receiving.domain import LotDates, ReceivingError
-from services.receiving.handlers import check_dates, check_same_lot, request_fingerprint
-from services.receiving.outgoing import ReceiptPlace, goods_received
+from services.receiving.domain import (
+    LotDates,
+    ReceivingError,
+    check_dates,
+    check_not_future,
+    check_same_lot,
+)
+from services.receiving.handlers import request_fingerprint
+from services.receiving.outgoing import ReceiptPlace, goods_received, lot_registered
 from services.receiving.records import ImportedRow, LotRecord, ReceiptRecord
 from services.receiving.schemas import (
     ImportedLotRow,
@@ -22,7 +30,7 @@ from services.receiving.schemas import (
     RowRejection,
 )
 from services.receiving.views import receipt_view
-from shared.contracts.events import GoodsReceived
+from shared.contracts.events import GoodsReceived, LotRegistered
 from shared.contracts.types import Money, Supplier
 from shared.errors import ErrorKind
 from shared.ids import new_id
@@ -62,9 +70,11 @@ class ImportPlan:
     """The batch's lots as its rows, in file order, receive into them."""
 
     stored: dict[tuple[str, str], LotRecord]
+    now: datetime
     lots: dict[tuple[str, str], LotRecord] = field(default_factory=dict)
     imported: list[ImportedLotRow] = field(default_factory=list)
     receipts: list[ImportedReceipt] = field(default_factory=list)
+    registrations: list[LotRegistered] = field(default_factory=list)
     rejected: list[RowRejection] = field(default_factory=list)
 
     def take(self, row: LotImportRow) -> None:
@@ -79,12 +89,13 @@ class ImportPlan:
         request = receipt_request(row)
         dates = LotDates(row.production_date, row.expiry_date, row.best_before_date)
         check_dates(dates)
+        check_not_future(row.received_at, self.now, field="received_at")
         code = (row.sku, row.lot_code)
         before = self.lots.get(code) or self.stored.get(code)
         if before is None:
             lot = LotRecord.first_receipt(request, row.lot_code, dates, row.received_at)
         else:
-            check_same_lot(before, request, dates)
+            check_same_lot(before, sku=row.sku, uom=row.uom, dates=dates)
             # A lot sold out before the move is recorded, so its shipments can name it.
             received = (
                 before if not row.on_hand else before.with_receipt(request, dates, row.received_at)
@@ -96,6 +107,8 @@ class ImportPlan:
         receipt = _receipt(row, request, lot, new_lot=before is None) if row.on_hand else None
         if receipt is not None:
             self.receipts.append(receipt)
+        elif before is None:
+            self.registrations.append(_registration(row, request, lot))
         self.imported.append(
             ImportedLotRow(
                 row_key=row.key,
@@ -128,13 +141,19 @@ def _receipt(
     return ImportedReceipt(event, record)
 
 
+def _registration(row: LotImportRow, request: ReceiptRequest, lot: LotRecord) -> LotRegistered:
+    """A lot created with nothing on hand: no receipt, but inventory and recall must know it."""
+    place = ReceiptPlace(receipt_id=new_id(), location=row.location, received_at=row.received_at)
+    return lot_registered(request, lot, place)
+
+
 async def import_lots(
     unit: UnitOfWork, rows: Sequence[LotImportRow], *, now: datetime, dry_run: bool = False
 ) -> LotImportResult:
     batch = await db.LOT_IMPORTS.open(unit.connection, rows)
     codes = sorted({(row.sku, row.lot_code) for row in batch.fresh})
     stored = await db.lock_lots_by_codes(unit.connection, codes)
-    plan = ImportPlan({(lot.sku, lot.lot_code): lot for lot in stored})
+    plan = ImportPlan({(lot.sku, lot.lot_code): lot for lot in stored}, now)
     for row in batch.fresh:
         plan.take(row)
     if not dry_run:
@@ -160,5 +179,7 @@ async def _write(unit: UnitOfWork, plan: ImportPlan, *, now: datetime) -> None:
         connection,
         [ImportedRow(row.row_key, row.receipt_id, row.lot_id) for row in plan.imported],
     )
+    for registration in plan.registrations:
+        unit.emit(registration, time=now)
     for receipt in plan.receipts:
         unit.emit(receipt.event, time=now)

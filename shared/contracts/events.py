@@ -495,6 +495,48 @@ class LotMoved(Event):
         return self
 
 
+# ---------------------------------------- lot registrations (lottrace extension to v1.1)
+
+RegistrationReason = Literal["onboarding"]
+ONBOARDING: RegistrationReason = "onboarding"
+
+
+class LotRegistered(Event):
+    """A lot the platform must know without stock: one sold out before the company moved to
+    lottrace, whose past shipments, returns and recalls still name it. It carries the lot's
+    attributes as `goods-received` does, and no quantity: nothing enters stock. A lottrace
+    addition beyond the v1.1 contract. More reasons may be added; each is announced before it
+    is sent."""
+
+    event_type: ClassVar[str] = "lottrace.lot-registered.v1"
+    topic: ClassVar[str] = "lot-registrations"
+    key_field: ClassVar[str] = "lot_id"
+
+    registration_id: Identifier = Field(
+        description="Unique; a re-sent registration changes nothing."
+    )
+    lot_id: UUID
+    lot_code: LotCode
+    sku: Sku
+    gtin: Gtin | None = None
+    uom: Uom = DEFAULT_UOM
+    location: Identifier | None = Field(
+        default=None, description="Where the lot was kept, when known."
+    )
+    received_at: AwareDatetime = Field(description="When the lot was received, kept as is.")
+    supplier: Supplier | None = None
+    supplier_lot_code: LotCode | None = None
+    purchase_order: Identifier | None = None
+    production_date: date | None = None
+    expiry_date: date | None = None
+    best_before_date: date | None = None
+    unit_cost: Money | None = None
+    reason: RegistrationReason = Field(
+        default=ONBOARDING,
+        description="`onboarding`: imported (`lottrace import lots`) with nothing on hand.",
+    )
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderCancelled,
@@ -507,5 +549,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     RecallResponse,
     LotStatusChanged,
     LotMoved,
+    LotRegistered,
 )
 EVENTS_BY_TYPE: dict[str, type[Event]] = {event.event_type: event for event in ALL_EVENTS}

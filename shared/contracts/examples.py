@@ -20,6 +20,7 @@ from shared.contracts.events import (
     LotAllocated,
     LotInput,
     LotMoved,
+    LotRegistered,
     LotStatusChanged,
     NoticeShipment,
     OrderCancelled,
@@ -349,6 +350,30 @@ def _movement_examples() -> list[NamedExample]:
     ]
 
 
+def _registration_examples() -> list[NamedExample]:
+    """The lottrace addition: a lot imported sold out, known without stock."""
+    return [
+        (
+            "a lot imported sold out",
+            LotRegistered(
+                registration_id="0193a6c0-1a2b-7c3d-8e4f-0000000000b1",
+                lot_id=UUID("0193a6c0-1a2b-7c3d-8e4f-000000000004"),
+                lot_code="OJ-1L-20260715-0001",
+                sku="OJ-1L",
+                gtin="09501101530003",
+                location="MAIN",
+                received_at=datetime(2026, 7, 15, tzinfo=UTC),
+                supplier=Supplier(supplier_id="GROVE", name="Grove Farms"),
+                supplier_lot_code="GF-7702",
+                purchase_order="PO-5410",
+                expiry_date=date(2027, 1, 12),
+                unit_cost=Money(amount=Decimal("0.82"), currency="EUR"),
+                reason="onboarding",
+            ),
+        ),
+    ]
+
+
 def examples() -> list[NamedExample]:
     """One or more realistic events of every type, named; they become the messages' examples."""
     return [
@@ -359,4 +384,5 @@ def examples() -> list[NamedExample]:
         *_recall_examples(),
         *_follow_up_examples(),
         *_movement_examples(),
+        *_registration_examples(),
     ]

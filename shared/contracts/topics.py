@@ -10,6 +10,7 @@ from shared.contracts.events import (
     GoodsReturned,
     LotAllocated,
     LotMoved,
+    LotRegistered,
     LotStatusChanged,
     OrderCancelled,
     OrderPlaced,
@@ -118,6 +119,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         consumers=("recall",),
         description="Moves between locations and returns to vendor, for the lot's records"
         " (a lottrace addition beyond v1.1).",
+    ),
+    TopicSpec.carrying(
+        LotRegistered,
+        producer="receiving",
+        consumers=("inventory", "recall"),
+        description="Lots known without stock, such as those imported sold out (a lottrace"
+        " addition beyond v1.1).",
     ),
 )
 

@@ -434,6 +434,29 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
             "actor",
         ],
     },
+    "lottrace.lot-registered.v1": {
+        # A lottrace addition beyond v1.1, as docs/contracts/README.md states it.
+        "": [
+            "registration_id",
+            "lot_id",
+            "lot_code",
+            "sku",
+            "gtin",
+            "uom",
+            "location",
+            "received_at",
+            "supplier",
+            "supplier_lot_code",
+            "purchase_order",
+            "production_date",
+            "expiry_date",
+            "best_before_date",
+            "unit_cost",
+            "reason",
+        ],
+        "supplier": ["supplier_id", "name"],
+        "unit_cost": ["amount", "currency"],
+    },
 }
 
 CONTRACT_REQUIRED: dict[str, list[str]] = {
@@ -489,6 +512,7 @@ CONTRACT_REQUIRED: dict[str, list[str]] = {
         "from_location",
         "moved_at",
     ],
+    "lottrace.lot-registered.v1": ["registration_id", "lot_id", "lot_code", "sku", "received_at"],
 }
 
 TIMESTAMPS = {
@@ -501,11 +525,13 @@ TIMESTAMPS = {
     "lottrace.recall-response.v1": ["responded_at"],
     "lottrace.lot-status-changed.v1": ["changed_at"],
     "lottrace.lot-moved.v1": ["moved_at"],
+    "lottrace.lot-registered.v1": ["received_at"],
 }
 DATES = {
     "lottrace.goods-received.v1": ["production_date", "expiry_date", "best_before_date"],
     "lottrace.lot-allocated.v1": ["allocations[].expiry_date"],
     "lottrace.recall-issued.v1": ["scope.received_from", "scope.received_to"],
+    "lottrace.lot-registered.v1": ["production_date", "expiry_date", "best_before_date"],
 }
 UUIDS = {
     "lottrace.goods-received.v1": ["lot_id", "inputs[].lot_id"],
@@ -517,6 +543,7 @@ UUIDS = {
     "lottrace.recall-response.v1": ["units[].lot_id"],
     "lottrace.lot-status-changed.v1": ["lot_id"],
     "lottrace.lot-moved.v1": ["lot_id"],
+    "lottrace.lot-registered.v1": ["lot_id"],
 }
 QUANTITIES = {
     "lottrace.order-placed.v1": ["lines[].quantity"],

@@ -33,7 +33,7 @@ from services.receiving import app as receiving_service
 from tests.conftest import PostgresServer
 from tests.integration.service_apps import ADMIN_KEY, quick_settings, running, until_served
 from tests.integration.test_receiving import count
-from tests.kafka_helpers import read_settled
+from tests.kafka_helpers import committed_offsets, end_offsets, read_settled
 
 SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
 SERVICE_MODULES = {
@@ -114,6 +114,20 @@ async def received_lot(platform: Platform, lot_code: str) -> dict[str, Any]:
     return dict(lot)
 
 
+async def consumed(platform: Platform, group: str, topic: str, *outboxes: str) -> None:
+    """Waits until the service `group` has applied everything on `topic` (its offsets are
+    committed after its transaction), once the `outboxes` owing the topic have published it."""
+    bootstrap = platform.broker.bootstrap_servers
+    await read_settled(bootstrap, topic, *outboxes)
+
+    async def caught_up() -> bool:
+        ends = {tp: end for tp, end in (await end_offsets(bootstrap, topic)).items() if end}
+        committed = await committed_offsets(bootstrap, group, topic)
+        return all(committed.get(tp, 0) >= end for tp, end in ends.items())
+
+    await wait_until(caught_up, timeout=30, what=f"{group} caught up with {topic}")
+
+
 async def test_the_sample_files_imported_twice_go_in_once(platform: Platform) -> None:
     lots = await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
     shipments = await imported(platform, FileKind.SHIPMENTS, SAMPLES / "shipments.csv")
@@ -134,8 +148,12 @@ async def test_the_sample_files_imported_twice_go_in_once(platform: Platform) ->
         "MAIN",
         "MAIN",
         "MAIN",
-    ]  # fmt: skip  (the sold-out lot is recorded without a receipt)
+    ]  # fmt: skip  (the sold-out lot has no receipt)
     assert [json.loads(r.value)["data"]["imported"] for r in shipped] == [True] * 5
+    registered = await read_settled(bootstrap, "lot-registrations", urls["receiving"])
+    assert [json.loads(r.value)["data"]["lot_code"] for r in registered] == [
+        "OJ-1L-20260715-0001"
+    ]  # the sold-out lot: known everywhere, without stock
     assert await count(urls["receiving"], "SELECT count(*) FROM lots") == 5
 
     lot = await received_lot(platform, "OJ-1L-20260901-0001")
@@ -181,20 +199,77 @@ async def test_an_imported_shipment_is_recalled_and_moves_no_stock(platform: Pla
         "156",
     )
 
-    stock = await until_served(
-        inventory, f"/lots/{lot['lot_id']}", lambda body: Decimal(body["on_hand"]) > 0
+    # 240 + 60 received; the 156 shipped are history. The two receipts may be applied in
+    # separate batches: wait for the figure asserted, not for any stock.
+    await until_served(
+        inventory, f"/lots/{lot['lot_id']}", lambda body: Decimal(body["on_hand"]) == 300
     )
-    assert Decimal(stock["on_hand"]) == 300  # 240 + 60 received; the 156 shipped are history
+    # The absence of a "shipped" entry says something only once inventory has applied every
+    # shipment announced.
+    await consumed(platform, "inventory", "order-shipped", platform.database_urls["fulfillment"])
+    history = await inventory.get(f"/lots/{lot['lot_id']}/history")
+    changes = [entry["change"] for entry in history.json()]
+    assert (changes.count("received"), "shipped" in changes) == (2, False), changes
 
-    async def history() -> list[dict[str, Any]]:
-        response = await inventory.get(f"/lots/{lot['lot_id']}/history")
-        return list(response.json())
 
-    async def both_receipts() -> bool:
-        return len([e for e in await history() if e["change"] == "received"]) == 2
+async def test_a_lot_imported_sold_out_is_known_to_inventory_and_recall(
+    platform: Platform,
+) -> None:
+    await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
+    await imported(platform, FileKind.SHIPMENTS, SAMPLES / "shipments.csv")
+    lot = await received_lot(platform, "OJ-1L-20260715-0001")  # on_hand 0, shipped to ACME
+    lot_id, inventory, recall = (
+        lot["lot_id"],
+        platform.clients["inventory"],
+        platform.clients["recall"],
+    )
 
-    await wait_until(both_receipts, timeout=30, what="both receipts in the lot's history")
-    assert {entry["change"] for entry in await history()} <= {"received", "recalled"}
+    known = await until_served(inventory, f"/lots/{lot_id}", lambda body: True)
+    assert (known["on_hand"], known["supplier_id"], known["expiry_date"]) == (
+        "0",
+        "GROVE",
+        "2027-01-12",
+    )
+    returned = await inventory.post(
+        "/returns",
+        json={
+            "return_id": "RT-SOLD-OUT-1",
+            "customer": {"customer_id": "CUST-ACME"},
+            "lines": [
+                {"line_no": 1, "sku": "OJ-1L", "lot_code": lot["lot_code"], "quantity": "5",
+                 "reason": "customer"}
+            ],
+        },
+    )  # fmt: skip
+    assert returned.status_code == 202, returned.text
+    held = await until_served(
+        inventory, f"/lots/{lot_id}", lambda body: Decimal(body["returned"]) == 5
+    )
+    assert [(at["location"], at["on_hand"], at["held"]) for at in held["locations"]] == [
+        ("RETURNS", "5", True)
+    ]
+
+    await consumed(platform, "recall", "lot-registrations", platform.database_urls["receiving"])
+    await consumed(platform, "recall", "order-shipped", platform.database_urls["fulfillment"])
+    quality = (await recall.get("/reports/data-quality")).json()
+    never_received = {f["code"]: f for f in quality["findings"]}["shipped_lot_never_received"]
+    assert never_received["count"] == 0, never_received
+    report = await recall.get("/reports/fsma204", params={"lot_code": lot["lot_code"]})
+    events = list(csv.DictReader(io.StringIO(report.text)))
+    assert sorted((e["Event Type"], e["Event Date"]) for e in events) == [
+        ("Receiving", "2026-07-15"),
+        ("Shipping", "2026-08-03"),
+    ]
+
+    # The supplier's recall of what it delivered in July reaches the lot's customer.
+    accepted = await recall.post(
+        "/recalls",
+        json={"reason": "supplier notice", "scope": {"supplier_id": "GROVE",
+              "received_from": "2026-07-01", "received_to": "2026-07-31"}},
+    )  # fmt: skip
+    assert accepted.status_code in (200, 201, 202), accepted.text
+    body = accepted.json()
+    assert (body["affected_customer_count"], body["shipped_quantity"]) == (1, "480")
 
 
 async def test_bad_rows_are_reported_exactly_and_the_good_rows_go_in(

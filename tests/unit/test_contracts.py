@@ -168,6 +168,16 @@ SAMPLES: dict[type[events.Event], events.Event] = {
         moved_at=AT,
         actor="qa-lead",
     ),
+    events.LotRegistered: events.LotRegistered(
+        registration_id="REG-1",
+        lot_id=LOT_ID,
+        lot_code="OJ-1L-20261121-0001",
+        sku="OJ-1L",
+        location="MAIN",
+        received_at=AT,
+        supplier={"supplier_id": "GROVE"},
+        reason="onboarding",
+    ),
 }
 SUBJECTS = {
     events.OrderPlaced: "SO-1001",
@@ -181,6 +191,7 @@ SUBJECTS = {
     events.RecallResponse: "RC-9",
     events.LotStatusChanged: str(LOT_ID),
     events.LotMoved: str(LOT_ID),
+    events.LotRegistered: str(LOT_ID),
 }
 
 
