@@ -56,10 +56,7 @@ class ReceivedLots:
 
 async def _received_with_returns(request: Request, since: date) -> ReceivedLots:
     """The lots received since that day and what customers returned of them, in one snapshot."""
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    async with database_of(request).snapshot() as connection:
         lots = await db.lot_report_facts(connection, FACT_RULES, received_since=since)
         returned = await db.returned_units(connection, [lot.lot_id for lot in lots])
     return ReceivedLots(lots, returned)
@@ -86,10 +83,7 @@ async def short_dated_report(
     over the last `sales_days` days, and the units that will not sell in time at that rate
     (FEFO: each lot sells after the SKU's lots expiring before it)."""
     today = _today(request)
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    async with database_of(request).snapshot() as connection:
         lots = await db.lot_report_facts(
             connection, FACT_RULES, expiring=ExpiryWindow.of(today, days)
         )

@@ -504,11 +504,8 @@ async def fsma204_report(
     key data elements."""
     if event_from is not None and event_to is not None and event_from > event_to:
         raise Invalid("invalid_date_range", f"from ({event_from}) is after to ({event_to})")
-    async with (
-        database_of(request).pool.acquire() as connection,
-        # One snapshot for the three reads: no shipment without the receipt it ships.
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    # One snapshot for the three reads: no shipment without the receipt it ships.
+    async with database_of(request).snapshot() as connection:
         selected = ReportFilter(event_from, event_to, sku, lot_code)
         receipts = await db.report_receipts(connection, selected)
         inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
@@ -549,10 +546,7 @@ async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
     """ObjectEvents for its receipts (ADD, receiving), shipments (OBSERVE, shipping), moves
     (OBSERVE, storing) and returns to vendor (OBSERVE, shipping, returned), TransformationEvents
     for its production and for lots made from it."""
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    async with database_of(request).snapshot() as connection:
         await _root_lot(connection, lot_id)
         receipts = await db.receipts_touching_lot(connection, lot_id)
         inputs = await db.inputs_of_receipts(connection, [row["receipt_id"] for row in receipts])
@@ -588,9 +582,6 @@ async def data_quality_report(
 ) -> Response:
     """Each finding with its count, example lots and how to fix it (docs/reports.md). The
     counts also refresh the `lottrace_data_quality_findings` gauges."""
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    async with database_of(request).snapshot() as connection:
         report = await quality_check.check(connection, examples=examples)
     return report_response(report, report_format, "data-quality")

@@ -66,10 +66,7 @@ async def recall_effectiveness(
     ] = "json",
     outstanding_limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
 ) -> Response:
-    async with (
-        database_of(request).pool.acquire() as connection,
-        connection.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    async with database_of(request).snapshot() as connection:
         recall = found(await db.get_recall(connection, recall_id), "recall", recall_id)
         check = await effectiveness.read_check(connection, recall)
         # The view names the outstanding customers it lists; an export names everyone.

@@ -252,6 +252,16 @@ class Database:
             yield unit
             await unit.flush_outbox()
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        """A connection whose reads all see the database at one moment and write nothing: a
+        report's queries agree with each other."""
+        async with (
+            self.pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield connection
+
     async def run(self, work: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 4) -> T:
         """Run `work` in a unit of work, again when the database rolled it back for a deadlock
         or a serialization conflict (another transaction touched the same rows)."""
