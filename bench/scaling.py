@@ -45,6 +45,7 @@ TRACED_LOTS = 200
 ORDERS_PER_BATCH = 200  # about 600 order lines: a consumer batch of order-placed
 BATCHES = 8  # timed, after one that warms up
 INVENTORY_MIGRATIONS = Path(__file__).parent.parent / "services" / "inventory" / "migrations"
+LOADING_MS = 3_600_000  # one statement loads a 10M-line table
 SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
 SCALE_SIZES = (100_000, 1_000_000, 10_000_000)
@@ -75,7 +76,9 @@ async def _database(
     service = name.split("_", maxsplit=1)[0]
     try:
         await migrate(url, [("runtime", RUNTIME_MIGRATIONS), (service, migrations)])
-        async with Database(url, source=f"/bench/{name}", min_size=1, max_size=2) as database:
+        async with Database(
+            url, source=f"/bench/{name}", min_size=1, max_size=2, statement_timeout_ms=LOADING_MS
+        ) as database:
             yield database
     finally:
         await history.drop_database(server, name)
