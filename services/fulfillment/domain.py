@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
 from shared.errors import DomainError, ErrorKind
+from shared.quantities import less_taken
 
 ZERO = Decimal(0)
 
@@ -266,12 +267,7 @@ def remaining_allocations(
     """The allocation left after a shipment took its part: an allocation with nothing left is
     used up and gone."""
     taken = _taken(shipped)
-    left = []
-    for allocation in allocations:
-        rest = allocation.quantity - taken.pop((allocation.line_no, allocation.lot_id), ZERO)
-        if rest > ZERO:
-            left.append(replace(allocation, quantity=rest))
-    return left
+    return less_taken(allocations, lambda item: taken.pop((item.line_no, item.lot_id), ZERO))
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+from shared.quantities import less_taken
 
 ZERO = Decimal(0)
 
@@ -182,12 +184,7 @@ def still_to_ship(
 ) -> list[Demand]:
     """New orders' demand less what their lines already shipped (a shipment that reached
     inventory first): those units are never reserved."""
-    left = []
-    for demand in demands:
-        quantity = demand.quantity - shipped.get((demand.order_id, demand.line_no), ZERO)
-        if quantity > ZERO:
-            left.append(replace(demand, quantity=quantity))
-    return left
+    return less_taken(demands, lambda demand: shipped.get((demand.order_id, demand.line_no), ZERO))
 
 
 @dataclass(frozen=True)
