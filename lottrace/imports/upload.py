@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lottrace.client import LottraceClient, Service
 from lottrace.imports.formats import FileKind, LotFileRow, ShipmentFileRow
@@ -28,6 +28,7 @@ from services.receiving.schemas import (
     LotLookupRequest,
     LotReference,
 )
+from shared.runtime.imports import RowRejection
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -75,12 +76,17 @@ async def import_lots(
         outcome.imported += len(result.imported)
         outcome.new_lots += sum(row.new_lot for row in result.imported)
         outcome.already_imported += len(result.already_imported)
-        outcome.rejected += [
-            Rejection(line_of[refused.row_key], refused.column or "", refused.reason)
-            for refused in result.rejected
-        ]
+        outcome.rejected += _refused(result.rejected, line_of)
         advance(len(batch))
     return outcome
+
+
+def _refused(rejected: Iterable[RowRejection], line_of: dict[str, int]) -> list[Rejection]:
+    """The rows a service refused, at their lines of the file."""
+    return [
+        Rejection(line_of[refused.row_key], refused.column or "", refused.reason)
+        for refused in rejected
+    ]
 
 
 async def find_lots(
@@ -122,9 +128,20 @@ def with_lots(
             rejected.append(Rejection(item.line, "uom", reason))
         else:
             found = {"lot_id": lot.lot_id, "uom": lot.uom}
-            wire = ShipmentImportRow.model_validate({**row.model_dump(), **found})
+            try:
+                wire = ShipmentImportRow.model_validate({**row.model_dump(), **found})
+            except ValidationError as error:  # the file check let through what the wire refuses
+                rejected += _wire_rejections(item.line, error)
+                continue
             resolved.append(FileRow(item.line, wire))
     return resolved, rejected
+
+
+def _wire_rejections(line: int, error: ValidationError) -> list[Rejection]:
+    return [
+        Rejection(line, ".".join(map(str, problem["loc"])), problem["msg"])
+        for problem in error.errors(include_url=False)
+    ]
 
 
 async def import_shipments(
@@ -147,6 +164,7 @@ async def import_shipments(
             )
             outcome.imported += len(result.imported)
             outcome.already_imported += len(result.already_imported)
+            outcome.rejected += _refused(result.rejected, {i.row.key: i.line for i in resolved})
         advance(len(batch))
     return outcome
 

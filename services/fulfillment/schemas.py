@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from shared.contracts.types import (
+    Address,
     Customer,
     Identifier,
     LotCode,
@@ -28,7 +29,7 @@ from shared.contracts.types import (
     require_distinct,
 )
 from shared.runtime.http import Rfc3339DateTime
-from shared.runtime.imports import ImportRequest, KeyedRow
+from shared.runtime.imports import ImportRequest, KeyedRow, RowRejection
 
 
 class LineRequest(BaseModel):
@@ -163,6 +164,14 @@ class ShipmentHistoryRow(KeyedRow):
     customer_name: ShortText | None = None
     customer_email: Annotated[str, StringConstraints(max_length=320)] | None = None
     customer_phone: Annotated[str, StringConstraints(max_length=64)] | None = None
+    ship_to_line1: ShortText | None = Field(
+        default=None, description="The ship-to address (FSMA 204's Ship-To Address): street."
+    )
+    ship_to_line2: ShortText | None = None
+    ship_to_city: ShortText | None = None
+    ship_to_region: ShortText | None = None
+    ship_to_postal_code: Annotated[str, StringConstraints(max_length=32)] | None = None
+    ship_to_country: Annotated[str, StringConstraints(max_length=64)] | None = None
     shipped_at: Rfc3339DateTime
     sku: Sku
     lot_code: LotCode
@@ -171,10 +180,9 @@ class ShipmentHistoryRow(KeyedRow):
 
     @model_validator(mode="after")
     def _keyed(self) -> ShipmentHistoryRow:
-        if self.row_key is None:
-            self.row_key = f"{self.order_id}/{self.line_no}/{self.sku}/{self.lot_code}"
+        self.key_by_default(f"{self.order_id}/{self.line_no}/{self.sku}/{self.lot_code}")
         if self.shipment_id is None:
-            self.shipment_id = f"IMP-{uuid5(IMPORTED_SHIPMENTS, self.row_key)}"
+            self.shipment_id = f"IMP-{uuid5(IMPORTED_SHIPMENTS, self.key)}"
         return self
 
     @property
@@ -189,7 +197,14 @@ class ShipmentHistoryRow(KeyedRow):
             name=self.customer_name,
             email=self.customer_email,
             phone=self.customer_phone,
+            address=self.ship_to,
         )
+
+    @property
+    def ship_to(self) -> Address | None:
+        """The `ship_to_*` columns as the customer's address; none when all are empty."""
+        parts = {name: getattr(self, f"ship_to_{name}") for name in Address.model_fields}
+        return Address(**parts) if any(parts.values()) else None
 
 
 class ShipmentImportRow(ShipmentHistoryRow):
@@ -220,4 +235,9 @@ class ShipmentImportResult(BaseModel):
     )
     already_imported: list[str] = Field(
         description="Row keys an earlier import took: nothing is announced twice."
+    )
+    rejected: list[RowRejection] = Field(
+        default_factory=list,
+        description="Rows a rule refused (a `shipped_at` in the future); nothing of them is"
+        " kept, and their keys stay free.",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -172,6 +172,26 @@ def mermaid_genealogy(
         lines.append("    classDef traced fill:#fde68a,stroke:#b45309,stroke-width:2px")
         lines.append(f"    class {node_id(highlight)} traced")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class NamedLot:
+    """A lot as a shipment line names it, or as recall knows it: its id, SKU and lot code."""
+
+    lot_id: UUID
+    sku: str
+    lot_code: str
+
+
+def lot_contradictions(named: Iterable[NamedLot], known: Mapping[UUID, NamedLot]) -> list[str]:
+    """Lines naming a known lot by its id but with another SKU or lot code, one reason each:
+    the id is wrong (an imported shipment's lot id is the one its client looked up)."""
+    return [
+        f"lot {line.lot_id} is {lot.lot_code} of {lot.sku}, not {line.lot_code} of {line.sku}"
+        for line in named
+        if (lot := known.get(line.lot_id)) is not None
+        and (lot.sku, lot.lot_code) != (line.sku, line.lot_code)
+    ]
 
 
 # ------------------------------------------------------------------ the recall loop

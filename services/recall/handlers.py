@@ -16,7 +16,9 @@ from services.recall import db
 from services.recall.domain import (
     DEFAULT_CHECK_LEVEL,
     DEFAULT_TARGET_PERCENT,
+    NamedLot,
     NoticeTooLarge,
+    lot_contradictions,
     made_from,
 )
 from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
@@ -49,7 +51,7 @@ from shared.errors import NotFound
 from shared.ids import new_id
 from shared.records import built_from, built_from_row
 from shared.runtime import metrics
-from shared.runtime.consumer import EventHandler
+from shared.runtime.consumer import EventHandler, EventRejected
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Record, UnitOfWork
 from shared.runtime.logging import get_logger
 
@@ -158,6 +160,7 @@ class Recalls:
     ) -> None:
         connection = unit.connection
         await db.lock_shipments_shared(connection)
+        await _refuse_contradicted_lots(connection, events)
         shipped = Shipped.of(events)
         await db.upsert_customers(connection, shipped.historical_customers, history=True)
         await db.upsert_customers(connection, shipped.customers)
@@ -383,3 +386,22 @@ async def affected_lots(connection: Connection, scope: RecallScope) -> list[Affe
 
 def _affected_lot(row: Record, via_lot_id: UUID | None = None) -> AffectedLot:
     return built_from_row(AffectedLot, row, via_lot_id=via_lot_id)
+
+
+async def _refuse_contradicted_lots(
+    connection: Connection, events: Sequence[Incoming[OrderShipped]]
+) -> None:
+    """An imported shipment names its lot by the id its client looked up: one whose id is a
+    known lot of another SKU or lot code is dead-lettered, never kept as that lot's."""
+    named = [
+        NamedLot(line.lot_id, line.sku, line.lot_code)
+        for incoming in events
+        if incoming.data.imported
+        for line in incoming.data.lines
+    ]
+    if not named:
+        return
+    rows = await db.lot_rows(connection, {line.lot_id for line in named})
+    known = {lot_id: built_from_row(NamedLot, row) for lot_id, row in rows.items()}
+    if problems := lot_contradictions(named, known):
+        raise EventRejected("; ".join(problems), error_type="lot_mismatch")

@@ -236,16 +236,6 @@ def check_same_lot(existing: KnownLot, *, sku: str, uom: str, dates: LotDates) -
         )
 
 
-def check_not_future(moment: datetime, now: datetime, *, field: str) -> None:
-    """What an import says happened has happened: a moment after now is a mistake in the file."""
-    if moment > now:
-        raise ReceivingError(
-            "in_the_future",
-            f"{field} {moment.isoformat()} is in the future: give when it really happened",
-            field=field,
-        )
-
-
 # ------------------------------------------------------------------------- production
 
 

@@ -16,7 +16,6 @@ from services.receiving.domain import (
     LotDates,
     ReceivingError,
     check_dates,
-    check_not_future,
     check_same_lot,
 )
 from services.receiving.handlers import request_fingerprint
@@ -27,7 +26,6 @@ from services.receiving.schemas import (
     LotImportResult,
     LotImportRow,
     ReceiptRequest,
-    RowRejection,
 )
 from services.receiving.views import receipt_view
 from shared.contracts.events import GoodsReceived, LotRegistered
@@ -35,6 +33,7 @@ from shared.contracts.types import Money, Supplier
 from shared.errors import ErrorKind
 from shared.ids import new_id
 from shared.runtime.database import UnitOfWork
+from shared.runtime.imports import RowRejection, not_happened_yet
 
 # The receipt fields a lots-file row gives under the same name and type.
 _SAME_FIELDS = tuple(
@@ -89,7 +88,8 @@ class ImportPlan:
         request = receipt_request(row)
         dates = LotDates(row.production_date, row.expiry_date, row.best_before_date)
         check_dates(dates)
-        check_not_future(row.received_at, self.now, field="received_at")
+        if late := not_happened_yet(row.received_at, self.now, "received_at"):
+            raise ReceivingError("in_the_future", late, field="received_at")
         code = (row.sku, row.lot_code)
         before = self.lots.get(code) or self.stored.get(code)
         if before is None:

@@ -32,7 +32,7 @@ from shared.contracts.types import (
 )
 from shared.gs1 import Gs1Error, normalize_gtin
 from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
-from shared.runtime.imports import ImportRequest, KeyedRow
+from shared.runtime.imports import ImportRequest, KeyedRow, RowRejection
 
 
 def _checked_gtin(value: str) -> str:
@@ -240,8 +240,7 @@ class LotImportRow(KeyedRow):
 
     @model_validator(mode="after")
     def _keyed_and_costed(self) -> LotImportRow:
-        if self.row_key is None:
-            self.row_key = f"{self.sku}/{self.lot_code}/{self.location}"
+        self.key_by_default(f"{self.sku}/{self.lot_code}/{self.location}")
         if (self.unit_cost is None) != (self.currency is None):
             raise ValueError("unit_cost and currency go together: give both or neither")
         if self.supplier_name and not self.supplier_id:
@@ -263,16 +262,6 @@ class ImportedLotRow(BaseModel):
     lot_id: UUID
     lot_code: str
     new_lot: bool
-
-
-class RowRejection(BaseModel):
-    """A row left out, and why; the column is the file's column the reason is about."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    row_key: str
-    column: str | None = None
-    reason: str
 
 
 class LotImportResult(BaseModel):

@@ -12,13 +12,22 @@ from datetime import UTC, datetime
 from typing import Generic, Protocol, Self, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.contracts.types import Identifier, require_distinct
 from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.http import database_of
 
 MAX_IMPORT_ROWS = 2000
+MAX_ROW_KEY_LENGTH = 100  # an Identifier's
 
 
 class KeyedRow(BaseModel):
@@ -33,11 +42,46 @@ class KeyedRow(BaseModel):
         assert self.row_key is not None, "set by the validator"
         return self.row_key
 
+    def key_by_default(self, derived: str) -> None:
+        """Without a `row_key`, the key derived from the row's columns; one too long for a
+        row key refuses the row, on its `row_key` column (a batch would refuse it whole)."""
+        if self.row_key is not None:
+            return
+        if len(derived) > MAX_ROW_KEY_LENGTH:
+            problem = PydanticCustomError(
+                "row_key_too_long",
+                "the derived row key is longer than {limit} characters: give a row_key",
+                {"limit": MAX_ROW_KEY_LENGTH},
+            )
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [InitErrorDetails(type=problem, loc=("row_key",), input=derived)],
+            )
+        self.row_key = derived
+
 
 RowT = TypeVar("RowT", bound=KeyedRow)
 ResultT = TypeVar("ResultT")
 RowT_contra = TypeVar("RowT_contra", bound=KeyedRow, contravariant=True)
 ResultT_co = TypeVar("ResultT_co", covariant=True)
+
+
+class RowRejection(BaseModel):
+    """A row left out, and why; the column is the file's column the reason is about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row_key: str
+    column: str | None = None
+    reason: str
+
+
+def not_happened_yet(moment: datetime, now: datetime, column: str) -> str | None:
+    """Why a row's `column` cannot be right when `moment` is after now: an import records what
+    has happened. None when it has."""
+    if moment <= now:
+        return None
+    return f"{column} {moment.isoformat()} is in the future: give when it really happened"
 
 
 class ImportRequest(BaseModel, Generic[RowT]):

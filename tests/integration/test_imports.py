@@ -33,7 +33,7 @@ from services.receiving import app as receiving_service
 from tests.conftest import PostgresServer
 from tests.integration.service_apps import ADMIN_KEY, quick_settings, running, until_served
 from tests.integration.test_receiving import count
-from tests.kafka_helpers import committed_offsets, end_offsets, read_settled
+from tests.kafka_helpers import committed_offsets, end_offsets, headers_of, read_settled
 
 SAMPLES = Path(__file__).parents[2] / "docs" / "samples"
 SERVICE_MODULES = {
@@ -112,6 +112,17 @@ async def received_lot(platform: Platform, lot_code: str) -> dict[str, Any]:
     response = await platform.clients["receiving"].get("/lots", params={"lot_code": lot_code})
     [lot] = response.json()
     return dict(lot)
+
+
+async def data_quality_now(recall: httpx.AsyncClient) -> dict[str, Any]:
+    """The data-quality monitor's report as of now: a check run at once where the monitor
+    stores its scheduled checks (`POST /reports/data-quality/refresh`), else the report that
+    `GET` computes."""
+    refreshed = await recall.post("/reports/data-quality/refresh")
+    if refreshed.status_code in (404, 405):
+        refreshed = await recall.get("/reports/data-quality")
+    assert refreshed.status_code == 200, refreshed.text
+    return dict(refreshed.json())
 
 
 async def consumed(platform: Platform, group: str, topic: str, *outboxes: str) -> None:
@@ -251,15 +262,19 @@ async def test_a_lot_imported_sold_out_is_known_to_inventory_and_recall(
 
     await consumed(platform, "recall", "lot-registrations", platform.database_urls["receiving"])
     await consumed(platform, "recall", "order-shipped", platform.database_urls["fulfillment"])
-    quality = (await recall.get("/reports/data-quality")).json()
-    never_received = {f["code"]: f for f in quality["findings"]}["shipped_lot_never_received"]
-    assert never_received["count"] == 0, never_received
+    quality = await data_quality_now(recall)
+    findings = {finding["code"]: finding for finding in quality["findings"]}
+    assert findings["shipped_lot_never_received"]["count"] == 0, findings
+    # The lot's records are whole: its receipt, and the ship-to address the file gave.
+    assert lot_id not in {e["lot_id"] for e in findings["missing_fsma204_kdes"]["examples"]}
     report = await recall.get("/reports/fsma204", params={"lot_code": lot["lot_code"]})
     events = list(csv.DictReader(io.StringIO(report.text)))
     assert sorted((e["Event Type"], e["Event Date"]) for e in events) == [
         ("Receiving", "2026-07-15"),
         ("Shipping", "2026-08-03"),
     ]
+    [shipping] = [e for e in events if e["Event Type"] == "Shipping"]
+    assert "12 Rue du Marché" in shipping["Ship-To Address"]
 
     # The supplier's recall of what it delivered in July reaches the lot's customer.
     accepted = await recall.post(
@@ -314,3 +329,56 @@ async def test_bad_rows_are_reported_exactly_and_the_good_rows_go_in(
     lot = await received_lot(platform, "OJ-1L-20261002-0001")
     assert lot["received_quantity"] == "500"  # 480 + 20: nothing of the refused rows
     assert datetime.fromisoformat(lot["first_received_at"]) == datetime(2026, 10, 2, tzinfo=UTC)
+
+
+async def test_moments_in_the_future_and_lots_misnamed_by_id_are_refused(
+    platform: Platform, tmp_path: Path
+) -> None:
+    await imported(platform, FileKind.LOTS, SAMPLES / "lots.csv")
+    lots = tmp_path / "future-lots.csv"
+    lots.write_text(
+        "row_key,sku,lot_code,location,on_hand,received_at\n"
+        "F-1,TEA,T-1,MAIN,5,2026-01-05\n"
+        "F-2,TEA,T-2,MAIN,5,2999-01-05\n"
+    )
+    shipments = tmp_path / "future-shipments.csv"
+    shipments.write_text(
+        "row_key,order_id,customer_id,shipped_at,sku,lot_code,quantity\n"
+        "G-1,SO-1,C1,2026-02-01,TEA,T-1,1\n"
+        "G-2,SO-2,C1,2999-02-01T10:00:00Z,TEA,T-1,1\n"
+    )
+    lots_outcome = await imported(platform, FileKind.LOTS, lots)
+    shipments_outcome = await imported(platform, FileKind.SHIPMENTS, shipments)
+    assert (lots_outcome.imported, lots_outcome.rejected) == (
+        1,
+        [Rejection(3, "received_at", "received_at 2999-01-05T00:00:00+00:00 is in the future:"
+                   " give when it really happened")],
+    )  # fmt: skip
+    assert (shipments_outcome.imported, shipments_outcome.rejected) == (
+        1,
+        [Rejection(3, "shipped_at", "shipped_at 2999-02-01T10:00:00+00:00 is in the future:"
+                   " give when it really happened")],
+    )  # fmt: skip
+
+    # A client other than `lottrace import` names a lot by the id of another lot: recall,
+    # which knows every received lot, dead-letters the shipment rather than keep it there.
+    honey = await received_lot(platform, "H2026-0412")
+    misnamed = {
+        "row_key": "BAD-1", "order_id": "SO-X", "customer_id": "C9",
+        "shipped_at": "2026-09-01T00:00:00Z", "sku": "OJ-1L",
+        "lot_code": "OJ-1L-20260901-0001", "quantity": "1",
+        "lot_id": honey["lot_id"], "uom": "EA",
+    }  # fmt: skip
+    response = await platform.clients["fulfillment"].post(
+        "/imports/shipments", json={"rows": [misnamed]}
+    )
+    assert response.status_code == 200, response.text
+    urls, bootstrap = platform.database_urls, platform.broker.bootstrap_servers
+    await consumed(platform, "recall", "order-shipped", urls["fulfillment"])
+    [letter] = await read_settled(bootstrap, "order-shipped.dlq", urls["recall"])
+    assert headers_of(letter)["error_type"] == "lot_mismatch"
+    assert (
+        f"lot {honey['lot_id']} is H2026-0412 of HONEY-500G" in headers_of(letter)["error_message"]
+    )
+    trace = await platform.clients["recall"].get(f"/trace/lots/{honey['lot_id']}/forward")
+    assert "C9" not in {customer["customer_id"] for customer in trace.json()["customers"]}

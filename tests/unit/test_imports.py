@@ -3,8 +3,11 @@ each bad row refused with its line, column and reason, and the good rows kept.""
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -231,3 +234,76 @@ def test_a_value_in_a_column_without_a_name_refuses_its_row(tmp_path: Path) -> N
     result = checked(path, FileKind.LOTS)
     assert [item.row.key for item in result.rows] == ["A"]
     assert result.rejected == [Rejection(3, "", "a value in a column without a name in the header")]
+
+
+def test_a_derived_row_key_too_long_refuses_its_row_at_the_file_check(tmp_path: Path) -> None:
+    long_code = "L" * 60
+    lots = lots_file(
+        tmp_path,
+        f",{'S' * 40},{long_code},MAIN,1,2026-01-05,",
+        f"K,OJ-1L,{long_code},MAIN,1,2026-01-05,",
+    )
+    shipments = tmp_path / "shipments.csv"
+    shipments.write_text(
+        "order_id,customer_id,shipped_at,sku,lot_code,quantity\n"
+        f"SO-1,C1,2026-02-01,{'S' * 40},{long_code},5\n"
+    )
+    reason = "the derived row key is longer than 100 characters: give a row_key"
+    lots_checked = checked(lots, FileKind.LOTS)
+    assert [item.row.key for item in lots_checked.rows] == ["K"]
+    assert lots_checked.rejected == [Rejection(2, "row_key", reason)]
+    assert checked(shipments, FileKind.SHIPMENTS).rejected == [Rejection(2, "row_key", reason)]
+
+
+def test_the_ship_to_columns_are_the_customers_address(tmp_path: Path) -> None:
+    path = tmp_path / "shipments.csv"
+    path.write_text(
+        "order_id,customer_id,shipped_at,sku,lot_code,quantity,ship_to_line1,ship_to_city,"
+        "ship_to_postal_code,ship_to_country\n"
+        "SO-1,C1,2026-02-01,OJ-1L,L1,5,1 Rue de la Paix,Paris,75002,FR\n"
+        "SO-2,C1,2026-02-01,OJ-1L,L1,5,,,,\n"
+    )
+    first, second = [item.row for item in checked(path, FileKind.SHIPMENTS).rows]
+    assert first.customer.address is not None
+    assert first.customer.address.model_dump(exclude_none=True) == {
+        "line1": "1 Rue de la Paix",
+        "city": "Paris",
+        "postal_code": "75002",
+        "country": "FR",
+    }
+    assert second.customer.address is None
+
+
+class RefusingPlatform(BaseHTTPRequestHandler):
+    """A receiving that refuses every batch with 422, as for a row the file check let through."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        body = json.dumps({"error": "validation_error", "detail": "rows.0.row_key: too long"})
+        self.send_response(422)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_batch_the_platform_refuses_exits_1_with_its_message(tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RefusingPlatform)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        path = lots_file(tmp_path, "A,OJ-1L,L1,MAIN,10,2026-01-05,")
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(
+            app,
+            ["import", "lots", str(path), "--receiving-url", url],
+            env={"COLUMNS": "200", "LOTTRACE_API_KEY": "k"},
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert "422 validation_error: rows.0.row_key: too long" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)

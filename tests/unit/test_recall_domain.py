@@ -11,6 +11,7 @@ from uuid import UUID
 
 import pytest
 
+from services.recall import domain
 from services.recall.domain import (
     Edge,
     NoticeSize,
@@ -245,3 +246,18 @@ def test_lots_created_in_the_same_millisecond_are_distinct_nodes() -> None:
     assert len(node_ids(chart)) == 2
     ((source, target),) = arrows(chart)
     assert source != target
+
+
+def test_a_line_naming_a_known_lot_by_id_with_another_code_is_a_contradiction() -> None:
+    lot_id, unknown = UUID(int=1), UUID(int=2)
+    known = {lot_id: domain.NamedLot(lot_id, "OJ-1L", "L-1")}
+    lines = [
+        domain.NamedLot(lot_id, "OJ-1L", "L-1"),  # the lot as known
+        domain.NamedLot(lot_id, "OJ-1L", "L-2"),  # its id, another lot's code
+        domain.NamedLot(lot_id, "TEA", "L-1"),  # its id and code, another product
+        domain.NamedLot(unknown, "TEA", "T-9"),  # a lot recall does not know yet
+    ]
+    assert domain.lot_contradictions(lines, known) == [
+        f"lot {lot_id} is L-1 of OJ-1L, not L-2 of OJ-1L",
+        f"lot {lot_id} is L-1 of OJ-1L, not L-1 of TEA",
+    ]
