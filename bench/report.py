@@ -117,13 +117,14 @@ def _lines(n: int) -> str:
 def scaling_table(scaling: dict[str, Any], *, command: str) -> str:
     """Each history size's costs, measured by `command`."""
     rows = [
-        f"| history (`{command}`) | trace p99 | forward p99 | backward p99 |"
+        f"| history (`{command}`) | trace p99 | p50 | forward p99 | backward p99 |"
         " allocation per line (median; min-max of batches) | loaded in |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for point in scaling.get("points", []):
         rows.append(
             f"| {point['shipment_lines']:,} lines | {point['trace_p99_ms']:.1f} ms"
+            f" | {point.get('trace_p50_ms', float('nan')):.1f} ms"
             f" | {point['trace_forward_p99_ms']:.1f} ms | {point['trace_backward_p99_ms']:.1f} ms"
             f" | {point['allocation_us_per_line']:.0f} us"
             f" ({point['allocation_us_per_line_min']:.0f}"

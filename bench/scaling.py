@@ -60,6 +60,7 @@ class Point:
     trace_forward_p99_ms: float
     trace_backward_p99_ms: float
     trace_p99_ms: float
+    trace_p50_ms: float
     allocation_us_per_line: float
     allocation_us_per_line_min: float
     allocation_us_per_line_max: float
@@ -106,6 +107,7 @@ async def traces(database: Database, lots: int, rng: random.Random) -> dict[str,
         "forward": percentile(timings["forward"], 0.99),
         "backward": percentile(timings["backward"], 0.99),
         "both": percentile(timings["forward"] + timings["backward"], 0.99),
+        "both_p50": percentile(timings["forward"] + timings["backward"], 0.50),
     }
 
 
@@ -171,6 +173,7 @@ async def measure_point(server: EmbeddedPostgres, lines: int, rng: random.Random
         trace_forward_p99_ms=trace["forward"],
         trace_backward_p99_ms=trace["backward"],
         trace_p99_ms=trace["both"],
+        trace_p50_ms=trace["both_p50"],
         allocation_us_per_line=percentile(costs, 0.5),
         allocation_us_per_line_min=min(costs),
         allocation_us_per_line_max=max(costs),
@@ -183,6 +186,7 @@ def ratios(points: Sequence[Point]) -> dict[str, dict[str, float]]:
     return {
         f"{point.shipment_lines}/{first.shipment_lines}": {
             "trace_p99": point.trace_p99_ms / first.trace_p99_ms,
+            "trace_p50": point.trace_p50_ms / first.trace_p50_ms,
             "trace_forward_p99": point.trace_forward_p99_ms / first.trace_forward_p99_ms,
             "trace_backward_p99": point.trace_backward_p99_ms / first.trace_backward_p99_ms,
             "allocation_per_line": point.allocation_us_per_line / first.allocation_us_per_line,
