@@ -37,7 +37,9 @@ def report_table(table: Table, *, title: str) -> RichTable:
 def doctor_panels(report: DataQualityReport) -> Iterator[RichTable | Panel]:
     """A summary of every finding, then each finding with lots: its examples and its fix."""
     summary = RichTable(
-        title=f"Data quality: {report.lots_checked} lots checked", title_justify="left"
+        title=f"Data quality: {report.lots_checked} lots checked at"
+        f" {report.checked_at:%Y-%m-%d %H:%M:%S %Z}",
+        title_justify="left",
     )
     for column in ("finding", "lots"):
         summary.add_column(column, justify="right" if column == "lots" else "left")

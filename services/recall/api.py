@@ -562,6 +562,20 @@ async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
     return JSONResponse(document, media_type=reports.EPCIS_MEDIA_TYPE)
 
 
+ExamplesQuery = Annotated[
+    int,
+    Query(
+        ge=0,
+        le=quality.MAX_EXAMPLES,
+        description=f"Example lots per finding, at most (a check keeps {quality.MAX_EXAMPLES}).",
+    ),
+]
+QualityFormat = Annotated[
+    TableReportFormat,
+    Query(alias="format", description="json; csv: the findings; xlsx: findings, examples."),
+]
+
+
 @router.get(
     "/reports/data-quality",
     tags=["reports"],
@@ -572,16 +586,31 @@ async def epcis_report(lot_id: UUID, request: Request) -> JSONResponse:
 )
 async def data_quality_report(
     request: Request,
-    examples: Annotated[
-        int, Query(ge=0, le=1000, description="Example lots per finding, at most.")
-    ] = quality.EXAMPLES,
-    report_format: Annotated[
-        TableReportFormat,
-        Query(alias="format", description="json; csv: the findings; xlsx: findings, examples."),
-    ] = TableReportFormat.JSON,
+    examples: ExamplesQuery = quality.EXAMPLES,
+    report_format: QualityFormat = TableReportFormat.JSON,
 ) -> Response:
-    """Each finding with its count, example lots and how to fix it (docs/reports.md). The
-    counts also refresh the `lottrace_data_quality_findings` gauges."""
-    async with database_of(request).snapshot() as connection:
-        report = await quality_check.check(connection, examples=examples)
-    return report_response(report, report_format, "data-quality")
+    """Each finding with its count, example lots and how to fix it, as of the latest check
+    (`checked_at`; docs/reports.md). The check runs every RECALL_DATA_QUALITY_CHECK_SECONDS
+    on one replica and is stored; this serves it (before the first one, it runs one)."""
+    report = await database_of(request).run(quality_check.latest)
+    return report_response(quality.with_examples(report, examples), report_format, "data-quality")
+
+
+@router.post(
+    "/reports/data-quality/refresh",
+    tags=["reports"],
+    summary="Run the data-quality check now, and answer its report",
+    response_model=DataQualityReport,
+    responses=TABLE_RESPONSES,
+    dependencies=[requires(Role.RECALL_MANAGER)],
+)
+async def refresh_data_quality(
+    request: Request,
+    examples: ExamplesQuery = quality.EXAMPLES,
+    report_format: QualityFormat = TableReportFormat.JSON,
+) -> Response:
+    """Checks every lot now (after the check running, if one is), stores the result that
+    `GET /reports/data-quality` and the gauges give, and answers it: to see fixed records
+    clear without waiting for the schedule. It reads every lot: not for polling."""
+    report = await database_of(request).run(quality_check.checked_now)
+    return report_response(quality.with_examples(report, examples), report_format, "data-quality")

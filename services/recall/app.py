@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -55,7 +56,8 @@ class Settings(ServiceSettings):
         NAME,
         "data_quality_check_seconds",
         300.0,
-        description="How often the data-quality monitor refreshes its gauges.",
+        description="How often the data-quality monitor checks every lot (one replica at a"
+        " time; every replica exports the latest check as gauges at this pace).",
     )
 
     def reminder_policy(self) -> ReminderPolicy:
@@ -64,6 +66,9 @@ class Settings(ServiceSettings):
             most=self.reminder_max,
             per_round=self.notice_chunk,
         )
+
+    def data_quality_interval(self) -> timedelta:
+        return timedelta(seconds=self.data_quality_check_seconds)
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -106,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def data_quality(runtime: ServiceRuntime) -> None:
         await every(
             runtime.database,
-            quality_check.refresh,
+            partial(quality_check.scheduled, interval=settings.data_quality_interval()),
             seconds=settings.data_quality_check_seconds,
             what="data-quality check",
         )

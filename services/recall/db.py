@@ -40,6 +40,7 @@ from services.recall.records import (
     ReturnCountRow,
     ShipmentLineRow,
 )
+from services.recall.schemas import DataQualityReport
 from shared.contracts.events import NoticeShipment, RecallCustomerNotice, RecallScope
 from shared.contracts.types import Customer
 from shared.runtime.database import Connection, Record, columns, rows_as
@@ -49,6 +50,8 @@ R = TypeVar("R")
 # Shipment ingestion holds this lock shared; issuing a recall holds it exclusively, so a
 # recall's watermark splits shipment lines cleanly into "known at issue" and "late".
 SHIPMENTS_LOCK = 0x72636C6C  # "rcll"
+# The data-quality check runs on one replica at a time (quality_check.py).
+QUALITY_LOCK = 0x64716368  # "dqch"
 
 
 async def lock_shipments_shared(connection: Connection) -> None:
@@ -1273,14 +1276,14 @@ async def quality_lots(
     connection: Connection, *, after: UUID | None, limit: int
 ) -> list[QualityLot]:
     """A page of received lots in lot id order (after `after`), with what the checks need:
-    whether it was produced, and how many of its production inputs were never received."""
+    whether it was produced, and whether each of its production inputs was received."""
     rows = await connection.fetch(
         f"""
         SELECT l.lot_id, l.lot_code, l.sku, l.supplier_id, l.supplier_lot_code, l.expiry_date,
                {_PRODUCED},
-               (SELECT count(*) FROM lot_inputs i LEFT JOIN lots il ON il.lot_id = i.input_lot_id
-                WHERE i.lot_id = l.lot_id AND NOT coalesce(il.received, false))::int
-                   AS unknown_inputs
+               array(SELECT coalesce(il.received, false)
+                     FROM lot_inputs i LEFT JOIN lots il ON il.lot_id = i.input_lot_id
+                     WHERE i.lot_id = l.lot_id) AS inputs_received
         FROM lots l
         WHERE l.received AND ($1::uuid IS NULL OR l.lot_id > $1)
         ORDER BY l.lot_id LIMIT $2
@@ -1339,3 +1342,36 @@ async def shipped_unreceived_lots(connection: Connection) -> list[UnreceivedLot]
         """
     )
     return rows_as(rows, UnreceivedLot)
+
+
+async def try_quality_lock(connection: Connection) -> bool:
+    """The scheduled data-quality check's lock, for this transaction, if no one holds it."""
+    return bool(await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", QUALITY_LOCK))
+
+
+async def wait_quality_lock(connection: Connection) -> None:
+    """The data-quality check's lock, for this transaction, once the check running ends."""
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", QUALITY_LOCK)
+
+
+async def quality_checked_at(connection: Connection) -> datetime | None:
+    value: datetime | None = await connection.fetchval("SELECT checked_at FROM quality_checks")
+    return value
+
+
+async def stored_quality_report(connection: Connection) -> DataQualityReport | None:
+    """The latest data-quality check, as it was stored."""
+    report = await connection.fetchval("SELECT report FROM quality_checks")
+    return DataQualityReport.model_validate(report) if report is not None else None
+
+
+async def store_quality_report(connection: Connection, report: DataQualityReport) -> None:
+    await connection.execute(
+        """
+        INSERT INTO quality_checks (latest, checked_at, report) VALUES (true, $1, $2)
+        ON CONFLICT (latest) DO UPDATE
+            SET checked_at = EXCLUDED.checked_at, report = EXCLUDED.report
+        """,
+        report.checked_at,
+        report.model_dump(mode="json"),
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -17,7 +17,11 @@ from uuid import UUID
 from services.recall.reports import EventType, FsmaColumn, FsmaRow, receipt_rows, shipment_row
 from services.recall.schemas import DataQualityReport, QualityExample, QualityFinding
 
-EXAMPLES = 10  # examples per finding, by default
+EXAMPLES = 10  # examples per finding a report shows, by default
+MAX_EXAMPLES = 100  # examples per finding a check keeps, and a report shows at most
+# A scheduled check is due once the stored one is this much of the schedule's interval old:
+# the first replica to come round after that runs it, so the checks keep the interval.
+DUE_AFTER = 0.9
 
 
 class Finding(StrEnum):
@@ -88,7 +92,12 @@ class QualityLot:
     supplier_lot_code: str | None
     expiry_date: date | None
     produced: bool  # made from input lots: its lot code and origin are ours
-    unknown_inputs: int  # inputs of its production never received
+    inputs_received: list[bool]  # per input of its production: whether it was received
+
+    @property
+    def unknown_inputs(self) -> int:
+        """Inputs of its production never received: a recall of them cannot follow them."""
+        return sum(1 for received in self.inputs_received if not received)
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,20 @@ class UnreceivedLot:
     lot_code: str
     sku: str
     shipment_lines: int
+
+
+def is_due(checked_at: datetime | None, now: datetime, interval: timedelta) -> bool:
+    """Whether the scheduled check runs now: none stored yet, or the stored one is due."""
+    return checked_at is None or now - checked_at >= interval * DUE_AFTER
+
+
+def with_examples(report: DataQualityReport, examples: int) -> DataQualityReport:
+    """The report with at most `examples` examples per finding."""
+    findings = [
+        finding.model_copy(update={"examples": finding.examples[:examples]})
+        for finding in report.findings
+    ]
+    return report.model_copy(update={"findings": findings})
 
 
 def has_shelf_life(sku: str, dated_skus: Collection[str]) -> bool:
@@ -133,14 +156,26 @@ def missing_kdes(rows: Iterable[FsmaRow]) -> list[str]:
     return list(missing)
 
 
-def lot_event_rows(
-    receipts: Sequence[Mapping[str, Any]],
-    inputs: Mapping[str, Sequence[Mapping[str, Any]]],
-    shipments: Sequence[Mapping[str, Any]],
-) -> list[FsmaRow]:
-    """A lot's critical tracking events as the FSMA 204 export writes them."""
-    rows = [row for r in receipts for row in receipt_rows(r, inputs.get(r["receipt_id"], []))]
-    return rows + [shipment_row(line) for line in shipments]
+Row = Mapping[str, Any]  # a row as the FSMA 204 export reads it (services/recall/reports.py)
+
+
+@dataclass(frozen=True)
+class LotRecords:
+    """A page of lots' FSMA 204 records, as the export reads them: receipts and shipment
+    lines by lot id, inputs by receipt id."""
+
+    receipts: Mapping[UUID, Sequence[Row]]
+    inputs: Mapping[str, Sequence[Row]]
+    shipments: Mapping[UUID, Sequence[Row]]
+
+    def event_rows(self, lot_id: UUID) -> list[FsmaRow]:
+        """The lot's critical tracking events as the FSMA 204 export writes them."""
+        rows = [
+            row
+            for receipt in self.receipts.get(lot_id, ())
+            for row in receipt_rows(receipt, self.inputs.get(receipt["receipt_id"], ()))
+        ]
+        return rows + [shipment_row(line) for line in self.shipments.get(lot_id, ())]
 
 
 @dataclass

@@ -1,56 +1,57 @@
-"""The data-quality monitor run against the projection: every received lot checked a page at a
-time by `quality.py`'s rules, and the counts kept as Prometheus gauges, refreshed on a schedule
-and by every report, so an alert can fire on them (docs/reports.md)."""
+"""The data-quality monitor run against the projection (docs/reports.md): every received lot
+checked a page at a time by `quality.py`'s rules.
+
+The check is costly (it reads every lot), so it runs on a schedule on one replica at a time
+(an advisory lock), and its result is stored: every replica serves the stored report and
+exports its counts as Prometheus gauges, so an alert can fire on them. A recall manager may
+ask for a check at once (`POST /reports/data-quality/refresh`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from services.recall import db, quality
-from services.recall.quality import QualityLot, Tally
+from services.recall.quality import LotRecords, QualityLot, Tally
 from services.recall.schemas import DataQualityReport
 from shared.runtime.database import Connection, Record, UnitOfWork
 from shared.runtime.metrics import DATA_QUALITY_FINDINGS
 
 PAGE = 2000  # lots checked per round of queries
-K = TypeVar("K")
 
 
-async def check(connection: Connection, *, examples: int = quality.EXAMPLES) -> DataQualityReport:
-    """Every finding over the whole projection, with up to `examples` lots each."""
+async def check(connection: Connection) -> DataQualityReport:
+    """Every finding over the whole projection, with up to `quality.MAX_EXAMPLES` lots each."""
     dated_skus = await db.skus_with_dated_lots(connection)
-    tally = Tally(dated_skus=dated_skus, examples_per_finding=examples)
-    for lot in await db.shipped_unreceived_lots(connection):
-        tally.unreceived(lot)
+    tally = Tally(dated_skus=dated_skus, examples_per_finding=quality.MAX_EXAMPLES)
+    for unreceived in await db.shipped_unreceived_lots(connection):
+        tally.unreceived(unreceived)
     after: UUID | None = None
     while page := await db.quality_lots(connection, after=after, limit=PAGE):
-        await _check_page(connection, page, tally)
+        records = await _records(connection, page)
+        for lot in page:
+            tally.checked(lot, quality.missing_kdes(records.event_rows(lot.lot_id)))
         after = page[-1].lot_id
-    report = tally.report(datetime.now(UTC))
-    publish_counts(report)
-    return report
+    return tally.report(datetime.now(UTC))
 
 
-async def _check_page(connection: Connection, lots: list[QualityLot], tally: Tally) -> None:
+async def _records(connection: Connection, lots: list[QualityLot]) -> LotRecords:
     lot_ids = [lot.lot_id for lot in lots]
     receipts = _by(await db.quality_receipts(connection, lot_ids), "lot_id")
     receipt_ids = [r["receipt_id"] for rows in receipts.values() for r in rows]
     inputs = _by(await db.inputs_of_receipts(connection, receipt_ids), "receipt_id")
     shipments = _by(await db.quality_shipments(connection, lot_ids), "lot_id")
-    for lot in lots:
-        rows = quality.lot_event_rows(receipts[lot.lot_id], inputs, shipments[lot.lot_id])
-        tally.checked(lot, quality.missing_kdes(rows))
+    return LotRecords(receipts, inputs, shipments)
 
 
-def _by(rows: Iterable[Record], key: str) -> defaultdict[Any, list[dict[str, Any]]]:
+def _by(rows: Iterable[Record], key: str) -> dict[Any, list[dict[str, Any]]]:
     grouped: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         grouped[row[key]].append(dict(row))
-    return grouped
+    return dict(grouped)
 
 
 def publish_counts(report: DataQualityReport) -> None:
@@ -58,7 +59,33 @@ def publish_counts(report: DataQualityReport) -> None:
         DATA_QUALITY_FINDINGS.labels(finding=finding.code).set(finding.count)
 
 
-async def refresh(unit: UnitOfWork) -> int:
-    """One scheduled check, for the gauges (`shared.runtime.periodic.every`)."""
-    await check(unit.connection, examples=0)
+async def scheduled(unit: UnitOfWork, *, interval: timedelta) -> int:
+    """One turn of the schedule (`shared.runtime.periodic.every`): the replica that takes the
+    lock checks when the stored check is due; every replica exports the stored counts."""
+    connection = unit.connection
+    report: DataQualityReport | None
+    if await db.try_quality_lock(connection) and quality.is_due(
+        await db.quality_checked_at(connection), datetime.now(UTC), interval
+    ):
+        report = await check(connection)
+        await db.store_quality_report(connection, report)
+    else:
+        report = await db.stored_quality_report(connection)
+    if report is not None:
+        publish_counts(report)
     return 0
+
+
+async def checked_now(unit: UnitOfWork) -> DataQualityReport:
+    """A check at once (after the one running, if any), stored and exported."""
+    await db.wait_quality_lock(unit.connection)
+    report = await check(unit.connection)
+    await db.store_quality_report(unit.connection, report)
+    publish_counts(report)
+    return report
+
+
+async def latest(unit: UnitOfWork) -> DataQualityReport:
+    """The stored check; before the first one is stored, one at once."""
+    report = await db.stored_quality_report(unit.connection)
+    return report if report is not None else await checked_now(unit)

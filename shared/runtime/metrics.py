@@ -101,7 +101,7 @@ RECALL_NOTICES_UNDELIVERABLE = Counter(
 
 DATA_QUALITY_FINDINGS = Gauge(
     "lottrace_data_quality_findings",
-    "Lots with each data-quality finding (recall's monitor, docs/reports.md), by finding;"
-    " refreshed every RECALL_DATA_QUALITY_CHECK_SECONDS and by each GET /reports/data-quality.",
+    "Lots with each data-quality finding (recall's monitor, docs/reports.md), by finding, as"
+    " of the latest stored check (one replica checks every RECALL_DATA_QUALITY_CHECK_SECONDS).",
     ["finding"],
 )

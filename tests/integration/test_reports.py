@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -24,6 +27,8 @@ from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import WIRING as INVENTORY
 from services.inventory.app import Settings as InventorySettings
 from services.inventory.app import create_app as inventory_app
+from services.recall import db as recall_db
+from services.recall import quality, quality_check
 from services.recall.app import Settings as RecallSettings
 from services.recall.app import create_app as recall_app
 from shared.contracts.events import GoodsReceived, OrderShipped, RecallIssued
@@ -363,7 +368,7 @@ async def test_the_monitor_finds_nothing_on_clean_data(
     await settled(recall, broker.bootstrap_servers, juice, soap)
     await settled(recall, broker.bootstrap_servers, made, shipment_to(ADDRESSED, juice))
 
-    report = (await recall.get("/reports/data-quality")).json()
+    report = (await recall.post("/reports/data-quality/refresh")).json()
     assert (report["clean"], report["lots_checked"]) == (True, 3), report
     assert {finding["count"] for finding in report["findings"]} == {0}
     assert (
@@ -395,7 +400,7 @@ async def test_the_monitor_finds_each_defect_seeded_on_purpose(
         shipment_to({"customer_id": "C-NOWHERE"}, dated),
     )
 
-    report = (await recall.get("/reports/data-quality?examples=5")).json()
+    report = (await recall.post("/reports/data-quality/refresh?examples=5")).json()
     found = {
         finding["code"]: (finding["count"], [e["lot_code"] for e in finding["examples"]])
         for finding in report["findings"]
@@ -425,6 +430,44 @@ async def test_the_monitor_finds_each_defect_seeded_on_purpose(
     sheet = await recall.get("/reports/data-quality?format=csv")
     rows = {row["code"]: row["count"] for row in csv.DictReader(io.StringIO(sheet.text))}
     assert (rows["missing_supplier"], rows["missing_fsma204_kdes"]) == ("1", "2")
+
+
+async def test_the_check_is_stored_served_and_run_by_one_replica_at_a_time(
+    recall: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    """GET serves the stored check; a scheduled turn runs one only when it takes the lock and
+    the stored check is due, else it exports the stored counts."""
+    await settled(
+        recall, broker.bootstrap_servers, purchase("BEAN-1", supplier=None, supplier_lot_code=None)
+    )
+    checked = (await recall.post("/reports/data-quality/refresh")).json()
+    served = (await recall.get("/reports/data-quality")).json()
+    assert served == checked
+    assert served["clean"] is False
+    too_many = await recall.get(f"/reports/data-quality?examples={quality.MAX_EXAMPLES + 1}")
+    assert too_many.status_code == 422
+
+    url: str = recall.database_url  # type: ignore[attr-defined]
+    holder, runner = await asyncpg.connect(url), await asyncpg.connect(url)
+    # As the service's pool decodes them.
+    await runner.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+    )
+    always = partial(quality_check.scheduled, interval=timedelta(0))
+    try:
+        async with holder.transaction():  # another replica's check, running
+            await holder.execute("SELECT pg_try_advisory_xact_lock($1)", recall_db.QUALITY_LOCK)
+            async with runner.transaction():
+                await always(SimpleNamespace(connection=runner))  # type: ignore[arg-type]
+        assert (await recall.get("/reports/data-quality")).json() == checked
+        async with runner.transaction():
+            await always(SimpleNamespace(connection=runner))  # type: ignore[arg-type]
+    finally:
+        await holder.close()
+        await runner.close()
+    again = (await recall.get("/reports/data-quality")).json()
+    assert again["checked_at"] > checked["checked_at"]
+    assert again["findings"] == checked["findings"]
 
 
 async def test_the_sell_rate_facts_are_backfilled_from_the_shipments_already_applied(

@@ -297,7 +297,7 @@ def quality_lot(code: str, **given: Any) -> QualityLot:
         "supplier_lot_code": "F-77",
         "expiry_date": TODAY,
         "produced": False,
-        "unknown_inputs": 0,
+        "inputs_received": [],
     }
     return QualityLot(**{**values, **given})
 
@@ -328,7 +328,7 @@ def test_a_purchased_lot_needs_its_supplier_and_their_lot_code_and_a_produced_on
 
 
 def test_a_production_with_inputs_never_received_is_a_finding() -> None:
-    made = quality_lot("JUICE-1", produced=True, unknown_inputs=2)
+    made = quality_lot("JUICE-1", produced=True, inputs_received=[False, True, False])
     assert quality.lot_findings(made, DATED) == [
         (Finding.UNKNOWN_INPUTS, "2 input lot(s) not received")
     ]
@@ -346,7 +346,9 @@ def test_missing_key_data_elements_are_named_by_event_type() -> None:
         "customer_id": "C-1", "lot_location": "MAIN", "supplier_id": "FARM",
         "supplier_lot_code": "F-77",
     }  # fmt: skip
-    rows = quality.lot_event_rows([receipt], {}, [shipment])
+    lot_id = uuid.uuid4()
+    records = quality.LotRecords({lot_id: [receipt]}, {}, {lot_id: [shipment]})
+    rows = records.event_rows(lot_id)
     # Our own lot code (not the supplier's) without a location has no TLC source reference.
     assert quality.missing_kdes(rows) == [
         "Receiving: Event Location (Receive / Transform / Ship-From)",
@@ -365,6 +367,23 @@ def test_the_tally_counts_every_lot_and_keeps_only_the_first_examples() -> None:
     assert (report.lots_checked, report.clean, missing.count) == (3, False, 2)
     assert [example.lot_code for example in missing.examples] == ["OJ-1"]
     assert Tally().report(datetime(2026, 12, 6, tzinfo=UTC)).clean
+
+
+def test_a_report_shows_at_most_the_examples_asked_for() -> None:
+    tally = Tally()
+    for code in ("OJ-1", "OJ-2", "OJ-3"):
+        tally.checked(quality_lot(code, supplier_id=None, supplier_lot_code=None), [])
+    report = quality.with_examples(tally.report(datetime(2026, 12, 6, tzinfo=UTC)), 2)
+    missing = next(f for f in report.findings if f.code == Finding.MISSING_SUPPLIER)
+    assert (missing.count, [e.lot_code for e in missing.examples]) == (3, ["OJ-1", "OJ-2"])
+
+
+def test_the_scheduled_check_is_due_once_most_of_its_interval_has_passed() -> None:
+    checked = datetime(2026, 12, 6, 10, tzinfo=UTC)
+    every = timedelta(minutes=5)
+    assert quality.is_due(None, checked, every)
+    assert not quality.is_due(checked, checked + timedelta(minutes=4), every)
+    assert quality.is_due(checked, checked + timedelta(minutes=4, seconds=30), every)
 
 
 # ------------------------------------------------------------------ the CLI
@@ -396,13 +415,13 @@ def monitor_report(*lots: QualityLot) -> bytes:
     return tally.report(datetime(2026, 12, 6, tzinfo=UTC)).model_dump_json().encode()
 
 
-def test_doctor_shows_each_finding_with_its_fix_and_exits_1(
+def test_doctor_shows_each_finding_with_its_fix_and_exits_3(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     defect = quality_lot("OJ-9", supplier_id=None, supplier_lot_code=None)
     served(monkeypatch, {"/reports/data-quality": monitor_report(defect)})
     result = run_cli("doctor")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 3, result.output
     assert "Purchased lots without a supplier (1)" in result.output
     assert "OJ-9" in result.output
     assert "how to fix" in result.output
@@ -412,7 +431,27 @@ def test_doctor_exits_0_when_the_records_are_clean(monkeypatch: pytest.MonkeyPat
     served(monkeypatch, {"/reports/data-quality": monitor_report(quality_lot("OJ-1"))})
     result = run_cli("doctor")
     assert result.exit_code == 0, result.output
-    assert "1 lots checked" in result.output
+    assert "1 lots checked at 2026-12-06" in result.output
+
+
+def test_doctor_refresh_asks_for_a_check_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    clean = monitor_report(quality_lot("OJ-1"))
+    requests = served(monkeypatch, {"/reports/data-quality/refresh": clean})
+    assert run_cli("doctor", "--refresh").exit_code == 0
+    assert (requests[0].method, requests[0].url.path) == ("POST", "/reports/data-quality/refresh")
+
+
+def test_doctor_exits_1_when_the_platform_cannot_be_reached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(target: Connection) -> LottraceClient:
+        def refuse(request: httpx.Request) -> httpx.Response:
+            raise httpx.ConnectError("connection refused", request=request)
+
+        return LottraceClient(target, transport=httpx.MockTransport(refuse))
+
+    monkeypatch.setattr(report_commands, "LottraceClient", unreachable)
+    assert run_cli("doctor").exit_code == 1
 
 
 def test_report_asks_for_the_format_and_writes_what_comes_back(
@@ -427,6 +466,9 @@ def test_report_asks_for_the_format_and_writes_what_comes_back(
     assert (tmp_path / "s.csv").read_bytes() == b"lot_code\r\nOJ-1\r\n"
     assert run_cli("report", "suppliers", "--format", "xlsx").exit_code == 2
     assert run_cli("report", "data-quality", "--days", "3").exit_code == 2
+    # The received-in-the-last-N-days reports need a day at least; short-dated takes today.
+    assert run_cli("report", "returns", "--days", "0").exit_code == 2
+    assert not requests[1:]
 
 
 def test_report_shows_each_table_without_lot_ids(monkeypatch: pytest.MonkeyPatch) -> None:
