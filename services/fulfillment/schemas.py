@@ -172,7 +172,7 @@ class ShipmentHistoryRow(KeyedRow):
     ship_to_region: ShortText | None = None
     ship_to_postal_code: Annotated[str, StringConstraints(max_length=32)] | None = None
     ship_to_country: Annotated[str, StringConstraints(max_length=64)] | None = None
-    shipped_at: Rfc3339DateTime
+    shipped_at: Rfc3339DateTime = Field(description="A moment after now refuses the row.")
     sku: Sku
     lot_code: LotCode
     quantity: Quantity
@@ -210,7 +210,11 @@ class ShipmentHistoryRow(KeyedRow):
 class ShipmentImportRow(ShipmentHistoryRow):
     """A shipments-file row with its lot found: the lot's id and unit."""
 
-    lot_id: UUID
+    lot_id: UUID = Field(
+        description="The lot's id as receiving gives it for the row's SKU and lot code"
+        " (`POST /lookups/lots`). Not checked here: recall dead-letters (`lot_mismatch`) a"
+        " shipment whose id is a known lot of another SKU or lot code."
+    )
     uom: Uom
 
 

@@ -223,9 +223,12 @@ class LotImportRow(KeyedRow):
     location: Identifier
     on_hand: NonNegativeAmount = Field(
         description="What is on the shelf at this location now; 0 records a lot sold out"
-        " before the move (no receipt, no stock) so that its shipments can name it."
+        " before the move: no receipt, no stock, and a lot new to the platform is announced on"
+        " `lot-registered`, so that its shipments and returns can name it."
     )
-    received_at: Rfc3339DateTime = Field(description="When the lot was received, kept as is.")
+    received_at: Rfc3339DateTime = Field(
+        description="When the lot was received, kept as is; a moment after now refuses the row."
+    )
     uom: Uom = "EA"
     gtin: CheckedGtin | None = None
     supplier_id: Identifier | None = None
