@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from lottrace.client import LottraceClient, Service
 from lottrace.imports.formats import FileKind, LotFileRow, ShipmentFileRow
 from lottrace.imports.rejects import Rejection
-from lottrace.imports.validation import FileRow
+from lottrace.imports.validation import FileRow, rejections
 from services.fulfillment.schemas import (
     ShipmentImportRequest,
     ShipmentImportResult,
@@ -131,17 +131,10 @@ def with_lots(
             try:
                 wire = ShipmentImportRow.model_validate({**row.model_dump(), **found})
             except ValidationError as error:  # the file check let through what the wire refuses
-                rejected += _wire_rejections(item.line, error)
+                rejected += rejections(item.line, error)
                 continue
             resolved.append(FileRow(item.line, wire))
     return resolved, rejected
-
-
-def _wire_rejections(line: int, error: ValidationError) -> list[Rejection]:
-    return [
-        Rejection(line, ".".join(map(str, problem["loc"])), problem["msg"])
-        for problem in error.errors(include_url=False)
-    ]
 
 
 async def import_shipments(

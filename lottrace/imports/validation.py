@@ -83,7 +83,8 @@ def _reason(error: ErrorDetails) -> str:
     return error["msg"].removeprefix("Value error, ")
 
 
-def _rejections(line: int, error: ValidationError) -> list[Rejection]:
+def rejections(line: int, error: ValidationError) -> list[Rejection]:
+    """A row's validation errors, one rejection per column, in the file's words."""
     return [
         Rejection(line, ".".join(str(part) for part in problem["loc"]), _reason(problem))
         for problem in error.errors(include_url=False)
@@ -106,7 +107,7 @@ def check_row(raw: RawRow, model: type[M]) -> M | list[Rejection]:
     try:
         return model.model_validate_strings(raw.cells)
     except ValidationError as error:
-        return _rejections(raw.line, error)
+        return rejections(raw.line, error)
 
 
 def _repeated_keys(lines_by_key: dict[str, list[int]]) -> list[Rejection]:

@@ -307,3 +307,19 @@ def test_a_batch_the_platform_refuses_exits_1_with_its_message(tmp_path: Path) -
     assert result.exit_code == 1, result.output
     assert "422 validation_error: rows.0.row_key: too long" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_row_the_wire_refuses_is_a_rejected_row_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "shipments.csv"
+    path.write_text(
+        "order_id,customer_id,shipped_at,sku,lot_code,quantity\nSO-1,C1,2026-02-01,OJ-1L,L1,5\n"
+    )
+    [item] = list(checked(path, FileKind.SHIPMENTS).rows)
+    # What the file check would have refused, as a row changed since (or a check missed).
+    spoilt = FileRow(item.line, item.row.model_copy(update={"row_key": "K" * 101}))
+    lot = FoundLot(sku="OJ-1L", lot_code="L1", lot_id=uuid4(), uom="EA")
+    resolved, rejected = with_lots([spoilt], {("OJ-1L", "L1"): lot})
+    assert (resolved, rejected) == (
+        [],
+        [Rejection(2, "row_key", "String should have at most 100 characters")],
+    )
