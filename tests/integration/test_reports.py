@@ -175,6 +175,9 @@ async def test_the_inventory_reports_match_the_figures_worked_out_by_hand(
         ("JAM-A", "38", "1.23", "55.5", "fast"),
         ("JAM-B", "4", "0.13", "744", "slow"),
     ]  # fmt: skip
+    # Received 30 days ago, outside a 7-day window, but still on hand: still listed.
+    recent = (await inventory.get("/reports/lot-movement?days=7")).json()
+    assert {"JAM-A", "JAM-B"} <= {lot["lot_code"] for lot in recent["lots"]}
     jam = next(sku for sku in movement["skus"] if sku["sku"] == "JAM")
     assert (jam["fast"], jam["slow"], jam["average_units_per_day"]) == (
         ["JAM-A"],
