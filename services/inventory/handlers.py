@@ -809,5 +809,5 @@ async def _record_imported(connection: Connection, events: list[Incoming[OrderSh
     if not lines:
         return
     kept = await db.insert_imported_shipment_lines(connection, lines)
-    await db.record_shipped_days(connection, history_facts.shipped_days(kept))
+    await db.record_shipped_days(connection, [line.shipped_day() for line in kept])
     await db.record_movements(connection, [line.movement() for line in kept])

@@ -11,7 +11,6 @@ Pure: the events in, the rows `db.py` writes out.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -45,6 +44,10 @@ class ImportedShipmentLine:
     def day(self) -> date:
         return self.shipped_at.astimezone(UTC).date()
 
+    def shipped_day(self) -> ShippedDay:
+        """Its units in its lot's shipped total of its day (summed by `db.py`)."""
+        return ShippedDay(self.lot_id, self.day, self.quantity)
+
     def movement(self) -> Movement:
         return Movement(
             self.lot_id,
@@ -73,10 +76,3 @@ def imported_lines(events: Iterable[Incoming[OrderShipped]]) -> list[ImportedShi
         if (shipment := incoming.data).imported
         for line in shipment.lines
     ]
-
-
-def shipped_days(lines: Iterable[ImportedShipmentLine]) -> list[ShippedDay]:
-    per_day: dict[tuple[UUID, date], Decimal] = defaultdict(Decimal)
-    for line in lines:
-        per_day[(line.lot_id, line.day)] += line.quantity
-    return [ShippedDay(lot_id, day, q) for (lot_id, day), q in sorted(per_day.items())]
