@@ -259,6 +259,10 @@ async def test_a_lot_imported_sold_out_is_known_to_inventory_and_recall(
     assert [(at["location"], at["on_hand"], at["held"]) for at in held["locations"]] == [
         ("RETURNS", "5", True)
     ]
+    returns = await inventory.get("/reports/returns", params={"days": 3650})
+    assert returns.status_code == 200, returns.text
+    by_lot = {group["key"]: group["returned"] for group in returns.json()["by_lot"]}
+    assert by_lot[lot["lot_code"]] == "5"  # the lot reports know the lot
 
     await consumed(platform, "recall", "lot-registrations", platform.database_urls["receiving"])
     await consumed(platform, "recall", "order-shipped", platform.database_urls["fulfillment"])
