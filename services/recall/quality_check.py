@@ -63,15 +63,11 @@ async def scheduled(unit: UnitOfWork, *, interval: timedelta) -> int:
     """One turn of the schedule (`shared.runtime.periodic.every`): the replica that takes the
     lock checks when the stored check is due; every replica exports the stored counts."""
     connection = unit.connection
-    report: DataQualityReport | None
     if await db.try_quality_lock(connection) and quality.is_due(
         await db.quality_checked_at(connection), datetime.now(UTC), interval
     ):
-        report = await check(connection)
-        await db.store_quality_report(connection, report)
-    else:
-        report = await db.stored_quality_report(connection)
-    if report is not None:
+        await _checked(connection)
+    elif report := await db.stored_quality_report(connection):
         publish_counts(report)
     return 0
 
@@ -79,13 +75,21 @@ async def scheduled(unit: UnitOfWork, *, interval: timedelta) -> int:
 async def checked_now(unit: UnitOfWork) -> DataQualityReport:
     """A check at once (after the one running, if any), stored and exported."""
     await db.wait_quality_lock(unit.connection)
-    report = await check(unit.connection)
-    await db.store_quality_report(unit.connection, report)
-    publish_counts(report)
-    return report
+    return await _checked(unit.connection)
 
 
 async def latest(unit: UnitOfWork) -> DataQualityReport:
-    """The stored check; before the first one is stored, one at once."""
+    """The stored check; before the first one is stored, one at once (requests that come
+    together wait for it rather than each running one)."""
     report = await db.stored_quality_report(unit.connection)
-    return report if report is not None else await checked_now(unit)
+    if report is None:
+        await db.wait_quality_lock(unit.connection)
+        report = await db.stored_quality_report(unit.connection)
+    return report if report is not None else await _checked(unit.connection)
+
+
+async def _checked(connection: Connection) -> DataQualityReport:
+    report = await check(connection)
+    await db.store_quality_report(connection, report)
+    publish_counts(report)
+    return report
