@@ -3,7 +3,7 @@ can give what a production receipt consumes, and the lot's blended unit cost."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -23,6 +23,9 @@ from services.receiving.domain import (
     conflicting_dates,
     merged_dates,
 )
+from services.receiving.imports import ImportPlan
+from services.receiving.schemas import LotImportRow
+from shared.contracts.types import Supplier
 from shared.runtime.http import STATUS_OF_KIND
 
 RECEIVED = datetime(2026, 11, 21, 9, 30)
@@ -317,3 +320,48 @@ def test_the_first_cost_given_becomes_the_lots_cost() -> None:
         Decimal(3),
         "USD",
     )
+
+
+# ------------------------------------------------------------------ onboarding import plan
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def lot_row(
+    key: str, on_hand: int, received_at: str = "2026-07-15T00:00:00Z", **more: Any
+) -> LotImportRow:
+    return LotImportRow.model_validate(
+        {"row_key": key, "sku": "OJ-1L", "lot_code": "L-1", "location": "MAIN",
+         "on_hand": on_hand, "received_at": received_at, "supplier_id": "GROVE", **more}
+    )  # fmt: skip
+
+
+def test_a_lot_imported_sold_out_is_registered_once_and_receives_nothing() -> None:
+    plan = ImportPlan({}, NOW)
+    for row in (lot_row("A", 0), lot_row("B", 0, location="COLD"), lot_row("C", 5, location="DRY")):
+        plan.take(row)
+    [registered] = plan.registrations
+    assert (registered.lot_code, registered.location, registered.reason) == (
+        "L-1",
+        "MAIN",
+        "onboarding",
+    )
+    assert registered.supplier == Supplier(supplier_id="GROVE")
+    assert [receipt.event.quantity for receipt in plan.receipts] == [Decimal(5)]  # row C only
+    assert [row.receipt_id is None for row in plan.imported] == [True, True, False]
+
+
+def test_a_sold_out_row_of_a_lot_already_there_announces_nothing() -> None:
+    stored = ImportPlan({}, NOW)
+    stored.take(lot_row("A", 5))
+    plan = ImportPlan({("OJ-1L", "L-1"): stored.lots[("OJ-1L", "L-1")]}, NOW)
+    plan.take(lot_row("B", 0, location="COLD"))
+    assert (plan.registrations, plan.receipts, plan.rejected) == ([], [], [])
+
+
+def test_a_lot_received_after_now_is_refused_on_received_at() -> None:
+    plan = ImportPlan({}, NOW)
+    plan.take(lot_row("A", 5, received_at="2026-12-02T00:00:00Z"))
+    assert (plan.imported, plan.registrations, plan.receipts) == ([], [], [])
+    assert [(r.row_key, r.column) for r in plan.rejected] == [("A", "received_at")]
+    assert "is in the future" in plan.rejected[0].reason
