@@ -307,8 +307,10 @@ PostgreSQL (fsync on) and the services all run on this one machine.
   `python -m bench.scaling --sizes N ...` runs it alone). Each history lot has 200 shipment
   lines at every size, so the answer of a trace stays the same size and only the history
   around it grows. Trace: the recall service's forward and backward routes called in process
-  for 200 random lots. Allocation: eight batches of 200 new orders (about 600 lines) through
+  for 192 random lots. Allocation: sixteen batches of 200 new orders (about 600 lines) through
   inventory's `on_order_placed`, each one committed transaction, after one batch to warm up.
+  All sizes are loaded first and then measured in sixteen rounds, each a slice of every
+  measurement on every size in turn, so that the machine's load weighs on all sizes alike.
   `make bench` measures 100k and 1M lines (quick: 10k and 100k); `make bench-scale` adds 10M.
 - **Memory**: peak resident set size of each service process: the kernel's high-water mark
   (`VmHWM` in `/proc/<pid>/status`), read twice a second and just before the process stops.

@@ -5,7 +5,8 @@ PostgreSQL get that history loaded set-based, straight into the tables their mig
 (`generate_series` inserts, no broker; `bench/history.py`): lots of LINES_PER_LOT shipment
 lines each, received over two years, some made from others; customers; closed orders whose
 lines all shipped, with their lot history. Inventory also gets today's stock through its own
-handler. Then, timed:
+handler. All sizes are loaded first, then measured in rounds, a slice of each measurement on
+each size in turn, so that a machine whose load changes weighs on every size alike. Timed:
 - trace: the recall service's forward and backward trace routes, called in process (no HTTP
   or auth in the figure), for random lots of the history;
 - allocation: batches of new orders through inventory's `on_order_placed`, each batch one
@@ -22,7 +23,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,13 +38,13 @@ from services.inventory.handlers import Inventory
 from services.recall import api as recall_api
 from services.recall.app import MIGRATIONS as RECALL_MIGRATIONS
 from shared.contracts.envelope import Incoming
-from shared.contracts.events import GoodsReceived, OrderPlaced
+from shared.contracts.events import GoodsReceived
 from shared.runtime.database import Database
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 
 TRACED_LOTS = 200
 ORDERS_PER_BATCH = 200  # about 600 order lines: a consumer batch of order-placed
-BATCHES = 8  # timed, after one that warms up
+ROUNDS = 16  # each: 12 lots traced and one batch allocated on every history, in turn
 INVENTORY_MIGRATIONS = Path(__file__).parent.parent / "services" / "inventory" / "migrations"
 LOADING_MS = 3_600_000  # one statement loads a 10M-line table
 SIZES = (100_000, 1_000_000)
@@ -70,8 +71,7 @@ class Point:
 async def _database(
     server: EmbeddedPostgres, name: str, migrations: Path
 ) -> AsyncIterator[Database]:
-    """A new database `name` with the runtime's and these migrations, dropped after the block
-    (the next, larger history needs the disk)."""
+    """A new database `name` with the runtime's and these migrations, dropped after the block."""
     await server.create_database(name)
     url = server.url(name)
     service = name.split("_", maxsplit=1)[0]
@@ -91,24 +91,76 @@ def _request(database: Database) -> Request:
     return Request({"type": "http", "app": SimpleNamespace(state=SimpleNamespace(runtime=runtime))})
 
 
-async def traces(database: Database, lots: int, rng: random.Random) -> dict[str, float]:
-    """p99 of the forward and backward trace routes for random lots of the history."""
-    request = _request(database)
-    timings: dict[str, list[float]] = {"forward": [], "backward": []}
-    for k in rng.sample(range(lots), min(TRACED_LOTS, lots)):
+@dataclass
+class Timings:
+    """What one history's rounds measured so far."""
+
+    forward_ms: list[float] = field(default_factory=list)
+    backward_ms: list[float] = field(default_factory=list)
+    allocation_us_per_line: list[float] = field(default_factory=list)
+
+
+@dataclass
+class History:
+    """One history size, loaded: its recall and inventory databases and what was timed."""
+
+    lines: int
+    lots: int
+    load_s: float
+    recall: Database
+    inventory: Database
+    timings: Timings = field(default_factory=Timings)
+    allocator: Inventory = field(default_factory=Inventory)
+
+    def point(self) -> Point:
+        t = self.timings
+        return Point(
+            shipment_lines=self.lines,
+            load_s=self.load_s,
+            trace_forward_p99_ms=percentile(t.forward_ms, 0.99),
+            trace_backward_p99_ms=percentile(t.backward_ms, 0.99),
+            trace_p99_ms=percentile(t.forward_ms + t.backward_ms, 0.99),
+            trace_p50_ms=percentile(t.forward_ms + t.backward_ms, 0.50),
+            allocation_us_per_line=percentile(t.allocation_us_per_line, 0.5),
+            allocation_us_per_line_min=min(t.allocation_us_per_line),
+            allocation_us_per_line_max=max(t.allocation_us_per_line),
+        )
+
+
+@contextlib.asynccontextmanager
+async def loaded_history(
+    server: EmbeddedPostgres, lines: int, rng: random.Random
+) -> AsyncIterator[History]:
+    """A history of `lines` shipment lines in both databases, with today's stock."""
+    async with (
+        _database(server, f"recall_{lines}", RECALL_MIGRATIONS) as recall,
+        _database(server, f"inventory_{lines}", INVENTORY_MIGRATIONS) as inventory,
+    ):
+        started = time.perf_counter()
+        lots = await history.load_recall(recall, lines)
+        await history.load_inventory(inventory, lines)
+        load_s = time.perf_counter() - started
+        result = History(lines, lots, load_s, recall, inventory)
+        async with inventory.transaction() as unit:
+            stock = [Incoming.direct(lot, source="/bench") for lot in _current_stock(rng)]
+            await result.allocator.on_goods_received(unit, stock)
+        yield result
+
+
+async def trace_round(loaded: History, lots: int, rng: random.Random, *, keep: bool) -> None:
+    """The forward and backward trace of `lots` random lots of the history."""
+    request = _request(loaded.recall)
+    for k in rng.sample(range(loaded.lots), min(lots, loaded.lots)):
         lot_id = history.lot_uuid(k)
         started = time.perf_counter()
         await recall_api.trace_forward(lot_id, request, shipments_limit=10_000)
-        timings["forward"].append((time.perf_counter() - started) * 1000)
+        forward = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         await recall_api.trace_backward(lot_id, request)
-        timings["backward"].append((time.perf_counter() - started) * 1000)
-    return {
-        "forward": percentile(timings["forward"], 0.99),
-        "backward": percentile(timings["backward"], 0.99),
-        "both": percentile(timings["forward"] + timings["backward"], 0.99),
-        "both_p50": percentile(timings["forward"] + timings["backward"], 0.50),
-    }
+        backward = (time.perf_counter() - started) * 1000
+        if keep:
+            loaded.timings.forward_ms.append(forward)
+            loaded.timings.backward_ms.append(backward)
 
 
 def _current_stock(rng: random.Random) -> list[GoodsReceived]:
@@ -129,55 +181,30 @@ def _current_stock(rng: random.Random) -> list[GoodsReceived]:
     ]
 
 
-async def allocations(database: Database, rng: random.Random, tag: str) -> list[float]:
-    """Microseconds per order line of each timed batch of new orders, each a transaction."""
-    inventory = Inventory()
-    async with database.transaction() as unit:
-        stock = [Incoming.direct(lot, source="/bench") for lot in _current_stock(rng)]
-        await inventory.on_goods_received(unit, stock)
+async def allocation_round(loaded: History, rng: random.Random, tag: str, *, keep: bool) -> None:
+    """One batch of new orders through `on_order_placed`, one committed transaction."""
     skus = [history.sku(n) for n in range(history.SKUS)]
     size = workload.Size(name="scaling", skus=history.SKUS, lots_per_sku=1, customers=5_000)
-    costs = []
-    for batch in range(BATCHES + 1):
-        orders = workload.orders(f"{tag}-{batch}", ORDERS_PER_BATCH, skus, size, rng)
-        seconds = await _allocate(database, inventory, orders)
-        if batch:  # the first warms the caches and the statement cache
-            costs.append(seconds * 1e6 / sum(len(order.lines) for order in orders))
-    return costs
-
-
-async def _allocate(
-    database: Database, inventory: Inventory, orders: Sequence[OrderPlaced]
-) -> float:
+    orders = workload.orders(tag, ORDERS_PER_BATCH, skus, size, rng)
     events = [Incoming.direct(order, source="/bench/oms") for order in orders]
     started = time.perf_counter()
-    async with database.transaction() as unit:
-        await inventory.on_order_placed(unit, events)
-    return time.perf_counter() - started
+    async with loaded.inventory.transaction() as unit:
+        await loaded.allocator.on_order_placed(unit, events)
+    seconds = time.perf_counter() - started
+    if keep:
+        lines = sum(len(order.lines) for order in orders)
+        loaded.timings.allocation_us_per_line.append(seconds * 1e6 / lines)
 
 
-async def measure_point(server: EmbeddedPostgres, lines: int, rng: random.Random) -> Point:
-    async with (
-        _database(server, f"recall_{lines}", RECALL_MIGRATIONS) as recall,
-        _database(server, f"inventory_{lines}", INVENTORY_MIGRATIONS) as inventory,
-    ):
-        started = time.perf_counter()
-        lots = await history.load_recall(recall, lines)
-        await history.load_inventory(inventory, lines)
-        load_s = time.perf_counter() - started
-        trace = await traces(recall, lots, rng)
-        costs = await allocations(inventory, rng, f"SC{lines}")
-    return Point(
-        shipment_lines=lines,
-        load_s=load_s,
-        trace_forward_p99_ms=trace["forward"],
-        trace_backward_p99_ms=trace["backward"],
-        trace_p99_ms=trace["both"],
-        trace_p50_ms=trace["both_p50"],
-        allocation_us_per_line=percentile(costs, 0.5),
-        allocation_us_per_line_min=min(costs),
-        allocation_us_per_line_max=max(costs),
-    )
+async def measure_rounds(histories: Sequence[History], rng: random.Random) -> None:
+    """Round after round, a slice of every measurement on every history in turn, so that a
+    machine whose load changes meanwhile weighs on every size alike; the first round warms
+    caches and statement caches up and is not kept."""
+    for number in range(ROUNDS + 1):
+        for loaded in histories:
+            keep = number > 0
+            await trace_round(loaded, TRACED_LOTS // ROUNDS if keep else 5, rng, keep=keep)
+            await allocation_round(loaded, rng, f"SC{loaded.lines}-{number}", keep=keep)
 
 
 def ratios(points: Sequence[Point]) -> dict[str, dict[str, float]]:
@@ -200,12 +227,19 @@ async def measure(sizes: Sequence[int], seed: int = 2026) -> dict[str, Any]:
     server = EmbeddedPostgres(durable=False, settings=history.SERVER_SETTINGS)
     await server.start()
     try:
-        points = [await measure_point(server, lines, rng) for lines in sizes]
+        async with contextlib.AsyncExitStack() as stack:
+            histories = [
+                await stack.enter_async_context(loaded_history(server, lines, rng))
+                for lines in sizes
+            ]
+            await measure_rounds(histories, rng)
+            points = [h.point() for h in histories]
     finally:
         server.stop()
     return {
         "lines_per_lot": history.LINES_PER_LOT,
         "orders_per_batch": ORDERS_PER_BATCH,
+        "rounds": ROUNDS,
         "points": [asdict(point) for point in points],
         "ratios": ratios(points),
     }
