@@ -73,9 +73,9 @@ class Movement:
 
 
 @dataclass(frozen=True)
-class ReceivedStock:
-    """A lot as a receipt names it, and the quantity received at one location. The field
-    order is the column order of `db.upsert_received`."""
+class RegisteredLot:
+    """A lot as a receipt or a registration names it (`lot-registered`: imported sold out,
+    known without stock). The field order is the column order of `db.register_lots`."""
 
     lot_id: UUID
     sku: str
@@ -87,11 +87,9 @@ class ReceivedStock:
     received_at: datetime
     unit_cost: Decimal | None
     currency: str | None
-    location: str
-    quantity: Decimal
 
     @classmethod
-    def of(cls, event: GoodsReceived) -> ReceivedStock:
+    def of(cls, event: GoodsReceived | LotRegistered) -> Self:
         cost = event.unit_cost
         return built_from(
             cls,
@@ -100,6 +98,15 @@ class ReceivedStock:
             unit_cost=cost.amount if cost else None,
             currency=cost.currency if cost else None,
         )
+
+
+@dataclass(frozen=True)
+class ReceivedStock(RegisteredLot):
+    """The lot a receipt names, and the quantity received at one location. The field order is
+    the column order of `db.upsert_received`."""
+
+    location: str
+    quantity: Decimal
 
     @property
     def key(self) -> StockKey:
@@ -327,31 +334,3 @@ class ReturnedLine:
     condition: str | None
     beyond_shipped: Decimal
     returned_at: datetime
-
-
-@dataclass(frozen=True)
-class RegisteredLot:
-    """A lot known without stock (`lot-registered`: imported sold out). The field order is
-    the column order of `db.register_lots`."""
-
-    lot_id: UUID
-    sku: str
-    lot_code: str
-    gtin: str | None
-    uom: str
-    supplier_id: str | None
-    expiry_date: date | None
-    received_at: datetime
-    unit_cost: Decimal | None
-    currency: str | None
-
-    @classmethod
-    def of(cls, event: LotRegistered) -> RegisteredLot:
-        cost = event.unit_cost
-        return built_from(
-            cls,
-            event,
-            supplier_id=event.supplier.supplier_id if event.supplier else None,
-            unit_cost=cost.amount if cost else None,
-            currency=cost.currency if cost else None,
-        )
