@@ -10,7 +10,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictBool,
     StrictInt,
     StringConstraints,
     model_validator,
@@ -29,7 +28,7 @@ from shared.contracts.types import (
     require_distinct,
 )
 from shared.runtime.http import Rfc3339DateTime
-from shared.runtime.imports import ImportRequest, KeyedRow, RowRejection
+from shared.runtime.imports import ImportRequest, ImportResult, KeyedRow, RowRejection
 
 
 class LineRequest(BaseModel):
@@ -219,9 +218,7 @@ class ShipmentImportRow(ShipmentHistoryRow):
 
 
 class ShipmentImportRequest(ImportRequest[ShipmentImportRow]):
-    dry_run: StrictBool = Field(
-        default=False, description="Say what would be imported; write nothing."
-    )
+    pass
 
 
 class ImportedShipmentRow(BaseModel):
@@ -231,14 +228,9 @@ class ImportedShipmentRow(BaseModel):
     shipment_id: str
 
 
-class ShipmentImportResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ShipmentImportResult(ImportResult[ImportedShipmentRow]):
     imported: list[ImportedShipmentRow] = Field(
         description="Rows announced now on `order-shipped`, `imported: true`, one event each."
-    )
-    already_imported: list[str] = Field(
-        description="Row keys an earlier import took: nothing is announced twice."
     )
     rejected: list[RowRejection] = Field(
         default_factory=list,

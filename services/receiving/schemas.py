@@ -32,7 +32,7 @@ from shared.contracts.types import (
 )
 from shared.gs1 import Gs1Error, normalize_gtin
 from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
-from shared.runtime.imports import ImportRequest, KeyedRow, RowRejection
+from shared.runtime.imports import ImportRequest, ImportResult, KeyedRow, RowRejection
 
 
 def _checked_gtin(value: str) -> str:
@@ -252,9 +252,7 @@ class LotImportRow(KeyedRow):
 
 
 class LotImportRequest(ImportRequest[LotImportRow]):
-    dry_run: StrictBool = Field(
-        default=False, description="Check every row against the rules and write nothing."
-    )
+    pass
 
 
 class ImportedLotRow(BaseModel):
@@ -267,13 +265,8 @@ class ImportedLotRow(BaseModel):
     new_lot: bool
 
 
-class LotImportResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LotImportResult(ImportResult[ImportedLotRow]):
     imported: list[ImportedLotRow] = Field(description="Rows received now, one receipt each.")
-    already_imported: list[str] = Field(
-        description="Row keys an earlier import took: nothing is received twice."
-    )
     rejected: list[RowRejection] = Field(
         description="Rows a rule refused; nothing of them is kept."
     )

@@ -62,6 +62,7 @@ class KeyedRow(BaseModel):
 
 RowT = TypeVar("RowT", bound=KeyedRow)
 ResultT = TypeVar("ResultT")
+ImportedT = TypeVar("ImportedT", bound=BaseModel)
 RowT_contra = TypeVar("RowT_contra", bound=KeyedRow, contravariant=True)
 ResultT_co = TypeVar("ResultT_co", covariant=True)
 
@@ -90,12 +91,25 @@ class ImportRequest(BaseModel, Generic[RowT]):
     model_config = ConfigDict(extra="forbid")
 
     rows: list[RowT] = Field(min_length=1, max_length=MAX_IMPORT_ROWS)
-    dry_run: StrictBool = False
+    dry_run: StrictBool = Field(
+        default=False, description="Check every row, say what would be imported, write nothing."
+    )
 
     @model_validator(mode="after")
     def _keys_unique(self) -> Self:
         require_distinct((row.key for row in self.rows), "each row needs its own row_key")
         return self
+
+
+class ImportResult(BaseModel, Generic[ImportedT]):
+    """What a batch did: a service describes its imported rows and adds what else it reports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    imported: list[ImportedT]
+    already_imported: list[str] = Field(
+        description="Row keys an earlier import took: nothing of them is imported twice."
+    )
 
 
 @dataclass(frozen=True)
