@@ -14,6 +14,7 @@ from shared.contracts.events import (
     AffectedLot,
     GoodsReceived,
     LotMoved,
+    LotRegistered,
     LotStatusChanged,
     NoticeShipment,
     OrderShipped,
@@ -65,13 +66,15 @@ class LotRow:
     quantity: Decimal
 
     @classmethod
-    def of(cls, event: GoodsReceived) -> LotRow:
+    def of(cls, event: GoodsReceived | LotRegistered, **given: Any) -> LotRow:
+        """The lot as the event states it; `given` sets what the event does not say."""
         supplier = event.supplier
         return built_from(
             cls,
             event,
             supplier_id=supplier.supplier_id if supplier else None,
             supplier_name=supplier.name if supplier else None,
+            **given,
         )
 
     def plus(self, event: GoodsReceived) -> LotRow:
@@ -97,7 +100,10 @@ class ReceiptRow:
     event_id: str
 
     @classmethod
-    def of(cls, incoming: Incoming[GoodsReceived]) -> ReceiptRow:
+    def of(
+        cls, incoming: Incoming[GoodsReceived] | Incoming[LotRegistered], **given: Any
+    ) -> ReceiptRow:
+        """The receipt as the event states it; `given` sets what the event does not say."""
         supplier = incoming.data.supplier
         return built_from(
             cls,
@@ -105,6 +111,7 @@ class ReceiptRow:
             supplier_id=supplier.supplier_id if supplier else None,
             supplier_name=supplier.name if supplier else None,
             event_id=incoming.id,
+            **given,
         )
 
 

@@ -11,35 +11,18 @@ from services.recall import db
 from services.recall.records import LotRow, ReceiptRow
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import LotRegistered
-from shared.records import built_from
 from shared.runtime.database import UnitOfWork
 
 NOTHING = Decimal(0)
 
 
 def registered_lot(event: LotRegistered) -> LotRow:
-    supplier = event.supplier
-    return built_from(
-        LotRow,
-        event,
-        supplier_id=supplier.supplier_id if supplier else None,
-        supplier_name=supplier.name if supplier else None,
-        quantity=NOTHING,
-    )
+    return LotRow.of(event, quantity=NOTHING)
 
 
 def registration_receipt(incoming: Incoming[LotRegistered]) -> ReceiptRow:
     """The lot's receipt, of nothing: how many units came in then is not known."""
-    event, supplier = incoming.data, incoming.data.supplier
-    return built_from(
-        ReceiptRow,
-        event,
-        receipt_id=event.registration_id,
-        quantity=NOTHING,
-        supplier_id=supplier.supplier_id if supplier else None,
-        supplier_name=supplier.name if supplier else None,
-        event_id=incoming.id,
-    )
+    return ReceiptRow.of(incoming, receipt_id=incoming.data.registration_id, quantity=NOTHING)
 
 
 async def on_lot_registered(unit: UnitOfWork, events: list[Incoming[LotRegistered]]) -> None:
