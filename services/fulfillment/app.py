@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -18,7 +16,6 @@ WIRING = ServiceWiring(
     NAME,
     description="Ships orders lot by lot, from what inventory allocated.",
     router=router,
-    migrations=Path(__file__).parent / "migrations",
 )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -24,7 +22,6 @@ WIRING = ServiceWiring(
     NAME,
     description="Stock per lot, FEFO allocation, holds, expiry, counts.",
     router=router,
-    migrations=Path(__file__).parent / "migrations",
 )
 log = get_logger(__name__)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI
@@ -71,13 +70,12 @@ class Settings(ServiceSettings):
         return timedelta(seconds=self.data_quality_check_seconds)
 
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 WIRING = ServiceWiring(
     NAME,
     description="Lot genealogy, recalls with per-customer notices, traces and reports.",
     router=router,
-    migrations=MIGRATIONS,
 )
+MIGRATIONS = WIRING.migrations
 
 
 def _recalls(settings: Settings) -> Recalls:

@@ -20,7 +20,6 @@ WIRING = ServiceWiring(
     NAME,
     description="Receives goods into lots: lot codes, dates, suppliers, genealogy.",
     router=router,
-    migrations=Path(__file__).parent / "migrations",
 )
 
 

@@ -16,10 +16,16 @@ import asyncpg
 from shared.runtime.logging import get_logger
 
 RUNTIME_MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 MIGRATIONS_LOCK = 0x6C6F7474  # "lott": one advisory lock per database for all migrators
 
 log = get_logger(__name__)
+
+
+def service_migrations(service: str) -> Path:
+    """Where a service keeps its numbered migrations: `services/<service>/migrations`."""
+    return SERVICES_DIR / service / "migrations"
 
 
 @dataclass(frozen=True)

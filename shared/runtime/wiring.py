@@ -4,7 +4,7 @@ its consumer group, its runtime and its HTTP app. Nothing connects at import."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +14,7 @@ from pydantic import Field
 from shared.contracts.events import Event
 from shared.runtime.consumer import BatchConsumer, EventHandler
 from shared.runtime.http import create_http_app
+from shared.runtime.migrations import service_migrations
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, per_service
@@ -30,12 +31,16 @@ def ops_port_field(service: str) -> Any:
 
 @dataclass(frozen=True)
 class ServiceWiring:
-    """What one service is made of besides its rules and settings: name, routes, migrations."""
+    """What one service is made of besides its rules and settings: name, routes, migrations
+    (its own folder's, `services/<name>/migrations`)."""
 
     name: str
     description: str
     router: APIRouter
-    migrations: Path
+    migrations: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "migrations", service_migrations(self.name))
 
     def consumer(self, settings: ServiceSettings, handlers: Handlers) -> BatchConsumer:
         """The service's consumer group, named after it, reading what its handlers handle."""
