@@ -248,13 +248,19 @@ class AffectedTotals:
 
 
 @dataclass(frozen=True)
-class RecallLotRow:
-    """A lot a recall covers: in its scope, or made from a lot in it (`via_lot_id`)."""
+class RecallLotRef:
+    """A lot of a recall, as a response or a return may name it."""
 
     recall_id: str
     lot_id: UUID
     lot_code: str
     sku: str
+
+
+@dataclass(frozen=True)
+class RecallLotRow(RecallLotRef):
+    """A lot a recall covers: in its scope, or made from a lot in it (`via_lot_id`)."""
+
     supplier_id: str | None
     via_lot_id: UUID | None
 
@@ -295,16 +301,6 @@ class Chunk:
 
 
 # ------------------------------------------------------------------ the recall loop
-
-
-@dataclass(frozen=True)
-class RecallLotRef:
-    """A lot of a recall, as a response or a return may name it."""
-
-    recall_id: str
-    lot_id: UUID
-    lot_code: str
-    sku: str
 
 
 @dataclass(frozen=True)
