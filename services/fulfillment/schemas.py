@@ -28,7 +28,13 @@ from shared.contracts.types import (
     require_distinct,
 )
 from shared.runtime.http import Rfc3339DateTime
-from shared.runtime.imports import ImportRequest, ImportResult, KeyedRow, RowRejection
+from shared.runtime.imports import (
+    ImportRequest,
+    ImportResult,
+    KeyedRow,
+    RowRejection,
+    row_key_field,
+)
 
 
 class LineRequest(BaseModel):
@@ -149,11 +155,7 @@ class ShipmentHistoryRow(KeyedRow):
     """One row of a shipments file: a quantity of one lot that went to one customer before
     lottrace. The field names are the file's column names (docs/onboarding.md)."""
 
-    row_key: Identifier | None = Field(
-        default=None,
-        description="What makes a re-run import the row once;"
-        " `order_id/line_no/sku/lot_code` when omitted.",
-    )
+    row_key: Identifier | None = row_key_field("order_id/line_no/sku/lot_code")
     shipment_id: Identifier | None = Field(
         default=None, description="Made from the row key when omitted."
     )

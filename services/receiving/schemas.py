@@ -32,7 +32,13 @@ from shared.contracts.types import (
 )
 from shared.gs1 import Gs1Error, normalize_gtin
 from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
-from shared.runtime.imports import ImportRequest, ImportResult, KeyedRow, RowRejection
+from shared.runtime.imports import (
+    ImportRequest,
+    ImportResult,
+    KeyedRow,
+    RowRejection,
+    row_key_field,
+)
 
 
 def _checked_gtin(value: str) -> str:
@@ -213,11 +219,7 @@ class LotImportRow(KeyedRow):
     """One row of a lots file: stock of one lot at one location, with the lot's original
     attributes. The field names are the file's column names (docs/onboarding.md)."""
 
-    row_key: Identifier | None = Field(
-        default=None,
-        description="What makes a re-run import the row once; `sku/lot_code/location` when"
-        " omitted.",
-    )
+    row_key: Identifier | None = row_key_field("sku/lot_code/location")
     sku: Sku
     lot_code: LotCode
     location: Identifier

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from fastapi import Request
 from pydantic import (
@@ -28,6 +28,14 @@ from shared.runtime.http import database_of
 
 MAX_IMPORT_ROWS = 2000
 MAX_ROW_KEY_LENGTH = 100  # an Identifier's
+
+
+def row_key_field(derived: str) -> Any:
+    """A row's `row_key` column, documented with the key made when it is omitted."""
+    return Field(
+        default=None,
+        description=f"What makes a re-run import the row once; `{derived}` when omitted.",
+    )
 
 
 class KeyedRow(BaseModel):
