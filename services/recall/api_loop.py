@@ -17,13 +17,12 @@ from shared.runtime.database import UnitOfWork
 from shared.runtime.http import database_of
 from shared.runtime.lookup import found
 
-router = APIRouter()
+router = APIRouter(tags=["recall"])
 
 
 @router.post(
     "/recalls/{recall_id}/responses",
     status_code=201,
-    tags=["recall"],
     summary="Record a customer's response to a recall",
     dependencies=[requires(Role.RECALL_MANAGER)],
 )
@@ -47,7 +46,6 @@ async def record_response(
 
 @router.get(
     "/recalls/{recall_id}/effectiveness",
-    tags=["recall"],
     summary="How effective a recall is: customers reached, units recovered, FDA check level",
     response_model=Effectiveness,
     responses={200: {"content": {"text/csv": {}, reports.XLSX_MEDIA_TYPE: {}}}},
@@ -90,7 +88,6 @@ async def recall_effectiveness(
 
 @router.get(
     "/drills",
-    tags=["recall"],
     summary="Recall drills, newest first, with how long each stage took",
     dependencies=[requires(Role.VIEWER)],
 )
