@@ -38,11 +38,6 @@ def built_from(kind: type[R], *sources: object, **given: Any) -> R:
     return kind(**values)
 
 
-def column_list(kind: type[Any]) -> str:
-    """A record's field names as a SELECT list, in its field (and column) order."""
-    return ", ".join(_field_names(kind))
-
-
 def built_from_row(kind: type[R], row: Row, **given: Any) -> R:
     """A `kind` whose fields are `given`, or else the row's columns of the same name: the
     columns a wider row (a join) holds beyond the fields are left out; a missing one fails."""

@@ -4,7 +4,7 @@ built in one place (from an event here, from a query in `db.py`)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
@@ -13,7 +13,7 @@ from services.fulfillment.domain import Allocated, AllocationKey, ShipLine, may_
 from services.fulfillment.schemas import ShipmentImportRow
 from shared.contracts.events import LotAllocated, LotStatusChanged, OrderPlaced, RecallIssued
 from shared.contracts.types import Customer
-from shared.records import built_from, column_list
+from shared.records import built_from
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class OrderRecord:
         return may_ship(self.status, placed=self.customer_id is not None)
 
 
-ORDER_COLUMNS = column_list(OrderRecord)
+ORDER_COLUMNS = ", ".join(field.name for field in fields(OrderRecord))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ built in one place (from a request here, from a query in `db.py`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
@@ -13,7 +13,7 @@ from services.receiving.schemas import ReceiptRequest, ReceiptView
 from shared.contracts.events import GoodsReceived, LotInput
 from shared.contracts.types import Money, Supplier
 from shared.ids import uuid7
-from shared.records import built_from, column_list
+from shared.records import built_from
 
 ZERO = Decimal(0)
 
@@ -109,7 +109,7 @@ class LotRecord:
         return Money(amount=self.unit_cost, currency=self.currency)
 
 
-LOT_COLUMNS = column_list(LotRecord)
+LOT_COLUMNS = ", ".join(field.name for field in fields(LotRecord))
 
 
 @dataclass(frozen=True)
