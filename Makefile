@@ -70,7 +70,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
-# About 15 minutes and 15 GB of disk: the 10M-line history is loaded twice (recall, inventory).
+# About 10 minutes and 20 GB of disk: the 10M-line history goes into recall and inventory.
 bench-scale: $(STAMP)
 	$(BIN)/python -m bench.scaling --scale
 
