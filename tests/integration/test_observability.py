@@ -27,6 +27,7 @@ from tests.kafka_helpers import publish
 INVENTORY_TOPICS = {
     "goods-received",
     "goods-returned",
+    "lot-registrations",
     "order-placed",
     "order-cancelled",
     "order-shipped",
