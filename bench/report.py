@@ -197,8 +197,9 @@ def _plot_scaling(axis: Any, bench: dict[str, Any] | None, scale: dict[str, Any]
         for key, color, label in (
             ("trace_forward_p99_ms", "#1f77b4", "trace forward p99"),
             ("trace_backward_p99_ms", "#17becf", "trace backward p99"),
+            ("trace_p50_ms", "#2ca02c", "trace p50"),
         ):
-            axis.plot(lines, [p[key] for p in points], style, marker="o", color=color,
+            axis.plot(lines, [p.get(key, math.nan) for p in points], style, marker="o", color=color,
                       label=f"{label} ({name})")  # fmt: skip
         cost.plot(lines, [p["allocation_us_per_line"] for p in points], style, marker="s",
                   color="#ff7f0e", label=f"allocation per line ({name})")  # fmt: skip
@@ -223,8 +224,9 @@ def scaling_section(results: dict[str, Any], scale: dict[str, Any] | None, comma
         parts.append(scaling_table(scale, command=measured))
         parts.append(
             "\n".join(
-                f"- `make bench-scale` ratio {sizes}: trace p99 {r['trace_p99']:.2f} x,"
-                f" allocation per line {r['allocation_per_line']:.2f} x (target <= {FLAT:g} x)"
+                f"- `make bench-scale` ratio {sizes}: trace p99 {r['trace_p99']:.2f} x"
+                f" (p50 {r.get('trace_p50', float('nan')):.2f} x), allocation per line"
+                f" {r['allocation_per_line']:.2f} x (target <= {FLAT:g} x)"
                 for sizes, r in scale.get("ratios", {}).items()
             )
         )
@@ -295,7 +297,7 @@ PostgreSQL (fsync on) and the services all run on this one machine.
   the effectiveness check of that recall (read, figured, as its JSON view), and drills of an
   ordinary lot (1,000 lines) and of the recalled lot, each with every stage.
 - **Onboarding import**: `lottrace import lots` and `lottrace import shipments` of generated
-  CSV files ({results.get("imports", {}).get("rows", 0):,} rows each; two locations per lot,
+  CSV files ({_format(results.get("imports", {}).get("rows"), "")} rows each; two locations per lot,
   5,000 customers) against receiving and fulfillment alone (`bench/imports.py`;
   `python -m bench.imports --rows N` runs it alone). From reading the file to the last batch
   of 500 committed with its events in the outbox; the 100,000-row time is measured, or
