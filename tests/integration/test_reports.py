@@ -476,11 +476,11 @@ async def test_the_check_is_stored_served_and_run_by_one_replica_at_a_time(
 async def test_the_sell_rate_facts_are_backfilled_from_the_shipments_already_applied(
     database_url: str, tmp_path: Path
 ) -> None:
-    """A database from before migration 0009: its shipped history becomes per-day totals."""
+    """A database from before migration 0008: its shipped history becomes per-day totals."""
     before = tmp_path / "migrations"
     before.mkdir()
     for migration in sorted(INVENTORY_MIGRATIONS.glob("*.sql")):
-        if migration.name < "0009":
+        if migration.name < "0008":
             shutil.copy(migration, before / migration.name)
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", before)])
     lot = uuid.uuid4()
