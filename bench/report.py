@@ -242,9 +242,6 @@ def markdown(
     scale: dict[str, Any] | None = None,
 ) -> str:
     machine = results["machine"]
-    receiving = results.get("receiving", {})
-    recall = results.get("recall", {})
-    notice_customers = results.get("notice_paths", {}).get("customers", 0)
     return f"""# Benchmarks
 
 Measured by `{command}` on {results["finished_at"]} ({results["size"]} size). Raw results:
@@ -260,7 +257,18 @@ PostgreSQL (fsync on) and the services all run on this one machine.
 
 {scaling_section(results, scale, command)}
 
-## What each figure measures
+{_what_each_figure_measures(results)}
+{NOTES_START}
+{notes.strip()}
+{NOTES_END}
+"""
+
+
+def _what_each_figure_measures(results: dict[str, Any]) -> str:
+    receiving = results.get("receiving", {})
+    recall = results.get("recall", {})
+    notice_customers = results.get("notice_paths", {}).get("customers", 0)
+    return f"""## What each figure measures
 
 - **Pipeline order lines/s**: {results["pipeline"]["order_lines"]:,} order lines (orders of
   one to five lines) published to `order-placed` at once; the time from the first publish
@@ -316,10 +324,6 @@ PostgreSQL (fsync on) and the services all run on this one machine.
   `make bench` measures 100k and 1M lines (quick: 10k and 100k); `make bench-scale` adds 10M.
 - **Memory**: peak resident set size of each service process: the kernel's high-water mark
   (`VmHWM` in `/proc/<pid>/status`), read twice a second and just before the process stops.
-
-{NOTES_START}
-{notes.strip()}
-{NOTES_END}
 """
 
 
