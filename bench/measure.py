@@ -133,7 +133,7 @@ class MemorySampler:
 @contextlib.asynccontextmanager
 async def recall_database(name: str) -> AsyncIterator[Database]:
     """The recall service's schema in a new database `name` on an embedded PostgreSQL of its
-    own, open until the block ends; the server is stopped after it."""
+    own, open until the block ends; the server and its data are removed after it."""
     server = EmbeddedPostgres(durable=False)
     await server.start()
     try:
@@ -145,4 +145,4 @@ async def recall_database(name: str) -> AsyncIterator[Database]:
         async with Database(url, source=RECALL_SOURCE, min_size=1, max_size=2) as database:
             yield database
     finally:
-        server.stop()
+        server.remove()  # stops it and deletes its throwaway data folder

@@ -235,7 +235,7 @@ async def measure(sizes: Sequence[int], seed: int = 2026) -> dict[str, Any]:
             await measure_rounds(histories, rng)
             points = [h.point() for h in histories]
     finally:
-        server.stop()
+        server.remove()  # stops it and deletes its throwaway data folder
     return {
         "lines_per_lot": history.LINES_PER_LOT,
         "orders_per_batch": ORDERS_PER_BATCH,
