@@ -4,15 +4,12 @@ stand-in recall service: what they send, and what they refuse before sending any
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from lottrace.cli import app
-from lottrace.client import Connection, LottraceClient
 from lottrace.commands import drill, recall
+from tests.cli_stand_in import invoke, stand_in
 
 DRILL = {
     "drill_id": "D1", "requested_at": "2026-12-01T10:00:00Z", "requested_by": "qa",
@@ -25,10 +22,8 @@ DRILL = {
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
     """The requests the commands send to a stand-in recall service."""
-    requests: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
         if request.url.path.endswith("/responses"):
             body = json.loads(request.content)
             return httpx.Response(201, json={**body, "recall_id": "R1", "recorded": True})
@@ -38,16 +33,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
                                              "shipped_quantity": "12"})  # fmt: skip
         return httpx.Response(200, json=[DRILL])
 
-    def client(target: Connection) -> LottraceClient:
-        return LottraceClient(target, transport=httpx.MockTransport(answer))
-
-    monkeypatch.setattr(recall, "LottraceClient", client)
-    monkeypatch.setattr(drill, "LottraceClient", client)
-    return requests
-
-
-def invoke(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "LOTTRACE_API_KEY": "k" * 32})
+    return stand_in(monkeypatch, answer, recall, drill)
 
 
 def test_respond_sends_reported_units_as_a_units_report(sent: list[httpx.Request]) -> None:

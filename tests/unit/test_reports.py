@@ -15,10 +15,7 @@ from typing import Any
 import httpx
 import openpyxl
 import pytest
-from typer.testing import CliRunner
 
-from lottrace.cli import app
-from lottrace.client import Connection, LottraceClient
 from lottrace.commands import reports as report_commands
 from services.inventory import reporting
 from services.inventory.reporting import LotReportFacts, Pace, ReturnedUnits
@@ -26,6 +23,7 @@ from services.inventory.schemas import ShortDatedLot
 from services.recall import quality
 from services.recall.quality import Finding, QualityLot, Tally
 from shared.tables import Table, as_csv, as_xlsx
+from tests.cli_stand_in import invoke, stand_in
 
 TODAY = date(2026, 12, 6)
 
@@ -391,21 +389,14 @@ def test_the_scheduled_check_is_due_once_most_of_its_interval_has_passed() -> No
 
 def served(monkeypatch: pytest.MonkeyPatch, answers: dict[str, bytes]) -> list[httpx.Request]:
     """`lottrace report` and `doctor` against a stand-in service answering `answers` by path."""
-    requests: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
         return httpx.Response(200, content=answers[request.url.path])
 
-    def client(target: Connection) -> LottraceClient:
-        return LottraceClient(target, transport=httpx.MockTransport(answer))
-
-    monkeypatch.setattr(report_commands, "LottraceClient", client)
-    return requests
+    return stand_in(monkeypatch, answer, report_commands)
 
 
-def run_cli(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "LOTTRACE_API_KEY": "k" * 32})
+run_cli = invoke
 
 
 def monitor_report(*lots: QualityLot) -> bytes:
@@ -444,13 +435,10 @@ def test_doctor_refresh_asks_for_a_check_now(monkeypatch: pytest.MonkeyPatch) ->
 def test_doctor_exits_1_when_the_platform_cannot_be_reached(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def unreachable(target: Connection) -> LottraceClient:
-        def refuse(request: httpx.Request) -> httpx.Response:
-            raise httpx.ConnectError("connection refused", request=request)
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
 
-        return LottraceClient(target, transport=httpx.MockTransport(refuse))
-
-    monkeypatch.setattr(report_commands, "LottraceClient", unreachable)
+    stand_in(monkeypatch, refuse, report_commands)
     assert run_cli("doctor").exit_code == 1
 
 
