@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, PlainSerializer, model_validator
@@ -42,12 +42,20 @@ NonNegativeQuantity = Annotated[
 
 
 class Event(ContractModel):
-    """A payload carried as the `data` of a CloudEvent."""
+    """A payload carried as the `data` of a CloudEvent. Each event names its CloudEvents
+    `type`, its topic and its key field as class arguments, so that none can be left out:
+    `class OrderPlaced(Event, event_type=..., topic=..., key_field=...)`."""
 
     event_type: ClassVar[str]
     topic: ClassVar[str]
     key_field: ClassVar[str]
     """The field whose value is the Kafka key; the topic's key is derived from it."""
+
+    def __init_subclass__(
+        cls, *, event_type: str, topic: str, key_field: str, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.event_type, cls.topic, cls.key_field = event_type, topic, key_field
 
     def key(self) -> str:
         """The Kafka message key: all events of one key share a partition, so their order holds."""
@@ -68,12 +76,10 @@ class OrderLine(ContractModel):
     uom: Uom = DEFAULT_UOM
 
 
-class OrderPlaced(Event):
+class OrderPlaced(
+    Event, event_type="lottrace.order-placed.v1", topic="order-placed", key_field="order_id"
+):
     """An upstream order system accepted an order; inventory allocates it, fulfillment ships it."""
-
-    event_type: ClassVar[str] = "lottrace.order-placed.v1"
-    topic: ClassVar[str] = "order-placed"
-    key_field: ClassVar[str] = "order_id"
 
     order_id: Identifier = Field(examples=["SO-1001"])
     customer: Customer
@@ -94,12 +100,10 @@ class OrderPlaced(Event):
         return self
 
 
-class OrderCancelled(Event):
+class OrderCancelled(
+    Event, event_type="lottrace.order-cancelled.v1", topic="order-cancelled", key_field="order_id"
+):
     """Releases what was reserved for the order and not yet shipped."""
-
-    event_type: ClassVar[str] = "lottrace.order-cancelled.v1"
-    topic: ClassVar[str] = "order-cancelled"
-    key_field: ClassVar[str] = "order_id"
 
     order_id: Identifier
     reason: LongText | None = None
@@ -118,12 +122,10 @@ class LotInput(ContractModel):
     uom: Uom = DEFAULT_UOM
 
 
-class GoodsReceived(Event):
+class GoodsReceived(
+    Event, event_type="lottrace.goods-received.v1", topic="goods-received", key_field="lot_id"
+):
     """A quantity of one lot entered stock: a purchase received, or a lot produced from inputs."""
-
-    event_type: ClassVar[str] = "lottrace.goods-received.v1"
-    topic: ClassVar[str] = "goods-received"
-    key_field: ClassVar[str] = "lot_id"
 
     receipt_id: Identifier
     lot_id: UUID
@@ -184,17 +186,15 @@ class Backorder(ContractModel):
     reason: ShortText
 
 
-class LotAllocated(Event):
+class LotAllocated(
+    Event, event_type="lottrace.lot-allocated.v1", topic="lot-allocated", key_field="order_id"
+):
     """What inventory reserved for an order, lot by lot, and what it could not.
 
     Every unshipped ordered unit appears either in `allocations` or in `backordered`. Each
     event is the order's whole current allocation and supersedes earlier ones: `revision`
     grows with every change.
     """
-
-    event_type: ClassVar[str] = "lottrace.lot-allocated.v1"
-    topic: ClassVar[str] = "lot-allocated"
-    key_field: ClassVar[str] = "order_id"
 
     order_id: Identifier
     customer_id: Identifier
@@ -214,12 +214,10 @@ class ShipmentLine(OrderLotLine):
     pass
 
 
-class OrderShipped(Event):
+class OrderShipped(
+    Event, event_type="lottrace.order-shipped.v1", topic="order-shipped", key_field="order_id"
+):
     """Goods left the building: which lots went to which customer."""
-
-    event_type: ClassVar[str] = "lottrace.order-shipped.v1"
-    topic: ClassVar[str] = "order-shipped"
-    key_field: ClassVar[str] = "order_id"
 
     shipment_id: Identifier
     order_id: Identifier
@@ -274,12 +272,10 @@ class AffectedLot(ContractModel):
     )
 
 
-class RecallIssued(Event):
+class RecallIssued(
+    Event, event_type="lottrace.recall-issued.v1", topic="recall-issued", key_field="recall_id"
+):
     """A recall: its scope, every affected lot, and how much of them went out. One per recall."""
-
-    event_type: ClassVar[str] = "lottrace.recall-issued.v1"
-    topic: ClassVar[str] = "recall-issued"
-    key_field: ClassVar[str] = "recall_id"
 
     recall_id: Identifier
     issued_at: AwareDatetime
@@ -302,12 +298,13 @@ class NoticeShipment(ContractModel):
     uom: Uom = DEFAULT_UOM
 
 
-class RecallCustomerNotice(Event):
+class RecallCustomerNotice(
+    Event,
+    event_type="lottrace.recall-customer-notice.v1",
+    topic="recall-issued",
+    key_field="recall_id",
+):
     """One affected customer and what they received of the recalled lots."""
-
-    event_type: ClassVar[str] = "lottrace.recall-customer-notice.v1"
-    topic: ClassVar[str] = "recall-issued"
-    key_field: ClassVar[str] = "recall_id"
 
     recall_id: Identifier
     customer: Customer
@@ -355,13 +352,11 @@ class ReturnLine(ContractModel):
         return self
 
 
-class GoodsReturned(Event):
+class GoodsReturned(
+    Event, event_type="lottrace.goods-returned.v1", topic="goods-returned", key_field="return_id"
+):
     """Units a customer sent back. They never go straight back to available stock: they
     arrive held for inspection, or as recalled stock when their lot is under recall."""
-
-    event_type: ClassVar[str] = "lottrace.goods-returned.v1"
-    topic: ClassVar[str] = "goods-returned"
-    key_field: ClassVar[str] = "return_id"
 
     return_id: Identifier = Field(description="Unique; a re-sent return changes nothing.")
     customer: Customer
@@ -403,12 +398,10 @@ class ReportedUnits(ContractModel):
         return self
 
 
-class RecallResponse(Event):
+class RecallResponse(
+    Event, event_type="lottrace.recall-response.v1", topic="recall-responses", key_field="recall_id"
+):
     """A customer's answer to a recall, as a notification service or call centre saw it."""
-
-    event_type: ClassVar[str] = "lottrace.recall-response.v1"
-    topic: ClassVar[str] = "recall-responses"
-    key_field: ClassVar[str] = "recall_id"
 
     response_id: Identifier = Field(description="Unique; a re-sent response changes nothing.")
     recall_id: Identifier
@@ -425,12 +418,13 @@ class RecallResponse(Event):
 LotStatus = Literal["available", "quarantined", "recalled", "expired", "rejected", "depleted"]
 
 
-class LotStatusChanged(Event):
+class LotStatusChanged(
+    Event,
+    event_type="lottrace.lot-status-changed.v1",
+    topic="lot-status-changed",
+    key_field="lot_id",
+):
     """A lot's status changed: hold, release, QC result, expiry, recall, depletion."""
-
-    event_type: ClassVar[str] = "lottrace.lot-status-changed.v1"
-    topic: ClassVar[str] = "lot-status-changed"
-    key_field: ClassVar[str] = "lot_id"
 
     lot_id: UUID
     lot_code: LotCode
@@ -452,14 +446,12 @@ MOVE: MovementKind = "move"
 RETURN_TO_VENDOR: MovementKind = "return-to-vendor"
 
 
-class LotMoved(Event):
+class LotMoved(
+    Event, event_type="lottrace.lot-moved.v1", topic="lot-movements", key_field="lot_id"
+):
     """Units of a lot moved between our locations, or went back to the supplier (return to
     vendor). A lottrace addition beyond the v1.1 contract: the records (EPCIS, FSMA 204) need
     every movement of a lot. More kinds may be added; each is announced before it is sent."""
-
-    event_type: ClassVar[str] = "lottrace.lot-moved.v1"
-    topic: ClassVar[str] = "lot-movements"
-    key_field: ClassVar[str] = "lot_id"
 
     movement_id: Identifier = Field(description="Unique; a re-sent movement changes nothing.")
     lot_id: UUID
@@ -501,16 +493,14 @@ RegistrationReason = Literal["onboarding"]
 ONBOARDING: RegistrationReason = "onboarding"
 
 
-class LotRegistered(Event):
+class LotRegistered(
+    Event, event_type="lottrace.lot-registered.v1", topic="lot-registrations", key_field="lot_id"
+):
     """A lot the platform must know without stock: one sold out before the company moved to
     lottrace, whose past shipments, returns and recalls still name it. It carries the lot's
     attributes as `goods-received` does, and no quantity: nothing enters stock. A lottrace
     addition beyond the v1.1 contract. More reasons may be added; each is announced before it
     is sent."""
-
-    event_type: ClassVar[str] = "lottrace.lot-registered.v1"
-    topic: ClassVar[str] = "lot-registrations"
-    key_field: ClassVar[str] = "lot_id"
 
     registration_id: Identifier = Field(
         description="Unique; a re-sent registration changes nothing."
