@@ -21,7 +21,7 @@ from shared.gs1 import case_labels
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Connection, UnitOfWork
-from shared.runtime.http import database_of
+from shared.runtime.http import connection_of, database_of
 from shared.runtime.imports import run_import
 from shared.runtime.lookup import found
 
@@ -80,7 +80,7 @@ async def create_shipment(
     dependencies=[requires(Role.VIEWER)],
 )
 async def get_order(order_id: str, request: Request) -> OrderView:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         details = await _order_details(connection, order_id)
     return order_view(details)
 

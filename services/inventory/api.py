@@ -41,7 +41,7 @@ from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork, rows_as
-from shared.runtime.http import database_of
+from shared.runtime.http import connection_of, database_of
 from shared.runtime.lookup import found
 
 router = APIRouter(tags=["inventory"])
@@ -87,7 +87,7 @@ def _unit_cost(row: Record) -> Money | None:
 
 
 async def _lot_or_404(request: Request, lot_id: UUID) -> LotView:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         row = found(await db.get_lot(connection, lot_id), "lot", lot_id)
     return lot_view(row, _inventory(request))
 
@@ -102,7 +102,7 @@ async def expiring(
 ) -> list[LotView]:
     inventory = _inventory(request)
     until = inventory.today() + timedelta(days=within_days)
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         rows = await db.expiring(connection, until, limit=5000)
     return [lot_view(row, inventory) for row in rows]
 
@@ -125,7 +125,7 @@ async def lot_history(
     lot_id: UUID, request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
 ) -> list[HistoryEntry]:
     await _lot_or_404(request, lot_id)
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         rows = await db.lot_history(connection, lot_id, limit)
     return rows_as(rows, HistoryEntry)
 
@@ -137,7 +137,7 @@ async def stock(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[LotView]:
     inventory = _inventory(request)
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         rows = await db.stock(connection, sku, limit)
     return [lot_view(row, inventory) for row in rows]
 
@@ -223,7 +223,7 @@ async def adjust(body: AdjustmentRequest, request: Request) -> AdjustmentView:
     dependencies=[requires(Role.VIEWER)],
 )
 async def get_order(order_id: str, request: Request) -> OrderView:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         order = found(await db.get_order(connection, order_id), "order", order_id)
         lines = await db.line_states(connection, [order_id])
         reservations = await db.reservations_with_lots(connection, [order_id])
@@ -254,7 +254,7 @@ async def get_order(order_id: str, request: Request) -> OrderView:
 async def valuation(
     request: Request, sku: Annotated[str | None, Query(max_length=64)] = None
 ) -> list[SkuValuation]:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         rows = await db.valuation(connection, sku)
     per_sku: dict[str, list[Record]] = defaultdict(list)
     for row in rows:

@@ -26,7 +26,7 @@ from services.inventory.schemas import (
     SupplierScorecard,
 )
 from shared.runtime.auth import Role, requires
-from shared.runtime.http import database_of
+from shared.runtime.http import connection_of, database_of
 from shared.tables import TABLE_RESPONSES, ReportFormat, report_response
 
 router = APIRouter(tags=["reports"], dependencies=[requires(Role.VIEWER)])
@@ -107,7 +107,7 @@ async def lot_movement_report(
     """Which lots move fast and which sit: each lot received in the window, and every lot with
     stock on hand however old, against the average pace of its SKU's lots."""
     today = _today(request)
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         lots = await db.lot_report_facts(
             connection, FACT_RULES, received_since=today - timedelta(days=days), with_stock=True
         )

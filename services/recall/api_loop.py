@@ -14,7 +14,7 @@ from services.recall.schemas import DrillView, Effectiveness, ResponseRecorded, 
 from shared.records import built_from
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
-from shared.runtime.http import database_of
+from shared.runtime.http import connection_of, database_of
 from shared.runtime.lookup import found
 
 router = APIRouter(tags=["recall"])
@@ -94,6 +94,6 @@ async def recall_effectiveness(
 async def list_drills(
     request: Request, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
 ) -> list[DrillView]:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         drills = await db.drills(connection, limit)
     return [built_from(DrillView, drill) for drill in drills]

@@ -26,7 +26,7 @@ from services.receiving.schemas import (
 from services.receiving.views import lot_view, product_view
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
-from shared.runtime.http import database_of
+from shared.runtime.http import connection_of, database_of
 from shared.runtime.imports import run_import
 from shared.runtime.lookup import found
 
@@ -101,7 +101,7 @@ async def create_receipt(body: ReceiptRequest, receiver: ReceiverDependency) -> 
 async def create_receipt_from_scan(
     body: ScanReceiptRequest, receiver: ReceiverDependency
 ) -> ReceiptView:
-    async with database_of(receiver.request).pool.acquire() as connection:
+    async with connection_of(receiver.request) as connection:
         receipt = await handlers.receipt_from_scan(connection, body)
     return await receiver.receive(receipt)
 
@@ -124,7 +124,7 @@ async def put_product(
     "/products/{sku}", summary="A product and its GTINs", dependencies=[requires(Role.VIEWER)]
 )
 async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request) -> ProductView:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         product = found(await db.get_product(connection, sku), "product", sku)
     return product_view(product)
 
@@ -133,7 +133,7 @@ async def get_product(sku: Annotated[str, Path(max_length=64)], request: Request
     "/lots/{lot_id}", summary="One lot as receiving knows it", dependencies=[requires(Role.VIEWER)]
 )
 async def get_lot(lot_id: UUID, request: Request) -> LotView:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         lot = found(await db.get_lot(connection, lot_id), "lot", lot_id)
     return lot_view(lot)
 
@@ -147,7 +147,7 @@ async def find_lots(
     sku: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[LotView]:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         lots = await db.find_lots(connection, lot_code=lot_code, sku=sku, limit=limit)
     return [lot_view(lot) for lot in lots]
 
@@ -161,7 +161,7 @@ async def find_lots(
 )
 async def look_up_lots(body: LotLookupRequest, request: Request) -> list[FoundLot]:
     codes = sorted({(lot.sku, lot.lot_code) for lot in body.lots})
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         return await db.find_lots_by_codes(connection, codes)
 
 

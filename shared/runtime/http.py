@@ -39,7 +39,7 @@ from structlog.contextvars import bind_contextvars
 from shared.errors import DomainError, ErrorKind
 from shared.runtime import metrics
 from shared.runtime.auth import API_KEY_HEADER, BEARER, Authenticator, RequireRole, required_role
-from shared.runtime.database import Database, is_transient
+from shared.runtime.database import Connection, Database, is_transient
 from shared.runtime.logging import get_logger
 from shared.runtime.service import ServiceRuntime
 
@@ -591,3 +591,10 @@ def database_of(request: Request) -> Database:
     if not runtime.database.is_open:
         raise ApiError(503, "unavailable", "the service is starting; retry shortly")
     return runtime.database
+
+
+@asynccontextmanager
+async def connection_of(request: Request) -> AsyncIterator[Connection]:
+    """A pooled connection to the service's database, for reads outside a unit of work."""
+    async with database_of(request).pool.acquire() as connection:
+        yield connection
