@@ -4,7 +4,7 @@ answer. Nothing here calls a service or exits; the commands and the demo print w
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,10 +21,13 @@ from services.recall.schemas import (
     AffectedCustomer,
     DrillView,
     Effectiveness,
+    LotSummary,
+    OutstandingCustomer,
     RecallView,
     TraceBackward,
     TraceForward,
     TraceLot,
+    TraceShipment,
 )
 from services.receiving.schemas import LotView as ReceivedLot
 from shared.gs1 import Gs1Scan
@@ -46,6 +49,14 @@ def table_with(title: str, columns: Sequence[str]) -> Table:
             no_wrap=column in _KEEP_WHOLE,
             justify="right" if column in _NUMERIC else "left",
         )
+    return table
+
+
+def rows_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """`table_with` the columns, holding the rows given."""
+    table = table_with(title, columns)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -168,20 +179,23 @@ def backward_table(trace: TraceBackward) -> Table:
     return table
 
 
+def _shipment_row(shipment: TraceShipment) -> tuple[str, ...]:
+    return (
+        _day(shipment.shipped_at),
+        escape(f"{shipment.customer_name or ''} ({shipment.customer_id})".strip()),
+        escape(shipment.order_id),
+        escape(shipment.shipment_id),
+        escape(shipment.lot_code),
+        f"{shipment.quantity} {shipment.uom}",
+    )
+
+
 def shipments_table(trace: TraceForward) -> Table:
-    table = table_with(
+    table = rows_table(
         "Forward: who received it",
         ("shipped", "received by", "order", "shipment", "lot code", "quantity"),
+        map(_shipment_row, trace.shipments),
     )
-    for shipment in trace.shipments:
-        table.add_row(
-            _day(shipment.shipped_at),
-            escape(f"{shipment.customer_name or ''} ({shipment.customer_id})".strip()),
-            escape(shipment.order_id),
-            escape(shipment.shipment_id),
-            escape(shipment.lot_code),
-            f"{shipment.quantity} {shipment.uom}",
-        )
     totals = trace.totals
     table.caption = (
         f"{counted(totals.lots, 'lot')} (the lot and what was made from it),"
@@ -218,63 +232,69 @@ def recall_panel(recall: RecallView) -> Panel:
 
 def recall_lots_table(recall: RecallView) -> Table:
     codes = {lot.lot_id: lot.lot_code for lot in recall.affected_lots}
-    table = table_with("Affected lots", ("lot code", "SKU", "supplier", "why"))
-    for lot in recall.affected_lots:
+
+    def row(lot: LotSummary) -> tuple[str, ...]:
         why = (
             f"made from {codes.get(lot.via_lot_id, str(lot.via_lot_id))}"
             if lot.via_lot_id
             else "in scope"
         )
-        table.add_row(
-            escape(lot.lot_code), escape(lot.sku), escape(lot.supplier_id or "–"), escape(why)
-        )
-    return table
+        return escape(lot.lot_code), escape(lot.sku), escape(lot.supplier_id or "–"), escape(why)
+
+    return rows_table(
+        "Affected lots", ("lot code", "SKU", "supplier", "why"), map(row, recall.affected_lots)
+    )
 
 
 def recall_customers_table(
     customers: Sequence[AffectedCustomer], *, title: str = "Affected customers"
 ) -> Table:
-    table = table_with(
-        title, ("customer", "name", "email", "phone", "lots", "quantity", "shipments")
+    return rows_table(
+        title,
+        ("customer", "name", "email", "phone", "lots", "quantity", "shipments"),
+        map(_customer_row, customers),
     )
-    for customer in customers:
-        quantities: dict[str, Decimal] = {}
-        for shipment in customer.shipments:
-            quantities[shipment.uom] = quantities.get(shipment.uom, Decimal(0)) + shipment.quantity
-        late = sum(1 for shipment in customer.shipments if shipment.late)
-        table.add_row(
-            escape(customer.customer_id),
-            escape(customer.name or "–"),
-            escape(customer.email or "–"),
-            escape(customer.phone or "–"),
-            escape(", ".join(sorted({s.lot_code for s in customer.shipments}))),
-            ", ".join(f"{quantity} {uom}" for uom, quantity in quantities.items()),
-            f"{len(customer.shipments)}" + (f" ({late} late)" if late else ""),
-        )
-    return table
+
+
+def _customer_row(customer: AffectedCustomer) -> tuple[str, ...]:
+    quantities: dict[str, Decimal] = {}
+    for shipment in customer.shipments:
+        quantities[shipment.uom] = quantities.get(shipment.uom, Decimal(0)) + shipment.quantity
+    late = sum(1 for shipment in customer.shipments if shipment.late)
+    return (
+        escape(customer.customer_id),
+        escape(customer.name or "–"),
+        escape(customer.email or "–"),
+        escape(customer.phone or "–"),
+        escape(", ".join(sorted({s.lot_code for s in customer.shipments}))),
+        ", ".join(f"{quantity} {uom}" for uom, quantity in quantities.items()),
+        f"{len(customer.shipments)}" + (f" ({late} late)" if late else ""),
+    )
 
 
 def stock_table(lots: Sequence[StockLot], *, title: str, today: date | None = None) -> Table:
     today = today or datetime.now(UTC).date()
     columns = ("expires", "days", "SKU", "lot code", "location", "on hand", "reserved")
-    table = table_with(title, (*columns, "available", "status"))
-    for lot in lots:
-        days = (lot.expiry_date - today).days if lot.expiry_date else None
-        status = lot.status.value
-        if lot.status.value != "available":
-            status = f"[yellow]{status}[/]"
-        table.add_row(
-            _day(lot.expiry_date),
-            "–" if days is None else str(days),
-            escape(lot.sku),
-            escape(lot.lot_code),
-            escape(lot.location or "–"),
-            f"{lot.on_hand} {lot.uom}",
-            str(lot.reserved),
-            str(lot.available),
-            status,
-        )
-    return table
+    rows = (_stock_row(lot, today) for lot in lots)
+    return rows_table(title, (*columns, "available", "status"), rows)
+
+
+def _stock_row(lot: StockLot, today: date) -> tuple[str, ...]:
+    days = (lot.expiry_date - today).days if lot.expiry_date else None
+    status = lot.status.value
+    if lot.status.value != "available":
+        status = f"[yellow]{status}[/]"
+    return (
+        _day(lot.expiry_date),
+        "–" if days is None else str(days),
+        escape(lot.sku),
+        escape(lot.lot_code),
+        escape(lot.location or "–"),
+        f"{lot.on_hand} {lot.uom}",
+        str(lot.reserved),
+        str(lot.available),
+        status,
+    )
 
 
 def scan_table(scan: Gs1Scan) -> Table:
@@ -301,24 +321,27 @@ def scan_table(scan: Gs1Scan) -> Table:
 
 
 def dead_letters_table(letters: Sequence[DeadLetter], *, title: str) -> Table:
-    table = table_with(
-        title, ("entry", "when", "error", "message", "source", "consumer group", "key")
+    return rows_table(
+        title,
+        ("entry", "when", "error", "message", "source", "consumer group", "key"),
+        map(_dead_letter_row, letters),
     )
-    for letter in letters:
-        source = "{}/{}@{}".format(
-            *(part if part is not None else "?" for part in letter.source_position)
-        )
-        message = letter.error_message or ""
-        table.add_row(
-            f"{letter.topic} {letter.partition}:{letter.offset}",
-            letter.written_at.strftime("%Y-%m-%d %H:%M:%S"),
-            escape(letter.error_type or "?"),
-            escape(message if len(message) <= 160 else f"{message[:160]}…"),
-            escape(source),
-            escape(letter.consumer_group or "?"),
-            escape(key_text(letter.key)),
-        )
-    return table
+
+
+def _dead_letter_row(letter: DeadLetter) -> tuple[str, ...]:
+    source = "{}/{}@{}".format(
+        *(part if part is not None else "?" for part in letter.source_position)
+    )
+    message = letter.error_message or ""
+    return (
+        f"{letter.topic} {letter.partition}:{letter.offset}",
+        letter.written_at.strftime("%Y-%m-%d %H:%M:%S"),
+        escape(letter.error_type or "?"),
+        escape(message if len(message) <= 160 else f"{message[:160]}…"),
+        escape(source),
+        escape(letter.consumer_group or "?"),
+        escape(key_text(letter.key)),
+    )
 
 
 def key_text(raw: bytes | None) -> str:
@@ -350,44 +373,49 @@ def effectiveness_panel(check: Effectiveness) -> Panel:
 
 
 def effectiveness_lots_table(check: Effectiveness) -> Table:
-    table = table_with(
+    rows = (
+        (escape(lot.lot_code), str(lot.shipped), str(lot.returned), str(lot.destroyed),
+         str(lot.on_hand), str(lot.unaccounted), f"{lot.effectiveness_percent}%")
+        for lot in check.lots
+    )  # fmt: skip
+    return rows_table(
         "Units per lot",
         ("lot code", "shipped", "returned", "destroyed", "on hand", "unaccounted", "effective"),
+        rows,
     )
-    for lot in check.lots:
-        table.add_row(
-            escape(lot.lot_code), str(lot.shipped), str(lot.returned), str(lot.destroyed),
-            str(lot.on_hand), str(lot.unaccounted), f"{lot.effectiveness_percent}%",
-        )  # fmt: skip
-    return table
 
 
 def outstanding_table(check: Effectiveness) -> Table:
-    table = table_with(
+    table = rows_table(
         "Outstanding customers",
         ("customer", "name", "state", "reminders", "unaccounted", "on hand"),
+        map(_outstanding_row, check.outstanding),
     )
-    for customer in check.outstanding:
-        state = "bounced" if customer.bounced else "silent" if customer.silent else "answered"
-        table.add_row(
-            escape(customer.customer_id), escape(customer.name or "–"), state,
-            str(customer.reminders), str(customer.unaccounted), str(customer.on_hand),
-        )  # fmt: skip
     if check.outstanding_count > len(check.outstanding):
         table.caption = f"{len(check.outstanding)} of {check.outstanding_count} shown"
     return table
 
 
+def _outstanding_row(customer: OutstandingCustomer) -> tuple[str, ...]:
+    state = "bounced" if customer.bounced else "silent" if customer.silent else "answered"
+    return (
+        escape(customer.customer_id), escape(customer.name or "–"), state,
+        str(customer.reminders), str(customer.unaccounted), str(customer.on_hand),
+    )  # fmt: skip
+
+
 def drills_table(drills: Sequence[DrillView]) -> Table:
-    table = table_with(
+    return rows_table(
         "Recall drills",
         ("when", "scope", "lots", "customers", "shipped", "level", "total ms", "stages (ms)"),
+        map(_drill_row, drills),
     )
-    for drill in drills:
-        stages = ", ".join(f"{name} {ms:.0f}" for name, ms in drill.stages.items())
-        table.add_row(
-            f"{_day(drill.requested_at)}", escape(json.dumps(drill.scope, ensure_ascii=False)),
-            str(drill.affected_lots), str(drill.affected_customer_count),
-            str(drill.shipped_quantity), drill.check_level, f"{drill.total_ms:.0f}", stages,
-        )  # fmt: skip
-    return table
+
+
+def _drill_row(drill: DrillView) -> tuple[str, ...]:
+    stages = ", ".join(f"{name} {ms:.0f}" for name, ms in drill.stages.items())
+    return (
+        f"{_day(drill.requested_at)}", escape(json.dumps(drill.scope, ensure_ascii=False)),
+        str(drill.affected_lots), str(drill.affected_customer_count),
+        str(drill.shipped_quantity), drill.check_level, f"{drill.total_ms:.0f}", stages,
+    )  # fmt: skip
