@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from uuid import UUID, uuid5
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictInt,
@@ -24,6 +23,7 @@ from shared.contracts.types import (
     ShortText,
     SignedQuantity,
     Sku,
+    StrictModel,
     Uom,
     require_distinct,
 )
@@ -37,15 +37,13 @@ from shared.runtime.imports import (
 )
 
 
-class LineRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LineRequest(StrictModel):
     line_no: StrictInt = Field(ge=0)  # not "1", 1.0 or true: the document says integer
     quantity: Quantity | None = Field(default=None, description="All that remains when omitted.")
 
 
-class ShipmentRequest(BaseModel):
+class ShipmentRequest(StrictModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"order_id": "SO-1001"},
@@ -77,10 +75,8 @@ class ShipmentRequest(BaseModel):
         return self
 
 
-class LotLineView(BaseModel):
+class LotLineView(StrictModel):
     """A quantity of one lot for one order line: what an allocation and a shipment share."""
-
-    model_config = ConfigDict(extra="forbid")
 
     line_no: int
     sku: str
@@ -94,9 +90,7 @@ class ShippedLine(LotLineView):
     pass
 
 
-class ShipmentView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ShipmentView(StrictModel):
     shipment_id: str
     order_id: str
     customer: dict[str, Any]
@@ -105,9 +99,7 @@ class ShipmentView(BaseModel):
     lines: list[ShippedLine]
 
 
-class OrderLineView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrderLineView(StrictModel):
     line_no: int
     sku: str
     uom: str
@@ -121,9 +113,7 @@ class AllocationView(LotLineView):
     blocked: str | None = None
 
 
-class BackorderView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BackorderView(StrictModel):
     line_no: int
     sku: str
     quantity: SignedQuantity
@@ -131,9 +121,7 @@ class BackorderView(BaseModel):
     reason: str
 
 
-class OrderView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class OrderView(StrictModel):
     order_id: str
     status: str
     customer: dict[str, Any] | None
@@ -223,9 +211,7 @@ class ShipmentImportRequest(ImportRequest[ShipmentImportRow]):
     pass
 
 
-class ImportedShipmentRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ImportedShipmentRow(StrictModel):
     row_key: str
     shipment_id: str
 

@@ -17,6 +17,7 @@ from shared.contracts.types import (
     Quantity,
     ShortText,
     SignedQuantity,
+    StrictModel,
 )
 from shared.tables import Table
 
@@ -73,13 +74,11 @@ class LotView(BaseModel):
     unit_cost: Money | None = None
 
 
-class HoldRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HoldRequest(StrictModel):
     reason: ShortText = Field(min_length=1, examples=["customer complaint: off taste"])
 
 
-class ReleaseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReleaseRequest(StrictModel):
     reason: ShortText | None = Field(default=None, description="Why the lot is released.")
     qc_result: QcResult | None = Field(
         default=None,
@@ -89,10 +88,9 @@ class ReleaseRequest(BaseModel):
     )
 
 
-class AdjustmentRequest(BaseModel):
+class AdjustmentRequest(StrictModel):
     """A cycle count at lot level: either the change (`quantity`, signed) or what was counted."""
 
-    model_config = ConfigDict(extra="forbid")
     lot_id: UUID
     location: Identifier | None = Field(
         default=None, description="Where the count was made; needed when the lot is at several."
@@ -132,10 +130,10 @@ class HistoryEntry(BaseModel):
     detail: str | None = Field(default=None, description="Why: the reason given, the RMA.")
 
 
-class MoveRequest(BaseModel):
+class MoveRequest(StrictModel):
     """Units of one lot moved from one location to another."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
     lot_id: UUID
     from_location: Identifier = Field(alias="from", description="Where the units are now.")
     to_location: Identifier = Field(alias="to", description="Where they go; not `from`.")
@@ -157,8 +155,7 @@ class MoveView(BaseModel):
     lot: LotView = Field(description="The lot after the move, a row per location.")
 
 
-class ReturnToVendorRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReturnToVendorRequest(StrictModel):
     quantity: Quantity = Field(description="How many units go back to the supplier.")
     rma: Identifier = Field(description="The supplier's return authorisation (RMA) number.")
     reason: ShortText = Field(
@@ -176,10 +173,9 @@ class ReturnLineRequest(ReturnLine):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ReturnRequest(BaseModel):
+class ReturnRequest(StrictModel):
     """Units a customer sent back, as `goods-returned` carries them."""
 
-    model_config = ConfigDict(extra="forbid")
     return_id: Identifier = Field(
         description="Unique per return, chosen by the caller (the return slip or RMA number):"
         " a re-sent return changes nothing, so a retry after a timeout is safe."

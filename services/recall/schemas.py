@@ -25,7 +25,7 @@ from shared.contracts.events import (
     ResponseChannel,
     ResponseKind,
 )
-from shared.contracts.types import Identifier, LongText, ShortText, SignedQuantity
+from shared.contracts.types import Identifier, LongText, ShortText, SignedQuantity, StrictModel
 from shared.runtime.http import Rfc3339Date
 from shared.tables import Table
 
@@ -47,9 +47,8 @@ class FromRow(BaseModel):
         return cast("Self", cls.model_construct(**values))
 
 
-class RecallRequest(BaseModel):
+class RecallRequest(StrictModel):
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -109,8 +108,7 @@ class RecallAccepted(BaseModel):
     )
 
 
-class CloseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CloseRequest(StrictModel):
     note: ShortText | None = None
     override_reason: ShortText | None = Field(
         default=None,
@@ -299,10 +297,8 @@ class TraceOrder(BaseModel):
 # ------------------------------------------------------------------ the recall loop
 
 
-class ResponseRequest(BaseModel):
+class ResponseRequest(StrictModel):
     """A customer's response to a recall, as a call centre records it."""
-
-    model_config = ConfigDict(extra="forbid")
 
     response_id: Identifier = Field(
         description="Unique; the same response sent again changes nothing."

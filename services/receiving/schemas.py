@@ -9,7 +9,6 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     JsonValue,
@@ -27,6 +26,7 @@ from shared.contracts.types import (
     ShortText,
     SignedQuantity,
     Sku,
+    StrictModel,
     Supplier,
     Uom,
 )
@@ -57,10 +57,8 @@ NonNegativeAmount = Annotated[
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
-class InputRef(BaseModel):
+class InputRef(StrictModel):
     """An input lot, by id or by lot code and SKU."""
-
-    model_config = ConfigDict(extra="forbid")
 
     lot_id: UUID | None = None
     lot_code: LotCode | None = None
@@ -75,13 +73,13 @@ class InputRef(BaseModel):
         return self
 
 
-def _strict_with_example(example: JsonValue) -> ConfigDict:
-    """A request body that refuses unknown fields, with one example for the API docs."""
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+def _with_example(example: JsonValue) -> ConfigDict:
+    """A request body's one example, for the API docs."""
+    return ConfigDict(json_schema_extra={"examples": [example]})
 
 
-class ReceiptRequest(BaseModel):
-    model_config = _strict_with_example(
+class ReceiptRequest(StrictModel):
+    model_config = _with_example(
         {
             "sku": "OJ-1L",
             "quantity": "120",
@@ -112,10 +110,8 @@ class ReceiptRequest(BaseModel):
     inputs: list[InputRef] = Field(default_factory=list, max_length=1000)
 
 
-class ReceiptView(BaseModel):
+class ReceiptView(StrictModel):
     """A receipt and the lot it created or added to."""
-
-    model_config = ConfigDict(extra="forbid")
 
     receipt_id: str
     lot_id: UUID
@@ -142,9 +138,7 @@ class ReceiptView(BaseModel):
     new_lot: bool
 
 
-class LotView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LotView(StrictModel):
     lot_id: UUID
     lot_code: str
     sku: str
@@ -162,10 +156,10 @@ class LotView(BaseModel):
     last_received_at: datetime
 
 
-class ScanReceiptRequest(BaseModel):
+class ScanReceiptRequest(StrictModel):
     """A receipt from a scanned GS1 label: GTIN, lot, dates and count come from the barcode."""
 
-    model_config = _strict_with_example(
+    model_config = _with_example(
         {
             "barcode": "]C10109501101530003172703311510D9T\u001d3712",
             "supplier": {"supplier_id": "GROVE"},
@@ -186,9 +180,7 @@ class ScanReceiptRequest(BaseModel):
     unit_cost: Money | None = None
 
 
-class ProductRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProductRequest(StrictModel):
     description: ShortText | None = None
     uom: Uom = "EA"
     gtins: list[CheckedGtin] = Field(default_factory=list, max_length=100)
@@ -199,9 +191,7 @@ class ProductRequest(BaseModel):
     )
 
 
-class ProductView(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProductView(StrictModel):
     sku: str
     description: str | None = None
     uom: str
@@ -257,9 +247,7 @@ class LotImportRequest(ImportRequest[LotImportRow]):
     pass
 
 
-class ImportedLotRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ImportedLotRow(StrictModel):
     row_key: str
     receipt_id: str | None = Field(description="None when the row had nothing on hand.")
     lot_id: UUID
@@ -274,16 +262,12 @@ class LotImportResult(ImportResult[ImportedLotRow]):
     )
 
 
-class LotReference(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LotReference(StrictModel):
     sku: Sku
     lot_code: LotCode
 
 
-class LotLookupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LotLookupRequest(StrictModel):
     lots: list[LotReference] = Field(min_length=1, max_length=10_000)
 
 

@@ -102,6 +102,13 @@ class ContractModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
 
+class StrictModel(BaseModel):
+    """Base of an HTTP body: it refuses a field it does not know, where a payload on a topic
+    (`ContractModel`) tolerates one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Address(ContractModel):
     line1: ShortText | None = None
     line2: ShortText | None = None

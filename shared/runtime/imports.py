@@ -14,7 +14,6 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from fastapi import Request
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     ValidationError,
@@ -22,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from shared.contracts.types import Identifier, require_distinct
+from shared.contracts.types import Identifier, StrictModel, require_distinct
 from shared.runtime.database import Connection, UnitOfWork
 from shared.runtime.http import database_of
 
@@ -38,10 +37,8 @@ def row_key_field(derived: str) -> Any:
     )
 
 
-class KeyedRow(BaseModel):
+class KeyedRow(StrictModel):
     """A row of an import file; a service's row sets `row_key` from its columns when omitted."""
-
-    model_config = ConfigDict(extra="forbid")
 
     row_key: Identifier | None = None
 
@@ -75,10 +72,8 @@ RowT_contra = TypeVar("RowT_contra", bound=KeyedRow, contravariant=True)
 ResultT_co = TypeVar("ResultT_co", covariant=True)
 
 
-class RowRejection(BaseModel):
+class RowRejection(StrictModel):
     """A row left out, and why; the column is the file's column the reason is about."""
-
-    model_config = ConfigDict(extra="forbid")
 
     row_key: str
     column: str | None = None
@@ -93,10 +88,8 @@ def not_happened_yet(moment: datetime, now: datetime, column: str) -> str | None
     return f"{column} {moment.isoformat()} is in the future: give when it really happened"
 
 
-class ImportRequest(BaseModel, Generic[RowT]):
+class ImportRequest(StrictModel, Generic[RowT]):
     """A batch of an import file's rows, each with its own row key."""
-
-    model_config = ConfigDict(extra="forbid")
 
     rows: list[RowT] = Field(min_length=1, max_length=MAX_IMPORT_ROWS)
     dry_run: StrictBool = Field(
@@ -109,10 +102,8 @@ class ImportRequest(BaseModel, Generic[RowT]):
         return self
 
 
-class ImportResult(BaseModel, Generic[ImportedT]):
+class ImportResult(StrictModel, Generic[ImportedT]):
     """What a batch did: a service describes its imported rows and adds what else it reports."""
-
-    model_config = ConfigDict(extra="forbid")
 
     imported: list[ImportedT]
     already_imported: list[str] = Field(
