@@ -28,12 +28,19 @@ from tests.cli_stand_in import invoke, stand_in
 TODAY = date(2026, 12, 6)
 
 
-def lot(code: str, **given: Any) -> LotReportFacts:
-    values: dict[str, Any] = {
+def identity(code: str) -> dict[str, Any]:
+    """What a test lot's code stands for: its id, its SKU (the code's first part), its supplier."""
+    return {
         "lot_id": uuid.uuid5(uuid.NAMESPACE_URL, code),
         "lot_code": code,
         "sku": code.split("-", maxsplit=1)[0],
         "supplier_id": "FARM",
+    }
+
+
+def lot(code: str, **given: Any) -> LotReportFacts:
+    values: dict[str, Any] = {
+        **identity(code),
         "received_at": datetime(2026, 11, 27, 9, tzinfo=UTC),  # 10 days ago, today included
         "expiry_date": None,
         "blocks": [],
@@ -288,10 +295,7 @@ def test_a_table_of_models_has_their_fields_as_columns_and_defuses_formulas() ->
 
 def quality_lot(code: str, **given: Any) -> QualityLot:
     values: dict[str, Any] = {
-        "lot_id": uuid.uuid5(uuid.NAMESPACE_URL, code),
-        "lot_code": code,
-        "sku": code.split("-", maxsplit=1)[0],
-        "supplier_id": "FARM",
+        **identity(code),
         "supplier_lot_code": "F-77",
         "expiry_date": TODAY,
         "produced": False,
