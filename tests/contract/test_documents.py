@@ -283,6 +283,20 @@ RECALL_ISSUED = [
     "affected_customer_count",
     "shipped_quantity",
 ]
+# A lot's attributes as goods-received carries them; lot-registered carries the same.
+LOT_ATTRIBUTES = [
+    "uom",
+    "location",
+    "received_at",
+    "supplier",
+    "supplier_lot_code",
+    "purchase_order",
+    "production_date",
+    "expiry_date",
+    "best_before_date",
+    "unit_cost",
+]
+LOT_PARTS = {"supplier": ["supplier_id", "name"], "unit_cost": ["amount", "currency"]}
 ENVELOPE = ["specversion", "id", "type", "source", "time", "subject", "datacontenttype", "data"]
 
 CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
@@ -301,21 +315,11 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
             "sku",
             "gtin",
             "quantity",
-            "uom",
-            "location",
-            "received_at",
-            "supplier",
-            "supplier_lot_code",
-            "purchase_order",
-            "production_date",
-            "expiry_date",
-            "best_before_date",
-            "unit_cost",
+            *LOT_ATTRIBUTES,
             "inputs",
             "qc_required",
         ],
-        "supplier": ["supplier_id", "name"],
-        "unit_cost": ["amount", "currency"],
+        **LOT_PARTS,
         "inputs[]": ["lot_id", "lot_code", "sku", "quantity", "uom"],
     },
     "lottrace.lot-allocated.v1": {
@@ -442,20 +446,10 @@ CONTRACT_FIELDS: dict[str, dict[str, list[str]]] = {
             "lot_code",
             "sku",
             "gtin",
-            "uom",
-            "location",
-            "received_at",
-            "supplier",
-            "supplier_lot_code",
-            "purchase_order",
-            "production_date",
-            "expiry_date",
-            "best_before_date",
-            "unit_cost",
+            *LOT_ATTRIBUTES,
             "reason",
         ],
-        "supplier": ["supplier_id", "name"],
-        "unit_cost": ["amount", "currency"],
+        **LOT_PARTS,
     },
 }
 
