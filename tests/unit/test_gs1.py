@@ -13,31 +13,22 @@ GS = "\x1d"
 GTIN = "09501101530003"
 SSCC = "095011010000000001"
 
+SYMBOLOGIES = {
+    "": "no symbology identifier, variable-length lot last without a separator",
+    "]C1": "GS1-128 prefix ]C1",
+    "]d2": "GS1 DataMatrix prefix ]d2",
+    "]Q3": "GS1 QR prefix ]Q3",
+    "]e0": "GS1 DataBar prefix ]e0",
+}
+
 READABLE = [
-    pytest.param(
-        f"01{GTIN}1726123110ABC",
-        {"gtin": GTIN, "expiry_date": date(2026, 12, 31), "lot_code": "ABC"},
-        id="no symbology identifier, variable-length lot last without a separator",
-    ),
-    pytest.param(
-        f"]C101{GTIN}1726123110ABC",
-        {"gtin": GTIN, "expiry_date": date(2026, 12, 31), "lot_code": "ABC"},
-        id="GS1-128 prefix ]C1",
-    ),
-    pytest.param(
-        f"]d201{GTIN}1726123110ABC",
-        {"gtin": GTIN, "expiry_date": date(2026, 12, 31), "lot_code": "ABC"},
-        id="GS1 DataMatrix prefix ]d2",
-    ),
-    pytest.param(
-        f"]Q301{GTIN}1726123110ABC",
-        {"gtin": GTIN, "expiry_date": date(2026, 12, 31), "lot_code": "ABC"},
-        id="GS1 QR prefix ]Q3",
-    ),
-    pytest.param(
-        f"]e001{GTIN}1726123110ABC",
-        {"gtin": GTIN, "expiry_date": date(2026, 12, 31), "lot_code": "ABC"},
-        id="GS1 DataBar prefix ]e0",
+    *(
+        pytest.param(
+            f"{prefix}01{GTIN}1726123110ABC",
+            {"gtin": GTIN, "expiry_date": date(2026, 12, 31), "lot_code": "ABC"},
+            id=name,
+        )
+        for prefix, name in SYMBOLOGIES.items()
     ),
     pytest.param(
         f"01{GTIN}10ABC{GS}17261231",
