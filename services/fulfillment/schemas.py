@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from uuid import UUID, uuid5
 
 from pydantic import (
-    ConfigDict,
     Field,
     StrictInt,
     StringConstraints,
@@ -26,6 +25,7 @@ from shared.contracts.types import (
     StrictModel,
     Uom,
     require_distinct,
+    with_examples,
 )
 from shared.runtime.http import Rfc3339DateTime
 from shared.runtime.imports import (
@@ -43,13 +43,9 @@ class LineRequest(StrictModel):
 
 
 class ShipmentRequest(StrictModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"order_id": "SO-1001"},
-                {"order_id": "SO-1001", "scans": ["]C10109501101530003172612311010D9T"]},
-            ]
-        },
+    model_config = with_examples(
+        {"order_id": "SO-1001"},
+        {"order_id": "SO-1001", "scans": ["]C10109501101530003172612311010D9T"]},
     )
 
     order_id: Identifier

@@ -11,7 +11,6 @@ from uuid import UUID
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
@@ -25,7 +24,14 @@ from shared.contracts.events import (
     ResponseChannel,
     ResponseKind,
 )
-from shared.contracts.types import Identifier, LongText, ShortText, SignedQuantity, StrictModel
+from shared.contracts.types import (
+    Identifier,
+    LongText,
+    ShortText,
+    SignedQuantity,
+    StrictModel,
+    with_examples,
+)
 from shared.runtime.http import Rfc3339Date
 from shared.tables import Table
 
@@ -48,16 +54,12 @@ class FromRow(BaseModel):
 
 
 class RecallRequest(StrictModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "reason": "Customer complaint: off taste, possible fermentation",
-                    "classification": "II",
-                    "scope": {"lot_codes": ["OJ-1L-20261121-0002"], "sku": "OJ-1L"},
-                }
-            ]
-        },
+    model_config = with_examples(
+        {
+            "reason": "Customer complaint: off taste, possible fermentation",
+            "classification": "II",
+            "scope": {"lot_codes": ["OJ-1L-20261121-0002"], "sku": "OJ-1L"},
+        }
     )
 
     reason: LongText = Field(min_length=1)

@@ -9,9 +9,7 @@ from uuid import UUID
 
 from pydantic import (
     AfterValidator,
-    ConfigDict,
     Field,
-    JsonValue,
     StrictBool,
     StringConstraints,
     model_validator,
@@ -29,6 +27,7 @@ from shared.contracts.types import (
     StrictModel,
     Supplier,
     Uom,
+    with_examples,
 )
 from shared.gs1 import Gs1Error, normalize_gtin
 from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
@@ -73,13 +72,8 @@ class InputRef(StrictModel):
         return self
 
 
-def _with_example(example: JsonValue) -> ConfigDict:
-    """A request body's one example, for the API docs."""
-    return ConfigDict(json_schema_extra={"examples": [example]})
-
-
 class ReceiptRequest(StrictModel):
-    model_config = _with_example(
+    model_config = with_examples(
         {
             "sku": "OJ-1L",
             "quantity": "120",
@@ -159,7 +153,7 @@ class LotView(StrictModel):
 class ScanReceiptRequest(StrictModel):
     """A receipt from a scanned GS1 label: GTIN, lot, dates and count come from the barcode."""
 
-    model_config = _with_example(
+    model_config = with_examples(
         {
             "barcode": "]C10109501101530003172703311510D9T\u001d3712",
             "supplier": {"supplier_id": "GROVE"},

@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     PlainSerializer,
     StringConstraints,
 )
@@ -107,6 +108,11 @@ class StrictModel(BaseModel):
     (`ContractModel`) tolerates one."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def with_examples(*examples: JsonValue) -> ConfigDict:
+    """The config of an HTTP body that shows these examples in the API docs."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class Address(ContractModel):
