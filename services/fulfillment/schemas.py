@@ -25,9 +25,8 @@ from shared.contracts.types import (
     StrictModel,
     Uom,
     require_distinct,
-    with_examples,
 )
-from shared.runtime.http import Rfc3339DateTime
+from shared.runtime.http import Rfc3339DateTime, with_examples
 from shared.runtime.imports import (
     ImportRequest,
     ImportResult,

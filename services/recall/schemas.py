@@ -24,15 +24,8 @@ from shared.contracts.events import (
     ResponseChannel,
     ResponseKind,
 )
-from shared.contracts.types import (
-    Identifier,
-    LongText,
-    ShortText,
-    SignedQuantity,
-    StrictModel,
-    with_examples,
-)
-from shared.runtime.http import Rfc3339Date
+from shared.contracts.types import Identifier, LongText, ShortText, SignedQuantity, StrictModel
+from shared.runtime.http import Rfc3339Date, with_examples
 from shared.tables import Table
 
 _SCOPE_DATE: TypeAdapter[Any] = TypeAdapter(Rfc3339Date)

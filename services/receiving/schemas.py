@@ -27,10 +27,9 @@ from shared.contracts.types import (
     StrictModel,
     Supplier,
     Uom,
-    with_examples,
 )
 from shared.gs1 import Gs1Error, normalize_gtin
-from shared.runtime.http import Rfc3339Date, Rfc3339DateTime
+from shared.runtime.http import Rfc3339Date, Rfc3339DateTime, with_examples
 from shared.runtime.imports import (
     ImportRequest,
     ImportResult,

@@ -11,7 +11,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     PlainSerializer,
     StringConstraints,
 )
@@ -108,11 +107,6 @@ class StrictModel(BaseModel):
     (`ContractModel`) tolerates one."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def with_examples(*examples: JsonValue) -> ConfigDict:
-    """The config of an HTTP body that shows these examples in the API docs."""
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
 
 
 class Address(ContractModel):

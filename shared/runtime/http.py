@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics import Counter, Histogram
-from pydantic import AwareDatetime, BaseModel, BeforeValidator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -598,3 +598,8 @@ async def connection_of(request: Request) -> AsyncIterator[Connection]:
     """A pooled connection to the service's database, for reads outside a unit of work."""
     async with database_of(request).pool.acquire() as connection:
         yield connection
+
+
+def with_examples(*examples: JsonValue) -> ConfigDict:
+    """The config of an HTTP body that shows these examples in the API docs."""
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
