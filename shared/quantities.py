@@ -8,6 +8,8 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, TypeVar
 
+ZERO = Decimal(0)
+
 
 class Quantified(Protocol):
     """A dataclass with a quantity: a line, an allocation, a demand."""

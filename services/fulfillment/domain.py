@@ -17,9 +17,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from shared.errors import DomainError, ErrorKind
-from shared.quantities import less_taken
-
-ZERO = Decimal(0)
+from shared.quantities import ZERO, less_taken
 
 
 class OrderStatus(StrEnum):

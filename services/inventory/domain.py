@@ -12,9 +12,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from shared.quantities import less_taken
-
-ZERO = Decimal(0)
+from shared.quantities import ZERO, less_taken
 
 
 class LotStatus(StrEnum):

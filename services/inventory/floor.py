@@ -23,13 +23,12 @@ from services.inventory.records import (
 from shared.contracts.envelope import Incoming
 from shared.contracts.events import MOVE, RETURN_TO_VENDOR, GoodsReturned, ReturnLine
 from shared.errors import Conflict, Invalid, NotFound
+from shared.quantities import ZERO
 from shared.runtime.consumer import EventRejected
 from shared.runtime.database import Connection, UnitOfWork
 
 if TYPE_CHECKING:
     from services.inventory.handlers import Inventory
-
-ZERO = Decimal(0)
 
 
 class Floor:

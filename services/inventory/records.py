@@ -19,9 +19,9 @@ from shared.contracts.events import (
     OrderPlaced,
     ShipmentLine,
 )
+from shared.quantities import ZERO
 from shared.records import built_from
 
-ZERO = Decimal(0)
 StockKey = tuple[UUID, str]
 LineKey = tuple[str, int]
 

@@ -31,9 +31,9 @@ from services.inventory.schemas import (
     SupplierScore,
     SupplierScorecard,
 )
+from shared.quantities import ZERO
 from shared.records import built_from
 
-ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")

@@ -13,9 +13,8 @@ from services.receiving.schemas import ReceiptRequest, ReceiptView
 from shared.contracts.events import GoodsReceived, LotInput
 from shared.contracts.types import Money, Supplier
 from shared.ids import uuid7
+from shared.quantities import ZERO
 from shared.records import built_from
-
-ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
