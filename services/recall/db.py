@@ -340,6 +340,11 @@ async def chunk_notified(connection: Connection, recall_id: str, chunk: int) -> 
 # `shared.contracts.envelope.encode` encodes a `RecallCustomerNotice` (tests/integration/
 # test_recall_notice_encoding.py proves it field for field), keeps those that fit whole,
 # writes them to the outbox and the notice log, and names the customers it left.
+# The notice is spliced from JSON-escaped parts (`to_json(text)`): building it with
+# json_build_object, then json_strip_nulls over the whole of it, parsed and printed every
+# notice again, most of the statement's time. Only the customer can hold nulls (its own
+# fields, its address at any depth): it alone is stripped. A NULL part makes a NULL notice,
+# which never fits: that customer's notice is left to the model path.
 _WRITE_NOTICES = f"""
     WITH lines AS (
         SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
@@ -348,31 +353,39 @@ _WRITE_NOTICES = f"""
         WHERE {_affected_lines("$1", known_at="$3")} AND s.customer_id BETWEEN $2 AND $9
     ), per_customer AS (
         SELECT customer_id, count(*) AS shipments,
-               json_agg(json_build_object(
-                   'shipment_id', shipment_id, 'order_id', order_id,
-                   'shipped_at', {_utc_text("shipped_at")},
-                   'sku', sku, 'lot_id', lot_id, 'lot_code', lot_code,
-                   'quantity', trim_scale(quantity)::text, 'uom', uom)
-                   ORDER BY shipped_at, shipment_id, line_no) AS list
+               '[' || string_agg(
+                   '{{"shipment_id":' || to_json(shipment_id)::text
+                   || ',"order_id":' || to_json(order_id)::text
+                   || ',"shipped_at":"' || {_utc_text("shipped_at")}
+                   || '","sku":' || to_json(sku)::text
+                   || ',"lot_id":"' || lot_id::text
+                   || '","lot_code":' || to_json(lot_code)::text
+                   || ',"quantity":"' || trim_scale(quantity)::text
+                   || '","uom":' || to_json(uom)::text || '}}',
+                   ',' ORDER BY shipped_at, shipment_id, line_no) || ']' AS list
         FROM lines GROUP BY customer_id
+    ), envelope AS (
+        SELECT '{{"specversion" : "1.0", "id" : "' AS before_id,
+               '", "type" : ' || to_json($6::text)::text
+               || ', "source" : ' || to_json($5::text)::text
+               || ', "time" : "' || {_utc_text("now()")}
+               || '", "subject" : ' || to_json($1::text)::text
+               || ', "datacontenttype" : "application/json", "data" : {{"recall_id":'
+               || to_json($1::text)::text || ',"customer":' AS before_customer,
+               ',"late":false,"reason":' || to_json($7::text)::text
+               || ',"classification":' || to_json($8::text)::text
+               || ',"reminder":0}}}}' AS after_shipments
     ), notices AS (
         SELECT p.customer_id, p.shipments, p.list, gen_random_uuid()::text AS event_id,
                json_strip_nulls(json_build_object(
                    'customer_id', p.customer_id, 'name', c.name, 'email', c.email,
-                   'phone', c.phone, 'address', c.address::json)) AS customer
+                   'phone', c.phone, 'address', c.address::json))::text AS customer
         FROM per_customer p LEFT JOIN customers c USING (customer_id)
     ), encoded AS (
         SELECT n.customer_id, n.shipments, n.event_id,
-               convert_to(json_build_object(
-                   'specversion', '1.0', 'id', n.event_id, 'type', $6::text,
-                   'source', $5::text, 'time', {_utc_text("now()")},
-                   'subject', $1::text, 'datacontenttype', 'application/json',
-                   'data', json_strip_nulls(json_build_object(
-                       'recall_id', $1::text, 'customer', n.customer, 'shipments', n.list,
-                       'late', false, 'reason', $7::text, 'classification', $8::text,
-                       'reminder', 0))
-               )::text, 'UTF8') AS value
-        FROM notices n
+               convert_to(e.before_id || n.event_id || e.before_customer || n.customer
+                          || ',"shipments":' || n.list || e.after_shipments, 'UTF8') AS value
+        FROM notices n CROSS JOIN envelope e
     ), fitting AS (
         SELECT customer_id, shipments, event_id, value FROM encoded
         WHERE octet_length(value) <= $10 AND ($4::int IS NULL OR shipments <= $4)
