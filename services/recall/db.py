@@ -1021,13 +1021,32 @@ BACKWARD_EDGES = """
 """
 
 
+# A trace's shipment line as `TraceShipment.model_dump_json` writes it from these columns:
+# nulls kept, the quantity as stored (the model is constructed from the row, not validated),
+# timestamps in UTC with `Z`. tests/integration/test_recall_trace_encoding.py proves it equal.
+_TRACE_SHIPMENT_JSON = f"""
+    '{{"shipment_id":' || to_json(s.shipment_id)::text
+    || ',"order_id":' || to_json(s.order_id)::text
+    || ',"customer_id":' || to_json(s.customer_id)::text
+    || ',"customer_name":' || coalesce(to_json(c.name)::text, 'null')
+    || ',"shipped_at":"' || {_utc_text("s.shipped_at")}
+    || '","sku":' || to_json(s.sku)::text
+    || ',"lot_id":"' || s.lot_id::text
+    || '","lot_code":' || to_json(s.lot_code)::text
+    || ',"quantity":"' || s.quantity::text
+    || '","uom":' || to_json(s.uom)::text || '}}'
+"""
+
+
 async def shipments_of_lots(
     connection: Connection, lot_ids: Iterable[UUID], limit: int
 ) -> list[Record]:
+    """The lots' shipment lines in trace order: who received which lot, and each line already
+    as the trace's JSON (`json`)."""
     return await connection.fetch(
-        """
-        SELECT s.shipment_id, s.order_id, s.customer_id, c.name AS customer_name, s.shipped_at,
-               s.sku, s.lot_id, s.lot_code, s.quantity, s.uom
+        f"""
+        SELECT s.customer_id, c.name AS customer_name, s.lot_code,
+               {_TRACE_SHIPMENT_JSON} AS json
         FROM shipment_lines s LEFT JOIN customers c USING (customer_id)
         WHERE s.lot_id = ANY($1::uuid[])
         ORDER BY s.shipped_at, s.shipment_id, s.line_no
