@@ -275,7 +275,12 @@ def _trace_route(path: str, summary: str, model: type[BaseModel]) -> Callable[[F
 
 
 async def _root_lot(connection: Any, lot_id: UUID) -> dict[UUID, Record]:
-    rows = await db.lot_rows(connection, [lot_id])
+    return _known_lot(await db.lot_rows(connection, [lot_id]), lot_id)
+
+
+def _known_lot(rows: dict[UUID, Record], lot_id: UUID) -> dict[UUID, Record]:
+    """The rows of a trace's lots, once the traced lot is among them (404 when it is not):
+    a trace reads its lot with the others, not in a round trip of its own."""
     if lot_id not in rows:
         raise NotFound("lot_not_found", f"no lot {lot_id}")
     return rows
@@ -299,10 +304,9 @@ async def trace_forward(
     shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000,
 ) -> Response:
     async with database_of(request).pool.acquire() as connection:
-        await _root_lot(connection, lot_id)
         edges = await db.genealogy_edges(connection, [lot_id], forward=True)
         nodes = walk(lot_id, edges, forward=True)
-        rows = await db.lot_rows(connection, nodes)
+        rows = _known_lot(await db.lot_rows(connection, nodes), lot_id)
         shipments = await db.shipments_of_lots(connection, nodes, shipments_limit)
         counts = await db.shipment_counts(connection, nodes)
     customers: dict[str, TraceCustomer] = {}
@@ -338,8 +342,8 @@ async def trace_forward(
 )
 async def trace_backward(lot_id: UUID, request: Request) -> Response:
     async with database_of(request).pool.acquire() as connection:
-        await _root_lot(connection, lot_id)
         edges, nodes, rows = await _walk_back(connection, lot_id)
+        _known_lot(rows, lot_id)
         receipts = await db.receipts_of_lots(connection, nodes)
     consumed = {(edge.lot_id, edge.input_lot_id): edge for edge in edges}
     inputs = []

@@ -5,12 +5,14 @@ null names, quantities as stored, timestamps' format."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from pydantic import TypeAdapter
 from starlette.requests import Request
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from services.recall import api
 from services.recall.handlers import Recalls
 from services.recall.schemas import TraceShipment
+from shared.errors import NotFound
 from shared.runtime.database import Database
 from tests.integration.events import lot, shipment_of
 from tests.integration.recall_database import issued_recall
@@ -97,3 +100,14 @@ async def test_a_trace_without_shipments_keeps_an_empty_list(database: Database)
     trace = json.loads(bytes(response.body))
     assert trace["shipments"] == []
     assert trace["totals"]["shipment_lines"] == len(SHIPPED) + len(RAW_QUANTITIES)
+
+
+async def test_an_unknown_lot_is_not_found_either_way(database: Database) -> None:
+    unknown = uuid.uuid4()
+    for trace in (
+        api.trace_forward(unknown, _request(database), shipments_limit=10),
+        api.trace_backward(unknown, _request(database)),
+    ):
+        with pytest.raises(NotFound) as refused:
+            await trace
+        assert refused.value.code == "lot_not_found"
