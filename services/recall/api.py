@@ -36,7 +36,6 @@ from services.recall.schemas import (
     RecallRequest,
     RecallView,
     TraceBackward,
-    TraceCustomer,
     TraceForward,
     TraceInput,
     TraceLot,
@@ -307,17 +306,7 @@ async def trace_forward(
         edges = await db.genealogy_edges(connection, [lot_id], forward=True)
         nodes = walk(lot_id, edges, forward=True)
         rows = _known_lot(await db.lot_rows(connection, nodes), lot_id)
-        shipments = await db.shipments_of_lots(connection, nodes, shipments_limit)
-        counts = await db.shipment_counts(connection, nodes)
-    customers: dict[str, TraceCustomer] = {}
-    for row in shipments:
-        customer = customers.get(row["customer_id"])
-        if customer is None:
-            customer = customers[row["customer_id"]] = TraceCustomer.model_construct(
-                customer_id=row["customer_id"], name=row["customer_name"], lots=[]
-            )
-        if row["lot_code"] not in customer.lots:
-            customer.lots.append(row["lot_code"])
+        shipped = await db.trace_shipments(connection, nodes, shipments_limit)
     trace = TraceForward.model_construct(
         lot=_trace_lot(lot_id, rows, 0, []),
         made_into=[
@@ -326,15 +315,15 @@ async def trace_forward(
             if node.lot_id != lot_id
         ],
         shipments=[],
-        customers=[customers[key] for key in sorted(customers)],
+        customers=[],
         totals=TraceTotals(
             lots=len(nodes),
-            customers=len(customers),
-            shipment_lines=sum(row["lines"] for row in counts),
-            shipments_truncated=len(shipments) >= shipments_limit > 0,
+            customers=shipped.customers,
+            shipment_lines=shipped.all_lines,
+            shipments_truncated=shipped.lines >= shipments_limit > 0,
         ),
     )
-    return _json_with_shipments(trace, [row["json"] for row in shipments])
+    return _json_with_shipments(trace, shipped)
 
 
 @_trace_route(
@@ -411,12 +400,13 @@ async def lot_movements(lot_id: UUID, request: Request) -> Response:
     return _json(LotMovements(lot_id=lot_id, movements=movements))
 
 
-def _json_with_shipments(trace: TraceForward, shipments: list[str]) -> Response:
-    """The trace, its shipment lines spliced in as PostgreSQL wrote their JSON: a model per
-    line was most of a forward trace's time. `trace` has none; the first `"shipments":[]` is
-    its own key, as no JSON string holds an unescaped quote."""
-    head, tail = trace.model_dump_json().split('"shipments":[]', 1)
-    body = f'{head}"shipments":[{",".join(shipments)}]{tail}'
+def _json_with_shipments(trace: TraceForward, shipped: db.TraceShipments) -> Response:
+    """The trace, its shipment lines and customers spliced in as PostgreSQL wrote their JSON:
+    a model per line was most of a forward trace's time. `trace` has neither; the first
+    `"shipments":[],"customers":[]` is its own, as no JSON string holds an unescaped quote."""
+    head, tail = trace.model_dump_json().split('"shipments":[],"customers":[]', 1)
+    shipments, customers = shipped.shipments_json, shipped.customers_json
+    body = f'{head}"shipments":[{shipments}],"customers":[{customers}]{tail}'
     return Response(body, media_type="application/json")
 
 

@@ -1038,23 +1038,54 @@ _TRACE_SHIPMENT_JSON = f"""
 """
 
 
-async def shipments_of_lots(
+@dataclass(frozen=True)
+class TraceShipments:
+    """A forward trace's shipment lines (the first `limit`, in trace order) and their
+    customers (by id, each lot code once, in order of first shipment), both as the JSON the
+    trace's models write; how many lines there are in all."""
+
+    shipments_json: str
+    customers_json: str
+    customers: int
+    lines: int
+    all_lines: int
+
+
+async def trace_shipments(
     connection: Connection, lot_ids: Iterable[UUID], limit: int
-) -> list[Record]:
-    """The lots' shipment lines in trace order: who received which lot, and each line already
-    as the trace's JSON (`json`)."""
-    return await connection.fetch(
+) -> TraceShipments:
+    row = await connection.fetchrow(
         f"""
-        SELECT s.customer_id, c.name AS customer_name, s.lot_code,
-               {_TRACE_SHIPMENT_JSON} AS json
-        FROM shipment_lines s LEFT JOIN customers c USING (customer_id)
-        WHERE s.lot_id = ANY($1::uuid[])
-        ORDER BY s.shipped_at, s.shipment_id, s.line_no
-        LIMIT $2
+        WITH limited AS (
+            SELECT row_number() OVER (ORDER BY s.shipped_at, s.shipment_id, s.line_no) AS n,
+                   s.customer_id, c.name, s.lot_code, {_TRACE_SHIPMENT_JSON} AS json
+            FROM shipment_lines s LEFT JOIN customers c USING (customer_id)
+            WHERE s.lot_id = ANY($1::uuid[])
+            ORDER BY s.shipped_at, s.shipment_id, s.line_no
+            LIMIT $2
+        ), firsts AS (
+            SELECT customer_id, name, lot_code, min(n) AS first FROM limited
+            GROUP BY customer_id, name, lot_code
+        ), customers AS (
+            SELECT customer_id,
+                   '{{"customer_id":' || to_json(customer_id)::text
+                   || ',"name":' || coalesce(to_json(name)::text, 'null')
+                   || ',"lots":[' || string_agg(to_json(lot_code)::text, ',' ORDER BY first)
+                   || ']}}' AS json
+            FROM firsts GROUP BY customer_id, name
+        )
+        SELECT (SELECT coalesce(string_agg(json, ',' ORDER BY n), '') FROM limited) AS shipments,
+               (SELECT coalesce(string_agg(json, ',' ORDER BY customer_id COLLATE "C"), '')
+                FROM customers) AS customers_json,
+               (SELECT count(*) FROM customers) AS customers,
+               (SELECT count(*) FROM limited) AS lines,
+               (SELECT count(*) FROM shipment_lines WHERE lot_id = ANY($1::uuid[])) AS all_lines
         """,
         sorted(set(lot_ids)),
         limit,
     )
+    assert row is not None
+    return TraceShipments(*row)
 
 
 async def shipment_counts(connection: Connection, lot_ids: Iterable[UUID]) -> list[Record]:

@@ -1,6 +1,7 @@
-"""The forward trace's shipment lines, written as JSON by PostgreSQL (`db.shipments_of_lots`),
-are byte for byte what `TraceShipment.model_dump_json` writes for the same rows: escapes,
-null names, quantities as stored, timestamps' format."""
+"""The forward trace's shipment lines and customers, written as JSON by PostgreSQL
+(`db.trace_shipments`), are byte for byte what the route's models wrote for the same rows:
+escapes, null names, quantities as stored, timestamps' format, customers by id with their
+lot codes in order of first shipment."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from starlette.requests import Request
 
 from services.recall import api
 from services.recall.handlers import Recalls
-from services.recall.schemas import TraceShipment
+from services.recall.schemas import TraceCustomer, TraceShipment
 from shared.errors import NotFound
 from shared.runtime.database import Database
-from tests.integration.events import lot, shipment_of
+from tests.integration.events import incoming, lot, shipment_of
 from tests.integration.recall_database import issued_recall
 
 LOT = lot("TR-2026-01")
+JUICE = lot("TRJ-2026-01", inputs=[LOT])  # made from LOT: in LOT's forward trace
 CUSTOMERS: list[dict[str, Any]] = [
     {"customer_id": "A-FULL", "name": 'Épicerie « Zoë », "quoted" \\ tab\there\u0001'},
     {"customer_id": "B-BARE"},
@@ -34,6 +36,11 @@ SHIPPED = [
     (CUSTOMERS[0], datetime(2026, 1, 3, 8, 0, 0, tzinfo=UTC), "1.500"),
     (CUSTOMERS[0], datetime(2026, 1, 3, 8, 0, 0, 120000, tzinfo=UTC), "12"),
     (CUSTOMERS[1], datetime(2026, 1, 4, 23, 59, 59, 999999, tzinfo=UTC), "0.0001"),
+]
+# B-BARE gets the juice first, A-FULL after LOT: lot codes in order of first shipment.
+JUICE_SHIPPED = [
+    (CUSTOMERS[1], datetime(2026, 1, 2, 9, 0, tzinfo=UTC)),
+    (CUSTOMERS[0], datetime(2026, 1, 6, 9, 0, tzinfo=UTC)),
 ]
 # Stored as a quantity never validated (an import, an older row): its scale as it is.
 RAW_QUANTITIES = ["2.500", "1000", "0.10"]
@@ -45,7 +52,14 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         shipment_of(customer, LOT, quantity=Decimal(quantity), shipped_at=at, number=f"T{n}")
         for n, (customer, at, quantity) in enumerate(SHIPPED)
     ]
-    async with issued_recall(database_url, Recalls(), LOT, shipped, reason="test") as database:
+    shipped += [
+        shipment_of(customer, JUICE, shipped_at=at, number=f"J{n}")
+        for n, (customer, at) in enumerate(JUICE_SHIPPED)
+    ]
+    recalls = Recalls()
+    async with issued_recall(database_url, recalls, LOT, shipped, reason="test") as database:
+        async with database.transaction() as unit:
+            await recalls.on_goods_received(unit, [incoming(JUICE)])
         async with database.pool.acquire() as connection:
             await connection.execute(
                 """
@@ -66,8 +80,9 @@ def _request(database: Database) -> Request:
     return Request({"type": "http", "app": SimpleNamespace(state=SimpleNamespace(runtime=runtime))})
 
 
-async def _model_built(database: Database) -> bytes:
-    """The shipment lines as the route wrote them before: a TraceShipment per row."""
+async def _model_built(database: Database) -> tuple[bytes, bytes]:
+    """The shipment lines and customers as the route wrote them before: a TraceShipment per
+    row, a TraceCustomer per customer with its lot codes in order of first shipment."""
     async with database.pool.acquire() as connection:
         rows = await connection.fetch(
             """
@@ -77,8 +92,19 @@ async def _model_built(database: Database) -> bytes:
             ORDER BY s.shipped_at, s.shipment_id, s.line_no
             """
         )
+    customers: dict[str, TraceCustomer] = {}
+    for row in rows:
+        customer = customers.setdefault(
+            row["customer_id"],
+            TraceCustomer(customer_id=row["customer_id"], name=row["customer_name"], lots=[]),
+        )
+        if row["lot_code"] not in customer.lots:
+            customer.lots.append(row["lot_code"])
     shipments = [TraceShipment.from_row(row) for row in rows]
-    return TypeAdapter(list[TraceShipment]).dump_json(shipments)
+    return (
+        TypeAdapter(list[TraceShipment]).dump_json(shipments),
+        TypeAdapter(list[TraceCustomer]).dump_json([customers[k] for k in sorted(customers)]),
+    )
 
 
 async def test_the_sql_shipment_lines_equal_the_model_built_ones_byte_for_byte(
@@ -86,20 +112,32 @@ async def test_the_sql_shipment_lines_equal_the_model_built_ones_byte_for_byte(
 ) -> None:
     response = await api.trace_forward(LOT.lot_id, _request(database), shipments_limit=100)
     body = bytes(response.body)
-    expected = await _model_built(database)
-    assert b'"shipments":' + expected + b',"customers":' in body
+    shipments, customers = await _model_built(database)
+    assert b'"shipments":' + shipments + b',"customers":' + customers + b',"totals":' in body
     trace = json.loads(body)
-    assert len(trace["shipments"]) == len(SHIPPED) + len(RAW_QUANTITIES)
-    assert [s["quantity"] for s in trace["shipments"][-3:]] == RAW_QUANTITIES
-    assert trace["shipments"][2]["customer_name"] is None
+    lines = len(SHIPPED) + len(JUICE_SHIPPED) + len(RAW_QUANTITIES)
+    assert len(trace["shipments"]) == lines
+    assert [s["quantity"] for s in trace["shipments"] if s["uom"] == "KG"] == RAW_QUANTITIES
     assert [c["customer_id"] for c in trace["customers"]] == ["A-FULL", "B-BARE", "NOBODY"]
+    assert [c["lots"] for c in trace["customers"][:2]] == [
+        ["TR-2026-01", "TRJ-2026-01"],
+        ["TRJ-2026-01", "TR-2026-01"],
+    ]
+    assert trace["customers"][1]["name"] is None
+    assert trace["totals"] == {
+        "lots": 2,
+        "customers": 3,
+        "shipment_lines": lines,
+        "shipments_truncated": False,
+    }
 
 
 async def test_a_trace_without_shipments_keeps_an_empty_list(database: Database) -> None:
     response = await api.trace_forward(LOT.lot_id, _request(database), shipments_limit=0)
     trace = json.loads(bytes(response.body))
-    assert trace["shipments"] == []
-    assert trace["totals"]["shipment_lines"] == len(SHIPPED) + len(RAW_QUANTITIES)
+    assert trace["shipments"] == trace["customers"] == []
+    lines = len(SHIPPED) + len(JUICE_SHIPPED) + len(RAW_QUANTITIES)
+    assert trace["totals"]["shipment_lines"] == lines
 
 
 async def test_an_unknown_lot_is_not_found_either_way(database: Database) -> None:
