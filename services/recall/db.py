@@ -1028,7 +1028,7 @@ _TRACE_SHIPMENT_JSON = f"""
     '{{"shipment_id":' || to_json(s.shipment_id)::text
     || ',"order_id":' || to_json(s.order_id)::text
     || ',"customer_id":' || to_json(s.customer_id)::text
-    || ',"customer_name":' || coalesce(to_json(c.name)::text, 'null')
+    || ',"customer_name":' || coalesce(to_json(s.customer_name)::text, 'null')
     || ',"shipped_at":"' || {_utc_text("s.shipped_at")}
     || '","sku":' || to_json(s.sku)::text
     || ',"lot_id":"' || s.lot_id::text
@@ -1056,13 +1056,22 @@ async def trace_shipments(
 ) -> TraceShipments:
     row = await connection.fetchrow(
         f"""
-        WITH limited AS (
-            SELECT row_number() OVER (ORDER BY s.shipped_at, s.shipment_id, s.line_no) AS n,
-                   s.customer_id, c.name, s.lot_code, {_TRACE_SHIPMENT_JSON} AS json
-            FROM shipment_lines s LEFT JOIN customers c USING (customer_id)
-            WHERE s.lot_id = ANY($1::uuid[])
-            ORDER BY s.shipped_at, s.shipment_id, s.line_no
+        WITH lines AS (
+            SELECT shipment_id, line_no, order_id, customer_id, shipped_at, sku, lot_id,
+                   lot_code, quantity, uom
+            FROM shipment_lines WHERE lot_id = ANY($1::uuid[])
+            ORDER BY shipped_at, shipment_id, line_no
             LIMIT $2
+        ), named AS MATERIALIZED (
+            -- A name looked up per line kept: a join would hash every customer of the history.
+            SELECT l.*, (SELECT c.name FROM customers c WHERE c.customer_id = l.customer_id)
+                        AS customer_name
+            FROM lines l
+        ), limited AS (
+            SELECT row_number() OVER (ORDER BY s.shipped_at, s.shipment_id, s.line_no) AS n,
+                   s.customer_id, s.customer_name AS name, s.lot_code,
+                   {_TRACE_SHIPMENT_JSON} AS json
+            FROM named s
         ), firsts AS (
             SELECT customer_id, name, lot_code, min(n) AS first FROM limited
             GROUP BY customer_id, name, lot_code
