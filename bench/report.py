@@ -291,7 +291,8 @@ def _what_each_figure_measures(results: dict[str, Any]) -> str:
   Times run from sending `POST /recalls` until the `recall-issued` summary, and until the last
   customer notice, as read from the `recall-issued` topic.
 - **Trace**: `GET /trace/lots/{{id}}/forward` and `/backward` for random lots (and every produced
-  and ingredient lot), one request at a time after the pipeline run.
+  and ingredient lot), one request at a time after the pipeline run, once every consumer has
+  caught up with it (as before the latency run: a trace then competes with no backlog).
 - **Notice paths**: one chunk of {notice_customers:,} customer notices (3 shipments each) on an
   embedded PostgreSQL, written by the set-based SQL path (`db.write_notices`: PostgreSQL builds
   the CloudEvents) and by the contract models (`services/recall/notices.py`, encoded by

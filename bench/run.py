@@ -561,6 +561,7 @@ async def on_the_platform(
         lot["lot_id"] for lot in rng.sample(seeded["lots"], min(size.traces, len(seeded["lots"])))
     ]
     trace_lots += [lot["lot_id"] for lot in seeded["produced"] + seeded["ingredients"]]
+    await quiesce(platform)
     trace = await traces(platform, trace_lots, progress)
     raw = await raw_baseline(
         platform, workload.orders("RAW", size.throughput_orders, skus, size, rng), progress
