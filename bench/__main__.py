@@ -15,7 +15,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description="lottrace benchmark")
     parser.add_argument("--quick", action="store_true", help="a short run (under 3 minutes)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON")
-    parser.add_argument("--docs", type=Path, default=Path("docs"), help="where benchmarks.md goes")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="where benchmarks.md goes (default: docs/, or bench/results/ with --quick)",
+    )
     arguments = parser.parse_args()
     size = QUICK if arguments.quick else FULL
     results = asyncio.run(run(size))
@@ -23,7 +28,7 @@ def main() -> None:
         "quick.json" if arguments.quick else "latest.json"
     )
     command = "make bench-quick" if arguments.quick else "make bench"
-    docs = arguments.docs if not arguments.quick else Path("bench/results")
+    docs = arguments.docs or Path("bench/results" if arguments.quick else "docs")
     report.write(results, json_path=out, docs=docs, command=command)
     print(report.table(results))
     print(f"\nresults: {out}   report: {docs / 'benchmarks.md'}")
