@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 
-from bench.run import Tail, auth_headers, make_platform
+from bench.run import Tail, make_platform, recall_and_hear
 from lottrace.devstack import Platform
 
 LINES = 1_000_000
@@ -81,35 +80,16 @@ async def load(url: str, lines: int, customers: int) -> None:
 
 async def recall_once(platform: Platform, tail: Tail) -> dict[str, Any]:
     """Recall the big lot; seconds to the answer, the summary, the last notice read."""
-    async with httpx.AsyncClient(
-        base_url=platform.urls()["recall"], timeout=60, headers=auth_headers(platform)
-    ) as client:
-        requested = time.monotonic()
-        response = await client.post(
-            "/recalls",
-            json={"reason": "bench", "classification": "I", "scope": {"lot_ids": [str(BIG_LOT)]}},
-        )
-        response.raise_for_status()
-    recall_id, expected = response.json()["recall_id"], response.json()["affected_customer_count"]
-    notices, summary_at, arrivals = 0, None, []
-    while notices < expected and time.monotonic() - requested < 120:
-        for record in await tail.read():
-            event = json.loads(record.value)
-            if event["data"]["recall_id"] != recall_id:
-                continue
-            if event["type"] == "lottrace.recall-issued.v1":
-                summary_at = time.monotonic()
-            else:
-                notices += 1
-                arrivals.append(time.monotonic() - requested)
-    done = time.monotonic() - requested
-    written = await _written_s(platform.database_urls["recall"], recall_id)
+    heard = await recall_and_hear(platform, tail, str(BIG_LOT), reason="bench")
+    written = await _written_s(platform.database_urls["recall"], heard.recall_id)
     return {
-        "notices": notices,
-        "summary_s": (summary_at - requested) if summary_at else None,
-        "all_notices_s": done,
+        "notices": len(heard.notice_s),
+        "summary_s": heard.summary_s,
+        "all_notices_s": heard.done_s,
         "chunks_written_s": written,
-        "per_second": [sum(1 for a in arrivals if int(a) == s) for s in range(int(done) + 1)],
+        "per_second": [
+            sum(1 for a in heard.notice_s if int(a) == s) for s in range(int(heard.done_s) + 1)
+        ],
     }
 
 

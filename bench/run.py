@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -411,7 +412,7 @@ async def recall_at_scale(
     sampler.watch("recall (at scale)", platform.processes["recall"].pid or 0)
     try:
         ingest_s = await _ingest_shipments(platform, load, progress)
-        timed = await _time_recall(platform, load, progress)
+        timed = await _time_recall(platform, load, size.recall_customers, progress)
         return {
             "shipment_lines": load.lines,
             "shipments": len(load.shipments),
@@ -442,49 +443,80 @@ async def _ingest_shipments(
     return caught_up - started
 
 
-async def _time_recall(
-    platform: Platform, load: workload.RecallLoad, progress: Progressor
-) -> dict[str, Any]:
-    """Recall the big lot; time the answer, the summary and the last customer notice."""
-    async with (
-        Tail(platform.bootstrap_servers, "recall-issued") as tail,
-        httpx.AsyncClient(
-            base_url=platform.urls()["recall"], timeout=60, headers=auth_headers(platform)
-        ) as client,
-    ):
+@dataclass
+class RecallHeard:
+    """What the `recall-issued` topic said of one recall, in seconds after its request."""
+
+    requested: float  # time.monotonic() when POST /recalls was sent
+    recall_id: str
+    expected: int  # affected_customer_count in the answer
+    answered_s: float
+    summary_s: float | None = None
+    notice_s: list[float] = field(default_factory=list)
+    customers: set[str] = field(default_factory=set)
+    done_s: float = 0.0
+
+
+async def recall_and_hear(
+    platform: Platform,
+    tail: Tail,
+    lot_id: str,
+    *,
+    reason: str,
+    on_notice: Callable[[int], None] = lambda _: None,
+) -> RecallHeard:
+    """Recall one lot; read the topic until every customer's notice came (or 120 s)."""
+    async with httpx.AsyncClient(
+        base_url=platform.urls()["recall"], timeout=60, headers=auth_headers(platform)
+    ) as client:
         requested = time.monotonic()
-        scope = {"lot_ids": [str(load.big_lot.lot_id)]}
         response = await client.post(
             "/recalls",
-            json={"reason": "bench: contaminated batch", "classification": "I", "scope": scope},
+            json={"reason": reason, "classification": "I", "scope": {"lot_ids": [lot_id]}},
         )
-        answered = time.monotonic()
         response.raise_for_status()
-        recall_id = response.json()["recall_id"]
-        expected = response.json()["affected_customer_count"]
-        advance = progress("customer notices", expected)
-        summary_at: float | None = None
-        customers: set[str] = set()
-        notices = 0
-        while notices < expected and time.monotonic() - requested < 120:
-            for record in await tail.read():
-                event = json.loads(record.value)
-                if event["data"]["recall_id"] != recall_id:
-                    continue
-                if event["type"] == "lottrace.recall-issued.v1":
-                    summary_at = time.monotonic()
-                else:
-                    notices += 1
-                    customers.add(event["data"]["customer"]["customer_id"])
-                    advance(1)
-        done_at = time.monotonic()
+    answer = response.json()
+    heard = RecallHeard(
+        requested,
+        answer["recall_id"],
+        answer["affected_customer_count"],
+        answered_s=time.monotonic() - requested,
+    )
+    while len(heard.notice_s) < heard.expected and time.monotonic() - requested < 120:
+        for record in await tail.read():
+            event = json.loads(record.value)
+            if event["data"]["recall_id"] != heard.recall_id:
+                continue
+            if event["type"] == "lottrace.recall-issued.v1":
+                heard.summary_s = time.monotonic() - requested
+            else:
+                heard.notice_s.append(time.monotonic() - requested)
+                heard.customers.add(event["data"]["customer"]["customer_id"])
+                on_notice(1)
+    heard.done_s = time.monotonic() - requested
+    return heard
+
+
+async def _time_recall(
+    platform: Platform, load: workload.RecallLoad, customers: int, progress: Progressor
+) -> dict[str, Any]:
+    """Recall the big lot; time the answer, the summary and the last customer notice."""
+    async with Tail(platform.bootstrap_servers, "recall-issued") as tail:
+        advance = progress("customer notices", customers)
+        heard = await recall_and_hear(
+            platform,
+            tail,
+            str(load.big_lot.lot_id),
+            reason="bench: contaminated batch",
+            on_notice=advance,
+        )
     return {
-        "customers": expected,
-        "distinct_customers_notified": len(customers),
-        "request_s": answered - requested,
-        "summary_s": (summary_at - requested) if summary_at else None,
-        "all_notices_s": done_at - requested,
-        "notices": notices,
+        "customers": heard.expected,
+        "distinct_customers_notified": len(heard.customers),
+        "request_s": heard.answered_s,
+        "summary_s": heard.summary_s,
+        "all_notices_s": heard.done_s,
+        "notices": len(heard.notice_s),
     }
 
 
