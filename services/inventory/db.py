@@ -577,12 +577,17 @@ async def lock_order_lines(
 
 
 async def reserve(
-    connection: Connection, reserves: Sequence[Reserve], reasons: Sequence[LineChange]
+    connection: Connection,
+    reserves: Sequence[Reserve],
+    reasons: Sequence[LineChange],
+    movements: Sequence[Movement],
 ) -> None:
-    """Reserve stock for order lines and record each allocated line's backorder reason (None
-    when nothing is missing): reservations, stock and order lines in one statement."""
+    """Reserve stock for order lines, record each allocated line's backorder reason (None
+    when nothing is missing) and the lots' history rows: reservations, stock, order lines and
+    history in one statement (one round trip of a placed order's few)."""
     stock = [StockChange(r.lot_id, r.location, reserved=r.quantity) for r in reserves]
     lines = [LineChange(r.order_id, r.line_no, reserved=r.quantity) for r in reserves]
+    history = 6 + _STOCK_UPDATE_PARAMETERS + _LINE_UPDATE_PARAMETERS
     await connection.execute(
         f"""
         WITH taken AS (
@@ -590,12 +595,14 @@ async def reserve(
             SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[], $5::text[])
             ON CONFLICT (order_id, line_no, lot_id, location)
             DO UPDATE SET quantity = r.quantity + EXCLUDED.quantity
-        ), stock_rows AS ({_stock_update(6)})
+        ), stock_rows AS ({_stock_update(6)}
+        ), history AS ({_history_insert(history)})
         {_line_update(6 + _STOCK_UPDATE_PARAMETERS)}
         """,
         *columns(merged(reserves), Reserve),
         *columns(summed(stock), StockChange),
         *columns(summed([*lines, *reasons]), LineChange),
+        *columns(movements, Movement),
     )
 
 
@@ -634,10 +641,13 @@ async def release(
     )
 
 
+_LINE_UPDATE_PARAMETERS = 6
+
+
 def _line_update(first: int) -> str:
     """Adds the amounts of `LineChange` rows, given as arrays from parameter `first`, and sets
     the backorder reason of those that carry one."""
-    p = [f"${first + n}" for n in range(6)]
+    p = [f"${first + n}" for n in range(_LINE_UPDATE_PARAMETERS)]
     return f"""
         UPDATE order_lines l
         SET reserved = l.reserved + d.reserved, shipped = l.shipped + d.shipped,
@@ -877,17 +887,20 @@ async def insert_return_lines(
 # ------------------------------------------------------------------ history
 
 
+def _history_insert(first: int) -> str:
+    """Inserts `Movement` rows, given as arrays from parameter `first`, into the history."""
+    p = [f"${first + n}" for n in range(7)]
+    return f"""
+        INSERT INTO lot_history (lot_id, change, quantity, cause, order_id, detail, location)
+        SELECT * FROM unnest({p[0]}::uuid[], {p[1]}::text[], {p[2]}::numeric[], {p[3]}::text[],
+                             {p[4]}::text[], {p[5]}::text[], {p[6]}::text[])
+    """
+
+
 async def record_movements(connection: Connection, movements: Sequence[Movement]) -> None:
     if not movements:
         return
-    await connection.execute(
-        """
-        INSERT INTO lot_history (lot_id, change, quantity, cause, order_id, detail, location)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::text[], $5::text[],
-                             $6::text[], $7::text[])
-        """,
-        *columns(movements, Movement),
-    )
+    await connection.execute(_history_insert(1), *columns(movements, Movement))
 
 
 # ------------------------------------------------------------------ reads

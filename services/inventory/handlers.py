@@ -534,9 +534,10 @@ class Inventory:
             LineChange.backorder(d.order_id, d.line_no, short.get((d.order_id, d.line_no)))
             for d in demands
         ]
-        await db.reserve(connection, result.reserves, reasons)
-        await db.record_movements(
+        await db.reserve(
             connection,
+            result.reserves,
+            reasons,
             [
                 Movement(
                     r.lot_id,
