@@ -168,10 +168,10 @@ async def measure(
     rng = random.Random(2026)
     platform = make_platform(Path(tempfile.mkdtemp(prefix="lottrace-pipeline-")))
     platform.extra_env = {**platform.extra_env, **env}
-    await platform.start(timeout=180)
-    pids = {name: process.pid for name, process in platform.processes.items()}
-    print(f"pids: {json.dumps(pids)}", flush=True)
     try:
+        await platform.start(timeout=180)
+        pids = {name: process.pid for name, process in platform.processes.items()}
+        print(f"pids: {json.dumps(pids)}", flush=True)
         seeded = await seed(platform, QUICK, rng, _progress)
         skus = seeded["skus"]
         results = await _burst(platform, workload.orders("TP", orders, skus, QUICK, rng))
