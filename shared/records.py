@@ -4,12 +4,12 @@ field by field (where a copy by hand could drop or cross a field unseen)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 R = TypeVar("R")
+_ABSENT = object()
 
 
 class Row(Protocol):
@@ -18,10 +18,19 @@ class Row(Protocol):
     def __getitem__(self, name: str, /) -> Any: ...
 
 
-def _field_names(kind: type[Any]) -> Iterable[str]:
-    if isinstance(kind, type) and issubclass(kind, BaseModel):
-        return kind.model_fields
-    return (field.name for field in dataclasses.fields(kind))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(kind: type[Any]) -> tuple[str, ...]:
+    # Read once per type: reading a type's fields cost more than the copy on the hot path.
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            names = tuple(kind.model_fields)
+        else:
+            names = tuple(field.name for field in dataclasses.fields(kind))
+        _FIELD_NAMES[kind] = names
+    return names
 
 
 def built_from(kind: type[R], *sources: object, **given: Any) -> R:
@@ -32,9 +41,11 @@ def built_from(kind: type[R], *sources: object, **given: Any) -> R:
     for name in _field_names(kind):
         if name in values:
             continue
-        source = next((source for source in sources if hasattr(source, name)), None)
-        if source is not None:
-            values[name] = getattr(source, name)
+        for source in sources:
+            value = getattr(source, name, _ABSENT)
+            if value is not _ABSENT:
+                values[name] = value
+                break
     return kind(**values)
 
 
