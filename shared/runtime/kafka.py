@@ -4,6 +4,7 @@ and topic administration. Credentials come from settings and are never logged.""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import ssl
 from collections.abc import Iterable
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
@@ -83,6 +85,30 @@ def make_broker(settings: KafkaSettings, *, service: str) -> KafkaBroker:
     )
 
 
+PARTITION_CACHE_SIZE = 4_096
+
+
+class MemoPartitioner:
+    """aiokafka's default partitioner, remembering the hash of recent keys: the same murmur2
+    and the same partition (so the same order per key), without hashing again the one key that
+    all of a recall's notices share (a sixth of the recall process's CPU in the burst)."""
+
+    def __init__(self, maxsize: int = PARTITION_CACHE_SIZE) -> None:
+        self._index = functools.lru_cache(maxsize=maxsize)(_partition_index)
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if not isinstance(key, bytes):  # None (a random partition) or unhashable: aiokafka's
+            choice: int = DefaultPartitioner()(key, all_partitions, available)
+            return choice
+        return all_partitions[self._index(key, len(all_partitions))]
+
+
+def _partition_index(key: bytes, partitions: int) -> int:
+    """Where DefaultPartitioner picks from the partitions: a pure function of these two."""
+    index: int = (murmur2(key) & 0x7FFFFFFF) % partitions
+    return index
+
+
 def make_producer(settings: KafkaSettings, *, service: str) -> AIOKafkaProducer:
     idempotent = settings.enable_idempotence
     return AIOKafkaProducer(
@@ -93,6 +119,7 @@ def make_producer(settings: KafkaSettings, *, service: str) -> AIOKafkaProducer:
         # Room for the record and batch framing around a message the outbox accepted.
         max_request_size=settings.max_message_bytes + 16 * 1024,
         max_batch_size=256 * 1024,
+        partitioner=MemoPartitioner(),
         **client_options(settings),
     )
 
