@@ -15,8 +15,6 @@ the one that still fails goes to `<topic>.dlq` with the reason, so the partition
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -353,7 +351,6 @@ class BatchConsumer:
     ) -> None:
         if not records:
             return
-        freeze_startup_heap()
         started = time.perf_counter()
         delay = 0.2
         while True:
@@ -405,19 +402,6 @@ class BatchConsumer:
 
     def stop(self) -> None:
         self._stopping = True
-
-
-@functools.cache
-def freeze_startup_heap() -> None:
-    """Once a process, at its first batch: what start-up made (modules, models, schemas, routes:
-    most of the heap, alive for good) leaves the garbage collector's reach.
-
-    Otherwise every full collection scans all of it with the event loop stopped: under the
-    bench's burst, 280-380 ms each, every ~50 batches, a quarter of inventory's CPU and a third
-    of fulfillment's. The garbage start-up left is collected first, so none is kept for good.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 async def _claim(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import gc
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,7 @@ class ServiceRuntime:
         )
         self._tasks.append(self._sampler)  # cancelled with the rest if stop began meanwhile
         # --- end observability ---
+        freeze_startup_heap()
         self.startup_problem = None
         self.started.set()
         log.info("service started")
@@ -192,3 +195,16 @@ class ServiceRuntime:
         except Exception:
             return False
         return True
+
+
+@functools.cache
+def freeze_startup_heap() -> None:
+    """Once a process, when start-up is done: what it made (modules, models, schemas, routes:
+    most of the heap, alive for good) leaves the garbage collector's reach.
+
+    Otherwise every full collection scans all of it with the event loop stopped: under the
+    bench's burst, 280-380 ms each, every ~50 batches, a quarter of inventory's CPU and a third
+    of fulfillment's. The garbage start-up left is collected first, so none is kept for good.
+    """
+    gc.collect()
+    gc.freeze()
