@@ -48,4 +48,7 @@ def test_a_none_key_goes_to_a_random_available_partition_as_in_aiokafka() -> Non
 
 async def test_the_relay_producer_uses_it() -> None:
     producer = make_producer(KafkaSettings(), service="test")  # made, never started
-    assert isinstance(producer._partitioner, MemoPartitioner)
+    try:
+        assert isinstance(producer._partitioner, MemoPartitioner)
+    finally:
+        await producer.stop()
