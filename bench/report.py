@@ -75,38 +75,69 @@ def _format(value: Any, unit: str) -> str:
     return f"{text} {unit}".strip()
 
 
-def table(results: dict[str, Any]) -> str:
-    rows = ["| metric | value | target | met |", "|---|---:|---|:---:|"]
+def _spread(value: Any, before: Any) -> str:
+    """How far two runs' figures lie apart: their difference over their mean."""
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (value, before)):
+        return ""
+    mean = (abs(value) + abs(before)) / 2
+    return f"{abs(value - before) / mean:.0%}" if mean else "0%"
+
+
+def _row(metric: str, value: Any, before: Any, unit: str, target: str, verdict: str) -> str:
+    previous = "" if before is None else _format(before, unit)
+    return (
+        f"| {metric} | {_format(value, unit)} | {previous} | {_spread(value, before)}"
+        f" | {target} | {verdict} |"
+    )
+
+
+def table(results: dict[str, Any], previous: dict[str, Any] | None = None) -> str:
+    """Each figure of this run, the run before it (`previous`) and how far the two lie apart."""
+    prior = previous or {}
+    rows = [
+        "| metric | value | previous run | spread | target | met |",
+        "|---|---:|---:|---:|---|:---:|",
+    ]
     for section, key, label, unit, target, met in TARGETS:
         value = results.get(section, {}).get(key)
         verdict = "" if met is None or value is None else ("yes" if met(value) else "**no**")
-        rows.append(
-            f"| `{section}.{key}`: {label} | {_format(value, unit)} | {target} | {verdict} |"
-        )
+        before = prior.get(section, {}).get(key)
+        rows.append(_row(f"`{section}.{key}`: {label}", value, before, unit, target, verdict))
     for name, mb in sorted(results.get("rss_mb", {}).items()):
         verdict = "yes" if mb < 200 else "**no**"
+        before = prior.get("rss_mb", {}).get(name)
         rows.append(
-            f"| `rss_mb.{name}`: peak resident memory | {mb:,.0f} MB | < 200 MB | {verdict} |"
+            _row(
+                f"`rss_mb.{name}`: peak resident memory",
+                round(mb),
+                None if before is None else round(before),
+                "MB",
+                "< 200 MB",
+                verdict,
+            )
         )
-    rows += scaling_rows(results.get("scaling", {}))
+    rows += scaling_rows(results.get("scaling", {}), prior.get("scaling", {}))
     return "\n".join(rows)
 
 
 FLAT = 2.0  # the target: cost at any history size within 2x of the cost at the smallest
 
 
-def scaling_rows(scaling: dict[str, Any]) -> list[str]:
+def scaling_rows(scaling: dict[str, Any], previous: dict[str, Any] | None = None) -> list[str]:
     """The ratios of each history size's costs to the smallest size's, against FLAT."""
     rows = []
+    prior = (previous or {}).get("ratios", {})
     for sizes, ratios in scaling.get("ratios", {}).items():
         larger, smaller = (int(n) for n in sizes.split("/"))
         for key, label in (("trace_p99", "trace p99"), ("allocation_per_line", "allocation")):
             value = ratios[key]
             verdict = "yes" if value <= FLAT else "**no**"
-            rows.append(
-                f"| `scaling.ratios.{sizes}.{key}`: {label}, {_lines(larger)} over"
-                f" {_lines(smaller)} lines of history | {value:.2f} x | <= {FLAT:g} x | {verdict} |"
+            metric = (
+                f"`scaling.ratios.{sizes}.{key}`: {label}, {_lines(larger)} over"
+                f" {_lines(smaller)} lines of history"
             )
+            before = prior.get(sizes, {}).get(key)
+            rows.append(_row(metric, value, before, "x", f"<= {FLAT:g} x", verdict))
     return rows
 
 
@@ -240,6 +271,7 @@ def markdown(
     plot_name: str,
     notes: str,
     scale: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
 ) -> str:
     machine = results["machine"]
     return f"""# Benchmarks
@@ -247,9 +279,9 @@ def markdown(
 Measured by `{command}` on {results["finished_at"]} ({results["size"]} size). Raw results:
 `bench/results/latest.json`. Machine: {machine["cpus"]} CPUs ({machine["cpu_model"]}),
 {machine["memory_gb"]} GB, {machine["system"]}, Python {machine["python"]}. Broker (Tansu),
-PostgreSQL (fsync on) and the services all run on this one machine.
+PostgreSQL (fsync on) and the services all run on this one machine. {_previous_line(previous)}
 
-{table(results)}
+{table(results, previous)}
 
 ![throughput, latency and cost against history]({plot_name})
 
@@ -328,13 +360,47 @@ def _what_each_figure_measures(results: dict[str, Any]) -> str:
 """
 
 
+def _previous_line(previous: dict[str, Any] | None) -> str:
+    if previous is None:
+        return "There is no earlier run of this size to compare with."
+    return (
+        f'"previous run" is the run before it, finished {previous["finished_at"]}; "spread"'
+        " is how far the two lie apart: their difference over their mean."
+    )
+
+
+def previous_path(json_path: Path) -> Path:
+    """Where the run before `json_path`'s is kept: `latest.json` -> `latest.previous.json`."""
+    return json_path.with_suffix(".previous.json")
+
+
+def previous_results(json_path: Path, size: str) -> dict[str, Any] | None:
+    """The run before, if it was of the same size (a quick run is no yardstick for a full)."""
+    path = previous_path(json_path)
+    if not path.exists():
+        return None
+    previous: dict[str, Any] = json.loads(path.read_text())
+    return previous if previous.get("size") == size else None
+
+
 def write(results: dict[str, Any], *, json_path: Path, docs: Path, command: str) -> None:
+    """Keep the run before as `<name>.previous.json`, then write this one and its page."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
+    if json_path.exists():
+        json_path.replace(previous_path(json_path))
     json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    render(results, docs=docs, command=command)
+    render(
+        results, docs=docs, command=command, previous=previous_results(json_path, results["size"])
+    )
 
 
-def render(results: dict[str, Any], *, docs: Path, command: str) -> None:
+def render(
+    results: dict[str, Any],
+    *,
+    docs: Path,
+    command: str,
+    previous: dict[str, Any] | None = None,
+) -> None:
     """The page and its plot from `results`, keeping the notes between the markers."""
     scale = scale_results()
     docs.mkdir(parents=True, exist_ok=True)
@@ -346,5 +412,12 @@ def render(results: dict[str, Any], *, docs: Path, command: str) -> None:
         if NOTES_START in existing and NOTES_END in existing:
             notes = existing.split(NOTES_START, 1)[1].split(NOTES_END, 1)[0]
     page.write_text(
-        markdown(results, command=command, plot_name="benchmarks.png", notes=notes, scale=scale)
+        markdown(
+            results,
+            command=command,
+            plot_name="benchmarks.png",
+            notes=notes,
+            scale=scale,
+            previous=previous,
+        )
     )

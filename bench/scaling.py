@@ -262,7 +262,9 @@ def _publish_scale(result: dict[str, Any]) -> None:
     report.SCALE_JSON.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     latest = report.SCALE_JSON.parent / "latest.json"
     if latest.exists():
-        report.render(json.loads(latest.read_text()), docs=Path("docs"), command="make bench")
+        results = json.loads(latest.read_text())
+        previous = report.previous_results(latest, results["size"])
+        report.render(results, docs=Path("docs"), command="make bench", previous=previous)
 
 
 def main() -> None:
