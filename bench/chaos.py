@@ -44,7 +44,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import workload
-from bench.measure import group_lag, published
+from bench.measure import group_lag, paced, published
 from bench.run import CONSUMED, auth_headers, make_platform
 from lottrace.check.audit import CheckOptions, run_check
 from lottrace.devstack import Platform
@@ -178,11 +178,7 @@ async def place_orders(
     )
     await producer.start()
     try:
-        started = time.monotonic()
-        for n, order in enumerate(orders):
-            delay = started + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for n, order in paced(orders, rate):
             message = encode(order, source="/chaos/oms")
             await producer.send(
                 message.topic, message.value, key=message.key, headers=message.headers

@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import psutil
@@ -19,6 +20,22 @@ from shared.runtime.database import Database
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 
 RECALL_SOURCE = "/lottrace/recall"
+
+
+T = TypeVar("T")
+
+
+async def paced(
+    items: Sequence[T], per_second: float, *, started: float | None = None
+) -> AsyncIterator[tuple[int, T]]:
+    """Each item with its index at its due time: item n at `started` + n / `per_second`
+    (time.monotonic(); now if not given), never earlier; late ones at once."""
+    start = time.monotonic() if started is None else started
+    for n, item in enumerate(items):
+        delay = start + n / per_second - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield n, item
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

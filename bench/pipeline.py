@@ -33,7 +33,7 @@ import psutil
 from aiokafka import AIOKafkaProducer
 
 from bench import workload
-from bench.measure import percentile
+from bench.measure import paced, percentile
 from bench.run import (
     Tail,
     auth_headers,
@@ -81,11 +81,7 @@ async def breakdown(
             asyncio.create_task(_collect(tail, name, marks, wanted, done))
             for tail, name in ((allocated, "allocated"), (shipped, "shipped"))
         ]
-        started = time.monotonic()
-        for n, order in enumerate(orders):
-            delay = started + n / per_order - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for _, order in paced(orders, per_order):
             message = encode(order, source="/bench/oms")
             marks[order.order_id]["placed"] = time.time()
             await producer.send(

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import baseline, imports, notices, recall_loop, scaling, workload
-from bench.measure import MemorySampler, percentile, wait_caught_up
+from bench.measure import MemorySampler, paced, percentile, wait_caught_up
 from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
 from lottrace.infra import SERVICES, free_port
@@ -292,11 +292,7 @@ async def latency(
 
         collecting = asyncio.create_task(collect())
         started = time.monotonic()
-        for n, message in enumerate(messages):
-            due = started + n / orders_per_s
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for _, message in paced(messages, orders_per_s, started=started):
             sent_at[message.key.decode() if message.key else ""] = time.monotonic()
             await producer.send(
                 message.topic, message.value, key=message.key, headers=message.headers
