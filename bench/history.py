@@ -15,9 +15,6 @@ import hashlib
 import re
 from uuid import UUID
 
-import asyncpg
-
-from lottrace.infra import EmbeddedPostgres
 from shared.runtime.database import Database
 
 LINES_PER_LOT = 200  # the same at every size: a trace's answer does not grow with history
@@ -138,11 +135,3 @@ async def load_recall(database: Database, lines: int) -> int:
 async def load_inventory(database: Database, lines: int) -> int:
     """The same history in inventory's: lots all shipped, closed orders, lot history."""
     return await _load(database, INVENTORY_STATEMENTS, lines)
-
-
-async def drop_database(server: EmbeddedPostgres, name: str) -> None:
-    connection = await asyncpg.connect(server.url())
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()

@@ -94,7 +94,8 @@ async def recall_once(platform: Platform, tail: Tail) -> dict[str, Any]:
 
 
 async def _written_s(url: str, recall_id: str) -> float:
-    """Seconds from the recall's issue to its last chunk written (the notifier's part)."""
+    """Seconds from the recall's issue to the start of its last chunk's transaction
+    (`notified_at` is `now()`): the notifier's part, less the last chunk's own time."""
     connection = await asyncpg.connect(url)
     try:
         seconds = await connection.fetchval(

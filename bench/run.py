@@ -470,13 +470,14 @@ async def recall_and_hear(
             "/recalls",
             json={"reason": reason, "classification": "I", "scope": {"lot_ids": [lot_id]}},
         )
+        answered_s = time.monotonic() - requested
         response.raise_for_status()
     answer = response.json()
     heard = RecallHeard(
         requested,
         answer["recall_id"],
         answer["affected_customer_count"],
-        answered_s=time.monotonic() - requested,
+        answered_s=answered_s,
     )
     while len(heard.notice_s) < heard.expected and time.monotonic() - requested < 120:
         for record in await tail.read():

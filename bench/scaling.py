@@ -82,7 +82,7 @@ async def _database(
         ) as database:
             yield database
     finally:
-        await history.drop_database(server, name)
+        await server.drop_database(name)
 
 
 def _request(database: Database) -> Request:
