@@ -459,7 +459,9 @@ async def test_the_check_is_stored_served_and_run_by_one_replica_at_a_time(
     always = partial(quality_check.scheduled, interval=timedelta(0))
     try:
         async with holder.transaction():  # another replica's check, running
-            await holder.execute("SELECT pg_try_advisory_xact_lock($1)", recall_db.QUALITY_LOCK)
+            assert await holder.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", recall_db.QUALITY_LOCK
+            ), "the lock the other replica's check holds"
             async with runner.transaction():
                 await always(SimpleNamespace(connection=runner))  # type: ignore[arg-type]
         assert (await recall.get("/reports/data-quality")).json() == checked

@@ -149,11 +149,12 @@ def test_an_xlsx_file_reads_as_its_csv_does(tmp_path: Path) -> None:
     sheet.write_datetime(2, 5, datetime(2026, 1, 5, 9, 30), day)
     book.close()
     result = checked(path, FileKind.LOTS)
-    assert [(r.line, r.row.on_hand, r.row.received_at) for r in result.rows] == [
+    first = list(result.rows)
+    assert [(r.line, r.row.on_hand, r.row.received_at) for r in first] == [
         (2, Decimal(12), datetime(2026, 1, 5, tzinfo=UTC))
     ]
     assert result.rejected == [Rejection(3, "on_hand", "must be at least 0, not -1")]
-    assert list(result.rows) == list(result.rows), "the sheet reads the same a second time"
+    assert list(result.rows) == first != [], "the sheet reads the same a second time"
 
 
 def test_a_shipment_of_a_lot_the_platform_lacks_is_refused(tmp_path: Path) -> None:
