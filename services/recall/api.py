@@ -49,7 +49,7 @@ from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
 from shared.runtime.database import Record, UnitOfWork
-from shared.runtime.http import Rfc3339Date, database_of
+from shared.runtime.http import Rfc3339Date, connection_of, database_of
 from shared.runtime.logging import get_logger
 from shared.runtime.lookup import found
 from shared.tables import TABLE_RESPONSES, report_response
@@ -143,7 +143,7 @@ async def get_recall(
     customers_limit: Annotated[int, Query(ge=0, le=10_000)] = 1000,
     customers_offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RecallView:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         recall = await _recall_or_404(connection, recall_id)
         lots = await db.recall_lots(connection, recall_id)
         rows = await db.recall_customer_lines(
@@ -215,7 +215,7 @@ async def close_recall(
     unless `override_reason` says why it closes anyway: that reason is kept with the actor."""
     actor = actor_of(request)
     override = body.override_reason if body else None
-    async with database_of(request).pool.acquire() as connection, connection.transaction():
+    async with connection_of(request) as connection, connection.transaction():
         recall = await _recall_or_404(connection, recall_id)
         if recall["status"] == "closed":
             raise Conflict("recall_closed", f"recall {recall_id} is closed already")
@@ -302,7 +302,7 @@ async def trace_forward(
     request: Request,
     shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000,
 ) -> Response:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         edges = await db.genealogy_edges(connection, [lot_id], forward=True)
         nodes = walk(lot_id, edges, forward=True)
         rows = _known_lot(await db.lot_rows(connection, nodes), lot_id)
@@ -330,7 +330,7 @@ async def trace_forward(
     "/trace/lots/{lot_id}/backward", "Supplier, purchase order, inputs to the root", TraceBackward
 )
 async def trace_backward(lot_id: UUID, request: Request) -> Response:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         edges, nodes, rows = await _walk_back(connection, lot_id)
         _known_lot(rows, lot_id)
         receipts = await db.receipts_of_lots(connection, nodes)
@@ -369,7 +369,7 @@ async def trace_backward(lot_id: UUID, request: Request) -> Response:
 
 @_trace_route("/trace/orders/{order_id}", "Lots shipped in an order and their origin", TraceOrder)
 async def trace_order(order_id: str, request: Request) -> Response:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         lines = await db.order_lines(connection, order_id)
         if not lines:
             raise NotFound("order_not_found", f"no shipment of order {order_id} is known")
@@ -393,7 +393,7 @@ async def trace_order(order_id: str, request: Request) -> Response:
     LotMovements,
 )
 async def lot_movements(lot_id: UUID, request: Request) -> Response:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         await _root_lot(connection, lot_id)
         rows = await db.movements_of_lot(connection, lot_id)
     movements = [built_from_row(LotMovement, row) for row in rows]
@@ -430,7 +430,7 @@ def _json(model: BaseModel) -> Response:
     dependencies=[requires(Role.VIEWER)],
 )
 async def genealogy(lot_id: UUID, request: Request) -> PlainTextResponse:
-    async with database_of(request).pool.acquire() as connection:
+    async with connection_of(request) as connection:
         await _root_lot(connection, lot_id)
         backward = await db.genealogy_edges(connection, [lot_id], forward=False)
         edges: list[Edge] = backward + await db.genealogy_edges(connection, [lot_id], forward=True)
