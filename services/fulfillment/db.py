@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
 
-from services.fulfillment.domain import Allocated, Line, OrderStatus, Settlement
+from services.fulfillment.domain import Allocated, Line, OrderStatus, Settlement, ShipLine
 from services.fulfillment.records import (
     ORDER_COLUMNS,
     AllocationRecord,
@@ -259,6 +259,24 @@ async def allocations_of(
         list(order_ids),
     )
     return _per_order(order_ids, rows, Allocated)
+
+
+async def shipped_newest_first(
+    connection: Connection, order_ids: Sequence[str]
+) -> dict[str, list[ShipLine]]:
+    """Each order's shipped lines, the newest shipment's first. An order's shipments are made
+    one at a time under its lock, and announced on `order-shipped` in that order."""
+    rows = await connection.fetch(
+        """
+        SELECT s.order_id, l.line_no, l.sku, l.lot_id, l.lot_code, l.quantity, l.uom
+        FROM shipments s JOIN shipment_lines l USING (shipment_id)
+        WHERE s.order_id = ANY($1::text[])
+        ORDER BY s.order_id, s.shipped_at DESC, s.created_at DESC, s.shipment_id DESC,
+                 l.line_no, l.lot_id
+        """,
+        list(order_ids),
+    )
+    return _per_order(order_ids, rows, ShipLine)
 
 
 def _per_order(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -293,3 +293,37 @@ def ships_in_full(lines: Sequence[Line], shipped: Sequence[ShipLine]) -> bool:
     for line in shipped:
         now_shipped[line.line_no] += line.quantity
     return all(line.shipped + now_shipped[line.line_no] >= line.ordered for line in lines)
+
+
+# ------------------------------------------------------------------ an allocation behind
+
+
+def unheard_quantities(
+    lines: Sequence[Line], unshipped: Mapping[int, Decimal]
+) -> dict[int, Decimal]:
+    """Per line, how much more an allocation inventory published counts as unshipped than the
+    line has left to ship: inventory published it before it heard of that much of our
+    shipments, so those units are still in it, and must not ship twice.
+
+    `unshipped`: what the allocation counts as unshipped per line, allocated plus backordered
+    (the contract: every unshipped ordered unit appears in one or the other)."""
+    return {
+        line.line_no: behind
+        for line in lines
+        if (behind := unshipped.get(line.line_no, ZERO) - line.remaining) > ZERO
+    }
+
+
+def unheard_shipments(
+    behind: Mapping[int, Decimal], shipped_newest_first: Sequence[ShipLine]
+) -> list[ShipLine]:
+    """The shipped quantities an allocation `behind` by so much per line had not heard of:
+    each line's newest ones, since inventory hears an order's shipments in the order made."""
+    left = dict(behind)
+    unheard = []
+    for shipped in shipped_newest_first:
+        take = min(left.get(shipped.line_no, ZERO), shipped.quantity)
+        if take > ZERO:
+            unheard.append(replace(shipped, quantity=take))
+            left[shipped.line_no] -= take
+    return unheard

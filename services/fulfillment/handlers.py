@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from services.fulfillment import db
 from services.fulfillment.domain import (
     SHIPPABLE_STATUSES,
     Allocated,
+    Line,
     OrderStatus,
     ScannedLot,
     ShipmentRefused,
@@ -20,6 +22,8 @@ from services.fulfillment.domain import (
     remaining_allocations,
     settle,
     ships_in_full,
+    unheard_quantities,
+    unheard_shipments,
 )
 from services.fulfillment.outgoing import order_shipped
 from services.fulfillment.records import (
@@ -102,12 +106,13 @@ class Fulfillment:
         ]
         if not fresh:
             return
-        allocated = {event.order_id: _allocated(event) for event in fresh}
+        lines = await db.lines_of(unit.connection, [event.order_id for event in fresh])
+        allocated = await _less_unheard_shipments(unit, fresh, lines)
         shipped = AutoShipment(remaining=allocated)
         if self.auto_ship:
             # Ship from the allocation as it arrives; only what cannot ship stays allocated.
             candidates = [orders[event.order_id] for event in fresh]
-            shipped = await self._plan_auto_shipments(unit, candidates, allocated)
+            shipped = await self._plan_auto_shipments(unit, candidates, allocated, lines)
         await db.replace_allocations(
             unit.connection, allocation_replacement(fresh, shipped.remaining)
         )
@@ -141,6 +146,7 @@ class Fulfillment:
         unit: UnitOfWork,
         orders: Sequence[OrderRecord],
         allocations: Mapping[str, list[Allocated]],
+        lines: Mapping[str, list[Line]],
     ) -> AutoShipment:
         """Ship what can ship of each order's allocation now; blocked lots wait. The one
         auto-ship rule, whether the allocation is stored or has just arrived."""
@@ -149,7 +155,6 @@ class Fulfillment:
         if not ready:
             return result
         ids = [order.order_id for order in ready]
-        lines = await db.lines_of(unit.connection, ids)
         blocked = await db.blocked_among(
             unit.connection,
             {a.lot_id for order_id in ids for a in allocations[order_id]},
@@ -173,8 +178,10 @@ class Fulfillment:
     async def _ship_stored(self, unit: UnitOfWork, order_ids: Sequence[str]) -> None:
         """Auto-ship the allocation these orders already have stored."""
         orders = await db.lock_orders(unit.connection, order_ids)
-        allocations = await db.allocations_of(unit.connection, [o.order_id for o in orders])
-        shipped = await self._plan_auto_shipments(unit, orders, allocations)
+        ids = [order.order_id for order in orders]
+        allocations = await db.allocations_of(unit.connection, ids)
+        lines = await db.lines_of(unit.connection, ids)
+        shipped = await self._plan_auto_shipments(unit, orders, allocations, lines)
         for shipment in shipped.shipments:
             settled = settle(allocations[shipment.order_id], shipment.lines)
             await db.settle_allocations(unit.connection, shipment.order_id, settled)
@@ -270,6 +277,37 @@ def _latest_per_order(events: Sequence[LotAllocated]) -> dict[str, LotAllocated]
         if previous is None or (event.revision or 0) >= (previous.revision or 0):
             latest[event.order_id] = event
     return latest
+
+
+async def _less_unheard_shipments(
+    unit: UnitOfWork, events: Sequence[LotAllocated], lines: Mapping[str, list[Line]]
+) -> dict[str, list[Allocated]]:
+    """Each order's allocation as its event states it, less what we shipped that inventory had
+    not heard of when it published the event (those units are still in it): a shipment and a
+    re-allocation may cross on the topics."""
+    allocated = {event.order_id: _allocated(event) for event in events}
+    behind = {
+        event.order_id: quantities
+        for event in events
+        if (quantities := unheard_quantities(lines[event.order_id], _unshipped(event)))
+    }
+    if not behind:
+        return allocated
+    shipped = await db.shipped_newest_first(unit.connection, list(behind))
+    for order_id, quantities in behind.items():
+        unheard = unheard_shipments(quantities, shipped[order_id])
+        allocated[order_id] = remaining_allocations(allocated[order_id], unheard)
+    return allocated
+
+
+def _unshipped(event: LotAllocated) -> dict[int, Decimal]:
+    """What an allocation counts as unshipped per line: allocated or backordered."""
+    unshipped: dict[int, Decimal] = defaultdict(Decimal)
+    for allocation in event.allocations:
+        unshipped[allocation.line_no] += allocation.quantity
+    for backorder in event.backordered:
+        unshipped[backorder.line_no] += backorder.quantity
+    return unshipped
 
 
 def _allocated(event: LotAllocated) -> list[Allocated]:

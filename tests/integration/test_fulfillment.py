@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,8 +55,12 @@ def placed(order_id: str, *quantities: int) -> OrderPlaced:
 
 
 def allocated(
-    order_id: str, revision: int, *allocations: tuple[int, uuid.UUID, int]
+    order_id: str,
+    revision: int,
+    *allocations: tuple[int, uuid.UUID, int],
+    backordered: Sequence[tuple[int, int]] = (),
 ) -> LotAllocated:
+    """`backordered`: (line, quantity) that inventory could not allocate."""
     return LotAllocated(
         order_id=order_id,
         customer_id="C-7",
@@ -70,6 +74,10 @@ def allocated(
                 "quantity": qty,
             }
             for line, lot, qty in allocations
+        ],
+        backordered=[
+            {"line_no": line, "sku": "OJ", "quantity": qty, "reason": "insufficient_stock"}
+            for line, qty in backordered
         ],
     )
 
@@ -174,6 +182,56 @@ async def test_a_recalled_lot_never_ships_and_its_lines_wait_for_reallocation(
     assert detail.startswith(f"lot {lot_code(LOT_A)} is recalled")
     [shipment] = await shipped_events(broker, database_url)
     assert {line["lot_id"] for line in shipment["lines"]} == {str(LOT_B)}
+
+
+# Undated lots ship in lot id order: FIRST is the lot a line ships from first.
+FIRST, SECOND = uuid.UUID(int=1), uuid.UUID(int=2**128 - 1)
+
+
+async def shipped_three_of_four(
+    client: httpx.AsyncClient, broker: TansuBroker, order_id: str
+) -> None:
+    """Order `order_id` of 4, of which inventory allocated 3 of lot FIRST and backordered 1;
+    once fulfillment shipped those 3 (inventory has not heard of it yet)."""
+    await allocated_order(
+        client,
+        broker,
+        placed(order_id, 4),
+        allocated(order_id, 1, (1, FIRST, 3), backordered=[(1, 1)]),
+    )
+    await order(client, order_id, lambda o: o["lines"][0]["shipped"] == "3")
+
+
+async def test_a_reallocation_that_crossed_a_shipment_ships_only_the_new_lot(
+    auto: httpx.AsyncClient, broker: TansuBroker, database_url: str
+) -> None:
+    await shipped_three_of_four(auto, broker, "SO-10")
+    # Stock came in: inventory allocates the backordered unit from lot SECOND, before it has
+    # heard of the shipment, so its allocation still holds the 3 of FIRST that left.
+    await publish(broker.bootstrap_servers, allocated("SO-10", 2, (1, FIRST, 3), (1, SECOND, 1)))
+    done = await order(auto, "SO-10", lambda o: o["status"] == "shipped")
+    assert [(line["ordered"], line["shipped"]) for line in done["lines"]] == [("4", "4")]
+    first, second = await shipped_events(broker, database_url)
+    assert [(line["lot_id"], line["quantity"]) for line in first["lines"]] == [(str(FIRST), "3")]
+    # Not a fourth unit of FIRST: inventory held only 3 of it for this order.
+    assert [(line["lot_id"], line["quantity"]) for line in second["lines"]] == [(str(SECOND), "1")]
+
+
+async def test_units_inventory_gave_back_after_they_shipped_do_not_ship_again(
+    auto: httpx.AsyncClient, broker: TansuBroker, database_url: str
+) -> None:
+    await shipped_three_of_four(auto, broker, "SO-11")
+    # A shipment made elsewhere took a unit of FIRST: inventory, before it has heard of ours,
+    # gives one of this order's 3 back and backorders it.
+    await publish(
+        broker.bootstrap_servers, allocated("SO-11", 2, (1, FIRST, 2), backordered=[(1, 2)])
+    )
+    current = await order(auto, "SO-11", lambda o: o["allocation_revision"] == 2)
+    assert current["status"] == "open"
+    assert [(line["ordered"], line["shipped"]) for line in current["lines"]] == [("4", "3")]
+    assert current["allocations"] == []  # the 2 of FIRST are among the 3 that left
+    [shipment] = await shipped_events(broker, database_url)
+    assert [(line["lot_id"], line["quantity"]) for line in shipment["lines"]] == [(str(FIRST), "3")]
 
 
 async def test_shipping_by_hand_checks_scans_ships_part_and_is_safe_to_retry(

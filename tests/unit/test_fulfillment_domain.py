@@ -19,6 +19,8 @@ from services.fulfillment.domain import (
     ShipmentRefused,
     plan_shipment,
     remaining_allocations,
+    unheard_quantities,
+    unheard_shipments,
 )
 from shared.runtime.http import STATUS_OF_KIND
 
@@ -254,3 +256,50 @@ def test_a_partial_shipment_then_the_rest_ships_the_whole_line_exactly_once() ->
         (1, "LATE", Decimal(1)),
         (1, "LATE", Decimal(4)),
     ]
+
+
+# ------------------------------------------------------------------ an allocation behind
+
+
+def ship_line(line_no: int, code: str, quantity: str) -> ShipLine:
+    return ShipLine(line_no, "OJ-1L", lot_id(code), code, Decimal(quantity), "EA")
+
+
+def test_an_allocation_that_heard_of_every_shipment_is_behind_by_nothing() -> None:
+    # 3 of 4 shipped and inventory knows: it holds the last unit, or backorders it
+    assert unheard_quantities([line(1, "4", "3")], {1: Decimal(1)}) == {}
+
+
+def test_an_allocation_published_before_a_shipment_was_heard_still_counts_its_units() -> None:
+    # 3 of 4 shipped from lot A; inventory, not knowing, published 3 of A and 1 of B
+    lines = [line(1, "4", "3"), line(2, "2")]
+    behind = unheard_quantities(lines, {1: Decimal(4), 2: Decimal(2)})
+
+    assert behind == {1: Decimal(3)}
+    unheard = unheard_shipments(behind, [ship_line(1, "A", "3")])
+    left = remaining_allocations([allocated(1, "A", "3"), allocated(1, "B", "1")], unheard)
+    assert [(a.lot_code, a.quantity) for a in left] == [("B", Decimal(1))]
+    # what is left is what inventory will still hold once it hears: B, not a fourth unit of A
+    assert shipped(plan(lines, left)) == [(1, "B", Decimal(1))]
+
+
+def test_the_units_not_heard_of_are_the_newest_shipments_of_the_line() -> None:
+    # shipped 2 of A, then 1 of B; inventory heard of the first only
+    newest_first = [ship_line(1, "B", "1"), ship_line(2, "A", "5"), ship_line(1, "A", "2")]
+
+    unheard = unheard_shipments({1: Decimal(1)}, newest_first)
+
+    assert [(s.line_no, s.lot_code, s.quantity) for s in unheard] == [(1, "B", Decimal(1))]
+
+
+def test_units_given_back_after_they_shipped_leave_nothing_more_to_ship() -> None:
+    # 3 of A shipped for a line of 4; inventory, before hearing, gave one of them back to
+    # another order's need and published 2 of A and 2 backordered
+    lines = [line(1, "4", "3")]
+    behind = unheard_quantities(lines, {1: Decimal(4)})
+    left = remaining_allocations(
+        [allocated(1, "A", "2")], unheard_shipments(behind, [ship_line(1, "A", "3")])
+    )
+
+    assert left == []
+    assert plan(lines, left).is_empty
