@@ -44,6 +44,7 @@ from shared.runtime import metrics
 from shared.runtime.broker_log import Anchor, HighWater, LogProbe, LogState, event_id_of
 from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json
 from shared.runtime.logging import get_logger
+from shared.runtime.publish import BatchPublisher
 
 log = get_logger(__name__)
 
@@ -86,7 +87,7 @@ class OutboxRelay:
         unknown_grace_seconds: float = 15.0,
     ) -> None:
         self._url = url
-        self._producer = producer
+        self._publisher = BatchPublisher(producer)
         self._batch_size = batch_size
         self._idle_poll_seconds = idle_poll_seconds
         self._inbox_retention_days = inbox_retention_days
@@ -229,33 +230,29 @@ class OutboxRelay:
         self.published += len(previous.sent)
         if not rows:
             return 0, Round()
-        results = await asyncio.gather(
-            *[await self._send(row) for row in rows], return_exceptions=True
-        )
-        return len(rows), await self._settle(connection, rows, results)
+        return len(rows), await self._settle(connection, rows, await self._publish(rows))
 
-    async def _send(self, row: asyncpg.Record) -> asyncio.Future[RecordMetadata]:
-        """Hand one row to the producer; a row it refuses for its size fails alone."""
-        message = OutgoingMessage(
-            row["topic"], row["key"], row["value"], headers_from_json(row["headers"])
+    async def _publish(self, rows: list[asyncpg.Record]) -> list[Any]:
+        """Each row's metadata or failure, in row order. A row too large for the broker fails
+        alone, before the others go out as per-partition record batches."""
+        messages = [
+            OutgoingMessage(
+                row["topic"], row["key"], row["value"], headers_from_json(row["headers"])
+            )
+            for row in rows
+        ]
+        fits = [message.size <= self._max_message_bytes for message in messages]
+        fitting = [message for message, ok in zip(messages, fits, strict=True) if ok]
+        sent = iter(await self._publisher.publish(fitting))
+        return [
+            next(sent) if ok else self._too_large(message)
+            for message, ok in zip(messages, fits, strict=True)
+        ]
+
+    def _too_large(self, message: OutgoingMessage) -> MessageSizeTooLargeError:
+        return MessageSizeTooLargeError(
+            f"{message.size} bytes exceed KAFKA_MAX_MESSAGE_BYTES ({self._max_message_bytes})"
         )
-        size = message.size
-        failed: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
-        if size > self._max_message_bytes:
-            failed.set_exception(
-                MessageSizeTooLargeError(
-                    f"{size} bytes exceed KAFKA_MAX_MESSAGE_BYTES ({self._max_message_bytes})"
-                )
-            )
-            return failed
-        try:
-            sent: asyncio.Future[RecordMetadata] = await self._producer.send(
-                message.topic, value=message.value, key=message.key, headers=message.headers
-            )
-        except _TOO_LARGE as error:
-            failed.set_exception(error)
-            return failed
-        return sent
 
     async def _settle(
         self, connection: asyncpg.Connection, rows: list[asyncpg.Record], results: list[Any]
