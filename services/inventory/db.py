@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from datetime import date
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from services.inventory.domain import (
@@ -39,6 +40,7 @@ from services.inventory.records import (
     ReservedLot,
     ReturnedLine,
     ShippedEarly,
+    Shipping,
     StockChange,
     StockKey,
     StockRow,
@@ -125,6 +127,28 @@ async def ensure_lots(connection: Connection, facts: Iterable[LotFacts]) -> None
     )
 
 
+async def ensure_and_lock_lots(connection: Connection, facts: Iterable[LotFacts]) -> None:
+    """Lock the lots (not their totals) these facts name, in lot id order, creating the
+    placeholder rows of those not known yet, in one statement."""
+    unique = sorted({fact.lot_id: fact for fact in facts}.values(), key=lambda f: f.lot_id)
+    if not unique:
+        return
+    # ON CONFLICT DO UPDATE locks every conflicting row, FOR UPDATE, even where its WHERE
+    # updates none: a lot stays as the first event that named it made it, as with DO NOTHING.
+    # A lot another transaction creates meanwhile is waited for, then locked: a SELECT ... FOR
+    # UPDATE in this statement would not see it.
+    await connection.execute(
+        """
+        INSERT INTO lots AS l (lot_id, sku, lot_code, uom)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+            AS d(lot_id, sku, lot_code, uom)
+        ORDER BY lot_id
+        ON CONFLICT (lot_id) DO UPDATE SET lot_id = EXCLUDED.lot_id WHERE false
+        """,
+        *columns(unique, LotFacts),
+    )
+
+
 async def lock_lots(connection: Connection, lot_ids: Iterable[UUID]) -> list[LockedLot]:
     """Lock lots (and their stock rows) in lot id order."""
     ids = sorted(set(lot_ids))
@@ -193,16 +217,21 @@ async def change_stock(
     if not merged:
         return
     if create:
-        await connection.execute(
-            """
-            INSERT INTO stock (lot_id, location)
-            SELECT * FROM unnest($1::uuid[], $2::text[])
-            ON CONFLICT (lot_id, location) DO NOTHING
-            """,
-            [change.lot_id for change in merged],
-            [change.location for change in merged],
-        )
+        await create_stock_rows(connection, [change.key for change in merged])
     await connection.execute(_stock_update(1), *columns(merged, StockChange))
+
+
+async def create_stock_rows(connection: Connection, keys: Sequence[StockKey]) -> None:
+    """Add the stock rows, empty, of those (lot, location) pairs that have none yet."""
+    await connection.execute(
+        """
+        INSERT INTO stock (lot_id, location)
+        SELECT * FROM unnest($1::uuid[], $2::text[])
+        ON CONFLICT (lot_id, location) DO NOTHING
+        """,
+        [lot_id for lot_id, _ in keys],
+        [location for _, location in keys],
+    )
 
 
 async def lock_lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> None:
@@ -468,21 +497,19 @@ async def insert_new_orders(
     return created, early
 
 
-async def remember_early_shipments(connection: Connection, early: Sequence[Reserve]) -> None:
-    """Keep what shipped on lines of orders inventory does not know yet, for their arrival."""
-    await connection.execute(
-        """
+def _remember_early_shipments(first: int) -> str:
+    """Keeps what shipped on lines of orders inventory does not know yet, for their arrival:
+    `ShippedEarly` rows, as arrays from parameter `first`."""
+    p = [f"${first + n}" for n in range(3)]
+    return f"""
         INSERT INTO early_shipments (order_id, line_no, shipped)
-        SELECT order_id, line_no, sum(quantity)
-        FROM unnest($1::text[], $2::int[], $3::numeric[]) AS d(order_id, line_no, quantity)
+        SELECT order_id, line_no, sum(shipped)
+        FROM unnest({p[0]}::text[], {p[1]}::int[], {p[2]}::numeric[])
+            AS e(order_id, line_no, shipped)
         GROUP BY order_id, line_no
         ON CONFLICT (order_id, line_no)
             DO UPDATE SET shipped = early_shipments.shipped + EXCLUDED.shipped
-        """,
-        [r.order_id for r in early],
-        [r.line_no for r in early],
-        [r.quantity for r in early],
-    )
+    """
 
 
 async def cancel_orders(connection: Connection, order_ids: Sequence[str]) -> list[str]:
@@ -499,16 +526,25 @@ async def cancel_orders(connection: Connection, order_ids: Sequence[str]) -> lis
     return [row["order_id"] for row in rows]
 
 
-async def close_fulfilled_orders(connection: Connection, order_ids: Sequence[str]) -> None:
-    await connection.execute(
-        """
+def _close_fulfilled(order_ids: str, *, changed_lines: str | None = None) -> str:
+    """Closes the open orders among `order_ids` (a parameter) none of whose lines shipped less
+    than ordered. `changed_lines`, a CTE of the lines this statement updated (order_id,
+    line_no, shipped), stands for those lines: the statement itself does not see its updates."""
+    shipped = "l.shipped"
+    joined = ""
+    if changed_lines:
+        shipped = "coalesce(c.shipped, l.shipped)"
+        joined = f"LEFT JOIN {changed_lines} c USING (order_id, line_no)"
+    return f"""
         UPDATE orders o SET status = 'closed'
-        WHERE o.order_id = ANY($1::text[]) AND o.status = 'open'
-          AND NOT EXISTS (SELECT 1 FROM order_lines l
-                          WHERE l.order_id = o.order_id AND l.shipped < l.ordered)
-        """,
-        list(order_ids),
-    )
+        WHERE o.order_id = ANY({order_ids}::text[]) AND o.status = 'open'
+          AND NOT EXISTS (SELECT 1 FROM order_lines l {joined}
+                          WHERE l.order_id = o.order_id AND {shipped} < l.ordered)
+    """
+
+
+async def close_fulfilled_orders(connection: Connection, order_ids: Sequence[str]) -> None:
+    await connection.execute(_close_fulfilled("$1"), list(order_ids))
 
 
 async def open_demand(connection: Connection, order_ids: Sequence[str]) -> list[Demand]:
@@ -606,21 +642,15 @@ async def reserve(
     )
 
 
-async def release(
-    connection: Connection, releases: Sequence[Reserve], shipped: Sequence[Reserve] = ()
-) -> None:
-    """Give reservations back, in one statement: reservations, stock and order lines. With
-    `shipped`, they go because the stock left: shipped quantities are added to the stock rows
-    and order lines in the same statement. Callers never release more than a reservation holds.
-    """
-    stock = [StockChange(r.lot_id, r.location, reserved=-r.quantity) for r in releases]
-    stock += [StockChange(s.lot_id, s.location, shipped=s.quantity) for s in shipped]
-    lines = [LineChange(r.order_id, r.line_no, reserved=-r.quantity) for r in releases]
-    lines += [LineChange(s.order_id, s.line_no, shipped=s.quantity) for s in shipped]
-    await connection.execute(
-        f"""
-        WITH d AS (
-            SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::numeric[], $5::text[])
+def _release_ctes(first: int) -> str:
+    """CTEs that give reservations back (`Reserve` rows, as arrays from parameter `first`): the
+    reservations deleted or shrunk, and the stock rows' amounts added (`StockChange` arrays from
+    parameter `first + 5`). Callers never release more than a reservation holds."""
+    p = [f"${first + n}" for n in range(5)]
+    return f"""
+        d AS (
+            SELECT * FROM unnest({p[0]}::text[], {p[1]}::int[], {p[2]}::uuid[], {p[3]}::numeric[],
+                                 {p[4]}::text[])
                 AS d(order_id, line_no, lot_id, quantity, location)
         ), gone AS (
             DELETE FROM reservations r USING d
@@ -632,12 +662,67 @@ async def release(
             WHERE (r.order_id, r.line_no, r.lot_id, r.location)
                 = (d.order_id, d.line_no, d.lot_id, d.location)
               AND r.quantity > d.quantity
-        ), stock_rows AS ({_stock_update(6)})
-        {_line_update(6 + _STOCK_UPDATE_PARAMETERS)}
-        """,
+        ), stock_rows AS ({_stock_update(first + 5)})
+    """
+
+
+_RELEASE_PARAMETERS = 5 + _STOCK_UPDATE_PARAMETERS
+
+
+def _released(releases: Sequence[Reserve], shipped: Sequence[Reserve]) -> list[list[Any]]:
+    """The arrays of `_release_ctes` then `_line_update`: reservations given back and, with
+    `shipped`, the shipped quantities added to their stock rows and order lines."""
+    stock = [StockChange(r.lot_id, r.location, reserved=-r.quantity) for r in releases]
+    stock += [StockChange(s.lot_id, s.location, shipped=s.quantity) for s in shipped]
+    lines = [LineChange(r.order_id, r.line_no, reserved=-r.quantity) for r in releases]
+    lines += [LineChange(s.order_id, s.line_no, shipped=s.quantity) for s in shipped]
+    return [
         *columns(merged(releases), Reserve),
         *columns(summed(stock), StockChange),
         *columns(summed(lines), LineChange),
+    ]
+
+
+async def release(
+    connection: Connection, releases: Sequence[Reserve], movements: Sequence[Movement]
+) -> None:
+    """Give reservations back with their history rows, in one statement: reservations, stock,
+    order lines and history."""
+    history = _RELEASE_PARAMETERS + _LINE_UPDATE_PARAMETERS + 1
+    await connection.execute(
+        f"""
+        WITH {_release_ctes(1)}, history AS ({_history_insert(history)})
+        {_line_update(_RELEASE_PARAMETERS + 1)}
+        """,
+        *_released(releases, ()),
+        *columns(movements, Movement),
+    )
+
+
+async def ship(connection: Connection, shipment: Shipping) -> None:
+    """Record a batch of shipments in one statement: the reservations they used given back,
+    the shipped quantities added to stock rows and order lines, their history rows and days,
+    what shipped on lines not known yet (`early_shipments`), and the orders it fulfilled
+    closed."""
+    lines = _RELEASE_PARAMETERS + 1
+    history = lines + _LINE_UPDATE_PARAMETERS
+    days = history + len(fields(Movement))
+    early = days + len(fields(ShippedDay))
+    orders = early + len(fields(ShippedEarly))
+    await connection.execute(
+        f"""
+        WITH {_release_ctes(1)},
+        changed_lines AS ({_line_update(lines)} RETURNING l.order_id, l.line_no, l.shipped),
+        history AS ({_history_insert(history)}),
+        days AS ({_add_shipped_days(days)}),
+        early AS ({_remember_early_shipments(early)})
+        {_close_fulfilled(f"${orders}", changed_lines="changed_lines")}
+        """,
+        *_released(shipment.used, shipment.shipped),
+        *columns(shipment.movements, Movement),
+        *columns(shipment.days, ShippedDay),
+        *columns(shipment.early, ShippedEarly),
+        list(shipment.order_ids),
     )
 
 
@@ -741,17 +826,17 @@ async def over_reserved_lines(connection: Connection, order_ids: Sequence[str]) 
     return rows_as(rows, LineState)
 
 
-async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -> list[StockKey]:
+async def overcommitted_stock(connection: Connection, lot_ids: Iterable[UUID]) -> list[StockRow]:
     """Stock rows whose on-hand quantity fell below what is reserved from them."""
     rows = await connection.fetch(
         """
-        SELECT lot_id, location FROM stock
+        SELECT lot_id, location, on_hand, reserved FROM stock
         WHERE lot_id = ANY($1::uuid[]) AND reserved > greatest(on_hand, 0)
         ORDER BY lot_id, location
         """,
         sorted(set(lot_ids)),
     )
-    return [(row["lot_id"], row["location"]) for row in rows]
+    return rows_as(rows, StockRow)
 
 
 async def stock_rows(connection: Connection, keys: Sequence[StockKey]) -> dict[StockKey, StockRow]:
@@ -981,18 +1066,21 @@ async def valuation(connection: Connection, sku: str | None) -> list[Record]:
 # ------------------------------------------------------------------ reports (reporting.py)
 
 
-async def record_shipped_days(connection: Connection, shipped: Sequence[ShippedDay]) -> None:
-    """Add what each lot shipped to its day's total (the sell rates of the reports)."""
-    await connection.execute(
-        """
-        INSERT INTO lot_shipped_days AS d (lot_id, day, quantity)
+def _add_shipped_days(first: int) -> str:
+    """Adds what each lot shipped to its day's total (the sell rates of the reports):
+    `ShippedDay` rows, as arrays from parameter `first`."""
+    p = [f"${first + n}" for n in range(3)]
+    return f"""
+        INSERT INTO lot_shipped_days AS t (lot_id, day, quantity)
         SELECT lot_id, day, sum(quantity)
-        FROM unnest($1::uuid[], $2::date[], $3::numeric[]) AS s(lot_id, day, quantity)
+        FROM unnest({p[0]}::uuid[], {p[1]}::date[], {p[2]}::numeric[]) AS s(lot_id, day, quantity)
         GROUP BY lot_id, day ORDER BY lot_id, day
-        ON CONFLICT (lot_id, day) DO UPDATE SET quantity = d.quantity + EXCLUDED.quantity
-        """,
-        *columns(shipped, ShippedDay),
-    )
+        ON CONFLICT (lot_id, day) DO UPDATE SET quantity = t.quantity + EXCLUDED.quantity
+    """
+
+
+async def record_shipped_days(connection: Connection, shipped: Sequence[ShippedDay]) -> None:
+    await connection.execute(_add_shipped_days(1), *columns(shipped, ShippedDay))
 
 
 async def lot_report_facts(

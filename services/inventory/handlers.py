@@ -30,6 +30,8 @@ from services.inventory.records import (
     OrderRevision,
     ReceivedStock,
     ReservedLot,
+    ShippedEarly,
+    Shipping,
     StockChange,
     StockKey,
     StockRow,
@@ -132,6 +134,24 @@ class Shipments:
     def shipped_days(self) -> list[ShippedDay]:
         """What left each lot on each day: every unit a shipment names leaves stock."""
         return [ShippedDay(lot_id, day, q) for (lot_id, day), q in sorted(self.per_day.items())]
+
+    def stored(
+        self, used: list[Reserve], shipped: list[Reserve], known_lines: set[tuple[str, int]]
+    ) -> Shipping:
+        """The batch as `db.ship` stores it, once `shipped` says where each unit left from;
+        lines not in `known_lines` shipped before inventory knew their order."""
+        return Shipping(
+            used=used,
+            shipped=shipped,
+            movements=[self.movement(s) for s in shipped],
+            days=self.shipped_days(),
+            early=[
+                ShippedEarly(s.order_id, s.line_no, s.quantity)
+                for s in shipped
+                if (s.order_id, s.line_no) not in known_lines
+            ],
+            order_ids=self.order_ids,
+        )
 
     def movement(self, shipped: Reserve) -> Movement:
         event_id, shipment_id = self.causes[(shipped.order_id, shipped.line_no, shipped.lot_id)]
@@ -313,18 +333,12 @@ class Inventory:
         order_ids = shipments.order_ids
         await db.lock_orders(connection, order_ids)
         known_lines = await db.lock_order_lines(connection, order_ids)
-        await db.ensure_lots(connection, shipments.facts)
-        await db.lock_lot_rows(connection, shipments.lot_ids)
+        await db.ensure_and_lock_lots(connection, shipments.facts)
         used, beyond = domain.ship_from_reservations(
             await db.reservations_for(connection, shipments.quantities), shipments.quantities
         )
         shipped = await self._shipped_from(unit, used, beyond)
-        await db.release(connection, used, shipped=shipped)
-        if early := [s for s in shipped if (s.order_id, s.line_no) not in known_lines]:
-            await db.remember_early_shipments(connection, early)
-        await db.record_movements(connection, [shipments.movement(s) for s in shipped])
-        await db.record_shipped_days(connection, shipments.shipped_days())
-        await db.close_fulfilled_orders(connection, order_ids)
+        await db.ship(connection, shipments.stored(used, shipped, known_lines))
         if beyond:
             await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
         # Otherwise everything left from its reservations: nothing else can have changed.
@@ -342,9 +356,7 @@ class Inventory:
             for location, part in domain.draw_from_locations(_places(stock, lot_id), quantity):
                 taken.append(Reserve(order_id, line_no, lot_id, part, location))
         shipped = domain.merged(taken)
-        await db.change_stock(
-            unit.connection, [StockChange(s.lot_id, s.location) for s in shipped], create=True
-        )
+        await db.create_stock_rows(unit.connection, [(s.lot_id, s.location) for s in shipped])
         return shipped
 
     async def _settle_shipped_otherwise(
@@ -636,14 +648,13 @@ class Inventory:
         over = await db.overcommitted_stock(unit.connection, lot_ids)
         if not over:
             return
-        rows = await db.stock_rows(unit.connection, over)
         held_by_stock: dict[StockKey, list[domain.Held]] = defaultdict(list)
-        for held in await db.held_on_stock(unit.connection, over):
+        for held in await db.held_on_stock(unit.connection, [row.key for row in over]):
             held_by_stock[(held.lot_id, held.location)].append(held)
         releases: list[Reserve] = []
-        for key in over:
+        for row in over:
             releases += domain.shrink_reservations(
-                held_by_stock[key], available_for_orders=rows[key].on_hand
+                held_by_stock[row.key], available_for_orders=row.on_hand
             )
         await self._release(unit, releases, causes={}, detail=cause)
         await self._allocate(unit, sorted({r.order_id for r in releases}))
@@ -658,9 +669,9 @@ class Inventory:
     ) -> None:
         if not releases:
             return
-        await db.release(unit.connection, releases)
-        await db.record_movements(
+        await db.release(
             unit.connection,
+            releases,
             [
                 Movement(
                     r.lot_id,

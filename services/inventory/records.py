@@ -3,7 +3,8 @@ built in one place (from an event here, from a query in `db.py`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -11,6 +12,7 @@ from typing import Any, Protocol, Self, TypeVar
 from uuid import UUID
 
 from services.inventory.domain import Reserve, StockLot
+from services.inventory.reporting import ShippedDay
 from shared.contracts.events import (
     GoodsReceived,
     LotInput,
@@ -30,7 +32,8 @@ class _Summable(Protocol):
     @property
     def key(self) -> tuple[Any, ...]: ...
 
-    def plus(self, other: Self) -> Self: ...
+    @classmethod
+    def total(cls, changes: Sequence[Self]) -> Self: ...
 
 
 S = TypeVar("S", bound=_Summable)
@@ -38,11 +41,14 @@ S = TypeVar("S", bound=_Summable)
 
 def summed(changes: Iterable[S]) -> list[S]:
     """One change per key, summed, in key order: the lock order."""
-    merged: dict[tuple[Any, ...], S] = {}
+    by_key: dict[tuple[Any, ...], list[S]] = defaultdict(list)
     for change in changes:
-        earlier = merged.get(change.key)
-        merged[change.key] = earlier.plus(change) if earlier else change
-    return [merged[key] for key in sorted(merged)]
+        by_key[change.key].append(change)
+    # Each key's changes are added up at once: one row built per key, not one per change.
+    return [
+        group[0] if len(group) == 1 else type(group[0]).total(group)
+        for _, group in sorted(by_key.items())
+    ]
 
 
 @dataclass(frozen=True)
@@ -112,13 +118,15 @@ class ReceivedStock(RegisteredLot):
     def key(self) -> StockKey:
         return (self.lot_id, self.location)
 
-    def plus(self, later: ReceivedStock) -> ReceivedStock:
-        """Two receipts of one lot at one location in a batch: quantities add up, the later
-        expiry date wins when it names one."""
+    @classmethod
+    def total(cls, receipts: Sequence[ReceivedStock]) -> ReceivedStock:
+        """Receipts of one lot at one location in a batch: quantities add up, the latest
+        expiry date named wins."""
+        expiry_dates = [r.expiry_date for r in receipts if r.expiry_date]
         return replace(
-            self,
-            quantity=self.quantity + later.quantity,
-            expiry_date=later.expiry_date or self.expiry_date,
+            receipts[0],
+            quantity=sum((r.quantity for r in receipts), ZERO),
+            expiry_date=expiry_dates[-1] if expiry_dates else None,
         )
 
 
@@ -146,6 +154,20 @@ class ShippedEarly:
     order_id: str
     line_no: int
     shipped: Decimal
+
+
+@dataclass(frozen=True)
+class Shipping:
+    """A batch of shipments as it is stored (`db.ship`): the reservations it used, what left
+    each stock row for each order line, the lots' history rows, what shipped per lot and day,
+    what shipped on lines not known yet, and the orders it may have fulfilled."""
+
+    used: list[Reserve]
+    shipped: list[Reserve]
+    movements: list[Movement]
+    days: list[ShippedDay]
+    early: list[ShippedEarly]
+    order_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -183,11 +205,11 @@ class StockChange:
     def key(self) -> StockKey:
         return (self.lot_id, self.location)
 
-    def plus(self, other: StockChange) -> StockChange:
-        return replace(
-            self,
-            **{name: getattr(self, name) + getattr(other, name) for name in AMOUNTS},
-        )
+    @classmethod
+    def total(cls, changes: Sequence[StockChange]) -> StockChange:
+        first = changes[0]
+        amounts = (sum((getattr(c, name) for c in changes), ZERO) for name in AMOUNTS)
+        return cls(first.lot_id, first.location, *amounts)
 
 
 # The amounts a `StockChange` adds, in `db._stock_update`'s column order.
@@ -223,13 +245,16 @@ class LineChange:
     def key(self) -> LineKey:
         return (self.order_id, self.line_no)
 
-    def plus(self, other: LineChange) -> LineChange:
-        """Amounts add up; a reason set by either is kept, the later one winning."""
-        setter = other if other.sets_reason else self
-        return replace(
-            self,
-            reserved=self.reserved + other.reserved,
-            shipped=self.shipped + other.shipped,
+    @classmethod
+    def total(cls, changes: Sequence[LineChange]) -> LineChange:
+        """Amounts add up; a reason set by any is kept, the latest one winning."""
+        setters = [c for c in changes if c.sets_reason]
+        setter = setters[-1] if setters else changes[0]
+        return cls(
+            changes[0].order_id,
+            changes[0].line_no,
+            reserved=sum((c.reserved for c in changes), ZERO),
+            shipped=sum((c.shipped for c in changes), ZERO),
             reason=setter.reason,
             sets_reason=setter.sets_reason,
         )
@@ -241,6 +266,10 @@ class StockRow:
     location: str
     on_hand: Decimal
     reserved: Decimal
+
+    @property
+    def key(self) -> StockKey:
+        return (self.lot_id, self.location)
 
 
 @dataclass(frozen=True, order=True)
