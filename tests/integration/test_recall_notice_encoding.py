@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import pytest_asyncio
 
@@ -126,3 +127,8 @@ async def test_the_sql_notice_equals_the_model_built_notice_field_for_field(
     assert quantities == ["1000", "7.25"]
     times = [s["shipped_at"] for s in from_sql["A-FULL"]["event"]["data"]["shipments"]]
     assert times == ["2026-01-03T08:00:00Z", "2026-01-03T08:00:00.120000Z"]
+    # The ids are drawn for the whole chunk at once: still one random UUID per notice.
+    events = [json.loads(row["value"]) for row in rows]
+    ids = [UUID(e["id"]) for e in events if e["type"] == "lottrace.recall-customer-notice.v1"]
+    assert len(set(ids)) == len(ids) == len(CUSTOMERS)
+    assert {event_id.version for event_id in ids} == {4}
