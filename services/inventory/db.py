@@ -329,22 +329,32 @@ async def qc_state_of(connection: Connection, lot_id: UUID) -> str | None:
     return state
 
 
+def _lot_states(lot_ids: str, unpickable: str, *, changed_stock: str | None = None) -> str:
+    """Selects what decides the status of each lot of `lot_ids` (its stock at the locations it
+    may be picked from, none of `unpickable`), and the status last announced; both parameters.
+    `changed_stock`, a CTE of the stock rows this statement updated (lot_id, location,
+    on_hand), stands for those rows: the statement itself does not see its updates."""
+    on_hand, joined = "s.on_hand", ""
+    if changed_stock:
+        on_hand = "coalesce(c.on_hand, s.on_hand)"
+        joined = f"LEFT JOIN {changed_stock} c USING (lot_id, location)"
+    return f"""
+        SELECT l.lot_id, l.lot_code, l.sku, l.blocks, l.expiry_date,
+               coalesce((SELECT sum({on_hand}) FROM stock s {joined}
+                         WHERE s.lot_id = l.lot_id AND NOT s.location = ANY({unpickable}::text[])),
+                        0) AS on_hand,
+               l.status AS announced
+        FROM lots l WHERE l.lot_id = ANY({lot_ids}::uuid[]) ORDER BY l.lot_id
+    """
+
+
 async def lot_states(
     connection: Connection, lot_ids: Iterable[UUID], *, unpickable: Sequence[str]
 ) -> list[LotState]:
     """What decides each lot's status (its stock at the locations it may be picked from), and
     the status last announced, the lots locked."""
     rows = await connection.fetch(
-        """
-        SELECT l.lot_id, l.lot_code, l.sku, l.blocks, l.expiry_date,
-               coalesce((SELECT sum(s.on_hand) FROM stock s
-                         WHERE s.lot_id = l.lot_id AND NOT s.location = ANY($2::text[])), 0)
-                   AS on_hand,
-               l.status AS announced
-        FROM lots l WHERE l.lot_id = ANY($1::uuid[]) ORDER BY l.lot_id FOR UPDATE OF l
-        """,
-        sorted(set(lot_ids)),
-        list(unpickable),
+        f"{_lot_states('$1', '$2')} FOR UPDATE OF l", sorted(set(lot_ids)), list(unpickable)
     )
     return rows_as(rows, LotState)
 
@@ -662,7 +672,7 @@ def _release_ctes(first: int) -> str:
             WHERE (r.order_id, r.line_no, r.lot_id, r.location)
                 = (d.order_id, d.line_no, d.lot_id, d.location)
               AND r.quantity > d.quantity
-        ), stock_rows AS ({_stock_update(first + 5)})
+        ), stock_rows AS ({_stock_update(first + 5)} RETURNING s.lot_id, s.location, s.on_hand)
     """
 
 
@@ -699,31 +709,38 @@ async def release(
     )
 
 
-async def ship(connection: Connection, shipment: Shipping) -> None:
+async def ship(
+    connection: Connection, shipment: Shipping, *, unpickable: Sequence[str]
+) -> list[LotState]:
     """Record a batch of shipments in one statement: the reservations they used given back,
     the shipped quantities added to stock rows and order lines, their history rows and days,
     what shipped on lines not known yet (`early_shipments`), and the orders it fulfilled
-    closed."""
+    closed. Returns the states of the lots it shipped from, as `lot_states` would after it;
+    the caller holds their locks."""
     lines = _RELEASE_PARAMETERS + 1
     history = lines + _LINE_UPDATE_PARAMETERS
     days = history + len(fields(Movement))
     early = days + len(fields(ShippedDay))
     orders = early + len(fields(ShippedEarly))
-    await connection.execute(
+    rows = await connection.fetch(
         f"""
         WITH {_release_ctes(1)},
         changed_lines AS ({_line_update(lines)} RETURNING l.order_id, l.line_no, l.shipped),
         history AS ({_history_insert(history)}),
         days AS ({_add_shipped_days(days)}),
-        early AS ({_remember_early_shipments(early)})
-        {_close_fulfilled(f"${orders}", changed_lines="changed_lines")}
+        early AS ({_remember_early_shipments(early)}),
+        closed AS ({_close_fulfilled(f"${orders}", changed_lines="changed_lines")})
+        {_lot_states(f"${orders + 1}", f"${orders + 2}", changed_stock="stock_rows")}
         """,
         *_released(shipment.used, shipment.shipped),
         *columns(shipment.movements, Movement),
         *columns(shipment.days, ShippedDay),
         *columns(shipment.early, ShippedEarly),
         list(shipment.order_ids),
+        sorted(shipment.lot_ids),
+        list(unpickable),
     )
+    return rows_as(rows, LotState)
 
 
 _LINE_UPDATE_PARAMETERS = 6

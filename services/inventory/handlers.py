@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from services.inventory import db, domain, history_facts
-from services.inventory.domain import Reserve
+from services.inventory.domain import LotState, Reserve
 from services.inventory.events import lot_allocated, lot_status_changed
 from services.inventory.floor import Floor, only_location
 from services.inventory.records import (
@@ -151,6 +151,7 @@ class Shipments:
                 if (s.order_id, s.line_no) not in known_lines
             ],
             order_ids=self.order_ids,
+            lot_ids=self.lot_ids,
         )
 
     def movement(self, shipped: Reserve) -> Movement:
@@ -338,11 +339,16 @@ class Inventory:
             await db.reservations_for(connection, shipments.quantities), shipments.quantities
         )
         shipped = await self._shipped_from(unit, used, beyond)
-        await db.ship(connection, shipments.stored(used, shipped, known_lines))
+        states = await db.ship(
+            connection,
+            shipments.stored(used, shipped, known_lines),
+            unpickable=domain.UNPICKABLE_LOCATIONS,
+        )
         if beyond:
             await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
         # Otherwise everything left from its reservations: nothing else can have changed.
-        await self.announce(unit, dict.fromkeys(shipments.lot_ids, "shipped"))
+        # Settling moves reservations only: the lots' states as the stock left still stand.
+        await self._announce_states(unit, states, dict.fromkeys(shipments.lot_ids, "shipped"))
 
     async def _shipped_from(
         self, unit: UnitOfWork, used: list[Reserve], beyond: dict[ShipmentKey, Decimal]
@@ -732,6 +738,17 @@ class Inventory:
         states = await db.lot_states(
             unit.connection, reasons, unpickable=domain.UNPICKABLE_LOCATIONS
         )
+        await self._announce_states(unit, states, reasons, actor=actor)
+
+    async def _announce_states(
+        self,
+        unit: UnitOfWork,
+        states: Sequence[LotState],
+        reasons: dict[UUID, str],
+        *,
+        actor: str | None = None,
+    ) -> None:
+        """`announce`, for lots whose states the caller read (locked) already."""
         changes = domain.status_changes(states, today=self.today())
         if not changes:
             return

@@ -160,7 +160,8 @@ class ShippedEarly:
 class Shipping:
     """A batch of shipments as it is stored (`db.ship`): the reservations it used, what left
     each stock row for each order line, the lots' history rows, what shipped per lot and day,
-    what shipped on lines not known yet, and the orders it may have fulfilled."""
+    what shipped on lines not known yet, the orders it may have fulfilled and the lots it
+    shipped from."""
 
     used: list[Reserve]
     shipped: list[Reserve]
@@ -168,6 +169,7 @@ class Shipping:
     days: list[ShippedDay]
     early: list[ShippedEarly]
     order_ids: list[str]
+    lot_ids: set[UUID]
 
 
 @dataclass(frozen=True)
