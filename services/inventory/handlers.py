@@ -346,8 +346,8 @@ class Inventory:
         )
         if beyond:
             await self._settle_shipped_otherwise(unit, order_ids, shipments.lot_ids)
-        # Otherwise everything left from its reservations: nothing else can have changed.
-        # Settling moves reservations only: the lots' states as the stock left still stand.
+        # Otherwise everything left from its reservations: nothing else can have changed. And
+        # settling moves reservations only: the lots' states read as the stock left still hold.
         await self._announce_states(unit, states, dict.fromkeys(shipments.lot_ids, "shipped"))
 
     async def _shipped_from(
