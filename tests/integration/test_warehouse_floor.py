@@ -14,6 +14,7 @@ import httpx
 
 from lottrace.infra import TansuBroker
 from shared.contracts.events import GoodsReturned
+from shared.contracts.types import Supplier
 from tests.integration.events import shipment_of
 from tests.integration.service_apps import assert_error
 from tests.integration.service_apps import until_served as _until
@@ -169,7 +170,7 @@ async def test_return_to_vendor_takes_the_stock_out_with_its_rma_and_who(
 ) -> None:
     herb = uuid.uuid4()
     lot = received("HERB", 8, days=30, lot_id=herb).model_copy(
-        update={"qc_required": True, "supplier": {"supplier_id": "FARM-B"}}
+        update={"qc_required": True, "supplier": Supplier(supplier_id="FARM-B")}
     )
     await publish(broker.bootstrap_servers, lot)
     await _until(inventory, f"/lots/{herb}", lambda body: body["on_hand"] == "8")
