@@ -9,11 +9,12 @@ match what is allocated (two products may share a lot code).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
 from shared.errors import DomainError, ErrorKind
@@ -296,6 +297,26 @@ def ships_in_full(lines: Sequence[Line], shipped: Sequence[ShipLine]) -> bool:
 
 
 # ------------------------------------------------------------------ an allocation behind
+
+
+class LineQuantity(Protocol):
+    """A quantity of one order line: an allocation or a backorder of `lot-allocated`."""
+
+    @property
+    def line_no(self) -> int: ...
+    @property
+    def quantity(self) -> Decimal: ...
+
+
+def counted_unshipped(
+    allocations: Iterable[LineQuantity], backordered: Iterable[LineQuantity]
+) -> dict[int, Decimal]:
+    """What an allocation counts as unshipped per line: by the contract, every unshipped
+    ordered unit is either allocated or backordered."""
+    unshipped: dict[int, Decimal] = defaultdict(Decimal)
+    for part in (*allocations, *backordered):
+        unshipped[part.line_no] += part.quantity
+    return unshipped
 
 
 def unheard_quantities(

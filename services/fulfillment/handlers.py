@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from services.fulfillment.domain import (
     OrderStatus,
     ScannedLot,
     ShipmentRefused,
+    counted_unshipped,
     is_newer_allocation,
     plan_shipment,
     remaining_allocations,
@@ -289,7 +289,11 @@ async def _less_unheard_shipments(
     behind = {
         event.order_id: quantities
         for event in events
-        if (quantities := unheard_quantities(lines[event.order_id], _unshipped(event)))
+        if (
+            quantities := unheard_quantities(
+                lines[event.order_id], counted_unshipped(event.allocations, event.backordered)
+            )
+        )
     }
     if not behind:
         return allocated
@@ -298,16 +302,6 @@ async def _less_unheard_shipments(
         unheard = unheard_shipments(quantities, shipped[order_id])
         allocated[order_id] = remaining_allocations(allocated[order_id], unheard)
     return allocated
-
-
-def _unshipped(event: LotAllocated) -> dict[int, Decimal]:
-    """What an allocation counts as unshipped per line: allocated or backordered."""
-    unshipped: dict[int, Decimal] = defaultdict(Decimal)
-    for allocation in event.allocations:
-        unshipped[allocation.line_no] += allocation.quantity
-    for backorder in event.backordered:
-        unshipped[backorder.line_no] += backorder.quantity
-    return unshipped
 
 
 def _allocated(event: LotAllocated) -> list[Allocated]:

@@ -17,11 +17,13 @@ from services.fulfillment.domain import (
     ShipLine,
     ShipmentPlan,
     ShipmentRefused,
+    counted_unshipped,
     plan_shipment,
     remaining_allocations,
     unheard_quantities,
     unheard_shipments,
 )
+from shared.contracts.events import Allocation, Backorder
 from shared.runtime.http import STATUS_OF_KIND
 
 LOT_NAMESPACE = UUID("7d2e3b45-0000-4000-8000-000000000000")
@@ -303,3 +305,13 @@ def test_units_given_back_after_they_shipped_leave_nothing_more_to_ship() -> Non
 
     assert left == []
     assert plan(lines, left).is_empty
+
+
+def test_a_revision_counts_allocated_and_backordered_units_as_unshipped() -> None:
+    allocations = [
+        Allocation(line_no=1, sku="OJ", lot_id=lot_id("A"), lot_code="A", quantity=Decimal(2)),
+        Allocation(line_no=1, sku="OJ", lot_id=lot_id("B"), lot_code="B", quantity=Decimal(1)),
+        Allocation(line_no=2, sku="AJ", lot_id=lot_id("C"), lot_code="C", quantity=Decimal(4)),
+    ]
+    backordered = [Backorder(line_no=1, sku="OJ", quantity=Decimal(1), reason="no stock")]
+    assert counted_unshipped(allocations, backordered) == {1: Decimal(4), 2: Decimal(4)}
