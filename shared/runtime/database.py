@@ -79,15 +79,17 @@ def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
 
 
 def headers_from_json(stored: str | list[list[str]]) -> list[tuple[str, bytes]]:
-    pairs = json.loads(stored) if isinstance(stored, str) else stored
-    return [(name, value.encode("latin-1")) for name, value in pairs]
+    return _header_pairs(json.loads(stored) if isinstance(stored, str) else stored)
 
 
 def headers_of_rows(stored: Sequence[str]) -> list[list[tuple[str, bytes]]]:
-    """`headers_from_json` of many rows, parsed as one document: a parse a row was the relay's
-    largest cost after the send itself."""
+    """`headers_from_json` of many rows, parsed as one document instead of a parse a row."""
     rows: list[list[list[str]]] = json.loads("[" + ",".join(stored) + "]")
-    return [[(name, value.encode("latin-1")) for name, value in pairs] for pairs in rows]
+    return [_header_pairs(pairs) for pairs in rows]
+
+
+def _header_pairs(pairs: list[list[str]]) -> list[tuple[str, bytes]]:
+    return [(name, value.encode("latin-1")) for name, value in pairs]
 
 
 def _with_trace(message: OutgoingMessage, context: list[tuple[str, bytes]]) -> OutgoingMessage:
