@@ -197,8 +197,9 @@ class OutboxRelay:
         those rows unmarked (one snapshot): an anti-join with the ids leaves them out, where
         `id <> ALL(ids)` would compare every row with every id. The outbox keeps published rows
         for a while: the lower bound starts its scan at the first pending row, where a merge
-        join would otherwise walk every retained row a round (70 ms a round after 80,000
-        published, 11 ms with the bound; each round slower than the last).
+        join would otherwise walk every retained row each round, each round slower than the
+        last (EXPLAIN ANALYZE after 80,000 published: 69 ms without the bound, 12 ms with it;
+        `python -m bench.relay` times the relay alone).
         """
         anchor = previous.anchor
         rows = await connection.fetch(
