@@ -56,7 +56,8 @@ def new_id() -> str:
 def random_uuid_bytes(count: int) -> bytes:
     """`count` random (version 4) UUIDs, 16 bytes each, from one read of the OS's random
     source: for a statement that makes many ids at once. A read per id (`uuid4()`,
-    PostgreSQL's gen_random_uuid()) costs 11-15 µs here, 60-75 ms for 5,000 notices."""
+    PostgreSQL's gen_random_uuid()) costs 11-15 µs here, 60-75 ms for 5,000 notices
+    (`python -m bench.notice_chunks --explain`)."""
     pool = bytearray(os.urandom(16 * count))
     pool[6::16] = bytes(byte & 0x0F | 0x40 for byte in pool[6::16])  # version 4
     pool[8::16] = bytes(byte & 0x3F | 0x80 for byte in pool[8::16])  # RFC 9562 variant

@@ -349,7 +349,7 @@ async def chunk_notified(connection: Connection, recall_id: str, chunk: int) -> 
 # 16 bytes each, in customer order): gen_random_uuid() reads the OS's random source per id,
 # which cost a fifth of the statement (EXPLAIN ANALYZE, 5,000 notices). The envelope is
 # MATERIALIZED: inlined, its parts (the time's to_char among them) were computed again for
-# every notice, 85 of the statement's 290 ms.
+# every notice, 85 of the statement's 290 ms (`python -m bench.notice_chunks --explain`).
 _WRITE_NOTICES = f"""
     WITH lines AS (
         SELECT s.customer_id, s.shipment_id, s.order_id, s.shipped_at, s.sku, s.lot_id,
