@@ -545,11 +545,15 @@ def _close_fulfilled(order_ids: str, *, changed_lines: str | None = None) -> str
     if changed_lines:
         shipped = "coalesce(c.shipped, l.shipped)"
         joined = f"LEFT JOIN {changed_lines} c USING (order_id, line_no)"
+    # One grouped join, not a NOT EXISTS per order: PostgreSQL ran that as a scan of the whole
+    # `changed_lines` CTE for each order, 650 of a 710 ms statement for a batch of 500 orders.
     return f"""
         UPDATE orders o SET status = 'closed'
-        WHERE o.order_id = ANY({order_ids}::text[]) AND o.status = 'open'
-          AND NOT EXISTS (SELECT 1 FROM order_lines l {joined}
-                          WHERE l.order_id = o.order_id AND {shipped} < l.ordered)
+        FROM (SELECT l.order_id FROM order_lines l {joined}
+              WHERE l.order_id = ANY({order_ids}::text[])
+              GROUP BY l.order_id
+              HAVING bool_and({shipped} >= l.ordered)) fulfilled
+        WHERE o.order_id = fulfilled.order_id AND o.status = 'open'
     """
 
 
