@@ -150,9 +150,6 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-PIPELINE = ("inventory", "fulfillment")
-
-
 def _progress(description: str, total: int) -> Callable[[int], None]:
     print(f"{time.strftime('%H:%M:%S')} {description} ({total})", flush=True)
     return lambda n: None
@@ -203,11 +200,11 @@ async def measure(
 async def _burst(platform: Platform, orders: list[OrderPlaced]) -> dict[str, Any]:
     """Every order at once: order lines shipped a second, and the CPU inventory and
     fulfillment spent per order line until they had consumed all it caused."""
-    processes = {name: psutil.Process(platform.processes[name].pid or 0) for name in PIPELINE}
-    before = {name: sum(p.cpu_times()[:2]) for name, p in processes.items()}
+    before = platform_cpu_seconds(platform)
     burst = await throughput(platform.bootstrap_servers, orders, progress=_progress, label="burst")
     await quiesce(platform)
-    cpu = {name: sum(p.cpu_times()[:2]) - before[name] for name, p in processes.items()}
+    after = platform_cpu_seconds(platform)
+    cpu = {name: seconds - before.get(name, 0.0) for name, seconds in after.items()}
     return {
         "lines_per_s": burst["order_lines_per_s"],
         "shipped": f"{burst['order_lines_shipped']}/{burst['order_lines']}",
@@ -215,6 +212,26 @@ async def _burst(platform: Platform, orders: list[OrderPlaced]) -> dict[str, Any
             name: round(seconds * 1000 / burst["order_lines"], 3) for name, seconds in cpu.items()
         },
     }
+
+
+def platform_cpu_seconds(platform: Platform) -> dict[str, float]:
+    """User and system CPU seconds so far of each service, the broker, and PostgreSQL with all
+    its backends; the burst's figure is the difference of two of these."""
+    services = {process.pid: name for name, process in platform.processes.items()}
+    totals: dict[str, float] = defaultdict(float)
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            name = services.get(process.pid) or _platform_part(process.name())
+            totals[name] += sum(process.cpu_times()[:2])
+    totals["bench client"] = sum(psutil.Process().cpu_times()[:2])
+    return dict(totals)
+
+
+def _platform_part(process_name: str) -> str:
+    for part in ("postgres", "tansu"):
+        if part in process_name:
+            return part
+    return process_name
 
 
 def main() -> None:
