@@ -14,6 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic_core import to_json
 
 from services.recall import db, quality, quality_check, reports
 from services.recall.api_loop import router as loop_router
@@ -307,6 +308,8 @@ async def trace_forward(
         nodes = walk(lot_id, edges, forward=True)
         rows = _known_lot(await db.lot_rows(connection, nodes), lot_id)
         shipped = await db.trace_shipments(connection, nodes, shipments_limit)
+    lines = [dict(line) for line in shipped.lines]
+    customers = _trace_customers(lines)
     trace = TraceForward.model_construct(
         lot=_trace_lot(lot_id, rows, 0, []),
         made_into=[
@@ -318,12 +321,29 @@ async def trace_forward(
         customers=[],
         totals=TraceTotals(
             lots=len(nodes),
-            customers=shipped.customers,
+            customers=len(customers),
             shipment_lines=shipped.all_lines,
-            shipments_truncated=shipped.lines >= shipments_limit > 0,
+            shipments_truncated=len(lines) >= shipments_limit > 0,
         ),
     )
-    return _json_with_shipments(trace, shipped)
+    return _json_with_shipments(trace, lines, customers)
+
+
+def _trace_customers(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The customers of these shipment lines as `TraceCustomer` writes them: by id, each
+    with its lot codes once, in order of first shipment."""
+    customers: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        customer = customers.get(line["customer_id"])
+        if customer is None:
+            customer = customers[line["customer_id"]] = {
+                "customer_id": line["customer_id"],
+                "name": line["customer_name"],
+                "lots": [],
+            }
+        if line["lot_code"] not in customer["lots"]:
+            customer["lots"].append(line["lot_code"])
+    return [customers[customer_id] for customer_id in sorted(customers)]
 
 
 @_trace_route(
@@ -400,13 +420,26 @@ async def lot_movements(lot_id: UUID, request: Request) -> Response:
     return _json(LotMovements(lot_id=lot_id, movements=movements))
 
 
-def _json_with_shipments(trace: TraceForward, shipped: db.TraceShipments) -> Response:
-    """The trace, its shipment lines and customers spliced in as PostgreSQL wrote their JSON:
-    a model per line was most of a forward trace's time. `trace` has neither; the first
-    `"shipments":[],"customers":[]` is its own, as no JSON string holds an unescaped quote."""
+def _json_with_shipments(
+    trace: TraceForward, lines: list[dict[str, Any]], customers: list[dict[str, Any]]
+) -> Response:
+    """The trace with its shipment lines and customers spliced in, encoded as plain values
+    by pydantic's own encoder: a model per line was most of a forward trace's time, and
+    PostgreSQL writing the JSON most of what was left. The values are what `TraceShipment`
+    and `TraceCustomer` declare, in their order (tests/integration/test_recall_trace_encoding.py
+    proves the bytes equal). `trace` has neither; the first `"shipments":[],"customers":[]`
+    is its own, as no JSON string holds an unescaped quote."""
     head, tail = trace.model_dump_json().split('"shipments":[],"customers":[]', 1)
-    shipments, customers = shipped.shipments_json, shipped.customers_json
-    body = f'{head}"shipments":[{shipments}],"customers":[{customers}]{tail}'
+    body = b"".join(
+        (
+            head.encode(),
+            b'"shipments":',
+            to_json(lines),
+            b',"customers":',
+            to_json(customers),
+            tail.encode(),
+        )
+    )
     return Response(body, media_type="application/json")
 
 

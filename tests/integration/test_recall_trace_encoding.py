@@ -1,5 +1,6 @@
-"""The forward trace's shipment lines and customers, written as JSON by PostgreSQL
-(`db.trace_shipments`), are byte for byte what the route's models wrote for the same rows:
+"""The forward trace's shipment lines and customers, read as plain columns
+(`db.trace_shipments`) and encoded without a model each, are byte for byte what the route's
+models wrote for the same rows:
 escapes, null names, quantities as stored, timestamps' format, customers by id with their
 lot codes in order of first shipment."""
 
@@ -138,6 +139,28 @@ async def test_a_trace_without_shipments_keeps_an_empty_list(database: Database)
     assert trace["shipments"] == trace["customers"] == []
     lines = len(SHIPPED) + len(JUICE_SHIPPED) + len(RAW_QUANTITIES)
     assert trace["totals"]["shipment_lines"] == lines
+
+
+async def test_a_truncated_trace_keeps_the_first_lines_and_counts_them_all(
+    database: Database,
+) -> None:
+    response = await api.trace_forward(LOT.lot_id, _request(database), shipments_limit=2)
+    trace = json.loads(bytes(response.body))
+    first_two = [JUICE_SHIPPED[0][1], SHIPPED[0][1]]  # the earliest, juice then the lot itself
+    assert [s["shipped_at"] for s in trace["shipments"]] == [
+        at.isoformat().replace("+00:00", "Z") for at in first_two
+    ]
+    assert [(c["customer_id"], c["lots"]) for c in trace["customers"]] == [
+        ("A-FULL", ["TR-2026-01"]),
+        ("B-BARE", ["TRJ-2026-01"]),
+    ]
+    lines = len(SHIPPED) + len(JUICE_SHIPPED) + len(RAW_QUANTITIES)
+    assert trace["totals"] == {
+        "lots": 2,
+        "customers": 2,
+        "shipment_lines": lines,
+        "shipments_truncated": True,
+    }
 
 
 async def test_an_unknown_lot_is_not_found_either_way(database: Database) -> None:
