@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -335,7 +336,12 @@ async def run_notifier(
 async def _notify(recalls: Recalls, database: Database, idle_seconds: float) -> None:
     while True:
         try:
+            started = time.monotonic()
             done = await database.run(recalls.notify_chunk)
+            if done:
+                log.debug(
+                    "notice chunk committed", customers=done, chunk_s=time.monotonic() - started
+                )
         except Exception as error:
             log.warning("notifier failed; retrying", error=str(error))
             done = 0

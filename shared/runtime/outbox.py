@@ -52,7 +52,45 @@ log = get_logger(__name__)
 _RELAY_LOCK_KEY = 0x6F757462  # "outb"
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 PURGE_BATCH = 10_000
+# The relay's queue tables change faster than their statistics: autovacuum analyzes
+# `outbox_pending` now and then, at whatever size it has then (226 rows, say), and the
+# planner trusts that. Planned for 226 rows, the round statement's mark became a sequential
+# scan testing each pending id against the 2,000 ids just published: 0.33 s at 10,000
+# pending, 2.3 s at 54,000 (auto_explain during `python -m bench.notices_at_scale`), rounds
+# slowing as the backlog grew, until a new ANALYZE flipped the plan: the notices' stall. Every
+# relay statement has an index that bounds it (the keys, `inbox.received_at`), so its
+# session never scans a table whole, whatever the statistics say.
+RELAY_SESSION_SETTINGS = {"enable_seqscan": "off"}
 REPUBLISH_SETTLE_SECONDS = 2.0
+
+
+# One round: mark what the last round published (and where its last record went), fetch the
+# next rows. See OutboxRelay._publish_batch.
+ROUND_STATEMENT = """
+WITH published AS (
+    DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])
+), anchored AS (
+    INSERT INTO outbox_anchor (topic, partition, kafka_offset, event_id)
+    SELECT $3::text, $4::integer, $5::bigint, $6::text WHERE $3::text IS NOT NULL
+    ON CONFLICT (singleton) DO UPDATE SET
+        topic = EXCLUDED.topic, partition = EXCLUDED.partition,
+        kafka_offset = EXCLUDED.kafka_offset, event_id = EXCLUDED.event_id,
+        recorded_at = now()
+), high_water AS (
+    INSERT INTO outbox_high_water (topic, partition, kafka_offset)
+    SELECT * FROM unnest($7::text[], $8::integer[], $9::bigint[])
+    ON CONFLICT (topic, partition) DO UPDATE SET
+        kafka_offset = greatest(outbox_high_water.kafka_offset, EXCLUDED.kafka_offset)
+), next AS (
+    SELECT p.id FROM outbox_pending p
+    WHERE NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = p.id)
+    ORDER BY p.id LIMIT $2
+)
+SELECT o.id, o.topic, o.key, o.value, o.headers
+FROM next JOIN outbox o USING (id)
+WHERE o.id >= (SELECT min(id) FROM next)
+ORDER BY o.id
+"""
 
 
 @dataclass(frozen=True)
@@ -131,7 +169,9 @@ class OutboxRelay:
                 delay = 0.5
 
     async def _run_once(self) -> None:
-        connection = await asyncpg.connect(self._url, timeout=10)
+        connection = await asyncpg.connect(
+            self._url, timeout=10, server_settings=RELAY_SESSION_SETTINGS
+        )
         try:
             # A standby relay asks for the lock now and then; PostgreSQL cannot notify it.
             while not await connection.fetchval(  # noqa: ASYNC110
@@ -195,36 +235,18 @@ class OutboxRelay:
         Returns how many rows this round fetched and what it published, which the next round
         marks in the same statement as its fetch: one round trip a round. The fetch still sees
         those rows unmarked (one snapshot): an anti-join with the ids leaves them out, where
-        `id <> ALL(ids)` would compare every row with every id. The outbox keeps published rows
-        for a while: the lower bound starts its scan at the first pending row, where a merge
-        join would otherwise walk every retained row each round, each round slower than the
-        last (EXPLAIN ANALYZE after 80,000 published: 69 ms without the bound, 12 ms with it;
-        `python -m bench.relay` times the relay alone).
+        `id <> ALL(ids)` would compare every row with every id. The next ids are chosen from
+        `outbox_pending` alone, before any row is read: planned for a queue smaller than it is,
+        the join read every pending row, values and all, into a hash and sorted it on disk
+        (46,000 rows: 0.35 s a round). The outbox keeps published rows for a while: the lower
+        bound starts its scan at the first id to publish, where a merge join would otherwise
+        walk every retained row each round (EXPLAIN ANALYZE after 80,000 published: 69 ms
+        without the bound, 12 ms with it; `python -m bench.relay` times the relay alone).
         """
         anchor = previous.anchor
+        started = time.monotonic()
         rows = await connection.fetch(
-            """
-            WITH published AS (
-                DELETE FROM outbox_pending WHERE id = ANY($1::bigint[])
-            ), anchored AS (
-                INSERT INTO outbox_anchor (topic, partition, kafka_offset, event_id)
-                SELECT $3::text, $4::integer, $5::bigint, $6::text WHERE $3::text IS NOT NULL
-                ON CONFLICT (singleton) DO UPDATE SET
-                    topic = EXCLUDED.topic, partition = EXCLUDED.partition,
-                    kafka_offset = EXCLUDED.kafka_offset, event_id = EXCLUDED.event_id,
-                    recorded_at = now()
-            ), high_water AS (
-                INSERT INTO outbox_high_water (topic, partition, kafka_offset)
-                SELECT * FROM unnest($7::text[], $8::integer[], $9::bigint[])
-                ON CONFLICT (topic, partition) DO UPDATE SET
-                    kafka_offset = greatest(outbox_high_water.kafka_offset, EXCLUDED.kafka_offset)
-            )
-            SELECT o.id, o.topic, o.key, o.value, o.headers
-            FROM outbox_pending p JOIN outbox o USING (id)
-            WHERE NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = p.id)
-              AND o.id >= (SELECT min(id) FROM outbox_pending)
-            ORDER BY p.id LIMIT $2
-            """,
+            ROUND_STATEMENT,
             previous.sent,
             self._batch_size,
             anchor.topic if anchor else None,
@@ -236,7 +258,17 @@ class OutboxRelay:
         self.published += len(previous.sent)
         if not rows:
             return 0, Round()
-        return len(rows), await self._settle(connection, rows, await self._publish(rows))
+        fetched = time.monotonic()
+        published = await self._settle(connection, rows, await self._publish(rows))
+        # At LOG_LEVEL=DEBUG, `python -m bench.notice_timeline` lays these out against the
+        # notifier's chunks and the reader's fetches.
+        log.debug(
+            "outbox round",
+            rows=len(rows),
+            fetch_s=round(fetched - started, 4),
+            publish_s=round(time.monotonic() - fetched, 4),
+        )
+        return len(rows), published
 
     async def _publish(self, rows: list[asyncpg.Record]) -> list[Any]:
         """Each row's metadata or failure, in row order. A row too large for the broker fails
@@ -345,7 +377,9 @@ class OutboxRelay:
             self._unknown_since = None
             return None
         anchor = Anchor(row["topic"], row["partition"], row["kafka_offset"], row["event_id"])
+        started = time.monotonic()
         state = await self._probe.check(anchor)
+        log.debug("outbox broker checked", state=state.value, check_s=time.monotonic() - started)
         self.checks += 1
         if state is LogState.UNKNOWN:
             log.warning("outbox broker check inconclusive; checking again", anchor=f"{anchor}")
@@ -383,16 +417,22 @@ class OutboxRelay:
 
     async def _purge_published(self, connection: asyncpg.Connection) -> None:
         """Delete published rows written longer ago than the retention, oldest first, a batch at
-        a time; again at once while a full batch came back (catching up)."""
+        a time; again at once while a full batch came back (catching up).
+
+        Only the oldest batch of rows is looked at: ids grow with time, and the relay publishes
+        in id order, so older rows are not further on. Looking for old rows among every row
+        read the whole retained outbox every ten seconds (130,000 rows: 0.34 s, in line with
+        publishing, and growing with each recall's notices)."""
         if time.monotonic() < self._next_purge:
             return
         deleted = await connection.fetchval(
             """
-            WITH old AS (
-                SELECT id FROM outbox o
+            WITH oldest AS (
+                SELECT id, created_at FROM outbox ORDER BY id LIMIT $2
+            ), old AS (
+                SELECT id FROM oldest o
                 WHERE created_at < now() - make_interval(secs => $1)
                   AND NOT EXISTS (SELECT FROM outbox_pending p WHERE p.id = o.id)
-                ORDER BY id LIMIT $2
             ), gone AS (
                 DELETE FROM outbox o USING old WHERE o.id = old.id RETURNING 1
             )

@@ -1,0 +1,75 @@
+"""The relay's statements against a real PostgreSQL whose statistics are out of date, as they
+always are on the outbox's queue table: autovacuum analyzed it when it held a few rows, and a
+recall then queued fifty thousand notices. Planned for a few rows, marking the published ids
+was a sequential scan testing every pending id against every published one, seconds a round
+(the notices' stall); the relay's session never plans one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest_asyncio
+
+from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from shared.runtime.outbox import RELAY_SESSION_SETTINGS, ROUND_STATEMENT
+
+BATCH = 2_000
+_QUEUE = """
+WITH written AS (
+    INSERT INTO outbox (topic, key, value, headers)
+    SELECT 'recall-issued', 'R-1'::bytea, convert_to(repeat('n', 700), 'UTF8'), '[]'::jsonb
+    FROM generate_series(1, $1) RETURNING id
+)
+INSERT INTO outbox_pending SELECT id FROM written
+"""
+
+
+@pytest_asyncio.fixture
+async def backlog_unknown_to_statistics(database_url: str) -> AsyncIterator[str]:
+    """Statistics taken with 200 rows pending in many pages; then 50,000 more queued."""
+    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(_QUEUE, 20_000)
+        await connection.execute(
+            "DELETE FROM outbox_pending WHERE id > (SELECT min(id) + 199 FROM outbox_pending)"
+        )
+        await connection.execute("ANALYZE outbox_pending; ANALYZE outbox")
+        await connection.execute(_QUEUE, 50_000)
+    finally:
+        await connection.close()
+    yield database_url
+
+
+async def round_plan(url: str, server_settings: dict[str, str]) -> str:
+    """The plan of a round that marks the first BATCH pending ids, as the relay runs it (a
+    prepared statement, planned generic after five runs)."""
+    connection = await asyncpg.connect(url, server_settings=server_settings)
+    try:
+        marked = [r["id"] for r in await connection.fetch(
+            "SELECT id FROM outbox_pending ORDER BY id LIMIT $1", BATCH
+        )]  # fmt: skip
+        arguments: tuple[object, ...] = (marked, BATCH, None, None, None, None, [], [], [])
+        explain = await connection.prepare("EXPLAIN " + ROUND_STATEMENT)
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            for _ in range(6):
+                plan = await explain.fetch(*arguments)
+        finally:
+            await transaction.rollback()
+        return "\n".join(row[0] for row in plan)
+    finally:
+        await connection.close()
+
+
+async def test_a_round_never_scans_the_queue_whole_when_statistics_are_stale(
+    backlog_unknown_to_statistics: str,
+) -> None:
+    planned_as_is = await round_plan(backlog_unknown_to_statistics, {})
+    assert "Seq Scan on outbox_pending" in planned_as_is  # the hazard, reproduced
+
+    plan = await round_plan(backlog_unknown_to_statistics, RELAY_SESSION_SETTINGS)
+
+    assert "Seq Scan" not in plan, plan
