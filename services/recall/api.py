@@ -290,9 +290,8 @@ async def _walk_back(
     connection: Any, lot_id: UUID
 ) -> tuple[list[Edge], dict[UUID, TraceNode], dict[UUID, Record]]:
     """What the lot was made of, to the roots: the edges, the lots with their depth, their rows."""
-    edges = await db.genealogy_edges(connection, [lot_id], forward=False)
-    nodes = walk(lot_id, edges, forward=False)
-    return edges, nodes, await db.lot_rows(connection, nodes)
+    genealogy = await db.genealogy(connection, lot_id, forward=False)
+    return genealogy.edges, walk(lot_id, genealogy.edges, forward=False), genealogy.lots
 
 
 @_trace_route(
@@ -304,9 +303,9 @@ async def trace_forward(
     shipments_limit: Annotated[int, Query(ge=0, le=100_000)] = 10_000,
 ) -> Response:
     async with connection_of(request) as connection:
-        edges = await db.genealogy_edges(connection, [lot_id], forward=True)
-        nodes = walk(lot_id, edges, forward=True)
-        rows = _known_lot(await db.lot_rows(connection, nodes), lot_id)
+        genealogy = await db.genealogy(connection, lot_id, forward=True)
+        rows = _known_lot(genealogy.lots, lot_id)
+        nodes = walk(lot_id, genealogy.edges, forward=True)
         shipped = await db.trace_shipments(connection, nodes, shipments_limit)
     lines = [dict(line) for line in shipped.lines]
     customers = _trace_customers(lines)

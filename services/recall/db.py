@@ -1013,25 +1013,60 @@ async def genealogy_edges(
     return [Edge(row["lot_id"], row["input_lot_id"], row["quantity"], row["uom"]) for row in rows]
 
 
-FORWARD_EDGES = """
-    WITH RECURSIVE made(lot_id, input_lot_id, quantity, uom) AS (
+# What was made from the lots of $1, at any depth; and what they were made of.
+_MADE_FROM = """
+    made(lot_id, input_lot_id, quantity, uom) AS (
         SELECT lot_id, input_lot_id, quantity, uom FROM lot_inputs
         WHERE input_lot_id = ANY($1::uuid[])
         UNION
         SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom
         FROM lot_inputs i JOIN made m ON i.input_lot_id = m.lot_id
     )
-    SELECT lot_id, input_lot_id, quantity, uom FROM made
 """
-BACKWARD_EDGES = """
-    WITH RECURSIVE used(lot_id, input_lot_id, quantity, uom) AS (
+_MADE_OF = """
+    used(lot_id, input_lot_id, quantity, uom) AS (
         SELECT lot_id, input_lot_id, quantity, uom FROM lot_inputs WHERE lot_id = ANY($1::uuid[])
         UNION
         SELECT i.lot_id, i.input_lot_id, i.quantity, i.uom
         FROM lot_inputs i JOIN used u ON i.lot_id = u.input_lot_id
     )
-    SELECT lot_id, input_lot_id, quantity, uom FROM used
 """
+FORWARD_EDGES = f"WITH RECURSIVE {_MADE_FROM} SELECT lot_id, input_lot_id, quantity, uom FROM made"
+BACKWARD_EDGES = f"WITH RECURSIVE {_MADE_OF} SELECT lot_id, input_lot_id, quantity, uom FROM used"
+
+
+@dataclass(frozen=True)
+class Genealogy:
+    """A lot's genealogy one way: the edges reachable from it, and the rows of the lots they
+    reach (the lot's own among them when it is known)."""
+
+    edges: list[Edge]
+    lots: dict[UUID, Record]
+
+
+# Edges and lots in one round trip, not two. The edges come as anonymous records (tuples in
+# Edge's order); the lots as the table's own row type, so by column name.
+_GENEALOGY = """
+    WITH RECURSIVE {closure}
+    SELECT ARRAY(SELECT row(lot_id, input_lot_id, quantity, uom) FROM {name}) AS edges,
+           ARRAY(
+               SELECT l FROM lots l
+               WHERE l.lot_id = ANY(ARRAY(SELECT unnest($1::uuid[]) UNION SELECT {reached}
+                                          FROM {name}))
+           ) AS lots
+"""
+_GENEALOGY_FORWARD = _GENEALOGY.format(closure=_MADE_FROM, name="made", reached="lot_id")
+_GENEALOGY_BACKWARD = _GENEALOGY.format(closure=_MADE_OF, name="used", reached="input_lot_id")
+
+
+async def genealogy(connection: Connection, lot_id: UUID, *, forward: bool) -> Genealogy:
+    """What `genealogy_edges` and `lot_rows` read for one lot, in one statement."""
+    row = await connection.fetchrow(
+        _GENEALOGY_FORWARD if forward else _GENEALOGY_BACKWARD, [lot_id]
+    )
+    assert row is not None
+    lots = {lot["lot_id"]: lot for lot in row["lots"]}
+    return Genealogy([Edge(*edge) for edge in row["edges"]], lots)
 
 
 @dataclass(frozen=True)
