@@ -36,6 +36,7 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+import psutil
 from starlette.requests import Request
 
 from bench.measure import percentile, wait_caught_up
@@ -268,9 +269,14 @@ async def measure(rounds: int, compare: Path | None) -> dict[str, Any]:
         lots = picked(seeded, rng)
         await over_http(urls, auth_headers(platform), lots[:50])  # warm up
         results: dict[str, Any] = {"rounds": []}
+        servers = {code: psutil.Process(pid) for code, pid in pids.items() if pid}
         for number in range(rounds):
+            cpu = {code: sum(server.cpu_times()[:2]) for code, server in servers.items()}
             timed = await over_http(urls, auth_headers(platform), lots)
             round_figures = {code: figures(t) for code, t in timed.items()}
+            for code, server in servers.items():
+                spent = sum(server.cpu_times()[:2]) - cpu[code]
+                round_figures[code]["service cpu ms a call"] = round(spent * 500 / len(lots), 2)
             if compare is not None:
                 round_figures["new minus old, median"] = paired(timed)
             print(json.dumps({"round": number, **round_figures}), flush=True)
