@@ -174,6 +174,15 @@ async def _init_connection(connection: Connection) -> None:
         )
 
 
+async def _session_kept(connection: Connection) -> None:
+    """What the pool runs when a connection comes back, after asyncpg has rolled back any
+    open transaction: nothing. asyncpg's default sends `pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL`: a round trip per consumer batch and per HTTP request, to undo
+    session state that pooled connections never take. Their locks and settings are
+    transaction-scoped (`_xact_` locks, `SET LOCAL`); the relay, the migrations and replay,
+    which LISTEN or hold session locks, use connections of their own. Keep it so."""
+
+
 class Database:
     """A pool over one service's database."""
 
@@ -213,6 +222,7 @@ class Database:
         self._pool = await asyncpg.create_pool(
             self.url,
             init=_init_connection,
+            reset=_session_kept,
             min_size=self._min_size,
             max_size=self._max_size,
             timeout=10,
