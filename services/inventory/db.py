@@ -546,7 +546,8 @@ def _close_fulfilled(order_ids: str, *, changed_lines: str | None = None) -> str
         shipped = "coalesce(c.shipped, l.shipped)"
         joined = f"LEFT JOIN {changed_lines} c USING (order_id, line_no)"
     # One grouped join, not a NOT EXISTS per order: PostgreSQL ran that as a scan of the whole
-    # `changed_lines` CTE for each order, 650 of a 710 ms statement for a batch of 500 orders.
+    # `changed_lines` CTE for each order, 650 of a 710 ms statement for a batch of 500 orders
+    # (auto_explain during `python -m bench.pipeline`'s burst).
     return f"""
         UPDATE orders o SET status = 'closed'
         FROM (SELECT l.order_id FROM order_lines l {joined}

@@ -17,12 +17,13 @@ from shared.runtime.settings import ServiceSettings
 S = TypeVar("S", bound=ServiceSettings)
 # Python's cycle collector runs after every 700 container objects allocated and not freed. A
 # consumer batch builds thousands (models, rows, dataclasses), nearly all freed by reference
-# counting, so the collector ran some 2,000 times in a 15,000-order burst and scanned
-# objects that live as long as the process: 7-8% of each service's CPU (gc.callbacks timing
-# during `python -m bench.pipeline --orders 5000`). Frozen start-up objects are never scanned
-# again, and a collection every 50,000 leaves time for the rest: 1.4 s of inventory's GC
-# became 0.05 s, and its CPU for the burst 18.5 s became 16.0 s (fulfillment 14.7 -> 12.8 s,
-# recall 8.4 -> 7.4 s). The garbage a cycle holds waits a little longer: a few MB at most.
+# counting, so the collector ran about 2,000 times in a 15,000-order burst and rescanned
+# objects that live as long as the process (7-8 % of a service's CPU, timed once with
+# gc.callbacks). Frozen start-up objects are never scanned again, and a collection every
+# 50,000 leaves time for the rest: `python -m bench.pipeline --orders 5000 --rate 600
+# --seconds 15` gives the burst's CPU per order line, 0.32-0.36 ms before and 0.28 ms after in
+# inventory, 0.24-0.25 and 0.19-0.21 in fulfillment. The garbage a cycle holds waits longer:
+# peak memory in `make bench` did not move (85-126 MB a service).
 GC_FIRST_GENERATION_THRESHOLD = 50_000
 
 
