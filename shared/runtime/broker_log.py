@@ -35,7 +35,7 @@ class Anchor:
 
 class LogState(enum.Enum):
     HOLDS = "holds"  # the record is where the broker said it put it
-    LOST = "lost"  # the partition ends before it, or another record is there
+    LOST = "lost"  # the partition ends before it, another record is there, or it is gone
     EXPIRED = "expired"  # removed by the topic's retention: it tells nothing
     UNKNOWN = "unknown"  # no answer in time: checked again later
 
@@ -109,8 +109,13 @@ class LogProbe:
 
     async def _check(self, consumer: AIOKafkaConsumer, anchor: Anchor) -> LogState:
         tp = TopicPartition(anchor.topic, anchor.partition)
-        if anchor.partition not in (consumer.partitions_for_topic(anchor.topic) or ()):
-            raise LookupError(f"{anchor.topic}/{anchor.partition} is not on the broker (yet)")
+        partitions = consumer.partitions_for_topic(anchor.topic)
+        if not partitions:
+            raise LookupError(f"{anchor.topic} is not on the broker (yet)")
+        if anchor.partition not in partitions:
+            # A topic never loses partitions: this one was made again, with fewer (an embedded
+            # broker restarted by a release that creates fewer), so its log is gone.
+            return LogState.LOST
         consumer.assign([tp])
         if (await consumer.beginning_offsets([tp]))[tp] > anchor.offset:
             return LogState.EXPIRED

@@ -413,6 +413,7 @@ class OutboxRelay:
         # The embedded broker, just back, refuses (and can mis-number) batches produced at
         # once to a partition it has only begun: the re-publish waits a moment.
         self._resume_at = time.monotonic() + REPUBLISH_SETTLE_SECONDS
+        await self._publisher.relearn_partitions()
         metrics.OUTBOX_REPUBLISHED.inc(queued)
         log.warning("outbox re-published after broker loss", count=queued, evidence=evidence)
 

@@ -65,6 +65,12 @@ class BatchPublisher:
             outcomes.update(zip(batch.positions, records, strict=True))
         return [outcomes[position] for position in range(len(messages))]
 
+    async def relearn_partitions(self) -> None:
+        """Ask the broker again which partitions each topic has. After the broker lost its
+        log its topics may have been made again with fewer partitions; the embedded broker
+        takes records for a partition it no longer lists, where no reader would see them."""
+        await self._producer.client.force_metadata_update()
+
     async def _hand_over_all(
         self, messages: Sequence[OutgoingMessage]
     ) -> list[tuple[_Batch, asyncio.Future[RecordMetadata]]]:

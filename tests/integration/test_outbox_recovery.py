@@ -20,6 +20,7 @@ from shared.contracts.envelope import Incoming
 from shared.contracts.events import OrderCancelled, OrderPlaced
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.database import UnitOfWork
+from shared.runtime.kafka import MemoPartitioner
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import KafkaSettings, ServiceSettings
@@ -157,6 +158,46 @@ async def test_after_the_broker_loses_its_log_every_event_is_published_again_in_
         await projection.stop()
         await emitter.stop()
         broker.stop()
+
+
+async def test_a_broker_back_with_fewer_partitions_gets_every_event_again(
+    database_url: str,
+) -> None:
+    """A data folder kept by `make run` outlives a release that creates fewer partitions a
+    topic on the embedded broker. The relay's anchor then names a partition the new topic does
+    not have: the log is gone, so everything retained is published again, not held for ever."""
+    port = free_port()
+    broker = TansuBroker(port)
+    await broker.start()
+    await broker.create_topics(partitions=3)
+    emitter = emitter_runtime(database_url, broker)
+    try:
+        await started(emitter)
+        keys = [key for key in (f"SO-{n}" for n in range(60)) if on_partition(key, 3) == 2][:5]
+        before_restart = await emit_orders(emitter, keys, 1, 10)
+        await wait_until(lambda: outbox_drained(database_url), timeout=60, what="outbox drained")
+        anchors = await fetch(database_url, "SELECT partition FROM outbox_anchor")
+        assert [row["partition"] for row in anchors] == [2]
+
+        assert broker.process is not None
+        broker.process.kill()
+        broker.process.wait()
+        broker = TansuBroker(port)
+        await broker.start()
+        await broker.create_topics(partitions=1)
+
+        records = await read_topic(broker.bootstrap_servers, "order-placed", at_least=50)
+        assert Counter(headers_of(r)["ce_id"] for r in records) == Counter(before_restart)
+        assert emitter.relay is not None
+        assert emitter.relay.republished == 50
+    finally:
+        await emitter.stop()
+        broker.stop()
+
+
+def on_partition(key: str, partitions: int) -> int:
+    """The partition the services' producers pick for this key."""
+    return MemoPartitioner()(key.encode(), list(range(partitions)), list(range(partitions)))
 
 
 async def test_a_broker_back_before_the_next_check_is_caught_by_its_first_acknowledgement(
