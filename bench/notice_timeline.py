@@ -138,7 +138,6 @@ async def timeline(platform: Platform, tail: RecordingTail) -> list[str]:
 async def run(rounds: int, explain_ms: int | None) -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="lottrace-bench-timeline-"))
     platform = on_free_ports(
-        partitions=6,
         durable_postgres=True,
         log_dir=log_dir,
         services=("recall",),

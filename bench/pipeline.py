@@ -4,7 +4,7 @@ times, on fewer orders; then where each order's time goes per hop (`breakdown`),
 burst cost inventory and fulfillment per order line, their handlers' and batches' mean
 seconds, and, optionally, the raw baseline.
 
-    python -m bench.pipeline --orders 3000 --rate 250 --seconds 15 [--baseline]
+    python -m bench.pipeline --orders 3000 --rate 250 --seconds 15 [--baseline] [--partitions 2]
         [--env CONSUMER_BATCH_TIMEOUT_MS=10] [--out runs.jsonl]
 
 `--rate` is fixed (not half the burst's rate) so that two runs of different code compare;
@@ -156,11 +156,17 @@ def _progress(description: str, total: int) -> Callable[[int], None]:
 
 
 async def measure(
-    orders: int, rate: float, seconds: float, baseline: bool, env: dict[str, str]
+    orders: int,
+    rate: float,
+    seconds: float,
+    baseline: bool,
+    env: dict[str, str],
+    partitions: int | None = None,
 ) -> dict[str, Any]:
     rng = random.Random(2026)
     platform = make_platform(Path(tempfile.mkdtemp(prefix="lottrace-pipeline-")))
     platform.extra_env = {**platform.extra_env, **env}
+    platform.partitions = partitions or platform.partitions
     try:
         await platform.start(timeout=180)
         pids = {name: process.pid for name, process in platform.processes.items()}
@@ -168,12 +174,14 @@ async def measure(
         seeded = await seed(platform, QUICK, rng, _progress)
         skus = seeded["skus"]
         results = await _burst(platform, workload.orders("TP", orders, skus, QUICK, rng))
+        before = platform_cpu_seconds(platform)
         steady = await latency(
             platform.bootstrap_servers,
             workload.orders("LAT", int(rate / 3 * seconds), skus, QUICK, rng),
             lines_per_s=rate,
             progress=_progress,
         )
+        results["steady_cpu_s"] = cpu_spent(before, platform_cpu_seconds(platform))
         results |= {
             "p50_ms": round(steady["p50_ms"]),
             "p99_ms": round(steady["p99_ms"]),
@@ -203,8 +211,7 @@ async def _burst(platform: Platform, orders: list[OrderPlaced]) -> dict[str, Any
     before = platform_cpu_seconds(platform)
     burst = await throughput(platform.bootstrap_servers, orders, progress=_progress, label="burst")
     await quiesce(platform)
-    after = platform_cpu_seconds(platform)
-    cpu = {name: seconds - before.get(name, 0.0) for name, seconds in after.items()}
+    cpu = cpu_spent(before, platform_cpu_seconds(platform))
     return {
         "lines_per_s": burst["order_lines_per_s"],
         "shipped": f"{burst['order_lines_shipped']}/{burst['order_lines']}",
@@ -212,6 +219,11 @@ async def _burst(platform: Platform, orders: list[OrderPlaced]) -> dict[str, Any
             name: round(seconds * 1000 / burst["order_lines"], 3) for name, seconds in cpu.items()
         },
     }
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each part spent between two `platform_cpu_seconds` readings."""
+    return {name: round(seconds - before.get(name, 0.0), 2) for name, seconds in after.items()}
 
 
 def platform_cpu_seconds(platform: Platform) -> dict[str, float]:
@@ -240,12 +252,20 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=700.0, help="steady order lines/s")
     parser.add_argument("--seconds", type=float, default=15.0, help="steady run length")
     parser.add_argument("--baseline", action="store_true", help="also time the raw baseline")
+    parser.add_argument("--partitions", type=int, default=None, help="partitions a topic")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for services")
     parser.add_argument("--out", type=Path, default=None, help="append the results here")
     arguments = parser.parse_args()
     env = dict(pair.split("=", 1) for pair in arguments.env)
     results = asyncio.run(
-        measure(arguments.orders, arguments.rate, arguments.seconds, arguments.baseline, env)
+        measure(
+            arguments.orders,
+            arguments.rate,
+            arguments.seconds,
+            arguments.baseline,
+            env,
+            arguments.partitions,
+        )
     )
     results["env"] = env
     print(json.dumps(results), flush=True)

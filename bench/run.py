@@ -51,7 +51,6 @@ def on_free_ports(**fields: Any) -> Platform:
 
 def make_platform(log_dir: Path, *, services: tuple[str, ...] = SERVICES) -> Platform:
     return on_free_ports(
-        partitions=6,
         durable_postgres=True,
         log_dir=log_dir,
         services=services,

@@ -113,7 +113,10 @@ class Platform:
     kafka_port: int = 9092
     postgres_port: int = 5432
     http_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
-    partitions: int = 6
+    # One process per service reads every partition here, so more partitions buy no
+    # parallelism, while Tansu reads each one on every consumer's fetch (20 a second): idle,
+    # it spent 36 % of a core with 6 partitions a topic and 11 % with one (`make bench` platform).
+    partitions: int = 1
     durable_postgres: bool = True
     postgres_settings: Mapping[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
