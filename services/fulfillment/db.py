@@ -315,6 +315,7 @@ async def record_shipments(connection: Connection, shipments: Sequence[Shipment]
         UPDATE order_lines l SET shipped = l.shipped + d.quantity
         FROM unnest($12::text[], $13::int[], $14::numeric[]) AS d(order_id, line_no, quantity)
         WHERE l.order_id = d.order_id AND l.line_no = d.line_no
+          AND l.order_id = ANY($12::text[])  -- through the key, not a hash of the whole table
         """,
         *columns(shipments, StoredShipment),
         *columns(lines, ShipmentLineRecord),
