@@ -1,8 +1,8 @@
 """A quick A/B loop for the order pipeline alone, with no report written: the platform, the
 quick seed, the burst (`throughput`) and a steady rate (`latency`), the functions `make bench`
-times, on fewer orders; then where each order's time goes per hop (`breakdown`), the CPU the
-burst cost inventory and fulfillment per order line, their handlers' and batches' mean
-seconds, and, optionally, the raw baseline.
+times, on fewer orders; then where each order's time goes per hop (`breakdown`), the lines
+shipped in each second of the burst, the CPU the burst and the steady rate cost each process,
+the handlers' and batches' mean seconds, and, optionally, the raw baseline.
 
     python -m bench.pipeline --orders 3000 --rate 250 --seconds 15 [--baseline] [--partitions 2]
         [--env CONSUMER_BATCH_TIMEOUT_MS=10] [--out runs.jsonl]
@@ -215,6 +215,7 @@ async def _burst(platform: Platform, orders: list[OrderPlaced]) -> dict[str, Any
     return {
         "lines_per_s": burst["order_lines_per_s"],
         "shipped": f"{burst['order_lines_shipped']}/{burst['order_lines']}",
+        "timeline": [round(lines) for lines in burst["timeline"]],
         "cpu_ms_per_line": {
             name: round(seconds * 1000 / burst["order_lines"], 3) for name, seconds in cpu.items()
         },
