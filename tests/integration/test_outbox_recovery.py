@@ -95,6 +95,18 @@ def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+async def killed_and_restarted(broker: TansuBroker, *, partitions: int) -> TansuBroker:
+    """kill -9 the broker (its memory-only log is gone) and start a new one on its port, with
+    its topics made again."""
+    assert broker.process is not None
+    broker.process.kill()
+    broker.process.wait()
+    restarted = TansuBroker(broker.port)
+    await restarted.start()
+    await restarted.create_topics(partitions=partitions)
+    return restarted
+
+
 @pytest_asyncio.fixture
 async def second_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
     async with postgres_server.fresh_database() as url:
@@ -104,8 +116,7 @@ async def second_database(postgres_server: PostgresServer) -> AsyncIterator[str]
 async def test_after_the_broker_loses_its_log_every_event_is_published_again_in_order(
     database_url: str, second_database: str
 ) -> None:
-    port = free_port()
-    broker = TansuBroker(port)
+    broker = TansuBroker(free_port())
     await broker.start()
     await broker.create_topics(partitions=3)
     emitter = emitter_runtime(database_url, broker)
@@ -129,12 +140,7 @@ async def test_after_the_broker_loses_its_log_every_event_is_published_again_in_
 
         await wait_until(lambda: applied(300), timeout=60, what="300 events applied")
 
-        assert broker.process is not None
-        broker.process.kill()  # kill -9: the memory-only log is gone
-        broker.process.wait()
-        broker = TansuBroker(port)
-        await broker.start()
-        await broker.create_topics(partitions=3)
+        broker = await killed_and_restarted(broker, partitions=3)
 
         records = await read_topic(broker.bootstrap_servers, "order-placed", at_least=300)
         # Everything produced before the crash is there again: each event once, each key's
@@ -166,8 +172,7 @@ async def test_a_broker_back_with_fewer_partitions_gets_every_event_again(
     """A data folder kept by `make run` outlives a release that creates fewer partitions a
     topic on the embedded broker. The relay's anchor then names a partition the new topic does
     not have: the log is gone, so everything retained is published again, not held for ever."""
-    port = free_port()
-    broker = TansuBroker(port)
+    broker = TansuBroker(free_port())
     await broker.start()
     await broker.create_topics(partitions=3)
     emitter = emitter_runtime(database_url, broker)
@@ -179,12 +184,7 @@ async def test_a_broker_back_with_fewer_partitions_gets_every_event_again(
         anchors = await fetch(database_url, "SELECT partition FROM outbox_anchor")
         assert [row["partition"] for row in anchors] == [2]
 
-        assert broker.process is not None
-        broker.process.kill()
-        broker.process.wait()
-        broker = TansuBroker(port)
-        await broker.start()
-        await broker.create_topics(partitions=1)
+        broker = await killed_and_restarted(broker, partitions=1)
 
         records = await read_topic(broker.bootstrap_servers, "order-placed", at_least=50)
         assert Counter(headers_of(r)["ce_id"] for r in records) == Counter(before_restart)
@@ -207,8 +207,7 @@ async def test_a_broker_back_before_the_next_check_is_caught_by_its_first_acknow
     next sends succeed on the new, empty log before its next anchor check. The broker's
     acknowledgements then restart below the offsets it acknowledged before, and that alone
     makes the relay publish every retained row again."""
-    port = free_port()
-    broker = TansuBroker(port)
+    broker = TansuBroker(free_port())
     await broker.start()
     await broker.create_topics(partitions=3)
     emitter = emitter_runtime(database_url, broker, outbox_broker_check_seconds=3600)
@@ -217,12 +216,7 @@ async def test_a_broker_back_before_the_next_check_is_caught_by_its_first_acknow
         keys = [f"SO-{n}" for n in range(10)]
         before_crash = await emit_orders(emitter, keys, 1, 10)
         await read_topic(broker.bootstrap_servers, "order-placed", at_least=100)
-        assert broker.process is not None
-        broker.process.kill()
-        broker.process.wait()
-        broker = TansuBroker(port)
-        await broker.start()
-        await broker.create_topics(partitions=3)
+        broker = await killed_and_restarted(broker, partitions=3)
 
         after_crash = await emit_orders(emitter, keys, 11, 12)
 
