@@ -18,7 +18,14 @@ from pydantic_core import to_json
 
 from services.recall import db, quality, quality_check, reports
 from services.recall.api_loop import router as loop_router
-from services.recall.domain import Edge, TraceNode, mermaid_genealogy, refuse_below_target, walk
+from services.recall.domain import (
+    Edge,
+    TraceNode,
+    mermaid_genealogy,
+    refuse_below_target,
+    trace_customers,
+    walk,
+)
 from services.recall.drills import DrillRequest, run_drill
 from services.recall.effectiveness import effectiveness_target, read_check
 from services.recall.handlers import IssuedRecall, Recalls
@@ -308,7 +315,7 @@ async def trace_forward(
         nodes = walk(lot_id, genealogy.edges, forward=True)
         shipped = await db.trace_shipments(connection, nodes, shipments_limit)
     lines = [dict(line) for line in shipped.lines]
-    customers = _trace_customers(lines)
+    customers = trace_customers(lines)
     trace = TraceForward.model_construct(
         lot=_trace_lot(lot_id, rows, 0, []),
         made_into=[
@@ -326,23 +333,6 @@ async def trace_forward(
         ),
     )
     return _json_with_shipments(trace, lines, customers)
-
-
-def _trace_customers(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The customers of these shipment lines as `TraceCustomer` writes them: by id, each
-    with its lot codes once, in order of first shipment."""
-    customers: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        customer = customers.get(line["customer_id"])
-        if customer is None:
-            customer = customers[line["customer_id"]] = {
-                "customer_id": line["customer_id"],
-                "name": line["customer_name"],
-                "lots": [],
-            }
-        if line["lot_code"] not in customer["lots"]:
-            customer["lots"].append(line["lot_code"])
-    return [customers[customer_id] for customer_id in sorted(customers)]
 
 
 @_trace_route(

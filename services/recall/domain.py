@@ -85,6 +85,25 @@ class TraceNode:
     parents: list[UUID] = field(default_factory=list)
 
 
+def trace_customers(lines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Who received a forward trace's shipment lines (plain values, in trace order): each
+    customer once, by id, with the lot codes they received, each once, in order of first
+    shipment. Plain values, as the trace route encodes them without a model per customer;
+    their fields are `TraceCustomer`'s."""
+    customers: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        customer = customers.get(line["customer_id"])
+        if customer is None:
+            customer = customers[line["customer_id"]] = {
+                "customer_id": line["customer_id"],
+                "name": line["customer_name"],
+                "lots": [],
+            }
+        if line["lot_code"] not in customer["lots"]:
+            customer["lots"].append(line["lot_code"])
+    return [customers[customer_id] for customer_id in sorted(customers)]
+
+
 def walk(
     start: UUID, edges: Iterable[Edge], *, forward: bool, max_depth: int | None = None
 ) -> dict[UUID, TraceNode]:

@@ -20,6 +20,7 @@ from services.recall.domain import (
     made_from,
     mermaid_genealogy,
     split_for_notices,
+    trace_customers,
     walk,
 )
 
@@ -260,4 +261,18 @@ def test_a_line_naming_a_known_lot_by_id_with_another_code_is_a_contradiction() 
     assert domain.lot_contradictions(lines, known) == [
         f"lot {lot_id} is L-1 of OJ-1L, not L-2 of OJ-1L",
         f"lot {lot_id} is L-1 of OJ-1L, not L-1 of TEA",
+    ]
+
+
+def test_a_forward_traces_customers_are_listed_once_each_with_their_lots_in_shipment_order() -> (
+    None
+):
+    def line(customer: str, lot_code: str) -> dict[str, str]:
+        return {"customer_id": customer, "customer_name": f"Shop {customer}", "lot_code": lot_code}
+
+    lines = [line("C2", "L9"), line("C1", "L2"), line("C2", "L1"), line("C2", "L9")]
+
+    assert trace_customers(lines) == [
+        {"customer_id": "C1", "name": "Shop C1", "lots": ["L2"]},
+        {"customer_id": "C2", "name": "Shop C2", "lots": ["L9", "L1"]},
     ]
