@@ -150,7 +150,7 @@ def _epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def _progress(description: str, total: int) -> Callable[[int], None]:
+def print_progress(description: str, total: int) -> Callable[[int], None]:
     print(f"{time.strftime('%H:%M:%S')} {description} ({total})", flush=True)
     return lambda n: None
 
@@ -171,7 +171,7 @@ async def measure(
         await platform.start(timeout=180)
         pids = {name: process.pid for name, process in platform.processes.items()}
         print(f"pids: {json.dumps(pids)}", flush=True)
-        seeded = await seed(platform, QUICK, rng, _progress)
+        seeded = await seed(platform, QUICK, rng, print_progress)
         skus = seeded["skus"]
         results = await _burst(platform, workload.orders("TP", orders, skus, QUICK, rng))
         before = platform_cpu_seconds(platform)
@@ -179,7 +179,7 @@ async def measure(
             platform.bootstrap_servers,
             workload.orders("LAT", int(rate / 3 * seconds), skus, QUICK, rng),
             lines_per_s=rate,
-            progress=_progress,
+            progress=print_progress,
         )
         results["steady_cpu_s"] = cpu_spent(before, platform_cpu_seconds(platform))
         results |= {
@@ -196,7 +196,7 @@ async def measure(
         results["handlers"] = await handler_seconds(platform)
         if baseline:
             raw = await raw_baseline(
-                platform, workload.orders("RAW", orders, skus, QUICK, rng), _progress
+                platform, workload.orders("RAW", orders, skus, QUICK, rng), print_progress
             )
             results["baseline_lines_per_s"] = round(raw["order_lines_per_s"])
             results["ratio"] = round(results["lines_per_s"] / raw["order_lines_per_s"], 3)
@@ -209,7 +209,9 @@ async def _burst(platform: Platform, orders: list[OrderPlaced]) -> dict[str, Any
     """Every order at once: order lines shipped a second, and the CPU inventory and
     fulfillment spent per order line until they had consumed all it caused."""
     before = platform_cpu_seconds(platform)
-    burst = await throughput(platform.bootstrap_servers, orders, progress=_progress, label="burst")
+    burst = await throughput(
+        platform.bootstrap_servers, orders, progress=print_progress, label="burst"
+    )
     await quiesce(platform)
     cpu = cpu_spent(before, platform_cpu_seconds(platform))
     return {

@@ -115,7 +115,8 @@ class Platform:
     http_ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_HTTP_PORTS))
     # One process per service reads every partition here, so more partitions buy no
     # parallelism, while Tansu reads each one on every consumer's fetch (20 a second): idle,
-    # it spent 36 % of a core with 6 partitions a topic and 11 % with one (`make bench` platform).
+    # it used 29-33 % of a core with 6 partitions a topic and 8-9 % with one
+    # (`python -m bench.broker_growth --partitions 6|1`).
     partitions: int = 1
     durable_postgres: bool = True
     postgres_settings: Mapping[str, str] = field(default_factory=dict)
