@@ -60,6 +60,30 @@ def test_repeated_calls_per_type_give_the_same_results() -> None:
         assert built_from(Model, Wide(value, "m", 0.0)) == Model(left=value, right="m")
 
 
+def test_a_model_source_lacking_a_field_gives_way_to_the_next_source() -> None:
+    for value in range(2):
+        model = Model(left=value, right="model")
+        assert built_from(Wide, model, Wide(9, "wide", 2.5)) == Wide(value, "model", 2.5)
+
+
+def test_properties_and_attributes_set_on_the_instance_are_sources_too() -> None:
+    @dataclass(frozen=True)
+    class WithProperty:
+        left: int
+
+        @property
+        def right(self) -> str:
+            return f"p{self.left}"
+
+    class Plain:
+        def __init__(self, left: int) -> None:
+            self.left = left
+
+    for value in range(2):
+        assert built_from(Pair, WithProperty(value)) == Pair(value, f"p{value}")
+        assert built_from(Pair, Plain(value)) == Pair(value)
+
+
 def test_built_from_row_leaves_wider_columns_out_and_fails_on_a_missing_one() -> None:
     row = {"left": 4, "right": "row", "extra": 1.0}
     assert built_from_row(Pair, row) == Pair(4, "row")
