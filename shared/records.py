@@ -37,16 +37,16 @@ def built_from(kind: type[R], *sources: object, **given: Any) -> R:
     """A `kind` (a dataclass or pydantic model) whose fields are `given`, or else taken from
     the first of `sources` with an attribute of that name. A field none of them names keeps
     its default, or the constructor refuses it: nothing is left out silently."""
-    plan = _plan(kind, tuple(type(source) for source in sources), frozenset(given))
-    values = dict(given)
+    key = (kind, tuple(map(type, sources)), frozenset(given))
+    plan = _PLANS[key] if key in _PLANS else _plan(*key)
     if plan is None:
         for name in _field_names(kind):
-            if name not in values:
-                _take(values, name, sources)
+            if name not in given:
+                _take(given, name, sources)
     else:
         for name, index in plan:
-            values[name] = getattr(sources[index], name)
-    return kind(**values)
+            given[name] = getattr(sources[index], name)
+    return kind(**given)
 
 
 def _take(values: dict[str, Any], name: str, sources: tuple[object, ...]) -> None:
@@ -71,9 +71,6 @@ def _plan(
 ) -> _Plan | None:
     """Each field not given, with the index of the first source type declaring it; None when a
     source's type does not declare all its attributes (any other object)."""
-    key = (kind, source_types, given)
-    if key in _PLANS:
-        return _PLANS[key]
     plan: _Plan | None = None
     if all(_declares_all(source_type) for source_type in source_types):
         plan = tuple(
@@ -82,7 +79,7 @@ def _plan(
             if name not in given
             for index in _first_declaring(source_types, name)
         )
-    _PLANS[key] = plan
+    _PLANS[(kind, source_types, given)] = plan
     return plan
 
 
