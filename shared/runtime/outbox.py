@@ -59,8 +59,11 @@ PURGE_BATCH = 10_000
 # pending, 2.3 s at 54,000 (auto_explain during `python -m bench.notices_at_scale`), rounds
 # slowing as the backlog grew, until a new ANALYZE flipped the plan: the notices' stall. Every
 # relay statement has an index that bounds it (the keys, `inbox.received_at`), so its
-# session never scans a table whole, whatever the statistics say.
-RELAY_SESSION_SETTINGS = {"enable_seqscan": "off"}
+# session never scans a table whole, whatever the statistics say. Its plans are made for each
+# round's own ids (custom plans): the ids to leave out are then a hashed constant, where a plan
+# made once for every round (PostgreSQL's generic plan, chosen after five runs) compared them
+# one by one (tests/integration/test_outbox_relay_plans.py).
+RELAY_SESSION_SETTINGS = {"enable_seqscan": "off", "plan_cache_mode": "force_custom_plan"}
 REPUBLISH_SETTLE_SECONDS = 2.0
 
 
@@ -82,13 +85,10 @@ WITH published AS (
     ON CONFLICT (topic, partition) DO UPDATE SET
         kafka_offset = greatest(outbox_high_water.kafka_offset, EXCLUDED.kafka_offset)
 ), next AS (
-    SELECT p.id FROM outbox_pending p
-    WHERE NOT EXISTS (SELECT FROM unnest($1::bigint[]) AS marked(id) WHERE marked.id = p.id)
-    ORDER BY p.id LIMIT $2
+    SELECT p.id FROM outbox_pending p WHERE p.id <> ALL($1::bigint[]) ORDER BY p.id LIMIT $2
 )
 SELECT o.id, o.topic, o.key, o.value, o.headers
-FROM next JOIN outbox o USING (id)
-WHERE o.id BETWEEN (SELECT min(id) FROM next) AND (SELECT max(id) FROM next)
+FROM outbox o WHERE o.id = ANY(ARRAY(SELECT id FROM next))
 ORDER BY o.id
 """
 
@@ -234,15 +234,15 @@ class OutboxRelay:
 
         Returns how many rows this round fetched and what it published, which the next round
         marks in the same statement as its fetch: one round trip a round. The fetch still sees
-        those rows unmarked (one snapshot): an anti-join with the ids leaves them out, where
-        `id <> ALL(ids)` would compare every row with every id. The next ids are chosen from
-        `outbox_pending` alone, before any row is read: planned for a queue smaller than it is,
-        the join read every pending row, values and all, into a hash and sorted it on disk
-        (46,000 rows: 0.35 s a round). The outbox keeps published rows for a while: the bounds
-        keep its scan to the ids to publish, where a merge join would otherwise walk every
-        retained row each round (EXPLAIN ANALYZE after 80,000 published: 69 ms without the
-        lower bound, 12 ms with it), and a hash join every row above the first (10,000 rows:
-        0.33 s); `python -m bench.relay` times the relay alone.
+        those rows unmarked (one snapshot): `id <> ALL(ids)` leaves them out, a hashed constant
+        in the session's custom plans. The next ids are chosen from `outbox_pending` alone,
+        before any row is read: planned for a queue smaller than it is, a join read every
+        pending row, values and all, into a hash and sorted it on disk (46,000 rows: 0.35 s a
+        round). The rows are then read by those ids alone (`= ANY`), no join: the outbox keeps
+        published rows for a while, and a join planned for a queue the statistics thought empty
+        scanned every row of the round's id range once for each id, seconds a round during a
+        recall's notices (auto_explain during `python -m bench.notices_at_scale`; 4,000,000
+        rows filtered for 2,000 in the test). `python -m bench.relay` times the relay alone.
         """
         anchor = previous.anchor
         started = time.monotonic()
