@@ -4,7 +4,9 @@ recall at scale, but its history (the big lot shipped once to each of CUSTOMERS 
 among LINES shipment lines in all) is loaded set-based straight into its tables instead of
 through `order-shipped`, so a run takes a minute, not five. Then the big lot is recalled
 ROUNDS times; for each: the seconds from the request to the last notice read from the topic,
-and where they went (the notifier writing the chunks, the relay and consumer after it)."""
+and where they went (the notifier writing the chunks, the relay and consumer after it), with
+the CPU each process spent a notice: the recall service, PostgreSQL, the broker and this
+reader share the machine's cores."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from bench.pipeline import platform_cpu_seconds
 from bench.run import Tail, make_platform, recall_and_hear
 from lottrace.devstack import Platform
 
@@ -79,11 +82,19 @@ async def load(url: str, lines: int, customers: int) -> None:
 
 
 async def recall_once(platform: Platform, tail: Tail) -> dict[str, Any]:
-    """Recall the big lot; seconds to the answer, the summary, the last notice read."""
+    """Recall the big lot; seconds to the answer, the summary, the last notice read, and the
+    CPU each part of the platform (and this reader) spent a notice meanwhile."""
+    before = platform_cpu_seconds(platform)
     heard = await recall_and_hear(platform, tail, str(BIG_LOT), reason="bench")
+    after = platform_cpu_seconds(platform)
     written = await _written_s(platform.database_urls["recall"], heard.recall_id)
+    notices = max(len(heard.notice_s), 1)
     return {
         "notices": len(heard.notice_s),
+        "cpu_us_per_notice": {
+            part: round((seconds - before.get(part, 0.0)) * 1e6 / notices, 1)
+            for part, seconds in after.items()
+        },
         "summary_s": heard.summary_s,
         "all_notices_s": heard.done_s,
         "chunks_written_s": written,
