@@ -98,9 +98,7 @@ async def recall_once(platform: Platform, tail: Tail) -> dict[str, Any]:
         "summary_s": heard.summary_s,
         "all_notices_s": heard.done_s,
         "chunks_written_s": written,
-        "per_second": [
-            sum(1 for a in heard.notice_s if int(a) == s) for s in range(int(heard.done_s) + 1)
-        ],
+        "per_second": heard.per_second(),
     }
 
 

@@ -321,7 +321,8 @@ def _what_each_figure_measures(results: dict[str, Any]) -> str:
   shipment lines ({recall.get("shipments", 0):,} `order-shipped` events) through the real
   topic; one lot is in the shipments of {recall.get("customers", 0):,} distinct customers.
   Times run from sending `POST /recalls` until the `recall-issued` summary, and until the last
-  customer notice, as read from the `recall-issued` topic.
+  customer notice, as read from the `recall-issued` topic; the notices heard in each second
+  are in `latest.json` (`recall.notices_per_second`), to tell a stall from a slow stream.
 - **Trace**: `GET /trace/lots/{{id}}/forward` and `/backward` for random lots (and every produced
   and ingredient lot), one request at a time after the pipeline run, once every consumer has
   caught up with it (as before the latency run: a trace then competes with no backlog).

@@ -451,6 +451,13 @@ class RecallHeard:
     customers: set[str] = field(default_factory=set)
     done_s: float = 0.0
 
+    def per_second(self) -> list[int]:
+        """Notices heard in each second after the request: where a slow recall waited."""
+        return [
+            sum(1 for at in self.notice_s if int(at) == second)
+            for second in range(int(self.done_s) + 1)
+        ]
+
 
 async def recall_and_hear(
     platform: Platform,
@@ -513,6 +520,7 @@ async def _time_recall(
         "summary_s": heard.summary_s,
         "all_notices_s": heard.done_s,
         "notices": len(heard.notice_s),
+        "notices_per_second": heard.per_second(),
     }
 
 
