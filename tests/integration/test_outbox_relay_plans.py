@@ -89,8 +89,9 @@ async def executed_round_plan(url: str, server_settings: dict[str, str]) -> str:
 
 
 async def round_plan(url: str, server_settings: dict[str, str]) -> str:
-    """The plan of a round that marks the first BATCH pending ids, as the relay runs it (a
-    prepared statement, planned generic after five runs)."""
+    """The plan of a round that marks the first BATCH pending ids, planned for those ids (an
+    EXPLAIN is planned with its parameters' values, never generic: `executed_round_plan` shows
+    what the relay's own prepared statement runs with)."""
     connection = await asyncpg.connect(url, server_settings=server_settings)
     try:
         marked = [r["id"] for r in await connection.fetch(
