@@ -825,26 +825,32 @@ _ANSWER_JOINS = """
     LEFT JOIN returns x USING (customer_id)
 """
 # Each affected customer's units of each lot of the recall $1: shipped (late shipments too),
-# received back, and the latest of each figure the customer reported.
+# received back, and the latest of each figure the customer reported. One pass over the three
+# kinds of fact, grouped once: full joins of three groupings sorted and hashed 100,000 rows
+# three times more.
 _UNITS = f"""
-    shipped AS (
-        SELECT s.customer_id, s.lot_id, sum(s.quantity) AS shipped FROM shipment_lines s
-        WHERE {_affected_lines("$1")} GROUP BY s.customer_id, s.lot_id
-    ), received_back AS (
-        SELECT customer_id, lot_id, sum(quantity) AS returned FROM recall_returns
-        WHERE recall_id = $1 GROUP BY customer_id, lot_id
-    ), reported AS (
-        SELECT customer_id, lot_id,
-               (array_agg(returned ORDER BY responded_at DESC, response_id DESC)
-                    FILTER (WHERE returned IS NOT NULL))[1] AS reported_returned,
+    units AS (
+        SELECT customer_id, lot_id, sum(shipped) AS shipped, sum(returned) AS returned,
+               (array_agg(reported_returned ORDER BY responded_at DESC, response_id DESC)
+                    FILTER (WHERE reported_returned IS NOT NULL))[1] AS reported_returned,
                (array_agg(destroyed ORDER BY responded_at DESC, response_id DESC)
                     FILTER (WHERE destroyed IS NOT NULL))[1] AS destroyed,
                (array_agg(on_hand ORDER BY responded_at DESC, response_id DESC)
                     FILTER (WHERE on_hand IS NOT NULL))[1] AS on_hand
-        FROM recall_reported_units WHERE recall_id = $1 GROUP BY customer_id, lot_id
-    ), units AS (
-        SELECT * FROM shipped FULL JOIN received_back USING (customer_id, lot_id)
-                              FULL JOIN reported USING (customer_id, lot_id)
+        FROM (
+            SELECT s.customer_id, s.lot_id, s.quantity AS shipped, NULL::numeric AS returned,
+                   NULL::numeric AS reported_returned, NULL::numeric AS destroyed,
+                   NULL::numeric AS on_hand, NULL::timestamptz AS responded_at,
+                   NULL::text AS response_id
+            FROM shipment_lines s WHERE {_affected_lines("$1")}
+            UNION ALL
+            SELECT customer_id, lot_id, NULL, quantity, NULL, NULL, NULL, NULL, NULL
+            FROM recall_returns WHERE recall_id = $1
+            UNION ALL
+            SELECT customer_id, lot_id, NULL, NULL, returned, destroyed, on_hand, responded_at,
+                   response_id
+            FROM recall_reported_units WHERE recall_id = $1
+        ) facts GROUP BY customer_id, lot_id
     )
 """
 
