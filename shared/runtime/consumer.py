@@ -167,7 +167,9 @@ class BatchConsumer:
 
     Handlers run in the order they are registered, each with every new event of its type in
     the batch, in log order. Event types a topic carries but the service does not handle are
-    skipped; types the topic's contract does not allow go to the DLQ.
+    skipped, known by their type alone: a recall's 100,000 customer notices pass inventory and
+    fulfillment unvalidated, as they are not theirs to judge. Types the topic's contract does
+    not allow go to the DLQ.
     """
 
     def __init__(
@@ -183,12 +185,25 @@ class BatchConsumer:
         }
         self.topics: list[str] = list(dict.fromkeys(event.topic for event, _ in handlers))
         self._decoders = {topic: TopicDecoder(TOPICS_BY_NAME[topic]) for topic in self.topics}
+        self._unhandled = {
+            topic: {event.event_type for event in TOPICS_BY_NAME[topic].events}
+            - set(self._handlers)
+            for topic in self.topics
+        }
         self._max_value_bytes = max_value_bytes
         self._stopping = False
         self._commit_task: asyncio.Task[None] | None = None
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ parsing
+
+    def _not_handled(self, record: Record) -> bool:
+        """Whether the record carries an event its topic allows but this service skips."""
+        unhandled = self._unhandled[record.topic]
+        if not unhandled or (record.value and len(record.value) > self._max_value_bytes):
+            return False
+        decoder = self._decoders[record.topic]
+        return decoder.event_type(value=record.value, headers=record.headers) in unhandled
 
     def _candidate(self, record: Record) -> _Candidate:
         value: bytes | None = record.value
@@ -223,8 +238,10 @@ class BatchConsumer:
         candidates: list[_Candidate] = []
         seen: set[tuple[str, str]] = set()
         for record in records:
-            candidate = self._candidate(record)
-            if candidate.event is not None and candidate.event.type not in self._handlers:
+            candidate = None if self._not_handled(record) else self._candidate(record)
+            if candidate is None or (
+                candidate.event is not None and candidate.event.type not in self._handlers
+            ):
                 skipped.count(record.topic, "ignored")
                 continue
             if candidate.inbox_key in seen:

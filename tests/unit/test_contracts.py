@@ -542,6 +542,18 @@ def test_the_recall_topic_rejects_an_order() -> None:
     assert result.error_type == "unknown_event_type"
 
 
+def test_a_records_type_is_read_without_validating_its_event() -> None:
+    recall = TopicDecoder(TOPICS_BY_NAME["recall-issued"])
+    broken = structured(events.RecallCustomerNotice.event_type, {"shipments": []})
+    binary = binary_order_headers(b"/oms")
+
+    assert recall.event_type(value=broken, headers=[]) == events.RecallCustomerNotice.event_type
+    assert recall.event_type(value=b"{}", headers=binary) == events.OrderPlaced.event_type
+    assert recall.event_type(value=b"{not json", headers=[]) is None
+    assert recall.event_type(value=b'{"data": {"type": "x"}}', headers=[]) is None
+    assert recall.event_type(value=b"", headers=binary) is None
+
+
 def test_a_recall_notice_must_list_at_least_one_shipment() -> None:
     data = SAMPLES[events.RecallCustomerNotice].model_dump(mode="json")
     value = structured(events.RecallCustomerNotice.event_type, {**data, "shipments": []})
