@@ -1,0 +1,70 @@
+"""The outbox backlog gauges read a bounded amount however much the outbox keeps. Published
+rows stay in the outbox a while after the relay sends them; when a recall queued 100,000
+notices at the end of a million such rows, joining the queue to the outbox to find its oldest
+row walked every published row first: a second of PostgreSQL's time each sample, on every
+replica, while the notices waited for the same cores."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest_asyncio
+
+from shared.runtime.lag import OUTBOX_QUERY
+from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+
+PUBLISHED = 60_000
+PENDING = 5_000
+_WRITE = """
+WITH written AS (
+    INSERT INTO outbox (topic, key, value, headers)
+    SELECT 'recall-issued', 'R-1'::bytea, convert_to(repeat('n', 300), 'UTF8'), '[]'::jsonb
+    FROM generate_series(1, $1) RETURNING id
+)
+INSERT INTO outbox_pending SELECT id FROM written WHERE $2
+"""
+
+
+@pytest_asyncio.fixture
+async def queued_after_much_published(database_url: str) -> AsyncIterator[str]:
+    """Statistics taken with every row published; then PENDING rows queued after them."""
+    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(_WRITE, PUBLISHED, False)
+        await connection.execute("ANALYZE outbox_pending; ANALYZE outbox")
+        await connection.execute(_WRITE, PENDING, True)
+    finally:
+        await connection.close()
+    yield database_url
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+async def test_the_backlog_and_its_age_read_one_outbox_row(
+    queued_after_much_published: str,
+) -> None:
+    connection = await asyncpg.connect(queued_after_much_published)
+    try:
+        row = await connection.fetchrow(OUTBOX_QUERY)
+        [explained] = json.loads(
+            await connection.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {OUTBOX_QUERY}")
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    assert (row["backlog"], row["oldest"] >= 0) == (PENDING, True)
+    outbox_rows = [
+        node["Actual Rows"] * node["Actual Loops"]
+        for node in nodes(explained["Plan"])
+        if node.get("Relation Name") == "outbox"
+    ]
+    assert outbox_rows, "the age is read from the outbox"
+    assert sum(outbox_rows) <= 1, explained["Plan"]
