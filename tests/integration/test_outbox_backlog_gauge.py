@@ -15,17 +15,10 @@ import pytest_asyncio
 
 from shared.runtime.lag import OUTBOX_QUERY
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from tests.integration.outbox_rows import write_notices
 
 PUBLISHED = 60_000
 PENDING = 5_000
-_WRITE = """
-WITH written AS (
-    INSERT INTO outbox (topic, key, value, headers)
-    SELECT 'recall-issued', 'R-1'::bytea, convert_to(repeat('n', 300), 'UTF8'), '[]'::jsonb
-    FROM generate_series(1, $1) RETURNING id
-)
-INSERT INTO outbox_pending SELECT id FROM written WHERE $2
-"""
 
 
 @pytest_asyncio.fixture
@@ -34,9 +27,9 @@ async def queued_after_much_published(database_url: str) -> AsyncIterator[str]:
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(_WRITE, PUBLISHED, False)
+        await write_notices(connection, PUBLISHED, queued=False)
         await connection.execute("ANALYZE outbox_pending; ANALYZE outbox")
-        await connection.execute(_WRITE, PENDING, True)
+        await write_notices(connection, PENDING, queued=True)
     finally:
         await connection.close()
     yield database_url

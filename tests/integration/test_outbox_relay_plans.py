@@ -16,16 +16,9 @@ import pytest_asyncio
 
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.outbox import RELAY_SESSION_SETTINGS, ROUND_STATEMENT
+from tests.integration.outbox_rows import write_notices
 
 BATCH = 2_000
-_QUEUE = """
-WITH written AS (
-    INSERT INTO outbox (topic, key, value, headers)
-    SELECT 'recall-issued', 'R-1'::bytea, convert_to(repeat('n', 700), 'UTF8'), '[]'::jsonb
-    FROM generate_series(1, $1) RETURNING id
-)
-INSERT INTO outbox_pending SELECT id FROM written
-"""
 
 
 @pytest_asyncio.fixture
@@ -34,12 +27,12 @@ async def backlog_unknown_to_statistics(database_url: str) -> AsyncIterator[str]
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(_QUEUE, 20_000)
+        await write_notices(connection, 20_000, queued=True)
         await connection.execute(
             "DELETE FROM outbox_pending WHERE id > (SELECT min(id) + 199 FROM outbox_pending)"
         )
         await connection.execute("ANALYZE outbox_pending; ANALYZE outbox")
-        await connection.execute(_QUEUE, 50_000)
+        await write_notices(connection, 50_000, queued=True)
     finally:
         await connection.close()
     yield database_url
@@ -52,10 +45,10 @@ async def backlog_after_a_drained_queue_was_analyzed(database_url: str) -> Async
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(_QUEUE, 5_000)
+        await write_notices(connection, 5_000, queued=True)
         await connection.execute("DELETE FROM outbox_pending")
         await connection.execute("ANALYZE outbox_pending; ANALYZE outbox")
-        await connection.execute(_QUEUE, 20_000)
+        await write_notices(connection, 20_000, queued=True)
     finally:
         await connection.close()
     yield database_url
