@@ -1,7 +1,9 @@
 """The batch consumer: Kafka records in, one database transaction per batch, offsets out.
 
 For each batch:
-1. every record is parsed into a typed event of its topic, or rejected with a reason;
+1. every record is parsed into a typed event of its topic, or rejected with a reason, except
+   those of a type its topic allows but the service does not handle: skipped by that type
+   alone, nothing but their size checked;
 2. in ONE transaction: the inbox claims each event by (source, id) (a duplicate is skipped),
    the service's handlers apply the new events set-based, and rejected records become
    dead-letter rows in the outbox;
@@ -238,12 +240,10 @@ class BatchConsumer:
         candidates: list[_Candidate] = []
         seen: set[tuple[str, str]] = set()
         for record in records:
-            candidate = None if self._not_handled(record) else self._candidate(record)
-            if candidate is None or (
-                candidate.event is not None and candidate.event.type not in self._handlers
-            ):
+            if self._not_handled(record):
                 skipped.count(record.topic, "ignored")
                 continue
+            candidate = self._candidate(record)
             if candidate.inbox_key in seen:
                 skipped.count(record.topic, "duplicate")
                 continue

@@ -18,12 +18,23 @@ def notice_value() -> bytes:
     return encode(notice, source="/recall").value
 
 
-def record(value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
+def record(
+    value: bytes, offset: int, headers: list[tuple[str, bytes]] | None = None
+) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
         topic="recall-issued", partition=0, offset=offset, timestamp=0, timestamp_type=0,
         key=b"RC-0001", value=value, checksum=None, serialized_key_size=7,
-        serialized_value_size=len(value), headers=[],
+        serialized_value_size=len(value), headers=headers or [],
     )  # fmt: skip
+
+
+BINARY_NOTICE_HEADERS = [
+    ("ce_specversion", b"1.0"),
+    ("ce_id", b"notice-1"),
+    ("ce_source", b"/recall"),
+    ("ce_type", b"lottrace.recall-customer-notice.v1"),
+    ("content-type", b"application/json"),
+]
 
 
 async def never_called(unit: UnitOfWork, events: list[Incoming[Any]]) -> None:
@@ -37,11 +48,13 @@ async def test_notices_a_service_does_not_handle_are_skipped_unread_and_need_no_
     valid = notice_value()
     # Not the consumer's to judge: a notice breaking the contract is skipped too, not DLQ'd.
     broken = valid.replace(b'"shipments":[', b'"shipments":"none","was":[')
+    assert broken != valid
+    binary = record(b"{not json", 9, BINARY_NOTICE_HEADERS)
     closed = Database("postgresql://nowhere/none", source="/test")  # never opened
 
-    outcome = await consumer.apply(closed, [record(valid, 7), record(broken, 8)])
+    outcome = await consumer.apply(closed, [record(valid, 7), record(broken, 8), binary])
 
     assert outcome.tally.logged() == {
-        "processed": 0, "duplicates": 0, "ignored": 2, "dead_lettered": 0,
+        "processed": 0, "duplicates": 0, "ignored": 3, "dead_lettered": 0,
     }  # fmt: skip
-    assert outcome.offsets == {("recall-issued", 0): 9}
+    assert outcome.offsets == {("recall-issued", 0): 10}
