@@ -23,13 +23,18 @@ PENDING = 5_000
 
 @pytest_asyncio.fixture
 async def queued_after_much_published(database_url: str) -> AsyncIterator[str]:
-    """Statistics taken with every row published; then PENDING rows queued after them."""
+    """Statistics taken with every row published; then PENDING rows queued after them, the
+    first of them an hour ago."""
     await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
     connection = await asyncpg.connect(database_url)
     try:
         await write_notices(connection, PUBLISHED, queued=False)
         await connection.execute("ANALYZE outbox_pending; ANALYZE outbox")
         await write_notices(connection, PENDING, queued=True)
+        await connection.execute(
+            "UPDATE outbox SET created_at = now() - interval '1 hour'"
+            " WHERE id = (SELECT min(id) FROM outbox_pending)"
+        )
     finally:
         await connection.close()
     yield database_url
@@ -53,7 +58,8 @@ async def test_the_backlog_and_its_age_read_one_outbox_row(
     finally:
         await connection.close()
     assert row is not None
-    assert (row["backlog"], row["oldest"] >= 0) == (PENDING, True)
+    assert row["backlog"] == PENDING
+    assert 3600 <= row["oldest"] < 3660
     outbox_rows = [
         node["Actual Rows"] * node["Actual Loops"]
         for node in nodes(explained["Plan"])
@@ -61,3 +67,15 @@ async def test_the_backlog_and_its_age_read_one_outbox_row(
     ]
     assert outbox_rows, "the age is read from the outbox"
     assert sum(outbox_rows) <= 1, explained["Plan"]
+
+
+async def test_an_empty_queue_has_no_backlog_and_no_age(database_url: str) -> None:
+    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS)])
+    connection = await asyncpg.connect(database_url)
+    try:
+        await write_notices(connection, 10, queued=False)
+        row = await connection.fetchrow(OUTBOX_QUERY)
+    finally:
+        await connection.close()
+    assert row is not None
+    assert (row["backlog"], row["oldest"]) == (0, 0)
