@@ -188,3 +188,34 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
 
 def headers_of(record: ConsumerRecord[Any, Any]) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers}
+
+
+def binary_headers(
+    event_type: str, *, event_id: str, source: str, more: tuple[tuple[str, bytes], ...] = ()
+) -> list[tuple[str, bytes]]:
+    """The headers of an event sent in CloudEvents binary mode (its attributes as headers)."""
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", event_type.encode()),
+        *more,
+    ]
+
+
+def consumer_record(
+    topic: str,
+    value: bytes,
+    *,
+    key: bytes,
+    offset: int,
+    partition: int = 0,
+    timestamp: int = 0,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> ConsumerRecord[bytes, bytes]:
+    """A record as the consumer hands it over, for code that takes records without a broker."""
+    return ConsumerRecord(
+        topic=topic, partition=partition, offset=offset, timestamp=timestamp, timestamp_type=0,
+        key=key, value=value, checksum=None, serialized_key_size=len(key),
+        serialized_value_size=len(value), headers=headers or [],
+    )  # fmt: skip

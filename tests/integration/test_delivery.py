@@ -25,6 +25,7 @@ from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import KafkaSettings, ServiceSettings
 from tests.kafka_helpers import (
+    binary_headers,
     committed_offsets,
     end_offsets,
     headers_of,
@@ -189,13 +190,12 @@ async def test_an_event_the_handler_cannot_apply_is_dead_lettered_and_the_rest_o
 async def test_binary_mode_cloudevents_are_accepted(probe: Probe) -> None:
     bootstrap = probe.broker.bootstrap_servers
     data = order("SO-7").model_dump_json().encode()
-    headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", b"binary-1"),
-        ("ce_source", b"/oms/legacy"),
-        ("ce_type", b"lottrace.order-placed.v1"),
-        ("content-type", b"application/json"),
-    ]
+    headers = binary_headers(
+        "lottrace.order-placed.v1",
+        event_id="binary-1",
+        source="/oms/legacy",
+        more=(("content-type", b"application/json"),),
+    )
     await produce(bootstrap, [("order-placed", b"SO-7", data, headers)])
     await wait_until(probe.caught_up, timeout=30, what="consumer caught up")
     assert [(row["event_id"], row["order_id"]) for row in await probe.applied()] == [

@@ -36,6 +36,7 @@ from lottrace.commands.output import run_against_platform
 from lottrace.commands.scan import with_group_separators
 from services.fulfillment.schemas import ShipmentRequest
 from shared.runtime.consumer import DLQ_HEADERS, dead_letter
+from tests.kafka_helpers import consumer_record
 
 GTIN = "09501101530003"
 runner = CliRunner()
@@ -281,19 +282,10 @@ def test_service_urls_come_from_the_environment_and_default_to_the_make_run_port
 def refused_record(
     headers: list[tuple[str, bytes]], *, value: bytes = b'{"id": 1}', offset: int = 41
 ) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="order-placed",
-        partition=2,
-        offset=offset,
-        timestamp=1_700_000_000_000,
-        timestamp_type=0,
-        key=b"SO-1",
-        value=value,
-        checksum=None,
-        serialized_key_size=4,
-        serialized_value_size=len(value),
-        headers=headers,
-    )
+    return consumer_record(
+        "order-placed", value, key=b"SO-1", offset=offset, partition=2,
+        timestamp=1_700_000_000_000, headers=headers,
+    )  # fmt: skip
 
 
 def as_dead_letter(

@@ -11,6 +11,7 @@ from shared.contracts.events import RecallIssued
 from shared.contracts.examples import examples
 from shared.runtime.consumer import BatchConsumer
 from shared.runtime.database import Database, UnitOfWork
+from tests.kafka_helpers import binary_headers, consumer_record
 
 
 def notice_value() -> bytes:
@@ -21,20 +22,15 @@ def notice_value() -> bytes:
 def record(
     value: bytes, offset: int, headers: list[tuple[str, bytes]] | None = None
 ) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="recall-issued", partition=0, offset=offset, timestamp=0, timestamp_type=0,
-        key=b"RC-0001", value=value, checksum=None, serialized_key_size=7,
-        serialized_value_size=len(value), headers=headers or [],
-    )  # fmt: skip
+    return consumer_record("recall-issued", value, key=b"RC-0001", offset=offset, headers=headers)
 
 
-BINARY_NOTICE_HEADERS = [
-    ("ce_specversion", b"1.0"),
-    ("ce_id", b"notice-1"),
-    ("ce_source", b"/recall"),
-    ("ce_type", b"lottrace.recall-customer-notice.v1"),
-    ("content-type", b"application/json"),
-]
+BINARY_NOTICE_HEADERS = binary_headers(
+    "lottrace.recall-customer-notice.v1",
+    event_id="notice-1",
+    source="/recall",
+    more=(("content-type", b"application/json"),),
+)
 
 
 async def never_called(unit: UnitOfWork, events: list[Incoming[Any]]) -> None:

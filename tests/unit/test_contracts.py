@@ -17,6 +17,7 @@ from shared.contracts.envelope import Incoming, Rejected, TopicDecoder, encode
 from shared.contracts.events import ALL_EVENTS
 from shared.contracts.topics import TOPICS, TOPICS_BY_NAME, TopicSpec
 from shared.contracts.types import ContractModel
+from tests.kafka_helpers import binary_headers
 
 LOT_ID = UUID("0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a10")
 INPUT_LOT_ID = UUID("0193a6d2-7c1e-7b7e-9a51-3c0f2f0d9a11")
@@ -394,13 +395,9 @@ def test_a_recall_may_report_nothing_shipped_but_not_a_negative_amount() -> None
 
 def binary_order_headers(source: bytes, *more: tuple[str, bytes]) -> list[tuple[str, bytes]]:
     """The headers of an order-placed event sent in binary mode (attributes as headers)."""
-    return [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", b"bin-1"),
-        ("ce_source", source),
-        ("ce_type", events.OrderPlaced.event_type.encode()),
-        *more,
-    ]
+    return binary_headers(
+        events.OrderPlaced.event_type, event_id="bin-1", source=source.decode(), more=more
+    )
 
 
 def test_a_binary_mode_event_is_accepted() -> None:
