@@ -94,15 +94,21 @@ class Check:
 async def read_check(connection: Connection, recall: Record) -> Check:
     """The check of `recall` (a row of db.get_recall), from one consistent read."""
     recall_id = recall["recall_id"]
-    groups = await db.customer_groups(
+    groups = await groups_of(connection, recall_id)
+    codes = {row["lot_id"]: row["lot_code"] for row in await db.recall_lots(connection, recall_id)}
+    return figured(recall, groups, codes)
+
+
+async def groups_of(connection: Connection, recall_id: str) -> list[CustomerGroup]:
+    """The recall's affected customers grouped by how they stand, read by the domain's
+    response kinds."""
+    return await db.customer_groups(
         connection,
         recall_id,
         reaching=REACHING_KINDS,
         acknowledging=ACKNOWLEDGING_KINDS,
         bouncing=BOUNCING_KINDS,
     )
-    codes = {row["lot_id"]: row["lot_code"] for row in await db.recall_lots(connection, recall_id)}
-    return figured(recall, groups, codes)
 
 
 async def standings_of(connection: Connection, recall_id: str) -> list[CustomerStanding]:

@@ -9,8 +9,7 @@ from decimal import Decimal
 
 import pytest_asyncio
 
-from services.recall import db
-from services.recall.domain import ACKNOWLEDGING_KINDS, BOUNCING_KINDS, REACHING_KINDS
+from services.recall import effectiveness
 from services.recall.handlers import Recalls
 from services.recall.records import LotUnits
 from services.recall.responses import on_goods_returned, on_recall_responses
@@ -44,10 +43,7 @@ def report(
 
 async def units_by_customer(database: Database, recall_id: str) -> dict[str, LotUnits]:
     async with database.pool.acquire() as connection, connection.transaction():
-        groups = await db.customer_groups(
-            connection, recall_id, reaching=REACHING_KINDS,
-            acknowledging=ACKNOWLEDGING_KINDS, bouncing=BOUNCING_KINDS,
-        )  # fmt: skip
+        groups = await effectiveness.groups_of(connection, recall_id)
     return {customer: units for g in groups for customer in g.customers for units in g.lots}
 
 
