@@ -60,9 +60,8 @@ def _take(values: dict[str, Any], name: str, sources: tuple[object, ...]) -> Non
 # Asking a pydantic model for an attribute it lacks raises inside `BaseModel.__getattr__`:
 # about 10 % of the recall service's CPU in an order burst went to such misses (py-spy during
 # `python -m bench.pipeline`). Dataclasses and pydantic models declare their attributes on the
-# type, so which source gives each field is worked out once per combination of types: the
-# recall's rows of a two-line `order-shipped` took 9.5 us instead of 31 (timeit; too small a
-# share for `make bench` to tell from its spread between runs).
+# type, so which source gives each field is worked out once per combination of types, and no
+# lookup misses.
 _Plan = tuple[tuple[str, int], ...]
 _PLANS: dict[tuple[type[Any], tuple[type[Any], ...], frozenset[str]], _Plan | None] = {}
 

@@ -182,11 +182,11 @@ class TopicDecoder:
         value: bytes | None,
         headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
     ) -> str | None:
-        """The CloudEvents type a record says it carries, read without validating the event
-        (a seventh of the cost for a recall notice), or None when it does not say."""
+        """The CloudEvents type a record says it carries, read without validating the event,
+        or None when it does not say."""
         if not value:
             return None
-        header_map = {name.lower(): raw for name, raw in headers}
+        header_map = _by_name(headers)
         if _is_binary_mode(header_map):
             raw = header_map.get(f"{BINARY_HEADER_PREFIX}type")
             return raw.decode(errors="replace") if raw is not None else None
@@ -206,7 +206,7 @@ class TopicDecoder:
     ) -> Incoming[Any] | Rejected:
         if not value:
             return Rejected("malformed_message", "empty message value")
-        header_map = {name.lower(): raw for name, raw in headers}
+        header_map = _by_name(headers)
         try:
             if _is_binary_mode(header_map):
                 envelope = self._adapter.validate_python(_binary_to_dict(header_map, value))
@@ -220,6 +220,13 @@ class TopicDecoder:
         return built_from(
             Incoming, envelope, topic=self.topic.name, partition=partition, offset=offset, key=key
         )
+
+
+def _by_name(
+    headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...],
+) -> dict[str, bytes]:
+    """Kafka headers by name; CloudEvents header names are case-insensitive."""
+    return {name.lower(): raw for name, raw in headers}
 
 
 def _is_binary_mode(headers: dict[str, bytes]) -> bool:
