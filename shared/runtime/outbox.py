@@ -49,7 +49,8 @@ from shared.runtime.publish import BatchPublisher
 
 log = get_logger(__name__)
 
-_RELAY_LOCK_KEY = 0x6F757462  # "outb"
+# The session advisory lock that elects the one active relay of a database.
+RELAY_LOCK_KEY = 0x6F757462  # "outb"
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 PURGE_BATCH = 10_000
 # The relay's queue tables change faster than their statistics: autovacuum analyzes
@@ -175,7 +176,7 @@ class OutboxRelay:
         try:
             # A standby relay asks for the lock now and then; PostgreSQL cannot notify it.
             while not await connection.fetchval(  # noqa: ASYNC110
-                "SELECT pg_try_advisory_lock($1)", _RELAY_LOCK_KEY
+                "SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY
             ):
                 await asyncio.sleep(self._idle_poll_seconds)
             self.is_leader = True

@@ -20,6 +20,7 @@ from aiokafka import ConsumerRecord
 from lottrace.infra import TansuBroker, wait_until
 from shared.contracts.events import OrderCancelled
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from shared.runtime.outbox import RELAY_LOCK_KEY
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import KafkaSettings, ServiceSettings
 from tests.kafka_helpers import outbox_drained, read_settled, read_topic
@@ -79,13 +80,17 @@ async def replica_here(database_url: str, broker: TansuBroker) -> AsyncIterator[
 
 
 async def relay_locks(database_url: str) -> int:
-    """Advisory locks granted in this database: the active relay's election lock."""
+    """Relay election locks granted in this database: held by the active relay. Only that
+    lock: a replica starting up also holds the migrations' advisory lock for a moment, which
+    is no leader (a key that fits 32 bits is `objid`, with `objsubid` 1)."""
     connection = await asyncpg.connect(database_url)
     try:
         return int(
             await connection.fetchval(
                 "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
                 " WHERE l.locktype = 'advisory' AND l.granted AND d.datname = current_database()"
+                " AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1",
+                RELAY_LOCK_KEY,
             )
         )
     finally:
