@@ -41,6 +41,7 @@ from lottrace.home import DATA_FORMAT, DataFormat, DataHome, HomeError, HomeLock
 from lottrace.infra import (
     SERVICES,
     EmbeddedPostgres,
+    Hopeless,
     StartError,
     TansuBroker,
     dies_with_parent,
@@ -100,6 +101,14 @@ class ServiceProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The end of the log, so a service that dies while starting says why where the
+        failure is reported (a CI run's output), not only in a file that goes with it."""
+        if self.log_path is None or not self.log_path.exists():
+            return "It wrote no log."
+        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"The end of {self.log_path}:\n" + "\n".join(tail)
 
     @property
     def pid(self) -> int | None:
@@ -255,7 +264,7 @@ class Platform:
 
                 async def ready(process: ServiceProcess = process) -> bool:
                     if process.process is None or process.process.poll() is not None:
-                        raise RuntimeError(f"{process.name} exited; see its log")
+                        raise Hopeless(f"{process.name} exited. {process.log_tail()}")
                     response = await client.get(f"{process.url}/readyz")
                     return response.status_code == 200
 

@@ -13,6 +13,7 @@ import errno
 import hashlib
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -67,6 +68,57 @@ PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
+    """A loopback port nothing is bound to, kept for this process until it exits.
+
+    A server gets its port seconds after it is chosen, once the broker and PostgreSQL are up.
+    Until then two things could take it: another process's outgoing connection, whose local
+    port the kernel picks from its ephemeral range, and another test worker choosing the same
+    port. So the port comes from below the ephemeral range, and is reserved across processes."""
+    ephemeral_low = _ephemeral_range_start()
+    if ephemeral_low <= _RESERVED_LOW:
+        return _kernel_chosen_port()
+    for _ in range(200):
+        port = random.randrange(_RESERVED_LOW, ephemeral_low)
+        if port not in _RESERVATIONS and _bindable(port) and _reserve(port):
+            return port
+    return _kernel_chosen_port()
+
+
+_RESERVED_LOW = 20000
+_RESERVATIONS: dict[int, socket.socket] = {}
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _reserve(port: int) -> bool:
+    """Binds a name in Linux's abstract socket namespace: the kernel refuses a second holder
+    and frees it when this process exits, leaving no file behind."""
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        holder.bind(f"\0lottrace-port-{port}")
+    except OSError:
+        holder.close()
+        return False
+    _RESERVATIONS[port] = holder
+    return True
+
+
+def _kernel_chosen_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

@@ -23,7 +23,7 @@ import pytest
 from bench.run import on_free_ports
 from lottrace.devstack import ROOT, Platform, drain, supervisor_of
 from lottrace.home import DataFormat, DataHome, HomeLock
-from lottrace.infra import free_port, wait_until, wheel_binaries
+from lottrace.infra import Hopeless, free_port, wait_until, wheel_binaries
 from tests.e2e.conftest import E2E_ENV, Clients, log_dir
 from tests.e2e.test_orange_juice import allocated, eventually, place_order, receive, unique
 
@@ -147,6 +147,20 @@ def lottrace_dev(home: Path) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+async def test_a_service_that_dies_while_starting_says_why_at_once() -> None:
+    platform = platform_on(None)
+    platform.service_env = {"fulfillment": {"CONSUMER_BATCH_TIMEOUT_MS": "not a number"}}
+    started = time.monotonic()
+    try:
+        with pytest.raises(Hopeless) as failure:
+            await platform.start(timeout=120)
+    finally:
+        platform.stop()
+    assert time.monotonic() - started < 60, "it waited out the timeout for a dead process"
+    assert "fulfillment exited" in str(failure.value)
+    assert "consumer_batch_timeout_ms" in str(failure.value).lower()
 
 
 def test_a_second_platform_on_the_same_folder_is_refused_naming_the_pid(
