@@ -60,6 +60,10 @@ DEFAULT_HTTP_PORTS = {"receiving": 8081, "inventory": 8082, "fulfillment": 8083,
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class ServiceExited(StartError, Hopeless):
+    """A service process ended while the platform waited for it: waiting longer cannot help."""
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -68,6 +72,7 @@ class ServiceProcess:
     log_path: Path | None
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
+    _log_start: int = 0  # where this run's lines begin in a log kept between runs
 
     @property
     def url(self) -> str:
@@ -76,6 +81,7 @@ class ServiceProcess:
     def start(self) -> None:
         if self.log_path is not None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
+            self._log_start = self._log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", f"services.{self.name}"],
             cwd=ROOT,
@@ -102,12 +108,22 @@ class ServiceProcess:
             self._log.close()
             self._log = None
 
-    def log_tail(self, lines: int = 15) -> str:
-        """The end of the log, so a service that dies while starting says why where the
-        failure is reported (a CI run's output), not only in a file that goes with it."""
-        if self.log_path is None or not self.log_path.exists():
-            return "It wrote no log."
-        tail = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+    def exit_report(self, lines: int = 15) -> str:
+        """How the process ended and the end of its log, so a service that dies while starting
+        says why where the failure is reported (a CI run's output, `lottrace dev`'s one line),
+        not only in a file that may go with the run. It never raises: it reports a failure."""
+        code = self.process.returncode if self.process is not None else None
+        return f"{self.name} exited with status {code}. {self._log_tail(lines)}"
+
+    def _log_tail(self, lines: int) -> str:
+        if self.log_path is None:
+            return "Its output went to this process's own."
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(max(self._log_start, log.seek(0, os.SEEK_END) - 16_384))
+                tail = log.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError as error:
+            return f"Its log {self.log_path} cannot be read: {error}"
         return f"The end of {self.log_path}:\n" + "\n".join(tail)
 
     @property
@@ -264,7 +280,7 @@ class Platform:
 
                 async def ready(process: ServiceProcess = process) -> bool:
                     if process.process is None or process.process.poll() is not None:
-                        raise Hopeless(f"{process.name} exited. {process.log_tail()}")
+                        raise ServiceExited(process.exit_report())
                     response = await client.get(f"{process.url}/readyz")
                     return response.status_code == 200
 
