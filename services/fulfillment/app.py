@@ -9,7 +9,7 @@ from services.fulfillment.api import router
 from services.fulfillment.handlers import Fulfillment
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
 
 NAME = "fulfillment"
 WIRING = ServiceWiring(
@@ -21,7 +21,7 @@ WIRING = ServiceWiring(
 
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
-    http_port: int = per_service(NAME, "http_port", 8083)
+    http_port: HttpPort = per_service(NAME, "http_port", 8083)
     ops_http_port: OpsPort = ops_port_field(NAME)
     auto_ship: bool = per_service(
         NAME, "auto_ship", False, description="Ship every allocation at once (demos, load tests)."

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import FastAPI
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from services.inventory.api import router
 from services.inventory.handlers import Inventory
@@ -15,7 +17,7 @@ from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
 
 NAME = "inventory"
 WIRING = ServiceWiring(
@@ -28,9 +30,9 @@ log = get_logger(__name__)
 
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
-    http_port: int = per_service(NAME, "http_port", 8082)
+    http_port: HttpPort = per_service(NAME, "http_port", 8082)
     ops_http_port: OpsPort = ops_port_field(NAME)
-    expiry_sweep_seconds: float = per_service(
+    expiry_sweep_seconds: Annotated[float, Field(gt=0)] = per_service(
         NAME,
         "expiry_sweep_seconds",
         300.0,

@@ -20,16 +20,16 @@ from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
 
 NAME = "recall"
 
 
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
-    http_port: int = per_service(NAME, "http_port", 8084)
+    http_port: HttpPort = per_service(NAME, "http_port", 8084)
     ops_http_port: OpsPort = ops_port_field(NAME)
-    notice_chunk: int = per_service(
+    notice_chunk: Annotated[int, Field(ge=1)] = per_service(
         NAME, "notice_chunk", 5000, description="Customers notified per transaction."
     )
     max_shipments_per_notice: Annotated[int, Field(ge=1)] | None = per_service(

@@ -13,7 +13,7 @@ from services.receiving.api import router
 from services.receiving.domain import LotNumbering
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
 
 NAME = "receiving"
 WIRING = ServiceWiring(
@@ -25,7 +25,7 @@ WIRING = ServiceWiring(
 
 class Settings(ServiceSettings):
     database_url: SecretStr = database_url_field(NAME)
-    http_port: int = per_service(NAME, "http_port", 8081)
+    http_port: HttpPort = per_service(NAME, "http_port", 8081)
     ops_http_port: OpsPort = ops_port_field(NAME)
     default_location: str = per_service(NAME, "default_location", "MAIN")
     lot_code_rules_file: Path | None = per_service(

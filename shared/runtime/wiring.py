@@ -19,6 +19,7 @@ from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, per_service
 
+HttpPort = Annotated[int, Field(ge=0, le=65535)]
 OpsPort = Annotated[int, Field(ge=1, le=65535)] | None
 Handlers = Sequence[tuple[type[Event], EventHandler]]
 Background = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
