@@ -1,4 +1,4 @@
 from services.inventory.app import NAME, Settings, create_app
 from shared.runtime.serve import serve
 
-serve(NAME, create_app, Settings())
+serve(NAME, create_app, Settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from shared.runtime.http import start_draining
 from shared.runtime.logging import configure_logging
-from shared.runtime.settings import ServiceSettings
+from shared.runtime.settings import InvalidSettings, ServiceSettings, load_settings
 
 S = TypeVar("S", bound=ServiceSettings)
 # Python's cycle collector runs after every 700 container objects allocated and not freed. A
@@ -25,9 +26,17 @@ S = TypeVar("S", bound=ServiceSettings)
 # inventory, 0.24-0.25 and 0.19-0.21 in fulfillment. The garbage a cycle holds waits longer:
 # peak memory in `make bench` did not move (85-126 MB a service).
 GC_FIRST_GENERATION_THRESHOLD = 50_000
+# The exit status of a service refused its settings, as the CLI's for arguments it refuses:
+# whoever runs it can tell a configuration to fix from a crash.
+CONFIGURATION_ERROR = 2
 
 
-def serve(name: str, create_app: Callable[[S], FastAPI], settings: S) -> None:
+def serve(name: str, create_app: Callable[[S], FastAPI], settings_class: type[S]) -> None:
+    try:
+        settings = load_settings(settings_class)
+    except InvalidSettings as refusal:
+        print(f"{name} cannot start: invalid settings\n{refusal}", file=sys.stderr)
+        raise SystemExit(CONFIGURATION_ERROR) from None
     configure_logging(service=name, level=settings.log_level, fmt=settings.log_format)
     # `make run` sends SIGUSR1 when Ctrl-C is pressed: stop taking writes, keep delivering.
     signal.signal(signal.SIGUSR1, lambda *_: start_draining())

@@ -8,9 +8,9 @@ each service adds its own database URL (`INVENTORY_DATABASE_URL`, falling back t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -173,3 +173,32 @@ def database_url_field(service: str, *, port: int = 5432) -> Any:
         SecretStr(f"postgresql://postgres@127.0.0.1:{port}/lottrace_{service}"),
         description=f"PostgreSQL URL of the {service} projection.",
     )
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class InvalidSettings(Exception):
+    """Settings the environment gives that a service cannot start with: one line a variable."""
+
+
+def load_settings(settings_class: type[S]) -> S:
+    """The settings from the environment (and `.env`). A refusal names each variable and what
+    is wrong with it, never its value: it may be a URL with a password, or a key."""
+    try:
+        return settings_class()
+    except ValidationError as error:
+        prefix = "KAFKA_" if error.title == KafkaSettings.__name__ else ""
+        lines = [
+            f"{_variable(prefix, problem['loc'])}: {problem['msg']}"
+            for problem in error.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidSettings("\n".join(lines)) from None
+
+
+def _variable(prefix: str, location: tuple[int | str, ...]) -> str:
+    """The environment variable a validation error's location names: a field's own name
+    (upper case, after its model's prefix) or the alias it was read from, as it stands."""
+    first, *inner = location
+    name = str(first) if str(first).isupper() else prefix + str(first).upper()
+    return name + (f" ({'.'.join(map(str, inner))})" if inner else "")

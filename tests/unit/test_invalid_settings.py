@@ -1,0 +1,81 @@
+"""A service given settings it cannot start with says which variable and why, in one line
+each, with exit status 2 and no traceback, and never echoes a value (it may hold a password)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from services.fulfillment.app import Settings
+from services.inventory.app import Settings as InventorySettings
+from services.recall.app import Settings as RecallSettings
+from shared.runtime.settings import InvalidSettings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("settings", "variable", "value", "said"),
+    [
+        (Settings, "CONSUMER_BATCH_TIMEOUT_MS", "not a number", "valid integer"),
+        (Settings, "FULFILLMENT_HTTP_PORT", "99999", "less than or equal to 65535"),
+        (Settings, "KAFKA_SESSION_TIMEOUT_MS", "5", "greater than or equal to 1000"),
+        (Settings, "FULFILLMENT_DATABASE_URL", "mysql://app:s3cret@db/x", "postgresql://"),
+        (RecallSettings, "RECALL_NOTICE_CHUNK", "0", "greater than or equal to 1"),
+        (InventorySettings, "INVENTORY_EXPIRY_SWEEP_SECONDS", "0", "greater than 0"),
+    ],
+)
+def test_each_refused_variable_is_named_with_why(
+    monkeypatch: pytest.MonkeyPatch,
+    settings: type[BaseSettings],
+    variable: str,
+    value: str,
+    said: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(InvalidSettings) as refusal:
+        load_settings(settings)
+    assert str(refusal.value).startswith(f"{variable}: ")
+    assert said in str(refusal.value)
+
+
+def test_a_refused_url_is_not_echoed_with_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FULFILLMENT_DATABASE_URL", "mysql://app:s3cret@db/lottrace")
+    with pytest.raises(InvalidSettings) as refusal:
+        load_settings(Settings)
+    assert "s3cret" not in str(refusal.value)
+
+
+def test_two_refused_variables_make_two_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONSUMER_BATCH_TIMEOUT_MS", "0")
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    with pytest.raises(InvalidSettings) as refusal:
+        load_settings(Settings)
+    assert [line.split(":")[0] for line in str(refusal.value).splitlines()] == [
+        "LOG_LEVEL",
+        "CONSUMER_BATCH_TIMEOUT_MS",
+    ]
+
+
+def test_the_service_exits_2_with_the_refusal_and_no_traceback() -> None:
+    environment = {"PATH": os.environ["PATH"], "FULFILLMENT_DATABASE_URL": "mysql://a:pw9@h/d"}
+    finished = subprocess.run(
+        [sys.executable, "-m", "services.fulfillment"],
+        cwd=ROOT,
+        env=environment,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [
+        "fulfillment cannot start: invalid settings",
+        "FULFILLMENT_DATABASE_URL: Value error, must be a postgresql:// URL",
+    ]
+    assert "pw9" not in finished.stdout + finished.stderr
