@@ -353,6 +353,7 @@ class BatchConsumer:
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             max_poll_interval_ms=kafka.max_poll_interval_ms,
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+            fetch_min_bytes=kafka.fetch_min_bytes,
             decoder=raw_records,
             title=f"{self.group_id}-consumer",
             description=f"{self.group_id} consumes {', '.join(self.topics)} in batches.",

@@ -51,6 +51,14 @@ class KafkaSettings(BaseSettings):
         description="How long the broker may hold a fetch for new data. Kafka answers as soon"
         " as data arrives; the embedded Tansu broker waits this long, so `make run` lowers it.",
     )
+    fetch_min_bytes: int = Field(
+        default=1,
+        ge=1,
+        description="How much data a broker waits for (up to `fetch_max_wait_ms`) before it"
+        " answers a consumer's fetch. 1 answers at once; more makes fewer, larger batches"
+        " under a steady load, each costing one transaction, for up to `fetch_max_wait_ms`"
+        " more latency a hop while traffic is light.",
+    )
     max_message_bytes: int = Field(
         default=900 * 1024,
         ge=10_000,
