@@ -45,6 +45,7 @@ from lottrace.infra import (
     StartError,
     TansuBroker,
     dies_with_parent,
+    log_end,
     wait_until,
 )
 from lottrace.supervisor import Component, CrashLoop, Supervisor
@@ -58,9 +59,9 @@ if TYPE_CHECKING:
 
 DEFAULT_HTTP_PORTS = {"receiving": 8081, "inventory": 8082, "fulfillment": 8083, "recall": 8084}
 # On the embedded broker a consumer's fetch waits for this much data, or its 50 ms. Under a
-# steady load the services then take fewer, larger batches, and each batch is a transaction,
-# so a line costs less CPU (docs/benchmarks.md). It costs up to 50 ms a hop while traffic is
-# light.
+# steady load the services then take fewer, larger batches, each one transaction. It costs up
+# to 50 ms a hop while traffic is light. What it does to the figures, and what `make bench`
+# does not show, is in docs/benchmarks.md.
 EMBEDDED_FETCH_MIN_BYTES = 64 * 1024
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,12 +124,7 @@ class ServiceProcess:
     def _log_tail(self, lines: int) -> str:
         if self.log_path is None:
             return "Its output went to this process's own."
-        try:
-            with open(self.log_path, "rb") as log:
-                log.seek(max(self._log_start, log.seek(0, os.SEEK_END) - 16_384))
-                tail = log.read().decode(errors="replace").splitlines()[-lines:]
-        except OSError as error:
-            return f"Its log {self.log_path} cannot be read: {error}"
+        tail = log_end(self.log_path, since=self._log_start).splitlines()[-lines:]
         return f"The end of {self.log_path}:\n" + "\n".join(tail)
 
     @property

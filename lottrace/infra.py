@@ -373,7 +373,7 @@ class EmbeddedPostgres:
 
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            log = self.log_path.read_text(errors="replace")[-4000:]
+            log = log_end(self.log_path, max_bytes=4000)
             raise _Exited(f"it exited with {self.process.returncode}: {diagnosis(log)}")
         connection = await asyncpg.connect(self.url(), timeout=2)
         try:
@@ -425,6 +425,18 @@ def _terminate(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+
+
+def log_end(path: Path, *, since: int = 0, max_bytes: int = 16_384) -> str:
+    """The last `max_bytes` of a log, from offset `since` on (a log kept between runs starts
+    with older runs' lines), for the message of a process that exited while we waited. It
+    never raises: when the log cannot be read, it says so instead."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(max(since, log.seek(0, os.SEEK_END) - max_bytes))
+            return log.read().decode(errors="replace")
+    except OSError as error:
+        return f"(its log {path} cannot be read: {error})"
 
 
 class _Exited(Hopeless):

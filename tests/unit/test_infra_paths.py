@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lottrace.infra import diagnosis, reachable_by
+from lottrace.infra import diagnosis, log_end, reachable_by
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -38,3 +38,19 @@ def test_a_full_disk_is_said_plainly() -> None:
 def test_the_failing_line_of_a_postgres_log_is_picked() -> None:
     log = "LOG:  starting PostgreSQL 18.6\nFATAL:  could not bind IPv4 address\nLOG:  exit"
     assert diagnosis(log) == "FATAL:  could not bind IPv4 address"
+
+
+def test_the_end_of_a_log_starts_at_this_runs_lines_and_is_bounded(tmp_path: Path) -> None:
+    log = tmp_path / "service.log"
+    log.write_bytes(b"an earlier run's line\n")
+    this_run = log.stat().st_size
+    with log.open("ab") as more:
+        more.write(b"x" * 100 + b"\nthe line that says why\n")
+    assert log_end(log, since=this_run).splitlines()[-1] == "the line that says why"
+    assert "earlier run" not in log_end(log, since=this_run)
+    assert log_end(log, max_bytes=9) == "says why\n"
+
+
+def test_a_log_that_cannot_be_read_is_said_so_instead_of_raising(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.log"
+    assert log_end(missing).startswith(f"(its log {missing} cannot be read:")
