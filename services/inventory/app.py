@@ -16,8 +16,14 @@ from shared.runtime.logging import get_logger
 from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
-from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.settings import (
+    HttpPort,
+    OpsPort,
+    ServiceSettings,
+    database_url_field,
+    per_service,
+)
+from shared.runtime.wiring import ServiceWiring, ops_port_field
 
 NAME = "inventory"
 WIRING = ServiceWiring(

@@ -19,8 +19,14 @@ from shared.runtime.consumer import EventHandler
 from shared.runtime.periodic import every
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
-from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.settings import (
+    HttpPort,
+    OpsPort,
+    ServiceSettings,
+    database_url_field,
+    per_service,
+)
+from shared.runtime.wiring import ServiceWiring, ops_port_field
 
 NAME = "recall"
 

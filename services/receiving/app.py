@@ -12,8 +12,14 @@ from pydantic import SecretStr
 from services.receiving.api import router
 from services.receiving.domain import LotNumbering
 from shared.runtime.replay import ReplayPlan
-from shared.runtime.settings import ServiceSettings, database_url_field, per_service
-from shared.runtime.wiring import HttpPort, OpsPort, ServiceWiring, ops_port_field
+from shared.runtime.settings import (
+    HttpPort,
+    OpsPort,
+    ServiceSettings,
+    database_url_field,
+    per_service,
+)
+from shared.runtime.wiring import ServiceWiring, ops_port_field
 
 NAME = "receiving"
 WIRING = ServiceWiring(

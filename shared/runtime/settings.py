@@ -8,12 +8,16 @@ each service adds its own database URL (`INVENTORY_DATABASE_URL`, falling back t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+# The bounds of the service's ports, for the shared fields and each service's own per-service
+# fields (which replace the shared field, bounds and all).
+HttpPort = Annotated[int, Field(ge=0, le=65535)]
+OpsPort = Annotated[int, Field(ge=1, le=65535)] | None
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
@@ -80,7 +84,7 @@ class ServiceSettings(BaseSettings):
 
     database_url: SecretStr
     http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8080, ge=0, le=65535)
+    http_port: HttpPort = 8080
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     event_source: str | None = Field(
@@ -121,10 +125,8 @@ class ServiceSettings(BaseSettings):
         default=None,
         description="YAML or JSON file of {name, roles, hash} entries, added to API_KEYS.",
     )
-    ops_http_port: int | None = Field(
+    ops_http_port: OpsPort = Field(
         default=None,
-        ge=1,
-        le=65535,
         description="When set, /healthz, /readyz and /metrics are served on this port only"
         " (not on the main port); unset, they are served, open, on the main port.",
     )

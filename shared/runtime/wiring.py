@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from pydantic import Field
 
 from shared.contracts.events import Event
 from shared.runtime.consumer import BatchConsumer, EventHandler
@@ -19,8 +18,6 @@ from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
 from shared.runtime.settings import ServiceSettings, per_service
 
-HttpPort = Annotated[int, Field(ge=0, le=65535)]
-OpsPort = Annotated[int, Field(ge=1, le=65535)] | None
 Handlers = Sequence[tuple[type[Event], EventHandler]]
 Background = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
 
