@@ -28,7 +28,7 @@ from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
 from lottrace.infra import SERVICES, free_port
 from shared.contracts.envelope import OutgoingMessage, encode
-from shared.contracts.events import OrderPlaced
+from shared.contracts.events import OrderPlaced, RecallIssued
 from shared.runtime.kafka import ensure_topics
 from shared.runtime.settings import KafkaSettings
 
@@ -485,19 +485,43 @@ async def recall_and_hear(
         answer["affected_customer_count"],
         answered_s=answered_s,
     )
-    while len(heard.notice_s) < heard.expected and time.monotonic() - requested < 120:
-        for record in await tail.read():
-            event = json.loads(record.value)
-            if event["data"]["recall_id"] != heard.recall_id:
-                continue
-            if event["type"] == "lottrace.recall-issued.v1":
-                heard.summary_s = time.monotonic() - requested
-            else:
-                heard.notice_s.append(time.monotonic() - requested)
-                heard.customers.add(event["data"]["customer"]["customer_id"])
-                on_notice(1)
+    notices = await _hear_notices(tail, heard, on_notice)
     heard.done_s = time.monotonic() - requested
+    heard.customers = _customers_of(notices, heard.recall_id)
     return heard
+
+
+async def _hear_notices(
+    tail: Tail, heard: RecallHeard, on_notice: Callable[[int], None]
+) -> list[bytes]:
+    """Each notice of the recall as it arrives, told by its key and `ce_type` header, unparsed:
+    this reader shares the cores it measures, and decoding each notice was 40 % of its samples
+    while they arrived (py-spy). Their bodies are checked after the clock stops."""
+    key, summary = heard.recall_id.encode(), RecallIssued.event_type.encode()
+    notices: list[bytes] = []
+    while len(notices) < heard.expected and time.monotonic() - heard.requested < 120:
+        before = len(notices)
+        for record in await tail.read():
+            if record.key != key:
+                continue
+            if dict(record.headers).get("ce_type") == summary:
+                heard.summary_s = time.monotonic() - heard.requested
+            else:
+                heard.notice_s.append(time.monotonic() - heard.requested)
+                notices.append(record.value)
+        on_notice(len(notices) - before)
+    return notices
+
+
+def _customers_of(notices: Sequence[bytes], recall_id: str) -> set[str]:
+    """The customers the notices name, each notice checked to be of the recall."""
+    customers = set()
+    for value in notices:
+        data = json.loads(value)["data"]
+        if data["recall_id"] != recall_id:
+            raise AssertionError(f"a notice keyed {recall_id} is of recall {data['recall_id']}")
+        customers.add(data["customer"]["customer_id"])
+    return customers
 
 
 async def _time_recall(
