@@ -338,8 +338,11 @@ class BatchConsumer:
         """Register the FastStream batch subscriber: manual offsets, raw records."""
         kafka = settings.kafka
 
-        async def raw_records(_: Any) -> None:
-            return None  # the batch is parsed record by record, so one bad record is just one
+        async def whole_message(message: KafkaMessage) -> KafkaMessage:
+            # The batch is parsed record by record, so one bad record is just one. The message
+            # is the body: a `KafkaMessage` parameter is a context field, which FastDepends
+            # solves on a worker thread for every batch.
+            return message
 
         subscriber = broker.subscriber(
             *self.topics,
@@ -354,13 +357,13 @@ class BatchConsumer:
             max_poll_interval_ms=kafka.max_poll_interval_ms,
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             fetch_min_bytes=kafka.fetch_min_bytes,
-            decoder=raw_records,
+            decoder=whole_message,
             title=f"{self.group_id}-consumer",
             description=f"{self.group_id} consumes {', '.join(self.topics)} in batches.",
         )
 
         @subscriber
-        async def consume(body: Any, message: KafkaMessage) -> None:
+        async def consume(message: Any) -> None:
             records = cast("tuple[Record, ...]", message.raw_message)
             await self.consume(database, records, cast("AIOKafkaConsumer", message.consumer))
 
