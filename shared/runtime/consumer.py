@@ -158,6 +158,14 @@ class Tally:
             metrics.DEAD_LETTERED.labels(topic, error_type).inc(events)
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """One fetched batch as the subscriber hands it over: its records and their consumer."""
+
+    records: tuple[Record, ...]
+    consumer: AIOKafkaConsumer
+
+
 @dataclass
 class BatchOutcome:
     tally: Tally = field(default_factory=Tally)
@@ -338,11 +346,15 @@ class BatchConsumer:
         """Register the FastStream batch subscriber: manual offsets, raw records."""
         kafka = settings.kafka
 
-        async def whole_message(message: KafkaMessage) -> KafkaMessage:
-            # The batch is parsed record by record, so one bad record is just one. The message
-            # is the body: a `KafkaMessage` parameter is a context field, which FastDepends
-            # solves on a worker thread for every batch.
-            return message
+        async def fetched(message: KafkaMessage) -> Fetched:
+            # The batch is parsed record by record, so one bad record is just one. What the
+            # handler needs is the body: a `KafkaMessage` parameter is a context field, which
+            # FastDepends solves on a worker thread for every batch. Not the message itself:
+            # as its own body it would hold itself, and live until the cycle collector runs.
+            return Fetched(
+                cast("tuple[Record, ...]", message.raw_message),
+                cast("AIOKafkaConsumer", message.consumer),
+            )
 
         subscriber = broker.subscriber(
             *self.topics,
@@ -357,15 +369,14 @@ class BatchConsumer:
             max_poll_interval_ms=kafka.max_poll_interval_ms,
             fetch_max_wait_ms=kafka.fetch_max_wait_ms,
             fetch_min_bytes=kafka.fetch_min_bytes,
-            decoder=whole_message,
+            decoder=fetched,
             title=f"{self.group_id}-consumer",
             description=f"{self.group_id} consumes {', '.join(self.topics)} in batches.",
         )
 
         @subscriber
-        async def consume(message: Any) -> None:
-            records = cast("tuple[Record, ...]", message.raw_message)
-            await self.consume(database, records, cast("AIOKafkaConsumer", message.consumer))
+        async def consume(batch: Any) -> None:
+            await self.consume(database, batch.records, batch.consumer)
 
     async def consume(
         self, database: Database, records: Sequence[Record], consumer: AIOKafkaConsumer
