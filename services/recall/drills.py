@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.recall import db, reports
-from services.recall.domain import DEFAULT_CHECK_LEVEL, check_sample
+from services.recall.domain import check_level_of, check_sample
 from services.recall.handlers import affected_lots
 from services.recall.records import DrillRow
 from shared.contracts.events import AffectedLot, RecallScope
@@ -69,7 +69,7 @@ async def run_drill(connection: Connection, request: DrillRequest) -> DrillRow:
         reached = await db.customers_of_lots(connection, [lot.lot_id for lot in lots])
     await _reports(connection, lots, clock, requested_at)
     with clock.stage("effectiveness"):
-        level = request.check_level or DEFAULT_CHECK_LEVEL[request.classification]
+        level = check_level_of(request.classification, request.check_level)
         sample = check_sample(drill_id, [row["customer_id"] for row in reached], level)
         shipped = sum((Decimal(row["quantity"]) for row in reached), Decimal(0))
     drill = DrillRow(

@@ -19,10 +19,12 @@ from services.recall.domain import (
     REACHING_KINDS,
     UnitFigures,
     below_target,
+    check_level_of,
     check_sample,
     customer_counts,
     is_bounced,
     is_silent,
+    target_of,
     unit_figures,
 )
 from services.recall.records import Answers, CustomerGroup, CustomerStanding
@@ -142,11 +144,11 @@ def _by_code(item: tuple[UUID, tuple[str, UnitFigures]]) -> tuple[str, UUID]:
 
 
 def _level(recall: Record) -> str:
-    return str(recall["check_level"] or "A")
+    return check_level_of(recall["classification"], recall["check_level"])
 
 
 def effectiveness_target(recall: Record) -> Decimal:
-    return Decimal(recall["target_percent"] if recall["target_percent"] is not None else 100)
+    return target_of(recall["classification"], recall["target_percent"])
 
 
 def outstanding_ids(check: Check, limit: int) -> list[str]:

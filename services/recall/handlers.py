@@ -15,12 +15,12 @@ from uuid import UUID
 
 from services.recall import db
 from services.recall.domain import (
-    DEFAULT_CHECK_LEVEL,
-    DEFAULT_TARGET_PERCENT,
     NamedLot,
     NoticeTooLarge,
+    check_level_of,
     lot_contradictions,
     made_from,
+    target_of,
 )
 from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
 from services.recall.records import (
@@ -225,10 +225,8 @@ class Recalls:
             classification=classification,
             scope=scope.model_dump(mode="json", exclude_none=True),
             requested_by=actor,
-            check_level=check_level or DEFAULT_CHECK_LEVEL[classification],
-            target_percent=(
-                DEFAULT_TARGET_PERCENT[classification] if target_percent is None else target_percent
-            ),
+            check_level=check_level_of(classification, check_level),
+            target_percent=target_of(classification, target_percent),
         )
         lots = [RecallLotRow.of(recall.recall_id, lot) for lot in affected]
         totals = await db.create_recall(connection, recall, lots, chunk_size=self.notice_chunk)

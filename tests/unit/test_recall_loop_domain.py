@@ -13,14 +13,17 @@ from services.recall.domain import (
     ZERO,
     ResponseRefused,
     UnitFigures,
+    check_level_of,
     check_sample,
     refuse_below_target,
     reminder_due,
     reported_lot,
     return_recalls,
     sample_size,
+    target_of,
     unit_figures,
 )
+from services.recall.effectiveness import effectiveness_target
 from services.recall.records import CustomerStanding, LotUnits, RecallLotRef
 from shared.contracts.events import ReportedUnits
 from shared.errors import Conflict
@@ -118,3 +121,23 @@ def test_an_on_hand_count_followed_by_returns_leaves_nothing_unaccounted() -> No
 
     assert (figures.returned, figures.on_hand, figures.unaccounted) == (Decimal(10), ZERO, ZERO)
     assert figures.percent == Decimal(100)
+
+
+@pytest.mark.parametrize(
+    ("classification", "level", "target"), [("I", "A", 100), ("II", "B", 95), ("III", "D", 90)]
+)
+def test_a_recall_without_a_chosen_level_or_target_takes_its_class_defaults(
+    classification: str, level: str, target: int
+) -> None:
+    assert check_level_of(classification, None) == level
+    assert target_of(classification, None) == Decimal(target)
+    assert (check_level_of(classification, "C"), target_of(classification, Decimal(80))) == (
+        "C",
+        Decimal(80),
+    )
+
+
+def test_a_recall_issued_before_levels_were_kept_is_judged_by_its_class_not_class_i() -> None:
+    # Migration 0003 added the columns empty for the recalls already issued.
+    older = {"classification": "II", "check_level": None, "target_percent": None}
+    assert effectiveness_target(older) == Decimal(95)  # type: ignore[arg-type]
