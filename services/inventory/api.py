@@ -241,7 +241,8 @@ async def get_order(order_id: str, request: Request) -> OrderView:
             for line in lines
         ],
         reservations=[
-            ReservationView.model_validate(row, from_attributes=True) for row in reservations
+            ReservationView.model_validate(row, from_attributes=True)
+            for row in domain.in_shipping_order(reservations)
         ],
     )
 

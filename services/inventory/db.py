@@ -914,14 +914,15 @@ async def bump_revisions(connection: Connection, order_ids: Sequence[str]) -> li
 async def reservations_with_lots(
     connection: Connection, order_ids: Sequence[str]
 ) -> list[ReservedLot]:
-    """Each order's reservations with their lots, FEFO within each line."""
+    """Each order's reservations with their lots, by order and line (`domain.in_shipping_order`
+    puts each line's lots in the order they ship)."""
     rows = await connection.fetch(
         """
         SELECT r.order_id, r.line_no, r.quantity, r.location, l.lot_id, l.lot_code, l.sku, l.uom,
                l.expiry_date, l.received_at, l.gtin
         FROM reservations r JOIN lots l USING (lot_id)
         WHERE r.order_id = ANY($1::text[])
-        ORDER BY r.order_id, r.line_no, l.expiry_date NULLS LAST, l.lot_id, r.location
+        ORDER BY r.order_id, r.line_no
         """,
         list(order_ids),
     )

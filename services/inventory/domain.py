@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from shared.quantities import ZERO, less_taken
@@ -240,6 +240,32 @@ def fefo_order(
         received_at or datetime.max,
         str(lot_id),
         location,
+    )
+
+
+class ReservedOnLine(Protocol):
+    """A reservation of an order line on a lot at a location, as FEFO sees it."""
+
+    @property
+    def line_no(self) -> int: ...
+    @property
+    def expiry_date(self) -> date | None: ...
+    @property
+    def received_at(self) -> datetime | None: ...
+    @property
+    def lot_id(self) -> UUID: ...
+    @property
+    def location(self) -> str: ...
+
+
+R = TypeVar("R", bound=ReservedOnLine)
+
+
+def in_shipping_order(reserved: Iterable[R]) -> list[R]:
+    """An order's reservations in the order they ship: line by line, FEFO within a line."""
+    return sorted(
+        reserved,
+        key=lambda r: (r.line_no, *fefo_order(r.expiry_date, r.received_at, r.lot_id, r.location)),
     )
 
 

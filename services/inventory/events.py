@@ -30,13 +30,7 @@ def lot_allocated(
 ) -> LotAllocated:
     """An order's whole current allocation: its reservations line by line, each line's lots in
     FEFO order (the order they ship in), and what it still lacks, with why."""
-    ordered = sorted(
-        reserved,
-        key=lambda r: (
-            r.line_no,
-            domain.fefo_order(r.expiry_date, r.received_at, r.lot_id, r.location),
-        ),
-    )
+    ordered = domain.in_shipping_order(reserved)
     return LotAllocated(
         order_id=order.order_id,
         customer_id=order.customer_id,

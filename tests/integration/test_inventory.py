@@ -161,6 +161,27 @@ async def test_orders_are_allocated_fefo_across_lots_and_locations(
     assert [row["available"] for row in stock] == ["0", "8", "10"]
 
 
+async def test_an_order_shows_its_lots_in_the_order_its_allocation_ships_them(
+    inventory: httpx.AsyncClient, broker: TansuBroker
+) -> None:
+    # Same expiry: the lot received first ships first, though its id sorts after the other's.
+    received_late_id, received_first_id = sorted((uuid.uuid4(), uuid.uuid4()))
+    received_first = received("JAM", 2, days=20, lot_id=received_first_id)
+    received_late = received("JAM", 2, days=20, lot_id=received_late_id)
+    assert received_first.received_at < received_late.received_at
+    await publish(broker.bootstrap_servers, received_first, received_late)
+    for lot in (received_first_id, received_late_id):
+        await _until(inventory, f"/lots/{lot}", lambda body: body["on_hand"] == "2")
+
+    await publish(broker.bootstrap_servers, order("SO-JAM", "JAM", 3))
+    allocation = (await latest_allocations(broker.bootstrap_servers, orders=1))["SO-JAM"]
+    shown = await _until(inventory, "/orders/SO-JAM", lambda body: len(body["reservations"]) == 2)
+
+    in_event = [(a["lot_id"], a["quantity"]) for a in allocation["allocations"]]
+    assert in_event == [(str(received_first_id), "2"), (str(received_late_id), "1")]
+    assert [(r["lot_id"], r["quantity"]) for r in shown["reservations"]] == in_event
+
+
 async def test_short_dated_stock_is_not_allocated_and_a_backorder_fills_when_stock_arrives(
     inventory: httpx.AsyncClient, broker: TansuBroker
 ) -> None:

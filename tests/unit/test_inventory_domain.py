@@ -27,11 +27,13 @@ from services.inventory.domain import (
     excess_to_release,
     fefo_key,
     fefo_order,
+    in_shipping_order,
     lot_status,
     ship_from_reservations,
     shrink_reservations,
     still_to_ship,
 )
+from services.inventory.records import ReservedLot
 
 TODAY = date(2026, 11, 21)
 SKU = "OJ-1L"
@@ -137,6 +139,27 @@ def test_lots_without_expiry_go_last_and_first_received_first_among_themselves()
 
     assert [code for _, code, _ in taken(result, lots)] == ["DATED", "UNDATED-OLD", "UNDATED-NEW"]
     assert sorted(lots, key=fefo_key) == [lots[2], lots[1], lots[0]]
+
+
+def test_an_orders_reservations_ship_line_by_line_first_received_first_on_equal_expiry() -> None:
+    # What an allocation lists and GET /orders/{id} shows. The two dated lots expire the same
+    # day; the one received first has the greater id, so an order by id alone would invert them.
+    first, later = sorted((lot_id("EARLY"), lot_id("LATE")), reverse=True)
+
+    def reserved(line_no: int, lot: UUID, received: datetime | None) -> ReservedLot:
+        return ReservedLot(
+            order_id="SO-1", line_no=line_no, quantity=Decimal(1), location="A-01", lot_id=lot,
+            lot_code=str(lot), sku=SKU, uom="EA", expiry_date=in_days(30) if received else None,
+            received_at=received, gtin=None,
+        )  # fmt: skip
+
+    undated = reserved(1, lot_id("UNDATED"), None)
+    received_later = reserved(1, later, datetime(2026, 11, 20))
+    received_first = reserved(1, first, datetime(2026, 10, 1))
+    second_line = reserved(2, lot_id("OTHER"), datetime(2026, 9, 1))
+    given = [second_line, undated, received_later, received_first]
+
+    assert in_shipping_order(given) == [received_first, received_later, undated, second_line]
 
 
 def test_a_line_is_split_across_lots_when_one_lot_is_short() -> None:
