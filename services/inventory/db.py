@@ -65,7 +65,6 @@ LOT_TOTALS = """
     coalesce(sum(s.reserved), 0) AS reserved, coalesce(sum(s.on_hand), 0) AS on_hand,
     coalesce(sum(s.returned), 0) AS returned,
     coalesce(sum(s.vendor_returned), 0) AS vendor_returned,
-    coalesce(sum(s.on_hand - s.reserved), 0) AS available,
     coalesce(jsonb_agg(jsonb_build_object(
         'location', s.location, 'on_hand', s.on_hand::text, 'reserved', s.reserved::text,
         'available', (s.on_hand - s.reserved)::text) ORDER BY s.location)
