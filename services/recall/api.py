@@ -22,12 +22,10 @@ from services.recall.domain import (
     Edge,
     TraceNode,
     mermaid_genealogy,
-    refuse_below_target,
     trace_customers,
     walk,
 )
 from services.recall.drills import DrillRequest, run_drill
-from services.recall.effectiveness import effectiveness_target, read_check
 from services.recall.handlers import IssuedRecall, Recalls
 from services.recall.records import DrillRow, ReportFilter
 from services.recall.schemas import (
@@ -52,7 +50,7 @@ from services.recall.schemas import (
     TraceTotals,
     WaitingCustomer,
 )
-from shared.errors import Conflict, Invalid, NotFound
+from shared.errors import Invalid, NotFound
 from shared.records import built_from, built_from_row
 from shared.runtime.actors import actor_of
 from shared.runtime.auth import Role, requires
@@ -223,31 +221,19 @@ async def close_recall(
     unless `override_reason` says why it closes anyway: that reason is kept with the actor."""
     actor = actor_of(request)
     override = body.override_reason if body else None
-    async with connection_of(request) as connection, connection.transaction():
-        recall = await _recall_or_404(connection, recall_id)
-        if recall["status"] == "closed":
-            raise Conflict("recall_closed", f"recall {recall_id} is closed already")
-        check = await read_check(connection, recall)
-        refuse_below_target(
-            check.total.exact_percent, effectiveness_target(recall), override=override
+
+    async def work(unit: UnitOfWork) -> IssuedRecall:
+        note = body.note if body else None
+        return await _recalls(request).close(
+            unit, recall_id, actor=actor, note=note, override=override
         )
-        closed = await db.close_recall(
-            connection, recall_id, actor=actor, note=body.note if body else None, override=override
-        )
-        if closed is None:  # another request closed it meanwhile
-            raise Conflict("recall_closed", f"recall {recall_id} is closed already")
+
+    closed = await database_of(request).run(work)
     if override is not None:
         log.warning(
             "recall closed below its target", recall_id=recall_id, actor=actor, reason=override
         )
-    return built_from_row(
-        RecallAccepted,
-        recall,
-        recall_id=recall_id,
-        status="closed",
-        affected_lots=closed["affected_lots"],
-        drill=False,
-    )
+    return built_from(RecallAccepted, closed, status="closed", drill=False)
 
 
 # ------------------------------------------------------------------ trace

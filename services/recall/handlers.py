@@ -20,8 +20,10 @@ from services.recall.domain import (
     check_level_of,
     lot_contradictions,
     made_from,
+    refuse_below_target,
     target_of,
 )
+from services.recall.effectiveness import effectiveness_target, read_check
 from services.recall.notices import NoticeBuilder, NoticeRequest, undeliverable_notice
 from services.recall.records import (
     AffectedTotals,
@@ -48,13 +50,14 @@ from shared.contracts.events import (
     RecallResponse,
     RecallScope,
 )
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 from shared.records import built_from, built_from_row
 from shared.runtime import metrics
 from shared.runtime.consumer import EventHandler, EventRejected
 from shared.runtime.database import MAX_MESSAGE_BYTES, Connection, Database, Record, UnitOfWork
 from shared.runtime.logging import get_logger
+from shared.runtime.lookup import found
 
 log = get_logger(__name__)
 
@@ -240,6 +243,35 @@ class Recalls:
         return IssuedRecall(
             recall.recall_id, len(affected), totals.customers, totals.shipped_quantity
         )
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(
+        self,
+        unit: UnitOfWork,
+        recall_id: str,
+        *,
+        actor: str,
+        note: str | None,
+        override: str | None,
+    ) -> IssuedRecall:
+        """Close an open recall. Refused (`below_target`) while its effectiveness is below its
+        target, unless `override` says why it closes anyway: that reason is kept with the
+        actor. Refused (`recall_closed`) once it is closed, by this or another request."""
+        connection = unit.connection
+        recall = found(await db.get_recall(connection, recall_id), "recall", recall_id)
+        if recall["status"] == "closed":
+            raise Conflict("recall_closed", f"recall {recall_id} is closed already")
+        check = await read_check(connection, recall)
+        refuse_below_target(
+            check.total.exact_percent, effectiveness_target(recall), override=override
+        )
+        closed = await db.close_recall(
+            connection, recall_id, actor=actor, note=note, override=override
+        )
+        if closed is None:  # another request closed it meanwhile
+            raise Conflict("recall_closed", f"recall {recall_id} is closed already")
+        return built_from_row(IssuedRecall, recall, affected_lots=closed["affected_lots"])
 
     # ------------------------------------------------------------------ notices
 
