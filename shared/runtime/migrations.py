@@ -59,61 +59,75 @@ def discover(component: str, folder: Path) -> list[Migration]:
     return migrations
 
 
+_LEDGER = """
+    CREATE TABLE IF NOT EXISTS schema_migrations (
+        component  text        NOT NULL,
+        version    integer     NOT NULL,
+        name       text        NOT NULL,
+        checksum   text        NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (component, version)
+    )
+"""
+
+
 async def migrate(
     url: str, components: list[tuple[str, Path]], *, search_path: str | None = None
 ) -> list[str]:
     """Apply what is pending; returns the names applied. Holds an advisory lock meanwhile.
     `search_path` migrates another schema than the default (a projection being rebuilt)."""
-    applied_now: list[str] = []
     connection = await asyncpg.connect(
         url, server_settings={"search_path": search_path} if search_path else None
     )
     try:
         await connection.execute("SELECT pg_advisory_lock($1)", MIGRATIONS_LOCK)
-        await connection.execute(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                component  text        NOT NULL,
-                version    integer     NOT NULL,
-                name       text        NOT NULL,
-                checksum   text        NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (component, version)
-            )
-            """
-        )
-        done = {
-            (row["component"], row["version"]): row["checksum"]
-            for row in await connection.fetch(
-                "SELECT component, version, checksum FROM schema_migrations"
-            )
-        }
+        await connection.execute(_LEDGER)
+        done = await _applied(connection)
+        applied_now: list[str] = []
         for component, folder in components:
             for migration in discover(component, folder):
-                key = (component, migration.version)
-                if key in done:
-                    if done[key] != migration.checksum:
-                        log.warning(
-                            "migration changed after it was applied",
-                            component=component,
-                            version=migration.version,
-                        )
+                if _already_applied(done, component, migration):
                     continue
-                async with connection.transaction():
-                    await connection.execute(migration.sql)
-                    await connection.execute(
-                        "INSERT INTO schema_migrations (component, version, name, checksum)"
-                        " VALUES ($1, $2, $3, $4)",
-                        component,
-                        migration.version,
-                        migration.name,
-                        migration.checksum,
-                    )
+                await _apply(connection, component, migration)
                 applied_now.append(f"{component}/{migration.version:04d}_{migration.name}")
-                log.info("migration applied", component=component, version=migration.version)
+        return applied_now
     finally:
         try:
             await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATIONS_LOCK)
         finally:
             await connection.close()
-    return applied_now
+
+
+async def _applied(connection: asyncpg.Connection) -> dict[tuple[str, int], str]:
+    """The checksum of each migration applied, by component and version."""
+    rows = await connection.fetch("SELECT component, version, checksum FROM schema_migrations")
+    return {(row["component"], row["version"]): row["checksum"] for row in rows}
+
+
+def _already_applied(
+    done: dict[tuple[str, int], str], component: str, migration: Migration
+) -> bool:
+    """Whether the migration was applied; one changed since is said so, not applied again."""
+    checksum = done.get((component, migration.version))
+    if checksum is not None and checksum != migration.checksum:
+        log.warning(
+            "migration changed after it was applied",
+            component=component,
+            version=migration.version,
+        )
+    return checksum is not None
+
+
+async def _apply(connection: asyncpg.Connection, component: str, migration: Migration) -> None:
+    """One migration and its ledger row, in one transaction."""
+    async with connection.transaction():
+        await connection.execute(migration.sql)
+        await connection.execute(
+            "INSERT INTO schema_migrations (component, version, name, checksum)"
+            " VALUES ($1, $2, $3, $4)",
+            component,
+            migration.version,
+            migration.name,
+            migration.checksum,
+        )
+    log.info("migration applied", component=component, version=migration.version)
