@@ -192,31 +192,7 @@ class Replay:
             self._url, server_settings={"application_name": APPLICATION_NAME}
         )
         try:
-            live = await admin.fetchval("SELECT current_schema()")
-            if live is None or live == REPLAY_SCHEMA:
-                raise ReplayRefused("the database has no live schema on its search_path")
-            if restart:
-                await admin.execute(f"DROP SCHEMA IF EXISTS {REPLAY_SCHEMA} CASCADE")
-            await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {REPLAY_SCHEMA}")
-            await migrate(
-                self._url,
-                [("runtime", RUNTIME_MIGRATIONS), (self.plan.service, self.plan.migrations)],
-                search_path=REPLAY_SCHEMA,
-            )
-            await admin.execute(
-                f"""
-                CREATE TABLE IF NOT EXISTS {REPLAY_SCHEMA}.replay_positions (
-                    topic       text    NOT NULL,
-                    partition   integer NOT NULL,
-                    next_offset bigint  NOT NULL,
-                    PRIMARY KEY (topic, partition)
-                );
-                CREATE TABLE IF NOT EXISTS {REPLAY_SCHEMA}.replay_state (
-                    step    text PRIMARY KEY,
-                    done_at timestamptz NOT NULL DEFAULT now()
-                )
-                """
-            )
+            live = await self._prepare_schema(admin, restart=restart)
             database = Database(
                 self._url,
                 source=self.plan.source,
@@ -226,13 +202,7 @@ class Replay:
                 application_name=f"{APPLICATION_NAME}-{self.plan.service}",
             )
             await database.open()
-            reader = AIOKafkaConsumer(
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=self._batch_size,
-                **client_options(self._kafka),
-            )
+            reader = self._reader()
             await reader.start()
             try:
                 session = _Session(self, admin, live, database, reader)
@@ -243,6 +213,45 @@ class Replay:
                 await database.close()
         finally:
             await admin.close()
+
+    async def _prepare_schema(self, admin: asyncpg.Connection, *, restart: bool) -> str:
+        """The replay schema migrated, with its positions and steps; returns the live schema."""
+        live = await admin.fetchval("SELECT current_schema()")
+        if live is None or live == REPLAY_SCHEMA:
+            raise ReplayRefused("the database has no live schema on its search_path")
+        if restart:
+            await admin.execute(f"DROP SCHEMA IF EXISTS {REPLAY_SCHEMA} CASCADE")
+        await admin.execute(f"CREATE SCHEMA IF NOT EXISTS {REPLAY_SCHEMA}")
+        await migrate(
+            self._url,
+            [("runtime", RUNTIME_MIGRATIONS), (self.plan.service, self.plan.migrations)],
+            search_path=REPLAY_SCHEMA,
+        )
+        await admin.execute(
+            f"""
+            CREATE TABLE IF NOT EXISTS {REPLAY_SCHEMA}.replay_positions (
+                topic       text    NOT NULL,
+                partition   integer NOT NULL,
+                next_offset bigint  NOT NULL,
+                PRIMARY KEY (topic, partition)
+            );
+            CREATE TABLE IF NOT EXISTS {REPLAY_SCHEMA}.replay_state (
+                step    text PRIMARY KEY,
+                done_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        return str(live)
+
+    def _reader(self) -> AIOKafkaConsumer:
+        """A reader of the topics from their start, in no group, committing nothing."""
+        return AIOKafkaConsumer(
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self._batch_size,
+            **client_options(self._kafka),
+        )
 
 
 class _Session:
