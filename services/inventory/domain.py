@@ -289,42 +289,53 @@ def allocate(
         for candidates in by_sku.values()
         for lot in candidates
     }
-
     result = AllocationResult()
     for demand in demands:
-        if demand.quantity <= ZERO:
-            continue
-        need = demand.quantity
-        cutoff = today + timedelta(days=demand.min_remaining_shelf_life_days)
-        short_dated = uom_mismatch = False
-        for lot in by_sku.get(demand.sku, ()):
-            if need <= ZERO:
-                break
-            if left[(lot.lot_id, lot.location)] <= ZERO:
-                continue
-            if lot.uom != demand.uom:
-                uom_mismatch = True
-                continue
-            if lot.expiry_date is not None and lot.expiry_date < cutoff:
-                short_dated = True
-                continue
-            take = min(need, left[(lot.lot_id, lot.location)])
-            left[(lot.lot_id, lot.location)] -= take
-            need -= take
-            result.reserves.append(
-                Reserve(demand.order_id, demand.line_no, lot.lot_id, take, lot.location)
-            )
-        if need > ZERO:
-            reason = _shortfall_reason(
-                partly=need < demand.quantity,
-                short_dated=short_dated,
-                uom_mismatch=uom_mismatch,
-                sku_in_stock=demand.sku in by_sku,
-            )
-            result.shortfalls.append(
-                Shortfall(demand.order_id, demand.line_no, demand.sku, demand.uom, need, reason)
-            )
+        if demand.quantity > ZERO:
+            _fill(demand, by_sku, left, today=today, result=result)
     return result
+
+
+def _fill(
+    demand: Demand,
+    by_sku: Mapping[str, list[StockLot]],
+    left: dict[tuple[UUID, str], Decimal],
+    *,
+    today: date,
+    result: AllocationResult,
+) -> None:
+    """Reserve one demand from the eligible pools `left`, in FEFO order, taking what it uses
+    from them; a part no pool can give is a shortfall, with why."""
+    need = demand.quantity
+    cutoff = today + timedelta(days=demand.min_remaining_shelf_life_days)
+    short_dated = uom_mismatch = False
+    for lot in by_sku.get(demand.sku, ()):
+        if need <= ZERO:
+            break
+        if left[(lot.lot_id, lot.location)] <= ZERO:
+            continue
+        if lot.uom != demand.uom:
+            uom_mismatch = True
+            continue
+        if lot.expiry_date is not None and lot.expiry_date < cutoff:
+            short_dated = True
+            continue
+        take = min(need, left[(lot.lot_id, lot.location)])
+        left[(lot.lot_id, lot.location)] -= take
+        need -= take
+        result.reserves.append(
+            Reserve(demand.order_id, demand.line_no, lot.lot_id, take, lot.location)
+        )
+    if need > ZERO:
+        reason = _shortfall_reason(
+            partly=need < demand.quantity,
+            short_dated=short_dated,
+            uom_mismatch=uom_mismatch,
+            sku_in_stock=demand.sku in by_sku,
+        )
+        result.shortfalls.append(
+            Shortfall(demand.order_id, demand.line_no, demand.sku, demand.uom, need, reason)
+        )
 
 
 def _shortfall_reason(
