@@ -204,43 +204,56 @@ def parse_entries(entries: Any, *, source: str) -> list[KeyEntry]:
         where = f"{source} entry {index}"
         if not isinstance(entry, Mapping):
             problems.append(f"{where}: expected a mapping {{name, roles, hash}}")
-            continue
-        name = entry.get("name")
-        if isinstance(name, str):
-            where = f"{where} ({name!r})"
-        unknown = set(entry) - {"name", "roles", "hash"}
-        if unknown:
-            problems.append(f"{where}: unknown fields {sorted(unknown)}")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            problems.append(
-                f"{where}: name must be 1-100 of letters, digits, '.', '_', '@', '-'"
-                " (it is recorded as the actor)"
-            )
-        roles = entry.get("roles")
-        if isinstance(roles, str):
-            roles = [roles]
-        valid = ", ".join(role.value for role in Role)
-        if not isinstance(roles, list) or not roles:
-            problems.append(f"{where}: roles must be a non-empty list of: {valid}")
-            roles = []
-        bad_roles = [role for role in roles if role not in Role._value2member_map_]
-        if bad_roles:
-            problems.append(f"{where}: unknown roles {bad_roles} (roles: {valid})")
-        encoded = entry.get("hash")
-        key_hash: KeyHash | None = None
-        if not isinstance(encoded, str):
-            problems.append(f"{where}: hash is missing (make one with `lottrace hash-key`)")
-        else:
-            try:
-                key_hash = parse_hash(encoded)
-            except ValueError as error:
-                problems.append(f"{where}: hash: {error}")
-        if key_hash is not None and isinstance(name, str) and roles and not bad_roles:
-            principal = Principal(name=name, roles=frozenset(Role(role) for role in roles))
-            parsed.append(KeyEntry(principal=principal, key_hash=key_hash))
+        elif (key := _entry(entry, where, problems)) is not None:
+            parsed.append(key)
     if problems:
         raise AuthConfigError("; ".join(problems))
     return parsed
+
+
+def _entry(entry: Mapping[str, Any], where: str, problems: list[str]) -> KeyEntry | None:
+    """One entry, or None with what is wrong with it added to `problems`."""
+    name = entry.get("name")
+    if isinstance(name, str):
+        where = f"{where} ({name!r})"
+    unknown = set(entry) - {"name", "roles", "hash"}
+    if unknown:
+        problems.append(f"{where}: unknown fields {sorted(unknown)}")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problems.append(
+            f"{where}: name must be 1-100 of letters, digits, '.', '_', '@', '-'"
+            " (it is recorded as the actor)"
+        )
+    roles = _roles(entry.get("roles"), where, problems)
+    key_hash = _key_hash(entry.get("hash"), where, problems)
+    if key_hash is None or not isinstance(name, str) or not roles:
+        return None
+    return KeyEntry(Principal(name=name, roles=frozenset(roles)), key_hash)
+
+
+def _roles(given: Any, where: str, problems: list[str]) -> list[Role]:
+    """The entry's roles (one may be given alone), or none with the problem said."""
+    roles = [given] if isinstance(given, str) else given
+    valid = ", ".join(role.value for role in Role)
+    if not isinstance(roles, list) or not roles:
+        problems.append(f"{where}: roles must be a non-empty list of: {valid}")
+        return []
+    bad_roles = [role for role in roles if role not in Role._value2member_map_]
+    if bad_roles:
+        problems.append(f"{where}: unknown roles {bad_roles} (roles: {valid})")
+        return []
+    return [Role(role) for role in roles]
+
+
+def _key_hash(encoded: Any, where: str, problems: list[str]) -> KeyHash | None:
+    if not isinstance(encoded, str):
+        problems.append(f"{where}: hash is missing (make one with `lottrace hash-key`)")
+        return None
+    try:
+        return parse_hash(encoded)
+    except ValueError as error:
+        problems.append(f"{where}: hash: {error}")
+        return None
 
 
 def load_entries(api_keys: str | None, api_keys_file: Path | None) -> list[KeyEntry]:
