@@ -9,7 +9,7 @@ import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, TypeAlias
@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from shared.errors import Invalid
 
-Cell: TypeAlias = str | bool | int | Decimal | date | UUID | None
+Cell: TypeAlias = str | bool | int | Decimal | date | time | UUID | None
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX_MAX_DATA_ROWS = 1_048_575  # Excel's row limit less the header
@@ -101,6 +101,8 @@ def csv_text(cell: Cell) -> str:
         return csv_safe(cell)
     if isinstance(cell, Decimal):
         return plain_decimal(cell)
+    if isinstance(cell, time):
+        return cell.isoformat(timespec="seconds")
     return "" if cell is None else cell.isoformat()
 
 
@@ -121,10 +123,13 @@ def as_xlsx(tables: Sequence[Table]) -> bytes:
     formats = {
         "header": workbook.add_format({"bold": True, "bottom": 1}),
         "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        "time": workbook.add_format({"num_format": "hh:mm:ss"}),
     }
     for table in tables:
         if len(table.rows) > XLSX_MAX_DATA_ROWS:
-            raise TableTooLarge(f"{len(table.rows)} rows do not fit in one sheet")
+            raise TableTooLarge(
+                f"{len(table.rows)} rows do not fit in one sheet ({XLSX_MAX_DATA_ROWS} at most)"
+            )
         _write_sheet(workbook.add_worksheet(table.name[:XLSX_SHEET_NAME_LIMIT]), table, formats)
     workbook.close()
     return output.getvalue()
@@ -136,7 +141,7 @@ def _write_sheet(sheet: Any, table: Table, formats: dict[str, Any]) -> None:
         sheet.write_string(0, index, column, formats["header"])
     for row_index, row in enumerate(table.rows, start=1):
         for index, cell in enumerate(row):
-            _write_cell(sheet, row_index, index, cell, formats["date"])
+            _write_cell(sheet, row_index, index, cell, formats)
             widths[index] = max(widths[index], len(csv_text(cell)))
     for index, width in enumerate(widths):
         sheet.set_column(index, index, min(width + 2, 60))
@@ -144,7 +149,7 @@ def _write_sheet(sheet: Any, table: Table, formats: dict[str, Any]) -> None:
     sheet.autofilter(0, 0, len(table.rows), max(len(table.columns) - 1, 0))
 
 
-def _write_cell(sheet: Any, row: int, column: int, cell: Cell, date_format: Any) -> None:
+def _write_cell(sheet: Any, row: int, column: int, cell: Cell, formats: dict[str, Any]) -> None:
     if cell is None:
         return
     if isinstance(cell, bool):
@@ -152,7 +157,9 @@ def _write_cell(sheet: Any, row: int, column: int, cell: Cell, date_format: Any)
     elif isinstance(cell, (int, Decimal)):
         sheet.write_number(row, column, float(cell))
     elif isinstance(cell, date):
-        sheet.write_datetime(row, column, cell, date_format)
+        sheet.write_datetime(row, column, cell, formats["date"])
+    elif isinstance(cell, time):
+        sheet.write_datetime(row, column, cell, formats["time"])
     else:
         sheet.write_string(row, column, str(cell))
 

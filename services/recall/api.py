@@ -58,7 +58,7 @@ from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import Rfc3339Date, connection_of, database_of
 from shared.runtime.logging import get_logger
 from shared.runtime.lookup import found
-from shared.tables import TABLE_RESPONSES, report_response
+from shared.tables import TABLE_RESPONSES, XLSX_MEDIA_TYPE, TableTooLarge, report_response
 from shared.tables import ReportFormat as TableReportFormat
 
 router = APIRouter()
@@ -486,7 +486,7 @@ OptionalFilter = Annotated[
         200: {
             "description": "One row per critical tracking event (per input lot for"
             " transformations), sorted by event date, then traceability lot code.",
-            "content": {"text/csv": {}, reports.XLSX_MEDIA_TYPE: {}},
+            "content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}},
         }
     },
     dependencies=[requires(Role.VIEWER)],
@@ -532,11 +532,11 @@ async def fsma204_report(
     if report_format == "xlsx":
         try:
             workbook = reports.fsma_xlsx(rows)
-        except reports.ReportTooLarge as error:
+        except TableTooLarge as error:
             raise Invalid(
                 "report_too_large", f"{error}: narrow the date range or use format=csv"
             ) from error
-        return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
+        return Response(workbook, media_type=XLSX_MEDIA_TYPE, headers=headers)
     return Response(
         reports.fsma_csv(rows).encode("utf-8"),
         media_type="text/csv; charset=utf-8",

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from services.recall import db, effectiveness, reports
+from services.recall import db, effectiveness
 from services.recall.responses import record_responses
 from services.recall.schemas import DrillView, Effectiveness, ResponseRecorded, ResponseRequest
 from shared.records import built_from
@@ -16,6 +16,7 @@ from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
 from shared.runtime.http import connection_of, database_of
 from shared.runtime.lookup import found
+from shared.tables import XLSX_MEDIA_TYPE
 
 router = APIRouter(tags=["recall"])
 
@@ -48,7 +49,7 @@ async def record_response(
     "/recalls/{recall_id}/effectiveness",
     summary="How effective a recall is: customers reached, units recovered, FDA check level",
     response_model=Effectiveness,
-    responses={200: {"content": {"text/csv": {}, reports.XLSX_MEDIA_TYPE: {}}}},
+    responses={200: {"content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}}}},
     dependencies=[requires(Role.VIEWER)],
 )
 async def recall_effectiveness(
@@ -82,7 +83,7 @@ async def recall_effectiveness(
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
     if report_format == "xlsx":
         workbook = effectiveness.as_xlsx(check, view, names)
-        return Response(workbook, media_type=reports.XLSX_MEDIA_TYPE, headers=headers)
+        return Response(workbook, media_type=XLSX_MEDIA_TYPE, headers=headers)
     return Response(view.model_dump_json(), media_type="application/json")
 
 

@@ -9,8 +9,6 @@ Event dates and times are given in UTC, the zone the projection stores timestamp
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
@@ -20,10 +18,8 @@ from typing import Any, TypeAlias
 from urllib.parse import quote
 from uuid import NAMESPACE_URL, uuid5
 
-import xlsxwriter
-
 from shared.contracts.events import MOVE, RETURN_TO_VENDOR
-from shared.tables import csv_safe, plain_decimal
+from shared.tables import Table, as_csv, as_xlsx, csv_text
 
 # ------------------------------------------------------------------ FSMA 204 spreadsheet
 
@@ -76,9 +72,7 @@ class EventType(StrEnum):
 _EVENT_ORDER = {EventType.RECEIVING: 0, EventType.TRANSFORMATION: 1, EventType.SHIPPING: 2}
 
 OWN_FACILITY = "Own facility"
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 XLSX_SHEET_NAME = "FSMA 204"
-XLSX_MAX_DATA_ROWS = 1_048_575  # Excel's row limit less the header
 
 Cell: TypeAlias = str | Decimal | date | time | None
 FsmaRow: TypeAlias = dict[FsmaColumn, Cell]
@@ -133,7 +127,7 @@ CUSTOMER_CSV_COLUMNS = (
 def customer_csv_row(line: Mapping[str, Any]) -> list[str]:
     """One shipment line of an affected customer in `customers.csv`, every cell formula-safe."""
     return [
-        csv_cell(value)
+        csv_text(value)
         for value in (
             line["customer_id"], line["name"], line["email"], line["phone"],
             format_address(line["address"]), line["shipment_id"], line["order_id"],
@@ -306,76 +300,26 @@ def fsma_rows(
     return sorted(rows, key=_sort_key)
 
 
-def csv_cell(value: Cell) -> str:
-    """A cell as CSV text: numbers and dates as `cell_text` spells them, text formula-safe."""
-    if isinstance(value, str):
-        return csv_safe(value)
-    return cell_text(value)
-
-
-def cell_text(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return plain_decimal(value)
-    if isinstance(value, time):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+def fsma_table(rows: Iterable[FsmaRow]) -> Table:
+    """The sheet: a column per FSMA 204 field, in the FDA's order; dates and times as values."""
+    columns = tuple(column.value for column in FSMA_COLUMNS)
+    return Table(
+        XLSX_SHEET_NAME,
+        columns,
+        tuple(tuple(row.get(column) for column in FSMA_COLUMNS) for row in rows),
+    )
 
 
 def fsma_csv(rows: Iterable[FsmaRow]) -> str:
     """RFC 4180 CSV: a header row, CRLF line ends, fields quoted only when they must be, and
     no text a spreadsheet would run as a formula."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([column.value for column in FSMA_COLUMNS])
-    for row in rows:
-        writer.writerow([csv_cell(row.get(column)) for column in FSMA_COLUMNS])
-    return buffer.getvalue()
-
-
-class ReportTooLarge(ValueError):
-    """More rows than one spreadsheet can hold."""
+    return as_csv(fsma_table(rows)).decode("utf-8")
 
 
 def fsma_xlsx(rows: Sequence[FsmaRow]) -> bytes:
     """One sheet: bold frozen header with an autofilter, dates and times as Excel values,
     quantities as numbers, and every text written as text (never read as a formula)."""
-    if len(rows) > XLSX_MAX_DATA_ROWS:
-        raise ReportTooLarge(
-            f"{len(rows)} rows do not fit in one sheet ({XLSX_MAX_DATA_ROWS} at most)"
-        )
-    output = io.BytesIO()
-    workbook = xlsxwriter.Workbook(output, {"in_memory": True})
-    sheet = workbook.add_worksheet(XLSX_SHEET_NAME)
-    header = workbook.add_format({"bold": True, "bottom": 1})
-    date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
-    time_format = workbook.add_format({"num_format": "hh:mm:ss"})
-    widths = [len(column.value) for column in FSMA_COLUMNS]
-    for index, column in enumerate(FSMA_COLUMNS):
-        sheet.write_string(0, index, column.value, header)
-    for row_index, row in enumerate(rows, start=1):
-        for index, column in enumerate(FSMA_COLUMNS):
-            value = row.get(column)
-            if value is None:
-                continue
-            if isinstance(value, Decimal):
-                sheet.write_number(row_index, index, float(value))
-            elif isinstance(value, time):
-                sheet.write_datetime(row_index, index, value, time_format)
-            elif isinstance(value, date):
-                sheet.write_datetime(row_index, index, value, date_format)
-            else:
-                sheet.write_string(row_index, index, value)
-            widths[index] = max(widths[index], len(cell_text(value)))
-    for index, width in enumerate(widths):
-        sheet.set_column(index, index, min(width + 2, 60))
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, len(rows), len(FSMA_COLUMNS) - 1)
-    workbook.close()
-    return output.getvalue()
+    return as_xlsx([fsma_table(rows)])
 
 
 # ------------------------------------------------------------------ EPCIS 2.0

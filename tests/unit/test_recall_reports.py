@@ -20,7 +20,6 @@ from services.recall.reports import (
     XLSX_SHEET_NAME,
     FsmaColumn,
     FsmaRow,
-    cell_text,
     customer_csv_row,
     epc_class,
     epcis_document,
@@ -30,7 +29,7 @@ from services.recall.reports import (
     tlc_source,
     traceability_lot_code,
 )
-from shared.tables import csv_safe
+from shared.tables import csv_safe, csv_text
 
 NAMESPACE = UUID("3a7c1f00-0000-4000-8000-000000000000")
 ORANGES_LOT = uuid5(NAMESPACE, "oranges")
@@ -310,10 +309,10 @@ def test_csv_has_the_fixed_header_and_quotes_per_rfc_4180() -> None:
 
 
 def test_cell_text_spells_values_plainly() -> None:
-    assert cell_text(Decimal("2.500")) == "2.5"
-    assert cell_text(Decimal("1E+2")) == "100"
-    assert cell_text(None) == ""
-    assert cell_text(time(7, 5, 3)) == "07:05:03"
+    assert csv_text(Decimal("2.500")) == "2.5"
+    assert csv_text(Decimal("1E+2")) == "100"
+    assert csv_text(None) == ""
+    assert csv_text(time(7, 5, 3, 250_000)) == "07:05:03"
 
 
 def test_xlsx_reads_back_with_the_same_header_rows_and_real_dates() -> None:
