@@ -13,7 +13,8 @@ from typing import Any
 import openpyxl
 
 from lottrace.infra import wait_until
-from services.recall.reports import EPCIS_CONTEXT, FSMA_COLUMNS, XLSX_MEDIA_TYPE
+from services.recall.reports import EPCIS_CONTEXT, FSMA_COLUMNS
+from shared.tables import XLSX_MEDIA_TYPE
 from tests.e2e.conftest import Clients
 from tests.e2e.test_orange_juice import allocated, place_order, receive, ship, unique
 
