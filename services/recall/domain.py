@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 from uuid import UUID
 
 from services.recall.records import Answers, CustomerStanding, LotUnits, RecallLotRef
@@ -229,16 +229,15 @@ DEFAULT_TARGET_PERCENT: dict[str, Decimal] = {
 }
 
 
-def check_level_of(classification: str, chosen: str | None) -> CheckLevel:
-    """The effectiveness check level of a recall: the one chosen, else its class's default.
-    Recalls issued before levels were kept have none stored, and take the default too."""
-    return cast(CheckLevel, chosen) if chosen else DEFAULT_CHECK_LEVEL[classification]
+def check_level_of(classification: str, chosen: CheckLevel | None) -> CheckLevel:
+    """The effectiveness check level of a recall: the one chosen, else its class's default."""
+    return chosen or DEFAULT_CHECK_LEVEL[classification]
 
 
 def target_of(classification: str, chosen: Decimal | None) -> Decimal:
     """The effectiveness a recall must reach before it closes: the one chosen, else its
-    class's default (also for recalls issued before targets were kept)."""
-    return DEFAULT_TARGET_PERCENT[classification] if chosen is None else Decimal(chosen)
+    class's default."""
+    return DEFAULT_TARGET_PERCENT[classification] if chosen is None else chosen
 
 
 # Response kinds: which say the notice reached the customer, which answer the recall.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.recall import db, reports
-from services.recall.domain import check_level_of, check_sample
+from services.recall.domain import CheckLevel, check_level_of, check_sample
 from services.recall.handlers import affected_lots
 from services.recall.records import DrillRow
 from shared.contracts.events import AffectedLot, RecallScope
@@ -47,7 +47,7 @@ class DrillRequest:
     reason: str
     classification: str
     scope: RecallScope
-    check_level: str | None
+    check_level: CheckLevel | None
     actor: str
 
 

@@ -19,12 +19,10 @@ from services.recall.domain import (
     REACHING_KINDS,
     UnitFigures,
     below_target,
-    check_level_of,
     check_sample,
     customer_counts,
     is_bounced,
     is_silent,
-    target_of,
     unit_figures,
 )
 from services.recall.records import Answers, CustomerGroup, CustomerStanding
@@ -144,11 +142,11 @@ def _by_code(item: tuple[UUID, tuple[str, UnitFigures]]) -> tuple[str, UUID]:
 
 
 def _level(recall: Record) -> str:
-    return check_level_of(recall["classification"], recall["check_level"])
+    return str(recall["check_level"])
 
 
 def effectiveness_target(recall: Record) -> Decimal:
-    return target_of(recall["classification"], recall["target_percent"])
+    return Decimal(recall["target_percent"])
 
 
 def outstanding_ids(check: Check, limit: int) -> list[str]:

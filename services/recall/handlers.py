@@ -15,6 +15,7 @@ from uuid import UUID
 
 from services.recall import db
 from services.recall.domain import (
+    CheckLevel,
     NamedLot,
     NoticeTooLarge,
     check_level_of,
@@ -215,7 +216,7 @@ class Recalls:
         classification: str,
         scope: RecallScope,
         actor: str,
-        check_level: str | None = None,
+        check_level: CheckLevel | None = None,
         target_percent: Decimal | None = None,
     ) -> IssuedRecall:
         connection = unit.connection

@@ -23,7 +23,6 @@ from services.recall.domain import (
     target_of,
     unit_figures,
 )
-from services.recall.effectiveness import effectiveness_target
 from services.recall.records import CustomerStanding, LotUnits, RecallLotRef
 from shared.contracts.events import ReportedUnits
 from shared.errors import Conflict
@@ -135,9 +134,3 @@ def test_a_recall_without_a_chosen_level_or_target_takes_its_class_defaults(
         "C",
         Decimal(80),
     )
-
-
-def test_a_recall_issued_before_levels_were_kept_is_judged_by_its_class_not_class_i() -> None:
-    # Migration 0003 added the columns empty for the recalls already issued.
-    older = {"classification": "II", "check_level": None, "target_percent": None}
-    assert effectiveness_target(older) == Decimal(95)  # type: ignore[arg-type]
