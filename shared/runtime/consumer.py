@@ -162,7 +162,7 @@ class Tally:
 class Fetched:
     """One fetched batch as the subscriber hands it over: its records and their consumer."""
 
-    records: tuple[Record, ...]
+    records: Sequence[Record]
     consumer: AIOKafkaConsumer
 
 
@@ -352,7 +352,7 @@ class BatchConsumer:
             # FastDepends solves on a worker thread for every batch. Not the message itself:
             # as its own body it would hold itself, and live until the cycle collector runs.
             return Fetched(
-                cast("tuple[Record, ...]", message.raw_message),
+                cast("Sequence[Record]", message.raw_message),
                 cast("AIOKafkaConsumer", message.consumer),
             )
 
@@ -375,7 +375,7 @@ class BatchConsumer:
         )
 
         @subscriber
-        async def consume(batch: Any) -> None:
+        async def consume(batch: Any) -> None:  # a Fetched: FastDepends must not cast it
             await self.consume(database, batch.records, batch.consumer)
 
     async def consume(
