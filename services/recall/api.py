@@ -58,7 +58,14 @@ from shared.runtime.database import Record, UnitOfWork
 from shared.runtime.http import Rfc3339Date, connection_of, database_of
 from shared.runtime.logging import get_logger
 from shared.runtime.lookup import found
-from shared.tables import TABLE_RESPONSES, XLSX_MEDIA_TYPE, TableTooLarge, report_response
+from shared.tables import (
+    TABLE_RESPONSES,
+    XLSX_MEDIA_TYPE,
+    TableFormat,
+    TableTooLarge,
+    rendered,
+    report_response,
+)
 from shared.tables import ReportFormat as TableReportFormat
 
 router = APIRouter()
@@ -527,21 +534,14 @@ async def fsma204_report(
         [dict(row) for row in shipments],
         [dict(row) for row in returns],
     )
-    filename = f"fsma204_{event_from or 'start'}_{event_to or 'now'}.{report_format}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
-    if report_format == "xlsx":
-        try:
-            workbook = reports.fsma_xlsx(rows)
-        except TableTooLarge as error:
-            raise Invalid(
-                "report_too_large", f"{error}: narrow the date range or use format=csv"
-            ) from error
-        return Response(workbook, media_type=XLSX_MEDIA_TYPE, headers=headers)
-    return Response(
-        reports.fsma_csv(rows).encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
-        headers=headers,
-    )
+    name = f"fsma204_{event_from or 'start'}_{event_to or 'now'}"
+    try:
+        sent = rendered([reports.fsma_table(rows)], TableFormat(report_format), name)
+    except TableTooLarge as error:
+        raise Invalid(
+            "report_too_large", f"{error}: narrow the date range or use format=csv"
+        ) from error
+    return Response(sent.content, media_type=sent.media_type, headers=sent.headers)
 
 
 @router.get(
