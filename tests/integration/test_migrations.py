@@ -46,3 +46,13 @@ async def test_pending_migrations_apply_once_and_a_changed_one_is_said_not_rerun
     assert await _tables(database_url) == ["lots", "schema_migrations", "stock"]
     (tmp_path / "0003_bad.sql").write_text("CREATE TABLE holds (lot_id uuid);")
     assert await migrate(database_url, [("demo", tmp_path)]) == ["demo/0003_bad"]
+
+    # Its SQL runs, its ledger row cannot be written: neither stays.
+    (tmp_path / "0004_counted.sql").write_text(
+        "CREATE TABLE counts (lot_id uuid);"
+        " INSERT INTO schema_migrations (component, version, name, checksum)"
+        " VALUES ('demo', 4, 'counted', 'taken')"
+    )
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await migrate(database_url, [("demo", tmp_path)])
+    assert "counts" not in await _tables(database_url)
