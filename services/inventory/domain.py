@@ -262,7 +262,8 @@ R = TypeVar("R", bound=ReservedOnLine)
 
 
 def in_shipping_order(reserved: Iterable[R]) -> list[R]:
-    """An order's reservations in the order they ship: line by line, FEFO within a line."""
+    """An order's reservations as its allocation lists them: line by line, a line's lots in
+    FEFO order, a lot's locations by name (picking takes the one holding least first)."""
     return sorted(
         reserved,
         key=lambda r: (r.line_no, *fefo_order(r.expiry_date, r.received_at, r.lot_id, r.location)),
