@@ -4,7 +4,6 @@ recall is judged by a rule written nowhere, and none is left without its own."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import asyncpg
@@ -12,6 +11,7 @@ import pytest
 
 from services.recall.app import MIGRATIONS
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
+from tests.integration.migrated import migrations_before
 
 EVERY_MIGRATION = [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)]
 
@@ -19,11 +19,8 @@ EVERY_MIGRATION = [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)]
 async def test_recalls_from_before_levels_were_kept_keep_level_a_and_100_percent(
     database_url: str, tmp_path: Path
 ) -> None:
-    before = tmp_path / "recall"
-    before.mkdir()
-    for migration in sorted(MIGRATIONS.glob("000[1-7]_*.sql")):
-        shutil.copy(migration, before)
-    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("recall", before)])
+    older = migrations_before("recall", MIGRATIONS, "0008", scratch=tmp_path)
+    await migrate(database_url, older)
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(

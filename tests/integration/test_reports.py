@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from shared.contracts.events import GoodsReceived, OrderShipped, RecallIssued
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from shared.tables import XLSX_MEDIA_TYPE
 from tests.integration.events import applied, event_id
+from tests.integration.migrated import migrations_before
 from tests.integration.service_apps import quick_settings, running, until_served
 from tests.kafka_helpers import publish
 
@@ -479,12 +479,8 @@ async def test_the_sell_rate_facts_are_backfilled_from_the_shipments_already_app
     database_url: str, tmp_path: Path
 ) -> None:
     """A database from before migration 0008: its shipped history becomes per-day totals."""
-    before = tmp_path / "migrations"
-    before.mkdir()
-    for migration in sorted(INVENTORY_MIGRATIONS.glob("*.sql")):
-        if migration.name < "0008":
-            shutil.copy(migration, before / migration.name)
-    await migrate(database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", before)])
+    older = migrations_before("inventory", INVENTORY_MIGRATIONS, "0008", scratch=tmp_path)
+    await migrate(database_url, older)
     lot = uuid.uuid4()
     connection = await asyncpg.connect(database_url)
     try:
