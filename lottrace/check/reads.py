@@ -27,7 +27,7 @@ from shared.contracts.topics import TOPICS
 from shared.runtime.database import Database, Record
 from shared.runtime.kafka import client_options
 from shared.runtime.lag import consumer_lag, outbox_backlog
-from shared.runtime.settings import KafkaSettings
+from shared.runtime.settings import KafkaSettings, load_settings
 
 SERVICES = ("receiving", "inventory", "fulfillment", "recall")
 
@@ -92,7 +92,7 @@ def service_database_urls(
         elif server:
             urls[service] = urlunsplit(urlsplit(server)._replace(path=f"/lottrace_{service}"))
         else:
-            settings = importlib.import_module(f"services.{service}.app").Settings()
+            settings = load_settings(importlib.import_module(f"services.{service}.app").Settings)
             urls[service] = settings.database_url.get_secret_value()
     return urls
 

@@ -10,7 +10,6 @@ from types import MappingProxyType
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from lottrace.client import (
     API_KEY_VARIABLE,
@@ -160,8 +159,9 @@ def with_database_options(command: Callable[..., None]) -> Callable[..., None]:
 
 def database_urls(postgres: str | None, **given: str | None) -> dict[str, str]:
     from lottrace.check.reads import service_database_urls
+    from shared.runtime.settings import InvalidSettings
 
     try:
         return service_database_urls(given, server=postgres)
-    except ValidationError as error:
-        fail(f"service settings: {error}", code=2)
+    except InvalidSettings as refusal:
+        fail(f"invalid service settings\n{refusal}", code=2)

@@ -94,9 +94,13 @@ def _replay_of(
     import importlib
 
     from shared.runtime.replay import Replay, ReplayRefused
+    from shared.runtime.settings import InvalidSettings, load_settings
 
     app_module = importlib.import_module(f"services.{service.value}.app")
-    settings = app_module.Settings()
+    try:
+        settings = load_settings(app_module.Settings)
+    except InvalidSettings as refusal:
+        fail(f"invalid {service.value} settings\n{refusal}", code=2)
     plan = app_module.replay_plan(settings)
     url = database_url or settings.database_url.get_secret_value()
 

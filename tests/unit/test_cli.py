@@ -446,3 +446,18 @@ async def test_the_client_accepts_a_newer_server_that_adds_optional_fields() -> 
         shipped = await api.ship(ShipmentRequest(order_id="SO-1"))
 
     assert (shipped.shipment_id, shipped.lines[0].lot_code) == ("SH-1", "OJ-1")
+
+
+@pytest.mark.parametrize("command", [["check"], ["replay", "fulfillment"]], ids=["check", "replay"])
+def test_a_refused_service_setting_exits_2_naming_it_without_its_value(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refused URL carries a password: the CLI must not print it back.
+    monkeypatch.setenv("FULFILLMENT_DATABASE_URL", "mysql://a:pw9@h/d")
+
+    result = invoke(*command)
+
+    assert result.exit_code == 2, result.output
+    assert "FULFILLMENT_DATABASE_URL: Value error, must be a postgresql:// URL" in result.stderr
+    assert "pw9" not in result.output
+    assert "Traceback" not in result.output
