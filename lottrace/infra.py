@@ -259,6 +259,7 @@ class EmbeddedPostgres:
         self.durable = durable
         self.settings = dict(settings or {})
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where this run's lines begin in a log kept between runs
 
     @property
     def relocated(self) -> bool:
@@ -353,6 +354,7 @@ class EmbeddedPostgres:
 
     def _spawn(self, settings: list[str]) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115
+        self._log_start = log.tell()
         self.process = subprocess.Popen(
             [
                 str(self.bin_dir() / "postgres"),
@@ -373,7 +375,7 @@ class EmbeddedPostgres:
 
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            log = log_end(self.log_path, max_bytes=4000)
+            log = log_end(self.log_path, since=self._log_start, max_bytes=4000)
             raise _Exited(f"it exited with {self.process.returncode}: {diagnosis(log)}")
         connection = await asyncpg.connect(self.url(), timeout=2)
         try:

@@ -4,10 +4,11 @@ says why, and where the log is, at once rather than after the start's timeout.""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from lottrace.infra import EmbeddedPostgres, StartError
+from lottrace.infra import EmbeddedPostgres, Hopeless, StartError
 
 
 async def test_a_postgresql_that_exits_while_starting_says_why_at_once() -> None:
@@ -23,3 +24,21 @@ async def test_a_postgresql_that_exits_while_starting_says_why_at_once() -> None
     assert said.startswith("PostgreSQL did not start: it exited with 1: ")
     assert 'FATAL:  invalid value for parameter "max_connections": "lots"' in said
     assert said.endswith(f"; see {server.log_path}")
+
+
+async def test_a_postgresql_that_dies_is_told_from_this_runs_log_not_an_older_one(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "postgres.log"
+    log.write_text('FATAL:  an older run could not start: "lots"\n')
+    server = EmbeddedPostgres(durable=False, log_path=log)
+    await server.start(timeout=60)
+    try:
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(10)
+        with pytest.raises(Hopeless, match="exited with -9") as refusal:
+            await server.is_ready()
+    finally:
+        server.remove()
+    assert "an older run" not in str(refusal.value)
