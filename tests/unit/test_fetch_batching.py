@@ -3,6 +3,8 @@ embedded broker, 64 KiB or its 50 ms, for fewer and larger batches under a stead
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from lottrace.devstack import EMBEDDED_FETCH_MIN_BYTES, Platform
@@ -17,18 +19,18 @@ def test_a_fetch_is_answered_at_once_unless_configured(monkeypatch: pytest.Monke
     assert KafkaSettings().fetch_min_bytes == 4096
 
 
+@pytest.mark.parametrize("service", ["inventory", "fulfillment", "recall"])
 def test_every_service_consumer_is_built_with_the_configured_minimum(
-    monkeypatch: pytest.MonkeyPatch,
+    service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.inventory.app import Settings, create_app
-
+    app = importlib.import_module(f"services.{service}.app")
     monkeypatch.setenv("KAFKA_FETCH_MIN_BYTES", "4096")
     monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "75")
-    runtime = create_app(Settings()).state.runtime
+    runtime = app.create_app(app.Settings()).state.runtime
     # What FastStream hands to AIOKafkaConsumer when the subscriber starts.
-    arguments = runtime.broker.subscribers[0]._connection_args
-    assert arguments["fetch_min_bytes"] == 4096
-    assert arguments["fetch_max_wait_ms"] == 75
+    [subscriber] = runtime.broker.subscribers
+    assert subscriber._connection_args["fetch_min_bytes"] == 4096
+    assert subscriber._connection_args["fetch_max_wait_ms"] == 75
 
 
 def _environment(platform: Platform) -> dict[str, str]:
@@ -49,5 +51,6 @@ def test_an_external_kafka_keeps_what_the_environment_says(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("KAFKA_FETCH_MIN_BYTES", raising=False)
-    environment = _environment(Platform())
-    assert "KAFKA_FETCH_MIN_BYTES" not in environment
+    assert "KAFKA_FETCH_MIN_BYTES" not in _environment(Platform())
+    monkeypatch.setenv("KAFKA_FETCH_MIN_BYTES", "4096")
+    assert _environment(Platform())["KAFKA_FETCH_MIN_BYTES"] == "4096"

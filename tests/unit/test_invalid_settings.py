@@ -62,11 +62,16 @@ def test_two_refused_variables_make_two_lines(monkeypatch: pytest.MonkeyPatch) -
     ]
 
 
-def test_the_service_exits_2_with_the_refusal_and_no_traceback() -> None:
-    environment = {"PATH": os.environ["PATH"], "FULFILLMENT_DATABASE_URL": "mysql://a:pw9@h/d"}
+def test_the_service_exits_2_with_the_refusal_and_no_traceback(tmp_path: Path) -> None:
+    # From an empty folder: a developer's `.env` in the checkout must not add refusals.
+    environment = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "FULFILLMENT_DATABASE_URL": "mysql://a:pw9@h/d",
+    }
     finished = subprocess.run(
         [sys.executable, "-m", "services.fulfillment"],
-        cwd=ROOT,
+        cwd=tmp_path,
         env=environment,
         check=False,
         capture_output=True,
