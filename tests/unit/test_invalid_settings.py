@@ -3,6 +3,7 @@ each, with exit status 2 and no traceback, and never echoes a value (it may hold
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -41,6 +42,28 @@ def test_each_refused_variable_is_named_with_why(
     with pytest.raises(InvalidSettings) as refusal:
         load_settings(settings)
     assert str(refusal.value).startswith(f"{variable}: ")
+    assert said in str(refusal.value)
+
+
+@pytest.mark.parametrize("service", ["receiving", "inventory", "fulfillment", "recall"])
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("HTTP_PORT", "99999", "less than or equal to 65535"),
+        ("HTTP_PORT", "-1", "greater than or equal to 0"),
+        ("OPS_HTTP_PORT", "0", "greater than or equal to 1"),
+        ("OPS_HTTP_PORT", "70000", "less than or equal to 65535"),
+    ],
+)
+def test_every_service_refuses_a_port_out_of_range(
+    monkeypatch: pytest.MonkeyPatch, service: str, variable: str, value: str, said: str
+) -> None:
+    # Each service declares its ports itself: one typed as a bare int would lose the bounds.
+    settings = importlib.import_module(f"services.{service}.app").Settings
+    monkeypatch.setenv(f"{service.upper()}_{variable}", value)
+    with pytest.raises(InvalidSettings) as refusal:
+        load_settings(settings)
+    assert str(refusal.value).startswith(f"{service.upper()}_{variable}")
     assert said in str(refusal.value)
 
 
