@@ -13,9 +13,10 @@ from shared.runtime.settings import (
     OpsPort,
     ServiceSettings,
     database_url_field,
+    ops_port_field,
     per_service,
 )
-from shared.runtime.wiring import ServiceWiring, ops_port_field
+from shared.runtime.wiring import ServiceWiring
 
 NAME = "fulfillment"
 WIRING = ServiceWiring(

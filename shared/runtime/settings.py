@@ -185,6 +185,11 @@ def database_url_field(service: str, *, port: int = 5432) -> Any:
     )
 
 
+def ops_port_field(service: str) -> Any:
+    """`<SERVICE>_OPS_HTTP_PORT`, then `OPS_HTTP_PORT`; unset, operations share the main port."""
+    return per_service(service, "ops_http_port", None)
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 

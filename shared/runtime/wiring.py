@@ -16,15 +16,10 @@ from shared.runtime.http import create_http_app
 from shared.runtime.migrations import service_migrations
 from shared.runtime.replay import ReplayPlan
 from shared.runtime.service import ServiceRuntime
-from shared.runtime.settings import ServiceSettings, per_service
+from shared.runtime.settings import ServiceSettings
 
 Handlers = Sequence[tuple[type[Event], EventHandler]]
 Background = Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
-
-
-def ops_port_field(service: str) -> Any:
-    """`<SERVICE>_OPS_HTTP_PORT`, then `OPS_HTTP_PORT`; unset, operations share the main port."""
-    return per_service(service, "ops_http_port", None)
 
 
 @dataclass(frozen=True)
