@@ -41,7 +41,7 @@ from lottrace.home import DATA_FORMAT, DataFormat, DataHome, HomeError, HomeLock
 from lottrace.infra import (
     SERVICES,
     EmbeddedPostgres,
-    Hopeless,
+    ProcessExited,
     StartError,
     TansuBroker,
     dies_with_parent,
@@ -66,7 +66,7 @@ EMBEDDED_FETCH_MIN_BYTES = 64 * 1024
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class ServiceExited(StartError, Hopeless):
+class ServiceExited(ProcessExited):
     """A service process ended while the platform waited for it: waiting longer cannot help."""
 
 

@@ -25,6 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -134,6 +135,11 @@ class Hopeless(Exception):
     """Raised by a `wait_until` check when waiting longer cannot help (the process died)."""
 
 
+class ProcessExited(StartError, Hopeless):
+    """A server or service process ended while we waited for it: waiting longer cannot help.
+    Its message says the exit status and what the end of this run's log says."""
+
+
 async def wait_until(
     check: object, *, timeout: float, interval: float = 0.1, what: str = "condition"
 ) -> None:
@@ -160,6 +166,7 @@ class TansuBroker:
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0  # where this run's lines begin in a log kept between runs
 
     @property
     def bootstrap_servers(self) -> str:
@@ -181,7 +188,10 @@ class TansuBroker:
 
     def _spawn(self) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        output: IO[bytes] | int = subprocess.DEVNULL
+        if self.log_path is not None:
+            output = open(self.log_path, "ab")  # noqa: SIM115
+            self._log_start = output.tell()
         self.process = subprocess.Popen(
             [
                 self.binary(),
@@ -199,9 +209,17 @@ class TansuBroker:
             preexec_fn=dies_with_parent(signal.SIGTERM),  # noqa: PLW1509
         )
 
+    def _exit_report(self, status: int) -> str:
+        """The exit status, and the last line this run wrote to its log, if it has one."""
+        said = f"Tansu exited with {status}"
+        if self.log_path is None:
+            return said
+        lines = log_end(self.log_path, since=self._log_start, max_bytes=2000).strip().splitlines()
+        return f"{said}: {lines[-1][:300]}" if lines else said
+
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"Tansu exited with {self.process.returncode}")
+            raise ProcessExited(self._exit_report(self.process.returncode))
         if port_is_free(self.port):
             return False  # not listening yet
         admin = AIOKafkaAdminClient(
@@ -348,7 +366,7 @@ class EmbeddedPostgres:
         self._spawn(settings)
         try:
             await wait_until(self.is_ready, timeout=timeout, what=f"PostgreSQL on port {self.port}")
-        except (TimeoutError, _Exited) as error:
+        except (TimeoutError, ProcessExited) as error:
             self.stop()
             raise StartError(f"PostgreSQL did not start: {error}; see {self.log_path}") from None
 
@@ -376,7 +394,7 @@ class EmbeddedPostgres:
     async def is_ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             log = log_end(self.log_path, since=self._log_start, max_bytes=4000)
-            raise _Exited(f"it exited with {self.process.returncode}: {diagnosis(log)}")
+            raise ProcessExited(f"it exited with {self.process.returncode}: {diagnosis(log)}")
         connection = await asyncpg.connect(self.url(), timeout=2)
         try:
             return bool(await connection.fetchval("SELECT 1") == 1)
@@ -439,10 +457,6 @@ def log_end(path: Path, *, since: int = 0, max_bytes: int = 16_384) -> str:
             return log.read().decode(errors="replace")
     except OSError as error:
         return f"(its log {path} cannot be read: {error})"
-
-
-class _Exited(Hopeless):
-    """The server process exited while we waited for it."""
 
 
 def diagnosis(output: str) -> str:

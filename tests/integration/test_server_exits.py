@@ -1,5 +1,6 @@
-"""An embedded PostgreSQL that exits while starting is one message: the line of its log that
-says why, and where the log is, at once rather than after the start's timeout."""
+"""An embedded PostgreSQL or broker that exits while we wait for it is one message, at once
+rather than after the wait's timeout: its exit status, and the line of this run's log that
+says why (never an older run's, in a log kept between runs), and where the log is."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lottrace.infra import EmbeddedPostgres, Hopeless, StartError
+from lottrace.infra import (
+    EmbeddedPostgres,
+    Hopeless,
+    ProcessExited,
+    StartError,
+    TansuBroker,
+    wait_until,
+)
 
 
 async def test_a_postgresql_that_exits_while_starting_says_why_at_once() -> None:
@@ -42,3 +50,18 @@ async def test_a_postgresql_that_dies_is_told_from_this_runs_log_not_an_older_on
     finally:
         server.remove()
     assert "an older run" not in str(refusal.value)
+
+
+async def test_a_broker_that_dies_ends_the_wait_at_once_saying_so(tmp_path: Path) -> None:
+    broker = TansuBroker(log_path=tmp_path / "tansu.log")
+    await broker.start()
+    try:
+        assert broker.process is not None
+        broker.process.kill()
+        broker.process.wait(10)
+        started = time.monotonic()
+        with pytest.raises(ProcessExited, match="Tansu exited with -9"):
+            await wait_until(broker.is_ready, timeout=30, what="Tansu answering")
+    finally:
+        broker.stop()
+    assert time.monotonic() - started < 5, "it waited out the timeout for a dead broker"
