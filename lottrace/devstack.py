@@ -119,9 +119,10 @@ class ServiceProcess:
         says why where the failure is reported (a CI run's output, `lottrace dev`'s one line),
         not only in a file that may go with the run. It never raises: it reports a failure."""
         code = self.process.returncode if self.process is not None else None
-        return f"{self.name} exited with status {code}. {self._log_tail(lines)}"
+        return f"{self.name} exited with status {code}. {self.log_tail(lines)}"
 
-    def _log_tail(self, lines: int) -> str:
+    def log_tail(self, lines: int) -> str:
+        """The last `lines` this run wrote to the service's log, said as such."""
         if self.log_path is None:
             return "Its output went to this process's own."
         tail = log_end(self.log_path, since=self._log_start).splitlines()[-lines:]

@@ -370,12 +370,7 @@ async def platform_state(platform: Platform) -> str:
     """What explains a stalled flow: `lottrace check` (consumer lag, stuck outboxes) and the
     last lines each service logged."""
     _, report = await asyncio.to_thread(lottrace_check, platform, wait=0)
-    tails = []
-    for name in SERVICES:
-        path = platform.processes[name].log_path
-        if path is not None and path.exists():
-            lines = path.read_text(errors="replace").splitlines()[-15:]
-            tails.append(f"--- {name} log\n" + "\n".join(line[:300] for line in lines))
+    tails = [f"--- {name}: {platform.processes[name].log_tail(15)}" for name in SERVICES]
     return "\n".join([report, *tails])
 
 
