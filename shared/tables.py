@@ -4,20 +4,24 @@ format a request asks for (`report_response`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
+import os
 import re
-from collections.abc import Sequence
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, TypeAlias
+from typing import Any, BinaryIO, Protocol, TypeAlias
 from uuid import UUID
 
 import xlsxwriter
 from pydantic import BaseModel
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from shared.errors import Invalid
 
@@ -108,45 +112,77 @@ def csv_text(cell: Cell) -> str:
 
 def as_csv(table: Table) -> bytes:
     """RFC 4180 CSV with a header row and CRLF line ends."""
+    return csv_lines([table.columns]) + csv_rows(table.rows)
+
+
+def csv_lines(lines: Iterable[Sequence[str]]) -> bytes:
+    """Lines of text fields as RFC 4180 CSV with CRLF line ends, each field as it is."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(table.columns)
-    writer.writerows([csv_text(cell) for cell in row] for row in table.rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows(lines)
     return buffer.getvalue().encode("utf-8")
+
+
+def csv_rows(rows: Iterable[Sequence[Cell]]) -> bytes:
+    """Rows of cells as CSV lines, each cell as `csv_text` writes it."""
+    return csv_lines([csv_text(cell) for cell in row] for row in rows)
 
 
 def as_xlsx(tables: Sequence[Table]) -> bytes:
     """A workbook with one sheet per table: a bold frozen header with an autofilter, numbers
     and dates as Excel values, and every text written as text (never run as a formula)."""
+    for table in tables:
+        _check_fits(len(table.rows))
     output = io.BytesIO()
     workbook = xlsxwriter.Workbook(output, {"in_memory": True})
-    formats = {
-        "header": workbook.add_format({"bold": True, "bottom": 1}),
-        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
-        "time": workbook.add_format({"num_format": "hh:mm:ss"}),
-    }
+    formats = _formats(workbook)
     for table in tables:
-        if len(table.rows) > XLSX_MAX_DATA_ROWS:
-            raise TableTooLarge(
-                f"{len(table.rows)} rows do not fit in one sheet ({XLSX_MAX_DATA_ROWS} at most)"
-            )
-        _write_sheet(workbook.add_worksheet(table.name[:XLSX_SHEET_NAME_LIMIT]), table, formats)
+        sheet = _Sheet(workbook, table.name, table.columns, formats)
+        sheet.add(table.rows)
+        sheet.finish()
     workbook.close()
     return output.getvalue()
 
 
-def _write_sheet(sheet: Any, table: Table, formats: dict[str, Any]) -> None:
-    widths = [len(column) for column in table.columns]
-    for index, column in enumerate(table.columns):
-        sheet.write_string(0, index, column, formats["header"])
-    for row_index, row in enumerate(table.rows, start=1):
-        for index, cell in enumerate(row):
-            _write_cell(sheet, row_index, index, cell, formats)
-            widths[index] = max(widths[index], len(csv_text(cell)))
-    for index, width in enumerate(widths):
-        sheet.set_column(index, index, min(width + 2, 60))
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, len(table.rows), max(len(table.columns) - 1, 0))
+def _check_fits(rows: int) -> None:
+    if rows > XLSX_MAX_DATA_ROWS:
+        raise TableTooLarge(f"{rows} rows do not fit in one sheet ({XLSX_MAX_DATA_ROWS} at most)")
+
+
+def _formats(workbook: Any) -> dict[str, Any]:
+    return {
+        "header": workbook.add_format({"bold": True, "bottom": 1}),
+        "date": workbook.add_format({"num_format": "yyyy-mm-dd"}),
+        "time": workbook.add_format({"num_format": "hh:mm:ss"}),
+    }
+
+
+class _Sheet:
+    """A sheet written row by row under its bold header: each column as wide as its widest
+    text (up to 60), the header frozen and filtered once the last row is in."""
+
+    def __init__(
+        self, workbook: Any, name: str, columns: Sequence[str], formats: dict[str, Any]
+    ) -> None:
+        self.sheet = workbook.add_worksheet(name[:XLSX_SHEET_NAME_LIMIT])
+        self.formats = formats
+        self.columns = len(columns)
+        self.rows = 0
+        self.widths = [len(column) for column in columns]
+        for index, column in enumerate(columns):
+            self.sheet.write_string(0, index, column, formats["header"])
+
+    def add(self, rows: Iterable[Sequence[Cell]]) -> None:
+        for row in rows:
+            self.rows += 1
+            for index, cell in enumerate(row):
+                _write_cell(self.sheet, self.rows, index, cell, self.formats)
+                self.widths[index] = max(self.widths[index], len(csv_text(cell)))
+
+    def finish(self) -> None:
+        for index, width in enumerate(self.widths):
+            self.sheet.set_column(index, index, min(width + 2, 60))
+        self.sheet.freeze_panes(1, 0)
+        self.sheet.autofilter(0, 0, self.rows, max(self.columns - 1, 0))
 
 
 def _write_cell(sheet: Any, row: int, column: int, cell: Cell, formats: dict[str, Any]) -> None:
@@ -174,7 +210,12 @@ class Rendered:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Content-Disposition": f'attachment; filename="{self.filename}"'}
+        return attachment(self.filename)
+
+
+def attachment(filename: str) -> dict[str, str]:
+    """The header that has a browser save the response as `filename`."""
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 def rendered(tables: Sequence[Table], form: TableFormat, name: str) -> Rendered:
@@ -182,6 +223,82 @@ def rendered(tables: Sequence[Table], form: TableFormat, name: str) -> Rendered:
     if form is TableFormat.XLSX:
         return Rendered(as_xlsx(tables), XLSX_MEDIA_TYPE, f"{name}.xlsx")
     return Rendered(as_csv(tables[0]), CSV_MEDIA_TYPE, f"{name}.csv")
+
+
+Rows: TypeAlias = Sequence[tuple[Cell, ...]]
+
+
+@dataclass(frozen=True)
+class StreamedTable:
+    """One sheet whose rows come in batches, in order, as they are read: a report too large to
+    hold at once is sent holding one batch at a time."""
+
+    name: str
+    columns: tuple[str, ...]
+    batches: AsyncGenerator[Rows, None]
+
+
+async def streamed_response(table: StreamedTable, form: TableFormat, name: str) -> Response:
+    """The table as CSV sent batch by batch, or as an XLSX workbook written to a file first (a
+    workbook's index comes last, and Excel's row limit must hold before a byte is sent). The
+    first batch is read before answering: a failure to start reading is an error status, not
+    a cut-off file."""
+    if form is TableFormat.XLSX:
+        workbook = await _xlsx_file(table)
+        size = os.fstat(workbook.fileno()).st_size
+        return StreamingResponse(
+            _file_chunks(workbook),
+            media_type=XLSX_MEDIA_TYPE,
+            headers={**attachment(f"{name}.xlsx"), "Content-Length": str(size)},
+        )
+    try:
+        first = await table.batches.__anext__()
+    except StopAsyncIteration:
+        first = ()
+    except BaseException:
+        await table.batches.aclose()
+        raise
+    return StreamingResponse(
+        _csv_chunks(table, first), media_type=CSV_MEDIA_TYPE, headers=attachment(f"{name}.csv")
+    )
+
+
+async def _csv_chunks(table: StreamedTable, first: Rows) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(table.batches) as batches:
+        yield csv_lines([table.columns]) + csv_rows(first)
+        async for batch in batches:
+            yield csv_rows(batch)
+
+
+FILE_CHUNK_BYTES = 256 * 1024
+
+
+async def _file_chunks(file: BinaryIO) -> AsyncIterator[bytes]:
+    with file:
+        while chunk := await asyncio.to_thread(file.read, FILE_CHUNK_BYTES):
+            yield chunk
+
+
+async def _xlsx_file(table: StreamedTable) -> BinaryIO:
+    """The table as a workbook in an open temporary file, written row by row (xlsxwriter's
+    constant memory mode: a row is on disk once the next one starts). The file has no name left
+    once open: however the response ends, closing it frees the disk."""
+    handle, name = tempfile.mkstemp(prefix="lottrace-report-", suffix=".xlsx")
+    os.close(handle)
+    try:
+        workbook = xlsxwriter.Workbook(name, {"constant_memory": True})
+        try:
+            sheet = _Sheet(workbook, table.name, table.columns, _formats(workbook))
+            async with contextlib.aclosing(table.batches) as batches:
+                async for batch in batches:
+                    _check_fits(sheet.rows + len(batch))
+                    sheet.add(batch)
+            sheet.finish()
+        finally:
+            workbook.close()
+        return open(name, "rb")  # noqa: ASYNC230 (closed by _file_chunks)
+    finally:
+        os.unlink(name)
 
 
 class ReportFormat(StrEnum):

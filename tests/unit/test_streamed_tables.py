@@ -1,0 +1,118 @@
+"""A table too large to hold at once (the FSMA 204 sheet of a long range) is sent as its rows
+are read: as CSV, the same bytes the table held at once would be; as XLSX, the same sheet,
+written to a file that has no name once written, or refused before a byte is sent when it would
+not fit in one sheet."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from collections.abc import AsyncGenerator
+from datetime import date, time
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from starlette.responses import StreamingResponse
+
+from shared import tables
+from shared.tables import (
+    Rows,
+    StreamedTable,
+    Table,
+    TableFormat,
+    TableTooLarge,
+    as_csv,
+    as_xlsx,
+    streamed_response,
+)
+
+COLUMNS = ("Lot", "Quantity", "Date", "Time")
+BATCHES: list[Rows] = [
+    [("=cmd|x", Decimal("2.50"), date(2026, 1, 1), time(9, 30))],
+    [],
+    [("L-2", Decimal(3), date(2026, 1, 2), None), ("L-3", None, None, time(23, 59, 59))],
+]
+
+
+class Batches:
+    """The rows in batches, noting whether the reader was closed (its snapshot let go)."""
+
+    def __init__(self, batches: list[Rows]) -> None:
+        self.batches = batches
+        self.closed = False
+
+    async def __call__(self) -> AsyncGenerator[Rows, None]:
+        try:
+            for batch in self.batches:
+                yield batch
+        finally:
+            self.closed = True
+
+
+def whole() -> Table:
+    return Table("Sheet", COLUMNS, tuple(row for batch in BATCHES for row in batch))
+
+
+def report_files() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("lottrace-report-*"))
+
+
+async def body_of(response: StreamingResponse) -> bytes:
+    return b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[misc]
+
+
+async def test_csv_sent_batch_by_batch_is_the_csv_of_the_whole_table() -> None:
+    source = Batches(BATCHES)
+    response = await streamed_response(
+        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report"
+    )
+    assert isinstance(response, StreamingResponse)
+    assert response.headers["content-disposition"] == 'attachment; filename="report.csv"'
+    assert await body_of(response) == as_csv(whole())
+    assert source.closed
+
+
+async def test_a_csv_of_no_rows_is_its_header() -> None:
+    response = await streamed_response(
+        StreamedTable("Sheet", COLUMNS, Batches([])()), TableFormat.CSV, "report"
+    )
+    assert isinstance(response, StreamingResponse)
+    assert await body_of(response) == b"Lot,Quantity,Date,Time\r\n"
+
+
+async def test_xlsx_written_batch_by_batch_is_the_sheet_of_the_whole_table() -> None:
+    before = report_files()
+    response = await streamed_response(
+        StreamedTable("Sheet", COLUMNS, Batches(BATCHES)()), TableFormat.XLSX, "report"
+    )
+    assert isinstance(response, StreamingResponse)
+    assert report_files() == before  # nameless once written: nothing left behind, ever
+    assert response.headers["content-disposition"] == 'attachment; filename="report.xlsx"'
+    body = await body_of(response)
+    assert response.headers["content-length"] == str(len(body))
+    streamed = openpyxl.load_workbook(io.BytesIO(body))["Sheet"]
+    at_once = openpyxl.load_workbook(io.BytesIO(as_xlsx([whole()])))["Sheet"]
+    assert [[c.value for c in row] for row in streamed.iter_rows()] == [
+        [c.value for c in row] for row in at_once.iter_rows()
+    ]
+    assert streamed.freeze_panes == at_once.freeze_panes == "A2"
+    assert streamed.auto_filter.ref == at_once.auto_filter.ref == "A1:D4"
+    assert [streamed.column_dimensions[c].width for c in "ABCD"] == [
+        at_once.column_dimensions[c].width for c in "ABCD"
+    ]
+
+
+async def test_an_xlsx_too_large_for_a_sheet_is_refused_and_leaves_no_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tables, "XLSX_MAX_DATA_ROWS", 2)
+    before = report_files()
+    source = Batches(BATCHES)
+    with pytest.raises(TableTooLarge, match="3 rows do not fit in one sheet"):
+        await streamed_response(
+            StreamedTable("Sheet", COLUMNS, source()), TableFormat.XLSX, "report"
+        )
+    assert report_files() == before
+    assert source.closed
