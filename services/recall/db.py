@@ -3,7 +3,7 @@ closure and affected customers are computed in the database, not row by row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import astuple, dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -1187,10 +1187,20 @@ _SHIPMENT_EVENTS = f"""
 """
 
 
-async def report_receipts(connection: Connection, selected: ReportFilter) -> list[Record]:
-    """Receipts (receiving and transformation events) in the UTC date range. A SKU or lot
-    code selects the receipts of that lot and those that consumed it as an input."""
-    return await connection.fetch(
+# Rows a report's cursor reads from the server at a time.
+REPORT_PREFETCH = 2_000
+
+
+def _streamed(connection: Connection, query: str, *arguments: object) -> AsyncIterator[Record]:
+    """The rows of `query` read REPORT_PREFETCH at a time (a cursor: within a transaction)."""
+    return connection.cursor(query, *arguments, prefetch=REPORT_PREFETCH).__aiter__()
+
+
+def report_receipts(connection: Connection, selected: ReportFilter) -> AsyncIterator[Record]:
+    """Receipts (receiving and transformation events) in the UTC date range, in time order. A
+    SKU or lot code selects the receipts of that lot and those that consumed it as an input."""
+    return _streamed(
+        connection,
         f"""
         SELECT {_RECEIPT_COLUMNS}
         FROM receipts r JOIN lots l USING (lot_id)
@@ -1208,9 +1218,11 @@ async def report_receipts(connection: Connection, selected: ReportFilter) -> lis
     )
 
 
-async def report_shipment_lines(connection: Connection, selected: ReportFilter) -> list[Record]:
-    """Shipment lines (shipping events) in the UTC date range, with lot and customer."""
-    return await connection.fetch(
+def report_shipment_lines(connection: Connection, selected: ReportFilter) -> AsyncIterator[Record]:
+    """Shipment lines (shipping events) in the UTC date range, in time order, with lot and
+    customer."""
+    return _streamed(
+        connection,
         f"""
         {_SHIPMENT_EVENTS}
         WHERE {_selected_by("s.shipped_at", "s.sku", "s.lot_code")}
@@ -1341,11 +1353,13 @@ async def movements_of_lot(connection: Connection, lot_id: UUID) -> list[Record]
     )
 
 
-async def report_movements(
+def report_movements(
     connection: Connection, selected: ReportFilter, kinds: Sequence[str]
-) -> list[Record]:
-    """Movements of these kinds in the UTC date range, of the SKU and lot code if given."""
-    return await connection.fetch(
+) -> AsyncIterator[Record]:
+    """Movements of these kinds in the UTC date range, in time order, of the SKU and lot code
+    if given."""
+    return _streamed(
+        connection,
         f"""
         {_MOVEMENT_EVENTS}
         WHERE {_selected_by("m.moved_at", "m.sku", "m.lot_code")}
