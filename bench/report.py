@@ -44,6 +44,8 @@ TARGETS: list[tuple[str, str, str, str, str, Any]] = [
         "<= 3",
         lambda v: v <= 3,
     ),
+    ("recall", "fsma_csv_s", "FSMA 204 sheet of the whole history (CSV)", "s", "", None),
+    ("recall", "fsma_csv_mb", "its size", "MB", "", None),
     ("trace", "p99_ms", "trace forward/backward p99", "ms", "< 10", lambda v: v < 10),
     ("trace", "forward_p99_ms", "trace forward p99", "ms", "", None),
     ("trace", "backward_p99_ms", "trace backward p99", "ms", "", None),
