@@ -11,7 +11,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -19,9 +19,11 @@ from enum import StrEnum
 from typing import Any, BinaryIO, Protocol, TypeAlias
 from uuid import UUID
 
+import anyio
 import xlsxwriter
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from shared.errors import Invalid
 
@@ -246,7 +248,7 @@ async def streamed_response(table: StreamedTable, form: TableFormat, name: str) 
     if form is TableFormat.XLSX:
         workbook = await _xlsx_file(table)
         size = os.fstat(workbook.fileno()).st_size
-        return StreamingResponse(
+        return _ClosingStream(
             _file_chunks(workbook),
             media_type=XLSX_MEDIA_TYPE,
             headers={**attachment(f"{name}.xlsx"), "Content-Length": str(size)},
@@ -258,12 +260,29 @@ async def streamed_response(table: StreamedTable, form: TableFormat, name: str) 
     except BaseException:
         await table.batches.aclose()
         raise
-    return StreamingResponse(
+    return _ClosingStream(
         _csv_chunks(table, first), media_type=CSV_MEDIA_TYPE, headers=attachment(f"{name}.csv")
     )
 
 
-async def _csv_chunks(table: StreamedTable, first: Rows) -> AsyncIterator[bytes]:
+class _ClosingStream(StreamingResponse):
+    """A streamed body closed however the response ends. A client gone midway cancels the task
+    that sends it, abandoning it at a `yield`: closing it at once lets go of what it holds (a
+    database connection and its snapshot, a file) instead of leaving that to the collector."""
+
+    def __init__(self, body: AsyncGenerator[bytes, None], **options: Any) -> None:
+        super().__init__(body, **options)
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._body.aclose()
+
+
+async def _csv_chunks(table: StreamedTable, first: Rows) -> AsyncGenerator[bytes, None]:
     async with contextlib.aclosing(table.batches) as batches:
         yield csv_lines([table.columns]) + csv_rows(first)
         async for batch in batches:
@@ -273,32 +292,32 @@ async def _csv_chunks(table: StreamedTable, first: Rows) -> AsyncIterator[bytes]
 FILE_CHUNK_BYTES = 256 * 1024
 
 
-async def _file_chunks(file: BinaryIO) -> AsyncIterator[bytes]:
+async def _file_chunks(file: BinaryIO) -> AsyncGenerator[bytes, None]:
     with file:
         while chunk := await asyncio.to_thread(file.read, FILE_CHUNK_BYTES):
             yield chunk
 
 
 async def _xlsx_file(table: StreamedTable) -> BinaryIO:
-    """The table as a workbook in an open temporary file, written row by row (xlsxwriter's
-    constant memory mode: a row is on disk once the next one starts). The file has no name left
-    once open: however the response ends, closing it frees the disk."""
-    handle, name = tempfile.mkstemp(prefix="lottrace-report-", suffix=".xlsx")
-    os.close(handle)
-    try:
-        workbook = xlsxwriter.Workbook(name, {"constant_memory": True})
+    """The table as a workbook in an open file, written row by row in a folder of its own
+    (xlsxwriter's constant memory mode keeps the rows there until it zips them) on worker
+    threads, so the service goes on answering. The folder is gone once the file is open, or
+    once writing failed: nothing is left on disk however the export ends."""
+    with tempfile.TemporaryDirectory(prefix="lottrace-report-") as folder:
+        name = os.path.join(folder, "sheet.xlsx")
+        workbook = xlsxwriter.Workbook(name, {"constant_memory": True, "tmpdir": folder})
         try:
             sheet = _Sheet(workbook, table.name, table.columns, _formats(workbook))
             async with contextlib.aclosing(table.batches) as batches:
                 async for batch in batches:
                     _check_fits(sheet.rows + len(batch))
-                    sheet.add(batch)
+                    await asyncio.to_thread(sheet.add, batch)
             sheet.finish()
-        finally:
-            workbook.close()
+            await asyncio.to_thread(workbook.close)
+        except BaseException:
+            workbook.fileclosed = True  # dropped, not zipped: its folder goes with it
+            raise
         return open(name, "rb")  # noqa: ASYNC230 (closed by _file_chunks)
-    finally:
-        os.unlink(name)
 
 
 class ReportFormat(StrEnum):

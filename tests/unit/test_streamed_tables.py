@@ -5,6 +5,7 @@ not fit in one sheet."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
 from collections.abc import AsyncGenerator
@@ -15,6 +16,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from starlette.responses import StreamingResponse
+from starlette.types import Message
 
 from shared import tables
 from shared.tables import (
@@ -55,8 +57,15 @@ def whole() -> Table:
     return Table("Sheet", COLUMNS, tuple(row for batch in BATCHES for row in batch))
 
 
-def report_files() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("lottrace-report-*"))
+@pytest.fixture(autouse=True)
+def own_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the exports write: a folder of the test's own, that nothing else writes to."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def left_in(folder: Path) -> list[Path]:
+    return list(folder.iterdir())
 
 
 async def body_of(response: StreamingResponse) -> bytes:
@@ -82,13 +91,14 @@ async def test_a_csv_of_no_rows_is_its_header() -> None:
     assert await body_of(response) == b"Lot,Quantity,Date,Time\r\n"
 
 
-async def test_xlsx_written_batch_by_batch_is_the_sheet_of_the_whole_table() -> None:
-    before = report_files()
+async def test_xlsx_written_batch_by_batch_is_the_sheet_of_the_whole_table(
+    own_temporary_folder: Path,
+) -> None:
     response = await streamed_response(
         StreamedTable("Sheet", COLUMNS, Batches(BATCHES)()), TableFormat.XLSX, "report"
     )
     assert isinstance(response, StreamingResponse)
-    assert report_files() == before  # nameless once written: nothing left behind, ever
+    assert left_in(own_temporary_folder) == []  # nameless once written: nothing left behind
     assert response.headers["content-disposition"] == 'attachment; filename="report.xlsx"'
     body = await body_of(response)
     assert response.headers["content-length"] == str(len(body))
@@ -105,14 +115,37 @@ async def test_xlsx_written_batch_by_batch_is_the_sheet_of_the_whole_table() -> 
 
 
 async def test_an_xlsx_too_large_for_a_sheet_is_refused_and_leaves_no_file(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, own_temporary_folder: Path
 ) -> None:
     monkeypatch.setattr(tables, "XLSX_MAX_DATA_ROWS", 2)
-    before = report_files()
     source = Batches(BATCHES)
     with pytest.raises(TableTooLarge, match="3 rows do not fit in one sheet"):
         await streamed_response(
             StreamedTable("Sheet", COLUMNS, source()), TableFormat.XLSX, "report"
         )
-    assert report_files() == before
+    assert left_in(own_temporary_folder) == []
     assert source.closed
+
+
+async def test_a_client_gone_midway_lets_go_of_what_the_reader_holds_at_once() -> None:
+    source = Batches([BATCHES[0]] * 50)
+    response = await streamed_response(
+        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report"
+    )
+    bodies = 0
+    gone = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        nonlocal bodies
+        bodies += message["type"] == "http.response.body"
+        if bodies == 3:  # the client stops reading, then goes
+            gone.set()
+            await asyncio.Event().wait()
+
+    async def receive() -> Message:
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.3"}}
+    await asyncio.wait_for(response(scope, receive, send), timeout=5)
+    assert source.closed  # its snapshot let go now, not when the collector comes by
