@@ -495,7 +495,7 @@ OptionalFilter = Annotated[
             "description": "One row per critical tracking event (per input lot for"
             " transformations), sorted by event date, then traceability lot code. Read and"
             " sent a UTC day of events at a time: CSV as it is read; XLSX once written"
-            " (400 report_too_large over 1,048,575 rows).",
+            " (422 report_too_large over 1,048,575 rows).",
             "content": {"text/csv": {}, XLSX_MEDIA_TYPE: {}},
         }
     },
