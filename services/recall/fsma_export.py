@@ -61,11 +61,14 @@ class _InTimeOrder(Generic[T]):
         return self
 
     async def _advance(self) -> None:
+        day = self.day
         # Not `anext(rows, None)`: Python 3.11 turned the end of the rows into a SystemError.
         try:
             self.head = await self.rows.__anext__()
         except StopAsyncIteration:
             self.head = None
+        if day is not None and self.day is not None and self.day < day:
+            raise RuntimeError(f"{self.moment} went back from {day} to {self.day}: not in order")
 
     @property
     def day(self) -> date | None:

@@ -295,7 +295,7 @@ def fsma_rows(
     rows = receipt_events(receipts, inputs)
     rows += [shipment_row(line) for line in shipments]
     rows += [row for movement in movements if (row := movement_row(movement)) is not None]
-    return in_sheet_order(rows)
+    return sorted(rows, key=_sort_key)
 
 
 def receipt_events(
@@ -315,12 +315,6 @@ def movement_row(movement: Mapping[str, Any]) -> FsmaRow | None:
     """The row of a movement that is a critical tracking event (a return to vendor), or None."""
     lay_out = _FSMA_MOVEMENT_ROWS.get(movement["kind"])
     return None if lay_out is None else lay_out(movement)
-
-
-def in_sheet_order(rows: list[FsmaRow]) -> list[FsmaRow]:
-    """The rows sorted as the sheet lists them."""
-    rows.sort(key=_sort_key)
-    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,15 +337,11 @@ def lines_in_sheet_order(lines: list[SheetLine]) -> None:
 
 def fsma_table(rows: Iterable[FsmaRow]) -> Table:
     """The sheet: a column per FSMA 204 field, in the FDA's order; dates and times as values."""
-    return Table(XLSX_SHEET_NAME, FSMA_HEADER, fsma_cells(rows))
-
-
-def fsma_cells(rows: Iterable[FsmaRow]) -> tuple[tuple[Cell, ...], ...]:
-    """The sheet's rows of cells, a cell per column of `FSMA_HEADER`."""
-    return tuple(_cells(row) for row in rows)
+    return Table(XLSX_SHEET_NAME, FSMA_HEADER, tuple(_cells(row) for row in rows))
 
 
 def _cells(row: FsmaRow) -> tuple[Cell, ...]:
+    """The row's cells, one per column of `FSMA_HEADER`."""
     return tuple(row.get(column) for column in FSMA_COLUMNS)
 
 
