@@ -325,6 +325,8 @@ def _what_each_figure_measures(results: dict[str, Any]) -> str:
   Times run from sending `POST /recalls` until the `recall-issued` summary, and until the last
   customer notice, as read from the `recall-issued` topic; the notices heard in each second
   are in `latest.json` (`recall.notices_per_second`), to tell a stall from a slow stream.
+  Then `GET /reports/fsma204?format=csv` of the whole history, read to its last byte (the
+  sheet is sent a UTC day of events at a time; the service's peak memory is under `rss_mb`).
 - **Trace**: `GET /trace/lots/{{id}}/forward` and `/backward` for random lots (and every produced
   and ingredient lot), one request at a time after the pipeline run, once every consumer has
   caught up with it (as before the latency run: a trace then competes with no backlog).
