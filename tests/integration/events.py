@@ -15,17 +15,22 @@ from shared.contracts.events import GoodsReceived, OrderShipped
 
 
 def lot(
-    code: str, *, supplier: str = "FARM-A", days_ago: int = 10, inputs: Sequence[GoodsReceived] = ()
+    code: str,
+    *,
+    supplier: str = "FARM-A",
+    days_ago: int = 10,
+    received_at: datetime | None = None,
+    inputs: Sequence[GoodsReceived] = (),
 ) -> GoodsReceived:
-    """A receipt of 100 units of lot `code` (its SKU is the code up to the first dash), made
-    from 10 units of each of `inputs`."""
+    """A receipt of 100 units of lot `code` (its SKU is the code up to the first dash),
+    `days_ago` or at `received_at`, made from 10 units of each of `inputs`."""
     return GoodsReceived(
         receipt_id=f"RC-{code}",
         lot_id=uuid.uuid4(),
         lot_code=code,
         sku=code.split("-", maxsplit=1)[0],
         quantity=100,
-        received_at=datetime.now(UTC) - timedelta(days=days_ago),
+        received_at=received_at or datetime.now(UTC) - timedelta(days=days_ago),
         supplier={"supplier_id": supplier, "name": supplier.title()},
         inputs=[
             {"lot_id": i.lot_id, "lot_code": i.lot_code, "sku": i.sku, "quantity": 10}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +26,7 @@ from shared.contracts.events import GoodsReceived, LotMoved, OrderShipped
 from shared.runtime.database import Database, Record
 from shared.tables import XLSX_MEDIA_TYPE, as_csv
 from tests.conftest import PostgresServer
+from tests.integration.events import lot, shipment_of
 from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish
 
@@ -60,55 +60,28 @@ class Days:
         return self.first + timedelta(days=day - 1)
 
 
-def lot(code: str, received_at: datetime, **more: Any) -> GoodsReceived:
-    code = f"{code}-{uuid.uuid4().hex[:6]}"
-    return GoodsReceived(
-        receipt_id=f"R-{code}",
-        lot_id=uuid.uuid4(),
-        lot_code=code,
-        sku=code.split("-", maxsplit=1)[0],
-        quantity=100,
-        location="MAIN",
-        received_at=received_at,
-        supplier={"supplier_id": "FARM-A", "name": "Farm A"},
-        **more,
-    )
-
-
-def shipment(days: Days, number: int, at: datetime, *lots: GoodsReceived) -> OrderShipped:
-    return OrderShipped(
-        shipment_id=f"SH-{days.first}-{number}",
-        order_id=f"SO-{days.first}-{number}",
-        customer={"customer_id": f"C-{number % 3}", "name": f"Customer {number % 3}"},
-        shipped_at=at,
-        lines=[
-            {"line_no": n, "sku": x.sku, "lot_id": x.lot_id, "lot_code": x.lot_code, "quantity": 2}
-            for n, x in enumerate(lots, start=1)
-        ],
-    )
-
-
 def history(days: Days) -> list[GoodsReceived | OrderShipped | LotMoved]:
     """Receipts, a transformation, shipments and a return to vendor over three days (day 1: 4
     rows, day 2: 7, day 3: 4); within a day the events come in another order than the sheet's
     (by TLC, then time), and two sit on a day's first and last second."""
-    oranges = lot("ORANGES", days.at(1, 3), gtin=GTIN)
-    apples = lot("APPLES", days.at(1, 5))
-    juice = lot(
-        "JUICE",
-        days.at(2, 1),
-        inputs=[
-            {"lot_id": x.lot_id, "lot_code": x.lot_code, "sku": x.sku, "quantity": 10}
-            for x in (oranges, apples)
-        ],
-    )
-    zucchini = lot("ZUCCHINI", days.at(2, 0))
+
+    def received(code: str, at: datetime, **more: Any) -> GoodsReceived:
+        return lot(f"{code}-{days.first}", received_at=at, **more)
+
+    def shipped(number: int, at: datetime, *lots: GoodsReceived) -> OrderShipped:
+        buyer = {"customer_id": f"C-{number % 3}", "name": f"Customer {number % 3}"}
+        return shipment_of(buyer, *lots, quantity=2, shipped_at=at, number=f"{days.first}-{number}")
+
+    oranges = received("ORANGES", days.at(1, 3)).model_copy(update={"gtin": GTIN})
+    apples = received("APPLES", days.at(1, 5))
+    juice = received("JUICE", days.at(2, 1), inputs=[oranges, apples])
+    zucchini = received("ZUCCHINI", days.at(2, 0))
     shipments = [
-        shipment(days, 1, days.at(1, 9), oranges, apples),
-        shipment(days, 2, days.at(2, 2), zucchini),
-        shipment(days, 3, days.at(2, 3), apples, juice),
-        shipment(days, 4, days.at(3, 0) - timedelta(seconds=1), juice),
-        shipment(days, 5, days.at(3, 4), oranges, zucchini, juice),
+        shipped(1, days.at(1, 9), oranges, apples),
+        shipped(2, days.at(2, 2), zucchini),
+        shipped(3, days.at(2, 3), apples, juice),
+        shipped(4, days.at(3, 0) - timedelta(seconds=1), juice),
+        shipped(5, days.at(3, 4), oranges, zucchini, juice),
     ]
     back = LotMoved(
         movement_id=f"MV-{days.first}",
