@@ -330,11 +330,6 @@ class SheetLine:
         return cls(_sort_key(row), _cells(row))
 
 
-def lines_in_sheet_order(lines: list[SheetLine]) -> None:
-    """Sorts the lines as the sheet lists them, in place: a day of lines is not copied."""
-    lines.sort(key=lambda line: line.key)
-
-
 def fsma_table(rows: Iterable[FsmaRow]) -> Table:
     """The sheet: a column per FSMA 204 field, in the FDA's order; dates and times as values."""
     return Table(XLSX_SHEET_NAME, FSMA_HEADER, tuple(_cells(row) for row in rows))

@@ -13,11 +13,12 @@ from typing import Any
 
 import httpx
 import openpyxl
+import pytest
 import pytest_asyncio
 
 from bench.measure import wait_caught_up
 from lottrace.infra import TansuBroker
-from services.recall import db, reports
+from services.recall import db, fsma_export, reports
 from services.recall.app import Settings as RecallSettings
 from services.recall.app import create_app as create_recall
 from services.recall.fsma_export import fsma_sheet
@@ -189,3 +190,18 @@ async def test_a_date_range_picks_its_days_alone(
     )
     assert empty.status_code == 200, empty.text
     assert rows_of(empty.text) == [list(reports.FSMA_HEADER)]
+
+
+async def test_days_sorted_in_runs_on_disk_come_out_the_same(
+    recall: tuple[httpx.AsyncClient, str], broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, url = recall
+    days = await published(broker, Days(date(2013, 6, 30)))
+    monkeypatch.setattr(fsma_export, "RUN_LINES", 2)  # every day spills runs of two lines
+
+    three_days = {"from": days.date(1).isoformat(), "to": days.date(3).isoformat()}
+    response = await client.get("/reports/fsma204", params=three_days)
+    assert response.status_code == 200, response.text
+    selected = ReportFilter(days.date(1), days.date(3), None, None)
+    assert response.content == await sorted_at_once(url, selected)
+    assert len(rows_of(response.text)) == 1 + 4 + 7 + 4
