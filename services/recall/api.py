@@ -64,6 +64,7 @@ from shared.tables import (
     XLSX_MEDIA_TYPE,
     TableFormat,
     TableTooLarge,
+    attachment,
     report_response,
     streamed_response,
 )
@@ -212,7 +213,7 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
     return StreamingResponse(
         rows(),
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="recall-{recall_id}-customers.csv"'},
+        headers=attachment(f"recall-{recall_id}-customers.csv"),
     )
 
 

@@ -16,7 +16,7 @@ from shared.runtime.auth import Role, requires
 from shared.runtime.database import UnitOfWork
 from shared.runtime.http import connection_of, database_of
 from shared.runtime.lookup import found
-from shared.tables import XLSX_MEDIA_TYPE
+from shared.tables import XLSX_MEDIA_TYPE, attachment
 
 router = APIRouter(tags=["recall"])
 
@@ -77,7 +77,7 @@ async def recall_effectiveness(
         names = await db.customer_names(connection, named)
     view = effectiveness.view(check, names, outstanding_limit=outstanding_limit)
     filename = f"recall-{recall_id}-effectiveness.{report_format}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    headers = attachment(filename)
     if report_format == "csv":
         body = effectiveness.as_csv(check, names).encode("utf-8")
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)

@@ -3,9 +3,9 @@
 The sheet sorts by event date first, so each day's rows, sorted, follow the day before's: the
 receipts, shipment lines and returns are read in time order through cursors in one snapshot,
 each kept as its row's cells and sort key as it comes. A day is sorted in memory up to
-RUN_LINES lines, and beyond in sorted runs on disk merged as they are sent: an export holds the
-same few megabytes whatever its range and however busy its days (a whole history at once took
-724 MB of the service's memory for 200,000 shipment lines).
+RUN_LINES lines, and beyond in sorted runs on disk merged as they are sent: an export holds
+about RUN_LINES lines (and a chunk of each run) whatever its range and however busy its days.
+A whole history at once took 724 MB of the service's memory for 200,000 shipment lines.
 """
 
 from __future__ import annotations
