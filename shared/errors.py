@@ -39,3 +39,7 @@ class Invalid(DomainError):
 
 class Conflict(DomainError):
     kind = ErrorKind.CONFLICT
+
+
+class Unavailable(DomainError):
+    kind = ErrorKind.UNAVAILABLE

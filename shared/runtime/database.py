@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
 
@@ -16,6 +16,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
+from shared.errors import Unavailable
 from shared.runtime.tracing import trace_headers
 
 T = TypeVar("T")
@@ -31,6 +32,16 @@ OUTBOX_CHANNEL = "lottrace_outbox"
 # The contract's ceiling for any message; a cluster with a smaller `max.message.bytes` lowers
 # it through KAFKA_MAX_MESSAGE_BYTES.
 MAX_MESSAGE_BYTES = 900 * 1024
+
+
+@dataclass(frozen=True)
+class ReportLimits:
+    """How reports share the pool: `slots` read at once, each waiting up to `wait_seconds`
+    for its slot; one whose reader takes nothing for `idle_seconds` is ended."""
+
+    slots: int = 3
+    wait_seconds: float = 10.0
+    idle_seconds: float = 300.0
 
 
 class OversizedMessage(ValueError):
@@ -197,6 +208,7 @@ class Database:
         schema: str | None = None,
         application_name: str | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        reports: ReportLimits | None = None,
     ) -> None:
         self.url = url
         self.source = source
@@ -207,6 +219,8 @@ class Database:
         self._max_size = max_size
         self._statement_timeout_ms = statement_timeout_ms
         self._pool: asyncpg.Pool | None = None
+        self._reports = reports or ReportLimits()
+        self._report_slots = asyncio.Semaphore(self._reports.slots)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -274,12 +288,37 @@ class Database:
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Connection]:
         """A connection whose reads all see the database at one moment and write nothing: a
-        report's queries agree with each other."""
+        report's queries agree with each other.
+
+        A report may hold it for minutes (a CSV export, as long as its download), so reports
+        take one of a few slots first: however many are asked for, the consumers and the relay
+        keep connections of the pool. And PostgreSQL ends one left idle too long: a stalled
+        download would otherwise keep its snapshot, and with it vacuum's horizon, for good."""
         async with (
+            self._report_slot(),
             self.pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
+            await connection.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
+                str(round(self._reports.idle_seconds * 1000)),
+            )
             yield connection
+
+    @asynccontextmanager
+    async def _report_slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._reports.wait_seconds):
+                await self._report_slots.acquire()
+        except TimeoutError:
+            raise Unavailable(
+                "reports_busy",
+                f"{self._reports.slots} reports are being read already; retry shortly",
+            ) from None
+        try:
+            yield
+        finally:
+            self._report_slots.release()
 
     async def run(self, work: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 4) -> T:
         """Run `work` in a unit of work, again when the database rolled it back for a deadlock

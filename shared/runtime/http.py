@@ -64,6 +64,9 @@ STATUS_OF_KIND: dict[ErrorKind, int] = {
     ErrorKind.UNAVAILABLE: 503,
 }
 
+# When a client refused for now (503) may ask again.
+UNAVAILABLE_RETRY_AFTER_SECONDS = "5"
+
 
 class ErrorBody(BaseModel):
     error: str
@@ -397,7 +400,13 @@ async def _api_error(_: Request, error: Exception) -> JSONResponse:
 
 async def _refused(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
-    return error_response(STATUS_OF_KIND[error.kind], error.code, error.message)
+    retry = {"Retry-After": UNAVAILABLE_RETRY_AFTER_SECONDS}
+    return error_response(
+        STATUS_OF_KIND[error.kind],
+        error.code,
+        error.message,
+        **(retry if error.kind is ErrorKind.UNAVAILABLE else {}),
+    )
 
 
 async def _invalid(request: Request, error: Exception) -> JSONResponse:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -93,6 +100,26 @@ class ServiceSettings(BaseSettings):
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=1)
     db_statement_timeout_ms: int = Field(default=30_000, ge=100)
+    db_report_slots: int | None = Field(
+        default=None,
+        ge=1,
+        description="Reports read at once (each holds a pooled connection and a snapshot while"
+        " it is read, a CSV export as long as its download): fewer than DB_POOL_MAX, so that"
+        " the consumers and the API always have connections. Unset: a third of DB_POOL_MAX.",
+    )
+    db_report_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a report waits for a slot before it is refused with 503"
+        " `reports_busy`.",
+    )
+    db_report_idle_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A report whose reader takes nothing for this long is ended by PostgreSQL"
+        " (`idle_in_transaction_session_timeout`): a stalled download does not hold its"
+        " snapshot, which keeps vacuum from cleaning up, for good.",
+    )
     consumer_max_records: int = Field(default=500, ge=1, le=10_000)
     consumer_batch_timeout_ms: int = Field(default=50, ge=1)
     outbox_batch_size: int = Field(default=2_000, ge=1, le=50_000)
@@ -157,6 +184,18 @@ class ServiceSettings(BaseSettings):
         description="Share of new traces recorded; a request that carries a caller's trace"
         " follows the caller's decision.",
     )
+
+    @field_validator("db_report_slots")
+    @classmethod
+    def _leaves_connections(cls, value: int | None, info: ValidationInfo) -> int | None:
+        pool = info.data.get("db_pool_max")
+        if value is not None and pool is not None and value >= pool:
+            raise ValueError(f"must be less than DB_POOL_MAX ({pool})")
+        return value
+
+    @property
+    def report_slots(self) -> int:
+        return self.db_report_slots or max(1, self.db_pool_max // 3)
 
     @field_validator("database_url")
     @classmethod
