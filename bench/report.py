@@ -49,6 +49,8 @@ TARGETS: list[tuple[str, str, str, str, str, Any]] = [
     ("trace", "p99_ms", "trace forward/backward p99", "ms", "< 10", lambda v: v < 10),
     ("trace", "forward_p99_ms", "trace forward p99", "ms", "", None),
     ("trace", "backward_p99_ms", "trace backward p99", "ms", "", None),
+    ("trace", "httpx_p99_ms", "trace p99 timed by httpx (the client before 2026-12-07)", "ms",
+     "", None),
     ("notice_paths", "sql_ms", "5,000 notices built in SQL (one chunk)", "ms", "", None),
     ("notice_paths", "model_ms", "the same built from the contract models", "ms", "", None),
     ("notice_paths", "model_over_sql", "contract models / SQL", "x", "", None),
@@ -329,7 +331,10 @@ def _what_each_figure_measures(results: dict[str, Any]) -> str:
   sheet is sent a UTC day of events at a time; the service's peak memory is under `rss_mb`).
 - **Trace**: `GET /trace/lots/{{id}}/forward` and `/backward` for random lots (and every produced
   and ingredient lot), one request at a time after the pipeline run, once every consumer has
-  caught up with it (as before the latency run: a trace then competes with no backlog).
+  caught up with it (as before the latency run: a trace then competes with no backlog). Timed
+  with aiohttp, whose C parser adds next to nothing to a call; each call is also made with
+  httpx, the client of the runs before 2026-12-07, whose pure-Python parser added 0.7 ms to
+  a call and 2-3 ms to a heavy trace's body (`trace.httpx_p99_ms`; `bench/http_timing.py`).
 - **Notice paths**: one chunk of {notice_customers:,} customer notices (3 shipments each) on an
   embedded PostgreSQL, written by the set-based SQL path (`db.write_notices`: PostgreSQL builds
   the CloudEvents) and by the contract models (`services/recall/notices.py`, encoded by

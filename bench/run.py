@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import baseline, imports, notices, recall_loop, scaling, workload
+from bench.http_timing import CLIENTS, TimedClients
 from bench.measure import MemorySampler, paced, percentile, wait_caught_up
 from bench.workload import Size
 from lottrace.devstack import ROOT, Platform
@@ -371,25 +372,32 @@ def _start_baseline(role: str, bootstrap: str, dsn: str) -> subprocess.Popen[byt
 
 
 async def traces(platform: Platform, lot_ids: list[str], progress: Progressor) -> dict[str, Any]:
-    timings: dict[str, list[float]] = {"forward": [], "backward": []}
+    """Each lot forward and backward, one call at a time, by each client in turn (which goes
+    first alternates from lot to lot); the figures are aiohttp's, with httpx's beside them
+    (bench/http_timing.py)."""
+    timings: dict[str, dict[str, list[float]]] = {
+        client: {"forward": [], "backward": []} for client in CLIENTS
+    }
     advance = progress("tracing lots forward and backward", len(lot_ids) * 2)
-    async with httpx.AsyncClient(
-        base_url=platform.urls()["recall"], timeout=30, headers=auth_headers(platform)
-    ) as client:
-        for lot_id in lot_ids:
+    url = platform.urls()["recall"]
+    async with TimedClients(auth_headers(platform)) as clients:
+        for n, lot_id in enumerate(lot_ids):
             for direction in ("forward", "backward"):
-                started = time.perf_counter()
-                response = await client.get(f"/trace/lots/{lot_id}/{direction}")
-                timings[direction].append((time.perf_counter() - started) * 1000)
-                response.raise_for_status()
+                for client in CLIENTS if n % 2 == 0 else CLIENTS[::-1]:
+                    timings[client][direction].append(
+                        await clients.get_ms(client, f"{url}/trace/lots/{lot_id}/{direction}")
+                    )
                 advance(1)
-    both = timings["forward"] + timings["backward"]
+    both = {client: by["forward"] + by["backward"] for client, by in timings.items()}
     return {
         "lots": len(lot_ids),
-        "p50_ms": percentile(both, 0.50),
-        "p99_ms": percentile(both, 0.99),
-        "forward_p99_ms": percentile(timings["forward"], 0.99),
-        "backward_p99_ms": percentile(timings["backward"], 0.99),
+        "client": "aiohttp",
+        "p50_ms": percentile(both["aiohttp"], 0.50),
+        "p99_ms": percentile(both["aiohttp"], 0.99),
+        "forward_p99_ms": percentile(timings["aiohttp"]["forward"], 0.99),
+        "backward_p99_ms": percentile(timings["aiohttp"]["backward"], 0.99),
+        "httpx_p50_ms": percentile(both["httpx"], 0.50),
+        "httpx_p99_ms": percentile(both["httpx"], 0.99),
     }
 
 

@@ -39,6 +39,7 @@ import httpx
 import psutil
 from starlette.requests import Request
 
+from bench.http_timing import TimedClients
 from bench.measure import percentile, wait_caught_up
 from bench.run import auth_headers, make_platform, produce
 from bench.workload import FULL, customer
@@ -164,16 +165,16 @@ Timings = dict[str, dict[str, list[float]]]  # code -> "kind direction" -> ms
 
 
 async def over_http(urls: dict[str, str], headers: dict[str, str], lots: Sequence[Any]) -> Timings:
-    """Each lot forward then backward, one call at a time, on each code in turn."""
+    """Each lot forward then backward, one call at a time, on each code in turn, timed by the
+    client `make bench` times traces with."""
     timings: Timings = {code: defaultdict(list) for code in urls}
-    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+    async with TimedClients(headers) as clients:
         for kind, lot_id in lots:
             for direction in ("forward", "backward"):
                 for code, url in urls.items():
-                    started = time.perf_counter()
-                    response = await client.get(f"{url}/trace/lots/{lot_id}/{direction}")
-                    elapsed = (time.perf_counter() - started) * 1000
-                    response.raise_for_status()
+                    elapsed = await clients.get_ms(
+                        "aiohttp", f"{url}/trace/lots/{lot_id}/{direction}"
+                    )
                     timings[code][f"{kind} {direction}"].append(elapsed)
     return timings
 
