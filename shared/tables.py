@@ -23,9 +23,12 @@ import anyio
 import xlsxwriter
 from pydantic import BaseModel
 from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from shared.errors import Invalid
+from shared.runtime.logging import get_logger
+
+log = get_logger(__name__)
 
 Cell: TypeAlias = str | bool | int | Decimal | date | time | UUID | None
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -240,16 +243,19 @@ class StreamedTable:
     batches: AsyncGenerator[Rows, None]
 
 
-async def streamed_response(table: StreamedTable, form: TableFormat, name: str) -> Response:
+async def streamed_response(
+    table: StreamedTable, form: TableFormat, name: str, *, stall_seconds: float
+) -> Response:
     """The table as CSV sent batch by batch, or as an XLSX workbook written to a file first (a
     workbook's index comes last, and Excel's row limit must hold before a byte is sent). The
     first batch is read before answering: a failure to start reading is an error status, not
-    a cut-off file."""
+    a cut-off file. A client that takes none of the body for `stall_seconds` is dropped."""
     if form is TableFormat.XLSX:
         workbook = await _xlsx_file(table)
         size = os.fstat(workbook.fileno()).st_size
         return _ClosingStream(
             _file_chunks(workbook),
+            stall_seconds=stall_seconds,
             media_type=XLSX_MEDIA_TYPE,
             headers={**attachment(f"{name}.xlsx"), "Content-Length": str(size)},
         )
@@ -261,22 +267,44 @@ async def streamed_response(table: StreamedTable, form: TableFormat, name: str) 
         await table.batches.aclose()
         raise
     return _ClosingStream(
-        _csv_chunks(table, first), media_type=CSV_MEDIA_TYPE, headers=attachment(f"{name}.csv")
+        _csv_chunks(table, first),
+        stall_seconds=stall_seconds,
+        media_type=CSV_MEDIA_TYPE,
+        headers=attachment(f"{name}.csv"),
     )
 
 
-class _ClosingStream(StreamingResponse):
-    """A streamed body closed however the response ends. A client gone midway cancels the task
-    that sends it, abandoning it at a `yield`: closing it at once lets go of what it holds (a
-    database connection and its snapshot, a file) instead of leaving that to the collector."""
+class _Stalled(Exception):
+    """The client took none of a chunk in time."""
 
-    def __init__(self, body: AsyncGenerator[bytes, None], **options: Any) -> None:
+
+class _ClosingStream(StreamingResponse):
+    """A streamed body closed however the response ends, letting go at once of what it holds
+    (a database connection and its snapshot, a file) instead of leaving that to the collector.
+
+    A client gone midway cancels the task that sends the body. One that stays connected but
+    reads nothing (a paused download) leaves a send waiting for room in the socket for good:
+    a chunk not taken within `stall_seconds` ends the response."""
+
+    def __init__(
+        self, body: AsyncGenerator[bytes, None], *, stall_seconds: float, **options: Any
+    ) -> None:
         super().__init__(body, **options)
         self._body = body
+        self._stall_seconds = stall_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_in_time(message: Message) -> None:
+            try:
+                with anyio.fail_after(self._stall_seconds):
+                    await send(message)
+            except TimeoutError:
+                raise _Stalled from None
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_in_time)
+        except _Stalled:
+            log.warning("download dropped: its client took nothing", seconds=self._stall_seconds)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._body.aclose()

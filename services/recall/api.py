@@ -525,10 +525,13 @@ async def fsma204_report(
     key data elements."""
     if event_from is not None and event_to is not None and event_from > event_to:
         raise Invalid("invalid_date_range", f"from ({event_from}) is after to ({event_to})")
-    sheet = fsma_sheet(database_of(request), ReportFilter(event_from, event_to, sku, lot_code))
+    database = database_of(request)
+    sheet = fsma_sheet(database, ReportFilter(event_from, event_to, sku, lot_code))
     name = f"fsma204_{event_from or 'start'}_{event_to or 'now'}"
     try:
-        return await streamed_response(sheet, TableFormat(report_format), name)
+        return await streamed_response(
+            sheet, TableFormat(report_format), name, stall_seconds=database.exports.stall_seconds
+        )
     except TableTooLarge as error:
         raise Invalid(
             "report_too_large", f"{error}: narrow the date range or use format=csv"

@@ -39,8 +39,8 @@ def fsma_sheet(database: Database, selected: ReportFilter) -> StreamedTable:
 
 async def _rows(database: Database, selected: ReportFilter) -> AsyncGenerator[Rows, None]:
     """The sheet's rows, a day's at a time, in the sheet's order. One snapshot for every read:
-    no shipment without the receipt it ships."""
-    async with database.snapshot() as connection:
+    no shipment without the receipt it ships. It lasts as long as the download: an export's."""
+    async with database.export_snapshot() as connection:
         events = await _Events.of(connection, selected)
         while (day := events.next_day()) is not None:
             with SpillingSort(_in_sheet_order, run_items=RUN_LINES) as lines:

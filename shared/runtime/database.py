@@ -35,13 +35,13 @@ MAX_MESSAGE_BYTES = 900 * 1024
 
 
 @dataclass(frozen=True)
-class ReportLimits:
-    """How reports share the pool: `slots` read at once, each waiting up to `wait_seconds`
-    for its slot; one whose reader takes nothing for `idle_seconds` is ended."""
+class ExportLimits:
+    """How exports share the pool: `slots` read at once, each waiting up to `wait_seconds`
+    for its slot; one whose client reads nothing for `stall_seconds` is ended."""
 
     slots: int = 3
     wait_seconds: float = 10.0
-    idle_seconds: float = 300.0
+    stall_seconds: float = 300.0
 
 
 class OversizedMessage(ValueError):
@@ -208,7 +208,7 @@ class Database:
         schema: str | None = None,
         application_name: str | None = None,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
-        reports: ReportLimits | None = None,
+        exports: ExportLimits | None = None,
     ) -> None:
         self.url = url
         self.source = source
@@ -219,8 +219,8 @@ class Database:
         self._max_size = max_size
         self._statement_timeout_ms = statement_timeout_ms
         self._pool: asyncpg.Pool | None = None
-        self._reports = reports or ReportLimits()
-        self._report_slots = asyncio.Semaphore(self._reports.slots)
+        self.exports = exports or ExportLimits()
+        self._export_slots = asyncio.Semaphore(self.exports.slots)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -288,37 +288,32 @@ class Database:
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Connection]:
         """A connection whose reads all see the database at one moment and write nothing: a
-        report's queries agree with each other.
-
-        A report may hold it for minutes (a CSV export, as long as its download), so reports
-        take one of a few slots first: however many are asked for, the consumers and the relay
-        keep connections of the pool. And PostgreSQL ends one left idle too long: a stalled
-        download would otherwise keep its snapshot, and with it vacuum's horizon, for good."""
+        report's queries agree with each other."""
         async with (
-            self._report_slot(),
             self.pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            await connection.execute(
-                "SELECT set_config('idle_in_transaction_session_timeout', $1, true)",
-                str(round(self._reports.idle_seconds * 1000)),
-            )
             yield connection
 
     @asynccontextmanager
-    async def _report_slot(self) -> AsyncIterator[None]:
+    async def export_snapshot(self) -> AsyncIterator[Connection]:
+        """`snapshot` for an export sent as it is read, which holds it as long as its client
+        downloads: it takes one of a few slots first, so that however many downloads run, the
+        consumers and the API keep connections of the pool. None free within `wait_seconds`
+        is a refusal to retry (`exports_busy`)."""
         try:
-            async with asyncio.timeout(self._reports.wait_seconds):
-                await self._report_slots.acquire()
+            async with asyncio.timeout(self.exports.wait_seconds):
+                await self._export_slots.acquire()
         except TimeoutError:
             raise Unavailable(
-                "reports_busy",
-                f"{self._reports.slots} reports are being read already; retry shortly",
+                "exports_busy",
+                f"{self.exports.slots} exports are being downloaded already; retry shortly",
             ) from None
         try:
-            yield
+            async with self.snapshot() as connection:
+                yield connection
         finally:
-            self._report_slots.release()
+            self._export_slots.release()
 
     async def run(self, work: Callable[[UnitOfWork], Awaitable[T]], *, attempts: int = 4) -> T:
         """Run `work` in a unit of work, again when the database rolled it back for a deadlock

@@ -98,27 +98,34 @@ class ServiceSettings(BaseSettings):
         default=None, description="CloudEvents `source` of what this service emits."
     )
     db_pool_min: int = Field(default=2, ge=1)
-    db_pool_max: int = Field(default=10, ge=1)
+    db_pool_max: int = Field(
+        default=10,
+        ge=2,
+        description="Connections of the pool; at least 2: an export may hold one for as long"
+        " as its download takes.",
+    )
     db_statement_timeout_ms: int = Field(default=30_000, ge=100)
-    db_report_slots: int | None = Field(
+    export_slots: int | None = Field(
         default=None,
         ge=1,
-        description="Reports read at once (each holds a pooled connection and a snapshot while"
-        " it is read, a CSV export as long as its download): fewer than DB_POOL_MAX, so that"
-        " the consumers and the API always have connections. Unset: a third of DB_POOL_MAX.",
+        description="Exports sent as they are read (the FSMA 204 sheet) at once. Each holds a"
+        " pooled connection and a snapshot as long as its download takes; fewer than"
+        " DB_POOL_MAX, so that the consumers and the API always have connections. Unset: a"
+        " third of DB_POOL_MAX.",
     )
-    db_report_wait_seconds: float = Field(
+    export_wait_seconds: float = Field(
         default=10.0,
         ge=0,
-        description="How long a report waits for a slot before it is refused with 503"
-        " `reports_busy`.",
+        le=600,
+        description="How long an export waits for a slot before it is refused with 503"
+        " `exports_busy`.",
     )
-    db_report_idle_seconds: float = Field(
+    export_stall_seconds: float = Field(
         default=300.0,
-        gt=0,
-        description="A report whose reader takes nothing for this long is ended by PostgreSQL"
-        " (`idle_in_transaction_session_timeout`): a stalled download does not hold its"
-        " snapshot, which keeps vacuum from cleaning up, for good.",
+        ge=1,
+        le=86_400,
+        description="An export whose client takes none of its bytes for this long is ended,"
+        " and gives back its slot, connection and snapshot (which holds vacuum back).",
     )
     consumer_max_records: int = Field(default=500, ge=1, le=10_000)
     consumer_batch_timeout_ms: int = Field(default=50, ge=1)
@@ -185,7 +192,7 @@ class ServiceSettings(BaseSettings):
         " follows the caller's decision.",
     )
 
-    @field_validator("db_report_slots")
+    @field_validator("export_slots")
     @classmethod
     def _leaves_connections(cls, value: int | None, info: ValidationInfo) -> int | None:
         pool = info.data.get("db_pool_max")
@@ -194,8 +201,8 @@ class ServiceSettings(BaseSettings):
         return value
 
     @property
-    def report_slots(self) -> int:
-        return self.db_report_slots or max(1, self.db_pool_max // 3)
+    def export_slots_or_default(self) -> int:
+        return self.export_slots or max(1, self.db_pool_max // 3)
 
     @field_validator("database_url")
     @classmethod

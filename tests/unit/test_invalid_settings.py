@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
         (Settings, "FULFILLMENT_DATABASE_URL", "mysql://app:s3cret@db/x", "postgresql://"),
         (RecallSettings, "RECALL_NOTICE_CHUNK", "0", "greater than or equal to 1"),
         (InventorySettings, "INVENTORY_EXPIRY_SWEEP_SECONDS", "0", "greater than 0"),
-        (Settings, "DB_REPORT_SLOTS", "10", "less than DB_POOL_MAX (10)"),
+        (Settings, "EXPORT_SLOTS", "10", "less than DB_POOL_MAX (10)"),
+        (Settings, "DB_POOL_MAX", "1", "greater than or equal to 2"),
+        (Settings, "EXPORT_STALL_SECONDS", "0", "greater than or equal to 1"),
     ],
 )
 def test_each_refused_variable_is_named_with_why(
@@ -46,12 +48,12 @@ def test_each_refused_variable_is_named_with_why(
     assert said in str(refusal.value)
 
 
-@pytest.mark.parametrize(("pool", "slots"), [("10", 3), ("2", 1), ("1", 1), ("30", 10)])
-def test_reports_take_a_third_of_the_pool_unless_told(
+@pytest.mark.parametrize(("pool", "slots"), [("10", 3), ("2", 1), ("3", 1), ("30", 10)])
+def test_exports_take_a_third_of_the_pool_unless_told(
     monkeypatch: pytest.MonkeyPatch, pool: str, slots: int
 ) -> None:
     monkeypatch.setenv("DB_POOL_MAX", pool)
-    assert load_settings(Settings).report_slots == slots
+    assert load_settings(Settings).export_slots_or_default == slots
 
 
 @pytest.mark.parametrize("service", ["receiving", "inventory", "fulfillment", "recall"])

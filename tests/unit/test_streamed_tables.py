@@ -72,10 +72,14 @@ async def body_of(response: StreamingResponse) -> bytes:
     return b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[misc]
 
 
+# How long a send may wait for the client: far beyond any test but the stalled client's.
+STALL = 60.0
+
+
 async def test_csv_sent_batch_by_batch_is_the_csv_of_the_whole_table() -> None:
     source = Batches(BATCHES)
     response = await streamed_response(
-        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report"
+        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report", stall_seconds=STALL
     )
     assert isinstance(response, StreamingResponse)
     assert response.headers["content-disposition"] == 'attachment; filename="report.csv"'
@@ -85,7 +89,10 @@ async def test_csv_sent_batch_by_batch_is_the_csv_of_the_whole_table() -> None:
 
 async def test_a_csv_of_no_rows_is_its_header() -> None:
     response = await streamed_response(
-        StreamedTable("Sheet", COLUMNS, Batches([])()), TableFormat.CSV, "report"
+        StreamedTable("Sheet", COLUMNS, Batches([])()),
+        TableFormat.CSV,
+        "report",
+        stall_seconds=STALL,
     )
     assert isinstance(response, StreamingResponse)
     assert await body_of(response) == b"Lot,Quantity,Date,Time\r\n"
@@ -95,7 +102,10 @@ async def test_xlsx_written_batch_by_batch_is_the_sheet_of_the_whole_table(
     own_temporary_folder: Path,
 ) -> None:
     response = await streamed_response(
-        StreamedTable("Sheet", COLUMNS, Batches(BATCHES)()), TableFormat.XLSX, "report"
+        StreamedTable("Sheet", COLUMNS, Batches(BATCHES)()),
+        TableFormat.XLSX,
+        "report",
+        stall_seconds=STALL,
     )
     assert isinstance(response, StreamingResponse)
     assert left_in(own_temporary_folder) == []  # nameless once written: nothing left behind
@@ -121,7 +131,10 @@ async def test_an_xlsx_too_large_for_a_sheet_is_refused_and_leaves_no_file(
     source = Batches(BATCHES)
     with pytest.raises(TableTooLarge, match="3 rows do not fit in one sheet"):
         await streamed_response(
-            StreamedTable("Sheet", COLUMNS, source()), TableFormat.XLSX, "report"
+            StreamedTable("Sheet", COLUMNS, source()),
+            TableFormat.XLSX,
+            "report",
+            stall_seconds=STALL,
         )
     assert left_in(own_temporary_folder) == []
     assert source.closed
@@ -130,7 +143,7 @@ async def test_an_xlsx_too_large_for_a_sheet_is_refused_and_leaves_no_file(
 async def test_a_client_gone_midway_lets_go_of_what_the_reader_holds_at_once() -> None:
     source = Batches([BATCHES[0]] * 50)
     response = await streamed_response(
-        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report"
+        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report", stall_seconds=STALL
     )
     bodies = 0
     gone = asyncio.Event()
@@ -149,3 +162,25 @@ async def test_a_client_gone_midway_lets_go_of_what_the_reader_holds_at_once() -
     scope = {"type": "http", "asgi": {"spec_version": "2.3"}}
     await asyncio.wait_for(response(scope, receive, send), timeout=5)
     assert source.closed  # its snapshot let go now, not when the collector comes by
+
+
+async def test_a_client_that_stays_but_takes_nothing_is_dropped_and_the_reader_closed() -> None:
+    source = Batches([BATCHES[0]] * 50)
+    response = await streamed_response(
+        StreamedTable("Sheet", COLUMNS, source()), TableFormat.CSV, "report", stall_seconds=0.2
+    )
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            await asyncio.Event().wait()  # the socket is full: a paused download
+
+    async def receive() -> Message:
+        await asyncio.Event().wait()  # connected all along
+        raise AssertionError("unreachable")
+
+    scope = {"type": "http", "asgi": {"spec_version": "2.3"}}
+    await asyncio.wait_for(response(scope, receive, send), timeout=5)
+    assert source.closed  # the export's slot and snapshot let go
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
