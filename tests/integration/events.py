@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts.envelope import Incoming, OutgoingMessage
-from shared.contracts.events import GoodsReceived, OrderShipped
+from shared.contracts.events import GoodsReceived, LotMoved, OrderShipped
 
 
 def lot(
@@ -64,6 +64,31 @@ def shipment_of(
             }
             for line_no, shipped in enumerate(lots, start=1)
         ],
+    )
+
+
+def moved(
+    goods: GoodsReceived,
+    *,
+    quantity: int = 1,
+    moved_at: datetime | None = None,
+    rma: str | None = None,
+) -> LotMoved:
+    """Movement MV-<lot code> of `quantity` of the lot out of MAIN, at `moved_at` (now unless
+    given): to COLD-2, or with `rma`, back to its supplier (a return to vendor)."""
+    return LotMoved(
+        movement_id=f"MV-{goods.lot_code}",
+        lot_id=goods.lot_id,
+        lot_code=goods.lot_code,
+        sku=goods.sku,
+        kind="move" if rma is None else "return-to-vendor",
+        quantity=quantity,
+        uom=goods.uom,
+        from_location="MAIN",
+        to_location="COLD-2" if rma is None else None,
+        supplier_id=goods.supplier.supplier_id if rma and goods.supplier else None,
+        rma=rma,
+        moved_at=moved_at or datetime.now(UTC),
     )
 
 

@@ -27,7 +27,7 @@ from shared.contracts.events import GoodsReceived, LotMoved, OrderShipped
 from shared.runtime.database import Database, Record
 from shared.tables import XLSX_MEDIA_TYPE, as_csv
 from tests.conftest import PostgresServer
-from tests.integration.events import lot, shipment_of
+from tests.integration.events import lot, moved, shipment_of
 from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish
 
@@ -84,18 +84,7 @@ def history(days: Days) -> list[GoodsReceived | OrderShipped | LotMoved]:
         shipped(4, days.at(3, 0) - timedelta(seconds=1), juice),
         shipped(5, days.at(3, 4), oranges, zucchini, juice),
     ]
-    back = LotMoved(
-        movement_id=f"MV-{days.first}",
-        lot_id=apples.lot_id,
-        lot_code=apples.lot_code,
-        sku=apples.sku,
-        kind="return-to-vendor",
-        quantity=5,
-        from_location="MAIN",
-        supplier_id="FARM-A",
-        rma=f"RMA-{days.first}",
-        moved_at=days.at(3, 2),
-    )
+    back = moved(apples, quantity=5, moved_at=days.at(3, 2), rma=f"RMA-{days.first}")
     return [oranges, apples, juice, zucchini, *shipments, back]
 
 

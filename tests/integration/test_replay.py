@@ -16,11 +16,11 @@ from lottrace.infra import TansuBroker, wait_until
 from services.inventory.app import replay_plan as inventory_plan
 from services.recall.app import Settings, create_app, replay_plan
 from shared.contracts.envelope import Incoming, TopicDecoder
-from shared.contracts.events import GoodsReceived, LotMoved, OrderShipped, RecallCustomerNotice
+from shared.contracts.events import GoodsReceived, OrderShipped, RecallCustomerNotice
 from shared.contracts.topics import TOPICS_BY_NAME
 from shared.runtime.replay import REPLACED_PREFIX, Replay, ReplayRefused
 from shared.runtime.settings import KafkaSettings
-from tests.integration.events import lot, shipment_of
+from tests.integration.events import lot, moved, shipment_of
 from tests.integration.service_apps import quick_settings, running
 from tests.kafka_helpers import publish, read_topic
 
@@ -133,21 +133,6 @@ async def test_a_rebuilt_recall_projection_repairs_the_live_one_and_keeps_its_re
             ("BOB", False),
             ("DAN", True),
         ]
-
-
-def moved(goods: GoodsReceived) -> LotMoved:
-    return LotMoved(
-        movement_id=f"MV-{goods.lot_code}",
-        lot_id=goods.lot_id,
-        lot_code=goods.lot_code,
-        sku=goods.sku,
-        kind="move",
-        quantity=1,
-        uom=goods.uom,
-        from_location="MAIN",
-        to_location="COLD-2",
-        moved_at=datetime.now(UTC),
-    )
 
 
 async def _has(client: httpx.AsyncClient, shipped: GoodsReceived, customers: set[str]) -> bool:
