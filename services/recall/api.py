@@ -3,8 +3,6 @@ and EPCIS traceability reports."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -65,6 +63,7 @@ from shared.tables import (
     TableFormat,
     TableTooLarge,
     attachment,
+    csv_lines,
     report_response,
     streamed_response,
 )
@@ -191,20 +190,16 @@ async def recall_customers_csv(recall_id: str, request: Request) -> StreamingRes
     async with database.pool.acquire() as connection:
         await _recall_or_404(connection, recall_id)
 
-    async def rows() -> AsyncIterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(reports.CUSTOMER_CSV_COLUMNS)
+    async def rows() -> AsyncIterator[bytes]:
+        header = csv_lines([reports.CUSTOMER_CSV_COLUMNS])
         page, offset = 5000, 0
         while True:
             async with database.pool.acquire() as connection:
                 chunk = await db.recall_customer_lines(
                     connection, recall_id, limit=page, offset=offset
                 )
-            writer.writerows(reports.customer_csv_row(dict(row)) for row in chunk)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+            yield header + csv_lines(reports.customer_csv_row(dict(row)) for row in chunk)
+            header = b""
             customers = {row["customer_id"] for row in chunk}
             if len(customers) < page:
                 return
