@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, TypeAlias, TypeVar
 
@@ -17,6 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 from shared.contracts.envelope import OutgoingMessage, encode
 from shared.contracts.events import Event
 from shared.errors import Unavailable
+from shared.runtime.settings import ExportLimits
 from shared.runtime.tracing import trace_headers
 
 T = TypeVar("T")
@@ -32,16 +33,6 @@ OUTBOX_CHANNEL = "lottrace_outbox"
 # The contract's ceiling for any message; a cluster with a smaller `max.message.bytes` lowers
 # it through KAFKA_MAX_MESSAGE_BYTES.
 MAX_MESSAGE_BYTES = 900 * 1024
-
-
-@dataclass(frozen=True)
-class ExportLimits:
-    """How exports share the pool: `slots` read at once, each waiting up to `wait_seconds`
-    for its slot; one whose client reads nothing for `stall_seconds` is ended."""
-
-    slots: int = 3
-    wait_seconds: float = 10.0
-    stall_seconds: float = 300.0
 
 
 class OversizedMessage(ValueError):

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from shared.runtime import metrics
 from shared.runtime.broker_log import LogProbe
 from shared.runtime.consumer import BatchConsumer
-from shared.runtime.database import Database, ExportLimits
+from shared.runtime.database import Database
 from shared.runtime.kafka import client_options, make_broker, make_producer
 from shared.runtime.lag import MetricsSampler
 from shared.runtime.logging import get_logger
@@ -52,11 +52,7 @@ class ServiceRuntime:
             max_size=settings.db_pool_max,
             statement_timeout_ms=settings.db_statement_timeout_ms,
             max_message_bytes=settings.kafka.max_message_bytes,
-            exports=ExportLimits(
-                slots=settings.export_slots_or_default,
-                wait_seconds=settings.export_wait_seconds,
-                stall_seconds=settings.export_stall_seconds,
-            ),
+            exports=settings.exports,
         )
         self.consumer = consumer
         self.broker = make_broker(settings.kafka, service=name) if consumer else None

@@ -7,6 +7,7 @@ each service adds its own database URL (`INVENTORY_DATABASE_URL`, falling back t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -84,6 +85,22 @@ class KafkaSettings(BaseSettings):
         return [server.strip() for server in self.bootstrap_servers.split(",") if server.strip()]
 
 
+def export_slots_of(pool: int) -> int:
+    """How many exports a pool of `pool` connections serves at once, unless told: a third."""
+    return max(1, pool // 3)
+
+
+@dataclass(frozen=True)
+class ExportLimits:
+    """How exports share the pool: `slots` read at once, each waiting up to `wait_seconds`
+    for its slot; one whose client takes nothing for `stall_seconds` is dropped. The
+    defaults are the services' (a pool of 10)."""
+
+    slots: int = export_slots_of(10)
+    wait_seconds: float = 10.0
+    stall_seconds: float = 300.0
+
+
 class ServiceSettings(BaseSettings):
     """What every service shares; a service subclasses it and declares `database_url`."""
 
@@ -114,14 +131,14 @@ class ServiceSettings(BaseSettings):
         " third of DB_POOL_MAX.",
     )
     export_wait_seconds: float = Field(
-        default=10.0,
+        default=ExportLimits.wait_seconds,
         ge=0,
         le=600,
         description="How long an export waits for a slot before it is refused with 503"
         " `exports_busy`.",
     )
     export_stall_seconds: float = Field(
-        default=300.0,
+        default=ExportLimits.stall_seconds,
         ge=1,
         le=86_400,
         description="An export whose client takes none of its bytes for this long is ended,"
@@ -201,8 +218,12 @@ class ServiceSettings(BaseSettings):
         return value
 
     @property
-    def export_slots_or_default(self) -> int:
-        return self.export_slots or max(1, self.db_pool_max // 3)
+    def exports(self) -> ExportLimits:
+        return ExportLimits(
+            slots=self.export_slots or export_slots_of(self.db_pool_max),
+            wait_seconds=self.export_wait_seconds,
+            stall_seconds=self.export_stall_seconds,
+        )
 
     @field_validator("database_url")
     @classmethod

@@ -15,7 +15,8 @@ from lottrace.infra import TansuBroker
 from services.recall.app import Settings as RecallSettings
 from services.recall.app import create_app as create_recall
 from shared.errors import Unavailable
-from shared.runtime.database import Database, ExportLimits
+from shared.runtime.database import Database
+from shared.runtime.settings import ExportLimits
 from tests.conftest import PostgresServer
 from tests.integration.service_apps import ADMIN_KEY, assert_error, quick_settings, running
 

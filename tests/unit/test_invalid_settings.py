@@ -53,7 +53,7 @@ def test_exports_take_a_third_of_the_pool_unless_told(
     monkeypatch: pytest.MonkeyPatch, pool: str, slots: int
 ) -> None:
     monkeypatch.setenv("DB_POOL_MAX", pool)
-    assert load_settings(Settings).export_slots_or_default == slots
+    assert load_settings(Settings).exports.slots == slots
 
 
 @pytest.mark.parametrize("service", ["receiving", "inventory", "fulfillment", "recall"])
