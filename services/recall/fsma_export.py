@@ -5,7 +5,8 @@ receipts, shipment lines and returns are read in time order through cursors in o
 each kept as its row's cells and sort key as it comes. A day is sorted in memory up to
 RUN_LINES lines, and beyond in sorted runs on disk merged as they are sent: an export holds
 about RUN_LINES lines (and a chunk of each run) whatever its range and however busy its days.
-A whole history at once took 724 MB of the service's memory for 200,000 shipment lines.
+A whole history at once took 724 MB of the service's memory for 200,000 shipment lines (a
+throwaway probe; docs/benchmarks.md).
 """
 
 from __future__ import annotations

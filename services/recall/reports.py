@@ -319,8 +319,8 @@ def movement_row(movement: Mapping[str, Any]) -> FsmaRow | None:
 
 @dataclass(frozen=True, slots=True)
 class SheetLine:
-    """A row as the sheet's cells, with the key the sheet sorts it by: a third of the memory
-    of the row's mapping, for an export that holds a day of rows."""
+    """A row as the sheet's cells, with the key the sheet sorts it by: smaller than the row's
+    mapping, for an export that holds a day of rows."""
 
     key: tuple[Any, ...]
     cells: tuple[Cell, ...]

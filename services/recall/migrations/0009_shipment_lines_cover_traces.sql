@@ -1,13 +1,11 @@
 -- A forward trace and a recall's notices read every column of a lot's shipment lines. The
 -- lines of one lot lie scattered over the table, a heap page each, as they arrived among every
 -- other lot's: reading them visited a page a line. With those columns in the lot's index,
--- both are index-only scans, the lot's lines side by side (`python -m bench.notice_chunks`:
--- the notifier's PostgreSQL CPU for 100,000 notices 2.2-3.2 s before, 1.6-2.2 s after, eight
--- rounds each; a heavy lot's trace query 0.5 ms faster at about 400 lines).
+-- both are index-only scans, the lot's lines side by side. What it changed, measured, is in
+-- docs/benchmarks.md (the notes of 2026-12-07, 22:24 to 23:12).
 --
 -- The new index is built before the narrower one goes: reads go on meanwhile, and new shipment
--- lines wait for the commit (recall's consumer lags, nothing is lost; 8.3 s for ten million
--- lines loaded set-based, fsync off, on the benchmark machine). Dropping the old index
+-- lines wait for the commit (recall's consumer lags, nothing is lost). Dropping the old index
 -- needs the table to itself, which waits for every open read of it; the lock timeout keeps
 -- reads from queuing behind that wait for long. Past it, the migration is undone and tried
 -- again at the next start-up attempt (the service retries within seconds).
