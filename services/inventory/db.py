@@ -14,6 +14,7 @@ from uuid import UUID
 from services.inventory.domain import (
     Block,
     Demand,
+    FefoNeed,
     Held,
     LineState,
     LotState,
@@ -241,9 +242,17 @@ async def lock_lot_rows(connection: Connection, lot_ids: Iterable[UUID]) -> None
     )
 
 
+# The stock rows that may be allocated from; parameters: blocking blocks, earliest expiry,
+# unpickable locations.
+_ALLOCATABLE = """
+    NOT l.blocks && $1::text[] AND (l.expiry_date IS NULL OR l.expiry_date >= $2)
+    AND s.on_hand > s.reserved AND NOT s.location = ANY($3::text[])
+"""
+
+
 async def lock_allocatable(
     connection: Connection,
-    skus: Iterable[str],
+    needs: Sequence[FefoNeed],
     *,
     blocking: Sequence[Block],
     earliest_expiry: date,
@@ -251,23 +260,48 @@ async def lock_allocatable(
 ) -> list[StockLot]:
     """Stock that may be allocated, locked: its rows for update, its lots against a hold. The
     rule is the domain's: lots with none of the `blocking` blocks, not expiring before
-    `earliest_expiry`, at none of the `unpickable` locations."""
+    `earliest_expiry`, at none of the `unpickable` locations. Of each need's SKU, only the lots
+    in FEFO order (`domain.fefo_order`) up to those that cover the need (`FefoNeed`).
+
+    The lots are chosen on the statement's snapshot and locked after: a change committed in
+    between can leave them short, which `domain.needs_read_whole` tells."""
+    if not needs:
+        return []
     rows = await connection.fetch(
-        """
+        f"""
+        WITH need AS (
+            SELECT * FROM unnest($4::text[], $5::text[], $6::numeric[], $7::date[])
+                WITH ORDINALITY AS n(sku, uom, quantity, cutoff, need_no)
+        ), candidate AS (
+            SELECT l.lot_id, l.sku, l.uom, l.expiry_date, l.received_at,
+                   s.on_hand - s.reserved AS available
+            FROM lots l JOIN stock s USING (lot_id)
+            WHERE l.sku = ANY($4::text[]) AND {_ALLOCATABLE}
+        ), before AS (
+            SELECT c.lot_id, n.quantity, coalesce(sum(c.available) FILTER (
+                       WHERE c.uom = n.uom
+                         AND (c.expiry_date IS NULL OR c.expiry_date >= n.cutoff)
+                   ) OVER (
+                       PARTITION BY n.need_no
+                       ORDER BY c.expiry_date NULLS LAST, c.received_at NULLS LAST, c.lot_id
+                       GROUPS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+                   ), 0) AS covered
+            FROM candidate c JOIN need n USING (sku)
+        )
         SELECT l.lot_id, l.lot_code, l.sku, l.uom, s.on_hand - s.reserved AS available,
                l.expiry_date, l.received_at, s.location, l.gtin
         FROM lots l JOIN stock s USING (lot_id)
-        WHERE l.sku = ANY($1::text[]) AND NOT l.blocks && $2::text[]
-          AND (l.expiry_date IS NULL OR l.expiry_date >= $3) AND s.on_hand > s.reserved
-          AND NOT s.location = ANY($4::text[])
+        WHERE l.lot_id = ANY(ARRAY(
+                  SELECT lot_id FROM before WHERE quantity IS NULL OR covered < quantity))
+          AND {_ALLOCATABLE}
         ORDER BY l.lot_id, s.location
         FOR UPDATE OF s
         FOR SHARE OF l
         """,
-        sorted(set(skus)),
         list(blocking),
         earliest_expiry,
         list(unpickable),
+        *columns(needs, FefoNeed),
     )
     return rows_as(rows, StockLot)
 

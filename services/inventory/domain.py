@@ -270,6 +270,61 @@ def in_shipping_order(reserved: Iterable[R]) -> list[R]:
     )
 
 
+@dataclass(frozen=True)
+class FefoNeed:
+    """What a batch's demands ask of one SKU in one unit: the total, and the strictest
+    shelf-life cut-off among them (`expiry_date >= cutoff`). Taken in FEFO order, the lots up
+    to those whose stock eligible for every one of those demands covers the total are all
+    that FEFO can take from: each demand finds enough before them, whatever came first. The
+    lots after them need not be read or locked. `quantity` None reads every lot of the SKU."""
+
+    sku: str
+    uom: str
+    quantity: Decimal | None
+    cutoff: date
+
+
+def fefo_needs(demands: Iterable[Demand], *, today: date) -> list[FefoNeed]:
+    """The needs of these demands, per SKU and unit, sorted."""
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    cutoffs: dict[tuple[str, str], date] = {}
+    for demand in demands:
+        if demand.quantity <= ZERO:
+            continue
+        key = (demand.sku, demand.uom)
+        totals[key] += demand.quantity
+        cutoff = today + timedelta(days=demand.min_remaining_shelf_life_days)
+        cutoffs[key] = max(cutoffs.get(key, cutoff), cutoff)
+    return [
+        FefoNeed(sku, uom, totals[(sku, uom)], cutoffs[(sku, uom)]) for sku, uom in sorted(totals)
+    ]
+
+
+def needs_read_whole(needs: Iterable[FefoNeed], lots: Iterable[StockLot]) -> list[FefoNeed]:
+    """The needs that the stock read for them does not cover, as needs of every lot: the stock
+    is short (then every lot was read already, and a reason is owed), or it changed between
+    the database's choice of lots and its locks on them."""
+    lots_by_sku: dict[str, list[StockLot]] = defaultdict(list)
+    for lot in lots:
+        lots_by_sku[lot.sku].append(lot)
+    whole = []
+    for need in needs:
+        if need.quantity is None:
+            continue
+        covered = sum(
+            (
+                lot.available
+                for lot in lots_by_sku.get(need.sku, ())
+                if lot.uom == need.uom
+                and (lot.expiry_date is None or lot.expiry_date >= need.cutoff)
+            ),
+            ZERO,
+        )
+        if covered < need.quantity:
+            whole.append(FefoNeed(need.sku, need.uom, None, need.cutoff))
+    return whole
+
+
 def allocate(
     demands: Sequence[Demand], lots: Iterable[StockLot], *, today: date
 ) -> AllocationResult:

@@ -539,13 +539,7 @@ class Inventory:
         """FEFO over the lots that may be allocated, locked; reservations and reasons stored."""
         connection = unit.connection
         today = self.today()
-        lots = await db.lock_allocatable(
-            connection,
-            {d.sku for d in demands},
-            blocking=domain.BLOCKING,
-            earliest_expiry=domain.earliest_allocatable_expiry(today),
-            unpickable=domain.UNPICKABLE_LOCATIONS,
-        )
+        lots = await allocatable_for(connection, demands, today=today)
         result = domain.allocate(demands, lots, today=today)
         short = {(s.order_id, s.line_no): s.reason.value for s in result.shortfalls}
         reasons = [
@@ -771,6 +765,30 @@ class Reservation:
     reserves: list[Reserve]
     shortfalls: list[domain.Shortfall]
     lots: dict[StockKey, domain.StockLot] = field(default_factory=dict)
+
+
+async def allocatable_for(
+    connection: Connection, demands: Sequence[domain.Demand], *, today: date
+) -> list[domain.StockLot]:
+    """The lots FEFO may take these demands from, locked: of each SKU those that cover the
+    demands, or every lot when they do not."""
+
+    async def locked(needs: Sequence[domain.FefoNeed]) -> list[domain.StockLot]:
+        return await db.lock_allocatable(
+            connection,
+            needs,
+            blocking=domain.BLOCKING,
+            earliest_expiry=domain.earliest_allocatable_expiry(today),
+            unpickable=domain.UNPICKABLE_LOCATIONS,
+        )
+
+    needs = domain.fefo_needs(demands, today=today)
+    lots = await locked(needs)
+    whole = domain.needs_read_whole(needs, lots)
+    if not whole:
+        return lots
+    read_again = {need.sku for need in whole}
+    return [lot for lot in lots if lot.sku not in read_again] + await locked(whole)
 
 
 def _reserve(held: domain.Held) -> Reserve:

@@ -17,6 +17,7 @@ from services.inventory.domain import (
     BackorderReason,
     Block,
     Demand,
+    FefoNeed,
     Held,
     LineState,
     LotStatus,
@@ -26,9 +27,11 @@ from services.inventory.domain import (
     allocate,
     excess_to_release,
     fefo_key,
+    fefo_needs,
     fefo_order,
     in_shipping_order,
     lot_status,
+    needs_read_whole,
     ship_from_reservations,
     shrink_reservations,
     still_to_ship,
@@ -95,6 +98,41 @@ def taken(result: AllocationResult, lots: list[StockLot]) -> list[tuple[str, str
 
 def backordered(result: AllocationResult) -> dict[str, tuple[Decimal, BackorderReason]]:
     return {s.order_id: (s.quantity, s.reason) for s in result.shortfalls}
+
+
+# ------------------------------------------------------------------ what allocation reads
+
+
+def test_a_batch_needs_each_sku_and_unit_in_total_with_its_strictest_shelf_life() -> None:
+    needs = fefo_needs(
+        [
+            demand("SO-1", "5", shelf_life_days=10),
+            demand("SO-2", "7", shelf_life_days=30),
+            demand("SO-3", "2", uom="KG"),
+            demand("SO-4", "0", sku="OTHER", shelf_life_days=90),
+        ],
+        today=TODAY,
+    )
+
+    assert needs == [
+        FefoNeed(SKU, "EA", Decimal(12), in_days(30)),
+        FefoNeed(SKU, "KG", Decimal(2), TODAY),
+    ]
+
+
+def test_a_need_the_lots_read_do_not_cover_for_its_strictest_order_is_read_whole() -> None:
+    needs = [
+        FefoNeed(SKU, "EA", Decimal(12), in_days(30)),
+        FefoNeed("OTHER", "EA", Decimal(5), TODAY),
+    ]
+    lots = [
+        lot("SHORT-DATED", "50", expiry=in_days(20)),
+        lot("LONG-DATED", "10", expiry=in_days(60)),
+        lot("OTHER-1", "5", sku="OTHER"),
+    ]
+
+    assert needs_read_whole(needs, lots) == [FefoNeed(SKU, "EA", None, in_days(30))]
+    assert needs_read_whole(needs, [*lots, lot("UNDATED", "2")]) == []
 
 
 # ------------------------------------------------------------------ FEFO order
