@@ -264,7 +264,9 @@ async def lock_allocatable(
     in FEFO order (`domain.fefo_order`) up to those that cover the need (`FefoNeed`).
 
     The lots are chosen on the statement's snapshot and locked after: a change committed in
-    between can leave them short, which `domain.needs_read_whole` tells."""
+    between can leave them short, which `domain.needs_read_whole` tells. A known lot that a
+    receipt committed in between dates earlier may go unread, as a lot first received in
+    between always did: the next batch sees it."""
     if not needs:
         return []
     rows = await connection.fetch(

@@ -232,7 +232,9 @@ def fefo_key(lot: StockLot) -> tuple[Any, ...]:
 def fefo_order(
     expiry_date: date | None, received_at: datetime | None, lot_id: UUID, location: str
 ) -> tuple[Any, ...]:
-    """First expired, first out; then first received; lots without expiry last, FIFO among them."""
+    """First expired, first out; then first received; lots without expiry last, FIFO among them.
+    `db.lock_allocatable` orders lots the same way in SQL to choose which to read; a test
+    allocates from its lots and from every lot (tests/integration/test_fefo_reads.py)."""
     return (
         expiry_date is None,
         expiry_date or date.max,
@@ -284,6 +286,16 @@ class FefoNeed:
     cutoff: date
 
 
+def shelf_life_cutoff(demand: Demand, today: date) -> date:
+    """The earliest expiry date a lot may have to serve the demand's order."""
+    return today + timedelta(days=demand.min_remaining_shelf_life_days)
+
+
+def good_through(lot: StockLot, cutoff: date) -> bool:
+    """Whether the lot does not expire before the cut-off (a lot without expiry never does)."""
+    return lot.expiry_date is None or lot.expiry_date >= cutoff
+
+
 def fefo_needs(demands: Iterable[Demand], *, today: date) -> list[FefoNeed]:
     """The needs of these demands, per SKU and unit, sorted."""
     totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
@@ -293,7 +305,7 @@ def fefo_needs(demands: Iterable[Demand], *, today: date) -> list[FefoNeed]:
             continue
         key = (demand.sku, demand.uom)
         totals[key] += demand.quantity
-        cutoff = today + timedelta(days=demand.min_remaining_shelf_life_days)
+        cutoff = shelf_life_cutoff(demand, today)
         cutoffs[key] = max(cutoffs.get(key, cutoff), cutoff)
     return [
         FefoNeed(sku, uom, totals[(sku, uom)], cutoffs[(sku, uom)]) for sku, uom in sorted(totals)
@@ -315,8 +327,7 @@ def needs_read_whole(needs: Iterable[FefoNeed], lots: Iterable[StockLot]) -> lis
             (
                 lot.available
                 for lot in lots_by_sku.get(need.sku, ())
-                if lot.uom == need.uom
-                and (lot.expiry_date is None or lot.expiry_date >= need.cutoff)
+                if lot.uom == need.uom and good_through(lot, need.cutoff)
             ),
             ZERO,
         )
@@ -363,7 +374,7 @@ def _fill(
     """Reserve one demand from the eligible pools `left`, in FEFO order, taking what it uses
     from them; a part no pool can give is a shortfall, with why."""
     need = demand.quantity
-    cutoff = today + timedelta(days=demand.min_remaining_shelf_life_days)
+    cutoff = shelf_life_cutoff(demand, today)
     short_dated = uom_mismatch = False
     for lot in by_sku.get(demand.sku, ()):
         if need <= ZERO:
@@ -373,7 +384,7 @@ def _fill(
         if lot.uom != demand.uom:
             uom_mismatch = True
             continue
-        if lot.expiry_date is not None and lot.expiry_date < cutoff:
+        if not good_through(lot, cutoff):
             short_dated = True
             continue
         take = min(need, left[(lot.lot_id, lot.location)])

@@ -787,6 +787,9 @@ async def allocatable_for(
     whole = domain.needs_read_whole(needs, lots)
     if not whole:
         return lots
+    # Out of the lock order: this may lock lots below those already held. A deadlock that
+    # follows is rolled back and the batch retried (SQLSTATE class 40 is transient). Stock
+    # short reads its SKU twice: both reads are the same rows, already locked.
     read_again = {need.sku for need in whole}
     return [lot for lot in lots if lot.sku not in read_again] + await locked(whole)
 

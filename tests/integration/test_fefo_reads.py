@@ -66,28 +66,37 @@ async def every_lot(connection: Connection, demands: list[domain.Demand]) -> lis
 
 
 async def test_fefo_allocates_from_the_lots_read_as_from_every_lot(database: Database) -> None:
-    """Random stock (two units, short-dated lots, lots without expiry, several locations, some
-    unpickable) and random demands with shelf lives: the allocation, its shortfalls and their
-    reasons are the same as from every allocatable lot."""
+    """Random stock (two units, short-dated lots, lots without expiry, lots received at the same
+    instant, lots at several locations, some at the unpickable RETURNS) and random demands with
+    shelf lives, some of nothing: the allocation, its shortfalls and their reasons are the same
+    as from every allocatable lot."""
     rng = random.Random(20261208)
     skus = [f"FEFO-{n}" for n in range(12)]
-    receipts = []
+    instants = [datetime(2026, 11, 1, 8, tzinfo=UTC), datetime(2026, 11, 2, 8, tzinfo=UTC)]
+    receipts: list[GoodsReceived] = []
     for sku in skus:
         for _ in range(rng.randint(0, 6)):
-            receipt = received(
-                sku,
-                rng.choice([5, 20, 100]),
-                days=rng.choice([None, 1, 3, 10, 30, 90]),
-                location=rng.choice(["MAIN", "MAIN", "B-2", "QUARANTINE"]),
+            lot = received(sku, 1, days=rng.choice([None, 1, 3, 10, 30, 90])).model_copy(
+                update={"uom": rng.choice(["EA", "EA", "KG"]), "received_at": rng.choice(instants)}
             )
-            receipts.append(receipt.model_copy(update={"uom": rng.choice(["EA", "EA", "KG"])}))
+            for location in rng.sample(["MAIN", "B-2", "RETURNS"], rng.randint(1, 2)):
+                quantity = rng.choice([5, 20, 100])
+                receipts.append(
+                    lot.model_copy(
+                        update={
+                            "receipt_id": f"R-{len(receipts)}",
+                            "location": location,
+                            "quantity": quantity,
+                        }
+                    )
+                )
     await receive(database, *receipts)
     for round_no in range(30):
         demands = [
             demand(
                 f"O-{round_no}-{n}",
                 rng.choice(skus),
-                rng.choice([1, 4, 15, 60, 250]),
+                rng.choice([0, 1, 4, 15, 60, 250]),
                 uom=rng.choice(["EA", "EA", "KG"]),
                 shelf_life=rng.choice([0, 0, 5, 20, 60]),
             )

@@ -129,6 +129,7 @@ def test_a_need_the_lots_read_do_not_cover_for_its_strictest_order_is_read_whole
         lot("SHORT-DATED", "50", expiry=in_days(20)),
         lot("LONG-DATED", "10", expiry=in_days(60)),
         lot("OTHER-1", "5", sku="OTHER"),
+        lot("IN-KG", "100", uom="KG", expiry=in_days(90)),
     ]
 
     assert needs_read_whole(needs, lots) == [FefoNeed(SKU, "EA", None, in_days(30))]
