@@ -772,18 +772,8 @@ async def allocatable_for(
 ) -> list[domain.StockLot]:
     """The lots FEFO may take these demands from, locked: of each SKU those that cover the
     demands, or every lot when they do not."""
-
-    async def locked(needs: Sequence[domain.FefoNeed]) -> list[domain.StockLot]:
-        return await db.lock_allocatable(
-            connection,
-            needs,
-            blocking=domain.BLOCKING,
-            earliest_expiry=domain.earliest_allocatable_expiry(today),
-            unpickable=domain.UNPICKABLE_LOCATIONS,
-        )
-
     needs = domain.fefo_needs(demands, today=today)
-    lots = await locked(needs)
+    lots = await locked_for(connection, needs, today=today)
     whole = domain.needs_read_whole(needs, lots)
     if not whole:
         return lots
@@ -791,7 +781,22 @@ async def allocatable_for(
     # follows is rolled back and the batch retried (SQLSTATE class 40 is transient). Stock
     # short reads its SKU twice: both reads are the same rows, already locked.
     read_again = {need.sku for need in whole}
-    return [lot for lot in lots if lot.sku not in read_again] + await locked(whole)
+    return [lot for lot in lots if lot.sku not in read_again] + await locked_for(
+        connection, whole, today=today
+    )
+
+
+async def locked_for(
+    connection: Connection, needs: Sequence[domain.FefoNeed], *, today: date
+) -> list[domain.StockLot]:
+    """The allocatable lots of these needs by the domain's rules, locked."""
+    return await db.lock_allocatable(
+        connection,
+        needs,
+        blocking=domain.BLOCKING,
+        earliest_expiry=domain.earliest_allocatable_expiry(today),
+        unpickable=domain.UNPICKABLE_LOCATIONS,
+    )
 
 
 def _reserve(held: domain.Held) -> Reserve:

@@ -10,36 +10,26 @@ import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 import pytest_asyncio
 
 from lottrace.infra import wait_until
-from services.inventory import db, domain
-from services.inventory.app import create_app
-from services.inventory.handlers import Inventory, allocatable_for
+from services.inventory import domain
+from services.inventory.handlers import Inventory, allocatable_for, locked_for
 from shared.contracts.events import GoodsReceived
 from shared.runtime.database import Connection, Database
-from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from tests.integration.events import incoming
+from tests.integration.inventory_database import migrated_inventory
 from tests.integration.test_inventory import received
 
-INVENTORY_MIGRATIONS = Path(create_app.__code__.co_filename).parent / "migrations"
 TODAY = datetime.now(UTC).date()
 
 
 @pytest_asyncio.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
-    await migrate(
-        database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", INVENTORY_MIGRATIONS)]
-    )
-    database = Database(database_url, source="/test", min_size=2, max_size=2)
-    await database.open()
-    try:
+    async with migrated_inventory(database_url) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def receive(database: Database, *receipts: GoodsReceived) -> None:
@@ -56,13 +46,7 @@ def demand(
 async def every_lot(connection: Connection, demands: list[domain.Demand]) -> list[domain.StockLot]:
     """Every allocatable lot of the demands' SKUs, as allocation read them before."""
     needs = [domain.FefoNeed(d.sku, d.uom, None, TODAY) for d in demands]
-    return await db.lock_allocatable(
-        connection,
-        needs,
-        blocking=domain.BLOCKING,
-        earliest_expiry=domain.earliest_allocatable_expiry(TODAY),
-        unpickable=domain.UNPICKABLE_LOCATIONS,
-    )
+    return await locked_for(connection, needs, today=TODAY)
 
 
 async def test_fefo_allocates_from_the_lots_read_as_from_every_lot(database: Database) -> None:

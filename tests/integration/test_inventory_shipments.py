@@ -9,7 +9,6 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,29 +16,19 @@ import pytest
 import pytest_asyncio
 
 from services.inventory import db
-from services.inventory.app import create_app
 from services.inventory.handlers import Inventory
 from services.inventory.records import LotFacts
 from shared.runtime.database import Database, UnitOfWork
-from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from tests.integration.events import incoming
+from tests.integration.inventory_database import migrated_inventory
 from tests.integration.test_inventory import order, received, shipped
-
-INVENTORY_MIGRATIONS = Path(create_app.__code__.co_filename).parent / "migrations"
 
 
 @pytest_asyncio.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     """Inventory's database, migrated, one connection."""
-    await migrate(
-        database_url, [("runtime", RUNTIME_MIGRATIONS), ("inventory", INVENTORY_MIGRATIONS)]
-    )
-    database = Database(database_url, source="/test", min_size=1, max_size=1)
-    await database.open()
-    try:
+    async with migrated_inventory(database_url) as database:
         yield database
-    finally:
-        await database.close()
 
 
 async def emitted(database: Database, topic: str) -> list[dict[str, Any]]:
