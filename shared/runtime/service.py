@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import functools
 import gc
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ from shared.runtime.settings import ServiceSettings
 from shared.runtime.tracing import setup_tracing
 
 log = get_logger(__name__)
+
+# How long a stop waits for its tasks (the relay, the metrics sampler, background jobs) to
+# end once cancelled.
+STOP_TASKS_SECONDS = 10.0
 
 
 class ServiceRuntime:
@@ -147,9 +151,7 @@ class ServiceRuntime:
     async def stop(self) -> None:
         # --- observability: the sampler reads the consumer, so it stops first ---
         if self._sampler is not None:
-            self._sampler.cancel()
-            with contextlib.suppress(BaseException):
-                await self._sampler
+            await cancelled([self._sampler], within=STOP_TASKS_SECONDS)
         # --- end observability ---
         if self.consumer is not None:
             self.consumer.stop()
@@ -159,11 +161,7 @@ class ServiceRuntime:
         if self.broker is not None and self.started.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.broker.stop(), 15)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await cancelled(self._tasks, within=STOP_TASKS_SECONDS)
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.producer.stop(), 10)
@@ -196,6 +194,27 @@ class ServiceRuntime:
         except Exception:
             return False
         return True
+
+
+async def cancelled(tasks: Sequence[asyncio.Task[Any]], *, within: float) -> None:
+    """Cancel the tasks and wait for them to end, `within` seconds at most. A task still
+    running then (it caught its cancellation, or waits on something that ignores it) is left
+    behind with a warning naming it: a stop that waited for it would keep the process, and
+    its pod, from ending (seen once in CI: a service's stop hung for five minutes)."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return
+    done, running = await asyncio.wait(tasks, timeout=within)
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # retrieved: a task that failed at stop is not news
+    if running:
+        log.warning(
+            "tasks still running at stop; left behind",
+            tasks=sorted(task.get_name() for task in running),
+            waited_seconds=within,
+        )
 
 
 @functools.cache
