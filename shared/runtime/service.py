@@ -29,7 +29,7 @@ log = get_logger(__name__)
 
 # How long a stop waits for its tasks (the relay, the metrics sampler, background jobs) to
 # end once cancelled.
-STOP_TASKS_SECONDS = 10.0
+STOP_TASKS_SECONDS = 5.0
 
 
 class ServiceRuntime:
@@ -149,24 +149,23 @@ class ServiceRuntime:
                 delay = min(delay * 2, 5.0)
 
     async def stop(self) -> None:
+        """Each step bounded: one that does not end in time is left behind with a warning, so
+        the producer and the pool still close (the CI hang of 671177b: a stop waited five
+        minutes, its relay still running)."""
         # --- observability: the sampler reads the consumer, so it stops first ---
         if self._sampler is not None:
-            await cancelled([self._sampler], within=STOP_TASKS_SECONDS)
+            await cancelled("metrics sampler", [self._sampler], within=STOP_TASKS_SECONDS)
         # --- end observability ---
         if self.consumer is not None:
             self.consumer.stop()
-        if self.consumer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.consumer.flush(), 5)
+            await bounded("offset commit", self.consumer.flush(), within=5)
         if self.broker is not None and self.started.is_set():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.broker.stop(), 15)
-        await cancelled(self._tasks, within=STOP_TASKS_SECONDS)
+            await bounded("consumer", self.broker.stop(), within=15)
+        tasks = [task for task in self._tasks if task is not self._sampler]
+        await cancelled("tasks", tasks, within=STOP_TASKS_SECONDS)
         if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.producer.stop(), 10)
-        with contextlib.suppress(Exception):
-            await self.database.close()
+            await bounded("producer", self.producer.stop(), within=10)
+        await bounded("database pool", self.database.close(), within=15)
         log.info("service stopped")
 
     async def readiness(self) -> dict[str, Any]:
@@ -196,25 +195,45 @@ class ServiceRuntime:
         return True
 
 
-async def cancelled(tasks: Sequence[asyncio.Task[Any]], *, within: float) -> None:
-    """Cancel the tasks and wait for them to end, `within` seconds at most. A task still
-    running then (it caught its cancellation, or waits on something that ignores it) is left
-    behind with a warning naming it: a stop that waited for it would keep the process, and
-    its pod, from ending (seen once in CI: a service's stop hung for five minutes)."""
+async def cancelled(step: str, tasks: Sequence[asyncio.Task[Any]], *, within: float) -> None:
+    """Cancel the tasks and wait `within` seconds at most for them to end (see `settled`)."""
     for task in tasks:
         task.cancel()
+    await settled(step, tasks, within=within)
+
+
+async def bounded(step: str, work: Coroutine[Any, Any, Any], *, within: float) -> None:
+    """Run one step of a stop, `within` seconds at most (see `settled`); its failure is
+    not the stop's."""
+    await settled(step, [asyncio.create_task(work, name=f"stop: {step}")], within=within)
+
+
+async def settled(step: str, tasks: Sequence[asyncio.Task[Any]], *, within: float) -> None:
+    """Wait `within` seconds at most for the tasks to end. One still running then (it caught
+    its cancellation, or awaits something that ignores it) is cancelled and left behind with
+    a warning naming it: in Python 3.11 `asyncio.wait_for` would wait for it after its
+    timeout too, and a stop that waits for ever keeps the pod from ending until it is killed."""
     if not tasks:
         return
     done, running = await asyncio.wait(tasks, timeout=within)
     for task in done:
-        if not task.cancelled():
-            task.exception()  # retrieved: a task that failed at stop is not news
+        _retrieved(task)
+    for task in running:
+        task.cancel()
+        task.add_done_callback(_retrieved)
     if running:
         log.warning(
-            "tasks still running at stop; left behind",
+            "stop step did not end in time; left behind",
+            step=step,
             tasks=sorted(task.get_name() for task in running),
             waited_seconds=within,
         )
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark a task's failure as seen: a step or task failing at stop is not news."""
+    if not task.cancelled():
+        task.exception()
 
 
 @functools.cache
