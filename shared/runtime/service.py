@@ -150,8 +150,8 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         """Each step bounded: one that does not end in time is left behind with a warning, so
-        the producer and the pool still close (the CI hang of 671177b: a stop waited five
-        minutes, its relay still running)."""
+        the producer and the pool still close (a CI run saw a stop wait five minutes, its
+        relay still running)."""
         # --- observability: the sampler reads the consumer, so it stops first ---
         if self._sampler is not None:
             await cancelled("metrics sampler", [self._sampler], within=STOP_TASKS_SECONDS)
