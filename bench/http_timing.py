@@ -4,7 +4,8 @@ A trace takes a few milliseconds, and the client's own work counts in its figure
 a response in pure Python (h11); aiohttp parses it in C. `make bench` times its traces with
 aiohttp and makes each call with httpx too, in the same run: in the runs of 2026-12-07 at
 22:24 and 22:41, the p50 was 1.3 and 1.5 ms by aiohttp against 2.1 and 2.3 ms by httpx, the
-p99 8.9 and 8.2 ms against 10.8 and 9.8 ms (`trace` in `bench/results/latest.json`).
+p99 8.9 and 8.2 ms against 10.8 and 9.8 ms (their notes in docs/benchmarks.md; each run's
+figures are `trace` in its `bench/results/latest.json`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,7 @@ replica, while the notices waited for the same cores."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest_asyncio
@@ -16,6 +15,7 @@ import pytest_asyncio
 from shared.runtime.lag import OUTBOX_QUERY
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from tests.integration.outbox_rows import write_notices
+from tests.integration.plans import nodes
 
 PUBLISHED = 60_000
 PENDING = 5_000
@@ -38,12 +38,6 @@ async def queued_after_much_published(database_url: str) -> AsyncIterator[str]:
     finally:
         await connection.close()
     yield database_url
-
-
-def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
 
 
 async def test_the_backlog_and_its_age_read_one_outbox_row(

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -18,6 +16,7 @@ from services.recall import db
 from services.recall.app import MIGRATIONS
 from shared.runtime.migrations import RUNTIME_MIGRATIONS, migrate
 from tests.integration.migrated import migrations_before
+from tests.integration.plans import nodes
 
 EVERY_MIGRATION = [("runtime", RUNTIME_MIGRATIONS), ("recall", MIGRATIONS)]
 COVERING = "recall/0009_shipment_lines_cover_traces"
@@ -52,19 +51,12 @@ async def test_a_trace_reads_a_lots_lines_from_the_index_alone(database_url: str
         plan = await connection.fetchval(
             "EXPLAIN (FORMAT JSON) " + db._TRACE_SHIPMENT_LINES, [uuid.uuid4()], 10
         )
-        reads = {node["Relation Name"]: node["Node Type"] for node in _nodes(json.loads(plan))}
+        [explained] = json.loads(plan)
+        reads = {
+            node["Relation Name"]: node["Node Type"]
+            for node in nodes(explained["Plan"])
+            if "Relation Name" in node
+        }
         assert reads["shipment_lines"] == "Index Only Scan"
     finally:
         await connection.close()
-
-
-def _nodes(plan: Any) -> Iterator[dict[str, Any]]:
-    """Every node of an EXPLAIN (FORMAT JSON) plan that reads a table."""
-    if isinstance(plan, list):
-        for item in plan:
-            yield from _nodes(item)
-    elif isinstance(plan, dict):
-        if "Relation Name" in plan:
-            yield plan
-        for value in plan.values():
-            yield from _nodes(value)
